@@ -1,0 +1,63 @@
+import { createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { AuthzConfig } from "./config.js";
+import { createAuthzDeps, type AuthzDeps, type DepsOverrides } from "./deps.js";
+import { createErrorInterceptor } from "./interceptors/errors.js";
+import { createLogInterceptor } from "./interceptors/log.js";
+import { createConnectUnaryHandler } from "./connect-unary.js";
+import { createRoutes, createServices } from "./routes.js";
+import { kPeerAddress } from "./rpc/caller.js";
+import { createRpcServer } from "./server.js";
+
+export interface RunningAuthz {
+  readonly address: AddressInfo;
+  /** http://host:port, for Connect, gRPC and gRPC-Web clients. */
+  readonly url: string;
+  readonly deps: AuthzDeps;
+  /** Drains in-flight calls for up to `graceMs`, then releases everything. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** No message gatehouse accepts comes near this; a larger one is refused before it is parsed. */
+const READ_MAX_BYTES = 64 * 1024;
+
+/** Builds the authz service and listens. main.ts and the integration tests both start it this way. */
+export async function startAuthzService(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<RunningAuthz> {
+  const deps = await createAuthzDeps(config, log, overrides);
+  const shutdown = new AbortController();
+  const services = createServices(deps);
+  // The last interceptor is the innermost: errors are mapped before they are logged.
+  const interceptors = [createLogInterceptor({ log }), createErrorInterceptor({ log })];
+  const contextValues = (request: { socket?: { remoteAddress?: string | undefined } | null }) =>
+    createContextValues().set(kPeerAddress, request.socket?.remoteAddress ?? "");
+  const adapter = connectNodeAdapter({
+    routes: createRoutes(services),
+    interceptors,
+    readMaxBytes: READ_MAX_BYTES,
+    shutdownSignal: shutdown.signal,
+    contextValues,
+  });
+  const handler = createConnectUnaryHandler({
+    services,
+    interceptors,
+    readMaxBytes: READ_MAX_BYTES,
+    contextValues,
+    shutdownSignal: shutdown.signal,
+    fallback: adapter,
+  });
+  const server = createRpcServer(handler);
+  const address = await server.listen(config.listen.port, config.listen.host);
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return {
+    address,
+    url: `http://${host}:${address.port}`,
+    deps,
+    async close(graceMs = config.drainTimeoutMs) {
+      shutdown.abort();
+      await server.close(graceMs);
+      await deps.close();
+    },
+  };
+}

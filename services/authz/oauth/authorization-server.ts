@@ -1,0 +1,80 @@
+import { createAttemptLimiter } from "./attempts.js";
+import { authorize, decide, type AuthorizationRequest, type Decision } from "./authorize.js";
+import { authenticateClient, type ClientCredentials } from "./client-auth.js";
+import type { OAuthContext } from "./context.js";
+import { OAuthError } from "./errors.js";
+import { exchangeCode, type CodeExchange } from "./grants/authorization-code.js";
+import { refresh, type RefreshGrant } from "./grants/refresh-token.js";
+import { introspect } from "./introspect.js";
+import { createLogin } from "./login.js";
+import type { Client } from "./model.js";
+import { revoke } from "./revoke.js";
+import { hashSecret } from "./secrets.js";
+
+/** Who is calling on behalf of a client, and from where (for failure limits). */
+export interface ClientCall {
+  credentials: ClientCredentials;
+  /** The address the request came from: the browser's or server's, as the gateway saw it, or the RPC peer. */
+  clientAddress: string;
+}
+
+/**
+ * The authorization server's operations, over one context. The RPC handlers
+ * (rpc/) translate messages to and from these and add nothing of their own.
+ */
+export function createAuthorizationServer(ctx: OAuthContext) {
+  const limiter = createAttemptLimiter(ctx);
+
+  /**
+   * Client authentication (oauth/client-auth.ts) with failures counted per
+   * address: each failure is slowed down, and past the limit answered
+   * too_many_attempts. Successes cost nothing extra: client secrets have
+   * ≥ 256 bits, so a correct one is never a guess.
+   */
+  async function authenticate(call: ClientCall): Promise<Client> {
+    try {
+      return authenticateClient((id) => ctx.policy.clients.get(id), call.credentials);
+    } catch (error) {
+      if (error instanceof OAuthError && error.code === "invalid_client") {
+        await limiter.fail([{ key: `client-auth:address:${call.clientAddress}`, max: ctx.policy.attempts.maxFailuresPerAddress }]);
+      }
+      throw error;
+    }
+  }
+
+  return {
+    authorize: (request: AuthorizationRequest) => authorize(ctx, request),
+    decide: (decision: Decision) => decide(ctx, decision),
+    exchangeCode: async (call: ClientCall, exchange: CodeExchange) => exchangeCode(ctx, await authenticate(call), exchange),
+    refresh: async (call: ClientCall, grant: RefreshGrant) => refresh(ctx, await authenticate(call), grant),
+    introspect: async (call: ClientCall, token: string, tokenTypeHint: string) =>
+      introspect(ctx, await authenticate(call), token, tokenTypeHint),
+    revoke: async (call: ClientCall, token: string, tokenTypeHint: string) => revoke(ctx, await authenticate(call), token, tokenTypeHint),
+
+    login: createLogin(ctx, limiter),
+    async getSession(sessionToken: string) {
+      if (sessionToken === "") return undefined;
+      return ctx.store.sessions.get(hashSecret(sessionToken));
+    },
+    async logout(sessionToken: string) {
+      if (sessionToken !== "") await ctx.store.sessions.delete(hashSecret(sessionToken));
+    },
+
+    jwks: () => ctx.keys.publicJwks,
+    /** RFC 8414 §2 facts that do not depend on where the HTTP endpoints are. */
+    metadata() {
+      const clients = [...ctx.policy.clients.values()];
+      return {
+        issuer: ctx.policy.issuer,
+        scopesSupported: [...ctx.policy.scopes.keys()],
+        responseTypesSupported: clients.some((c) => c.responseTypes.has("token")) ? ["code", "token"] : ["code"],
+        grantTypesSupported: ["authorization_code", "refresh_token", ...(clients.some((c) => c.responseTypes.has("token")) ? ["implicit"] : [])],
+        codeChallengeMethodsSupported: clients.some((c) => c.pkce.allowPlain) ? ["S256", "plain"] : ["S256"],
+      };
+    },
+    subscribeToRevocations: ctx.store.revocationFeed.subscribe.bind(ctx.store.revocationFeed),
+    ping: () => ctx.store.ping(),
+  };
+}
+
+export type AuthorizationServer = ReturnType<typeof createAuthorizationServer>;

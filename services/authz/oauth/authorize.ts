@@ -1,0 +1,180 @@
+import { buildAuthorizationResponseUrl } from "./authorization-response.js";
+import type { OAuthContext } from "./context.js";
+import { OAuthError } from "./errors.js";
+import { ID_BYTES, SECRET_BYTES, issueAccessToken } from "./issue-tokens.js";
+import type { Client, ScopeDefinition } from "./model.js";
+import { parseCodeChallenge } from "./pkce.js";
+import { matchRedirectUri } from "./redirect-uri.js";
+import { isSubsetOf, resolveRequestedScopes } from "./scope.js";
+import { hashSecret } from "./secrets.js";
+import type { ParkedRequest } from "../store/store.js";
+
+/** The parameters of an authorization request (RFC 6749 §4.1.1, §4.2.1; RFC 7636 §4.3). "" is omitted. */
+export interface AuthorizationRequest {
+  responseType: string;
+  clientId: string;
+  redirectUri: string;
+  scope: string;
+  state: string;
+  codeChallenge: string;
+  codeChallengeMethod: string;
+  /** The already authenticated resource owner, if any. */
+  subject: string;
+}
+
+/** A validated, parked request: what the consent page needs. */
+export interface PendingAuthorization {
+  requestId: string;
+  client: Client;
+  scopes: ScopeDefinition[];
+  redirectUri: string;
+  consentRemembered: boolean;
+  expiresIn: number;
+}
+
+/**
+ * Validates an authorization request and parks it until the resource owner
+ * decides (seed 001 stage 2: the PKCE cache).
+ *
+ * The order of checks is the RFC's: client and redirect URI first, whose
+ * errors are shown to the resource owner and never redirected (RFC 6749
+ * §4.1.2.1); every later error is redirected to the verified redirect URI
+ * with `state` and `iss` (RFC 9207).
+ */
+export async function authorize(ctx: OAuthContext, request: AuthorizationRequest): Promise<PendingAuthorization> {
+  const { policy } = ctx;
+  if (request.clientId === "") throw new OAuthError("invalid_request", "client_id is required");
+  const client = policy.clients.get(request.clientId);
+  if (client === undefined) throw new OAuthError("invalid_request", "unknown client_id");
+  const redirectUri = matchRedirectUri(client.redirectUris, request.redirectUri);
+
+  // From here on the redirect URI is verified: errors go back to the client.
+  const responseMode = request.responseType === "token" ? "fragment" : "query";
+  const redirectError = (error: OAuthError): OAuthError =>
+    new OAuthError(error.code, error.description, {
+      redirectUrl: buildAuthorizationResponseUrl(redirectUri, responseMode, {
+        error: error.code,
+        error_description: error.description,
+        state: request.state,
+        iss: policy.issuer,
+      }),
+    });
+
+  let parked: ParkedRequest;
+  try {
+    parked = validate(ctx, client, redirectUri, request);
+  } catch (error) {
+    throw error instanceof OAuthError ? redirectError(error) : error;
+  }
+
+  const requestId = ctx.random(SECRET_BYTES);
+  await ctx.store.requests.park(hashSecret(requestId), parked, policy.lifetimes.request);
+  const consentRemembered =
+    request.subject !== "" && isSubsetOf(parked.scopes, await ctx.store.consents.get(request.subject, client.id));
+  return {
+    requestId,
+    client,
+    scopes: parked.scopes.map((name) => policy.scopes.get(name)!),
+    redirectUri,
+    consentRemembered,
+    expiresIn: policy.lifetimes.request,
+  };
+}
+
+function validate(ctx: OAuthContext, client: Client, redirectUri: string, request: AuthorizationRequest): ParkedRequest {
+  // RFC 6749 §3.1.1: response_type is required; §4.1.2.1 names the errors.
+  if (request.responseType === "") throw new OAuthError("invalid_request", "response_type is required");
+  if (request.responseType !== "code" && request.responseType !== "token") {
+    throw new OAuthError("unsupported_response_type", "response_type must be code");
+  }
+  if (!client.responseTypes.has(request.responseType)) {
+    throw new OAuthError("unauthorized_client", `this client may not use response_type ${request.responseType}`);
+  }
+  const scopes = resolveRequestedScopes(request.scope, {
+    known: ctx.policy.scopes,
+    allowed: client.scopes,
+    defaults: client.defaultScopes,
+  });
+  // PKCE binds the code to the client instance (RFC 7636 §4.4); the implicit grant has no code.
+  const codeChallenge =
+    request.responseType === "code"
+      ? parseCodeChallenge(request.codeChallenge, request.codeChallengeMethod, client.pkce)
+      : undefined;
+  return {
+    clientId: client.id,
+    responseType: request.responseType,
+    redirectUri,
+    redirectUriGiven: request.redirectUri !== "",
+    scopes,
+    state: request.state,
+    codeChallenge,
+  };
+}
+
+/** The resource owner's decision on a parked request. */
+export interface Decision {
+  requestId: string;
+  subject: string;
+  /** Seconds since the epoch. */
+  authTime: number;
+  approved: boolean;
+  rememberConsent: boolean;
+}
+
+/**
+ * Turns the resource owner's decision into the authorization response
+ * (RFC 6749 §4.1.2 / §4.2.2, with `iss` per RFC 9207): on approval a code
+ * bound to client, redirect URI, PKCE challenge, scope and subject (or, for
+ * the implicit grant, an access token); on denial `access_denied`.
+ * The parked request is consumed atomically, so a decision is made once.
+ */
+export async function decide(ctx: OAuthContext, decision: Decision): Promise<string> {
+  const { policy, store } = ctx;
+  if (decision.requestId === "") throw new OAuthError("invalid_request", "request_id is required");
+  if (decision.subject === "") throw new OAuthError("invalid_request", "subject is required");
+  const parked = await store.requests.take(hashSecret(decision.requestId));
+  if (parked === undefined) throw new OAuthError("invalid_request", "the authorization request expired or was already decided");
+  const client = policy.clients.get(parked.clientId);
+  if (client === undefined || !client.redirectUris.includes(parked.redirectUri)) {
+    // The configuration changed under the parked request: the redirect is no longer verified.
+    throw new OAuthError("invalid_request", "the client or its redirect URI is no longer registered");
+  }
+  const mode = parked.responseType === "token" ? "fragment" : "query";
+  const respond = (params: Record<string, string | number | undefined>) =>
+    buildAuthorizationResponseUrl(parked.redirectUri, mode, { ...params, state: parked.state, iss: policy.issuer });
+
+  if (!decision.approved) {
+    return respond({ error: "access_denied", error_description: "the resource owner denied the request" });
+  }
+  if (decision.rememberConsent) {
+    await store.consents.remember(decision.subject, client.id, parked.scopes, policy.lifetimes.consent);
+  }
+  const grantId = ctx.random(ID_BYTES);
+
+  if (parked.responseType === "token") {
+    // RFC 6749 §4.2.2: the implicit grant returns the token itself and never a refresh token.
+    const token = await issueAccessToken(
+      ctx,
+      { grantId, clientId: client.id, subject: decision.subject, scopes: parked.scopes, authTime: decision.authTime },
+      parked.scopes,
+    );
+    return respond({ access_token: token.accessToken, token_type: token.tokenType, expires_in: token.expiresIn, scope: token.scope });
+  }
+
+  const code = ctx.random(SECRET_BYTES);
+  await store.codes.save(
+    hashSecret(code),
+    {
+      grantId,
+      clientId: client.id,
+      redirectUri: parked.redirectUri,
+      redirectUriGiven: parked.redirectUriGiven,
+      scopes: parked.scopes,
+      subject: decision.subject,
+      authTime: decision.authTime,
+      codeChallenge: parked.codeChallenge,
+    },
+    policy.lifetimes.code,
+  );
+  return respond({ code });
+}

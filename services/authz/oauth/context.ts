@@ -1,0 +1,16 @@
+import type { Store } from "../store/store.js";
+import type { Clock } from "./clock.js";
+import type { KeyRing } from "./key-ring.js";
+import type { ServerPolicy } from "./model.js";
+import type { RandomSource } from "./secrets.js";
+
+/** What every operation of the protocol core works with; built once per process (deps.ts). */
+export interface OAuthContext {
+  readonly policy: ServerPolicy;
+  readonly store: Store;
+  readonly keys: KeyRing;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+  /** Waits; slows down repeated failures. */
+  readonly sleep: (ms: number) => Promise<void>;
+}

@@ -1,0 +1,67 @@
+/**
+ * The one domain error of the authz service. Handlers throw it; the error
+ * interceptor maps it to a ConnectError exactly once (interceptors/errors.ts).
+ *
+ * `code` is the RFC's error code verbatim (RFC 6749 §4.1.2.1, §5.2; RFC 6750
+ * §3.1; RFC 7009 §2.2.1), plus gatehouse's own codes for the login page, which
+ * no RFC defines.
+ */
+export type OAuthErrorCode =
+  // RFC 6749 §4.1.2.1 and §5.2
+  | "invalid_request"
+  | "invalid_client"
+  | "invalid_grant"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "unsupported_response_type"
+  | "invalid_scope"
+  | "access_denied"
+  | "server_error"
+  | "temporarily_unavailable"
+  // RFC 7009 §2.2.1
+  | "unsupported_token_type"
+  // gatehouse: the gateway's service credential is missing or wrong
+  | "unauthenticated_caller"
+  // gatehouse: login page and rate limits
+  | "invalid_credentials"
+  | "too_many_attempts";
+
+export interface OAuthErrorOptions {
+  /**
+   * Where to send the user agent with this error (RFC 6749 §4.1.2.1). Set
+   * only once client and redirect URI are verified: an error before that must
+   * never redirect (RFC 6749 §4.1.2.1, RFC 9700 §4.11, open redirector).
+   */
+  redirectUrl?: string;
+  /** Seconds until a retry may succeed (rate limits). */
+  retryAfter?: number;
+  /** Internal cause: logged, never sent. */
+  cause?: unknown;
+}
+
+export class OAuthError extends Error {
+  override readonly name = "OAuthError";
+  readonly redirectUrl: string | undefined;
+  readonly retryAfter: number | undefined;
+
+  constructor(
+    readonly code: OAuthErrorCode,
+    /** Human-readable, safe to show to the client (RFC 6749 §5.2 error_description). */
+    readonly description: string,
+    options: OAuthErrorOptions = {},
+  ) {
+    super(`${code}: ${description}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.redirectUrl = options.redirectUrl;
+    this.retryAfter = options.retryAfter;
+  }
+}
+
+/**
+ * The store could not be reached or did not answer in time. Mapped to
+ * Unavailable: a request that cannot be checked is refused, never passed.
+ */
+export class StoreUnavailableError extends OAuthError {
+  constructor(cause: unknown) {
+    super("temporarily_unavailable", "the authorization server's store is unavailable", { cause });
+  }
+}

@@ -1,0 +1,58 @@
+import type { OAuthContext } from "./context.js";
+import { formatScope } from "./scope.js";
+import { hashSecret } from "./secrets.js";
+import { buildAccessTokenClaims, formatRefreshToken } from "./tokens.js";
+
+/** Bits of randomness: RFC 6749 §10.10 asks ≥ 128 for codes and tokens; gatehouse uses 256. */
+export const SECRET_BYTES = 32;
+/** Grant ids and jtis need uniqueness, not secrecy: 128 bits. */
+export const ID_BYTES = 16;
+
+/** A successful access token response (RFC 6749 §5.1). */
+export interface TokenSet {
+  accessToken: string;
+  tokenType: "Bearer";
+  /** Seconds. */
+  expiresIn: number;
+  /** Empty when none is issued. */
+  refreshToken: string;
+  scope: string;
+}
+
+export interface Grant {
+  grantId: string;
+  clientId: string;
+  subject: string;
+  scopes: readonly string[];
+  authTime: number;
+}
+
+/** Signs an access token of a grant; `scopes` may be narrower than the grant's (RFC 6749 §6). */
+export async function issueAccessToken(ctx: OAuthContext, grant: Grant, scopes: readonly string[]): Promise<TokenSet> {
+  const { policy } = ctx;
+  const accessToken = await ctx.keys.sign(
+    buildAccessTokenClaims({
+      issuer: policy.issuer,
+      audience: policy.audience,
+      subject: grant.subject,
+      clientId: grant.clientId,
+      scopes,
+      jti: ctx.random(ID_BYTES),
+      grantId: grant.grantId,
+      authTime: grant.authTime,
+      now: ctx.clock(),
+      ttlSeconds: policy.lifetimes.accessToken,
+    }),
+  );
+  return { accessToken, tokenType: "Bearer", expiresIn: policy.lifetimes.accessToken, refreshToken: "", scope: formatScope(scopes) };
+}
+
+/** A fresh refresh token of a grant, with its hash and expiry (never past the family's end). */
+export function mintRefreshToken(ctx: OAuthContext, grantId: string, familyExpiresAt: number) {
+  const refreshToken = formatRefreshToken(grantId, ctx.random(SECRET_BYTES));
+  return {
+    refreshToken,
+    tokenHash: hashSecret(refreshToken),
+    tokenExpiresAt: Math.min(ctx.clock() + ctx.policy.lifetimes.refreshToken * 1000, familyExpiresAt),
+  };
+}

@@ -1,0 +1,148 @@
+import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from "jose";
+import type { AccessTokenClaims } from "./tokens.js";
+
+/** Algorithms a signing key may use; ES256 is the default (../shared/DESIGN.md, Tokens). */
+const SUPPORTED_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"] as const;
+
+/**
+ * The access token signing keys: one active key signs; every key verifies, so
+ * that keys rotate without downtime (publish the new key, make it active once
+ * caches have it, drop the old one when its tokens have expired).
+ */
+export interface KeyRing {
+  readonly activeKid: string;
+  /** Signs an RFC 9068 access token (`typ: at+jwt`). */
+  sign(claims: AccessTokenClaims): Promise<string>;
+  /**
+   * Verifies signature, `typ`, `iss` and `exp` at `now` (ms). Throws on any
+   * failure. Successful verifications are cached by token, so a token is
+   * checked cryptographically once per process; `exp` is re-checked on every
+   * hit.
+   */
+  verify(token: string, now: number): Promise<AccessTokenClaims>;
+  /** The public JWK Set (RFC 7517 §5), served by the gateway. */
+  readonly publicJwks: { keys: JWK[] };
+}
+
+interface RingKey {
+  kid: string;
+  alg: string;
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+export class KeyRingError extends Error {
+  override readonly name = "KeyRingError";
+}
+
+/**
+ * Builds a key ring from a JWK Set holding private keys. Each key needs a
+ * `kid` and an `alg`; `activeKid` picks the signer (default: the first key).
+ */
+export async function createKeyRing(options: {
+  jwks: string;
+  activeKid: string | undefined;
+  issuer: string;
+  verifyCacheSize?: number;
+}): Promise<KeyRing> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(options.jwks);
+  } catch {
+    throw new KeyRingError("signing keys: not JSON; expected a JWK Set {\"keys\": [...]}");
+  }
+  const jwks = (parsed as { keys?: unknown }).keys;
+  if (!Array.isArray(jwks) || jwks.length === 0) throw new KeyRingError("signing keys: expected a JWK Set with at least one key");
+  const keys: RingKey[] = [];
+  for (const [i, jwk] of (jwks as JWK[]).entries()) {
+    if (typeof jwk.kid !== "string" || jwk.kid === "") throw new KeyRingError(`signing keys: keys[${i}] has no kid`);
+    if (!SUPPORTED_ALGORITHMS.includes(jwk.alg as (typeof SUPPORTED_ALGORITHMS)[number])) {
+      throw new KeyRingError(`signing keys: keys[${i}] (${jwk.kid}) needs alg, one of ${SUPPORTED_ALGORITHMS.join(", ")}`);
+    }
+    if (jwk.d === undefined) throw new KeyRingError(`signing keys: keys[${i}] (${jwk.kid}) is not a private key`);
+    if (keys.some((k) => k.kid === jwk.kid)) throw new KeyRingError(`signing keys: kid ${jwk.kid} appears twice`);
+    try {
+      const privateKey = (await importJWK(jwk, jwk.alg)) as CryptoKey;
+      const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...publicFields } = jwk;
+      const publicJwk: JWK = { ...publicFields, use: "sig" };
+      const publicKey = (await importJWK(publicJwk, jwk.alg)) as CryptoKey;
+      keys.push({ kid: jwk.kid, alg: jwk.alg!, privateKey, publicKey, publicJwk });
+    } catch (error) {
+      throw new KeyRingError(`signing keys: keys[${i}] (${jwk.kid}) cannot be imported: ${(error as Error).message}`);
+    }
+  }
+  const active = options.activeKid === undefined ? keys[0]! : keys.find((k) => k.kid === options.activeKid);
+  if (active === undefined) throw new KeyRingError(`signing keys: activeKid ${options.activeKid} is not in the set`);
+  return buildKeyRing(keys, active, options.issuer, options.verifyCacheSize ?? 20_000);
+}
+
+/** A fresh ES256 key for development. Tokens die with the process, and replicas cannot share it. */
+export async function generateDevelopmentJwks(): Promise<string> {
+  const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  return JSON.stringify({ keys: [{ ...jwk, kid: `dev-${Date.now().toString(36)}`, alg: "ES256" }] });
+}
+
+function buildKeyRing(keys: RingKey[], active: RingKey, issuer: string, verifyCacheSize: number): KeyRing {
+  const byKid = new Map(keys.map((k) => [k.kid, k]));
+  const algorithms = [...new Set(keys.map((k) => k.alg))];
+  const verified = new BoundedCache<AccessTokenClaims>(verifyCacheSize);
+
+  return {
+    activeKid: active.kid,
+    publicJwks: { keys: keys.map((k) => k.publicJwk) },
+
+    sign(claims) {
+      return new SignJWT(claims as unknown as JWTPayload)
+        .setProtectedHeader({ alg: active.alg, kid: active.kid, typ: "at+jwt" })
+        .sign(active.privateKey);
+    },
+
+    async verify(token, now) {
+      let claims = verified.get(token);
+      if (claims === undefined) {
+        const { payload } = await jwtVerify(
+          token,
+          (header) => {
+            const key = header.kid === undefined ? undefined : byKid.get(header.kid);
+            if (key === undefined || key.alg !== header.alg) throw new KeyRingError("unknown signing key");
+            return key.publicKey;
+          },
+          {
+            // RFC 9068 §4: check typ, iss, exp; the algorithm must be one we sign with.
+            typ: "at+jwt",
+            issuer,
+            algorithms,
+            currentDate: new Date(now),
+            requiredClaims: ["sub", "client_id", "jti", "exp", "iat"],
+          },
+        );
+        claims = payload as unknown as AccessTokenClaims;
+        verified.set(token, claims);
+      }
+      // RFC 7519 §4.1.4: not valid at or after exp.
+      if (claims.exp * 1000 <= now) {
+        verified.delete(token);
+        throw new KeyRingError("token expired");
+      }
+      return claims;
+    },
+  };
+}
+
+/** A Map that forgets its oldest entries beyond `capacity`. */
+class BoundedCache<V> {
+  readonly #entries = new Map<string, V>();
+  constructor(private readonly capacity: number) {}
+  get(key: string): V | undefined {
+    return this.#entries.get(key);
+  }
+  set(key: string, value: V): void {
+    if (this.#entries.size >= this.capacity) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(key, value);
+  }
+  delete(key: string): void {
+    this.#entries.delete(key);
+  }
+}

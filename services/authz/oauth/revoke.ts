@@ -1,0 +1,43 @@
+import type { OAuthContext } from "./context.js";
+import { OAuthError } from "./errors.js";
+import { revokeGrant } from "./grants/authorization-code.js";
+import type { Client } from "./model.js";
+import { hashSecret } from "./secrets.js";
+import { looksLikeJwt, parseRefreshToken } from "./tokens.js";
+
+/**
+ * RFC 7009 §2.1. Revoking a refresh token revokes its grant: the family and
+ * every access token issued from it. Revoking an access token revokes that
+ * token. An invalid or unknown token is not an error (RFC 7009 §2.2: "invalid
+ * tokens do not cause an error response"), but a token of another client is
+ * refused (RFC 7009 §2.1: "verifies whether the token was issued to the client
+ * making the revocation request. If this validation fails, the request is
+ * refused").
+ */
+export async function revoke(ctx: OAuthContext, caller: Client, token: string, tokenTypeHint: string): Promise<void> {
+  if (token === "") throw new OAuthError("invalid_request", "token is required");
+  // RFC 7009 §2.1: the hint only helps the search; the token's shape decides here.
+  void tokenTypeHint;
+  const refuse = () => new OAuthError("unauthorized_client", "the token was not issued to this client");
+
+  const refresh = parseRefreshToken(token);
+  if (refresh !== undefined) {
+    const family = await ctx.store.grants.get(refresh.grantId);
+    // Only the family's current token proves possession; a stale one revokes nothing here.
+    if (family === undefined || family.tokenHash !== hashSecret(token)) return;
+    if (family.clientId !== caller.id) throw refuse();
+    await revokeGrant(ctx, refresh.grantId);
+    return;
+  }
+  if (!looksLikeJwt(token)) return;
+  const now = ctx.clock();
+  let claims;
+  try {
+    claims = await ctx.keys.verify(token, now);
+  } catch {
+    return;
+  }
+  if (claims.client_id !== caller.id) throw refuse();
+  await ctx.store.grants.revokeAccessToken(claims.gid, claims.jti, claims.exp * 1000 - now);
+  await ctx.store.revocationFeed.announce({ jti: claims.jti });
+}

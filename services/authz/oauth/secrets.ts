@@ -1,0 +1,30 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+/**
+ * Compares two secrets in time that does not depend on where they differ
+ * (RFC 6749 §10.10 asks for guessing to be infeasible; a timing side channel
+ * would make it feasible). Lengths are not secret: every value compared here
+ * has a fixed-length encoding.
+ */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a, "utf8");
+  const right = Buffer.from(b, "utf8");
+  if (left.length !== right.length) return false;
+  return timingSafeEqual(left, right);
+}
+
+/**
+ * The digest under which a code, token, session or request handle is stored.
+ * The values are ≥ 128-bit random strings, so an unkeyed SHA-256 is already
+ * irreversible: a dump of the store yields nothing that can be presented
+ * (RFC 6819 §5.1.4.1.3, RFC 9700 §4.14).
+ */
+export function hashSecret(value: string): string {
+  return createHash("sha256").update(value, "utf8").digest("base64url");
+}
+
+/** A source of unguessable values; a dependency so tests can observe it. */
+export type RandomSource = (bytes: number) => string;
+
+/** base64url of `bytes` cryptographically random bytes (RFC 6749 §10.10). */
+export const cryptoRandom: RandomSource = (bytes) => randomBytes(bytes).toString("base64url");

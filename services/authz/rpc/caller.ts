@@ -1,0 +1,47 @@
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { ClientCall } from "../oauth/authorization-server.js";
+import { OAuthError } from "../oauth/errors.js";
+import { constantTimeEqual } from "../oauth/secrets.js";
+
+/** The TCP peer of a call, set by the server for every request (server.ts). */
+export const kPeerAddress = createContextKey<string>("", { description: "peer address" });
+
+/** Metadata carrying the gateway's service credential. */
+export const SERVICE_CREDENTIAL_HEADER = "gatehouse-service-credential";
+/** Metadata in which the gateway reports the browser's address; believed only with the service credential. */
+export const CLIENT_ADDRESS_HEADER = "gatehouse-client-address";
+
+export interface CallerCheck {
+  /** The gateway's credential; undefined: nobody may call the gateway-only RPCs. */
+  serviceCredential: string | undefined;
+}
+
+/** True when the call carries the gateway's service credential. */
+export function isGateway(context: HandlerContext, check: CallerCheck): boolean {
+  const presented = context.requestHeader.get(SERVICE_CREDENTIAL_HEADER);
+  return presented !== null && check.serviceCredential !== undefined && constantTimeEqual(presented, check.serviceCredential);
+}
+
+/** Gateway-only RPCs assert who the resource owner is; anyone else is refused (../shared/DESIGN.md). */
+export function requireGateway(context: HandlerContext, check: CallerCheck): void {
+  if (!isGateway(context, check)) throw new OAuthError("unauthenticated_caller", "this call requires the gateway's service credential");
+}
+
+/** The client's credentials from metadata and fields, and where the call came from. */
+export function clientCall(context: HandlerContext, check: CallerCheck, fields: { clientId: string; clientSecret: string }): ClientCall {
+  return {
+    credentials: {
+      authorization: context.requestHeader.get("authorization") ?? undefined,
+      clientId: fields.clientId,
+      clientSecret: fields.clientSecret,
+    },
+    clientAddress: clientAddress(context, check),
+  };
+}
+
+/** The browser's address as the gateway reports it, else the RPC peer. */
+export function clientAddress(context: HandlerContext, check: CallerCheck): string {
+  const reported = context.requestHeader.get(CLIENT_ADDRESS_HEADER);
+  if (reported !== null && reported !== "" && isGateway(context, check)) return reported;
+  return context.values.get(kPeerAddress);
+}

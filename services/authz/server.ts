@@ -1,0 +1,87 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { AddressInfo } from "node:net";
+
+type Handler = (request: http.IncomingMessage | http2.Http2ServerRequest, response: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+/** The client connection preface of HTTP/2 (RFC 9113 §3.4) starts with these bytes; no HTTP/1.1 method does. */
+const H2_PREFACE_START = Buffer.from("PRI * HTTP/2.0");
+
+export interface RpcServer {
+  listen(port: number, host: string): Promise<AddressInfo>;
+  /**
+   * Stops accepting connections, lets in-flight calls finish for up to
+   * `graceMs` (HTTP/2 sessions get GOAWAY; idle HTTP/1.1 connections close),
+   * then closes whatever is left.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+/**
+ * One cleartext port for every protocol connect-node answers: Connect and
+ * gRPC-Web over HTTP/1.1, and Connect, gRPC and gRPC-Web over HTTP/2 with
+ * prior knowledge (h2c, what gRPC clients and Kubernetes' appProtocol h2c
+ * speak). The first bytes of each connection decide which server gets it.
+ */
+export function createRpcServer(handler: Handler): RpcServer {
+  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, handler as http.RequestListener);
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1_000 } }, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<net.Socket>();
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
+  const listener = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    let head = Buffer.alloc(0);
+    const route = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const compared = Math.min(head.length, H2_PREFACE_START.length);
+      const maybeH2 = head.subarray(0, compared).equals(H2_PREFACE_START.subarray(0, compared));
+      if (maybeH2 && compared < H2_PREFACE_START.length) return; // wait for more bytes to decide
+      socket.off("data", route);
+      socket.pause();
+      socket.unshift(head);
+      if (maybeH2) {
+        // The HTTP/2 session reads the bytes already buffered, then takes the socket's handle itself.
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", route);
+    socket.on("error", () => socket.destroy());
+  });
+
+  return {
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        listener.once("error", reject);
+        listener.listen(port, host, () => {
+          listener.off("error", reject);
+          resolve(listener.address() as AddressInfo);
+        });
+      });
+    },
+
+    async close(graceMs) {
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const session of sessions) session.close();
+      h1.closeIdleConnections();
+      const deadline = setTimeout(() => {
+        for (const socket of sockets) socket.destroy();
+        for (const session of sessions) session.destroy();
+      }, graceMs);
+      // Keep closing HTTP/1.1 connections as their in-flight requests finish.
+      const sweep = setInterval(() => h1.closeIdleConnections(), 50);
+      await closed;
+      clearTimeout(deadline);
+      clearInterval(sweep);
+    },
+  };
+}

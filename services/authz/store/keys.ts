@@ -1,0 +1,40 @@
+/**
+ * Every Redis key gatehouse uses, in one place. Keys that one script touches
+ * together share a hash tag (`{g:<grantId>}`), so every script runs on Redis
+ * Cluster, where a script may only touch keys of one slot.
+ *
+ * Handles (codes, tokens, sessions, request ids) appear only as hashes.
+ */
+export interface KeySchema {
+  request(requestHash: string): string;
+  code(codeHash: string): string;
+  family(grantId: string): string;
+  familyUsedToken(grantId: string, tokenHash: string): string;
+  grantRevoked(grantId: string): string;
+  accessTokenRevoked(grantId: string, jti: string): string;
+  session(sessionHash: string): string;
+  consent(subject: string, clientId: string): string;
+  attempts(key: string): string;
+  /** The pub/sub channel of revocation announcements. */
+  revocationChannel: string;
+}
+
+/** `prefix` namespaces one deployment (or one test run) within a Redis. */
+export function createKeySchema(prefix: string): KeySchema {
+  if (/[{}]/.test(prefix)) throw new Error("the Redis key prefix must not contain { or }: it would change the hash tags");
+  const grant = (grantId: string) => `${prefix}{g:${grantId}}`;
+  // Subjects and client ids are free text; encoding keeps ":" and "{" out of keys.
+  const part = (value: string) => Buffer.from(value, "utf8").toString("base64url");
+  return {
+    request: (requestHash) => `${prefix}request:${requestHash}`,
+    code: (codeHash) => `${prefix}code:${codeHash}`,
+    family: (grantId) => `${grant(grantId)}:family`,
+    familyUsedToken: (grantId, tokenHash) => `${grant(grantId)}:used:${tokenHash}`,
+    grantRevoked: (grantId) => `${grant(grantId)}:revoked`,
+    accessTokenRevoked: (grantId, jti) => `${grant(grantId)}:jti-revoked:${part(jti)}`,
+    session: (sessionHash) => `${prefix}session:${sessionHash}`,
+    consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
+    attempts: (key) => `${prefix}attempts:${part(key)}`,
+    revocationChannel: `${prefix}revocations`,
+  };
+}

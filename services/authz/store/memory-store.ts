@@ -1,0 +1,224 @@
+import type { Clock } from "../oauth/clock.js";
+import type {
+  AttemptCounter,
+  CodeGrant,
+  CodeRedemption,
+  ParkedRequest,
+  RefreshFamily,
+  Revocation,
+  RotateInput,
+  Rotation,
+  Session,
+  Store,
+} from "./store.js";
+
+/**
+ * The reference Store: a single process's memory. It is the embedded default
+ * when no Redis is configured. JavaScript runs one callback at a time, so each
+ * method body below is atomic, which is what the Redis store achieves with
+ * one Lua script per operation.
+ */
+export function createMemoryStore(options: { clock: Clock; sweepIntervalMs?: number }): Store {
+  const { clock } = options;
+  const table = new ExpiringMap(clock);
+  const sweep = setInterval(() => table.sweep(), options.sweepIntervalMs ?? 30_000);
+  sweep.unref();
+  const listeners = new Set<(revocation: Revocation) => void>();
+
+  const get = <T>(key: string): T | undefined => table.get(key) as T | undefined;
+
+  return {
+    requests: {
+      async park(requestHash, request, ttlSeconds) {
+        table.set(`request:${requestHash}`, structuredClone(request), ttlSeconds * 1000);
+      },
+      async take(requestHash) {
+        const request = get<ParkedRequest>(`request:${requestHash}`);
+        table.delete(`request:${requestHash}`);
+        return request;
+      },
+    },
+
+    codes: {
+      async save(codeHash, grant, ttlSeconds) {
+        table.set(`code:${codeHash}`, { grant: structuredClone(grant) }, ttlSeconds * 1000);
+      },
+      async redeem(codeHash, tombstoneTtlSeconds): Promise<CodeRedemption> {
+        const entry = get<{ grant: CodeGrant } | { redeemedGrantId: string }>(`code:${codeHash}`);
+        if (entry === undefined) return { kind: "unknown" };
+        if ("redeemedGrantId" in entry) return { kind: "replayed", grantId: entry.redeemedGrantId };
+        table.set(`code:${codeHash}`, { redeemedGrantId: entry.grant.grantId }, tombstoneTtlSeconds * 1000);
+        return { kind: "redeemed", grant: entry.grant };
+      },
+    },
+
+    grants: {
+      async create(family) {
+        if (table.has(`grant-revoked:${family.grantId}`)) return false;
+        table.set(`grant:${family.grantId}`, { family: structuredClone(family), previous: undefined }, family.tokenExpiresAt - clock());
+        return true;
+      },
+      async get(grantId) {
+        if (table.has(`grant-revoked:${grantId}`)) return undefined;
+        const entry = get<GrantEntry>(`grant:${grantId}`);
+        return entry === undefined ? undefined : structuredClone(entry.family);
+      },
+      async rotate(input: RotateInput): Promise<Rotation> {
+        const key = `grant:${input.grantId}`;
+        const entry = get<GrantEntry>(key);
+        if (entry === undefined || table.has(`grant-revoked:${input.grantId}`)) return { kind: "unknown" };
+        const now = clock();
+        const usedKey = `grant-used:${input.grantId}:${input.presentedHash}`;
+        if (entry.family.tokenHash === input.presentedHash) {
+          table.set(usedKey, true, entry.family.familyExpiresAt - now);
+          entry.previous = { tokenHash: input.presentedHash, rotatedAt: now, sealedTokens: input.sealedTokens };
+          entry.family.tokenHash = input.nextHash;
+          entry.family.tokenExpiresAt = input.nextTokenExpiresAt;
+          table.set(key, entry, input.nextTokenExpiresAt - now);
+          return { kind: "rotated" };
+        }
+        const previous = entry.previous;
+        if (
+          previous !== undefined &&
+          previous.tokenHash === input.presentedHash &&
+          input.graceMs > 0 &&
+          previous.sealedTokens !== "" &&
+          now - previous.rotatedAt <= input.graceMs
+        ) {
+          return { kind: "grace", sealedTokens: previous.sealedTokens };
+        }
+        if (table.has(usedKey)) {
+          table.delete(key);
+          table.set(`grant-revoked:${input.grantId}`, true, input.revokedTtlMs);
+          return { kind: "reused" };
+        }
+        return { kind: "unknown" };
+      },
+      async revoke(grantId, revokedTtlMs) {
+        table.delete(`grant:${grantId}`);
+        table.set(`grant-revoked:${grantId}`, true, revokedTtlMs);
+      },
+      async revokeAccessToken(grantId, jti, ttlMs) {
+        table.set(`jti-revoked:${grantId}:${jti}`, true, ttlMs);
+      },
+      async isRevoked(grantId, jti) {
+        return table.has(`grant-revoked:${grantId}`) || (jti !== undefined && table.has(`jti-revoked:${grantId}:${jti}`));
+      },
+    },
+
+    revocationFeed: {
+      async announce(revocation) {
+        for (const listener of [...listeners]) listener(revocation);
+      },
+      async subscribe(onRevocation) {
+        // In one process nothing can break between announcer and subscriber.
+        listeners.add(onRevocation);
+        return { unsubscribe: () => listeners.delete(onRevocation) };
+      },
+    },
+
+    sessions: {
+      async create(sessionHash, session, ttlSeconds) {
+        table.set(`session:${sessionHash}`, structuredClone(session), ttlSeconds * 1000);
+      },
+      async get(sessionHash) {
+        return structuredClone(get<Session>(`session:${sessionHash}`));
+      },
+      async delete(sessionHash) {
+        table.delete(`session:${sessionHash}`);
+      },
+    },
+
+    consents: {
+      async remember(subject, clientId, scopes, ttlSeconds) {
+        const key = `consent:${JSON.stringify([subject, clientId])}`;
+        const granted = new Set([...(get<string[]>(key) ?? []), ...scopes]);
+        table.set(key, [...granted], ttlSeconds * 1000);
+      },
+      async get(subject, clientId) {
+        return [...(get<string[]>(`consent:${JSON.stringify([subject, clientId])}`) ?? [])];
+      },
+    },
+
+    attempts: createMemoryAttemptCounter(table, clock),
+
+    async ping() {},
+    async close() {
+      clearInterval(sweep);
+      listeners.clear();
+    },
+  };
+}
+
+interface GrantEntry {
+  family: RefreshFamily;
+  previous: { tokenHash: string; rotatedAt: number; sealedTokens: string } | undefined;
+}
+
+function createMemoryAttemptCounter(table: ExpiringMap, clock: Clock): AttemptCounter {
+  const read = (key: string) => {
+    const expiresAt = table.expiresAt(`attempts:${key}`);
+    const count = table.get(`attempts:${key}`) as number | undefined;
+    return count === undefined || expiresAt === undefined
+      ? { count: 0, resetInMs: 0 }
+      : { count, resetInMs: Math.max(0, expiresAt - clock()) };
+  };
+  return {
+    async hit(key, windowMs) {
+      const current = read(key);
+      if (current.count === 0) {
+        table.set(`attempts:${key}`, 1, windowMs);
+        return { count: 1, resetInMs: windowMs };
+      }
+      table.set(`attempts:${key}`, current.count + 1, current.resetInMs);
+      return { count: current.count + 1, resetInMs: current.resetInMs };
+    },
+    async get(key) {
+      return read(key);
+    },
+    async reset(key) {
+      table.delete(`attempts:${key}`);
+    },
+  };
+}
+
+/** A Map whose entries expire on the injected clock; expired entries are invisible at once and swept later. */
+class ExpiringMap {
+  readonly #entries = new Map<string, { value: unknown; expiresAt: number }>();
+  constructor(private readonly clock: Clock) {}
+
+  set(key: string, value: unknown, ttlMs: number): void {
+    if (ttlMs <= 0) {
+      this.#entries.delete(key);
+      return;
+    }
+    this.#entries.set(key, { value, expiresAt: this.clock() + ttlMs });
+  }
+
+  get(key: string): unknown {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= this.clock()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  expiresAt(key: string): number | undefined {
+    return this.get(key) === undefined ? undefined : this.#entries.get(key)!.expiresAt;
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  delete(key: string): void {
+    this.#entries.delete(key);
+  }
+
+  sweep(): void {
+    const now = this.clock();
+    for (const [key, entry] of this.#entries) if (entry.expiresAt <= now) this.#entries.delete(key);
+  }
+}

@@ -1,0 +1,60 @@
+import { Cluster, Redis, type RedisOptions } from "ioredis";
+import type { RedisConfig } from "../config.js";
+import type { RedisClient } from "./redis-store.js";
+
+/**
+ * Connection settings shared by every topology. A dead Redis must turn into a
+ * prompt Unavailable, never a hang: commands are not queued while
+ * disconnected, each has a timeout, and reconnection runs in the background.
+ */
+const COMMON: RedisOptions = {
+  enableOfflineQueue: false,
+  enableAutoPipelining: true,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 2_000,
+  connectTimeout: 2_000,
+  retryStrategy: (attempt: number) => Math.min(50 * 2 ** attempt, 1_000),
+};
+
+/** Builds the ioredis client for a configured topology: one URL, Sentinel, or Cluster. */
+export function createRedisClient(config: RedisConfig): RedisClient {
+  switch (config.kind) {
+    case "url":
+      return new Redis(config.url, COMMON);
+    case "sentinel":
+      return new Redis({
+        ...COMMON,
+        sentinels: config.sentinels,
+        name: config.name,
+        password: config.password,
+        sentinelPassword: config.sentinelPassword,
+        // After a failover, reconnect to the new master rather than fail on a demoted replica.
+        reconnectOnError: (error) => /READONLY/.test(error.message),
+      });
+    case "cluster":
+      return new Cluster(config.nodes, {
+        enableOfflineQueue: false,
+        enableAutoPipelining: true,
+        scaleReads: "master",
+        slotsRefreshTimeout: 2_000,
+        clusterRetryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 1_000),
+        redisOptions: { ...COMMON, password: config.password },
+      });
+  }
+}
+
+/** Resolves when the client is ready, or after `timeoutMs` with false. */
+export function waitUntilReady(client: RedisClient, timeoutMs: number): Promise<boolean> {
+  if (client.status === "ready") return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      client.off("ready", onReady);
+      resolve(false);
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    client.once("ready", onReady);
+  });
+}

@@ -1,0 +1,380 @@
+import { createHash } from "node:crypto";
+import type { Cluster, Redis } from "ioredis";
+import type { Clock } from "../oauth/clock.js";
+import { StoreUnavailableError } from "../oauth/errors.js";
+import { createKeySchema } from "./keys.js";
+import { waitUntilReady } from "./redis-client.js";
+import type {
+  CodeGrant,
+  CodeRedemption,
+  ParkedRequest,
+  RefreshFamily,
+  Revocation,
+  RevocationSubscription,
+  Rotation,
+  Session,
+  Store,
+} from "./store.js";
+
+/** A single Redis (direct or through Sentinel) or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+export interface RedisStoreOptions {
+  client: RedisClient;
+  clock: Clock;
+  /** Namespaces the keys of one deployment or test run. */
+  keyPrefix: string;
+}
+
+/**
+ * The production Store, on Redis through ioredis. Each atomic operation of the
+ * contract (store.ts) is one Lua script, and every key a script touches shares
+ * one hash tag, so the same code runs on a single Redis, Sentinel and Cluster.
+ * Codes and tokens appear only as hashes; every key has a TTL.
+ */
+export function createRedisStore(options: RedisStoreOptions): Store {
+  const { client, clock } = options;
+  const keys = createKeySchema(options.keyPrefix);
+  const subscriptions = createSubscriptions(client, keys.revocationChannel);
+
+  return {
+    requests: {
+      park: (requestHash, request, ttlSeconds) =>
+        guard(async () => {
+          await client.set(keys.request(requestHash), JSON.stringify(request), "PX", ttlSeconds * 1000);
+        }),
+      take: (requestHash) =>
+        guard(async () => {
+          const value = await client.getdel(keys.request(requestHash));
+          return value === null ? undefined : (JSON.parse(value) as ParkedRequest);
+        }),
+    },
+
+    codes: {
+      save: (codeHash, grant, ttlSeconds) =>
+        guard(async () => {
+          await client.set(keys.code(codeHash), `${grant.grantId}|${JSON.stringify(grant)}`, "PX", ttlSeconds * 1000);
+        }),
+      redeem: (codeHash, tombstoneTtlSeconds) =>
+        guard(async (): Promise<CodeRedemption> => {
+          const value = (await redeemCode(client, [keys.code(codeHash)], [tombstoneTtlSeconds * 1000])) as string | null;
+          if (value === null) return { kind: "unknown" };
+          if (value.startsWith("!")) return { kind: "replayed", grantId: value.slice(1) };
+          return { kind: "redeemed", grant: JSON.parse(value.slice(value.indexOf("|") + 1)) as CodeGrant };
+        }),
+    },
+
+    grants: {
+      create: (family) =>
+        guard(async () => {
+          const created = await createFamily(
+            client,
+            [keys.family(family.grantId), keys.grantRevoked(family.grantId)],
+            [
+              family.clientId,
+              family.subject,
+              JSON.stringify(family.scopes),
+              family.authTime,
+              family.tokenHash,
+              family.tokenExpiresAt,
+              family.familyExpiresAt,
+              family.tokenExpiresAt - clock(),
+            ],
+          );
+          return created === 1;
+        }),
+      get: (grantId) =>
+        guard(async () => {
+          const fields = (await getFamily(client, [keys.family(grantId), keys.grantRevoked(grantId)], [])) as string[] | null;
+          if (fields === null || fields.length === 0) return undefined;
+          return parseFamily(grantId, fields);
+        }),
+      rotate: (input) =>
+        guard(async (): Promise<Rotation> => {
+          const [kind, sealedTokens] = (await rotateFamily(
+            client,
+            [
+              keys.family(input.grantId),
+              keys.familyUsedToken(input.grantId, input.presentedHash),
+              keys.grantRevoked(input.grantId),
+            ],
+            [
+              input.presentedHash,
+              input.nextHash,
+              input.nextTokenExpiresAt,
+              input.sealedTokens,
+              clock(),
+              input.graceMs,
+              input.revokedTtlMs,
+            ],
+          )) as [Rotation["kind"], string | undefined];
+          return kind === "grace" ? { kind, sealedTokens: sealedTokens ?? "" } : { kind };
+        }),
+      revoke: (grantId, revokedTtlMs) =>
+        guard(async () => {
+          await revokeGrant(client, [keys.family(grantId), keys.grantRevoked(grantId)], [revokedTtlMs]);
+        }),
+      revokeAccessToken: (grantId, jti, ttlMs) =>
+        guard(async () => {
+          await client.set(keys.accessTokenRevoked(grantId, jti), "1", "PX", Math.max(1, ttlMs));
+        }),
+      // One EXISTS over keys of one hash tag: a single command, on a cluster too.
+      isRevoked: (grantId, jti) =>
+        guard(async () =>
+          jti === undefined
+            ? (await client.exists(keys.grantRevoked(grantId))) > 0
+            : (await client.exists(keys.grantRevoked(grantId), keys.accessTokenRevoked(grantId, jti))) > 0,
+        ),
+    },
+
+    revocationFeed: {
+      announce: (revocation) =>
+        guard(async () => {
+          await client.publish(keys.revocationChannel, JSON.stringify(revocation));
+        }),
+      subscribe: (onRevocation, onBroken) => subscriptions.add(onRevocation, onBroken),
+    },
+
+    sessions: {
+      create: (sessionHash, session, ttlSeconds) =>
+        guard(async () => {
+          await client.set(keys.session(sessionHash), JSON.stringify(session), "PX", ttlSeconds * 1000);
+        }),
+      get: (sessionHash) =>
+        guard(async () => {
+          const value = await client.get(keys.session(sessionHash));
+          return value === null ? undefined : (JSON.parse(value) as Session);
+        }),
+      delete: (sessionHash) =>
+        guard(async () => {
+          await client.del(keys.session(sessionHash));
+        }),
+    },
+
+    consents: {
+      remember: (subject, clientId, scopes, ttlSeconds) =>
+        guard(async () => {
+          if (scopes.length === 0) return;
+          const key = keys.consent(subject, clientId);
+          await client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec();
+        }),
+      get: (subject, clientId) => guard(() => client.smembers(keys.consent(subject, clientId))),
+    },
+
+    attempts: {
+      hit: (key, windowMs) =>
+        guard(async () => {
+          const [count, resetInMs] = (await hitAttempts(client, [keys.attempts(key)], [windowMs])) as [number, number];
+          return { count, resetInMs };
+        }),
+      get: (key) =>
+        guard(async () => {
+          const [count, resetInMs] = (await readAttempts(client, [keys.attempts(key)], [])) as [number, number];
+          return { count, resetInMs };
+        }),
+      reset: (key) =>
+        guard(async () => {
+          await client.del(keys.attempts(key));
+        }),
+    },
+
+    ping: () =>
+      guard(async () => {
+        await client.ping();
+      }),
+
+    async close() {
+      subscriptions.close();
+      client.disconnect();
+    },
+  };
+}
+
+function parseFamily(grantId: string, fields: string[]): RefreshFamily {
+  const record = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) record.set(fields[i]!, fields[i + 1]!);
+  return {
+    grantId,
+    clientId: record.get("clientId")!,
+    subject: record.get("subject")!,
+    scopes: JSON.parse(record.get("scopes")!) as string[],
+    authTime: Number(record.get("authTime")),
+    tokenHash: record.get("tokenHash")!,
+    tokenExpiresAt: Number(record.get("tokenExpiresAt")),
+    familyExpiresAt: Number(record.get("familyExpiresAt")),
+  };
+}
+
+/**
+ * Turns a failure to reach Redis into StoreUnavailableError (RPC Unavailable).
+ * A Redis reply error other than a cluster or replication state is a bug in a
+ * script or a command and is left as is (server_error).
+ */
+async function guard<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (isReplyError(error) && !/^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|LOADING|READONLY|MASTERDOWN|NOREPLICAS|BUSY)/.test(error.message)) {
+      throw error;
+    }
+    throw new StoreUnavailableError(error);
+  }
+}
+
+function isReplyError(error: unknown): error is Error {
+  return error instanceof Error && error.name === "ReplyError";
+}
+
+/** Runs a Lua script by its SHA-1, loading it on the first NOSCRIPT (per node, on a cluster). */
+function defineScript(lua: string) {
+  const sha = createHash("sha1").update(lua).digest("hex");
+  return async (client: RedisClient, scriptKeys: string[], args: Array<string | number>): Promise<unknown> => {
+    try {
+      return await client.evalsha(sha, scriptKeys.length, ...scriptKeys, ...args);
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
+        return client.eval(lua, scriptKeys.length, ...scriptKeys, ...args);
+      }
+      throw error;
+    }
+  };
+}
+
+/** KEYS: code. ARGV: tombstone ttl ms. Value "<grantId>|<json>"; a redeemed code becomes "!<grantId>". */
+const redeemCode = defineScript(`
+local value = redis.call('GET', KEYS[1])
+if not value then return false end
+if string.sub(value, 1, 1) == '!' then return value end
+local sep = string.find(value, '|', 1, true)
+redis.call('SET', KEYS[1], '!' .. string.sub(value, 1, sep - 1), 'PX', ARGV[1])
+return value
+`);
+
+/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms. */
+const createFamily = defineScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'clientId', ARGV[1], 'subject', ARGV[2], 'scopes', ARGV[3], 'authTime', ARGV[4],
+  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+return 1
+`);
+
+/** KEYS: family, revoked. */
+const getFamily = defineScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+return redis.call('HGETALL', KEYS[1])
+`);
+
+/**
+ * KEYS: family, used marker of the presented token, revoked.
+ * ARGV: presentedHash, nextHash, nextTokenExpiresAt, sealed, now, graceMs, revokedTtlMs.
+ * The same decision as the memory store's rotate, step for step.
+ */
+const rotateFamily = defineScript(`
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'unknown'} end
+local f = redis.call('HMGET', KEYS[1], 'tokenHash', 'previousHash', 'rotatedAt', 'sealed', 'familyExpiresAt', 'tokenExpiresAt')
+if not f[1] then return {'unknown'} end
+local now = tonumber(ARGV[5])
+if f[1] == ARGV[1] then
+  if tonumber(f[6]) <= now then return {'unknown'} end
+  redis.call('SET', KEYS[2], '1', 'PX', math.max(1, tonumber(f[5]) - now))
+  redis.call('HSET', KEYS[1], 'tokenHash', ARGV[2], 'tokenExpiresAt', ARGV[3], 'previousHash', ARGV[1],
+    'rotatedAt', ARGV[5], 'sealed', ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[3]) - now))
+  return {'rotated'}
+end
+local grace = tonumber(ARGV[6])
+if f[2] == ARGV[1] and grace > 0 and f[4] and f[4] ~= '' and now - tonumber(f[3]) <= grace then
+  return {'grace', f[4]}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[7])
+  return {'reused'}
+end
+return {'unknown'}
+`);
+
+/** KEYS: family, revoked. ARGV: revoked ttl ms. */
+const revokeGrant = defineScript(`
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1', 'PX', math.max(1, tonumber(ARGV[1])))
+return 1
+`);
+
+/** KEYS: counter. ARGV: window ms. Returns {count, ms until the window ends}. */
+const hitAttempts = defineScript(`
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+`);
+
+/** KEYS: counter. */
+const readAttempts = defineScript(`
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then ttl = 0 end
+return {count, ttl}
+`);
+
+/**
+ * One subscriber connection per process for revocation announcements. When it
+ * breaks, every subscriber is told and dropped: announcements may have been
+ * missed, so caches fed by them must not be trusted until resubscribed.
+ */
+function createSubscriptions(client: RedisClient, channel: string) {
+  const listeners = new Map<symbol, { onRevocation: (r: Revocation) => void; onBroken: (e: Error) => void }>();
+  let subscriber: RedisClient | undefined;
+
+  const breakAll = (reason: Error) => {
+    const broken = [...listeners.values()];
+    listeners.clear();
+    for (const listener of broken) listener.onBroken(reason);
+  };
+
+  const connect = (): RedisClient => {
+    if (subscriber !== undefined) return subscriber;
+    const created: RedisClient = "isCluster" in client && client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate();
+    created.on("message", (from: string, message: string) => {
+      if (from !== channel) return;
+      let revocation: Revocation;
+      try {
+        revocation = JSON.parse(message) as Revocation;
+      } catch {
+        return;
+      }
+      for (const listener of listeners.values()) listener.onRevocation(revocation);
+    });
+    created.on("error", () => {
+      // Connection errors surface as "close"; ioredis reconnects by itself.
+    });
+    created.on("close", () => breakAll(new Error("revocation subscription lost its Redis connection")));
+    subscriber = created;
+    return created;
+  };
+
+  return {
+    async add(onRevocation: (r: Revocation) => void, onBroken: (e: Error) => void): Promise<RevocationSubscription> {
+      const connection = connect();
+      try {
+        if (!(await waitUntilReady(connection, 2_000))) throw new Error(`Redis not ready (status ${connection.status})`);
+        // Resolves when Redis confirms the subscription; from then on nothing is missed.
+        await connection.subscribe(channel);
+      } catch (error) {
+        throw new StoreUnavailableError(error);
+      }
+      const id = Symbol("subscriber");
+      listeners.set(id, { onRevocation, onBroken });
+      return { unsubscribe: () => listeners.delete(id) };
+    },
+    close() {
+      listeners.clear();
+      subscriber?.disconnect();
+    },
+  };
+}

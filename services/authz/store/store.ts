@@ -1,0 +1,200 @@
+import type { CodeChallenge } from "../oauth/pkce.js";
+
+/**
+ * The authz service's state, one narrow interface per aggregate. Two
+ * implementations pass one contract suite (test/integration/store-contract.ts):
+ * memory-store.ts, the reference and the embedded default for a single
+ * process, and redis-store.ts, for production.
+ *
+ * Every key is a hash of a secret handle, never the handle itself (the callers
+ * hash; see oauth/secrets.ts), and everything expires. Operations marked
+ * atomic have exactly one winner under concurrency, across processes for the
+ * Redis store. A store that cannot answer throws StoreUnavailableError.
+ */
+export interface Store {
+  readonly requests: AuthorizationRequestStore;
+  readonly codes: AuthorizationCodeStore;
+  readonly grants: GrantStore;
+  readonly revocationFeed: RevocationFeed;
+  readonly sessions: SessionStore;
+  readonly consents: ConsentStore;
+  readonly attempts: AttemptCounter;
+  /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A validated authorization request waiting for the resource owner (seed 001: the PKCE cache). */
+export interface ParkedRequest {
+  clientId: string;
+  responseType: "code" | "token";
+  redirectUri: string;
+  /** RFC 6749 §4.1.3: when the request carried redirect_uri, the token request must repeat it. */
+  redirectUriGiven: boolean;
+  scopes: string[];
+  state: string;
+  codeChallenge?: CodeChallenge | undefined;
+}
+
+/**
+ * Parked authorization requests, kept for minutes (the config's requestTtl).
+ */
+export interface AuthorizationRequestStore {
+  park(requestHash: string, request: ParkedRequest, ttlSeconds: number): Promise<void>;
+  /** Atomic: removes and returns the request; of concurrent takes exactly one gets it. */
+  take(requestHash: string): Promise<ParkedRequest | undefined>;
+}
+
+/** What an authorization code stands for (RFC 6749 §4.1.2: bound to client and redirect URI). */
+export interface CodeGrant {
+  /** The grant (refresh token family) that redeeming the code starts. */
+  grantId: string;
+  clientId: string;
+  redirectUri: string;
+  redirectUriGiven: boolean;
+  scopes: string[];
+  subject: string;
+  /** Seconds since the epoch. */
+  authTime: number;
+  codeChallenge?: CodeChallenge | undefined;
+}
+
+export type CodeRedemption =
+  | { readonly kind: "redeemed"; readonly grant: CodeGrant }
+  /** The code was redeemed before (RFC 6749 §4.1.2: revoke what it issued). */
+  | { readonly kind: "replayed"; readonly grantId: string }
+  | { readonly kind: "unknown" };
+
+/**
+ * Authorization codes, kept ≤ 60 s by default (RFC 6749 §4.1.2 recommends at
+ * most 10 minutes).
+ */
+export interface AuthorizationCodeStore {
+  save(codeHash: string, grant: CodeGrant, ttlSeconds: number): Promise<void>;
+  /**
+   * Atomic: the first redemption of a code gets its grant and leaves a
+   * tombstone naming the grant for `tombstoneTtlSeconds`; every later one,
+   * concurrent or not, gets `replayed` until the tombstone expires.
+   */
+  redeem(codeHash: string, tombstoneTtlSeconds: number): Promise<CodeRedemption>;
+}
+
+/** A refresh token family (RFC 9700 §4.14.2): every token rotated from one code redemption. */
+export interface RefreshFamily {
+  grantId: string;
+  /** Hash of the one refresh token of the family that is currently valid. */
+  tokenHash: string;
+  clientId: string;
+  subject: string;
+  /** The scope the resource owner granted; refreshes may narrow it per request, never widen it (RFC 6749 §6). */
+  scopes: string[];
+  authTime: number;
+  /** When the current token stops being accepted, ms since the epoch; the record expires with it. */
+  tokenExpiresAt: number;
+  /** When the family ends whatever the rotations, ms since the epoch. */
+  familyExpiresAt: number;
+}
+
+export interface RotateInput {
+  grantId: string;
+  presentedHash: string;
+  nextHash: string;
+  nextTokenExpiresAt: number;
+  /**
+   * The new token pair, encrypted under a key derived from the presented token
+   * (oauth/grace-seal.ts), returned to a retry within the grace window.
+   * Empty when the client has no grace window.
+   */
+  sealedTokens: string;
+  graceMs: number;
+  /** How long a revocation caused by reuse must be remembered (the access token lifetime). */
+  revokedTtlMs: number;
+}
+
+export type Rotation =
+  | { readonly kind: "rotated" }
+  /** The presented token was rotated out less than the grace window ago. */
+  | { readonly kind: "grace"; readonly sealedTokens: string }
+  /** A rotated-out token came back: the family is now revoked (RFC 9700 §4.14.2). */
+  | { readonly kind: "reused" }
+  /** No such live family or token. */
+  | { readonly kind: "unknown" };
+
+/**
+ * Grants: refresh token families, and revocations of grants and of single
+ * access tokens (RFC 7009). A family lives until its current token expires; a
+ * revocation is remembered for as long as the access tokens it kills can live.
+ * A grant's keys share one hash tag, so checking both revocations at once is
+ * one command on a cluster too.
+ */
+export interface GrantStore {
+  /**
+   * Creates a family, unless its grant was already revoked (a replayed code
+   * can revoke a grant before the winning exchange creates it). Returns
+   * whether it was created.
+   */
+  create(family: RefreshFamily): Promise<boolean>;
+  /** The live family, or undefined when it expired or was revoked. */
+  get(grantId: string): Promise<RefreshFamily | undefined>;
+  /**
+   * Atomic compare-and-swap rotation (RFC 6749 §6, RFC 9700 §4.14.2): if the
+   * presented token is the current one it is replaced by `nextHash`; if it is
+   * the one rotated out within `graceMs`, the sealed pair of that rotation is
+   * returned; if it is any other token of the family, the family is revoked.
+   * Of concurrent rotations with the same token exactly one rotates.
+   */
+  rotate(input: RotateInput): Promise<Rotation>;
+  /** Atomic: deletes the family and remembers the grant as revoked for `revokedTtlMs`. */
+  revoke(grantId: string, revokedTtlMs: number): Promise<void>;
+  /** Remembers one access token of the grant as revoked, until it would have expired. */
+  revokeAccessToken(grantId: string, jti: string, ttlMs: number): Promise<void>;
+  /** True when the grant, or the access token `jti` of it, is revoked. */
+  isRevoked(grantId: string, jti?: string): Promise<boolean>;
+}
+
+/** What a revocation announcement names. */
+export type Revocation = { readonly jti: string } | { readonly grantId: string };
+
+export interface RevocationSubscription {
+  unsubscribe(): void;
+}
+
+/**
+ * Announces revocations to every replica (Redis pub/sub), so that caches of
+ * introspection results are evicted at once. Delivery is at most once: a
+ * subscriber whose connection breaks is told through `onBroken` and must stop
+ * trusting what it cached.
+ */
+export interface RevocationFeed {
+  announce(revocation: Revocation): Promise<void>;
+  /** Resolves once announcements made from now on will be delivered. */
+  subscribe(onRevocation: (revocation: Revocation) => void, onBroken: (reason: Error) => void): Promise<RevocationSubscription>;
+}
+
+export interface Session {
+  subject: string;
+  /** Seconds since the epoch. */
+  authTime: number;
+}
+
+/** Login sessions of resource owners, kept for the config's sessionTtl. */
+export interface SessionStore {
+  create(sessionHash: string, session: Session, ttlSeconds: number): Promise<void>;
+  get(sessionHash: string): Promise<Session | undefined>;
+  delete(sessionHash: string): Promise<void>;
+}
+
+/** Remembered consent per (subject, client), kept for the config's consentTtl. */
+export interface ConsentStore {
+  /** Adds scopes to what the subject has granted the client. */
+  remember(subject: string, clientId: string, scopes: readonly string[], ttlSeconds: number): Promise<void>;
+  get(subject: string, clientId: string): Promise<string[]>;
+}
+
+/** Fixed-window counters for rate limiting, shared by every replica. */
+export interface AttemptCounter {
+  /** Atomic increment; the window starts with the first hit. Returns the count and ms until the window ends. */
+  hit(key: string, windowMs: number): Promise<{ count: number; resetInMs: number }>;
+  get(key: string): Promise<{ count: number; resetInMs: number }>;
+  reset(key: string): Promise<void>;
+}

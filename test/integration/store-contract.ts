@@ -1,0 +1,252 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CodeGrant, RefreshFamily, Revocation, Store } from "../../services/authz/store/store.js";
+
+/** A store under test, with a way to move time: the clock for memory, the clock and real time for Redis TTLs. */
+export interface StoreUnderTest {
+  store: Store;
+  /** Moves the store's clock forward (and waits as long, where TTLs run on a server's clock). */
+  advance(ms: number): Promise<void>;
+  now(): number;
+  close(): Promise<void>;
+}
+
+let sequence = 0;
+const unique = (prefix: string) => `${prefix}${Date.now().toString(36)}${(sequence++).toString(36)}AAAAAAAAAAAAAAAA`;
+
+const grant = (grantId: string): CodeGrant => ({
+  grantId,
+  clientId: "web",
+  redirectUri: "https://web.test/cb",
+  redirectUriGiven: true,
+  scopes: ["read", "write"],
+  subject: "user-alice",
+  authTime: 1_700_000_000,
+  codeChallenge: { codeChallenge: "c".repeat(43), codeChallengeMethod: "S256" },
+});
+
+/**
+ * The contract every Store implementation keeps (services/authz/store/store.ts).
+ * One suite, run on the memory store and on the Redis store.
+ */
+export function defineStoreContract(name: string, makeStore: () => Promise<StoreUnderTest>): void {
+  describe(`Store contract: ${name}`, () => {
+    let s: StoreUnderTest;
+    beforeAll(async () => {
+      s = await makeStore();
+    });
+    afterAll(() => s.close());
+
+    const family = (overrides: Partial<RefreshFamily> = {}): RefreshFamily => ({
+      grantId: unique("g"),
+      tokenHash: unique("h"),
+      clientId: "web",
+      subject: "user-alice",
+      scopes: ["read"],
+      authTime: 1_700_000_000,
+      tokenExpiresAt: s.now() + 3_600_000,
+      familyExpiresAt: s.now() + 7_200_000,
+      ...overrides,
+    });
+    const rotation = (f: RefreshFamily, presentedHash: string, graceMs = 0, nextHash = unique("n")) => ({
+      grantId: f.grantId,
+      presentedHash,
+      nextHash,
+      nextTokenExpiresAt: s.now() + 3_600_000,
+      sealedTokens: graceMs > 0 ? `sealed-${nextHash}` : "",
+      graceMs,
+      revokedTtlMs: 60_000,
+    });
+
+    describe("parked authorization requests", () => {
+      it("are taken once", async () => {
+        const id = unique("r");
+        const request = { clientId: "web", responseType: "code" as const, redirectUri: "https://web.test/cb", redirectUriGiven: false, scopes: ["read"], state: "s" };
+        await s.store.requests.park(id, request, 60);
+        const taken = await Promise.all([s.store.requests.take(id), s.store.requests.take(id), s.store.requests.take(id)]);
+        expect(taken.filter((r) => r !== undefined)).toEqual([request]);
+      });
+      it("an unknown one is undefined", async () => {
+        expect(await s.store.requests.take(unique("r"))).toBeUndefined();
+      });
+    });
+
+    describe("authorization codes", () => {
+      it("the first redemption gets the grant; later ones see a replay naming the grant", async () => {
+        const code = unique("c");
+        const g = grant(unique("g"));
+        await s.store.codes.save(code, g, 60);
+        expect(await s.store.codes.redeem(code, 60)).toEqual({ kind: "redeemed", grant: g });
+        expect(await s.store.codes.redeem(code, 60)).toEqual({ kind: "replayed", grantId: g.grantId });
+      });
+      it("of 50 concurrent redemptions exactly one wins", async () => {
+        const code = unique("c");
+        await s.store.codes.save(code, grant(unique("g")), 60);
+        const results = await Promise.all(Array.from({ length: 50 }, () => s.store.codes.redeem(code, 60)));
+        expect(results.filter((r) => r.kind === "redeemed")).toHaveLength(1);
+        expect(results.filter((r) => r.kind === "replayed")).toHaveLength(49);
+      });
+      it("an unknown code is unknown", async () => {
+        expect(await s.store.codes.redeem(unique("c"), 60)).toEqual({ kind: "unknown" });
+      });
+    });
+
+    describe("grants: refresh token families", () => {
+      it("are created and read back", async () => {
+        const f = family();
+        expect(await s.store.grants.create(f)).toBe(true);
+        expect(await s.store.grants.get(f.grantId)).toEqual(f);
+        expect(await s.store.grants.isRevoked(f.grantId)).toBe(false);
+      });
+
+      it("rotate replaces the current token, once: the old one is then reuse and revokes the family", async () => {
+        const f = family();
+        await s.store.grants.create(f);
+        const next = rotation(f, f.tokenHash);
+        expect(await s.store.grants.rotate(next)).toEqual({ kind: "rotated" });
+        expect((await s.store.grants.get(f.grantId))?.tokenHash).toBe(next.nextHash);
+        expect(await s.store.grants.rotate(rotation(f, f.tokenHash))).toEqual({ kind: "reused" });
+        expect(await s.store.grants.get(f.grantId)).toBeUndefined();
+        expect(await s.store.grants.isRevoked(f.grantId)).toBe(true);
+        // Even the newest token is dead now.
+        expect(await s.store.grants.rotate(rotation(f, next.nextHash))).toEqual({ kind: "unknown" });
+      });
+
+      it("a token hash the family never had is unknown and harms nothing", async () => {
+        const f = family();
+        await s.store.grants.create(f);
+        expect(await s.store.grants.rotate(rotation(f, unique("forged")))).toEqual({ kind: "unknown" });
+        expect(await s.store.grants.get(f.grantId)).toEqual(f);
+      });
+
+      it("of 10 concurrent rotations with one token exactly one rotates; with no grace the others revoke", async () => {
+        const f = family();
+        await s.store.grants.create(f);
+        const results = await Promise.all(Array.from({ length: 10 }, () => s.store.grants.rotate(rotation(f, f.tokenHash))));
+        expect(results.filter((r) => r.kind === "rotated")).toHaveLength(1);
+        expect(results.filter((r) => r.kind === "reused").length).toBeGreaterThanOrEqual(1);
+        expect(await s.store.grants.isRevoked(f.grantId)).toBe(true);
+      });
+
+      it("within the grace window the rotated-out token gets the sealed pair; concurrent ones too", async () => {
+        const f = family();
+        await s.store.grants.create(f);
+        const results = await Promise.all(Array.from({ length: 10 }, () => s.store.grants.rotate(rotation(f, f.tokenHash, 1_000))));
+        const rotated = results.filter((r) => r.kind === "rotated");
+        expect(rotated).toHaveLength(1);
+        const graced = results.filter((r) => r.kind === "grace");
+        expect(graced).toHaveLength(9);
+        expect(new Set(graced.map((r) => (r.kind === "grace" ? r.sealedTokens : "")).values()).size).toBe(1);
+        expect(await s.store.grants.isRevoked(f.grantId)).toBe(false);
+      });
+
+      it("past the grace window the rotated-out token is reuse", async () => {
+        const f = family();
+        await s.store.grants.create(f);
+        await s.store.grants.rotate(rotation(f, f.tokenHash, 1_000));
+        await s.advance(1_200);
+        expect(await s.store.grants.rotate(rotation(f, f.tokenHash, 1_000))).toEqual({ kind: "reused" });
+        expect(await s.store.grants.isRevoked(f.grantId)).toBe(true);
+      });
+
+      it("revoke deletes the family and remembers the grant; a revoked grant cannot be created again", async () => {
+        const f = family();
+        await s.store.grants.create(f);
+        await s.store.grants.revoke(f.grantId, 60_000);
+        expect(await s.store.grants.get(f.grantId)).toBeUndefined();
+        expect(await s.store.grants.isRevoked(f.grantId)).toBe(true);
+        expect(await s.store.grants.create(f)).toBe(false);
+        expect(await s.store.grants.rotate(rotation(f, f.tokenHash))).toEqual({ kind: "unknown" });
+      });
+
+      it("a family expires with its current token", async () => {
+        const f = family({ tokenExpiresAt: s.now() + 1_000 });
+        await s.store.grants.create(f);
+        await s.advance(1_200);
+        expect(await s.store.grants.get(f.grantId)).toBeUndefined();
+        expect(await s.store.grants.rotate(rotation(f, f.tokenHash))).toEqual({ kind: "unknown" });
+      });
+    });
+
+    describe("access token revocations", () => {
+      it("are remembered for their TTL, per token of a grant", async () => {
+        const grantId = unique("g");
+        const jti = unique("j");
+        expect(await s.store.grants.isRevoked(grantId, jti)).toBe(false);
+        await s.store.grants.revokeAccessToken(grantId, jti, 1_000);
+        expect(await s.store.grants.isRevoked(grantId, jti)).toBe(true);
+        expect(await s.store.grants.isRevoked(grantId, unique("j"))).toBe(false);
+        expect(await s.store.grants.isRevoked(grantId)).toBe(false);
+        await s.advance(1_200);
+        expect(await s.store.grants.isRevoked(grantId, jti)).toBe(false);
+      });
+
+      it("a revoked grant revokes every access token of it", async () => {
+        const grantId = unique("g");
+        await s.store.grants.revoke(grantId, 60_000);
+        expect(await s.store.grants.isRevoked(grantId, unique("j"))).toBe(true);
+      });
+    });
+
+    describe("revocation feed", () => {
+      it("delivers announcements to subscribers until they unsubscribe", async () => {
+        const received: Revocation[] = [];
+        const subscription = await s.store.revocationFeed.subscribe((r) => received.push(r), () => {});
+        await s.store.revocationFeed.announce({ jti: "j-1" });
+        await s.store.revocationFeed.announce({ grantId: "g-1" });
+        await expect.poll(() => received.length).toBe(2);
+        expect(received).toEqual([{ jti: "j-1" }, { grantId: "g-1" }]);
+        subscription.unsubscribe();
+        await s.store.revocationFeed.announce({ jti: "j-2" });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(received).toHaveLength(2);
+      });
+    });
+
+    describe("sessions", () => {
+      it("are created, read, deleted and expire", async () => {
+        const id = unique("s");
+        await s.store.sessions.create(id, { subject: "user-alice", authTime: 1 }, 1);
+        expect(await s.store.sessions.get(id)).toEqual({ subject: "user-alice", authTime: 1 });
+        await s.store.sessions.delete(id);
+        expect(await s.store.sessions.get(id)).toBeUndefined();
+        await s.store.sessions.create(id, { subject: "user-alice", authTime: 1 }, 1);
+        await s.advance(1_200);
+        expect(await s.store.sessions.get(id)).toBeUndefined();
+      });
+    });
+
+    describe("consents", () => {
+      it("accumulate per subject and client", async () => {
+        const subject = unique("subject:with{odd}chars ");
+        await s.store.consents.remember(subject, "web", ["read"], 60);
+        await s.store.consents.remember(subject, "web", ["write", "read"], 60);
+        expect((await s.store.consents.get(subject, "web")).sort()).toEqual(["read", "write"]);
+        expect(await s.store.consents.get(subject, "other")).toEqual([]);
+        expect(await s.store.consents.get(`${subject}x`, "web")).toEqual([]);
+      });
+    });
+
+    describe("attempt counters", () => {
+      it("count within a window, reset, and forget when the window ends", async () => {
+        const key = unique("login:user:");
+        expect(await s.store.attempts.get(key)).toEqual({ count: 0, resetInMs: 0 });
+        expect((await s.store.attempts.hit(key, 1_000)).count).toBe(1);
+        const second = await s.store.attempts.hit(key, 1_000);
+        expect(second.count).toBe(2);
+        expect(second.resetInMs).toBeGreaterThan(0);
+        expect(second.resetInMs).toBeLessThanOrEqual(1_000);
+        expect((await s.store.attempts.get(key)).count).toBe(2);
+        await s.store.attempts.reset(key);
+        expect((await s.store.attempts.get(key)).count).toBe(0);
+        const counts = await Promise.all(Array.from({ length: 20 }, () => s.store.attempts.hit(key, 1_000)));
+        expect(counts.map((c) => c.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+        await s.advance(1_200);
+        expect((await s.store.attempts.get(key)).count).toBe(0);
+      });
+    });
+
+    it("answers ping", async () => {
+      await s.store.ping();
+    });
+  });
+}

@@ -1,0 +1,70 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+export interface RunningProcess {
+  readonly child: ChildProcess;
+  /** Everything written so far to stdout and stderr. */
+  output(): string;
+  /** Resolves with the first output line that matches. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+type RunOptions = { env?: Record<string, string | undefined>; args?: string[]; nodeArgs?: string[] };
+
+/** Runs a TypeScript entry point of the repository as its own process (node --import tsx). */
+export function runTs(entry: string, options: RunOptions = {}): RunningProcess {
+  return runNode(entry, { ...options, nodeArgs: [...(options.nodeArgs ?? []), "--import", "tsx"] });
+}
+
+/** Runs a JavaScript entry point (e.g. the build in dist/) as its own process, with plain node. */
+export function runNode(entry: string, options: RunOptions = {}): RunningProcess {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), entry, ...(options.args ?? [])], {
+    cwd: ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+    for (const waiter of [...waiters]) {
+      const line = output.split("\n").find((l) => waiter.pattern.test(l));
+      if (line !== undefined) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(line);
+      }
+    }
+  };
+  child.stdout!.on("data", onData);
+  child.stderr!.on("data", onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    output: () => output,
+    waitFor(pattern, timeoutMs = 20_000) {
+      const line = output.split("\n").find((l) => pattern.test(l));
+      if (line !== undefined) return Promise.resolve(line);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no output matching ${pattern} within ${timeoutMs} ms; output:\n${output}`)), timeoutMs);
+        waiters.push({ pattern, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+        void exited.then(() => {
+          clearTimeout(timer);
+          const found = output.split("\n").find((l) => pattern.test(l));
+          if (found !== undefined) resolve(found);
+          else reject(new Error(`process exited before printing ${pattern}; output:\n${output}`));
+        });
+      });
+    },
+    exited,
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

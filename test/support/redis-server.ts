@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { Redis } from "ioredis";
+
+/** A free TCP port on loopback, chosen by the kernel. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RedisServer {
+  readonly port: number;
+  /** The running server's process id. */
+  readonly pid: number | undefined;
+  readonly url: string;
+  /** Stops the server (SIGKILL: as abrupt as a crash). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port, empty. */
+  start(): Promise<void>;
+}
+
+/**
+ * A real redis-server on a loopback port, for tests that need a Redis of
+ * their own (outages, topologies). It keeps nothing on disk.
+ */
+export async function startRedisServer(options: { port?: number; args?: string[] } = {}): Promise<RedisServer> {
+  const port = options.port ?? (await freePort());
+  let child: ChildProcess | undefined;
+
+  const start = async () => {
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...(options.args ?? [])], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    child.once("error", () => {});
+    await waitForPing(port, 10_000);
+  };
+
+  await start();
+  return {
+    port,
+    get pid() {
+      return child?.pid;
+    },
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      const running = child;
+      if (running === undefined || running.exitCode !== null) return;
+      const exited = new Promise((resolve) => running.once("exit", resolve));
+      running.kill("SIGKILL");
+      await exited;
+    },
+    start,
+  };
+}
+
+async function waitForPing(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on("error", () => {});
+    try {
+      await client.connect();
+      await client.ping();
+      client.disconnect();
+      return;
+    } catch (error) {
+      client.disconnect();
+      if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer: ${String(error)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
