@@ -19,6 +19,7 @@ export const SECRETS = {
   legacy: "legacy-client-secret-0123456789abcdefghijklmnopq",
   resourceServer: "resource-server-secret-0123456789abcdefghijklm",
   service: "gateway-service-credential-0123456789abcdefghij",
+  gateway: "gateway-client-secret-0123456789abcdefghijklmnop",
 } as const;
 
 export const ISSUER = "https://auth.test";
@@ -76,6 +77,15 @@ export function baseConfigFile(): Record<string, unknown> {
         firstParty: true,
       },
       {
+        id: "gatehouse-gateway",
+        name: "Gatehouse Gateway",
+        type: "confidential",
+        secretHashes: [hash(SECRETS.gateway)],
+        grantTypes: [],
+        responseTypes: [],
+        introspectAnyToken: true,
+      },
+      {
         id: "resource-server",
         name: "Resource Server",
         type: "confidential",
@@ -105,17 +115,22 @@ export function testSigningKeys(): Promise<string> {
   return signingKeys;
 }
 
+/** The environment the test configuration's secret references resolve from. */
+export async function testEnvironment(redisUrl?: string): Promise<Record<string, string>> {
+  return {
+    TEST_SERVICE_CREDENTIAL: SECRETS.service,
+    TEST_GATEWAY_CLIENT_SECRET: SECRETS.gateway,
+    TEST_SIGNING_KEYS: await testSigningKeys(),
+    ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }),
+  };
+}
+
 export async function testConfig(
   options: { redisUrl?: string; keyPrefix?: string; patch?: (file: Record<string, unknown>) => void } = {},
 ): Promise<AuthzConfig> {
   const file = baseConfigFile();
   options.patch?.(file);
-  const env = {
-    TEST_SERVICE_CREDENTIAL: SECRETS.service,
-    TEST_SIGNING_KEYS: await testSigningKeys(),
-    ...(options.redisUrl === undefined ? {} : { REDIS_URL: options.redisUrl }),
-  };
-  const config = parseAuthzConfig(stringify(file), env);
+  const config = parseAuthzConfig(stringify(file), await testEnvironment(options.redisUrl));
   // Isolate every test run's keys in a shared Redis.
   return { ...config, keyPrefix: options.keyPrefix ?? `test-${randomBytes(6).toString("hex")}:` };
 }

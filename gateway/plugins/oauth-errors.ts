@@ -1,0 +1,170 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { FastifyError, FastifyPluginAsync, FastifyReply } from "fastify";
+import fp from "fastify-plugin";
+import { OAuthErrorDetailSchema } from "../../gen/gatehouse/v1/errors_pb.js";
+
+/**
+ * An OAuth error as the HTTP response carries it: the RFC's error code and
+ * description (RFC 6749 §5.2), the status, and what a client needs to react.
+ */
+export interface OAuthFailure {
+  status: number;
+  error: string;
+  description: string;
+  /** RFC 6749 §5.2: a client that authenticated with HTTP Basic gets a 401 with this challenge. */
+  challenge?: "Basic";
+  /** Seconds (RFC 9110 §10.2.3). */
+  retryAfter?: number;
+  /**
+   * For authorization endpoint errors the authz service verified the client
+   * and redirect URI for: where to send the browser (RFC 6749 §4.1.2.1).
+   */
+  redirectUrl?: string;
+}
+
+/** An RFC 6750 §3 failure at a guarded route. */
+export interface BearerFailure {
+  status: 401 | 403 | 503 | 502 | 504 | 400 | 404;
+  /** invalid_request, invalid_token, insufficient_scope; none for a request without a token (RFC 6750 §3.1). */
+  error?: "invalid_request" | "invalid_token" | "insufficient_scope";
+  description?: string;
+  /** RFC 6750 §3: the scope the resource needs, for insufficient_scope. */
+  scope?: string;
+  realm: string;
+  style: "rfc6750" | "problem+json";
+  retryAfter?: number;
+}
+
+declare module "fastify" {
+  interface FastifyReply {
+    /** RFC 6749 §5.2 JSON error (or the §4.1.2.1 redirect it names), with no-store. */
+    sendOAuthError(failure: OAuthFailure): FastifyReply;
+    /** RFC 6750 §3 challenge, in the route's style. */
+    sendBearerFailure(failure: BearerFailure): FastifyReply;
+  }
+  interface FastifyContextConfig {
+    /** Errors of this route are rendered as an HTML page (login and consent pages). */
+    html?: boolean;
+  }
+}
+
+export interface OAuthErrorsOptions {
+  /** Renders an HTML error page for routes with `config.html`; the pages plugin provides it. */
+  renderErrorPage?: (status: number, message: string) => string;
+}
+
+/** RFC 6749 §5.1/§5.2: token endpoint responses are never cached. */
+const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
+
+/**
+ * Maps a failed RPC to the OAuth response the RFC asks for. The status of each
+ * error code is decided here and nowhere else:
+ * invalid_client → 401 with a Basic challenge when the client used Basic, else
+ * 400 (RFC 6749 §5.2); store or authz service down → 503 temporarily_unavailable;
+ * too many failures → 429 with Retry-After; server_error → 500; the rest → 400.
+ */
+export function oauthFailureFromRpc(error: unknown, options: { usedBasic: boolean }): OAuthFailure {
+  const connectError = ConnectError.from(error);
+  const [detail] = connectError.findDetails(OAuthErrorDetailSchema);
+  const retryAfter = detail !== undefined && detail.retryAfter > 0n ? Number(detail.retryAfter) : undefined;
+  if (detail === undefined) {
+    // No OAuth detail: the authz service was not reached, or failed outside the protocol.
+    if (connectError.code === Code.Unavailable || connectError.code === Code.DeadlineExceeded || connectError.code === Code.Canceled) {
+      return { status: 503, error: "temporarily_unavailable", description: "the authorization server is unavailable", retryAfter: 1 };
+    }
+    return { status: 500, error: "server_error", description: "the authorization server failed to handle the request" };
+  }
+  const base = { error: detail.error, description: detail.errorDescription, redirectUrl: detail.redirectUrl || undefined, retryAfter };
+  switch (detail.error) {
+    case "invalid_client":
+      return options.usedBasic ? { ...base, status: 401, challenge: "Basic" } : { ...base, status: 400 };
+    case "temporarily_unavailable":
+      return { ...base, status: 503, retryAfter: retryAfter ?? 1 };
+    case "too_many_attempts":
+      // No RFC 6749 code fits a rate limit; temporarily_unavailable is the closest and clients retry it.
+      return { ...base, status: 429, error: "temporarily_unavailable" };
+    case "server_error":
+      return { ...base, status: 500 };
+    case "unauthenticated_caller":
+      // The gateway's own credential was refused: a deployment error, not the client's.
+      return { status: 500, error: "server_error", description: "the gateway is not authorized at the authorization server" };
+    default:
+      return { ...base, status: 400 };
+  }
+}
+
+/** RFC 6750 §3 / RFC 7235: auth-param values are quoted strings; quotes and backslashes are escaped. */
+function quote(value: string): string {
+  return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+const plugin: FastifyPluginAsync<OAuthErrorsOptions> = async (app, options) => {
+  app.decorateReply("sendOAuthError", function (this: FastifyReply, failure: OAuthFailure) {
+    if (failure.redirectUrl !== undefined) {
+      return this.code(302).headers({ ...NO_STORE, location: failure.redirectUrl }).send();
+    }
+    this.code(failure.status).headers(NO_STORE);
+    if (failure.challenge === "Basic") this.header("www-authenticate", `Basic realm=${quote("gatehouse")}, charset="UTF-8"`);
+    if (failure.retryAfter !== undefined) this.header("retry-after", String(failure.retryAfter));
+    return this.type("application/json; charset=utf-8").send(
+      JSON.stringify({ error: failure.error, ...(failure.description === "" ? {} : { error_description: failure.description }) }),
+    );
+  });
+
+  app.decorateReply("sendBearerFailure", function (this: FastifyReply, failure: BearerFailure) {
+    const params = [`realm=${quote(failure.realm)}`];
+    if (failure.error !== undefined) params.push(`error=${quote(failure.error)}`);
+    if (failure.description !== undefined) params.push(`error_description=${quote(failure.description)}`);
+    if (failure.scope !== undefined) params.push(`scope=${quote(failure.scope)}`);
+    this.code(failure.status).header("cache-control", "no-store");
+    // RFC 6750 §3: 401 and 403 carry the challenge; a 5xx does not challenge the client.
+    if (failure.status === 401 || failure.status === 403) this.header("www-authenticate", `Bearer ${params.join(", ")}`);
+    if (failure.retryAfter !== undefined) this.header("retry-after", String(failure.retryAfter));
+    const detail = failure.description ?? (failure.status === 401 ? "a bearer token is required" : "request refused");
+    if (failure.style === "problem+json") {
+      return this.type("application/problem+json").send(
+        JSON.stringify({ type: "about:blank", title: failure.error ?? "unauthorized", status: failure.status, detail }),
+      );
+    }
+    return this.type("application/json; charset=utf-8").send(JSON.stringify({ error: failure.error ?? "invalid_request", error_description: detail }));
+  });
+
+  // Whatever escapes a route: parse errors, limits, bugs. A clear 4xx in the
+  // RFC's shape for bad input, a bare server_error for the rest; never a stack.
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) request.log.error({ err: error }, "unhandled error");
+    const description = status === 500 ? "the server failed to handle the request" : describeClientError(error);
+    if (request.routeOptions.config?.html === true && options.renderErrorPage !== undefined) {
+      return reply.code(status).type("text/html; charset=utf-8").header("cache-control", "no-store").send(options.renderErrorPage(status, description));
+    }
+    return reply.sendOAuthError({ status, error: status === 500 ? "server_error" : "invalid_request", description });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    if (request.routeOptions.config?.html === true && options.renderErrorPage !== undefined) {
+      return reply.code(404).type("text/html; charset=utf-8").send(options.renderErrorPage(404, "not found"));
+    }
+    return reply.code(404).type("application/json; charset=utf-8").send(JSON.stringify({ error: "not_found" }));
+  });
+};
+
+/** A short, safe description of a 4xx fastify raised (its own messages name no internals). */
+function describeClientError(error: FastifyError): string {
+  switch (error.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return "the request body is too large";
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return "unsupported content type";
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return "malformed request body";
+    case "FST_ERR_VALIDATION":
+      return error.message.replace(/^body\/?/, "").slice(0, 200) || "invalid request";
+    default:
+      return error.message.length > 0 && error.message.length <= 200 ? error.message : "invalid request";
+  }
+}
+
+/** Decorates replies with the RFC's error shapes; registered once, visible to every plugin. */
+export const oauthErrors = fp(plugin, { name: "oauth-errors", fastify: "5.x" });
