@@ -22,8 +22,9 @@ export interface AuthzClient {
 
 /**
  * Reads that are safe to send to another replica when one fails: they change
- * nothing. Everything else is sent once: a token request retried on another
- * replica after the first one had redeemed the code would fail as a replay.
+ * nothing. Anything else is sent again only when it provably never reached a
+ * server: a token request retried after the first replica had redeemed the
+ * code would fail as a replay (and revoke the grant).
  */
 const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession"]);
 
@@ -56,8 +57,11 @@ export function createAuthzClient(config: GatewayConfig["authz"]): AuthzClient {
 }
 
 /**
- * Spreads calls over the endpoints in turn; an idempotent call that finds its
- * replica Unavailable is tried on the next one, each at most once.
+ * Spreads calls over the endpoints in turn. A call goes to the next endpoint,
+ * each endpoint at most once, when its replica is Unavailable and the call is
+ * idempotent, or whatever the call when the request provably never reached a
+ * server (connection refused, HTTP/2 stream refused or GOAWAY'd before it was
+ * processed): that is what a replica that is restarting or gone looks like.
  */
 export function createFailoverTransport(transports: readonly Transport[], idempotent: (method: DescMethod) => boolean): Transport {
   if (transports.length === 1) return transports[0]!;
@@ -65,14 +69,14 @@ export function createFailoverTransport(transports: readonly Transport[], idempo
   return {
     async unary(method, signal, timeoutMs, header, input, contextValues) {
       const first = next++ % transports.length;
-      const attempts = idempotent(method) ? transports.length : 1;
       let lastError: unknown;
-      for (let i = 0; i < attempts; i++) {
+      for (let i = 0; i < transports.length; i++) {
         try {
           return await transports[(first + i) % transports.length]!.unary(method, signal, timeoutMs, header, input, contextValues);
         } catch (error) {
           lastError = error;
-          if (ConnectError.from(error).code !== Code.Unavailable || signal?.aborted) throw error;
+          const retry = neverReachedServer(error) || (idempotent(method) && ConnectError.from(error).code === Code.Unavailable);
+          if (!retry || signal?.aborted) throw error;
         }
       }
       throw lastError;
@@ -81,6 +85,19 @@ export function createFailoverTransport(transports: readonly Transport[], idempo
       return transports[next++ % transports.length]!.stream(method, signal, timeoutMs, header, input, contextValues);
     },
   };
+}
+
+/** Node error codes (anywhere in the cause chain) that mean the request was never processed by a server. */
+const NOT_SENT = new Set(["ECONNREFUSED", "ERR_HTTP2_GOAWAY_SESSION", "ERR_HTTP2_STREAM_CANCEL"]);
+
+function neverReachedServer(error: unknown): boolean {
+  for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 10; cause = cause.cause, depth++) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code !== undefined && NOT_SENT.has(code)) return true;
+    // RFC 9113 §8.7: a stream reset with REFUSED_STREAM was not processed and may be retried.
+    if (/REFUSED_STREAM/.test(cause.message)) return true;
+  }
+  return false;
 }
 
 /** RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding. */

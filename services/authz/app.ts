@@ -9,6 +9,7 @@ import { createLogInterceptor } from "./interceptors/log.js";
 import { createConnectUnaryHandler } from "./connect-unary.js";
 import { createRoutes, createServices } from "./routes.js";
 import { kPeerAddress } from "./rpc/caller.js";
+import { createProbeHandler } from "./probes.js";
 import { createRpcServer } from "./server.js";
 
 export interface RunningAuthz {
@@ -38,6 +39,7 @@ export async function startAuthzService(config: AuthzConfig, log: Logger, overri
     readMaxBytes: READ_MAX_BYTES,
     shutdownSignal: shutdown.signal,
     contextValues,
+    fallback: createProbeHandler(deps.health),
   });
   const handler = createConnectUnaryHandler({
     services,
@@ -55,6 +57,7 @@ export async function startAuthzService(config: AuthzConfig, log: Logger, overri
     url: `http://${host}:${address.port}`,
     deps,
     async close(graceMs = config.drainTimeoutMs) {
+      deps.health.startDraining();
       shutdown.abort();
       await server.close(graceMs);
       await deps.close();

@@ -35,6 +35,8 @@ export interface AuthzConfig extends ServerPolicy {
   drainTimeoutMs: number;
   /** pino level, from LOG_LEVEL. */
   logLevel: string;
+  /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
+  sources: readonly string[];
 }
 
 export type RedisConfig =
@@ -165,7 +167,8 @@ export function loadAuthzConfig(env: Environment): AuthzConfig {
   } catch (error) {
     throw new ConfigError([`${path}: cannot read the configuration file (${(error as NodeJS.ErrnoException).code ?? String(error)})`]);
   }
-  return parseAuthzConfig(text, env, path);
+  const config = parseAuthzConfig(text, env, path);
+  return Object.freeze({ ...config, sources: Object.freeze([path, ...config.sources]) });
 }
 
 /** Validates configuration text; every problem is reported, each at its path. */
@@ -219,7 +222,11 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   const requireHttps = file.requireHttps;
   checkIssuer(file.issuer, requireHttps, problems);
 
-  const resolve = (ref: SecretRef, path: string): string | undefined => resolveSecret(ref, env, path, problems);
+  const sources: string[] = [];
+  const resolve = (ref: SecretRef, path: string): string | undefined => {
+    if ("file" in ref) sources.push(ref.file);
+    return resolveSecret(ref, env, path, problems);
+  };
 
   const scopeNames = new Set<string>();
   file.scopes.forEach((scope, i) => {
@@ -331,6 +338,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     users,
     drainTimeoutMs: authz.drainTimeoutMs,
     logLevel: checkLogLevel(env.LOG_LEVEL, problems),
+    sources,
   });
 }
 

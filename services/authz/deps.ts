@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { AuthzConfig } from "./config.js";
+import { createHealth, type Health } from "./health.js";
 import { createAuthorizationServer, type AuthorizationServer } from "./oauth/authorization-server.js";
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
@@ -12,12 +13,22 @@ import type { Store } from "./store/store.js";
 
 /** Everything the authz service runs on; built once per process. */
 export interface AuthzDeps {
-  readonly config: AuthzConfig;
   readonly log: Logger;
   readonly store: Store;
+  readonly health: Health;
+  /** The configuration in force (replaced by a reload). */
+  readonly config: AuthzConfig;
   readonly keys: KeyRing;
-  /** The current authorization server (swapped whole when the configuration is reloaded). */
-  readonly server: () => AuthorizationServer;
+  /** The authorization server over the configuration in force; handlers ask per call. */
+  server(): AuthorizationServer;
+  /**
+   * Applies a new configuration without dropping a connection: clients,
+   * scopes, users, lifetimes, limits, the gateway credential and the signing
+   * keys. Listen address, Redis and key prefix need a restart; a change to them
+   * is reported and not applied. A configuration whose keys do not load is
+   * refused whole, and the old one stays.
+   */
+  reload(next: AuthzConfig): Promise<{ needsRestart: string[] }>;
   close(): Promise<void>;
 }
 
@@ -32,17 +43,47 @@ export interface DepsOverrides {
 export async function createAuthzDeps(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<AuthzDeps> {
   const clock = overrides.clock ?? systemClock;
   const store = await createStore(config, log, clock);
-  const keys = await loadKeyRing(config, log);
-  const ctx: OAuthContext = {
-    policy: config,
-    store,
-    keys,
-    clock,
-    random: overrides.random ?? cryptoRandom,
-    sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+  const build = (policy: AuthzConfig, keys: KeyRing) => {
+    const ctx: OAuthContext = {
+      policy,
+      store,
+      keys,
+      clock,
+      random: overrides.random ?? cryptoRandom,
+      sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+    };
+    return { config: policy, keys, server: createAuthorizationServer(ctx) };
   };
-  const server = createAuthorizationServer(ctx);
-  return { config, log, store, keys, server: () => server, close: () => store.close() };
+  let current = build(config, await loadKeyRing(config, log));
+
+  return {
+    log,
+    store,
+    health: createHealth(() => store),
+    get config() {
+      return current.config;
+    },
+    get keys() {
+      return current.keys;
+    },
+    server: () => current.server,
+    async reload(next) {
+      const before = current.config;
+      const needsRestart = [
+        ["authz.host/port", before.listen, next.listen],
+        ["authz.redis", before.redis, next.redis],
+        ["authz.keyPrefix", before.keyPrefix, next.keyPrefix],
+      ]
+        .filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b))
+        .map(([name]) => name as string);
+      const sameKeys = JSON.stringify(before.signingKeys) === JSON.stringify(next.signingKeys);
+      const keys = sameKeys ? current.keys : await loadKeyRing(next, log);
+      // What needs a restart keeps its running value until then.
+      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix }, keys);
+      return { needsRestart };
+    },
+    close: () => store.close(),
+  };
 }
 
 async function createStore(config: AuthzConfig, log: Logger, clock: Clock): Promise<Store> {

@@ -2,16 +2,19 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
 import { registration, type ServiceRegistration } from "./connect-unary.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { AuthzDeps } from "./deps.js";
 import { createAuthorizationService } from "./rpc/authorization-service.js";
+import { createHealthService } from "./rpc/health-service.js";
 import { createSessionService } from "./rpc/session-service.js";
 
 /** The services the authz process serves. */
 export function createServices(deps: AuthzDeps): ServiceRegistration[] {
-  const check = { serviceCredential: deps.config.serviceCredential };
+  const check = { serviceCredential: () => deps.config.serviceCredential };
   return [
     registration(AuthorizationService, createAuthorizationService({ ...check, server: deps.server, heartbeatSeconds: 10 })),
     registration(SessionService, createSessionService({ ...check, server: deps.server })),
+    registration(Health, createHealthService({ health: deps.health, watchIntervalMs: 1_000 })),
   ];
 }
 

@@ -12,14 +12,15 @@ export const SERVICE_CREDENTIAL_HEADER = "gatehouse-service-credential";
 export const CLIENT_ADDRESS_HEADER = "gatehouse-client-address";
 
 export interface CallerCheck {
-  /** The gateway's credential; undefined: nobody may call the gateway-only RPCs. */
-  serviceCredential: string | undefined;
+  /** The gateway's credential in force (a reload may change it); undefined: nobody may call the gateway-only RPCs. */
+  serviceCredential: () => string | undefined;
 }
 
 /** True when the call carries the gateway's service credential. */
 export function isGateway(context: HandlerContext, check: CallerCheck): boolean {
   const presented = context.requestHeader.get(SERVICE_CREDENTIAL_HEADER);
-  return presented !== null && check.serviceCredential !== undefined && constantTimeEqual(presented, check.serviceCredential);
+  const expected = check.serviceCredential();
+  return presented !== null && expected !== undefined && constantTimeEqual(presented, expected);
 }
 
 /** Gateway-only RPCs assert who the resource owner is; anyone else is refused (../shared/DESIGN.md). */
