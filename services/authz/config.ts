@@ -39,10 +39,18 @@ export interface AuthzConfig extends ServerPolicy {
   sources: readonly string[];
 }
 
-export type RedisConfig =
+export type RedisConfig = (
   | { kind: "url"; url: string }
   | { kind: "sentinel"; name: string; sentinels: Array<{ host: string; port: number }>; password: string | undefined; sentinelPassword: string | undefined }
-  | { kind: "cluster"; nodes: Array<{ host: string; port: number }>; password: string | undefined };
+  | { kind: "cluster"; nodes: Array<{ host: string; port: number }>; password: string | undefined }
+) & {
+  /**
+   * How long a single-use write waits for a replica's acknowledgement, so that
+   * a failover cannot undo it (store/redis-store.ts, `durable`); undefined:
+   * no waiting. Default 500 ms for Sentinel and Cluster, off for a URL.
+   */
+  replicaAckTimeoutMs?: number | undefined;
+};
 
 /** Thrown with every problem of a configuration, each prefixed by its path in the file. */
 export class ConfigError extends Error {
@@ -92,15 +100,18 @@ const userSchema = z.strictObject({
   passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, "must be scrypt$N$r$p$salt$hash; make one with `npm run hash-password`"),
 });
 
+/** false: do not wait for replicas; a number: wait that many ms at most. */
+const replicaAck = z.union([z.literal(false), z.number().int().min(1).max(5_000)]).optional();
 const redisSchema = z.union([
-  z.strictObject({ url: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL") }),
+  z.strictObject({ url: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL"), replicaAckTimeoutMs: replicaAck }),
   z.strictObject({
     sentinels: z.array(hostPort).min(1),
     name: z.string().min(1),
     password: secretRef.optional(),
     sentinelPassword: secretRef.optional(),
+    replicaAckTimeoutMs: replicaAck,
   }),
-  z.strictObject({ cluster: z.array(hostPort).min(1), password: secretRef.optional() }),
+  z.strictObject({ cluster: z.array(hostPort).min(1), password: secretRef.optional(), replicaAckTimeoutMs: replicaAck }),
 ]);
 
 const fileSchema = z.strictObject({
@@ -304,7 +315,10 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   });
 
   const authz = file.authz;
-  const redis = env.REDIS_URL !== undefined && env.REDIS_URL !== "" ? ({ kind: "url", url: env.REDIS_URL } as const) : buildRedis(authz.redis, resolve);
+  const redis =
+    env.REDIS_URL !== undefined && env.REDIS_URL !== ""
+      ? ({ kind: "url", url: env.REDIS_URL, replicaAckTimeoutMs: undefined } as const)
+      : buildRedis(authz.redis, resolve);
   const port = env.GATEHOUSE_AUTHZ_PORT === undefined || env.GATEHOUSE_AUTHZ_PORT === "" ? authz.port : Number(env.GATEHOUSE_AUTHZ_PORT);
   if (!/^\d*$/.test(env.GATEHOUSE_AUTHZ_PORT ?? "") || !Number.isInteger(port) || port < 0 || port > 65535) {
     problems.push(`GATEHOUSE_AUTHZ_PORT: must be a port number, got ${JSON.stringify(env.GATEHOUSE_AUTHZ_PORT)}`);
@@ -347,7 +361,8 @@ function buildRedis(
   resolve: (ref: SecretRef, path: string) => string | undefined,
 ): RedisConfig | undefined {
   if (redis === undefined) return undefined;
-  if ("url" in redis) return { kind: "url", url: redis.url };
+  const ack = (fallback: number | undefined) => (redis.replicaAckTimeoutMs === false ? undefined : (redis.replicaAckTimeoutMs ?? fallback));
+  if ("url" in redis) return { kind: "url", url: redis.url, replicaAckTimeoutMs: ack(undefined) };
   if ("sentinels" in redis) {
     return {
       kind: "sentinel",
@@ -355,9 +370,10 @@ function buildRedis(
       sentinels: redis.sentinels,
       password: redis.password && resolve(redis.password, "authz.redis.password"),
       sentinelPassword: redis.sentinelPassword && resolve(redis.sentinelPassword, "authz.redis.sentinelPassword"),
+      replicaAckTimeoutMs: ack(500),
     };
   }
-  return { kind: "cluster", nodes: redis.cluster, password: redis.password && resolve(redis.password, "authz.redis.password") };
+  return { kind: "cluster", nodes: redis.cluster, password: redis.password && resolve(redis.password, "authz.redis.password"), replicaAckTimeoutMs: ack(500) };
 }
 
 /** RFC 8414 §2: the issuer is an https URL with no query or fragment. */

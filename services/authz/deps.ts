@@ -94,7 +94,7 @@ async function createStore(config: AuthzConfig, log: Logger, clock: Clock): Prom
   const client = createRedisClient(config.redis);
   client.on("error", (error: Error) => log.warn({ err: { message: error.message } }, "redis connection error"));
   if (!(await waitUntilReady(client, 5_000))) log.warn("redis is not reachable yet; calls answer Unavailable until it is");
-  return createRedisStore({ client, clock, keyPrefix: config.keyPrefix });
+  return createRedisStore({ client, clock, keyPrefix: config.keyPrefix, replicaAckTimeoutMs: config.redis.replicaAckTimeoutMs });
 }
 
 async function loadKeyRing(config: AuthzConfig, log: Logger): Promise<KeyRing> {

@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 
 /** A free TCP port on loopback, chosen by the kernel. */
@@ -29,12 +32,16 @@ export interface RedisServer {
  * A real redis-server on a loopback port, for tests that need a Redis of
  * their own (outages, topologies). It keeps nothing on disk.
  */
-export async function startRedisServer(options: { port?: number; args?: string[] } = {}): Promise<RedisServer> {
+export async function startRedisServer(options: { port?: number; args?: string[]; configFile?: string } = {}): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-redis-"));
   let child: ChildProcess | undefined;
 
   const start = async () => {
-    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...(options.args ?? [])], {
+    const config = options.configFile === undefined ? [] : [options.configFile];
+    // Nothing on disk, and nowhere near the checkout: a replica's full sync is diskless.
+    const base = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"];
+    child = spawn("redis-server", [...config, ...base, ...(options.args ?? [])], {
       stdio: ["ignore", "ignore", "pipe"],
     });
     child.once("error", () => {});
@@ -50,7 +57,7 @@ export async function startRedisServer(options: { port?: number; args?: string[]
     url: `redis://127.0.0.1:${port}`,
     async stop() {
       const running = child;
-      if (running === undefined || running.exitCode !== null) return;
+      if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
       const exited = new Promise((resolve) => running.once("exit", resolve));
       running.kill("SIGKILL");
       await exited;

@@ -473,13 +473,25 @@ describe("parseAuthzConfig: the environment", () => {
       "a Sentinel Redis with its passwords from the environment",
       { issuer: ISSUER, authz: { redis: { sentinels: [{ host: "s1", port: 26379 }], name: "mymaster", password: { env: "RP" }, sentinelPassword: { env: "SP" } } } },
       { RP: "redis-pw", SP: "sentinel-pw" },
-      { kind: "sentinel", name: "mymaster", sentinels: [{ host: "s1", port: 26379 }], password: "redis-pw", sentinelPassword: "sentinel-pw" },
+      { kind: "sentinel", name: "mymaster", sentinels: [{ host: "s1", port: 26379 }], password: "redis-pw", sentinelPassword: "sentinel-pw", replicaAckTimeoutMs: 500 },
     ],
     [
       "a Redis Cluster without a password",
       { issuer: ISSUER, authz: { redis: { cluster: [{ host: "c1", port: 7000 }, { host: "c2", port: 7001 }] } } },
       {},
-      { kind: "cluster", nodes: [{ host: "c1", port: 7000 }, { host: "c2", port: 7001 }], password: undefined },
+      { kind: "cluster", nodes: [{ host: "c1", port: 7000 }, { host: "c2", port: 7001 }], password: undefined, replicaAckTimeoutMs: 500 },
+    ],
+    [
+      "replicated writes are waited for 250 ms when configured, on a URL too",
+      { issuer: ISSUER, authz: { redis: { url: "redis://r:6379", replicaAckTimeoutMs: 250 } } },
+      {},
+      { kind: "url", url: "redis://r:6379", replicaAckTimeoutMs: 250 },
+    ],
+    [
+      "waiting for replicas can be turned off for a cluster",
+      { issuer: ISSUER, authz: { redis: { cluster: [{ host: "c1", port: 7000 }], replicaAckTimeoutMs: false } } },
+      {},
+      { kind: "cluster", nodes: [{ host: "c1", port: 7000 }], password: undefined, replicaAckTimeoutMs: undefined },
     ],
   ])("%s", (_name, document, env, redis) => {
     expect(parseAuthzConfig(yaml(document), env).redis).toEqual(redis);

@@ -24,6 +24,12 @@ export interface RedisStoreOptions {
   clock: Clock;
   /** Namespaces the keys of one deployment or test run. */
   keyPrefix: string;
+  /**
+   * Wait for a replica to acknowledge single-use writes (code redemption,
+   * rotation, revocation) before answering; undefined: do not wait (one Redis
+   * without replicas). See `durable` below.
+   */
+  replicaAckTimeoutMs?: number | undefined;
 }
 
 /**
@@ -37,15 +43,49 @@ export function createRedisStore(options: RedisStoreOptions): Store {
   const keys = createKeySchema(options.keyPrefix);
   const subscriptions = createSubscriptions(client, keys.revocationChannel);
 
+  /**
+   * Runs a write of OAuth state so that a failover cannot undo it. Redis
+   * replicates asynchronously: a master that dies right after consuming a code
+   * can be replaced by a replica that never saw the tombstone, and the code
+   * would be accepted twice; one that dies right after saving a code loses
+   * the grant. So the write goes in one pipeline with a count of the master's
+   * connected replicas (keyless commands follow the keyed one to its node, on
+   * a cluster too). With no replica, no failover can lose the write (there is
+   * nothing to fail over to) and it is done. With replicas, WAIT on the same
+   * connection (routed by the same key) must see one acknowledge it within
+   * `replicaAckTimeoutMs`, or the call fails (Unavailable): nothing is
+   * answered that a failover might forget. Attempt counters and remembered
+   * consent are not worth the wait and are written plainly.
+   */
+  const durable = async (script: Script, scriptKeys: string[], args: Array<string | number>): Promise<unknown> => {
+    if (options.replicaAckTimeoutMs === undefined) return script.run(client, scriptKeys, args);
+    const write = async (byText: boolean) => {
+      const pipeline = client.pipeline();
+      if (byText) pipeline.eval(script.lua, scriptKeys.length, ...scriptKeys, ...args);
+      else pipeline.evalsha(script.sha, scriptKeys.length, ...scriptKeys, ...args);
+      return (await pipeline.eval(CONNECTED_REPLICAS, 0).exec()) ?? [];
+    };
+    let results = await write(false);
+    if (results[0]?.[0] instanceof Error && results[0][0].message.startsWith("NOSCRIPT")) results = await write(true);
+    const [[writeError, written] = [], [countError, replicas] = []] = results;
+    if (writeError) throw writeError;
+    if (countError) throw countError;
+    if (Number(replicas) === 0) return written;
+    const [, [waitError, acks] = []] = (await client.pipeline().exists(scriptKeys[0]!).wait(1, options.replicaAckTimeoutMs).exec()) ?? [];
+    if (waitError) throw waitError;
+    if (Number(acks) < 1) throw new Error(`the write was not acknowledged by a replica within ${options.replicaAckTimeoutMs} ms`);
+    return written;
+  };
+
   return {
     requests: {
       park: (requestHash, request, ttlSeconds) =>
         guard(async () => {
-          await client.set(keys.request(requestHash), JSON.stringify(request), "PX", ttlSeconds * 1000);
+          await durable(setWithTtl, [keys.request(requestHash)], [JSON.stringify(request), ttlSeconds * 1000]);
         }),
       take: (requestHash) =>
         guard(async () => {
-          const value = await client.getdel(keys.request(requestHash));
+          const value = (await durable(takeRequest, [keys.request(requestHash)], [])) as string | null;
           return value === null ? undefined : (JSON.parse(value) as ParkedRequest);
         }),
     },
@@ -53,11 +93,11 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     codes: {
       save: (codeHash, grant, ttlSeconds) =>
         guard(async () => {
-          await client.set(keys.code(codeHash), `${grant.grantId}|${JSON.stringify(grant)}`, "PX", ttlSeconds * 1000);
+          await durable(setWithTtl, [keys.code(codeHash)], [`${grant.grantId}|${JSON.stringify(grant)}`, ttlSeconds * 1000]);
         }),
       redeem: (codeHash, tombstoneTtlSeconds) =>
         guard(async (): Promise<CodeRedemption> => {
-          const value = (await redeemCode(client, [keys.code(codeHash)], [tombstoneTtlSeconds * 1000])) as string | null;
+          const value = (await durable(redeemCode, [keys.code(codeHash)], [tombstoneTtlSeconds * 1000])) as string | null;
           if (value === null) return { kind: "unknown" };
           if (value.startsWith("!")) return { kind: "replayed", grantId: value.slice(1) };
           return { kind: "redeemed", grant: JSON.parse(value.slice(value.indexOf("|") + 1)) as CodeGrant };
@@ -67,8 +107,8 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     grants: {
       create: (family) =>
         guard(async () => {
-          const created = await createFamily(
-            client,
+          const created = await durable(
+            createFamily,
             [keys.family(family.grantId), keys.grantRevoked(family.grantId)],
             [
               family.clientId,
@@ -85,14 +125,14 @@ export function createRedisStore(options: RedisStoreOptions): Store {
         }),
       get: (grantId) =>
         guard(async () => {
-          const fields = (await getFamily(client, [keys.family(grantId), keys.grantRevoked(grantId)], [])) as string[] | null;
+          const fields = (await getFamily.run(client, [keys.family(grantId), keys.grantRevoked(grantId)], [])) as string[] | null;
           if (fields === null || fields.length === 0) return undefined;
           return parseFamily(grantId, fields);
         }),
       rotate: (input) =>
         guard(async (): Promise<Rotation> => {
-          const [kind, sealedTokens] = (await rotateFamily(
-            client,
+          const [kind, sealedTokens] = (await durable(
+            rotateFamily,
             [
               keys.family(input.grantId),
               keys.familyUsedToken(input.grantId, input.presentedHash),
@@ -112,11 +152,11 @@ export function createRedisStore(options: RedisStoreOptions): Store {
         }),
       revoke: (grantId, revokedTtlMs) =>
         guard(async () => {
-          await revokeGrant(client, [keys.family(grantId), keys.grantRevoked(grantId)], [revokedTtlMs]);
+          await durable(revokeGrant, [keys.family(grantId), keys.grantRevoked(grantId)], [revokedTtlMs]);
         }),
       revokeAccessToken: (grantId, jti, ttlMs) =>
         guard(async () => {
-          await client.set(keys.accessTokenRevoked(grantId, jti), "1", "PX", Math.max(1, ttlMs));
+          await durable(revokeAccessToken, [keys.accessTokenRevoked(grantId, jti)], [Math.max(1, ttlMs)]);
         }),
       // One EXISTS over keys of one hash tag: a single command, on a cluster too.
       isRevoked: (grantId, jti) =>
@@ -138,7 +178,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     sessions: {
       create: (sessionHash, session, ttlSeconds) =>
         guard(async () => {
-          await client.set(keys.session(sessionHash), JSON.stringify(session), "PX", ttlSeconds * 1000);
+          await durable(setWithTtl, [keys.session(sessionHash)], [JSON.stringify(session), ttlSeconds * 1000]);
         }),
       get: (sessionHash) =>
         guard(async () => {
@@ -147,7 +187,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
         }),
       delete: (sessionHash) =>
         guard(async () => {
-          await client.del(keys.session(sessionHash));
+          await durable(deleteKey, [keys.session(sessionHash)], []);
         }),
     },
 
@@ -164,12 +204,12 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     attempts: {
       hit: (key, windowMs) =>
         guard(async () => {
-          const [count, resetInMs] = (await hitAttempts(client, [keys.attempts(key)], [windowMs])) as [number, number];
+          const [count, resetInMs] = (await hitAttempts.run(client, [keys.attempts(key)], [windowMs])) as [number, number];
           return { count, resetInMs };
         }),
       get: (key) =>
         guard(async () => {
-          const [count, resetInMs] = (await readAttempts(client, [keys.attempts(key)], [])) as [number, number];
+          const [count, resetInMs] = (await readAttempts.run(client, [keys.attempts(key)], [])) as [number, number];
           return { count, resetInMs };
         }),
       reset: (key) =>
@@ -225,20 +265,45 @@ function isReplyError(error: unknown): error is Error {
   return error instanceof Error && error.name === "ReplyError";
 }
 
-/** Runs a Lua script by its SHA-1, loading it on the first NOSCRIPT (per node, on a cluster). */
-function defineScript(lua: string) {
+interface Script {
+  readonly lua: string;
+  readonly sha: string;
+  /** Runs by SHA-1, sending the text on the first NOSCRIPT (per node, on a cluster). */
+  run(client: RedisClient, scriptKeys: string[], args: Array<string | number>): Promise<unknown>;
+}
+
+function defineScript(lua: string): Script {
   const sha = createHash("sha1").update(lua).digest("hex");
-  return async (client: RedisClient, scriptKeys: string[], args: Array<string | number>): Promise<unknown> => {
-    try {
-      return await client.evalsha(sha, scriptKeys.length, ...scriptKeys, ...args);
-    } catch (error) {
-      if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
-        return client.eval(lua, scriptKeys.length, ...scriptKeys, ...args);
+  return {
+    lua,
+    sha,
+    async run(client, scriptKeys, args) {
+      try {
+        return await client.evalsha(sha, scriptKeys.length, ...scriptKeys, ...args);
+      } catch (error) {
+        if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
+          return client.eval(lua, scriptKeys.length, ...scriptKeys, ...args);
+        }
+        throw error;
       }
-      throw error;
-    }
+    },
   };
 }
+
+/** Keyless: how many replicas the node it runs on has connected. */
+const CONNECTED_REPLICAS = "return tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)') or '0')";
+
+/** KEYS: one key. ARGV: value, ttl ms. SET as a script, so that it can run durably like the others. */
+const setWithTtl = defineScript(`return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])`);
+
+/** KEYS: one key. */
+const deleteKey = defineScript(`return redis.call('DEL', KEYS[1])`);
+
+/** KEYS: request. GETDEL as a script, so it can run durably like the others. */
+const takeRequest = defineScript(`return redis.call('GETDEL', KEYS[1])`);
+
+/** KEYS: access token revocation marker. ARGV: ttl ms. */
+const revokeAccessToken = defineScript(`return redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])`);
 
 /** KEYS: code. ARGV: tombstone ttl ms. Value "<grantId>|<json>"; a redeemed code becomes "!<grantId>". */
 const redeemCode = defineScript(`
