@@ -14,15 +14,19 @@ export interface ConnectH2Client {
 }
 
 export function createConnectH2Client(baseUrl: string, options: { sessions?: number } = {}): ConnectH2Client {
-  const sessions = Array.from({ length: options.sessions ?? 4 }, () => {
+  const connect = () => {
     const session = http2.connect(baseUrl, { settings: { initialWindowSize: 1 << 20 } });
     session.on("error", () => {});
     return session;
-  });
+  };
+  const sessions = Array.from({ length: options.sessions ?? 4 }, connect);
   let next = 0;
   return {
     call(path, body, headers = {}) {
-      const session = sessions[next++ % sessions.length]!;
+      const slot = next++ % sessions.length;
+      // A session that failed or was closed (server restart) is replaced on next use.
+      if (sessions[slot]!.closed || sessions[slot]!.destroyed) sessions[slot] = connect();
+      const session = sessions[slot]!;
       return new Promise((resolve, reject) => {
         const stream = session.request({
           ":method": "POST",

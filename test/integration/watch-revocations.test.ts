@@ -36,10 +36,14 @@ describe("WatchRevocations", () => {
     await stream.return?.();
   });
 
-  it("only the gateway may subscribe", async () => {
-    const failure = await failureOf((async () => {
-      for await (const _ of t.authz.watchRevocations({})) break;
-    })());
-    expect(failure.code).toBe(Code.Unauthenticated);
+  it("the gateway, or a client that may introspect any token, may subscribe; nobody else", async () => {
+    const first = async (options?: { headers: Record<string, string> }) => {
+      for await (const event of t.authz.watchRevocations({}, options)) return event.event.case;
+    };
+    expect((await failureOf(first())).code).toBe(Code.Unauthenticated);
+    expect((await failureOf(first(basic("resource-server", "wrong")))).code).toBe(Code.Unauthenticated);
+    expect((await failureOf(first(basic("web", SECRETS.web)))).oauth?.error).toBe("unauthorized_client");
+    // A resource server's guard needs no gateway credential for this.
+    expect(await first(basic("resource-server", SECRETS.resourceServer))).toBe("subscribed");
   });
 });

@@ -773,7 +773,9 @@ export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
  *     `authorization: Basic ...` metadata (RFC 6749 §2.3.1) or with the
  *     client_id / client_secret fields, never both;
  *   - the gateway (Authorize, Decide, WatchRevocations, and SessionService)
- *     with its service credential in `gatehouse-service-credential` metadata.
+ *     with its service credential in `gatehouse-service-credential` metadata;
+ *     a guard that only checks tokens needs no such credential: it calls
+ *     Introspect and WatchRevocations as a client with introspectAnyToken.
  *
  * @generated from service gatehouse.v1.AuthorizationService
  */
@@ -865,7 +867,9 @@ export const AuthorizationService: GenService<{
   },
   /**
    * WatchRevocations streams revocations as they happen, so that caches of
-   * introspection results can be evicted at once. Only the gateway may call it.
+   * introspection results can be evicted at once. The gateway may call it, and
+   * so may a client allowed to introspect any token (a resource server's
+   * guard), authenticated as for Introspect.
    *
    * @generated from rpc gatehouse.v1.AuthorizationService.WatchRevocations
    */

@@ -73,6 +73,15 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       };
     },
     subscribeToRevocations: ctx.store.revocationFeed.subscribe.bind(ctx.store.revocationFeed),
+    /**
+     * Who may watch revocations besides the gateway: a client that may
+     * introspect any token (a resource server's guard). What it learns (token
+     * and grant ids as they die) is less than Introspect already tells it.
+     */
+    async authorizeRevocationWatcher(call: ClientCall): Promise<void> {
+      const client = await authenticate(call);
+      if (!client.introspectAnyToken) throw new OAuthError("unauthorized_client", "this client may not watch revocations");
+    },
     ping: () => ctx.store.ping(),
   };
 }

@@ -9,7 +9,7 @@ import type { AuthorizationServer } from "../oauth/authorization-server.js";
 import { OAuthError } from "../oauth/errors.js";
 import type { Introspection } from "../oauth/introspect.js";
 import type { TokenSet } from "../oauth/issue-tokens.js";
-import { clientCall, requireGateway, type CallerCheck } from "./caller.js";
+import { clientCall, isGateway, requireGateway, type CallerCheck } from "./caller.js";
 import { EventQueue } from "./event-queue.js";
 
 export interface AuthorizationServiceOptions extends CallerCheck {
@@ -95,7 +95,8 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
     },
 
     async *watchRevocations(_request, context) {
-      requireGateway(context, options);
+      // The gateway, or a resource server's guard authenticating as its own client.
+      if (!isGateway(context, options)) await server().authorizeRevocationWatcher(clientCall(context, options, { clientId: "", clientSecret: "" }));
       const queue = new EventQueue<MessageInitShape<typeof WatchRevocationsResponseSchema>>();
       const subscription = await server().subscribeToRevocations(
         (revocation) =>
