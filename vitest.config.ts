@@ -8,6 +8,7 @@ export default defineConfig({
     // Two cores: two test files at a time keeps servers and Redis responsive.
     maxWorkers: 2,
     testTimeout: 20_000,
-    hookTimeout: 60_000,
+    // Starting a Redis Cluster or Sentinel set on a busy two-core machine can take a while.
+    hookTimeout: 120_000,
   },
 });

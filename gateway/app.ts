@@ -1,8 +1,15 @@
 import { randomUUID } from "node:crypto";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { GatewayDeps } from "./deps.js";
+import { guard } from "./plugins/guard.js";
 import { health } from "./plugins/health.js";
-import { oauthErrors } from "./plugins/oauth-errors.js";
+import { metrics } from "./plugins/metrics.js";
+import { oauthErrors, writeOAuthError } from "./plugins/oauth-errors.js";
+import { oauthRoutes } from "./plugins/oauth-routes.js";
+import { pages } from "./plugins/pages.js";
+import { proxy } from "./plugins/proxy.js";
+import { requireHttps } from "./plugins/require-https.js";
+import { renderErrorPage } from "./views/error-page.js";
 
 /**
  * Builds the gateway's fastify instance: one plugin per concern. It never
@@ -18,11 +25,33 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
     return503OnClosing: true,
-    disableRequestLogging: true,
+    // No access log of every request: the guard logs at debug, and URLs may carry secrets.
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 200 },
+    // A URL fastify's router cannot decode is bad input like any other: the RFC's shape, not fastify's.
+    frameworkErrors: (error, _request, reply) => {
+      writeOAuthError(reply, { status: 400, error: "invalid_request", description: error.code === "FST_ERR_BAD_URL" ? "malformed URL" : "bad request" });
+    },
   });
 
-  await app.register(oauthErrors, {});
+  await app.register(oauthErrors, { renderErrorPage });
+  await app.register(requireHttps, {
+    enabled: config.requireHttps,
+    trustedProxies: config.trustedProxies,
+    exempt: [config.paths.healthz, config.paths.readyz, config.paths.metrics],
+  });
   await app.register(health, { authz: deps.authz, paths: config.paths, draining: deps.draining });
+  // The browser-facing endpoints assert who the resource owner is: only a
+  // gateway with the service credential serves them. Without it, the gateway
+  // only guards (a sidecar).
+  const serviceCredential = config.authz.serviceCredential;
+  if (serviceCredential !== undefined) {
+    await app.register(oauthRoutes, { deps, serviceCredential });
+    await app.register(pages, { deps, serviceCredential });
+  }
+  await app.register(metrics, { metrics: deps.metrics, path: config.paths.metrics });
+  await app.register(proxy, { timeoutMs: config.guard.upstreamTimeoutMs });
+  // Last: it takes every request that no route above serves.
+  await app.register(guard, { config, routes: deps.routes, authz: deps.authz, clock: deps.clock, metrics: deps.metrics, revocations: deps.revocations });
   return app;
 }

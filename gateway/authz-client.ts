@@ -1,9 +1,10 @@
-import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { AuthorizationService } from "../gen/gatehouse/v1/authorization_service_pb.js";
 import { SessionService } from "../gen/gatehouse/v1/session_service_pb.js";
 import type { GatewayConfig } from "./config.js";
+import { createConnectUnaryTransport } from "./connect-unary-transport.js";
 
 /** Metadata of the gateway's service credential (services/authz/rpc/caller.ts reads it). */
 export const SERVICE_CREDENTIAL_HEADER = "gatehouse-service-credential";
@@ -29,21 +30,18 @@ export interface AuthzClient {
 const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession"]);
 
 export function createAuthzClient(config: GatewayConfig["authz"]): AuthzClient {
-  const withCredential: Interceptor = (next) => (request) => {
-    request.header.set(SERVICE_CREDENTIAL_HEADER, config.serviceCredential);
-    return next(request);
-  };
+  // A guard-only gateway (a sidecar) has no service credential: it calls only
+  // Introspect and WatchRevocations, as its own client.
+  const header: Record<string, string> = config.serviceCredential === undefined ? {} : { [SERVICE_CREDENTIAL_HEADER]: config.serviceCredential };
   const transports = config.endpoints.map((baseUrl) =>
-    createConnectTransport({
+    createConnectUnaryTransport({
       baseUrl,
-      httpVersion: "2",
-      useBinaryFormat: true,
-      interceptors: [withCredential],
       defaultTimeoutMs: config.timeoutMs,
+      header,
       // Ping idle HTTP/2 sessions so a dead replica is noticed before a request needs it.
       pingIntervalMs: 10_000,
-      pingTimeoutMs: 2_000,
-      idleConnectionTimeoutMs: 60_000,
+      // connect-es carries the one stream, WatchRevocations.
+      streams: createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, pingIntervalMs: 10_000, pingTimeoutMs: 2_000 }),
     }),
   );
   const transport = createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));

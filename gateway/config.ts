@@ -19,7 +19,12 @@ export interface GatewayConfig {
   authz: {
     /** Connect base URLs of authz replicas (or one Service address). */
     endpoints: readonly string[];
-    serviceCredential: string;
+    /**
+     * The gateway's service credential, needed for the browser endpoints
+     * (they assert who the resource owner is). Undefined: a guard-only gateway
+     * (a sidecar), which serves no OAuth endpoint and needs no such power.
+     */
+    serviceCredential: string | undefined;
     /** The gateway's own client, for Introspect and Revoke on its own behalf. */
     clientId: string;
     clientSecret: string;
@@ -35,6 +40,8 @@ export interface GatewayConfig {
   routes: readonly RouteConfig[];
   drainTimeoutMs: number;
   logLevel: string;
+  /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
+  sources: readonly string[];
 }
 
 export type EndpointName =
@@ -131,7 +138,7 @@ const gatewaySchema = z.strictObject({
   port: z.number().int().min(0).max(65535).default(8080),
   authz: z.strictObject({
     endpoints: z.array(httpUrl).min(1).default(["http://127.0.0.1:50051"]),
-    serviceCredential: secretRef,
+    serviceCredential: secretRef.optional(),
     clientId: z.string().min(1),
     clientSecret: secretRef,
     timeoutMs: z.number().int().min(100).max(30_000).default(2_000),
@@ -183,7 +190,8 @@ export function loadGatewayConfig(env: Environment): GatewayConfig {
   } catch (error) {
     throw new GatewayConfigError([`${file}: cannot read the configuration file (${(error as NodeJS.ErrnoException).code ?? String(error)})`]);
   }
-  return parseGatewayConfig(text, env, file);
+  const config = parseGatewayConfig(text, env, file);
+  return Object.freeze({ ...config, sources: Object.freeze([file, ...config.sources]) });
 }
 
 export function parseGatewayConfig(text: string, env: Environment, source = "config"): GatewayConfig {
@@ -193,7 +201,9 @@ export function parseGatewayConfig(text: string, env: Environment, source = "con
   if (!parsed.success) throw new GatewayConfigError(parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`));
   const problems: string[] = [];
   const { gateway: g } = parsed.data;
+  const sources: string[] = [];
   const resolveSecret = (ref: SecretRef, at: string): string => {
+    if ("file" in ref) sources.push(ref.file);
     if ("env" in ref) {
       const value = env[ref.env];
       if (value === undefined || value === "") problems.push(`${at}: environment variable ${ref.env} is not set`);
@@ -235,7 +245,7 @@ export function parseGatewayConfig(text: string, env: Environment, source = "con
     listen: { host: g.host, port },
     authz: {
       endpoints,
-      serviceCredential: resolveSecret(g.authz.serviceCredential, "gateway.authz.serviceCredential"),
+      serviceCredential: g.authz.serviceCredential === undefined ? undefined : resolveSecret(g.authz.serviceCredential, "gateway.authz.serviceCredential"),
       clientId: g.authz.clientId,
       clientSecret: resolveSecret(g.authz.clientSecret, "gateway.authz.clientSecret"),
       timeoutMs: g.authz.timeoutMs,
@@ -252,6 +262,7 @@ export function parseGatewayConfig(text: string, env: Environment, source = "con
     routes,
     drainTimeoutMs: g.drainTimeoutMs,
     logLevel: env.LOG_LEVEL === undefined || env.LOG_LEVEL === "" ? "info" : env.LOG_LEVEL,
+    sources,
   };
   const paths = Object.values(config.paths);
   if (new Set(paths).size !== paths.length) problems.push("gateway.paths: two endpoints share a path");

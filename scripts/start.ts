@@ -1,31 +1,43 @@
 /**
  * `npm start`: runs gatehouse on its embedded defaults (config/dev.yaml, the
- * in-memory store, or Redis with REDIS_URL) and prints where to go.
+ * in-memory store, or Redis with REDIS_URL): the authz service, the gateway,
+ * the demo client app and the demo resource server, each its own process.
+ * When all four answer, it prints the URL to open and the demo user.
  * `npm run authz` runs only the authz service the same way.
  *
  * Development secrets (the gateway's service credential, the gateway's client
  * secret) are generated fresh on every run and handed to the processes
  * through their environment, as production hands them through Secrets.
+ *
+ * The demo client's settings come from the same configuration file: the
+ * issuer, and the redirect URI of the client `demo-app` (its port is where
+ * the demo client listens). DEMO_API_PORT (default 3001) is where the demo
+ * resource server listens; the gateway's routes send /api/* there.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
 import { hashSecret } from "../services/authz/oauth/secrets.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const only = process.argv[2];
+const configFile = process.env.GATEHOUSE_CONFIG ?? resolve(root, "config/dev.yaml");
 
 const gatewayClientSecret = randomBytes(32).toString("base64url");
 const env: NodeJS.ProcessEnv = {
   ...process.env,
+  GATEHOUSE_CONFIG: configFile,
   GATEHOUSE_SERVICE_CREDENTIAL: process.env.GATEHOUSE_SERVICE_CREDENTIAL ?? randomBytes(32).toString("base64url"),
   GATEHOUSE_GATEWAY_CLIENT_SECRET: gatewayClientSecret,
   GATEHOUSE_GATEWAY_CLIENT_SECRET_HASH: `sha256:${hashSecret(gatewayClientSecret)}`,
 };
 
 const children: ChildProcess[] = [];
-function run(name: string, entry: string): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", entry], { cwd: root, env, stdio: ["ignore", "inherit", "inherit"] });
+function run(name: string, entry: string, args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", entry, ...args], { cwd: root, env: { ...env, ...extraEnv }, stdio: ["ignore", "inherit", "inherit"] });
   child.once("exit", (code, signal) => {
     if (!stopping) {
       process.stderr.write(`gatehouse: ${name} exited (${signal ?? code}); stopping everything\n`);
@@ -54,16 +66,66 @@ async function stop(code: number): Promise<void> {
 process.once("SIGINT", () => void stop(0));
 process.once("SIGTERM", () => void stop(0));
 
+/** Polls `url` until it answers 200, or gives up after `timeoutMs`. */
+async function waitFor(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      await response.body?.cancel();
+      if (response.ok) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline || stopping) throw new Error(`${url} did not answer within ${timeoutMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 run("authz", "services/authz/main.ts");
-if (only === undefined || only === "all") {
-  process.stdout.write(
-    [
-      "",
-      "  gatehouse authz service: http://127.0.0.1:50051 (Connect, gRPC, gRPC-Web)",
-      "  Try:  curl -s -X POST -H 'content-type: application/json' -d '{}' \\",
-      "          http://127.0.0.1:50051/gatehouse.v1.AuthorizationService/GetMetadata",
-      "  Ctrl-C stops it.",
-      "",
-    ].join("\n"),
-  );
+if (only === "authz") {
+  process.stdout.write("\n  gatehouse authz service starting (Connect, gRPC, gRPC-Web); Ctrl-C stops it.\n\n");
+} else {
+  const file = parse(readFileSync(configFile, "utf8")) as {
+    issuer: string;
+    gateway?: { host?: string; port?: number };
+    clients?: Array<{ id: string; redirectUris?: string[] }>;
+  };
+  const issuer = file.issuer.replace(/\/+$/, "");
+  const gatewayUrl = `http://${file.gateway?.host ?? "127.0.0.1"}:${process.env.GATEHOUSE_GATEWAY_PORT ?? file.gateway?.port ?? 8080}`;
+  const demoRedirect = file.clients?.find((c) => c.id === "demo-app")?.redirectUris?.[0];
+  run("gateway", "gateway/main.ts");
+  if (demoRedirect !== undefined) {
+    const demo = { DEMO_ISSUER: issuer, DEMO_CLIENT_ID: "demo-app", DEMO_REDIRECT_URI: demoRedirect, DEMO_API_BASE: issuer };
+    run("demo client", "demo/main.ts", ["client"], demo);
+    run("demo resource server", "demo/main.ts", ["resource-server"], { DEMO_API_PORT: process.env.DEMO_API_PORT ?? "3001" });
+  }
+  try {
+    await waitFor(`${gatewayUrl}/readyz`);
+    const demoUrl = demoRedirect === undefined ? undefined : new URL("/", demoRedirect).href;
+    if (demoUrl !== undefined) await waitFor(new URL("/healthz", demoRedirect).href);
+    process.stdout.write(
+      [
+        "",
+        "  gatehouse is running.",
+        "",
+        ...(demoUrl === undefined
+          ? [`  Gateway (issuer): ${issuer}   (no demo-app client in ${configFile}, so no demo)`]
+          : [
+              `  Open ${demoUrl} and click "Sign in with gatehouse".`,
+              "  Demo user: demo   password: demo-password",
+              "",
+              `  Gateway (issuer):  ${issuer}   metadata: ${issuer}/.well-known/oauth-authorization-server`,
+              `  Demo API:          ${issuer}/api/...  (guarded by the gateway; upstream http://127.0.0.1:${process.env.DEMO_API_PORT ?? "3001"})`,
+            ]),
+        "  Authz service:     Connect/gRPC on the port in the config (authz.port)",
+        "  Ctrl-C stops everything.",
+        "",
+        "",
+      ].join("\n"),
+    );
+  } catch (error) {
+    process.stderr.write(`gatehouse: ${error instanceof Error ? error.message : String(error)}; stopping everything\n`);
+    await stop(1);
+  }
 }

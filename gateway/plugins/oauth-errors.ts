@@ -53,6 +53,25 @@ export interface OAuthErrorsOptions {
   renderErrorPage?: (status: number, message: string) => string;
 }
 
+/** The JSON error of a guard failure that carries no RFC 6750 code (RFC 6749's registry where one fits). */
+const BEARER_FAILURE_ERROR: Readonly<Record<number, string>> = {
+  400: "invalid_request",
+  404: "not_found",
+  502: "bad_gateway",
+  503: "temporarily_unavailable",
+  504: "gateway_timeout",
+};
+/** RFC 9457 §3.1.4: the title of a problem without a more specific one is the status's text. */
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
 /** RFC 6749 §5.1/§5.2: token endpoint responses are never cached. */
 const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
 
@@ -93,6 +112,23 @@ export function oauthFailureFromRpc(error: unknown, options: { usedBasic: boolea
   }
 }
 
+/**
+ * Writes an RFC 6749 §5.2 JSON error (or the §4.1.2.1 redirect it names), with
+ * no-store. `reply.sendOAuthError` is this; it is exported for the one place
+ * that has an undecorated reply (fastify's frameworkErrors, in app.ts).
+ */
+export function writeOAuthError(reply: FastifyReply, failure: OAuthFailure): FastifyReply {
+  if (failure.redirectUrl !== undefined) {
+    return reply.code(302).headers({ ...NO_STORE, location: failure.redirectUrl }).send();
+  }
+  reply.code(failure.status).headers(NO_STORE);
+  if (failure.challenge === "Basic") reply.header("www-authenticate", `Basic realm=${quote("gatehouse")}, charset="UTF-8"`);
+  if (failure.retryAfter !== undefined) reply.header("retry-after", String(failure.retryAfter));
+  return reply.type("application/json; charset=utf-8").send(
+    JSON.stringify({ error: failure.error, ...(failure.description === "" ? {} : { error_description: failure.description }) }),
+  );
+}
+
 /** RFC 6750 §3 / RFC 7235: auth-param values are quoted strings; quotes and backslashes are escaped. */
 function quote(value: string): string {
   return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
@@ -100,15 +136,7 @@ function quote(value: string): string {
 
 const plugin: FastifyPluginAsync<OAuthErrorsOptions> = async (app, options) => {
   app.decorateReply("sendOAuthError", function (this: FastifyReply, failure: OAuthFailure) {
-    if (failure.redirectUrl !== undefined) {
-      return this.code(302).headers({ ...NO_STORE, location: failure.redirectUrl }).send();
-    }
-    this.code(failure.status).headers(NO_STORE);
-    if (failure.challenge === "Basic") this.header("www-authenticate", `Basic realm=${quote("gatehouse")}, charset="UTF-8"`);
-    if (failure.retryAfter !== undefined) this.header("retry-after", String(failure.retryAfter));
-    return this.type("application/json; charset=utf-8").send(
-      JSON.stringify({ error: failure.error, ...(failure.description === "" ? {} : { error_description: failure.description }) }),
-    );
+    return writeOAuthError(this, failure);
   });
 
   app.decorateReply("sendBearerFailure", function (this: FastifyReply, failure: BearerFailure) {
@@ -121,12 +149,15 @@ const plugin: FastifyPluginAsync<OAuthErrorsOptions> = async (app, options) => {
     if (failure.status === 401 || failure.status === 403) this.header("www-authenticate", `Bearer ${params.join(", ")}`);
     if (failure.retryAfter !== undefined) this.header("retry-after", String(failure.retryAfter));
     const detail = failure.description ?? (failure.status === 401 ? "a bearer token is required" : "request refused");
+    // RFC 6750 names only the client's errors; what is not the client's fault
+    // says so, and a request without a token gets no error code at all (§3.1).
+    const error = failure.error ?? BEARER_FAILURE_ERROR[failure.status];
     if (failure.style === "problem+json") {
       return this.type("application/problem+json").send(
-        JSON.stringify({ type: "about:blank", title: failure.error ?? "unauthorized", status: failure.status, detail }),
+        JSON.stringify({ type: "about:blank", title: failure.error ?? STATUS_TEXT[failure.status] ?? "Error", status: failure.status, detail }),
       );
     }
-    return this.type("application/json; charset=utf-8").send(JSON.stringify({ error: failure.error ?? "invalid_request", error_description: detail }));
+    return this.type("application/json; charset=utf-8").send(JSON.stringify({ ...(error === undefined ? {} : { error }), error_description: detail }));
   });
 
   // Whatever escapes a route: parse errors, limits, bugs. A clear 4xx in the

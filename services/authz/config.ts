@@ -33,6 +33,8 @@ export interface AuthzConfig extends ServerPolicy {
   users: ReadonlyMap<string, User>;
   /** How long SIGTERM waits for in-flight calls and streams. */
   drainTimeoutMs: number;
+  /** Seconds between WatchRevocations heartbeats; a subscriber that hears nothing for two stops trusting its cache. */
+  revocationHeartbeatSeconds: number;
   /** pino level, from LOG_LEVEL. */
   logLevel: string;
   /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
@@ -127,8 +129,9 @@ const fileSchema = z.strictObject({
       serviceCredential: secretRef.optional(),
       audience: z.string().min(1).optional(),
       drainTimeoutMs: z.number().int().min(0).max(120_000).default(10_000),
+      revocationHeartbeatSeconds: z.number().int().min(1).max(60).default(5),
     })
-    .default({ host: "127.0.0.1", port: 50051, keyPrefix: "gatehouse:", drainTimeoutMs: 10_000 }),
+    .default({ host: "127.0.0.1", port: 50051, keyPrefix: "gatehouse:", drainTimeoutMs: 10_000, revocationHeartbeatSeconds: 5 }),
   lifetimes: z
     .strictObject({
       accessToken: seconds.default(600),
@@ -351,6 +354,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     clients,
     users,
     drainTimeoutMs: authz.drainTimeoutMs,
+    revocationHeartbeatSeconds: authz.revocationHeartbeatSeconds,
     logLevel: checkLogLevel(env.LOG_LEVEL, problems),
     sources,
   });

@@ -478,7 +478,9 @@ export async function checkGatehouseConfigs(rendered: Rendered): Promise<string[
           if (!client.introspectAnyToken) problems.push(`${at}: client ${client.id} may not introspect other clients' tokens`);
           if (!client.secretHashes.includes(hashSecret(config.authz.clientSecret))) problems.push(`${at}: client ${client.id}'s secret does not match the secret hash the authz service holds`);
         }
-        if (authz.serviceCredential !== config.authz.serviceCredential) problems.push(`${at}: service credential differs from the authz service's`);
+        if (config.authz.serviceCredential !== undefined && authz.serviceCredential !== config.authz.serviceCredential) {
+          problems.push(`${at}: service credential differs from the authz service's`);
+        }
       }
     }
   }
@@ -570,6 +572,11 @@ export function checkSidecars(rendered: Rendered): string[] {
     else {
       const upstreams = [...config.routes.map((r) => r.upstream), config.guard.defaultUpstream, config.guard.unmatched.kind === "passthrough" ? config.guard.unmatched.upstream : undefined];
       if (config.routes.length === 0) problems.push(`${where(g.pod, g.container)}: guards no route`);
+      // A guard needs no power to assert who a resource owner is; a compromised app pod must not gain it.
+      if (config.authz.serviceCredential !== undefined) problems.push(`${where(g.pod, g.container)}: a sidecar holds the service credential (it could call Decide)`);
+      if (config.requireHttps && config.trustedProxies.length === 0) {
+        problems.push(`${where(g.pod, g.container)}: requireHttps with no trusted proxy refuses every request that arrives from the ingress over plain HTTP`);
+      }
       for (const upstream of upstreams) {
         if (upstream === undefined) continue;
         const url = new URL(upstream);

@@ -69,7 +69,7 @@ export async function startRedisCluster(options: { masters?: number; nodeTimeout
 }
 
 /** Every node sees the cluster ok, and every master has an in-sync replica (a failover then loses nothing acknowledged). */
-async function waitForClusterOk(ports: number[], timeoutMs = 20_000): Promise<void> {
+async function waitForClusterOk(ports: number[], timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const states = await Promise.all(
@@ -126,8 +126,8 @@ export async function startRedisSentinel(options: { downAfterMs?: number } = {})
     const { stdout } = await run("redis-cli", ["-p", String(sentinelPorts[0]), "SENTINEL", "get-master-addr-by-name", masterName]);
     return Number(stdout.trim().split("\n")[1]);
   };
-  // Wait until the replica is in sync and the sentinels agree.
-  const deadline = Date.now() + 20_000;
+  // Wait until the replica is in sync and the sentinels agree (slowly, on a busy machine).
+  const deadline = Date.now() + 60_000;
   for (;;) {
     const { stdout } = await run("redis-cli", ["-p", String(replica.port), "INFO", "replication"]);
     const { stdout: known } = await run("redis-cli", ["-p", String(sentinelPorts[0]), "SENTINEL", "replicas", masterName]).catch(() => ({ stdout: "" }));

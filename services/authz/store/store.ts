@@ -161,7 +161,8 @@ export interface RevocationSubscription {
 
 /**
  * Announces revocations to every replica (Redis pub/sub), so that caches of
- * introspection results are evicted at once. Delivery is at most once: a
+ * introspection results are evicted at once. Delivery is at most once and in
+ * no particular order (on a cluster, publishes travel through any node): a
  * subscriber whose connection breaks is told through `onBroken` and must stop
  * trusting what it cached.
  */

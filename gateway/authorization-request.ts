@@ -1,0 +1,59 @@
+import type { ParameterSyntax } from "./form-body.js";
+import { parseForm } from "./parse-form.js";
+
+/**
+ * The authorization request's parameters (RFC 6749 §4.1.1, §4.2.1; RFC 7636
+ * §4.3), with generous length bounds only: what they mean, and which errors
+ * they cause, is the authz service's to decide, because only it can send an
+ * error back to a verified redirect URI (RFC 6749 §4.1.2.1). A parameter the
+ * gateway refused itself could only be shown on an error page.
+ */
+export const AUTHORIZATION_REQUEST_PARAMETERS = {
+  response_type: { maxLength: 64 },
+  client_id: { maxLength: 256 },
+  redirect_uri: { maxLength: 2048 },
+  scope: { maxLength: 1024 },
+  state: { maxLength: 1024 },
+  code_challenge: { maxLength: 256 },
+  code_challenge_method: { maxLength: 32 },
+} as const satisfies Record<string, ParameterSyntax>;
+
+export type AuthorizationParameters = Partial<Record<keyof typeof AUTHORIZATION_REQUEST_PARAMETERS, string>>;
+
+/**
+ * The authorization request to resume after the login page (or after "use
+ * another account"): the known parameters only, form-encoded. The browser
+ * carries it in a hidden field and the gateway sends it back to its own
+ * authorization endpoint, which validates it again from scratch; it never
+ * becomes a redirect to anywhere else.
+ */
+export function serializeAuthorizationRequest(parameters: AuthorizationParameters): string {
+  const out = new URLSearchParams();
+  for (const name of Object.keys(AUTHORIZATION_REQUEST_PARAMETERS) as Array<keyof AuthorizationParameters>) {
+    const value = parameters[name];
+    if (value !== undefined && value !== "") out.append(name, value);
+  }
+  return out.toString();
+}
+
+/**
+ * Reads a resumed authorization request back (strictly: see parseForm) and
+ * returns its canonical form, or undefined when it is malformed or carries
+ * a parameter beyond its bound.
+ */
+export function parseResumedAuthorizationRequest(text: string): string | undefined {
+  let parsed: Record<string, string>;
+  try {
+    parsed = parseForm(Buffer.from(text, "utf8"));
+  } catch {
+    return undefined;
+  }
+  const parameters: AuthorizationParameters = {};
+  for (const [name, syntax] of Object.entries(AUTHORIZATION_REQUEST_PARAMETERS) as Array<[keyof AuthorizationParameters, ParameterSyntax]>) {
+    const value = parsed[name];
+    if (value === undefined) continue;
+    if (value.length > syntax.maxLength) return undefined;
+    parameters[name] = value;
+  }
+  return parameters.client_id === undefined ? undefined : serializeAuthorizationRequest(parameters);
+}

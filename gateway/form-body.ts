@@ -1,0 +1,95 @@
+import type { FastifyInstance, FastifySchema, FastifySchemaValidationError } from "fastify";
+import { parseForm } from "./parse-form.js";
+
+/**
+ * Makes an encapsulated fastify context accept `application/x-www-form-urlencoded`
+ * bodies and nothing else, parsed by parseForm (duplicates, bad
+ * percent-encoding and invalid UTF-8 refused). Every other content type is a
+ * 400 invalid_request: RFC 6749 §4.1.3, §6, RFC 7662 §2.1 and RFC 7009 §2.1
+ * all name this format ("using the application/x-www-form-urlencoded format").
+ * Oversized bodies are refused by fastify's bodyLimit as 413 before parsing.
+ */
+export function acceptOnlyFormBodies(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "buffer" }, (request, body, done) => {
+    // The format is defined over UTF-8 (WHATWG URL §5); another declared charset would be misread.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers["content-type"] ?? "")?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      done(clientError("the form must be encoded in UTF-8"), undefined);
+      return;
+    }
+    try {
+      done(null, parseForm(body as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+  app.addContentTypeParser("*", (_request, _payload, done) => {
+    done(clientError("the content type must be application/x-www-form-urlencoded"), undefined);
+  });
+}
+
+/** A parameter's syntax: RFC 6749 Appendix A (or the RFC that defines it), and a length bound. */
+export interface ParameterSyntax {
+  pattern?: string;
+  maxLength: number;
+  enum?: readonly string[];
+}
+
+/** RFC 6749 Appendix A: VSCHAR = %x20-7E. */
+export const VSCHAR = "^[\\x20-\\x7E]+$";
+/** RFC 6749 Appendix A.10: grant-name = 1*name-char / URI-reference; name-char = "-" / "." / "_" / DIGIT / ALPHA. */
+export const GRANT_NAME = "^(?:[-._A-Za-z0-9]+|[A-Za-z][A-Za-z0-9+.-]*:[\\x21-\\x7E]+)$";
+/** RFC 6749 Appendix A.15/A.16: UNICODECHARNOCRLF, any character but CR and LF (and other controls). */
+export const UNICODECHARNOCRLF = "^[^\\u0000-\\u001F\\u007F]+$";
+
+/**
+ * A JSON schema for a parsed form. `unknown: "ignore"` accepts parameters the
+ * endpoint does not know, as RFC 6749 §3.1 and §3.2 require ("MUST ignore
+ * unrecognized request parameters"), still bounded in size; `unknown: "reject"`
+ * is for the gateway's own HTML forms, which send exactly their fields.
+ */
+export function formSchema(
+  parameters: Readonly<Record<string, ParameterSyntax>>,
+  options: { required?: readonly string[]; unknown: "ignore" | "reject" },
+): FastifySchema["body"] {
+  const properties = Object.fromEntries(
+    Object.entries(parameters).map(([name, syntax]) => [
+      name,
+      { type: "string", maxLength: syntax.maxLength, ...(syntax.pattern === undefined ? {} : { pattern: syntax.pattern }), ...(syntax.enum === undefined ? {} : { enum: syntax.enum }) },
+    ]),
+  );
+  return {
+    type: "object",
+    required: options.required ?? [],
+    properties,
+    ...(options.unknown === "ignore"
+      ? { additionalProperties: { type: "string", maxLength: 4096 } }
+      : { propertyNames: { enum: Object.keys(parameters) } }),
+  };
+}
+
+/**
+ * Turns schema failures into a short invalid_request description that names
+ * the parameter (never the value, never the regular expression).
+ */
+export function describeFormErrors(errors: FastifySchemaValidationError[]): Error {
+  const [first] = errors;
+  const name = first?.instancePath.replace(/^\//, "") ?? "";
+  let message: string;
+  if (first === undefined) message = "invalid request";
+  else if (first.keyword === "required") message = `${String((first.params as { missingProperty?: unknown }).missingProperty)} is required`;
+  else if (first.keyword === "type" && name === "") message = "the request must carry an application/x-www-form-urlencoded body";
+  else if (first.schemaPath.startsWith("#/propertyNames")) message = "the form has an unexpected field";
+  else if (first.keyword === "maxLength") message = `${describe(name)} is too long`;
+  else message = `${describe(name)} is malformed`;
+  return clientError(message);
+}
+
+function describe(name: string): string {
+  return /^[A-Za-z0-9_.-]{1,64}$/.test(name) ? name : "a parameter";
+}
+
+function clientError(message: string): Error {
+  return Object.assign(new Error(message), { statusCode: 400 });
+}

@@ -1,0 +1,407 @@
+import { ServerResponse, type IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import type { AuthzClient } from "../authz-client.js";
+import type { GatewayConfig, RouteConfig } from "../config.js";
+import { createAuthenticator, extractBearer, TokenCheckUnavailable, toIntrospected, type Authentication, type Authenticator } from "../guard/authenticate.js";
+import { authorizeScopes, describeRequirement, requiredScope } from "../guard/authorize.js";
+import { createIntrospectionCache, type Principal } from "../guard/introspection-cache.js";
+import { createHeaderRewriter, type ForwardedFor } from "../guard/mutate.js";
+import { compileRouteTable, normalizeTarget, type CompiledRoute, type NormalizedTarget, type RouteTable } from "../guard/rules.js";
+import type { RevocationFeed } from "../revocation-feed.js";
+import type { GatewayMetrics, GuardOutcome } from "./metrics.js";
+import type { UpstreamFailure, UpstreamTarget } from "./proxy.js";
+
+/**
+ * The resource guard (DESIGN.md, "The gateway's guard"): every request that
+ * is not for one of the gateway's own endpoints goes through
+ *
+ *   normalise the path → exactly one rule → authenticate → authorize →
+ *   rewrite the headers → proxy
+ *
+ * and anything that does not make it through is answered here, in the
+ * route's error style, before the request body is read. Requests are taken
+ * over in an onRequest hook: fastify never parses their bodies (bodyLimit does
+ * not apply; bodies stream to the upstream) and the handler never runs.
+ * WebSocket handshakes (the server's 'upgrade' event) take the same path.
+ */
+
+export interface GuardOptions {
+  config: Pick<GatewayConfig, "guard" | "paths" | "trustedProxies">;
+  /** The route table in force: read per request, recompiled when a reload replaces it. */
+  routes: () => readonly RouteConfig[];
+  authz: AuthzClient;
+  clock: () => number;
+  metrics: GatewayMetrics;
+  revocations: RevocationFeed;
+}
+
+interface Route {
+  readonly compiled: CompiledRoute;
+  readonly name: string;
+  readonly target: UpstreamTarget;
+  readonly style: "rfc6750" | "problem+json";
+}
+
+/** A WebSocket (or other upgrade) request: the socket node handed over, and its first bytes. */
+interface Upgrade {
+  readonly socket: Duplex;
+  readonly head: Buffer;
+}
+
+const UNMATCHED = "(none)";
+const PASSTHROUGH = "(passthrough)";
+
+const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
+  const { config, clock, metrics } = options;
+  const { guard } = config;
+  const proxy = app.upstreamProxy;
+
+  const targets = new Map<string, UpstreamTarget>();
+  const targetOf = (url: string) => {
+    let target = targets.get(url);
+    if (target === undefined) targets.set(url, (target = proxy.target(url)));
+    return target;
+  };
+  // The route table; a bad pattern stops the start (a reload checks before it
+  // swaps), overlapping rules are logged. Recompiled only when the list
+  // itself is replaced: one reference comparison per request.
+  let compiledFrom: readonly RouteConfig[] | undefined;
+  let table: RouteTable;
+  let routes: Map<CompiledRoute, Route>;
+  const currentTable = () => {
+    const source = options.routes();
+    if (source !== compiledFrom) {
+      const compiled = compileRouteTable(source);
+      for (const overlap of compiled.overlaps) app.log.warn({ problem: overlap }, "guard: overlapping routes");
+      table = compiled.table;
+      routes = new Map(
+        table.routes.map((route) => [route, { compiled: route, name: route.config.name, target: targetOf(route.config.upstream), style: route.config.errorStyle }]),
+      );
+      compiledFrom = source;
+    }
+    return { table, routes };
+  };
+  currentTable();
+  const passthrough = guard.unmatched.kind === "passthrough" ? targetOf(guard.unmatched.upstream) : undefined;
+  /** The gateway's own endpoints: never guarded, never proxied, whatever the route table says. */
+  const ownPaths = new Set(Object.values(config.paths));
+
+  // Introspection, cached while the revocation feed is live.
+  const cacheEnabled = guard.cacheTtlSeconds > 0 && guard.cacheMaxEntries > 0;
+  const cache = cacheEnabled ? createIntrospectionCache({ ttlMs: guard.cacheTtlSeconds * 1000, maxEntries: guard.cacheMaxEntries }) : undefined;
+  const authenticator: Authenticator = createAuthenticator({
+    introspect: async (token) => toIntrospected(await options.authz.authz.introspect({ token }, options.authz.asGatewayClient)),
+    cache,
+    trust: options.revocations,
+    clock,
+    metrics,
+  });
+  if (cache !== undefined) {
+    metrics.cacheSize(() => cache.size);
+    const removeListener = options.revocations.addListener({
+      revoked: (target) => ("jti" in target ? cache.evictToken(target.jti) : cache.evictGrant(target.grantId)),
+      subscribed: () => cache.clear(),
+    });
+    // The feed only matters when something is cached; it starts once the app is ready.
+    app.addHook("onReady", async () => options.revocations.start());
+    app.addHook("onClose", async () => {
+      removeListener();
+      await options.revocations.stop();
+    });
+  }
+
+  const rewriteHeaders = createHeaderRewriter(guard.identityHeaders);
+  const trustsProxies = config.trustedProxies.length > 0;
+  const forwardedFor = (request: FastifyRequest): ForwardedFor => {
+    if (!trustsProxies) {
+      const socket = request.raw.socket as Socket & { encrypted?: boolean };
+      return { for: socket.remoteAddress ?? "", proto: socket.encrypted === true ? "https" : "http", host: request.headers.host ?? "" };
+    }
+    // fastify's trustProxy: the chain up to the first address not trusted, nearest first.
+    return { for: [...request.ips!].reverse().join(", "), proto: request.protocol, host: request.host };
+  };
+
+  // --- answers -------------------------------------------------------------
+
+  const count = (route: string, outcome: GuardOutcome) => metrics.guardRequest(route, outcome);
+  /** Allowed requests are logged at debug (an access log); building the entry is skipped otherwise. */
+  const logAllowed = app.log.level === "debug" || app.log.level === "trace";
+
+  const refuse = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    route: string,
+    outcome: GuardOutcome,
+    failure: { status: 400 | 401 | 403 | 503; error?: "invalid_request" | "invalid_token" | "insufficient_scope"; description?: string; scope?: string },
+    style: "rfc6750" | "problem+json" = "rfc6750",
+  ) => {
+    count(route, outcome);
+    request.log.info({ route, outcome, status: failure.status, method: request.raw.method, path: pathOf(request.raw.url) }, "guard: refused");
+    reply.sendBearerFailure({ ...failure, realm: guard.realm, style, ...(failure.status === 503 ? { retryAfter: 1 } : {}) });
+  };
+
+  const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+    count(UNMATCHED, "not_found");
+    request.log.info({ outcome: "not_found", method: request.raw.method, path: pathOf(request.raw.url) }, "guard: no route");
+    reply.callNotFound();
+  };
+
+  const upstreamFailed = (request: FastifyRequest, reply: FastifyReply, route: string, style: "rfc6750" | "problem+json", failure: UpstreamFailure) => {
+    metrics.upstreamFailure(route, failure.kind);
+    request.log.warn({ route, kind: failure.kind, code: failure.code, responseStarted: failure.responseStarted }, "guard: upstream failed");
+    if (failure.responseStarted || reply.raw.destroyed) return;
+    reply.sendBearerFailure({
+      status: failure.kind === "timeout" ? 504 : 502,
+      description: failure.kind === "timeout" ? "the upstream did not answer in time" : "the upstream could not be reached",
+      realm: guard.realm,
+      style,
+    });
+  };
+
+  // --- the pipeline ------------------------------------------------------------
+
+  const reportedAmbiguities = new Set<string>();
+  const upgrades = new WeakMap<IncomingMessage, Upgrade>();
+  /** Requests with `Expect: 100-continue`: told to send their body only once they are let through. */
+  const awaitingContinue = new WeakSet<IncomingMessage>();
+  const openSockets = new Set<Duplex>();
+
+  /** Hands the request to its upstream: plain HTTP, or a WebSocket. */
+  const forward = (request: FastifyRequest, reply: FastifyReply, routeName: string, target: UpstreamTarget, style: "rfc6750" | "problem+json", websocket: boolean) => {
+    const onFailure = (failure: UpstreamFailure) => upstreamFailed(request, reply, routeName, style, failure);
+    const upgrade = upgrades.get(request.raw);
+    if (websocket && upgrade !== undefined) {
+      openSockets.add(upgrade.socket);
+      upgrade.socket.once("close", () => openSockets.delete(upgrade.socket));
+      proxy.ws(request.raw, upgrade.socket, upgrade.head, target, onFailure);
+    } else {
+      proxy.web(request.raw, reply.raw, target, onFailure);
+    }
+  };
+
+  /** Steps 3 to 6, once the token's introspection is known. */
+  const proceed = (request: FastifyRequest, reply: FastifyReply, route: Route, introspected: Authentication, path: string, search: string, websocket: boolean) => {
+    if (!introspected.active) {
+      const description = "malformed" in introspected ? "the access token is malformed" : "the access token is invalid, expired or revoked";
+      return refuse(request, reply, route.name, "invalid_token", { status: 401, error: "invalid_token", description }, route.style);
+    }
+    const rule = route.compiled.config;
+    if (!authorizeScopes(rule, introspected.scopes)) {
+      return refuse(
+        request,
+        reply,
+        route.name,
+        "insufficient_scope",
+        { status: 403, error: "insufficient_scope", description: describeRequirement(rule), scope: requiredScope(rule) },
+        route.style,
+      );
+    }
+    allow(request, reply, route.name, route.target, route.style, introspected, rule.forwardAuthorization, path, search, websocket);
+  };
+
+  const allow = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    routeName: string,
+    target: UpstreamTarget,
+    style: "rfc6750" | "problem+json",
+    principal: Principal | undefined,
+    forwardAuthorization: boolean,
+    path: string,
+    search: string,
+    websocket: boolean,
+  ) => {
+    const raw = request.raw;
+    // The client may have left while the token was checked.
+    if (raw.socket.destroyed) return;
+    raw.headers = rewriteHeaders(raw.headers, { principal, forwardAuthorization, forwarded: forwardedFor(request), requestId: request.id, websocket });
+    // The upstream gets the path that was checked, and the query as it came.
+    raw.url = path + search;
+    count(routeName, principal === undefined ? "passthrough" : "allowed");
+    if (logAllowed) {
+      request.log.debug({ route: routeName, method: raw.method, path, subject: principal?.subject, client: principal?.clientId }, "guard: allowed");
+    }
+    // RFC 9110 §10.1.1: the client waits for 100 (Continue) before it sends the body; only now is it let in.
+    if (awaitingContinue.has(raw)) reply.raw.writeContinue();
+    forward(request, reply, routeName, target, style, websocket);
+  };
+
+  const guardRequest = (request: FastifyRequest, reply: FastifyReply): void => {
+    const raw = request.raw;
+    // Step 1 happened in the onRequest hook below, once for every request.
+    const { path, search } = request.gatehouseTarget!;
+    if (ownPaths.has(path)) {
+      // Another spelling of one of the gateway's own endpoints (or a method it does not serve).
+      if (!isCanonical(raw.url, path)) {
+        return refuse(request, reply, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: "use the canonical path of this endpoint" });
+      }
+      return notFound(request, reply);
+    }
+
+    const upgrade = upgrades.get(raw);
+    const websocket = upgrade !== undefined && raw.headers.upgrade?.toLowerCase() === "websocket";
+    if (upgrade !== undefined) {
+      if (websocket ? raw.method !== "GET" : hasBody(raw)) {
+        return refuse(request, reply, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: "unsupported protocol upgrade" });
+      }
+    }
+
+    // Step 2: exactly one rule.
+    const { table, routes } = currentTable();
+    const match = table.match(raw.method ?? "", path);
+    if (match.kind === "ambiguous") {
+      const names = match.routes.map((r) => r.config.name);
+      count(UNMATCHED, "ambiguous_route");
+      // A configuration problem: said once per set of rules (the metric counts every request).
+      const key = names.join("\u0000");
+      if (!reportedAmbiguities.has(key) && reportedAmbiguities.size < 1_000) {
+        reportedAmbiguities.add(key);
+        request.log.error({ routes: names, method: raw.method, path }, "guard: more than one route covers this request; such requests are denied (fix the route table)");
+      }
+      reply.sendOAuthError({ status: 500, error: "server_error", description: "the gateway's route table is ambiguous for this request" });
+      return;
+    }
+    if (match.kind === "case-variant") {
+      const route = routes.get(match.route)!;
+      return refuse(request, reply, route.name, "bad_request", { status: 400, error: "invalid_request", description: "the path differs only in letter case from a protected path" }, route.style);
+    }
+    if (match.kind === "other-method") return notFound(request, reply);
+    if (match.kind === "none") {
+      if (passthrough === undefined) return notFound(request, reply);
+      return allow(request, reply, PASSTHROUGH, passthrough, "rfc6750", undefined, false, path, search, websocket);
+    }
+    const route = routes.get(match.route)!;
+
+    // Step 3: the bearer token, from the Authorization header only.
+    const credential = extractBearer(raw.headers, raw.rawHeaders, search);
+    switch (credential.kind) {
+      case "none":
+        // RFC 6750 §3.1: a request without authentication gets a challenge without an error code or description.
+        return refuse(request, reply, route.name, "missing_token", { status: 401 }, route.style);
+      case "malformed":
+        return refuse(request, reply, route.name, "invalid_token", { status: 401, error: "invalid_token", description: credential.description }, route.style);
+      case "invalid_request":
+        return refuse(request, reply, route.name, "bad_request", { status: 400, error: "invalid_request", description: credential.description }, route.style);
+    }
+    let introspected: Authentication | Promise<Authentication>;
+    try {
+      introspected = authenticator.authenticate(credential.token);
+    } catch (error) {
+      return unavailable(request, reply, route, error);
+    }
+    if (introspected instanceof Promise) {
+      introspected
+        .then(
+          (result) => proceed(request, reply, route, result, path, search, websocket),
+          (error: unknown) => unavailable(request, reply, route, error),
+        )
+        .catch((error: unknown) => {
+          // A bug past this point must not become an unhandled rejection, nor a pass.
+          request.log.error({ err: error }, "guard: failed");
+          if (!reply.sent && !reply.raw.headersSent) reply.sendOAuthError({ status: 500, error: "server_error", description: "the gateway failed to handle the request" });
+        });
+      return;
+    }
+    // The cached path: synchronous to the proxy.
+    proceed(request, reply, route, introspected, path, search, websocket);
+  };
+
+  const unavailable = (request: FastifyRequest, reply: FastifyReply, route: Route, error: unknown) => {
+    const cause = error instanceof TokenCheckUnavailable ? error.cause : error;
+    request.log.warn({ route: route.name, reason: cause instanceof Error ? cause.message : String(cause) }, "guard: the token could not be checked");
+    if (request.raw.socket.destroyed) return;
+    refuse(request, reply, route.name, "unavailable", { status: 503, description: "the access token cannot be checked now; try again" }, route.style);
+  };
+
+  // Every request no other route takes. The onRequest hook answers or proxies
+  // each one itself and never hands it on, so no body is ever parsed here.
+  app.route({
+    method: app.supportedMethods,
+    url: "*",
+    config: { guard: true },
+    onRequest: (request, reply, _done) => guardRequest(request, reply),
+    handler: async (_request, reply) => reply.code(500).send(),
+  });
+
+  // Step 1, for every request: the target is normalised once, and what
+  // cannot be normalised is refused. The guard's route uses the result. The
+  // gateway's own endpoints answer only at their canonical spelling: fastify's
+  // router decodes `/%6fauth2/token` to the token endpoint; here such a
+  // request is refused like any other second spelling of a path.
+  app.decorateRequest("gatehouseTarget", null);
+  app.addHook("onRequest", (request, reply, done) => {
+    const url = request.raw.url ?? "";
+    const target = normalizeTarget(url);
+    if (!target.ok) return refuse(request, reply, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: target.reason });
+    if (!isCanonical(url, target.path) && request.routeOptions.config.guard !== true) {
+      return refuse(request, reply, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: "use the canonical path of this endpoint" });
+    }
+    request.gatehouseTarget = target;
+    // Expect: 100-continue to one of the gateway's own endpoints: go ahead, as node would have.
+    if (awaitingContinue.has(request.raw) && request.routeOptions.config.guard !== true) reply.raw.writeContinue();
+    done();
+  });
+
+  // WebSocket handshakes: node hands them over on 'upgrade', outside the
+  // request cycle; they are routed through fastify like any request, with a
+  // response bound to the socket, so that refusals look the same.
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgrades.set(req, { socket, head });
+    socket.on("error", () => socket.destroy());
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    // A refusal ends the connection; a proxied WebSocket never finishes this response.
+    res.once("finish", () => socket.end());
+    app.routing(req, res);
+  };
+  app.server.on("upgrade", onUpgrade);
+
+  // Node answers `Expect: 100-continue` at once unless someone listens here; the
+  // guard answers it after the check, so that a refused upload is never sent.
+  const onCheckContinue = (req: IncomingMessage, res: ServerResponse) => {
+    awaitingContinue.add(req);
+    app.routing(req, res);
+  };
+  app.server.on("checkContinue", onCheckContinue);
+  app.addHook("onClose", async () => {
+    app.server.off("upgrade", onUpgrade);
+    app.server.off("checkContinue", onCheckContinue);
+    for (const socket of openSockets) socket.destroy();
+  });
+};
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The guard's catch-all route. */
+    guard?: boolean;
+  }
+  interface FastifyRequest {
+    /** The request target in normal form (guard step 1); null until the guard's onRequest hook ran. */
+    gatehouseTarget: NormalizedTarget | null;
+  }
+}
+
+/** The path of a request target, without its query (for logs: a query may carry secrets). */
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return "";
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/** True when the request target's path is exactly `path` (the normal form), with or without a query. */
+function isCanonical(url: string | undefined, path: string): boolean {
+  return url !== undefined && url.startsWith(path) && (url.length === path.length || url.charCodeAt(path.length) === 0x3f);
+}
+
+/** A request with a body: an upgrade request cannot forward one. */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
+/** The resource guard; needs the oauth-errors and proxy plugins. */
+export const guard = fp(plugin, { name: "guard", fastify: "5.x", dependencies: ["oauth-errors", "proxy"] });

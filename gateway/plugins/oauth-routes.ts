@@ -1,0 +1,412 @@
+import type { CallOptions } from "@connectrpc/connect";
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import type { TokenSet } from "../../gen/gatehouse/v1/authorization_service_pb.js";
+import { AUTHORIZATION_REQUEST_PARAMETERS, serializeAuthorizationRequest, type AuthorizationParameters } from "../authorization-request.js";
+import { createBrowserSessions, type BrowserSession } from "../browser-session.js";
+import { createCachedCall } from "../cached-call.js";
+import { createCsrf } from "../csrf.js";
+import type { GatewayDeps } from "../deps.js";
+import { acceptOnlyFormBodies, describeFormErrors, formSchema, GRANT_NAME, VSCHAR } from "../form-body.js";
+import { parseForm } from "../parse-form.js";
+import { renderConsentPage } from "../views/consent-page.js";
+import { sendErrorPage } from "../views/error-page.js";
+import { renderLoginPage } from "../views/login-page.js";
+import { formTargetOf, pageHeaders, sendPage } from "../views/page.js";
+import { oauthFailureFromRpc } from "./oauth-errors.js";
+
+export interface OAuthRoutesOptions {
+  deps: GatewayDeps;
+  /** The gateway's service credential: these endpoints exist only on a gateway that has one. It also keys the CSRF tokens. */
+  serviceCredential: string;
+}
+
+/** RFC 6749 §5.1: "The authorization server MUST include the HTTP Cache-Control response header field with a value of no-store ... as well as the Pragma response header field with a value of no-cache". */
+const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
+/**
+ * Endpoints a browser-based public client calls directly (token, revocation,
+ * metadata, JWKS) allow any origin: they use no cookies or other ambient
+ * credentials, so a cross-origin caller can do nothing it could not do from
+ * its own server. Introspection (RFC 7662) is for resource servers only.
+ */
+const ANY_ORIGIN = { "access-control-allow-origin": "*" } as const;
+/** Metadata and JWKS are read on every client start; the authz service is asked at most this often. */
+const PUBLIC_DOCUMENT_TTL_MS = 30_000;
+
+/** The token request's parameters (RFC 6749 §4.1.3, §6, §2.3.1; RFC 7636 §4.5), with their Appendix A syntax. */
+const TOKEN_REQUEST = formSchema(
+  {
+    grant_type: { pattern: GRANT_NAME, maxLength: 256 },
+    code: { pattern: VSCHAR, maxLength: 512 },
+    redirect_uri: { pattern: VSCHAR, maxLength: 2048 },
+    code_verifier: { pattern: VSCHAR, maxLength: 256 },
+    refresh_token: { pattern: VSCHAR, maxLength: 1024 },
+    // RFC 6749 §5.2 names a malformed scope invalid_scope: the authz service judges it.
+    scope: { maxLength: 1024 },
+    client_id: { pattern: VSCHAR, maxLength: 256 },
+    client_secret: { pattern: VSCHAR, maxLength: 512 },
+  },
+  { required: ["grant_type"], unknown: "ignore" },
+);
+
+/** RFC 7662 §2.1 and RFC 7009 §2.1 requests (the token itself is checked by the authz service after client authentication). */
+const TOKEN_OPERATION_REQUEST = formSchema(
+  {
+    token: { pattern: VSCHAR, maxLength: 8192 },
+    token_type_hint: { pattern: GRANT_NAME, maxLength: 64 },
+    client_id: { pattern: VSCHAR, maxLength: 256 },
+    client_secret: { pattern: VSCHAR, maxLength: 512 },
+  },
+  { unknown: "ignore" },
+);
+
+/** The consent page's form (renderConsentPage). */
+const CONSENT_DECISION = formSchema(
+  {
+    request_id: { pattern: "^[A-Za-z0-9_-]+$", maxLength: 128 },
+    csrf_token: { pattern: "^[A-Za-z0-9_-]+$", maxLength: 64 },
+    decision: { enum: ["allow", "deny"], maxLength: 5 },
+    remember: { enum: ["yes"], maxLength: 3 },
+  },
+  { required: ["request_id", "csrf_token", "decision"], unknown: "reject" },
+);
+
+/**
+ * The browser-facing and client-facing OAuth endpoints. They translate HTTP
+ * to the authz service's RPCs and back, and decide nothing themselves: every
+ * redirect target is a URL the authz service returned (Decide, or an error
+ * detail's redirect_url), never one built from the request.
+ */
+export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, { deps, serviceCredential }) => {
+  const { config, authz } = deps;
+  const { paths } = config;
+  const issuer = config.issuer.replace(/\/+$/, "");
+  const sessions = createBrowserSessions({ authz, cookieName: config.session.cookieName, secure: config.issuer.startsWith("https:") });
+  const csrf = createCsrf(serviceCredential);
+  const metadata = createCachedCall(() => authz.authz.getMetadata({}), { ttlMs: PUBLIC_DOCUMENT_TTL_MS, now: deps.clock });
+  const jwks = createCachedCall(() => authz.authz.getJwks({}), { ttlMs: PUBLIC_DOCUMENT_TTL_MS, now: deps.clock });
+  acceptOnlyFormBodies(app);
+
+  app.addHook("onRequest", async (request, reply) => {
+    if (request.routeOptions.config?.html === true) reply.headers(pageHeaders());
+  });
+
+  /**
+   * RFC 6749 §4.1.1 / §4.2.1 authorization endpoint (GET, RFC 6749 §3.1).
+   * The query is parsed strictly before anything else: a repeated parameter
+   * or a malformed encoding is shown on an error page (the client is not yet
+   * verified, so there is nowhere safe to redirect).
+   */
+  app.get(
+    paths.authorize,
+    {
+      config: { html: true },
+      // A HEAD must not park authorization requests at the authz service.
+      exposeHeadRoute: false,
+      schema: { querystring: formSchema(AUTHORIZATION_REQUEST_PARAMETERS, { unknown: "ignore" }) },
+      schemaErrorFormatter: describeFormErrors,
+      preValidation: async (request) => {
+        const url = request.raw.url ?? "";
+        const mark = url.indexOf("?");
+        request.query = mark === -1 ? {} : parseForm(url.slice(mark + 1));
+      },
+    },
+    async (request, reply) => {
+      const parameters = request.query as AuthorizationParameters;
+      let session: BrowserSession | undefined;
+      try {
+        session = await sessions.lookup(request);
+      } catch (error) {
+        return sendErrorPage(reply, oauthFailureFromRpc(error, { usedBasic: false }));
+      }
+      let pending;
+      try {
+        pending = await authz.authz.authorize(
+          {
+            responseType: parameters.response_type ?? "",
+            clientId: parameters.client_id ?? "",
+            redirectUri: parameters.redirect_uri ?? "",
+            scope: parameters.scope ?? "",
+            state: parameters.state ?? "",
+            codeChallenge: parameters.code_challenge ?? "",
+            codeChallengeMethod: parameters.code_challenge_method ?? "",
+            subject: session?.subject ?? "",
+          },
+          authz.forBrowser(request.ip),
+        );
+      } catch (error) {
+        return sendAuthorizationFailure(reply, error);
+      }
+      const formTargets = [formTargetOf(pending.redirectUri)].filter((t): t is string => t !== undefined);
+      const resume = serializeAuthorizationRequest(parameters);
+
+      if (session === undefined) {
+        // No login session: the login page, which comes back here afterwards.
+        const nonce = sessions.loginNonce(request, reply);
+        const page = renderLoginPage({
+          action: paths.login,
+          csrfToken: csrf.token("login", nonce),
+          clientName: pending.clientName,
+          authorizationRequest: resume,
+        });
+        return sendPage(reply, 200, page, formTargets);
+      }
+      if (pending.firstParty || pending.consentRemembered) {
+        return decide(reply, session, pending.requestId, { approved: true, rememberConsent: false }, 302);
+      }
+      const page = renderConsentPage({
+        action: paths.consent,
+        csrfToken: csrf.token("consent", session.token, pending.requestId),
+        requestId: pending.requestId,
+        clientName: pending.clientName,
+        clientId: pending.clientId,
+        scopes: pending.scopes,
+        redirectUri: pending.redirectUri,
+        subject: session.subject,
+        switchAccount: { action: paths.logout, csrfToken: csrf.token("logout", session.token), authorizationRequest: resume },
+      });
+      return sendPage(reply, 200, page, formTargets);
+    },
+  );
+
+  /**
+   * The consent page's decision. Only the browser whose session the page was
+   * rendered for can post it (CSRF token bound to session and request); the
+   * resource owner asserted to Decide is that session's subject.
+   */
+  app.post(
+    paths.consent,
+    { config: { html: true }, schema: { body: CONSENT_DECISION }, schemaErrorFormatter: describeFormErrors },
+    async (request, reply) => {
+      const form = request.body as { request_id: string; csrf_token: string; decision: "allow" | "deny"; remember?: "yes" };
+      let session: BrowserSession | undefined;
+      try {
+        session = await sessions.lookup(request);
+      } catch (error) {
+        return sendErrorPage(reply, oauthFailureFromRpc(error, { usedBasic: false }));
+      }
+      if (session === undefined) {
+        return sendErrorPage(reply, { status: 401, description: "Your sign-in session has ended. Go back to the application and start again." });
+      }
+      if (!csrf.verify(form.csrf_token, "consent", session.token, form.request_id)) {
+        return sendErrorPage(reply, { status: 403, description: "This form was not issued to you, or has expired. Go back to the application and start again." });
+      }
+      const approved = form.decision === "allow";
+      // RFC 9700 §4.12: a redirect that answers a POST is a 303, so the browser follows it with GET.
+      return decide(reply, session, form.request_id, { approved, rememberConsent: approved && form.remember === "yes" }, 303);
+    },
+  );
+
+  /** Calls Decide and sends the browser exactly where the authz service says (RFC 6749 §4.1.2). */
+  async function decide(
+    reply: FastifyReply,
+    session: BrowserSession,
+    requestId: string,
+    decision: { approved: boolean; rememberConsent: boolean },
+    status: 302 | 303,
+  ): Promise<FastifyReply> {
+    try {
+      const { redirectUrl } = await authz.authz.decide(
+        { requestId, subject: session.subject, authTime: session.authTime, ...decision },
+      );
+      return reply.code(status).headers(NO_STORE).header("location", redirectUrl).send();
+    } catch (error) {
+      return sendAuthorizationFailure(reply, error);
+    }
+  }
+
+  /**
+   * RFC 6749 §4.1.2.1: an error the authz service could address to a verified
+   * redirect URI goes there (302); any other is shown to the resource owner.
+   */
+  function sendAuthorizationFailure(reply: FastifyReply, error: unknown): FastifyReply {
+    const failure = oauthFailureFromRpc(error, { usedBasic: false });
+    if (failure.redirectUrl !== undefined) return reply.sendOAuthError(failure);
+    return sendErrorPage(reply, failure);
+  }
+
+  /**
+   * RFC 6749 §3.2 token endpoint: grant types authorization_code (§4.1.3,
+   * RFC 7636 §4.5) and refresh_token (§6). The client authenticates to the
+   * authz service, which sees its Authorization header (client_secret_basic)
+   * or its body fields (client_secret_post), and the browser's or server's
+   * address for its failure limits.
+   */
+  app.post(
+    paths.token,
+    { schema: { body: TOKEN_REQUEST }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin },
+    async (request, reply) => {
+      const form = request.body as Partial<Record<string, string>>;
+      const { callOptions, usedBasic } = clientCallOptions(request);
+      let token: TokenSet | undefined;
+      try {
+        switch (form.grant_type) {
+          case "authorization_code":
+            ({ token } = await authz.authz.exchangeCode(
+              {
+                code: form.code ?? "",
+                redirectUri: form.redirect_uri ?? "",
+                codeVerifier: form.code_verifier ?? "",
+                clientId: form.client_id ?? "",
+                clientSecret: form.client_secret ?? "",
+              },
+              callOptions,
+            ));
+            break;
+          case "refresh_token":
+            ({ token } = await authz.authz.refresh(
+              { refreshToken: form.refresh_token ?? "", scope: form.scope ?? "", clientId: form.client_id ?? "", clientSecret: form.client_secret ?? "" },
+              callOptions,
+            ));
+            break;
+          default:
+            return reply.sendOAuthError({
+              status: 400,
+              error: "unsupported_grant_type",
+              description: "grant_type must be authorization_code or refresh_token",
+            });
+        }
+      } catch (error) {
+        return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic }));
+      }
+      if (token === undefined) return reply.sendOAuthError({ status: 500, error: "server_error", description: "the authorization server returned no token" });
+      // RFC 6749 §5.1: the access token response, field names verbatim.
+      const body: Record<string, string | number> = {
+        access_token: token.accessToken,
+        token_type: token.tokenType,
+        expires_in: Number(token.expiresIn),
+      };
+      if (token.refreshToken !== "") body.refresh_token = token.refreshToken;
+      if (token.scope !== "") body.scope = token.scope;
+      return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(JSON.stringify(body));
+    },
+  );
+
+  /** RFC 7662 §2: the caller (a resource server) authenticates as a confidential client. */
+  app.post(
+    paths.introspect,
+    { schema: { body: TOKEN_OPERATION_REQUEST }, schemaErrorFormatter: describeFormErrors },
+    async (request, reply) => {
+      const form = request.body as Partial<Record<string, string>>;
+      const { callOptions, usedBasic } = clientCallOptions(request);
+      let result;
+      try {
+        result = await authz.authz.introspect(
+          { token: form.token ?? "", tokenTypeHint: form.token_type_hint ?? "", clientId: form.client_id ?? "", clientSecret: form.client_secret ?? "" },
+          callOptions,
+        );
+      } catch (error) {
+        return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic }));
+      }
+      // RFC 7662 §2.2: an inactive token is {"active": false} and nothing more.
+      const body: Record<string, unknown> = { active: result.active };
+      if (result.active) {
+        const put = (name: string, value: string | bigint) => {
+          if (value !== "" && value !== 0n) body[name] = typeof value === "bigint" ? Number(value) : value;
+        };
+        put("scope", result.scope);
+        put("client_id", result.clientId);
+        put("username", result.username);
+        put("token_type", result.tokenType);
+        put("exp", result.exp);
+        put("iat", result.iat);
+        put("sub", result.sub);
+        if (result.aud.length > 0) body.aud = result.aud.length === 1 ? result.aud[0] : [...result.aud];
+        put("iss", result.iss);
+        put("jti", result.jti);
+        put("auth_time", result.authTime);
+      }
+      return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(JSON.stringify(body));
+    },
+  );
+
+  /** RFC 7009 §2: 200 for any token the client may revoke, including unknown and invalid ones (§2.2). */
+  app.post(
+    paths.revoke,
+    { schema: { body: TOKEN_OPERATION_REQUEST }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin },
+    async (request, reply) => {
+      const form = request.body as Partial<Record<string, string>>;
+      const { callOptions, usedBasic } = clientCallOptions(request);
+      try {
+        await authz.authz.revoke(
+          { token: form.token ?? "", tokenTypeHint: form.token_type_hint ?? "", clientId: form.client_id ?? "", clientSecret: form.client_secret ?? "" },
+          callOptions,
+        );
+      } catch (error) {
+        return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic }));
+      }
+      return reply.code(200).headers(NO_STORE).send();
+    },
+  );
+
+  /**
+   * RFC 8414 §2 authorization server metadata, at the RFC 8414 §3 well-known
+   * path. The protocol facts come from the authz service (GetMetadata); the
+   * endpoints are the issuer plus the configured paths.
+   */
+  app.get(paths.metadata, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (_request, reply) => {
+    let facts;
+    try {
+      facts = await metadata();
+    } catch (error) {
+      return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic: false }));
+    }
+    const document = {
+      issuer: facts.issuer,
+      authorization_endpoint: issuer + paths.authorize,
+      token_endpoint: issuer + paths.token,
+      jwks_uri: issuer + paths.jwks,
+      scopes_supported: facts.scopesSupported,
+      response_types_supported: facts.responseTypesSupported,
+      // RFC 6749 §4.1.2 (query) and §4.2.2 (fragment, only with the implicit grant).
+      response_modes_supported: facts.responseTypesSupported.includes("token") ? ["query", "fragment"] : ["query"],
+      grant_types_supported: facts.grantTypesSupported,
+      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+      introspection_endpoint: issuer + paths.introspect,
+      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      revocation_endpoint: issuer + paths.revoke,
+      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+      code_challenge_methods_supported: facts.codeChallengeMethodsSupported,
+      // RFC 9207 §3: every authorization response carries iss.
+      authorization_response_iss_parameter_supported: true,
+    };
+    return reply
+      .code(200)
+      .header("cache-control", `public, max-age=${PUBLIC_DOCUMENT_TTL_MS / 1000}`)
+      .type("application/json; charset=utf-8")
+      .send(JSON.stringify(document));
+  });
+
+  /** The JWK Set (RFC 7517 §5) that verifies access tokens, from GetJwks, verbatim. */
+  app.get(paths.jwks, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (_request, reply) => {
+    let set;
+    try {
+      set = await jwks();
+    } catch (error) {
+      return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic: false }));
+    }
+    return reply
+      .code(200)
+      .header("cache-control", `public, max-age=${PUBLIC_DOCUMENT_TTL_MS / 1000}`)
+      .type("application/jwk-set+json")
+      .send(set.jwksJson);
+  });
+
+  /**
+   * What the authz service needs to authenticate the client (RFC 6749 §2.3.1):
+   * its Authorization header as call metadata, untouched, and the address the
+   * request came from (request.ip: X-Forwarded-For only from trusted proxies).
+   */
+  function clientCallOptions(request: FastifyRequest): { callOptions: CallOptions; usedBasic: boolean } {
+    const authorization = request.headers.authorization;
+    const headers = { ...authz.forBrowser(request.ip).headers };
+    if (authorization !== undefined) headers.authorization = authorization;
+    return { callOptions: { headers }, usedBasic: authorization !== undefined && /^basic(?:\s|$)/i.test(authorization) };
+  }
+};
+
+/** The metadata and JWKS documents take no parameters. */
+const NO_PARAMETERS = { type: "object", maxProperties: 0 } as const;
+
+async function allowAnyOrigin(_request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  reply.headers(ANY_ORIGIN);
+}

@@ -1,0 +1,62 @@
+import { html } from "./html.js";
+import { renderPage } from "./page.js";
+
+export interface ConsentPageView {
+  /** Where the decision posts (the configured consent path). */
+  action: string;
+  csrfToken: string;
+  /** The parked authorization request's handle (AuthorizeResponse.request_id). */
+  requestId: string;
+  clientName: string;
+  clientId: string;
+  /** Each requested scope with the description the configuration gives it. */
+  scopes: ReadonlyArray<{ name: string; description: string }>;
+  /** Where the browser goes afterwards, shown so the resource owner can recognise the client. */
+  redirectUri: string;
+  subject: string;
+  /** "Use another account": signs out and resumes the authorization request. */
+  switchAccount: { action: string; csrfToken: string; authorizationRequest: string };
+}
+
+/**
+ * The consent page (RFC 6749 §4.1.1: the authorization server "obtains an
+ * authorization decision"): the client's name and each scope's description,
+ * Allow and Deny, and whether to remember the decision.
+ */
+export function renderConsentPage(view: ConsentPageView): string {
+  const destination = hostOf(view.redirectUri);
+  return renderPage({
+    title: `Allow ${view.clientName}?`,
+    body: html`<h1><strong>${view.clientName}</strong> wants to access your account</h1>
+<p class="muted">It is asking to:</p>
+<ul class="scopes">
+${view.scopes.map((scope) => html`<li>${scope.description}<code>${scope.name}</code></li>`)}
+</ul>
+${view.scopes.length === 0 ? html`<p class="muted">It asks for no particular permission, only to know that you signed in.</p>` : undefined}
+<form method="post" action="${view.action}">
+<input type="hidden" name="request_id" value="${view.requestId}">
+<input type="hidden" name="csrf_token" value="${view.csrfToken}">
+<label class="check"><input type="checkbox" name="remember" value="yes"> Don't ask again for these permissions</label>
+<div class="actions">
+<button type="submit" name="decision" value="deny">Deny</button>
+<button type="submit" name="decision" value="allow" class="primary" autofocus>Allow</button>
+</div>
+</form>
+<p class="muted">You will be sent back to <strong>${destination}</strong>.<br>Client ID: <code>${view.clientId}</code></p>
+<div class="who"><span class="muted">Signed in as <strong>${view.subject}</strong></span>
+<form method="post" action="${view.switchAccount.action}">
+<input type="hidden" name="csrf_token" value="${view.switchAccount.csrfToken}">
+<input type="hidden" name="authorization_request" value="${view.switchAccount.authorizationRequest}">
+<button type="submit">Use another account</button>
+</form></div>`,
+  });
+}
+
+function hostOf(uri: string): string {
+  try {
+    const url = new URL(uri);
+    return url.host === "" ? url.protocol : url.host;
+  } catch {
+    return uri;
+  }
+}

@@ -1,0 +1,97 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type Browser } from "playwright-core";
+import { parse, stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT, runTs, type RunningProcess } from "../support/process.js";
+import { freePort } from "../support/redis-server.js";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
+
+/**
+ * `npm start` as a newcomer meets it: scripts/start.ts with config/dev.yaml
+ * (moved to free ports so it cannot collide with anything running), the
+ * printed URL opened in Chromium, Sign in, log in as the demo user, approve,
+ * and see the tokens and the API's answer.
+ */
+let started: RunningProcess;
+let browser: Browser;
+let dir: string;
+let demoUrl: string;
+
+/** Rewrites every occurrence of `from` in the file's strings (upstream URLs the guard's routes may name). */
+function replaceInStrings(value: unknown, from: string, to: string): unknown {
+  if (typeof value === "string") return value.split(from).join(to);
+  if (Array.isArray(value)) return value.map((item) => replaceInStrings(item, from, to));
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, replaceInStrings(item, from, to)]));
+  }
+  return value;
+}
+
+beforeAll(async () => {
+  const ports = { gateway: await freePort(), authz: await freePort(), demo: await freePort(), api: await freePort() };
+  let file = parse(readFileSync(join(ROOT, "config/dev.yaml"), "utf8")) as Record<string, any>;
+  file = replaceInStrings(file, "127.0.0.1:3001", `127.0.0.1:${ports.api}`) as Record<string, any>;
+  file = replaceInStrings(file, "localhost:3001", `localhost:${ports.api}`) as Record<string, any>;
+  file.issuer = `http://localhost:${ports.gateway}`;
+  file.authz.port = ports.authz;
+  file.gateway.port = ports.gateway;
+  file.gateway.authz.endpoints = [`http://127.0.0.1:${ports.authz}`];
+  const demoApp = (file.clients as Array<{ id: string; redirectUris: string[] }>).find((c) => c.id === "demo-app")!;
+  demoApp.redirectUris = [`http://localhost:${ports.demo}/callback`];
+  dir = mkdtempSync(join(tmpdir(), "gatehouse-demo-"));
+  writeFileSync(join(dir, "config.yaml"), stringify(file));
+
+  started = runTs("scripts/start.ts", {
+    env: { GATEHOUSE_CONFIG: join(dir, "config.yaml"), DEMO_API_PORT: String(ports.api), REDIS_URL: undefined, LOG_LEVEL: "warn" },
+  });
+  const line = await started.waitFor(/Open (http\S+) and click/, 90_000);
+  demoUrl = /Open (http\S+) and click/.exec(line)![1]!;
+  expect(started.output()).toContain("Demo user: demo   password: demo-password");
+  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  const exit = await started?.stop("SIGINT");
+  rmSync(dir, { recursive: true, force: true });
+  // Ctrl-C stops every process it started, cleanly.
+  expect(exit?.code).toBe(0);
+});
+
+describe("npm start", () => {
+  it("prints a URL where a newcomer signs in, approves, and sees the tokens and the API's answer", { timeout: 90_000 }, async () => {
+    expect(demoUrl).toMatch(/^http:\/\/localhost:\d+\/$/);
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(demoUrl);
+      await page.getByRole("link", { name: "Sign in with gatehouse" }).click();
+      await page.getByLabel("Username").fill("demo");
+      await page.getByLabel("Password").fill("demo-password");
+      await page.getByRole("button", { name: "Sign in" }).click();
+
+      await page.getByRole("button", { name: "Allow" }).waitFor();
+      const consent = (await page.textContent("main"))!;
+      expect(consent).toContain("Gatehouse Demo App wants to access your account");
+      expect(consent).toContain("See your name and account details");
+      expect(consent).toContain("Read your notes");
+      await page.getByRole("button", { name: "Allow" }).click();
+
+      await page.getByRole("heading", { name: "Signed in" }).waitFor();
+      const signedIn = (await page.textContent("main"))!;
+      expect(signedIn).toContain('"sub": "demo-user"');
+      expect(signedIn).toContain("Signature and claims verified");
+
+      await page.getByRole("button", { name: "GET /api/notes" }).click();
+      await page.getByText(/\/api\/notes → HTTP \d{3}/).waitFor();
+      expect(await page.textContent("main")).not.toContain("The API call failed");
+
+      await page.getByRole("button", { name: "Refresh the tokens" }).click();
+      await page.getByText("Refreshed: a new access token and a new refresh token.").waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+});
