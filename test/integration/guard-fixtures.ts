@@ -58,6 +58,8 @@ export async function startGuardGateway(options: {
   patch: FilePatch;
   clock?: () => number;
   port?: number;
+  /** Several authz replicas (default: just `authzUrl`). */
+  endpoints?: string[];
 }): Promise<GuardGateway> {
   const port = options.port ?? (await freePort());
   const file = baseConfigFile();
@@ -66,6 +68,10 @@ export async function startGuardGateway(options: {
   file.requireHttps = false;
   options.patch(file);
   file.gateway = { ...gatewaySection(options.authzUrl, port), ...((file.gateway as Record<string, unknown> | undefined) ?? {}), port };
+  if (options.endpoints !== undefined) {
+    const gateway = file.gateway as { authz: Record<string, unknown> };
+    gateway.authz = { ...gateway.authz, endpoints: options.endpoints };
+  }
   const config = parseGatewayConfig(stringify(file), await testEnvironment(options.redisUrl));
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const deps = createGatewayDeps(config, log, options.clock === undefined ? {} : { clock: options.clock });
