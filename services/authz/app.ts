@@ -31,14 +31,13 @@ export async function startAuthzService(config: AuthzConfig, log: Logger, overri
   const services = createServices(deps);
   // The last interceptor is the innermost: errors are mapped before they are logged.
   const interceptors = [createLogInterceptor({ log }), createErrorInterceptor({ log })];
-  const contextValues = (request: { socket?: { remoteAddress?: string | undefined } | null }) =>
-    createContextValues().set(kPeerAddress, request.socket?.remoteAddress ?? "");
+  const contextValues = (remoteAddress: string) => createContextValues().set(kPeerAddress, remoteAddress);
   const adapter = connectNodeAdapter({
     routes: createRoutes(services),
     interceptors,
     readMaxBytes: READ_MAX_BYTES,
     shutdownSignal: shutdown.signal,
-    contextValues,
+    contextValues: (request) => contextValues(request.socket?.remoteAddress ?? ""),
     fallback: createProbeHandler(deps.health),
   });
   const handler = createConnectUnaryHandler({

