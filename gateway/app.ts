@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { GatewayDeps } from "./deps.js";
 import { guard } from "./plugins/guard.js";
 import { health } from "./plugins/health.js";
 import { metrics } from "./plugins/metrics.js";
-import { oauthErrors, writeOAuthError } from "./plugins/oauth-errors.js";
+import { oauthErrorResponse, oauthErrors, sendErrorResponse } from "./plugins/oauth-errors.js";
 import { oauthRoutes } from "./plugins/oauth-routes.js";
 import { pages } from "./plugins/pages.js";
 import { proxy } from "./plugins/proxy.js";
@@ -17,20 +18,26 @@ import { renderErrorPage } from "./views/error-page.js";
  */
 export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const { config } = deps;
+  // The guard serves most requests beneath fastify (plugins/guard.ts); it installs itself here.
+  let rawEntry: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
+    serverFactory: (handler) =>
+      createServer((req, res) => {
+        if (rawEntry?.(req, res) !== true) handler(req, res);
+      }),
     // X-Forwarded-For/-Proto are believed only from these proxies.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     bodyLimit: config.bodyLimitBytes,
-    requestIdHeader: "x-request-id",
-    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     return503OnClosing: true,
     // No access log of every request: the guard logs at debug, and URLs may carry secrets.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 200 },
     // A URL fastify's router cannot decode is bad input like any other: the RFC's shape, not fastify's.
     frameworkErrors: (error, _request, reply) => {
-      writeOAuthError(reply, { status: 400, error: "invalid_request", description: error.code === "FST_ERR_BAD_URL" ? "malformed URL" : "bad request" });
+      sendErrorResponse(reply, oauthErrorResponse({ status: 400, error: "invalid_request", description: error.code === "FST_ERR_BAD_URL" ? "malformed URL" : "bad request" }));
     },
   });
 
@@ -52,6 +59,22 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   await app.register(metrics, { metrics: deps.metrics, path: config.paths.metrics });
   await app.register(proxy, { timeoutMs: config.guard.upstreamTimeoutMs });
   // Last: it takes every request that no route above serves.
-  await app.register(guard, { config, routes: deps.routes, authz: deps.authz, clock: deps.clock, metrics: deps.metrics, revocations: deps.revocations });
+  await app.register(guard, {
+    config,
+    requireHttps: config.requireHttps,
+    setRawEntry: (entry) => (rawEntry = entry),
+    requestIdOf,
+    routes: deps.routes,
+    authz: deps.authz,
+    clock: deps.clock,
+    metrics: deps.metrics,
+    revocations: deps.revocations,
+  });
   return app;
+}
+
+/** A request's id: the caller's X-Request-Id when it is a plain token, else a new UUID. */
+function requestIdOf(req: IncomingMessage): string {
+  const header = req.headers["x-request-id"];
+  return typeof header === "string" && /^[\w.:-]{1,128}$/.test(header) ? header : randomUUID();
 }

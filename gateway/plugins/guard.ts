@@ -1,7 +1,8 @@
 import { ServerResponse, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import proxyAddr from "@fastify/proxy-addr";
+import type { FastifyPluginAsync } from "fastify";
 import fp from "fastify-plugin";
 import type { AuthzClient } from "../authz-client.js";
 import type { GatewayConfig, RouteConfig } from "../config.js";
@@ -12,6 +13,8 @@ import { createHeaderRewriter, type ForwardedFor } from "../guard/mutate.js";
 import { compileRouteTable, normalizeTarget, type CompiledRoute, type NormalizedTarget, type RouteTable } from "../guard/rules.js";
 import type { RevocationFeed } from "../revocation-feed.js";
 import type { GatewayMetrics, GuardOutcome } from "./metrics.js";
+import { NOT_FOUND, bearerFailureResponse, oauthErrorResponse, writeErrorResponse } from "./oauth-errors.js";
+import { createTlsCheck } from "./require-https.js";
 import type { UpstreamFailure, UpstreamTarget } from "./proxy.js";
 
 /**
@@ -30,6 +33,12 @@ import type { UpstreamFailure, UpstreamTarget } from "./proxy.js";
 
 export interface GuardOptions {
   config: Pick<GatewayConfig, "guard" | "paths" | "trustedProxies">;
+  /** config.requireHttps: the raw path applies the same check as plugins/require-https.ts. */
+  requireHttps: boolean;
+  /** Installs the guard's entry beneath fastify: it returns false for what fastify should serve. */
+  setRawEntry: (entry: (req: IncomingMessage, res: ServerResponse) => boolean) => void;
+  /** The request id of a raw request, as fastify's genReqId would give it. */
+  requestIdOf: (req: IncomingMessage) => string;
   /** The route table in force: read per request, recompiled when a reload replaces it. */
   routes: () => readonly RouteConfig[];
   authz: AuthzClient;
@@ -114,14 +123,18 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
   }
 
   const rewriteHeaders = createHeaderRewriter(guard.identityHeaders);
-  const trustsProxies = config.trustedProxies.length > 0;
-  const forwardedFor = (request: FastifyRequest): ForwardedFor => {
-    if (!trustsProxies) {
-      const socket = request.raw.socket as Socket & { encrypted?: boolean };
-      return { for: socket.remoteAddress ?? "", proto: socket.encrypted === true ? "https" : "http", host: request.headers.host ?? "" };
-    }
-    // fastify's trustProxy: the chain up to the first address not trusted, nearest first.
-    return { for: [...request.ips!].reverse().join(", "), proto: request.protocol, host: request.host };
+  const trust = proxyAddr.compile([...config.trustedProxies]);
+  /** Where the request came from: X-Forwarded-* believed only from trusted proxies (as fastify's trustProxy reads them). */
+  const forwardedFor = (req: IncomingMessage): ForwardedFor => {
+    const socket = req.socket as Socket & { encrypted?: boolean };
+    const peer = socket.remoteAddress ?? "";
+    const ownProto = socket.encrypted === true ? "https" : "http";
+    const host = req.headers.host ?? "";
+    if (config.trustedProxies.length === 0 || !trust(peer, 0)) return { for: peer, proto: ownProto, host };
+    // The chain up to the first address not trusted, nearest first; sent farthest first.
+    const proto = lastEntry(req.headers["x-forwarded-proto"]);
+    const forwardedHost = lastEntry(req.headers["x-forwarded-host"]);
+    return { for: proxyAddr.all(req, trust).reverse().join(", "), proto: socket.encrypted === true ? "https" : (proto ?? ownProto), host: forwardedHost ?? host };
   };
 
   // --- answers -------------------------------------------------------------
@@ -129,36 +142,39 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
   const count = (route: string, outcome: GuardOutcome) => metrics.guardRequest(route, outcome);
   /** Allowed requests are logged at debug (an access log); building the entry is skipped otherwise. */
   const logAllowed = app.log.level === "debug" || app.log.level === "trace";
+  const log = app.log;
 
   const refuse = (
-    request: FastifyRequest,
-    reply: FastifyReply,
+    call: GuardCall,
     route: string,
     outcome: GuardOutcome,
     failure: { status: 400 | 401 | 403 | 503; error?: "invalid_request" | "invalid_token" | "insufficient_scope"; description?: string; scope?: string },
     style: "rfc6750" | "problem+json" = "rfc6750",
   ) => {
     count(route, outcome);
-    request.log.info({ route, outcome, status: failure.status, method: request.raw.method, path: pathOf(request.raw.url) }, "guard: refused");
-    reply.sendBearerFailure({ ...failure, realm: guard.realm, style, ...(failure.status === 503 ? { retryAfter: 1 } : {}) });
+    log.info({ reqId: call.requestId, route, outcome, status: failure.status, method: call.req.method, path: pathOf(call.req.url) }, "guard: refused");
+    writeErrorResponse(call.res, bearerFailureResponse({ ...failure, realm: guard.realm, style, ...(failure.status === 503 ? { retryAfter: 1 } : {}) }));
   };
 
-  const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+  const notFound = (call: GuardCall) => {
     count(UNMATCHED, "not_found");
-    request.log.info({ outcome: "not_found", method: request.raw.method, path: pathOf(request.raw.url) }, "guard: no route");
-    reply.callNotFound();
+    log.info({ reqId: call.requestId, outcome: "not_found", method: call.req.method, path: pathOf(call.req.url) }, "guard: no route");
+    writeErrorResponse(call.res, NOT_FOUND);
   };
 
-  const upstreamFailed = (request: FastifyRequest, reply: FastifyReply, route: string, style: "rfc6750" | "problem+json", failure: UpstreamFailure) => {
+  const upstreamFailed = (call: GuardCall, route: string, style: "rfc6750" | "problem+json", failure: UpstreamFailure) => {
     metrics.upstreamFailure(route, failure.kind);
-    request.log.warn({ route, kind: failure.kind, code: failure.code, responseStarted: failure.responseStarted }, "guard: upstream failed");
-    if (failure.responseStarted || reply.raw.destroyed) return;
-    reply.sendBearerFailure({
-      status: failure.kind === "timeout" ? 504 : 502,
-      description: failure.kind === "timeout" ? "the upstream did not answer in time" : "the upstream could not be reached",
-      realm: guard.realm,
-      style,
-    });
+    log.warn({ reqId: call.requestId, route, kind: failure.kind, code: failure.code, responseStarted: failure.responseStarted }, "guard: upstream failed");
+    if (failure.responseStarted || call.res.destroyed) return;
+    writeErrorResponse(
+      call.res,
+      bearerFailureResponse({
+        status: failure.kind === "timeout" ? 504 : 502,
+        description: failure.kind === "timeout" ? "the upstream did not answer in time" : "the upstream could not be reached",
+        realm: guard.realm,
+        style,
+      }),
+    );
   };
 
   // --- the pipeline ------------------------------------------------------------
@@ -170,41 +186,39 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
   const openSockets = new Set<Duplex>();
 
   /** Hands the request to its upstream: plain HTTP, or a WebSocket. */
-  const forward = (request: FastifyRequest, reply: FastifyReply, routeName: string, target: UpstreamTarget, style: "rfc6750" | "problem+json", websocket: boolean) => {
-    const onFailure = (failure: UpstreamFailure) => upstreamFailed(request, reply, routeName, style, failure);
-    const upgrade = upgrades.get(request.raw);
+  const forward = (call: GuardCall, routeName: string, target: UpstreamTarget, style: "rfc6750" | "problem+json", websocket: boolean) => {
+    const onFailure = (failure: UpstreamFailure) => upstreamFailed(call, routeName, style, failure);
+    const upgrade = upgrades.get(call.req);
     if (websocket && upgrade !== undefined) {
       openSockets.add(upgrade.socket);
       upgrade.socket.once("close", () => openSockets.delete(upgrade.socket));
-      proxy.ws(request.raw, upgrade.socket, upgrade.head, target, onFailure);
+      proxy.ws(call.req, upgrade.socket, upgrade.head, target, onFailure);
     } else {
-      proxy.web(request.raw, reply.raw, target, onFailure);
+      proxy.web(call.req, call.res, target, onFailure);
     }
   };
 
   /** Steps 3 to 6, once the token's introspection is known. */
-  const proceed = (request: FastifyRequest, reply: FastifyReply, route: Route, introspected: Authentication, path: string, search: string, websocket: boolean) => {
+  const proceed = (call: GuardCall, route: Route, introspected: Authentication, path: string, search: string, websocket: boolean) => {
     if (!introspected.active) {
       const description = "malformed" in introspected ? "the access token is malformed" : "the access token is invalid, expired or revoked";
-      return refuse(request, reply, route.name, "invalid_token", { status: 401, error: "invalid_token", description }, route.style);
+      return refuse(call, route.name, "invalid_token", { status: 401, error: "invalid_token", description }, route.style);
     }
     const rule = route.compiled.config;
     if (!authorizeScopes(rule, introspected.scopes)) {
       return refuse(
-        request,
-        reply,
+        call,
         route.name,
         "insufficient_scope",
         { status: 403, error: "insufficient_scope", description: describeRequirement(rule), scope: requiredScope(rule) },
         route.style,
       );
     }
-    allow(request, reply, route.name, route.target, route.style, introspected, rule.forwardAuthorization, path, search, websocket);
+    allow(call, route.name, route.target, route.style, introspected, rule.forwardAuthorization, path, search, websocket);
   };
 
   const allow = (
-    request: FastifyRequest,
-    reply: FastifyReply,
+    call: GuardCall,
     routeName: string,
     target: UpstreamTarget,
     style: "rfc6750" | "problem+json",
@@ -214,38 +228,38 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     search: string,
     websocket: boolean,
   ) => {
-    const raw = request.raw;
+    const raw = call.req;
     // The client may have left while the token was checked.
     if (raw.socket.destroyed) return;
-    raw.headers = rewriteHeaders(raw.headers, { principal, forwardAuthorization, forwarded: forwardedFor(request), requestId: request.id, websocket });
+    raw.headers = rewriteHeaders(raw.headers, { principal, forwardAuthorization, forwarded: forwardedFor(raw), requestId: call.requestId, websocket });
     // The upstream gets the path that was checked, and the query as it came.
     raw.url = path + search;
     count(routeName, principal === undefined ? "passthrough" : "allowed");
     if (logAllowed) {
-      request.log.debug({ route: routeName, method: raw.method, path, subject: principal?.subject, client: principal?.clientId }, "guard: allowed");
+      log.debug({ reqId: call.requestId, route: routeName, method: raw.method, path, subject: principal?.subject, client: principal?.clientId }, "guard: allowed");
     }
     // RFC 9110 §10.1.1: the client waits for 100 (Continue) before it sends the body; only now is it let in.
-    if (awaitingContinue.has(raw)) reply.raw.writeContinue();
-    forward(request, reply, routeName, target, style, websocket);
+    if (awaitingContinue.has(raw)) call.res.writeContinue();
+    forward(call, routeName, target, style, websocket);
   };
 
-  const guardRequest = (request: FastifyRequest, reply: FastifyReply): void => {
-    const raw = request.raw;
-    // Step 1 happened in the onRequest hook below, once for every request.
-    const { path, search } = request.gatehouseTarget!;
+  /** Steps 2 to 6 for a request whose target normalised (step 1). */
+  const guardRequest = (call: GuardCall, target: NormalizedTarget & { ok: true }): void => {
+    const raw = call.req;
+    const { path, search } = target;
     if (ownPaths.has(path)) {
       // Another spelling of one of the gateway's own endpoints (or a method it does not serve).
       if (!isCanonical(raw.url, path)) {
-        return refuse(request, reply, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: "use the canonical path of this endpoint" });
+        return refuse(call, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: "use the canonical path of this endpoint" });
       }
-      return notFound(request, reply);
+      return notFound(call);
     }
 
     const upgrade = upgrades.get(raw);
     const websocket = upgrade !== undefined && raw.headers.upgrade?.toLowerCase() === "websocket";
     if (upgrade !== undefined) {
       if (websocket ? raw.method !== "GET" : hasBody(raw)) {
-        return refuse(request, reply, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: "unsupported protocol upgrade" });
+        return refuse(call, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: "unsupported protocol upgrade" });
       }
     }
 
@@ -259,19 +273,19 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
       const key = names.join("\u0000");
       if (!reportedAmbiguities.has(key) && reportedAmbiguities.size < 1_000) {
         reportedAmbiguities.add(key);
-        request.log.error({ routes: names, method: raw.method, path }, "guard: more than one route covers this request; such requests are denied (fix the route table)");
+        log.error({ reqId: call.requestId, routes: names, method: raw.method, path }, "guard: more than one route covers this request; such requests are denied (fix the route table)");
       }
-      reply.sendOAuthError({ status: 500, error: "server_error", description: "the gateway's route table is ambiguous for this request" });
+      writeErrorResponse(call.res, oauthErrorResponse({ status: 500, error: "server_error", description: "the gateway's route table is ambiguous for this request" }));
       return;
     }
     if (match.kind === "case-variant") {
       const route = routes.get(match.route)!;
-      return refuse(request, reply, route.name, "bad_request", { status: 400, error: "invalid_request", description: "the path differs only in letter case from a protected path" }, route.style);
+      return refuse(call, route.name, "bad_request", { status: 400, error: "invalid_request", description: "the path differs only in letter case from a protected path" }, route.style);
     }
-    if (match.kind === "other-method") return notFound(request, reply);
+    if (match.kind === "other-method") return notFound(call);
     if (match.kind === "none") {
-      if (passthrough === undefined) return notFound(request, reply);
-      return allow(request, reply, PASSTHROUGH, passthrough, "rfc6750", undefined, false, path, search, websocket);
+      if (passthrough === undefined) return notFound(call);
+      return allow(call, PASSTHROUGH, passthrough, "rfc6750", undefined, false, path, search, websocket);
     }
     const route = routes.get(match.route)!;
 
@@ -280,64 +294,103 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     switch (credential.kind) {
       case "none":
         // RFC 6750 §3.1: a request without authentication gets a challenge without an error code or description.
-        return refuse(request, reply, route.name, "missing_token", { status: 401 }, route.style);
+        return refuse(call, route.name, "missing_token", { status: 401 }, route.style);
       case "malformed":
-        return refuse(request, reply, route.name, "invalid_token", { status: 401, error: "invalid_token", description: credential.description }, route.style);
+        return refuse(call, route.name, "invalid_token", { status: 401, error: "invalid_token", description: credential.description }, route.style);
       case "invalid_request":
-        return refuse(request, reply, route.name, "bad_request", { status: 400, error: "invalid_request", description: credential.description }, route.style);
+        return refuse(call, route.name, "bad_request", { status: 400, error: "invalid_request", description: credential.description }, route.style);
     }
     let introspected: Authentication | Promise<Authentication>;
     try {
       introspected = authenticator.authenticate(credential.token);
     } catch (error) {
-      return unavailable(request, reply, route, error);
+      return unavailable(call, route, error);
     }
     if (introspected instanceof Promise) {
       introspected
         .then(
-          (result) => proceed(request, reply, route, result, path, search, websocket),
-          (error: unknown) => unavailable(request, reply, route, error),
+          (result) => proceed(call, route, result, path, search, websocket),
+          (error: unknown) => unavailable(call, route, error),
         )
         .catch((error: unknown) => {
           // A bug past this point must not become an unhandled rejection, nor a pass.
-          request.log.error({ err: error }, "guard: failed");
-          if (!reply.sent && !reply.raw.headersSent) reply.sendOAuthError({ status: 500, error: "server_error", description: "the gateway failed to handle the request" });
+          log.error({ reqId: call.requestId, err: error }, "guard: failed");
+          writeErrorResponse(call.res, oauthErrorResponse({ status: 500, error: "server_error", description: "the gateway failed to handle the request" }));
         });
       return;
     }
     // The cached path: synchronous to the proxy.
-    proceed(request, reply, route, introspected, path, search, websocket);
+    proceed(call, route, introspected, path, search, websocket);
   };
 
-  const unavailable = (request: FastifyRequest, reply: FastifyReply, route: Route, error: unknown) => {
+  const unavailable = (call: GuardCall, route: Route, error: unknown) => {
     const cause = error instanceof TokenCheckUnavailable ? error.cause : error;
-    request.log.warn({ route: route.name, reason: cause instanceof Error ? cause.message : String(cause) }, "guard: the token could not be checked");
-    if (request.raw.socket.destroyed) return;
-    refuse(request, reply, route.name, "unavailable", { status: 503, description: "the access token cannot be checked now; try again" }, route.style);
+    log.warn({ reqId: call.requestId, route: route.name, reason: cause instanceof Error ? cause.message : String(cause) }, "guard: the token could not be checked");
+    if (call.req.socket.destroyed) return;
+    refuse(call, route.name, "unavailable", { status: 503, description: "the access token cannot be checked now; try again" }, route.style);
   };
 
-  // Every request no other route takes. The onRequest hook answers or proxies
-  // each one itself and never hands it on, so no body is ever parsed here.
+  // --- the two ways in -----------------------------------------------------------
+
+  // 1. Beneath fastify (options.setRawEntry, installed by buildApp's server):
+  // every plain HTTP request for a path that is not the gateway's own goes
+  // through the pipeline on Node's own request and response, without
+  // fastify's per-request objects, hooks and child logger. The check itself
+  // costs about a microsecond on a cached token; fastify's request cycle cost
+  // more than that, and the guard sits in front of every request of a service.
+  const tlsCheck = createTlsCheck({ enabled: options.requireHttps, trustedProxies: config.trustedProxies });
+  options.setRawEntry((req, res) => {
+    const url = req.url ?? "";
+    const target = normalizeTarget(url);
+    // The gateway's own endpoints are fastify's (its hooks check their spelling, TLS and bodies).
+    if (target.ok && ownPaths.has(target.path)) return false;
+    const call: GuardCall = { req, res, requestId: options.requestIdOf(req) };
+    if (tlsCheck !== undefined && !tlsCheck(req)) {
+      count(UNMATCHED, "bad_request");
+      writeErrorResponse(res, oauthErrorResponse({ status: 400, error: "invalid_request", description: "this endpoint must be used over https" }));
+      return true;
+    }
+    // Step 1: the target is normalised once; what cannot be is refused.
+    if (!target.ok) {
+      refuse(call, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: target.reason });
+      return true;
+    }
+    guardRequest(call, target);
+    return true;
+  });
+
+  // 2. Through fastify, for what Node hands over outside its 'request' event:
+  // WebSocket handshakes and `Expect: 100-continue` requests (below), and
+  // other methods on the gateway's own paths. The route takes the request
+  // over in its onRequest hook (reply.hijack) and never hands it on, so no
+  // body is ever parsed here.
   app.route({
     method: app.supportedMethods,
     url: "*",
     config: { guard: true },
-    onRequest: (request, reply, _done) => guardRequest(request, reply),
+    onRequest: (request, reply, _done) => {
+      reply.hijack();
+      guardRequest({ req: request.raw, res: reply.raw, requestId: request.id }, request.gatehouseTarget! as NormalizedTarget & { ok: true });
+    },
     handler: async (_request, reply) => reply.code(500).send(),
   });
 
-  // Step 1, for every request: the target is normalised once, and what
-  // cannot be normalised is refused. The guard's route uses the result. The
-  // gateway's own endpoints answer only at their canonical spelling: fastify's
-  // router decodes `/%6fauth2/token` to the token endpoint; here such a
-  // request is refused like any other second spelling of a path.
+  // Step 1 for what fastify routes: the target is normalised once, and what
+  // cannot be normalised is refused. The gateway's own endpoints answer only
+  // at their canonical spelling: fastify's router decodes `/%6fauth2/token`
+  // to the token endpoint; here such a request is refused like any other
+  // second spelling of a path.
   app.decorateRequest("gatehouseTarget", null);
   app.addHook("onRequest", (request, reply, done) => {
     const url = request.raw.url ?? "";
     const target = normalizeTarget(url);
-    if (!target.ok) return refuse(request, reply, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: target.reason });
+    const call = (): GuardCall => {
+      reply.hijack();
+      return { req: request.raw, res: reply.raw, requestId: request.id };
+    };
+    if (!target.ok) return refuse(call(), UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: target.reason });
     if (!isCanonical(url, target.path) && request.routeOptions.config.guard !== true) {
-      return refuse(request, reply, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: "use the canonical path of this endpoint" });
+      return refuse(call(), UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: "use the canonical path of this endpoint" });
     }
     request.gatehouseTarget = target;
     // Expect: 100-continue to one of the gateway's own endpoints: go ahead, as node would have.
@@ -373,6 +426,21 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     for (const socket of openSockets) socket.destroy();
   });
 };
+
+/** One request going through the guard: Node's own objects, whichever way it came in. */
+interface GuardCall {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** Logged with every entry and sent upstream as X-Request-Id. */
+  readonly requestId: string;
+}
+
+/** The last value of a possibly repeated, comma-separated header (a proxy appends its own hop last). */
+function lastEntry(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const last = (Array.isArray(value) ? value.join(",") : value).split(",").at(-1)?.trim();
+  return last === "" ? undefined : last;
+}
 
 declare module "fastify" {
   interface FastifyContextConfig {

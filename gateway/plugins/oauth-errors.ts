@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { ServerResponse } from "node:http";
 import type { FastifyError, FastifyPluginAsync, FastifyReply } from "fastify";
 import fp from "fastify-plugin";
 import { OAuthErrorDetailSchema } from "../../gen/gatehouse/v1/errors_pb.js";
@@ -112,21 +113,66 @@ export function oauthFailureFromRpc(error: unknown, options: { usedBasic: boolea
   }
 }
 
-/**
- * Writes an RFC 6749 §5.2 JSON error (or the §4.1.2.1 redirect it names), with
- * no-store. `reply.sendOAuthError` is this; it is exported for the one place
- * that has an undecorated reply (fastify's frameworkErrors, in app.ts).
- */
-export function writeOAuthError(reply: FastifyReply, failure: OAuthFailure): FastifyReply {
-  if (failure.redirectUrl !== undefined) {
-    return reply.code(302).headers({ ...NO_STORE, location: failure.redirectUrl }).send();
+/** A complete error response; each shape below is built once, then sent through fastify or written raw. */
+export interface ErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** RFC 6749 §5.2 JSON error (or the §4.1.2.1 redirect it names), with no-store. */
+export function oauthErrorResponse(failure: OAuthFailure): ErrorResponse {
+  if (failure.redirectUrl !== undefined) return { status: 302, headers: { ...NO_STORE, location: failure.redirectUrl }, body: "" };
+  const headers: Record<string, string> = { ...NO_STORE, "content-type": "application/json; charset=utf-8" };
+  if (failure.challenge === "Basic") headers["www-authenticate"] = `Basic realm=${quote("gatehouse")}, charset="UTF-8"`;
+  if (failure.retryAfter !== undefined) headers["retry-after"] = String(failure.retryAfter);
+  const body = JSON.stringify({ error: failure.error, ...(failure.description === "" ? {} : { error_description: failure.description }) });
+  return { status: failure.status, headers, body };
+}
+
+/** RFC 6750 §3 challenge, in the route's style (RFC 6750 JSON or RFC 9457 problem+json). */
+export function bearerFailureResponse(failure: BearerFailure): ErrorResponse {
+  const params = [`realm=${quote(failure.realm)}`];
+  if (failure.error !== undefined) params.push(`error=${quote(failure.error)}`);
+  if (failure.description !== undefined) params.push(`error_description=${quote(failure.description)}`);
+  if (failure.scope !== undefined) params.push(`scope=${quote(failure.scope)}`);
+  const headers: Record<string, string> = { "cache-control": "no-store" };
+  // RFC 6750 §3: 401 and 403 carry the challenge; a 5xx does not challenge the client.
+  if (failure.status === 401 || failure.status === 403) headers["www-authenticate"] = `Bearer ${params.join(", ")}`;
+  if (failure.retryAfter !== undefined) headers["retry-after"] = String(failure.retryAfter);
+  const detail = failure.description ?? (failure.status === 401 ? "a bearer token is required" : "request refused");
+  if (failure.style === "problem+json") {
+    headers["content-type"] = "application/problem+json";
+    return {
+      status: failure.status,
+      headers,
+      body: JSON.stringify({ type: "about:blank", title: failure.error ?? STATUS_TEXT[failure.status] ?? "Error", status: failure.status, detail }),
+    };
   }
-  reply.code(failure.status).headers(NO_STORE);
-  if (failure.challenge === "Basic") reply.header("www-authenticate", `Basic realm=${quote("gatehouse")}, charset="UTF-8"`);
-  if (failure.retryAfter !== undefined) reply.header("retry-after", String(failure.retryAfter));
-  return reply.type("application/json; charset=utf-8").send(
-    JSON.stringify({ error: failure.error, ...(failure.description === "" ? {} : { error_description: failure.description }) }),
-  );
+  // RFC 6750 names only the client's errors; what is not the client's fault
+  // says so, and a request without a token gets no error code at all (§3.1).
+  const error = failure.error ?? BEARER_FAILURE_ERROR[failure.status];
+  headers["content-type"] = "application/json; charset=utf-8";
+  return { status: failure.status, headers, body: JSON.stringify({ ...(error === undefined ? {} : { error }), error_description: detail }) };
+}
+
+/** The gateway's 404 for a path nothing serves. */
+export const NOT_FOUND: ErrorResponse = {
+  status: 404,
+  headers: { "content-type": "application/json; charset=utf-8" },
+  body: JSON.stringify({ error: "not_found" }),
+};
+
+/** Sends an error response through fastify. */
+export function sendErrorResponse(reply: FastifyReply, response: ErrorResponse): FastifyReply {
+  return reply.code(response.status).headers(response.headers).send(response.body);
+}
+
+/** Writes an error response on a raw Node response: the guard's path beneath fastify, and fastify's frameworkErrors. */
+export function writeErrorResponse(res: ServerResponse, response: ErrorResponse): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(response.status, { ...response.headers, "content-length": String(Buffer.byteLength(response.body)) });
+  res.end(response.body);
 }
 
 /** RFC 6750 §3 / RFC 7235: auth-param values are quoted strings; quotes and backslashes are escaped. */
@@ -136,28 +182,11 @@ function quote(value: string): string {
 
 const plugin: FastifyPluginAsync<OAuthErrorsOptions> = async (app, options) => {
   app.decorateReply("sendOAuthError", function (this: FastifyReply, failure: OAuthFailure) {
-    return writeOAuthError(this, failure);
+    return sendErrorResponse(this, oauthErrorResponse(failure));
   });
 
   app.decorateReply("sendBearerFailure", function (this: FastifyReply, failure: BearerFailure) {
-    const params = [`realm=${quote(failure.realm)}`];
-    if (failure.error !== undefined) params.push(`error=${quote(failure.error)}`);
-    if (failure.description !== undefined) params.push(`error_description=${quote(failure.description)}`);
-    if (failure.scope !== undefined) params.push(`scope=${quote(failure.scope)}`);
-    this.code(failure.status).header("cache-control", "no-store");
-    // RFC 6750 §3: 401 and 403 carry the challenge; a 5xx does not challenge the client.
-    if (failure.status === 401 || failure.status === 403) this.header("www-authenticate", `Bearer ${params.join(", ")}`);
-    if (failure.retryAfter !== undefined) this.header("retry-after", String(failure.retryAfter));
-    const detail = failure.description ?? (failure.status === 401 ? "a bearer token is required" : "request refused");
-    // RFC 6750 names only the client's errors; what is not the client's fault
-    // says so, and a request without a token gets no error code at all (§3.1).
-    const error = failure.error ?? BEARER_FAILURE_ERROR[failure.status];
-    if (failure.style === "problem+json") {
-      return this.type("application/problem+json").send(
-        JSON.stringify({ type: "about:blank", title: failure.error ?? STATUS_TEXT[failure.status] ?? "Error", status: failure.status, detail }),
-      );
-    }
-    return this.type("application/json; charset=utf-8").send(JSON.stringify({ ...(error === undefined ? {} : { error }), error_description: detail }));
+    return sendErrorResponse(this, bearerFailureResponse(failure));
   });
 
   // Whatever escapes a route: parse errors, limits, bugs. A clear 4xx in the
@@ -176,7 +205,7 @@ const plugin: FastifyPluginAsync<OAuthErrorsOptions> = async (app, options) => {
     if (request.routeOptions.config?.html === true && options.renderErrorPage !== undefined) {
       return reply.code(404).type("text/html; charset=utf-8").send(options.renderErrorPage(404, "not found"));
     }
-    return reply.code(404).type("application/json; charset=utf-8").send(JSON.stringify({ error: "not_found" }));
+    return sendErrorResponse(reply, NOT_FOUND);
   });
 };
 

@@ -1,5 +1,6 @@
 import proxyAddr from "@fastify/proxy-addr";
-import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import type { IncomingMessage } from "node:http";
+import type { FastifyPluginAsync } from "fastify";
 import fp from "fastify-plugin";
 import { renderErrorPage } from "../views/error-page.js";
 import { pageHeaders } from "../views/page.js";
@@ -23,11 +24,11 @@ export interface RequireHttpsOptions {
  * login and consent pages) before any parameter is read. Probes are exempt.
  */
 const plugin: FastifyPluginAsync<RequireHttpsOptions> = async (app, options) => {
-  if (!options.enabled) return;
-  const trusted = proxyAddr.compile([...options.trustedProxies]);
+  const cameOverTls = createTlsCheck(options);
+  if (cameOverTls === undefined) return;
   const exempt = new Set(options.exempt);
   app.addHook("onRequest", async (request, reply) => {
-    if (exempt.has(request.routeOptions.url ?? "") || cameOverTls(request, trusted)) return;
+    if (exempt.has(request.routeOptions.url ?? "") || cameOverTls(request.raw)) return;
     const description = "this endpoint must be used over https";
     if (request.routeOptions.config?.html === true) {
       return reply.code(400).headers(pageHeaders()).type("text/html; charset=utf-8").send(renderErrorPage(400, description));
@@ -36,8 +37,18 @@ const plugin: FastifyPluginAsync<RequireHttpsOptions> = async (app, options) => 
   });
 };
 
-function cameOverTls(request: FastifyRequest, trusted: (address: string, hop: number) => boolean): boolean {
-  const socket = request.raw.socket as typeof request.raw.socket & { encrypted?: boolean };
+/**
+ * The check itself, on a raw request (the guard applies it beneath fastify
+ * too); undefined when requireHttps is off.
+ */
+export function createTlsCheck(options: Pick<RequireHttpsOptions, "enabled" | "trustedProxies">): ((request: IncomingMessage) => boolean) | undefined {
+  if (!options.enabled) return undefined;
+  const trusted = proxyAddr.compile([...options.trustedProxies]);
+  return (request) => cameOverTls(request, trusted);
+}
+
+function cameOverTls(request: IncomingMessage, trusted: (address: string, hop: number) => boolean): boolean {
+  const socket = request.socket as typeof request.socket & { encrypted?: boolean };
   if (socket.encrypted === true) return true;
   const peer = socket.remoteAddress ?? "";
   const forwardedProto = request.headers["x-forwarded-proto"];
