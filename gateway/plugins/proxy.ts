@@ -79,15 +79,17 @@ function onUpstreamTimeout(this: ClientRequest): void {
 }
 
 const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
+  // The upstream timeout is the sockets' own: armed once per connection, not once per request.
+  // A request emits 'timeout' when its socket has been silent that long (and an idle pooled socket is dropped).
   const agents = {
-    http: new HttpAgent({ keepAlive: true, scheduling: "lifo" }),
-    https: new HttpsAgent({ keepAlive: true, scheduling: "lifo" }),
+    http: new HttpAgent({ keepAlive: true, scheduling: "lifo", timeout: options.timeoutMs }),
+    https: new HttpsAgent({ keepAlive: true, scheduling: "lifo", timeout: options.timeoutMs }),
   };
   const server = httpProxy.createProxyServer({ xfwd: false, changeOrigin: false, selfHandleResponse: true, ws: false });
 
   // Every proxied request: the upstream timeout, and giving up when the client leaves.
   server.on("proxyReq", (proxyReq, _req, res) => {
-    proxyReq.setTimeout(options.timeoutMs, onUpstreamTimeout);
+    proxyReq.once("timeout", onUpstreamTimeout);
     res.once("close", () => {
       if (!res.writableFinished) proxyReq.destroy();
     });
