@@ -26,19 +26,17 @@
  * (process.hrtime, sub-millisecond), not from its histogram, whose unit is 1 ms.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import autocannon from "autocannon";
-import { exportJWK, generateKeyPair } from "jose";
-import { stringify } from "yaml";
 import { AuthorizationService } from "../gen/gatehouse/v1/authorization_service_pb.js";
-import { hashSecret } from "../services/authz/oauth/secrets.js";
 import { runNode, runTs, type RunningProcess } from "../test/support/process.js";
 import { freePort, startRedisServer } from "../test/support/redis-server.js";
 import { startCpuMeter } from "./lib/cpu.js";
+import { BENCH_REDIRECT_URI, createBenchSecrets, writeBenchStackConfig, type BenchSecrets } from "./lib/stack-config.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 10);
@@ -47,10 +45,6 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
 const profileDir = process.env.BENCH_PROFILE;
 const profileTarget = process.env.BENCH_PROFILE_TARGET === "d" ? "d" : "c";
 
-const webSecret = randomBytes(32).toString("base64url");
-const gatewaySecret = randomBytes(32).toString("base64url");
-const serviceCredential = randomBytes(32).toString("base64url");
-const redirectUri = "https://bench.test/cb";
 
 interface PhaseResult {
   name: string;
@@ -75,53 +69,20 @@ async function main(): Promise<void> {
     freePort(),
     freePort(),
   ]);
-  const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+  const secrets = await createBenchSecrets();
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-bench-guard-"));
   const upstream = `http://127.0.0.1:${upstreamPort}`;
-
-  const configFile = (gatewayPort: number, cacheTtlSeconds: number) => {
-    const file = join(dir, `gateway-${gatewayPort}.yaml`);
-    writeFileSync(
-      file,
-      stringify({
-        issuer: `http://127.0.0.1:${gatewayPort}`,
-        requireHttps: false,
-        authz: { port: authzPort, keyPrefix: `bench-guard-${Date.now()}:`, serviceCredential: { env: "BENCH_SERVICE_CREDENTIAL" }, signingKeys: { source: { env: "BENCH_SIGNING_KEYS" } } },
-        scopes: [{ name: "read", description: "Read" }],
-        clients: [
-          { id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(webSecret)}`], redirectUris: [redirectUri], scopes: ["read"] },
-          {
-            id: "gatehouse-gateway",
-            name: "Gateway",
-            type: "confidential",
-            secretHashes: [`sha256:${hashSecret(gatewaySecret)}`],
-            grantTypes: [],
-            responseTypes: [],
-            introspectAnyToken: true,
-          },
-        ],
-        gateway: {
-          host: "127.0.0.1",
-          port: gatewayPort,
-          authz: {
-            endpoints: [`http://127.0.0.1:${authzPort}`],
-            serviceCredential: { env: "BENCH_SERVICE_CREDENTIAL" },
-            clientId: "gatehouse-gateway",
-            clientSecret: { env: "BENCH_GATEWAY_SECRET" },
-          },
-          guard: { cacheTtlSeconds },
-        },
-        routes: [{ name: "bench", methods: ["GET"], path: "/bench/**", scopes: ["read"], upstream }],
-      }),
-    );
-    return file;
-  };
-  const env = {
-    REDIS_URL: redisUrl,
-    BENCH_SERVICE_CREDENTIAL: serviceCredential,
-    BENCH_GATEWAY_SECRET: gatewaySecret,
-    BENCH_SIGNING_KEYS: JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: "bench", alg: "ES256" }] }),
-  };
+  const configFile = (gatewayPort: number, cacheTtlSeconds: number) =>
+    writeBenchStackConfig({
+      dir,
+      name: `guard-${gatewayPort}`,
+      secrets,
+      authzPort,
+      gatewayPort,
+      guard: { cacheTtlSeconds },
+      routes: [{ name: "bench", methods: ["GET"], path: "/bench/**", scopes: ["read"], upstream }],
+    });
+  const env = { REDIS_URL: redisUrl, ...secrets.env };
   const cachedConfig = configFile(cachedPort, 30);
   const uncachedConfig = configFile(uncachedPort, 0);
 
@@ -141,7 +102,7 @@ async function main(): Promise<void> {
     await Promise.all([cached.waitFor(/listening/), uncached.waitFor(/listening/)]);
     await cached.waitFor(/revocation feed subscribed/);
 
-    const token = await issueToken(`http://127.0.0.1:${authzPort}`);
+    const token = await issueToken(`http://127.0.0.1:${authzPort}`, secrets);
     const headers = { authorization: `Bearer ${token}` };
     for (const [name, port] of [["(c)", cachedPort], ["(d)", uncachedPort]] as const) {
       const response = await fetch(`http://127.0.0.1:${port}/bench/check`, { headers });
@@ -298,9 +259,10 @@ async function waitForAuthz(url: string): Promise<void> {
 }
 
 /** A token for the web client: Authorize, Decide, ExchangeCode (the code grant with PKCE). */
-async function issueToken(authzUrl: string): Promise<string> {
+async function issueToken(authzUrl: string, secrets: BenchSecrets): Promise<string> {
   const authz = createClient(AuthorizationService, createConnectTransport({ baseUrl: authzUrl, httpVersion: "1.1" }));
-  const gateway = { headers: { "gatehouse-service-credential": serviceCredential } };
+  const gateway = { headers: { "gatehouse-service-credential": secrets.service } };
+  const redirectUri = BENCH_REDIRECT_URI;
   const verifier = randomBytes(32).toString("base64url");
   const challenge = createHash("sha256").update(verifier).digest("base64url");
   const { requestId } = await authz.authorize({ responseType: "code", clientId: "web", redirectUri, scope: "read", codeChallenge: challenge, codeChallengeMethod: "S256" }, gateway);
@@ -308,7 +270,7 @@ async function issueToken(authzUrl: string): Promise<string> {
   const code = new URL(redirectUrl).searchParams.get("code")!;
   const { token } = await authz.exchangeCode(
     { code, redirectUri, codeVerifier: verifier },
-    { headers: { authorization: `Basic ${Buffer.from(`web:${webSecret}`).toString("base64")}` } },
+    { headers: { authorization: `Basic ${Buffer.from(`web:${secrets.web}`).toString("base64")}` } },
   );
   return token!.accessToken;
 }

@@ -19,34 +19,28 @@
  *   BENCH_PROFILE=dir                write CPU profiles of the gateway and the authz service to dir
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import autocannon from "autocannon";
-import { exportJWK, generateKeyPair } from "jose";
-import { stringify } from "yaml";
 import {
   AuthorizeRequestSchema,
   AuthorizeResponseSchema,
   DecideRequestSchema,
   DecideResponseSchema,
 } from "../gen/gatehouse/v1/authorization_service_pb.js";
-import { hashSecret } from "../services/authz/oauth/secrets.js";
 import { runNode, type RunningProcess } from "../test/support/process.js";
 import { freePort, startRedisServer } from "../test/support/redis-server.js";
 import { startCpuMeter } from "./lib/cpu.js";
 import { createConnectH2Client, type ConnectH2Client } from "./lib/connect-h2.js";
 import { formatResults, runLoad, type LoadResult } from "./lib/load.js";
+import { BENCH_REDIRECT_URI, createBenchSecrets, writeBenchStackConfig } from "./lib/stack-config.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
 
-const webSecret = randomBytes(32).toString("base64url");
-const gatewaySecret = randomBytes(32).toString("base64url");
-const serviceCredential = randomBytes(32).toString("base64url");
-const redirectUri = "https://bench.test/cb";
-const basicAuth = `Basic ${Buffer.from(`web:${webSecret}`).toString("base64")}`;
+const redirectUri = BENCH_REDIRECT_URI;
 
 async function main(): Promise<void> {
   const ownRedis = process.env.REDIS_URL ? undefined : await startRedisServer();
@@ -54,55 +48,11 @@ async function main(): Promise<void> {
   const authzPort = await freePort();
   const gatewayPort = await freePort();
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
-  const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+  const secrets = await createBenchSecrets();
+  const basicAuth = `Basic ${Buffer.from(`web:${secrets.web}`).toString("base64")}`;
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-bench-token-"));
-  const configFile = join(dir, "config.yaml");
-  writeFileSync(
-    configFile,
-    stringify({
-      issuer: gatewayUrl,
-      requireHttps: false,
-      authz: {
-        host: "127.0.0.1",
-        port: authzPort,
-        keyPrefix: `bench-token-${Date.now()}:`,
-        serviceCredential: { env: "BENCH_SERVICE_CREDENTIAL" },
-        signingKeys: { source: { env: "BENCH_SIGNING_KEYS" } },
-      },
-      lifetimes: { code: 600 },
-      scopes: [{ name: "read", description: "Read" }],
-      clients: [
-        { id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(webSecret)}`], redirectUris: [redirectUri], scopes: ["read"] },
-        {
-          id: "gatehouse-gateway",
-          name: "Gateway",
-          type: "confidential",
-          secretHashes: [`sha256:${hashSecret(gatewaySecret)}`],
-          grantTypes: [],
-          responseTypes: [],
-          introspectAnyToken: true,
-        },
-      ],
-      gateway: {
-        host: "127.0.0.1",
-        port: gatewayPort,
-        authz: {
-          endpoints: [`http://127.0.0.1:${authzPort}`],
-          serviceCredential: { env: "BENCH_SERVICE_CREDENTIAL" },
-          clientId: "gatehouse-gateway",
-          clientSecret: { env: "BENCH_GATEWAY_CLIENT_SECRET" },
-        },
-      },
-    }),
-  );
-  const env = {
-    GATEHOUSE_CONFIG: configFile,
-    REDIS_URL: redisUrl,
-    LOG_LEVEL: "warn",
-    BENCH_SERVICE_CREDENTIAL: serviceCredential,
-    BENCH_GATEWAY_CLIENT_SECRET: gatewaySecret,
-    BENCH_SIGNING_KEYS: JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: "bench", alg: "ES256" }] }),
-  };
+  const configFile = writeBenchStackConfig({ dir, name: "token", secrets, authzPort, gatewayPort, lifetimes: { code: 600 } });
+  const env = { GATEHOUSE_CONFIG: configFile, REDIS_URL: redisUrl, LOG_LEVEL: "warn", ...secrets.env };
   // The production artefacts: `npm run build` output, run with plain node, one process each.
   const profile = (name: string) => (process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
   const authz = runNode("dist/services/authz/main.js", { env, nodeArgs: profile("authz") });
@@ -117,7 +67,7 @@ async function main(): Promise<void> {
     const rpc = (lean = createConnectH2Client(`http://127.0.0.1:${authzPort}`, { sessions: 4 }));
     const verifier = randomBytes(32).toString("base64url");
     const challenge = createHash("sha256").update(verifier).digest("base64url");
-    const asGateway = { "gatehouse-service-credential": serviceCredential };
+    const asGateway = { "gatehouse-service-credential": secrets.service };
     const path = (method: string) => `/gatehouse.v1.AuthorizationService/${method}`;
     const authorizeBody = toBinary(
       AuthorizeRequestSchema,

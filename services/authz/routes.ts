@@ -12,7 +12,7 @@ import { createSessionService } from "./rpc/session-service.js";
 export function createServices(deps: AuthzDeps): ServiceRegistration[] {
   const check = { serviceCredential: () => deps.config.serviceCredential };
   return [
-    registration(AuthorizationService, createAuthorizationService({ ...check, server: deps.server, heartbeatSeconds: deps.config.revocationHeartbeatSeconds })),
+    registration(AuthorizationService, createAuthorizationService({ ...check, server: deps.server, heartbeatSeconds: () => deps.config.revocationHeartbeatSeconds })),
     registration(SessionService, createSessionService({ ...check, server: deps.server })),
     registration(Health, createHealthService({ health: deps.health, watchIntervalMs: 1_000 })),
   ];

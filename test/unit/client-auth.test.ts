@@ -2,7 +2,6 @@ import { describe, expect, it } from "vitest";
 import {
   authenticateClient,
   parseBasicAuthorization,
-  presentedBasic,
   type ClientCredentials,
 } from "../../services/authz/oauth/client-auth.js";
 import type { OAuthErrorCode } from "../../services/authz/oauth/errors.js";
@@ -162,15 +161,5 @@ describe("parseBasicAuthorization", () => {
     ["RFC 6749 §2.3.1: a percent-encoding of invalid UTF-8", rawBasic("web:%C3")],
   ])("%s is invalid_client", (_name, header) => {
     expect(() => parseBasicAuthorization(header)).toThrow(oauthError("invalid_client"));
-  });
-});
-
-describe("presentedBasic", () => {
-  it.each<[string, string | undefined, boolean]>([
-    ["no header", undefined, false],
-    ["a Bearer header", "Bearer abc", false],
-    ["well-formed Basic credentials, whoever they name", basic("nobody", "x"), true],
-  ])("%s → %s", (_name, header, expected) => {
-    expect(presentedBasic(header)).toBe(expected);
   });
 });

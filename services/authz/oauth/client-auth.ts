@@ -49,11 +49,6 @@ export function authenticateClient(lookup: ClientLookup, credentials: ClientCred
   return client;
 }
 
-/** True when the client presented any secret material, for the gateway's 401 vs 400 choice and for rate limits. */
-export function presentedBasic(authorization: string | undefined): boolean {
-  return parseBasicAuthorization(authorization) !== undefined;
-}
-
 /** Compares the secret's digest with each registered digest in constant time (all of them, always). */
 function matchesSecret(client: Client, secret: string): boolean {
   const digest = hashSecret(secret);

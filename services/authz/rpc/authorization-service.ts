@@ -15,8 +15,8 @@ import { EventQueue } from "./event-queue.js";
 export interface AuthorizationServiceOptions extends CallerCheck {
   /** The current server; a function so a configuration reload swaps it for the next call. */
   server: () => AuthorizationServer;
-  /** Seconds between WatchRevocations heartbeats. */
-  heartbeatSeconds: number;
+  /** Seconds between WatchRevocations heartbeats, as configured now (a reload may change it for new streams). */
+  heartbeatSeconds: () => number;
 }
 
 /** Thin translation between gatehouse.v1 messages and the protocol core (oauth/). */
@@ -108,9 +108,10 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
           }),
         (reason) => queue.fail(new OAuthError("temporarily_unavailable", "the revocation feed was interrupted", { cause: reason })),
       );
-      const heartbeat = setInterval(() => queue.push({ event: { case: "heartbeat", value: {} } }), options.heartbeatSeconds * 1000);
+      const seconds = options.heartbeatSeconds();
+      const heartbeat = setInterval(() => queue.push({ event: { case: "heartbeat", value: {} } }), seconds * 1000);
       try {
-        yield { event: { case: "subscribed", value: { heartbeatInterval: BigInt(options.heartbeatSeconds) } } };
+        yield { event: { case: "subscribed", value: { heartbeatInterval: BigInt(seconds) } } };
         yield* queue.drain(context.signal);
       } finally {
         clearInterval(heartbeat);

@@ -1,0 +1,96 @@
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { exportJWK, generateKeyPair } from "jose";
+import { stringify } from "yaml";
+import { hashSecret } from "../../services/authz/oauth/secrets.js";
+
+/** What the benchmarks' authz service and gateways share: fresh secrets and a signing key. */
+export interface BenchSecrets {
+  /** The confidential client `web`'s secret. */
+  readonly web: string;
+  /** The gateway's own client (`gatehouse-gateway`, introspectAnyToken). */
+  readonly gateway: string;
+  /** The gateway's service credential. */
+  readonly service: string;
+  /** Environment the configuration's secret references resolve from. */
+  readonly env: Record<string, string>;
+}
+
+export const BENCH_REDIRECT_URI = "https://bench.test/cb";
+
+export async function createBenchSecrets(): Promise<BenchSecrets> {
+  const secret = () => randomBytes(32).toString("base64url");
+  const [web, gateway, service] = [secret(), secret(), secret()];
+  const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+  return {
+    web,
+    gateway,
+    service,
+    env: {
+      BENCH_SERVICE_CREDENTIAL: service,
+      BENCH_GATEWAY_CLIENT_SECRET: gateway,
+      BENCH_SIGNING_KEYS: JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: "bench", alg: "ES256" }] }),
+    },
+  };
+}
+
+/**
+ * Writes the one configuration file an authz service and a gateway of a
+ * benchmark both start from (issuer = the gateway; the client `web`; the
+ * gateway's own client), with what a benchmark adds: the guard's section and
+ * routes, lifetimes. Returns its path.
+ */
+export function writeBenchStackConfig(options: {
+  dir: string;
+  name: string;
+  secrets: BenchSecrets;
+  authzPort: number;
+  gatewayPort: number;
+  guard?: Record<string, unknown>;
+  routes?: unknown[];
+  lifetimes?: Record<string, unknown>;
+}): string {
+  const file = join(options.dir, `${options.name}.yaml`);
+  writeFileSync(
+    file,
+    stringify({
+      issuer: `http://127.0.0.1:${options.gatewayPort}`,
+      requireHttps: false,
+      authz: {
+        host: "127.0.0.1",
+        port: options.authzPort,
+        keyPrefix: `bench-${options.name}-${Date.now()}:`,
+        serviceCredential: { env: "BENCH_SERVICE_CREDENTIAL" },
+        signingKeys: { source: { env: "BENCH_SIGNING_KEYS" } },
+      },
+      ...(options.lifetimes === undefined ? {} : { lifetimes: options.lifetimes }),
+      scopes: [{ name: "read", description: "Read" }],
+      clients: [
+        { id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(options.secrets.web)}`], redirectUris: [BENCH_REDIRECT_URI], scopes: ["read"] },
+        {
+          id: "gatehouse-gateway",
+          name: "Gateway",
+          type: "confidential",
+          secretHashes: [`sha256:${hashSecret(options.secrets.gateway)}`],
+          grantTypes: [],
+          responseTypes: [],
+          introspectAnyToken: true,
+        },
+      ],
+      gateway: {
+        host: "127.0.0.1",
+        port: options.gatewayPort,
+        authz: {
+          endpoints: [`http://127.0.0.1:${options.authzPort}`],
+          serviceCredential: { env: "BENCH_SERVICE_CREDENTIAL" },
+          clientId: "gatehouse-gateway",
+          clientSecret: { env: "BENCH_GATEWAY_CLIENT_SECRET" },
+        },
+        ...(options.guard === undefined ? {} : { guard: options.guard }),
+      },
+      ...(options.routes === undefined ? {} : { routes: options.routes }),
+    }),
+  );
+  return file;
+}
