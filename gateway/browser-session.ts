@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { AuthzClient } from "./authz-client.js";
+import type { AuthzClient } from "./rpc/authz-client.js";
 
 /** A resource owner's login session, as the authz service knows it. */
 export interface BrowserSession {

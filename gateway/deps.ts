@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
-import { createAuthzClient, type AuthzClient } from "./authz-client.js";
+import { createAuthzClient, type AuthzClient } from "./rpc/authz-client.js";
 import type { GatewayConfig, RouteConfig } from "./config.js";
 import { compileRouteTable } from "./guard/rules.js";
-import { createGatewayMetrics, type GatewayMetrics } from "./plugins/metrics.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
 
 /** Everything the gateway runs on; built once per process (main.ts) or per test. */

@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { buildApp } from "./app.js";
 import { GatewayConfigError, loadGatewayConfig } from "./config.js";
 import { createGatewayDeps } from "./deps.js";
-import { watchFiles } from "./watch-files.js";
+import { watchFiles } from "../startup/watch-files.js";
 
 /** The gateway's process: the only file with side effects. */
 async function main(): Promise<void> {

@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import proxyAddr from "@fastify/proxy-addr";
 import type { FastifyPluginAsync } from "fastify";
 import fp from "fastify-plugin";
-import type { AuthzClient } from "../authz-client.js";
+import type { AuthzClient } from "../rpc/authz-client.js";
 import type { GatewayConfig, RouteConfig } from "../config.js";
 import { createAuthenticator, extractBearer, TokenCheckUnavailable, toIntrospected, type Authentication, type Authenticator } from "../guard/authenticate.js";
 import { authorizeScopes, describeRequirement, requiredScope } from "../guard/authorize.js";
@@ -12,10 +12,10 @@ import { createIntrospectionCache, type Principal } from "../guard/introspection
 import { createHeaderRewriter, type ForwardedFor } from "../guard/mutate.js";
 import { compileRouteTable, normalizeTarget, type CompiledRoute, type NormalizedTarget, type RouteTable } from "../guard/rules.js";
 import type { RevocationFeed } from "../revocation-feed.js";
-import type { GatewayMetrics, GuardOutcome } from "./metrics.js";
-import { NOT_FOUND, bearerFailureResponse, oauthErrorResponse, writeErrorResponse } from "./oauth-errors.js";
-import { createTlsCheck } from "./require-https.js";
-import type { UpstreamFailure, UpstreamTarget } from "./proxy.js";
+import type { GatewayMetrics, GuardOutcome } from "../metrics.js";
+import { NOT_FOUND, bearerFailureResponse, oauthErrorResponse, writeErrorResponse } from "../oauth-error-response.js";
+import { createTlsCheck } from "../tls-check.js";
+import type { UpstreamFailure, UpstreamTarget } from "../upstream.js";
 
 /**
  * The resource guard (DESIGN.md, "The gateway's guard"): every request that

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from "fastify";
-import type { AuthzClient } from "../authz-client.js";
+import type { AuthzClient } from "../rpc/authz-client.js";
 
 export interface HealthOptions {
   authz: AuthzClient;

@@ -12,7 +12,7 @@ import { renderConsentPage } from "../views/consent-page.js";
 import { sendErrorPage } from "../views/error-page.js";
 import { renderLoginPage } from "../views/login-page.js";
 import { formTargetOf, pageHeaders, sendPage } from "../views/page.js";
-import { oauthFailureFromRpc } from "./oauth-errors.js";
+import { oauthFailureFromRpc } from "../oauth-error-response.js";
 
 export interface OAuthRoutesOptions {
   deps: GatewayDeps;

@@ -10,7 +10,7 @@ import { sendErrorPage } from "../views/error-page.js";
 import { renderLoginPage } from "../views/login-page.js";
 import { renderMessagePage, signOutForm } from "../views/message-page.js";
 import { pageHeaders, sendPage } from "../views/page.js";
-import { oauthFailureFromRpc } from "./oauth-errors.js";
+import { oauthFailureFromRpc } from "../oauth-error-response.js";
 
 export interface PagesOptions {
   deps: GatewayDeps;

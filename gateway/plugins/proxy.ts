@@ -1,10 +1,11 @@
-import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { Agent as HttpAgent, type ClientRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { Duplex } from "node:stream";
-import { parse as parseUrl, type UrlWithStringQuery } from "node:url";
+import { parse as parseUrl } from "node:url";
 import type { FastifyPluginAsync } from "fastify";
 import fp from "fastify-plugin";
 import httpProxy from "http-proxy";
+import type { UpstreamFailure, UpstreamProxy } from "../upstream.js";
 
 /**
  * The only user of `http-proxy`: streams a request to its upstream and the
@@ -13,36 +14,6 @@ import httpProxy from "http-proxy";
  * handshakes). The response's hop-by-hop fields are removed here; the
  * request's were removed by the guard (guard/mutate.ts).
  */
-
-/** An upstream URL, parsed once at start-up. */
-export interface UpstreamTarget {
-  readonly url: string;
-  readonly parsed: UrlWithStringQuery;
-  /** The http-proxy options for it, built once (http-proxy would parse a string target on every request). */
-  readonly web: { readonly target: UrlWithStringQuery; readonly agent: HttpAgent };
-  readonly ws: { readonly target: UrlWithStringQuery; readonly agent: false };
-}
-
-/** Why an upstream did not answer. */
-export interface UpstreamFailure {
-  /** timeout: no byte for upstreamTimeoutMs (504); unreachable: refused, reset, unknown host (502). */
-  readonly kind: "timeout" | "unreachable";
-  /** The system error code (ECONNREFUSED, ...), for the log. */
-  readonly code: string | undefined;
-  /**
-   * The response had started when it failed. The client connection is then
-   * cut (a truncated body must not look complete) and nothing else is sent.
-   */
-  readonly responseStarted: boolean;
-}
-
-export interface UpstreamProxy {
-  target(url: string): UpstreamTarget;
-  /** Proxies a request whose `url` and headers the guard has already rewritten. */
-  web(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, onFailure: (failure: UpstreamFailure) => void): void;
-  /** Proxies a WebSocket handshake, then the connection, both ways. */
-  ws(req: IncomingMessage, socket: Duplex, head: Buffer, target: UpstreamTarget, onFailure: (failure: UpstreamFailure) => void): void;
-}
 
 declare module "fastify" {
   interface FastifyInstance {

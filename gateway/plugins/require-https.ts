@@ -1,7 +1,6 @@
-import proxyAddr from "@fastify/proxy-addr";
-import type { IncomingMessage } from "node:http";
 import type { FastifyPluginAsync } from "fastify";
 import fp from "fastify-plugin";
+import { createTlsCheck } from "../tls-check.js";
 import { renderErrorPage } from "../views/error-page.js";
 import { pageHeaders } from "../views/page.js";
 
@@ -36,35 +35,6 @@ const plugin: FastifyPluginAsync<RequireHttpsOptions> = async (app, options) => 
     return reply.sendOAuthError({ status: 400, error: "invalid_request", description });
   });
 };
-
-/**
- * The check itself, on a raw request (the guard applies it beneath fastify
- * too); undefined when requireHttps is off.
- */
-export function createTlsCheck(options: Pick<RequireHttpsOptions, "enabled" | "trustedProxies">): ((request: IncomingMessage) => boolean) | undefined {
-  if (!options.enabled) return undefined;
-  const trusted = proxyAddr.compile([...options.trustedProxies]);
-  return (request) => cameOverTls(request, trusted);
-}
-
-function cameOverTls(request: IncomingMessage, trusted: (address: string, hop: number) => boolean): boolean {
-  const socket = request.socket as typeof request.socket & { encrypted?: boolean };
-  if (socket.encrypted === true) return true;
-  const peer = socket.remoteAddress ?? "";
-  const forwardedProto = request.headers["x-forwarded-proto"];
-  if (peer !== "" && trusted(peer, 0)) {
-    if (forwardedProto !== undefined) {
-      // The proxy's own hop is the last entry (fastify reads it the same way for request.protocol).
-      const last = (Array.isArray(forwardedProto) ? forwardedProto.join(",") : forwardedProto).split(",").at(-1)!.trim().toLowerCase();
-      return last === "https";
-    }
-  }
-  return isLoopback(peer);
-}
-
-function isLoopback(address: string): boolean {
-  return address === "::1" || /^(?:::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/i.test(address);
-}
 
 /** Refuses plain HTTP from the network when requireHttps is on; registered before every route. */
 export const requireHttps = fp(plugin, { name: "require-https", fastify: "5.x", dependencies: ["oauth-errors"] });

@@ -6,11 +6,11 @@ import type { AuthzConfig } from "./config.js";
 import { createAuthzDeps, type AuthzDeps, type DepsOverrides } from "./deps.js";
 import { createErrorInterceptor } from "./interceptors/errors.js";
 import { createLogInterceptor } from "./interceptors/log.js";
-import { createConnectUnaryHandler } from "./connect-unary.js";
+import { createConnectUnaryHandler } from "./transport/connect-unary.js";
 import { createRoutes, createServices } from "./routes.js";
 import { kPeerAddress } from "./rpc/caller.js";
 import { createProbeHandler } from "./probes.js";
-import { createRpcServer } from "./server.js";
+import { createRpcServer } from "./transport/server.js";
 
 export interface RunningAuthz {
   readonly address: AddressInfo;

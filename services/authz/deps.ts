@@ -9,7 +9,7 @@ import { cryptoRandom, type RandomSource } from "./oauth/secrets.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStore } from "./store/redis-store.js";
-import type { Store } from "./store/store.js";
+import type { Store } from "./oauth/store.js";
 
 /** Everything the authz service runs on; built once per process. */
 export interface AuthzDeps {

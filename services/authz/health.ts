@@ -1,4 +1,4 @@
-import type { Store } from "./store/store.js";
+import type { Store } from "./oauth/store.js";
 
 export type ServingStatus = "SERVING" | "NOT_SERVING";
 

@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { ConfigError, loadAuthzConfig } from "./config.js";
 import { KeyRingError } from "./oauth/key-ring.js";
 import { startAuthzService } from "./app.js";
-import { watchFiles } from "./watch-files.js";
+import { watchFiles } from "../../startup/watch-files.js";
 
 /** The authz service's process: the only file with side effects. */
 async function main(): Promise<void> {

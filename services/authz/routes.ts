@@ -1,7 +1,7 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
-import { registration, type ServiceRegistration } from "./connect-unary.js";
+import { registration, type ServiceRegistration } from "./transport/connect-unary.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { AuthzDeps } from "./deps.js";
 import { createAuthorizationService } from "./rpc/authorization-service.js";

@@ -2,7 +2,7 @@ import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
-import { createConnectUnaryTransport } from "../../gateway/connect-unary-transport.js";
+import { createConnectUnaryTransport } from "../../gateway/rpc/connect-unary-transport.js";
 import { ISSUER, SECRETS, WEB_REDIRECT, basic, failureOf, issueTokens, pkcePair, startTestAuthz, type TestAuthz } from "../support/authz.js";
 import { freePort } from "../support/redis-server.js";
 

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
-import { createAuthzClient } from "../../gateway/authz-client.js";
+import { createAuthzClient } from "../../gateway/rpc/authz-client.js";
 import { hashSecret } from "../../services/authz/oauth/secrets.js";
 import { SECRETS, basic, pkcePair } from "../support/authz.js";
 import { runTs, type RunningProcess } from "../support/process.js";

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CodeGrant, RefreshFamily, Revocation, Store } from "../../services/authz/store/store.js";
+import type { CodeGrant, RefreshFamily, Revocation, Store } from "../../services/authz/oauth/store.js";
 
 /** A store under test, with a way to move time: the clock for memory, the clock and real time for Redis TTLs. */
 export interface StoreUnderTest {

@@ -7,7 +7,7 @@ import { parseCodeChallenge } from "./pkce.js";
 import { matchRedirectUri } from "./redirect-uri.js";
 import { isSubsetOf, resolveRequestedScopes } from "./scope.js";
 import { hashSecret } from "./secrets.js";
-import type { ParkedRequest } from "../store/store.js";
+import type { ParkedRequest } from "./store.js";
 
 /** The parameters of an authorization request (RFC 6749 §4.1.1, §4.2.1; RFC 7636 §4.3). "" is omitted. */
 export interface AuthorizationRequest {

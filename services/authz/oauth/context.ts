@@ -1,4 +1,4 @@
-import type { Store } from "../store/store.js";
+import type { Store } from "./store.js";
 import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
 import type { ServerPolicy } from "./model.js";

@@ -1,6 +1,5 @@
 import type { OAuthContext } from "./context.js";
 import { OAuthError } from "./errors.js";
-import { revokeGrant } from "./grants/authorization-code.js";
 import type { Client } from "./model.js";
 import { hashSecret } from "./secrets.js";
 import { looksLikeJwt, parseRefreshToken } from "./tokens.js";
@@ -40,4 +39,13 @@ export async function revoke(ctx: OAuthContext, caller: Client, token: string, t
   if (claims.client_id !== caller.id) throw refuse();
   await ctx.store.grants.revokeAccessToken(claims.gid, claims.jti, claims.exp * 1000 - now);
   await ctx.store.revocationFeed.announce({ jti: claims.jti });
+}
+
+/**
+ * Revokes a grant: its refresh token family and every access token issued
+ * from it, and tells every replica at once (WatchRevocations).
+ */
+export async function revokeGrant(ctx: OAuthContext, grantId: string): Promise<void> {
+  await ctx.store.grants.revoke(grantId, ctx.policy.lifetimes.accessToken * 1000);
+  await ctx.store.revocationFeed.announce({ grantId });
 }

@@ -10,7 +10,7 @@ import type {
   Rotation,
   Session,
   Store,
-} from "./store.js";
+} from "../oauth/store.js";
 
 /**
  * The reference Store: a single process's memory. It is the embedded default

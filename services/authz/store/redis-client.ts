@@ -1,6 +1,8 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { RedisConfig } from "../config.js";
-import type { RedisClient } from "./redis-store.js";
+
+/** A Redis connection of any topology: one server, Sentinel, or Cluster. */
+export type RedisClient = Redis | Cluster;
 
 /**
  * Connection settings shared by every topology. A dead Redis must turn into a

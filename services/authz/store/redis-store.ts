@@ -3,7 +3,7 @@ import type { Cluster, Redis } from "ioredis";
 import type { Clock } from "../oauth/clock.js";
 import { StoreUnavailableError } from "../oauth/errors.js";
 import { createKeySchema } from "./keys.js";
-import { waitUntilReady } from "./redis-client.js";
+import { waitUntilReady, type RedisClient } from "./redis-client.js";
 import type {
   CodeGrant,
   CodeRedemption,
@@ -14,10 +14,7 @@ import type {
   Rotation,
   Session,
   Store,
-} from "./store.js";
-
-/** A single Redis (direct or through Sentinel) or a Redis Cluster. */
-export type RedisClient = Redis | Cluster;
+} from "../oauth/store.js";
 
 export interface RedisStoreOptions {
   client: RedisClient;

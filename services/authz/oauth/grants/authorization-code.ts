@@ -3,6 +3,7 @@ import { OAuthError } from "../errors.js";
 import { issueAccessToken, mintRefreshToken, type TokenSet } from "../issue-tokens.js";
 import type { Client } from "../model.js";
 import { verifyCodeVerifier } from "../pkce.js";
+import { revokeGrant } from "../revoke.js";
 import { hashSecret } from "../secrets.js";
 
 /** An access token request with grant_type=authorization_code (RFC 6749 §4.1.3), from an authenticated client. */
@@ -66,13 +67,4 @@ export async function exchangeCode(ctx: OAuthContext, client: Client, exchange: 
     familyExpiresAt,
   });
   return { ...tokens, refreshToken: refresh.refreshToken };
-}
-
-/**
- * Revokes a grant: its refresh token family and every access token issued
- * from it, and tells every replica at once (WatchRevocations).
- */
-export async function revokeGrant(ctx: OAuthContext, grantId: string): Promise<void> {
-  await ctx.store.grants.revoke(grantId, ctx.policy.lifetimes.accessToken * 1000);
-  await ctx.store.revocationFeed.announce({ grantId });
 }

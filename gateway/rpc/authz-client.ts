@@ -1,9 +1,9 @@
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { AuthorizationService } from "../gen/gatehouse/v1/authorization_service_pb.js";
-import { SessionService } from "../gen/gatehouse/v1/session_service_pb.js";
-import type { GatewayConfig } from "./config.js";
+import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
+import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
+import type { GatewayConfig } from "../config.js";
 import { createConnectUnaryTransport } from "./connect-unary-transport.js";
 
 /** Metadata of the gateway's service credential (services/authz/rpc/caller.ts reads it). */

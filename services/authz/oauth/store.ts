@@ -1,4 +1,4 @@
-import type { CodeChallenge } from "../oauth/pkce.js";
+import type { CodeChallenge } from "./pkce.js";
 
 /**
  * The authz service's state, one narrow interface per aggregate. Two
