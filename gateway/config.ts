@@ -227,7 +227,7 @@ function salvage(raw: unknown): SalvagedFile {
   const shape = gatewaySchema.shape;
   // Defaults always parse, so only `authz` (it has none) can be missing.
   const part = <T>(schema: z.ZodType<T>, key: keyof GatewaySection): T => salvageSection(schema, gateway[key])!;
-  const guard = salvageSection(shape.guard, gateway.guard);
+  const guard = shape.guard.safeParse(gateway.guard);
   return {
     // A missing or malformed issuer was reported by the schema already.
     issuer: typeof record.issuer === "string" ? record.issuer : "https://issuer.invalid",
@@ -241,7 +241,7 @@ function salvage(raw: unknown): SalvagedFile {
       session: part(shape.session, "session"),
       bodyLimitBytes: part(shape.bodyLimitBytes, "bodyLimitBytes"),
       // An invalid guard section stands in with an upstream, so that routes do not also report a missing one.
-      guard: shape.guard.safeParse(gateway.guard).success ? guard! : { ...guard!, defaultUpstream: "http://upstream.invalid" },
+      guard: guard.success ? guard.data : { ...shape.guard.parse(undefined), defaultUpstream: "http://upstream.invalid" },
       drainTimeoutMs: part(shape.drainTimeoutMs, "drainTimeoutMs"),
     },
     routes: salvageList(routeSchema, record.routes),
