@@ -1,7 +1,18 @@
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { parseDocument } from "yaml";
 import { z } from "zod";
+import { loadConfigFile } from "../startup/config-file.js";
+import { deepFreeze } from "../startup/deep-freeze.js";
+import type { Environment } from "../startup/environment.js";
+import { checkIssuer } from "../startup/issuer.js";
+import { logLevel } from "../startup/log-level.js";
+import { portOverride } from "../startup/port-override.js";
+import { salvageList } from "../startup/salvage-list.js";
+import { salvageSection } from "../startup/salvage-section.js";
+import { secretReference as secretRef, type SecretReference } from "../startup/secret-reference.js";
+import { createSecretResolver } from "../startup/secret-resolver.js";
+import { validateConfig } from "../startup/validate-config.js";
+
+export { ConfigError } from "../startup/config-error.js";
+export type { Environment } from "../startup/environment.js";
 
 /**
  * The gateway's configuration: the `gateway` and `routes` sections of the one
@@ -89,17 +100,6 @@ export interface RouteConfig {
   errorStyle: "rfc6750" | "problem+json";
 }
 
-export class GatewayConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid gateway configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    this.name = "GatewayConfigError";
-  }
-}
-
-export type Environment = Readonly<Record<string, string | undefined>>;
-
-const secretRef = z.union([z.strictObject({ env: z.string().min(1) }), z.strictObject({ file: z.string().min(1) })]);
-type SecretRef = z.infer<typeof secretRef>;
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, "must be an http(s) URL without query or fragment");
 const path = z.string().regex(/^\/[\x21-\x7E]*$/, "must be an absolute path");
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
@@ -174,81 +174,113 @@ const gatewaySchema = z.strictObject({
   drainTimeoutMs: z.number().int().min(0).max(120_000).default(10_000),
 });
 
+/** A scope definition as the gateway reads it: the routes it covers; the rest is the authz service's. */
+const scopeRoutesSchema = z.looseObject({ name: z.string(), routes: z.array(z.string()).default([]) });
+
 const fileSchema = z.looseObject({
   issuer: z.string(),
   requireHttps: z.boolean().default(true),
   gateway: gatewaySchema,
   routes: z.array(routeSchema).default([]),
-  scopes: z.array(z.looseObject({ name: z.string(), routes: z.array(z.string()).default([]) })).default([]),
+  scopes: z.array(scopeRoutesSchema).default([]),
 });
 
-export function loadGatewayConfig(env: Environment): GatewayConfig {
-  const file = env.GATEHOUSE_CONFIG ?? resolve("config/dev.yaml");
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw new GatewayConfigError([`${file}: cannot read the configuration file (${(error as NodeJS.ErrnoException).code ?? String(error)})`]);
-  }
-  const config = parseGatewayConfig(text, env, file);
-  return Object.freeze({ ...config, sources: Object.freeze([file, ...config.sources]) });
+type ConfigFile = z.infer<typeof fileSchema>;
+type GatewaySection = z.infer<typeof gatewaySchema>;
+/**
+ * A file's valid parts: each part of `gateway` is its value or its default
+ * (`authz` has none: undefined when invalid); list entries that did not parse
+ * are holes.
+ */
+interface SalvagedFile {
+  issuer: string;
+  requireHttps: boolean;
+  gateway: Omit<GatewaySection, "authz"> & { authz: GatewaySection["authz"] | undefined };
+  routes: Array<ConfigFile["routes"][number] | undefined>;
+  scopes: Array<ConfigFile["scopes"][number] | undefined>;
 }
 
+/** The ConfigError's message: "invalid gateway configuration: ...". */
+const SUBJECT = "gateway configuration";
+
+/**
+ * Reads and validates the configuration. `env` is process.env at the only
+ * call site (main.ts); tests pass their own.
+ */
+export function loadGatewayConfig(env: Environment): GatewayConfig {
+  return loadConfigFile(env, SUBJECT, (text, path) => parseGatewayConfig(text, env, path));
+}
+
+/** Validates configuration text; every problem is reported, each at its path. */
 export function parseGatewayConfig(text: string, env: Environment, source = "config"): GatewayConfig {
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (document.errors.length > 0) throw new GatewayConfigError(document.errors.map((e) => `${source}: ${e.message.split("\n")[0]}`));
-  const parsed = fileSchema.safeParse(document.toJS() ?? {});
-  if (!parsed.success) throw new GatewayConfigError(parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`));
-  const problems: string[] = [];
-  const { gateway: g } = parsed.data;
-  const sources: string[] = [];
-  const resolveSecret = (ref: SecretRef, at: string): string => {
-    if ("file" in ref) sources.push(ref.file);
-    if ("env" in ref) {
-      const value = env[ref.env];
-      if (value === undefined || value === "") problems.push(`${at}: environment variable ${ref.env} is not set`);
-      return value ?? "";
-    }
-    try {
-      return readFileSync(ref.file, "utf8").trim();
-    } catch (error) {
-      problems.push(`${at}: cannot read ${ref.file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
-      return "";
-    }
+  return validateConfig(text, source, { subject: SUBJECT, schema: fileSchema, salvage, build: (file, problems) => buildConfig(file, env, problems) });
+}
+
+/**
+ * The parts of an invalid file that are valid on their own (each part of
+ * `gateway`, each route and scope), so that the checks beyond the schema
+ * still run on them and one run lists every problem.
+ */
+function salvage(raw: unknown): SalvagedFile {
+  const record = asRecord(raw);
+  const gateway = asRecord(record.gateway);
+  const shape = gatewaySchema.shape;
+  // Defaults always parse, so only `authz` (it has none) can be missing.
+  const part = <T>(schema: z.ZodType<T>, key: keyof GatewaySection): T => salvageSection(schema, gateway[key])!;
+  const guard = shape.guard.safeParse(gateway.guard);
+  return {
+    // A missing or malformed issuer was reported by the schema already.
+    issuer: typeof record.issuer === "string" ? record.issuer : "https://issuer.invalid",
+    requireHttps: salvageSection(fileSchema.shape.requireHttps, record.requireHttps)!,
+    gateway: {
+      host: part(shape.host, "host"),
+      port: part(shape.port, "port"),
+      authz: salvageSection(shape.authz, gateway.authz),
+      paths: part(shape.paths, "paths"),
+      trustedProxies: part(shape.trustedProxies, "trustedProxies"),
+      session: part(shape.session, "session"),
+      bodyLimitBytes: part(shape.bodyLimitBytes, "bodyLimitBytes"),
+      // An invalid guard section stands in with an upstream, so that routes do not also report a missing one.
+      guard: guard.success ? guard.data : { ...shape.guard.parse(undefined), defaultUpstream: "http://upstream.invalid" },
+      drainTimeoutMs: part(shape.drainTimeoutMs, "drainTimeoutMs"),
+    },
+    routes: salvageList(routeSchema, record.routes),
+    scopes: salvageList(scopeRoutesSchema, record.scopes),
   };
+}
 
-  let issuer: URL | undefined;
-  try {
-    issuer = new URL(parsed.data.issuer);
-  } catch {
-    problems.push("issuer: must be an absolute URL");
-  }
-  if (issuer !== undefined && issuer.protocol !== "https:" && parsed.data.requireHttps) {
-    problems.push("issuer: must use https (RFC 8414 §2); set requireHttps: false for local development");
-  }
+function asRecord(value: unknown): Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
 
-  const routes = compileRoutes(parsed.data.routes, parsed.data.scopes, g.guard.defaultUpstream, problems);
-  const portEnv = env.GATEHOUSE_GATEWAY_PORT;
-  const port = portEnv === undefined || portEnv === "" ? g.port : Number(portEnv);
-  if (!/^\d*$/.test(portEnv ?? "") || !Number.isInteger(port) || port > 65535) {
-    problems.push(`GATEHOUSE_GATEWAY_PORT: must be a port number, got ${JSON.stringify(portEnv)}`);
-  }
+function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): GatewayConfig {
+  const { gateway: g } = file;
+  const secrets = createSecretResolver(env, problems);
+  // A secret that cannot be resolved is a problem already; "" only fills its place.
+  const resolveSecret = (ref: SecretReference, at: string): string => secrets.resolve(ref, at) ?? "";
+
+  problems.push(...checkIssuer(file.issuer, file.requireHttps));
+
+  const routes = compileRoutes(file.routes, file.scopes, g.guard.defaultUpstream, problems);
+  const port = portOverride(env, "GATEHOUSE_GATEWAY_PORT", g.port, problems);
   const endpointsEnv = env.GATEHOUSE_AUTHZ_ENDPOINTS;
-  const endpoints = endpointsEnv === undefined || endpointsEnv === "" ? g.authz.endpoints : endpointsEnv.split(",").map((e) => e.trim());
+  const endpoints = endpointsEnv === undefined || endpointsEnv === "" ? (g.authz?.endpoints ?? []) : endpointsEnv.split(",").map((e) => e.trim());
   for (const endpoint of endpoints) {
     if (!httpUrl.safeParse(endpoint).success) problems.push(`GATEHOUSE_AUTHZ_ENDPOINTS: ${JSON.stringify(endpoint)} is not an http(s) URL`);
   }
 
+  // Without a valid authz section (the schema said why), its secrets are not looked at.
+  const authz = g.authz ?? { endpoints, serviceCredential: undefined, clientId: "", clientSecret: undefined, timeoutMs: 0 };
   const config: GatewayConfig = {
-    issuer: parsed.data.issuer,
-    requireHttps: parsed.data.requireHttps,
+    issuer: file.issuer,
+    requireHttps: file.requireHttps,
     listen: { host: g.host, port },
     authz: {
       endpoints,
-      serviceCredential: g.authz.serviceCredential === undefined ? undefined : resolveSecret(g.authz.serviceCredential, "gateway.authz.serviceCredential"),
-      clientId: g.authz.clientId,
-      clientSecret: resolveSecret(g.authz.clientSecret, "gateway.authz.clientSecret"),
-      timeoutMs: g.authz.timeoutMs,
+      serviceCredential: authz.serviceCredential === undefined ? undefined : resolveSecret(authz.serviceCredential, "gateway.authz.serviceCredential"),
+      clientId: authz.clientId,
+      clientSecret: authz.clientSecret === undefined ? "" : resolveSecret(authz.clientSecret, "gateway.authz.clientSecret"),
+      timeoutMs: authz.timeoutMs,
     },
     paths: { ...DEFAULT_PATHS, ...Object.fromEntries(Object.entries(g.paths).filter(([, v]) => v !== undefined)) },
     trustedProxies: g.trustedProxies,
@@ -261,12 +293,11 @@ export function parseGatewayConfig(text: string, env: Environment, source = "con
     },
     routes,
     drainTimeoutMs: g.drainTimeoutMs,
-    logLevel: env.LOG_LEVEL === undefined || env.LOG_LEVEL === "" ? "info" : env.LOG_LEVEL,
-    sources,
+    logLevel: logLevel(env, problems),
+    sources: secrets.sources(),
   };
   const paths = Object.values(config.paths);
   if (new Set(paths).size !== paths.length) problems.push("gateway.paths: two endpoints share a path");
-  if (problems.length > 0) throw new GatewayConfigError(problems);
   return deepFreeze(config);
 }
 
@@ -277,12 +308,14 @@ export function parseGatewayConfig(text: string, env: Environment, source = "con
  * that any of those scopes opens.
  */
 function compileRoutes(
-  explicit: ReadonlyArray<z.infer<typeof routeSchema>>,
-  scopes: ReadonlyArray<{ name: string; routes: string[] }>,
+  explicit: ReadonlyArray<z.infer<typeof routeSchema> | undefined>,
+  scopes: ReadonlyArray<{ name: string; routes: string[] } | undefined>,
   defaultUpstream: string | undefined,
   problems: string[],
 ): RouteConfig[] {
-  const routes: RouteConfig[] = explicit.map((route, i) => {
+  // A hole is an entry the schema refused (and reported); the others keep their positions.
+  const routes: RouteConfig[] = explicit.flatMap((route, i) => {
+    if (route === undefined) return [];
     const upstream = route.upstream ?? defaultUpstream;
     if (upstream === undefined) problems.push(`routes[${i}].upstream: required (or set gateway.guard.defaultUpstream)`);
     return {
@@ -299,7 +332,7 @@ function compileRoutes(
   });
   const fromScopes = new Map<string, RouteConfig>();
   scopes.forEach((scope, i) =>
-    scope.routes.forEach((text, j) => {
+    scope?.routes.forEach((text, j) => {
       const match = ROUTE_STRING.exec(text.trim());
       if (match === null) {
         problems.push(`scopes[${i}].routes[${j}]: must be "[METHOD[,METHOD...]] /path/pattern", got ${JSON.stringify(text)}`);
@@ -332,17 +365,4 @@ function compileRoutes(
     }),
   );
   return [...routes, ...fromScopes.values()];
-}
-
-function formatPath(p: readonly PropertyKey[]): string {
-  if (p.length === 0) return "(root)";
-  return p.map((part, i) => (typeof part === "number" ? `[${part}]` : `${i === 0 ? "" : "."}${String(part)}`)).join("");
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }

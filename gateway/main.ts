@@ -1,6 +1,6 @@
 import { pino } from "pino";
 import { buildApp } from "./app.js";
-import { GatewayConfigError, loadGatewayConfig } from "./config.js";
+import { ConfigError, loadGatewayConfig } from "./config.js";
 import { createGatewayDeps } from "./deps.js";
 import { watchFiles } from "../startup/watch-files.js";
 
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
       log.info({ reason, routes: deps.routes().length }, "configuration reloaded");
       if (needsRestart.length > 0) log.warn({ settings: needsRestart }, "these settings changed but take effect only after a restart");
     } catch (error) {
-      const problems = error instanceof GatewayConfigError ? error.problems : [error instanceof Error ? error.message : String(error)];
+      const problems = error instanceof ConfigError ? error.problems : [error instanceof Error ? error.message : String(error)];
       log.error({ reason, problems }, "configuration not reloaded; the running one stays");
     }
   };
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   process.stderr.write(
-    error instanceof GatewayConfigError ? `gatehouse gateway: ${error.message}\n` : `gatehouse gateway: failed to start: ${error instanceof Error ? error.stack : String(error)}\n`,
+    error instanceof ConfigError ? `gatehouse gateway: ${error.message}\n` : `gatehouse gateway: failed to start: ${error instanceof Error ? error.stack : String(error)}\n`,
   );
   process.exit(1);
 });

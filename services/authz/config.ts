@@ -1,9 +1,20 @@
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { parseDocument } from "yaml";
 import { z } from "zod";
 import type { AttemptPolicy, Client, Lifetimes, ScopeDefinition, ServerPolicy, User } from "./oauth/model.js";
 import { checkRegisteredRedirectUri } from "./oauth/redirect-uri.js";
+import { loadConfigFile } from "../../startup/config-file.js";
+import { deepFreeze } from "../../startup/deep-freeze.js";
+import type { Environment } from "../../startup/environment.js";
+import { checkIssuer } from "../../startup/issuer.js";
+import { logLevel } from "../../startup/log-level.js";
+import { portOverride } from "../../startup/port-override.js";
+import { salvageList } from "../../startup/salvage-list.js";
+import { salvageSection } from "../../startup/salvage-section.js";
+import { secretReference as secretRef, type SecretReference as SecretRef } from "../../startup/secret-reference.js";
+import { createSecretResolver } from "../../startup/secret-resolver.js";
+import { validateConfig } from "../../startup/validate-config.js";
+
+export { ConfigError } from "../../startup/config-error.js";
+export type { Environment } from "../../startup/environment.js";
 
 /**
  * The authz service's configuration: one YAML file (GATEHOUSE_CONFIG), parsed
@@ -53,20 +64,6 @@ export type RedisConfig = (
    */
   replicaAckTimeoutMs?: number | undefined;
 };
-
-/** Thrown with every problem of a configuration, each prefixed by its path in the file. */
-export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    this.name = "ConfigError";
-  }
-}
-
-export type Environment = Readonly<Record<string, string | undefined>>;
-
-/** Where a secret comes from: never the YAML itself (../shared/DESIGN.md, Configuration). */
-const secretRef = z.union([z.strictObject({ env: z.string().min(1) }), z.strictObject({ file: z.string().min(1) })]);
-type SecretRef = z.infer<typeof secretRef>;
 
 const seconds = z.number().int().positive();
 const hostPort = z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
@@ -168,41 +165,20 @@ type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "gateway" 
   users: Array<ConfigFile["users"][number] | undefined>;
 };
 
+/** The ConfigError's message: "invalid configuration: ...". */
+const SUBJECT = "configuration";
+
 /**
  * Reads and validates the configuration. `env` is process.env at the only
  * call site (main.ts); tests pass their own.
  */
 export function loadAuthzConfig(env: Environment): AuthzConfig {
-  // Without GATEHOUSE_CONFIG, the development configuration of the checkout.
-  const path = env.GATEHOUSE_CONFIG ?? resolve("config/dev.yaml");
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    throw new ConfigError([`${path}: cannot read the configuration file (${(error as NodeJS.ErrnoException).code ?? String(error)})`]);
-  }
-  const config = parseAuthzConfig(text, env, path);
-  return Object.freeze({ ...config, sources: Object.freeze([path, ...config.sources]) });
+  return loadConfigFile(env, SUBJECT, (text, path) => parseAuthzConfig(text, env, path));
 }
 
 /** Validates configuration text; every problem is reported, each at its path. */
 export function parseAuthzConfig(text: string, env: Environment, source = "config"): AuthzConfig {
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (document.errors.length > 0) {
-    throw new ConfigError(document.errors.map((e) => `${source}: ${e.message.split("\n")[0]}`));
-  }
-  const raw: unknown = document.toJS() ?? {};
-  const parsed = fileSchema.safeParse(raw);
-  const problems: string[] = [];
-  if (!parsed.success) {
-    problems.push(...parsed.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
-    // Check what did parse too, so that one run lists every problem.
-    buildConfig(salvage(raw), env, problems);
-    throw new ConfigError(problems);
-  }
-  const config = buildConfig(parsed.data, env, problems);
-  if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+  return validateConfig(text, source, { subject: SUBJECT, schema: fileSchema, salvage, build: (file, problems) => buildConfig(file, env, problems) });
 }
 
 /**
@@ -212,12 +188,8 @@ export function parseAuthzConfig(text: string, env: Environment, source = "confi
  */
 function salvage(raw: unknown): SalvagedFile {
   const record = typeof raw === "object" && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
-  const section = <T>(schema: z.ZodType<T>, value: unknown): T => {
-    const result = schema.safeParse(value);
-    return result.success ? result.data : schema.parse(undefined);
-  };
-  const list = <T>(schema: z.ZodType<T>, value: unknown): Array<T | undefined> =>
-    Array.isArray(value) ? value.map((item) => { const result = schema.safeParse(item); return result.success ? result.data : undefined; }) : [];
+  // Every section has a default, so a section is never missing.
+  const section = <T>(schema: z.ZodType<T>, value: unknown): T => salvageSection(schema, value)!;
   const shape = fileSchema.shape;
   return {
     // A missing or malformed issuer was reported by the schema already.
@@ -226,21 +198,18 @@ function salvage(raw: unknown): SalvagedFile {
     authz: section(shape.authz, record.authz),
     lifetimes: section(shape.lifetimes, record.lifetimes),
     attempts: section(shape.attempts, record.attempts),
-    scopes: list(scopeSchema, record.scopes),
-    clients: list(clientSchema, record.clients),
-    users: list(userSchema, record.users),
+    scopes: salvageList(scopeSchema, record.scopes),
+    clients: salvageList(clientSchema, record.clients),
+    users: salvageList(userSchema, record.users),
   };
 }
 
 function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): AuthzConfig {
   const requireHttps = file.requireHttps;
-  checkIssuer(file.issuer, requireHttps, problems);
+  problems.push(...checkIssuer(file.issuer, requireHttps));
 
-  const sources: string[] = [];
-  const resolve = (ref: SecretRef, path: string): string | undefined => {
-    if ("file" in ref) sources.push(ref.file);
-    return resolveSecret(ref, env, path, problems);
-  };
+  const secrets = createSecretResolver(env, problems);
+  const resolve = secrets.resolve;
 
   const scopeNames = new Set<string>();
   file.scopes.forEach((scope, i) => {
@@ -322,10 +291,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     env.REDIS_URL !== undefined && env.REDIS_URL !== ""
       ? ({ kind: "url", url: env.REDIS_URL, replicaAckTimeoutMs: undefined } as const)
       : buildRedis(authz.redis, resolve);
-  const port = env.GATEHOUSE_AUTHZ_PORT === undefined || env.GATEHOUSE_AUTHZ_PORT === "" ? authz.port : Number(env.GATEHOUSE_AUTHZ_PORT);
-  if (!/^\d*$/.test(env.GATEHOUSE_AUTHZ_PORT ?? "") || !Number.isInteger(port) || port < 0 || port > 65535) {
-    problems.push(`GATEHOUSE_AUTHZ_PORT: must be a port number, got ${JSON.stringify(env.GATEHOUSE_AUTHZ_PORT)}`);
-  }
+  const port = portOverride(env, "GATEHOUSE_AUTHZ_PORT", authz.port, problems);
 
   let signingKeys: AuthzConfig["signingKeys"];
   if (authz.signingKeys !== undefined) {
@@ -355,8 +321,8 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     users,
     drainTimeoutMs: authz.drainTimeoutMs,
     revocationHeartbeatSeconds: authz.revocationHeartbeatSeconds,
-    logLevel: checkLogLevel(env.LOG_LEVEL, problems),
-    sources,
+    logLevel: logLevel(env, problems),
+    sources: secrets.sources(),
   });
 }
 
@@ -378,107 +344,4 @@ function buildRedis(
     };
   }
   return { kind: "cluster", nodes: redis.cluster, password: redis.password && resolve(redis.password, "authz.redis.password"), replicaAckTimeoutMs: ack(500) };
-}
-
-/** RFC 8414 §2: the issuer is an https URL with no query or fragment. */
-function checkIssuer(issuer: string, requireHttps: boolean, problems: string[]): void {
-  let url: URL;
-  try {
-    url = new URL(issuer);
-  } catch {
-    problems.push("issuer: must be an absolute URL");
-    return;
-  }
-  if (url.search !== "" || url.hash !== "" || issuer.includes("?") || issuer.includes("#")) {
-    problems.push("issuer: must have no query or fragment (RFC 8414 §2)");
-  }
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && !requireHttps)) {
-    problems.push("issuer: must use https (RFC 8414 §2); set requireHttps: false for local development");
-  }
-}
-
-function resolveSecret(ref: SecretRef, env: Environment, path: string, problems: string[]): string | undefined {
-  if ("env" in ref) {
-    const value = env[ref.env];
-    if (value === undefined || value === "") {
-      problems.push(`${path}: environment variable ${ref.env} is not set`);
-      return undefined;
-    }
-    return value;
-  }
-  try {
-    return readFileSync(ref.file, "utf8").trim();
-  } catch (error) {
-    problems.push(`${path}: cannot read ${ref.file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
-    return undefined;
-  }
-}
-
-const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-
-function checkLogLevel(level: string | undefined, problems: string[]): string {
-  if (level === undefined || level === "") return "info";
-  if (!LOG_LEVELS.includes(level)) problems.push(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level)}`);
-  return level;
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return "(root)";
-  return path.map((part, i) => (typeof part === "number" ? `[${part}]` : `${i === 0 ? "" : "."}${String(part)}`)).join("");
-}
-
-/**
- * Freezes the configuration all the way down. Object.freeze does not stop a
- * Map's set() or a Set's add(), so those are replaced by read-only copies.
- */
-function deepFreeze<T>(value: T): T {
-  if (value instanceof Map) return new ReadOnlyMap([...value].map(([k, v]) => [k, deepFreeze(v)])) as T;
-  if (value instanceof Set) return new ReadOnlySet(value) as T;
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    for (const [key, child] of Object.entries(value)) (value as Record<string, unknown>)[key] = deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
-}
-
-/** Collections sealed once built; the constructors fill them before sealing. */
-const sealed = new WeakSet<object>();
-const refuse = () => {
-  throw new TypeError("the configuration is read-only");
-};
-
-class ReadOnlyMap<K, V> extends Map<K, V> {
-  constructor(entries: Iterable<readonly [K, V]>) {
-    super(entries);
-    sealed.add(this);
-    Object.freeze(this);
-  }
-  override set(key: K, value: V): this {
-    if (sealed.has(this)) refuse();
-    return super.set(key, value);
-  }
-  override delete(): boolean {
-    return refuse();
-  }
-  override clear(): void {
-    refuse();
-  }
-}
-
-class ReadOnlySet<T> extends Set<T> {
-  constructor(values: Iterable<T>) {
-    super(values);
-    sealed.add(this);
-    Object.freeze(this);
-  }
-  override add(value: T): this {
-    if (sealed.has(this)) refuse();
-    return super.add(value);
-  }
-  override delete(): boolean {
-    return refuse();
-  }
-  override clear(): void {
-    refuse();
-  }
 }

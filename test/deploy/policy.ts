@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { ConfigError, parseAuthzConfig, type AuthzConfig } from "../../services/authz/config.js";
 import { createKeyRing } from "../../services/authz/oauth/key-ring.js";
 import { hashSecret } from "../../services/authz/oauth/secrets.js";
-import { GatewayConfigError, parseGatewayConfig, type GatewayConfig } from "../../gateway/config.js";
+import { parseGatewayConfig, type GatewayConfig } from "../../gateway/config.js";
 import {
   containerEnvironment,
   find,
@@ -377,7 +377,7 @@ export function loadConfigs(rendered: Rendered): { configs: Map<GatehouseContain
         const local = localizePaths(text, mounts);
         configs.set(g, g.role === "authz" ? { at, env, authz: parseAuthzConfig(local, env, path) } : { at, env, gateway: parseGatewayConfig(local, env, path) });
       } catch (error) {
-        const message = error instanceof ConfigError || error instanceof GatewayConfigError ? error.problems.join("; ") : (error as Error).message;
+        const message = error instanceof ConfigError ? error.problems.join("; ") : (error as Error).message;
         problems.push(`${at}: ${message}`);
       }
     }

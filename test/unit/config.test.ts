@@ -1,7 +1,12 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { ConfigError, parseAuthzConfig, type AuthzConfig, type Environment } from "../../services/authz/config.js";
+import { loadGatewayConfig, parseGatewayConfig } from "../../gateway/config.js";
+import { ConfigError, loadAuthzConfig, parseAuthzConfig, type AuthzConfig, type Environment } from "../../services/authz/config.js";
 import type { Client } from "../../services/authz/oauth/model.js";
+import { configErrorOf } from "../support/config-error-of.js";
 import { hashSecret } from "../../services/authz/oauth/secrets.js";
 
 const ISSUER = "https://as.example";
@@ -16,14 +21,8 @@ function yaml(document: Document): string {
   return stringify(document);
 }
 
-function problemsOf(text: string, env: Environment = {}, source?: string): readonly string[] {
-  try {
-    parseAuthzConfig(text, env, source);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error("expected a ConfigError, the configuration was accepted");
+function problemsOf(text: string, env: Environment = {}, source?: string, parse: typeof parseAuthzConfig | typeof parseGatewayConfig = parseAuthzConfig): readonly string[] {
+  return configErrorOf(() => parse(text, env, source)).problems;
 }
 
 /** The path part of a problem: everything before its first ": ". */
@@ -530,5 +529,138 @@ describe("parseAuthzConfig: the environment", () => {
       if (saved === undefined) delete process.env.LOG_LEVEL;
       else process.env.LOG_LEVEL = saved;
     }
+  });
+});
+
+describe("parseGatewayConfig: every problem is reported at once, like the authz service", () => {
+  const GATEWAY_ENV: Environment = { GW_SECRET: "gateway-secret" };
+  const gatewayFile = (overrides: Document = {}, gateway: Document = {}): Document => ({
+    issuer: ISSUER,
+    gateway: { authz: { clientId: "gateway", clientSecret: { env: "GW_SECRET" } }, guard: { defaultUpstream: "http://127.0.0.1:9000" }, ...gateway },
+    ...overrides,
+  });
+  const gatewayProblems = (document: Document, env: Environment = GATEWAY_ENV) => problemsOf(yaml(document), env, undefined, parseGatewayConfig);
+
+  it("a valid file is accepted", () => {
+    const config = parseGatewayConfig(yaml(gatewayFile({ routes: [{ path: "/api/**", scopes: ["read"] }] })), GATEWAY_ENV);
+    expect(config.authz.clientSecret).toBe("gateway-secret");
+    expect(config.routes.map((r) => [r.name, r.upstream])).toEqual([["routes[0]", "http://127.0.0.1:9000"]]);
+  });
+
+  it("schema problems and the later checks' problems (issuer, secrets, routes, environment) are listed together", () => {
+    const document = gatewayFile(
+      {
+        issuer: "http://gw.example?tenant=a",
+        routes: [{ path: "/api/**", scopes: ["read"] }, { path: "relative", scopes: [] }],
+        scopes: [{ name: "read", routes: ["FETCH /x"] }],
+      },
+      { port: "eighty", authz: { clientId: "gateway", clientSecret: { env: "UNSET_SECRET" } } },
+    );
+    const problems = gatewayProblems(document, { LOG_LEVEL: "loud", GATEHOUSE_AUTHZ_ENDPOINTS: "ftp://authz" });
+    expect(problems.map(pathOf).sort()).toEqual(
+      [
+        "gateway.port",
+        "routes[1].path",
+        "routes[1].scopes",
+        "issuer",
+        "issuer",
+        "scopes[0].routes[0]",
+        "gateway.authz.clientSecret",
+        "GATEHOUSE_AUTHZ_ENDPOINTS",
+        "LOG_LEVEL",
+      ].sort(),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        "issuer: must have no query or fragment (RFC 8414 §2)",
+        "issuer: must use https (RFC 8414 §2); set requireHttps: false for local development",
+        "gateway.authz.clientSecret: environment variable UNSET_SECRET is not set",
+        "scopes[0].routes[0]: unknown method FETCH",
+      ]),
+    );
+  });
+
+  it("an invalid authz section does not hide the other problems, nor add its secrets' own", () => {
+    const problems = gatewayProblems(gatewayFile({ issuer: "http://gw.example" }, { authz: { clientId: "", clientSecret: { env: "UNSET" } } }), { GATEHOUSE_GATEWAY_PORT: "x" });
+    expect(problems.map(pathOf).sort()).toEqual(["gateway.authz.clientId", "issuer", "GATEHOUSE_GATEWAY_PORT"].sort());
+  });
+
+  it("without cascades: an invalid guard section does not also make each route report a missing upstream", () => {
+    const document = gatewayFile({ routes: [{ path: "/a/**", scopes: ["read"] }], scopes: [{ name: "read", routes: ["GET /b"] }] }, { guard: { cacheTtlSeconds: 9_999 } });
+    expect(gatewayProblems(document).map(pathOf)).toEqual(["gateway.guard.cacheTtlSeconds"]);
+  });
+
+  it("a route the schema refuses leaves the others at their positions", () => {
+    const document = gatewayFile({ routes: [{ path: "nope", scopes: ["read"] }, { path: "/b", scopes: ["read"] }] }, { guard: {} });
+    expect(gatewayProblems(document)).toEqual(["routes[0].path: must be an absolute path", "routes[1].upstream: required (or set gateway.guard.defaultUpstream)"]);
+  });
+
+  it("a file without a gateway section says so, and nothing else", () => {
+    expect(gatewayProblems({ issuer: ISSUER })).toEqual(["gateway: Invalid input: expected object, received undefined"]);
+  });
+
+  it("RFC 8414 §2: the gateway's issuer check is the authz service's (no query, no fragment, https unless development)", () => {
+    expect(gatewayProblems(gatewayFile({ issuer: "https://gw.example#x" }))).toEqual(["issuer: must have no query or fragment (RFC 8414 §2)"]);
+    expect(gatewayProblems(gatewayFile({ issuer: "ftp://gw.example", requireHttps: false }))).toEqual([
+      "issuer: must use https (RFC 8414 §2); set requireHttps: false for local development",
+    ]);
+    expect(() => parseGatewayConfig(yaml(gatewayFile({ issuer: "http://localhost:8080", requireHttps: false })), GATEWAY_ENV)).not.toThrow();
+  });
+
+  it("the error is the shared ConfigError, and its message names the gateway", () => {
+    const error = configErrorOf(() => parseGatewayConfig(yaml(gatewayFile({ issuer: "http://gw.example" })), GATEWAY_ENV));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toBe("invalid gateway configuration:\n  - issuer: must use https (RFC 8414 §2); set requireHttps: false for local development");
+  });
+
+  it("the result is deeply frozen: assigning to it throws", () => {
+    const config = parseGatewayConfig(yaml(gatewayFile({ routes: [{ path: "/api/**", scopes: ["read"] }] })), GATEWAY_ENV);
+    for (const value of [config, config.authz, config.authz.endpoints, config.guard, config.guard.identityHeaders, config.routes, config.routes[0], config.paths]) {
+      expect(Object.isFrozen(value)).toBe(true);
+    }
+    expect(() => (config.routes as unknown[]).push({})).toThrow(TypeError);
+    expect(() => {
+      (config.guard as { realm: string }).realm = "evil";
+    }).toThrow(TypeError);
+  });
+});
+
+describe("loading from the file GATEHOUSE_CONFIG names", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-config-"));
+  const secretFile = join(dir, "gateway-secret");
+  writeFileSync(secretFile, "gateway-secret\n");
+  const file = join(dir, "config.yaml");
+  writeFileSync(
+    file,
+    yaml({
+      issuer: ISSUER,
+      scopes: SCOPES,
+      clients: [publicClient()],
+      gateway: { authz: { clientId: "gateway", clientSecret: { file: secretFile } } },
+    }),
+  );
+
+  it("both processes read the one file, list it and the secret files it names as their sources, and freeze the result", () => {
+    const authz = loadAuthzConfig({ GATEHOUSE_CONFIG: file });
+    const gateway = loadGatewayConfig({ GATEHOUSE_CONFIG: file });
+    expect([authz.sources, gateway.sources]).toEqual([[file], [file, secretFile]]);
+    expect(gateway.authz.clientSecret).toBe("gateway-secret");
+    expect([Object.isFrozen(authz), Object.isFrozen(authz.sources), Object.isFrozen(gateway), Object.isFrozen(gateway.sources)]).toEqual([true, true, true, true]);
+  });
+
+  it("a Map in the loaded configuration refuses mutation", () => {
+    const authz = loadAuthzConfig({ GATEHOUSE_CONFIG: file });
+    expect(() => (authz.clients as Map<string, Client>).set("evil", authz.clients.get("spa")!)).toThrow(TypeError);
+    expect(() => (authz.clients as Map<string, Client>).delete("spa")).toThrow(TypeError);
+    expect(() => (authz.clients.get("spa")!.grantTypes as Set<string>).add("password")).toThrow(TypeError);
+    expect(authz.clients.size).toBe(1);
+  });
+
+  it("a file that cannot be read is one problem for each process, in its own words", () => {
+    const missing = join(dir, "missing.yaml");
+    const authz = configErrorOf(() => loadAuthzConfig({ GATEHOUSE_CONFIG: missing }));
+    const gateway = configErrorOf(() => loadGatewayConfig({ GATEHOUSE_CONFIG: missing }));
+    expect([authz.problems, gateway.problems]).toEqual([[`${missing}: cannot read the configuration file (ENOENT)`], [`${missing}: cannot read the configuration file (ENOENT)`]]);
+    expect([authz.message.split("\n")[0], gateway.message.split("\n")[0]]).toEqual(["invalid configuration:", "invalid gateway configuration:"]);
   });
 });
