@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { scaledBudget } from "./scaled-budget.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -7,8 +8,13 @@ export interface RunningProcess {
   readonly child: ChildProcess;
   /** Everything written so far to stdout and stderr. */
   output(): string;
-  /** Resolves with the first output line that matches. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /**
+   * Resolves with the first output line that matches; rejects when the process
+   * exits first, or when `quietBudgetMs` (what a quiet machine needs, 10 s by
+   * default: a process under tsx starts in one or two) scaled by
+   * TEST_TIME_SCALE has gone by.
+   */
+  waitFor(pattern: RegExp, quietBudgetMs?: number): Promise<string>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -47,7 +53,8 @@ export function runNode(entry: string, options: RunOptions = {}): RunningProcess
   return {
     child,
     output: () => output,
-    waitFor(pattern, timeoutMs = 20_000) {
+    waitFor(pattern, quietBudgetMs = 10_000) {
+      const timeoutMs = scaledBudget(quietBudgetMs);
       const line = output.split("\n").find((l) => pattern.test(l));
       if (line !== undefined) return Promise.resolve(line);
       return new Promise((resolve, reject) => {
