@@ -5,14 +5,19 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createKeyRing } from "../../services/authz/oauth/key-ring.js";
 import type { AccessTokenClaims } from "../../services/authz/oauth/tokens.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 import { ROOT } from "./support.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gatehouse-jwks-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** `npm run generate-jwks -- ARGS`, as the README tells an operator to run it. */
+/**
+ * `npm run generate-jwks -- ARGS`, as the README tells an operator to run it.
+ * One run takes about 0.9 s on a quiet machine, nearly all of it tsx starting;
+ * the budget (10 s quiet, scaled by TEST_TIME_SCALE) only stops a run that hangs.
+ */
 function generateJwks(...args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", "scripts/generate-jwks.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  return spawnSync(process.execPath, ["--import", "tsx", "scripts/generate-jwks.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: scaledBudget(10_000) });
 }
 const read = (path: string) => JSON.parse(readFileSync(path, "utf8")) as { keys: Array<Record<string, string>> };
 
