@@ -16,5 +16,7 @@ export default defineConfig({
     // Starting a Redis Cluster or Sentinel set, or a process under tsx, is the slow part.
     hookTimeout: scaledBudget(30_000),
     teardownTimeout: scaledBudget(10_000),
+    // expect.poll waits for a condition; its default budget (1 s) is a quiet machine's.
+    expect: { poll: { timeout: scaledBudget(5_000), interval: 50 } },
   },
 });
