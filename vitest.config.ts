@@ -13,8 +13,8 @@ export default defineConfig({
     // for a two-core machine at a load average of 8). A test that waits on
     // processes states its own, larger budget and why.
     testTimeout: scaledBudget(10_000),
-    // Starting a Redis Cluster or Sentinel set, or a process under tsx, is the slow part.
-    hookTimeout: scaledBudget(30_000),
+    // Starting a Redis Cluster or Sentinel set, or processes under tsx, is the slow part.
+    hookTimeout: scaledBudget(60_000),
     teardownTimeout: scaledBudget(10_000),
     // expect.poll waits for a condition; its default budget (1 s) is a quiet machine's.
     expect: { poll: { timeout: scaledBudget(5_000), interval: 50 } },

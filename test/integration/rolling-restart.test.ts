@@ -62,10 +62,11 @@ async function ready(port: number): Promise<boolean> {
  * The test's budget: each replica is stopped (drained: it finishes what it
  * holds, well under a second) and started again
  * as a process under tsx (about 2 s on a quiet two-core machine), with flows
- * run before, between and after. About 10 s on a quiet machine; 30 s quiet,
- * scaled by TEST_TIME_SCALE. It bounds a hang; a passing run never waits for it.
+ * run before, between and after. About 8 s on a quiet machine, 50 s at a
+ * load average of 13; 60 s quiet, scaled by TEST_TIME_SCALE. It bounds a
+ * hang; a passing run never waits for it.
  */
-const ROLLING_RESTART_BUDGET_MS = scaledBudget(30_000);
+const ROLLING_RESTART_BUDGET_MS = scaledBudget(60_000);
 
 describe("a rolling restart of one of two authz replicas under load", () => {
   it("loses no request: drained replicas finish what they hold, and calls that never reached one go to the other", { timeout: ROLLING_RESTART_BUDGET_MS }, async () => {

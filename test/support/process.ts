@@ -10,9 +10,10 @@ export interface RunningProcess {
   output(): string;
   /**
    * Resolves with the first output line that matches; rejects when the process
-   * exits first, or when `quietBudgetMs` (what a quiet machine needs, 10 s by
-   * default: a process under tsx starts in one or two) scaled by
-   * TEST_TIME_SCALE has gone by.
+   * exits first, or when `quietBudgetMs` scaled by TEST_TIME_SCALE has gone by.
+   * The default, 20 s quiet: a process under tsx starts in one or two seconds
+   * on a quiet machine, and ten times slower on a busy one (measured: two
+   * replicas starting side by side at a load average of 13 took 40 s).
    */
   waitFor(pattern: RegExp, quietBudgetMs?: number): Promise<string>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -53,7 +54,7 @@ export function runNode(entry: string, options: RunOptions = {}): RunningProcess
   return {
     child,
     output: () => output,
-    waitFor(pattern, quietBudgetMs = 10_000) {
+    waitFor(pattern, quietBudgetMs = 20_000) {
       const timeoutMs = scaledBudget(quietBudgetMs);
       const line = output.split("\n").find((l) => pattern.test(l));
       if (line !== undefined) return Promise.resolve(line);
