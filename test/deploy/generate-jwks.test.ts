@@ -25,7 +25,14 @@ const ISSUER = "https://auth.example.com";
 const claims = (now: number): AccessTokenClaims =>
   ({ iss: ISSUER, sub: "alice", aud: ISSUER, client_id: "web", scope: "notes:read", jti: "j1", iat: Math.floor(now / 1000), exp: Math.floor(now / 1000) + 600 }) as unknown as AccessTokenClaims;
 
-describe("scripts/generate-jwks.ts: signing keys and their rotation", () => {
+/**
+ * Each test's budget: up to four runs of the script (about 0.9 s each on a
+ * quiet machine, 10 s at a load average of 15: starting tsx suffers most from
+ * a busy machine); 20 s quiet, scaled by TEST_TIME_SCALE.
+ */
+const GENERATE_JWKS_TEST_BUDGET_MS = scaledBudget(20_000);
+
+describe("scripts/generate-jwks.ts: signing keys and their rotation", { timeout: GENERATE_JWKS_TEST_BUDGET_MS }, () => {
   const path = join(dir, "jwks.json");
 
   it("makes a JWK Set of one private ES256 key that the authz service's key ring loads and signs with", async () => {
