@@ -45,6 +45,10 @@ beforeAll(async () => {
   file.authz.port = ports.authz;
   file.gateway.port = ports.gateway;
   file.gateway.authz.endpoints = [`http://127.0.0.1:${ports.authz}`];
+  // The gateway's deadline for a call to authz is 2 s by default; the Login call checks the demo
+  // user's password with scrypt at production cost (N=32768), which a busy machine stretches past
+  // that, and the sign-in page would then answer "try again". The deadline is a budget, so scaled.
+  file.gateway.authz.timeoutMs = Math.min(scaledBudget(2_000), 30_000);
   const demoApp = (file.clients as Array<{ id: string; redirectUris: string[] }>).find((c) => c.id === "demo-app")!;
   demoApp.redirectUris = [`http://localhost:${ports.demo}/callback`];
   dir = mkdtempSync(join(tmpdir(), "gatehouse-demo-"));
