@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { scaledBudget } from "../support/scaled-budget.js";
 import { ROOT } from "./support.js";
 import { copyParts, ignoredByDocker, lintDockerfile, missingFromContext, parseDockerfile, parseDockerignore, stagesOf } from "./dockerfile.js";
 
@@ -134,7 +135,8 @@ describe("bin/gatehouse.mjs, the image's entry point", () => {
   });
 
   it("refuses an unknown command with usage (exit 64) and prints usage for --help", () => {
-    const run = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, "bin/gatehouse.mjs"), ...args], { encoding: "utf8", timeout: 10_000 });
+    // Plain node, no command started: a fraction of a second; the budget only stops a hang.
+    const run = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, "bin/gatehouse.mjs"), ...args], { encoding: "utf8", timeout: scaledBudget(5_000) });
     const unknown = run("serve");
     expect(unknown.status).toBe(64);
     expect(unknown.stderr).toMatch(/unknown command "serve"; commands: authz, gateway/);

@@ -5,14 +5,19 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createKeyRing } from "../../services/authz/oauth/key-ring.js";
 import type { AccessTokenClaims } from "../../services/authz/oauth/tokens.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 import { ROOT } from "./support.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gatehouse-jwks-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** `npm run generate-jwks -- ARGS`, as the README tells an operator to run it. */
+/**
+ * `npm run generate-jwks -- ARGS`, as the README tells an operator to run it.
+ * One run takes about 0.9 s on a quiet machine, nearly all of it tsx starting;
+ * the budget (10 s quiet, scaled by TEST_TIME_SCALE) only stops a run that hangs.
+ */
 function generateJwks(...args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", "scripts/generate-jwks.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  return spawnSync(process.execPath, ["--import", "tsx", "scripts/generate-jwks.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: scaledBudget(10_000) });
 }
 const read = (path: string) => JSON.parse(readFileSync(path, "utf8")) as { keys: Array<Record<string, string>> };
 
@@ -20,7 +25,14 @@ const ISSUER = "https://auth.example.com";
 const claims = (now: number): AccessTokenClaims =>
   ({ iss: ISSUER, sub: "alice", aud: ISSUER, client_id: "web", scope: "notes:read", jti: "j1", iat: Math.floor(now / 1000), exp: Math.floor(now / 1000) + 600 }) as unknown as AccessTokenClaims;
 
-describe("scripts/generate-jwks.ts: signing keys and their rotation", () => {
+/**
+ * Each test's budget: up to four runs of the script (about 0.9 s each on a
+ * quiet machine, 10 s at a load average of 15: starting tsx suffers most from
+ * a busy machine); 20 s quiet, scaled by TEST_TIME_SCALE.
+ */
+const GENERATE_JWKS_TEST_BUDGET_MS = scaledBudget(20_000);
+
+describe("scripts/generate-jwks.ts: signing keys and their rotation", { timeout: GENERATE_JWKS_TEST_BUDGET_MS }, () => {
   const path = join(dir, "jwks.json");
 
   it("makes a JWK Set of one private ES256 key that the authz service's key ring loads and signs with", async () => {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import * as models from "kubernetes-models";
 import { describe, expect, it } from "vitest";
 import { hashSecret } from "../../services/authz/oauth/secrets.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 import {
   DEPLOY,
   OVERLAYS,
@@ -95,11 +96,22 @@ describe("kubectl kustomize renders the deploy/ tree", () => {
     }
   });
 
-  it("deploy/create-secrets.sh makes every file an overlay needs, matching pairs, and never overwrites one", () => {
+  /**
+   * The budget: the script's time goes into starting processes, not into making
+   * keys (an ES256 key pair takes milliseconds). Its first run starts three
+   * node processes under tsx, which compiles TypeScript at start (generate-jwks
+   * about 0.9 s, hash-secret about 0.5 s twice, on a quiet two-core machine),
+   * and three plain node ones (about 0.15 s each); the second run starts none,
+   * and kubectl kustomize renders once. About 2 s in all on a quiet machine,
+   * and 30 s at a load average of 13 (starting processes suffers most from a
+   * busy machine); 20 s quiet, scaled by TEST_TIME_SCALE.
+   */
+  const createSecretsBudgetMs = scaledBudget(20_000);
+  it("deploy/create-secrets.sh makes every file an overlay needs, matching pairs, and never overwrites one", { timeout: createSecretsBudgetMs }, () => {
     const tree = copyDeployTree();
     try {
       const overlay = join(tree.deploy, "overlays", "dev");
-      const run = () => spawnSync("bash", [join(DEPLOY, "create-secrets.sh"), overlay], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+      const run = () => spawnSync("bash", [join(DEPLOY, "create-secrets.sh"), overlay], { cwd: ROOT, encoding: "utf8", timeout: createSecretsBudgetMs });
       const first = run();
       expect(first.status, first.stderr).toBe(0);
       const secrets = join(overlay, "secrets");

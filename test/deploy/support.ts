@@ -16,6 +16,7 @@ import { exportJWK, generateKeyPair } from "jose";
 import { beforeAll } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { hashSecret } from "../../services/authz/oauth/secrets.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const DEPLOY = join(ROOT, "deploy");
@@ -131,9 +132,13 @@ export function parseObjects(text: string): K8sObject[] {
     .filter((object): object is K8sObject => object !== null);
 }
 
-/** `kubectl kustomize DIR`: stdout, stderr and exit status, never throwing. */
+/**
+ * `kubectl kustomize DIR`: stdout, stderr and exit status, never throwing. It
+ * renders in about 0.3 s on a quiet machine; the budget (10 s quiet, scaled by
+ * TEST_TIME_SCALE) only stops a kubectl that hangs.
+ */
 export function kustomize(dir: string): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(KUBECTL, ["kustomize", dir], { encoding: "utf8", timeout: 60_000 });
+  const result = spawnSync(KUBECTL, ["kustomize", dir], { encoding: "utf8", timeout: scaledBudget(10_000) });
   if (result.error !== undefined) throw new Error(`cannot run ${KUBECTL}: ${result.error.message} (bash .ci/run installs it)`);
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, inject, i
 import { createDemoClient } from "../../demo/demo-client.js";
 import { TEST_PASSWORD_HASH } from "../support/authz.js";
 import { freePort } from "../support/redis-server.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
 
@@ -13,6 +14,15 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
  * PKCE) as the relying party, the real gateway and authz service on Redis.
  * One browser for the file, a new context (empty cookie jar) per test.
  */
+/**
+ * Budgets: a test drives a real Chromium through four to six pages (app,
+ * login, consent, callback, API call), each served by the gateway, the authz
+ * service and Redis: 1 to 3 s on a quiet two-core machine, 20 s quiet per test,
+ * scaled by TEST_TIME_SCALE. One page action or wait gets 10 s quiet, scaled
+ * (Playwright's own default, 30 s, does not know how busy the machine is).
+ * beforeAll starts the stack, two demo apps and Chromium: 20 s quiet, scaled.
+ */
+const BROWSER_TEST_BUDGET_MS = scaledBudget(20_000);
 let stack: TestStack;
 let browser: Browser;
 let context: BrowserContext;
@@ -41,7 +51,7 @@ beforeAll(async () => {
     apps.push(app);
   }
   browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
-}, 60_000);
+}, scaledBudget(20_000));
 
 afterAll(async () => {
   await browser?.close();
@@ -51,6 +61,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   context = await browser.newContext();
+  context.setDefaultTimeout(scaledBudget(10_000));
   cspViolations = [];
   context.on("console", (message) => {
     if (/Content Security Policy|Refused to/i.test(message.text())) cspViolations.push(message.text());
@@ -74,7 +85,7 @@ async function submitLogin(page: Page, username: string, password: string): Prom
 }
 
 describe("in Chromium", () => {
-  it("RFC 6749 §4.1 with PKCE: login, consent, tokens, through the gateway's pages", { timeout: 60_000 }, async () => {
+  it("RFC 6749 §4.1 with PKCE: login, consent, tokens, through the gateway's pages", { timeout: BROWSER_TEST_BUDGET_MS }, async () => {
     const page = await context.newPage();
     await signInAt(page, "first");
     // The login page, at the gateway, naming the client.
@@ -115,7 +126,7 @@ describe("in Chromium", () => {
     expect(answered).not.toContain("The API call failed");
   });
 
-  it("RFC 6749 §4.1.2.1: Deny sends the browser back with access_denied", { timeout: 60_000 }, async () => {
+  it("RFC 6749 §4.1.2.1: Deny sends the browser back with access_denied", { timeout: BROWSER_TEST_BUDGET_MS }, async () => {
     const page = await context.newPage();
     // second-app: alice has never approved it with 'remember', so the consent page is shown.
     await signInAt(page, "second");
@@ -126,7 +137,7 @@ describe("in Chromium", () => {
     expect(await page.getByRole("heading", { name: "Signed in" }).count()).toBe(0);
   });
 
-  it("remembered consent: the next authorization for the same scopes skips the page", { timeout: 60_000 }, async () => {
+  it("remembered consent: the next authorization for the same scopes skips the page", { timeout: BROWSER_TEST_BUDGET_MS }, async () => {
     const page = await context.newPage();
     await signInAt(page, "first");
     await submitLogin(page, "dora", "correct horse");
@@ -147,7 +158,7 @@ describe("in Chromium", () => {
     expect(visited.filter((url) => url.startsWith(stack.issuer))).toEqual([]);
   });
 
-  it("a signed-in user's second authorization, for another client: consent without a login", { timeout: 60_000 }, async () => {
+  it("a signed-in user's second authorization, for another client: consent without a login", { timeout: BROWSER_TEST_BUDGET_MS }, async () => {
     const page = await context.newPage();
     await page.goto(`${stack.issuer}/login`);
     await submitLogin(page, "alice", "correct horse");
@@ -166,7 +177,7 @@ describe("in Chromium", () => {
     await page.getByRole("button", { name: "Allow" }).waitFor();
   });
 
-  it("the pages fit a phone's screen", { timeout: 60_000 }, async () => {
+  it("the pages fit a phone's screen", { timeout: BROWSER_TEST_BUDGET_MS }, async () => {
     const phone = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, deviceScaleFactor: 2 });
     try {
       const page = await phone.newPage();

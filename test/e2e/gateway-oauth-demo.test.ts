@@ -6,6 +6,7 @@ import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, runTs, type RunningProcess } from "../support/process.js";
 import { freePort } from "../support/redis-server.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
 
 /**
@@ -13,6 +14,12 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
  * (moved to free ports so it cannot collide with anything running), the
  * printed URL opened in Chromium, Sign in, log in as the demo user, approve,
  * and see the tokens and the API's answer.
+ */
+/**
+ * Budgets: beforeAll starts `npm start` (four processes under tsx) and Chromium,
+ * 40 s quiet; the test drives Chromium through sign-in, consent, an API call
+ * and a refresh, about 5 s on a quiet two-core machine, 25 s quiet. Both are
+ * scaled by TEST_TIME_SCALE.
  */
 let started: RunningProcess;
 let browser: Browser;
@@ -38,6 +45,10 @@ beforeAll(async () => {
   file.authz.port = ports.authz;
   file.gateway.port = ports.gateway;
   file.gateway.authz.endpoints = [`http://127.0.0.1:${ports.authz}`];
+  // The gateway's deadline for a call to authz is 2 s by default; the Login call checks the demo
+  // user's password with scrypt at production cost (N=32768), which a busy machine stretches past
+  // that, and the sign-in page would then answer "try again". The deadline is a budget, so scaled.
+  file.gateway.authz.timeoutMs = Math.min(scaledBudget(2_000), 30_000);
   const demoApp = (file.clients as Array<{ id: string; redirectUris: string[] }>).find((c) => c.id === "demo-app")!;
   demoApp.redirectUris = [`http://localhost:${ports.demo}/callback`];
   dir = mkdtempSync(join(tmpdir(), "gatehouse-demo-"));
@@ -46,11 +57,12 @@ beforeAll(async () => {
   started = runTs("scripts/start.ts", {
     env: { GATEHOUSE_CONFIG: join(dir, "config.yaml"), DEMO_API_PORT: String(ports.api), REDIS_URL: undefined, LOG_LEVEL: "warn" },
   });
-  const line = await started.waitFor(/Open (http\S+) and click/, 90_000);
+  // scripts/start.ts starts four processes under tsx (authz on its memory store, the gateway, the demo app and its API): about 5 s quiet.
+  const line = await started.waitFor(/Open (http\S+) and click/, 25_000);
   demoUrl = /Open (http\S+) and click/.exec(line)![1]!;
   expect(started.output()).toContain("Demo user: demo   password: demo-password");
   browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
-}, 120_000);
+}, scaledBudget(40_000));
 
 afterAll(async () => {
   await browser?.close();
@@ -61,9 +73,11 @@ afterAll(async () => {
 });
 
 describe("npm start", () => {
-  it("prints a URL where a newcomer signs in, approves, and sees the tokens and the API's answer", { timeout: 90_000 }, async () => {
+  it("prints a URL where a newcomer signs in, approves, and sees the tokens and the API's answer", { timeout: scaledBudget(25_000) }, async () => {
     expect(demoUrl).toMatch(/^http:\/\/localhost:\d+\/$/);
     const context = await browser.newContext();
+    // One page action or wait: 10 s quiet, scaled (Playwright's default, 30 s, does not know the machine).
+    context.setDefaultTimeout(scaledBudget(10_000));
     try {
       const page = await context.newPage();
       await page.goto(demoUrl);

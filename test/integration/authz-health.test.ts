@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 import { failureOf, startTestAuthz, type TestAuthz } from "../support/authz.js";
 import { startRedisServer, type RedisServer } from "../support/redis-server.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 
 let redis: RedisServer;
 let t: TestAuthz;
@@ -44,7 +45,7 @@ describe("authz health for Kubernetes probes", () => {
     // Watch reports the change without being asked again.
     expect((await watch.next()).value?.status).toBe(Status.NOT_SERVING);
     await redis.start();
-    await expect.poll(async () => (await fetch(`${t.running.url}/readyz`)).status, { timeout: 10_000 }).toBe(200);
+    await expect.poll(async () => (await fetch(`${t.running.url}/readyz`)).status, { timeout: scaledBudget(10_000) }).toBe(200);
     expect((await watch.next()).value?.status).toBe(Status.SERVING);
     await watch.return?.();
   });

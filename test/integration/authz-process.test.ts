@@ -7,10 +7,19 @@ import { describe, expect, it } from "vitest";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { freePort } from "../support/redis-server.js";
 import { runTs } from "../support/process.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gatehouse-config-"));
 
-describe("the authz service process", () => {
+/**
+ * Each test's budget: one start of the authz service under tsx, to its first
+ * error or to serving (1 to 2 s on a quiet machine, ten times that at a load
+ * average of 15: starting processes suffers most from a busy machine); 20 s
+ * quiet, scaled by TEST_TIME_SCALE.
+ */
+const PROCESS_TEST_BUDGET_MS = scaledBudget(20_000);
+
+describe("the authz service process", { timeout: PROCESS_TEST_BUDGET_MS }, () => {
   it("a wrong configuration file stops the start, listing every problem at its path", async () => {
     const file = join(dir, "bad.yaml");
     writeFileSync(

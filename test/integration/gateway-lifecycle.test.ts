@@ -9,7 +9,12 @@ import { startEchoUpstream, type EchoUpstream } from "../support/echo-upstream.j
 import { runTs, type RunningProcess } from "../support/process.js";
 import { freePort } from "../support/redis-server.js";
 import { gatewaySection } from "../support/stack.js";
-import { eventually, startGuardGateway, type GuardGateway } from "./guard-fixtures.js";
+import { scaledBudget } from "../support/scaled-budget.js";
+import { waitFor } from "../support/wait-for.js";
+import { startGuardGateway, type GuardGateway } from "./guard-fixtures.js";
+
+/** The drain deadline: far above what the slow requests need (0.8 s), scaled so a busy machine does not reach it. */
+const DRAIN_TIMEOUT_MS = Math.min(scaledBudget(5_000), 120_000);
 
 let authz: TestAuthz;
 let upstream: EchoUpstream;
@@ -52,7 +57,7 @@ describe("a guard-only gateway (a sidecar without the service credential)", () =
     expect((await call()).status).toBe(200);
     expect((await call()).status).toBe(200); // now from the cache
     await authz.authz.revoke({ token: tokens.refreshToken }, basic("web", SECRETS.web));
-    await eventually(async () => (await call()).status === 401, 5_000);
+    await waitFor(async () => (await call()).status === 401, { budgetMs: 5_000, what: "the revocation to reach the sidecar's cache (401)" });
   });
 });
 
@@ -93,7 +98,7 @@ describe("the gateway process under load", () => {
     const file = baseConfigFile();
     file.issuer = `http://127.0.0.1:${port}`;
     file.requireHttps = false;
-    file.gateway = { ...gatewaySection(authz.running.url, port), drainTimeoutMs: 5_000 };
+    file.gateway = { ...gatewaySection(authz.running.url, port), drainTimeoutMs: DRAIN_TIMEOUT_MS };
     file.routes = routes;
     // As Kubernetes updates a mounted file: a new file renamed over the old.
     writeFileSync(`${configFile}.next`, stringify(file));
@@ -123,13 +128,16 @@ describe("the gateway process under load", () => {
         }
       }),
     );
-    await eventually(() => done > 20);
+    await waitFor(() => done > 20 || failures.length > 0, { budgetMs: 5_000, what: "20 requests answered before the reload" });
     writeConfig([readRoute("/api/**"), readRoute("/reports/**")]);
-    await eventually(async () => (await fetch(`http://127.0.0.1:${port}/reports/1`, { headers: { authorization: `Bearer ${token}` } })).status === 200);
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/reports/1`, { headers: { authorization: `Bearer ${token}` } })).status === 200, {
+      budgetMs: 5_000,
+      what: "the route added to the file to serve (200 on /reports/1)",
+    });
     gateway.child.kill("SIGHUP");
     await gateway.waitFor(/"reason":"SIGHUP".*configuration reloaded/);
     const before = done;
-    await eventually(() => done > before + 20);
+    await waitFor(() => done > before + 20 || failures.length > 0, { budgetMs: 5_000, what: "20 requests answered after SIGHUP" });
     running = false;
     await load;
     expect(failures).toEqual([]);
@@ -141,12 +149,12 @@ describe("the gateway process under load", () => {
     const slow = Array.from({ length: 3 }, () =>
       fetch(`http://127.0.0.1:${port}/api/slow?echo-delay=800`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status),
     );
-    await eventually(() => upstream.received.filter((r) => r.path === "/api/slow").length === 3);
+    await waitFor(() => upstream.received.filter((r) => r.path === "/api/slow").length === 3, { budgetMs: 5_000, what: "the three slow requests to reach the upstream" });
     const exited = gateway.stop("SIGTERM");
     expect(await Promise.all(slow)).toEqual([200, 200, 200]);
     const { code } = await exited;
     expect(code).toBe(0);
-    // It exited once its work was done, not at the drain deadline (5 s).
+    // It exited once its work was done, not at the drain deadline.
     expect(gateway.output()).not.toMatch(/drain timeout/);
     expect(gateway.output()).toMatch(/draining/);
   });

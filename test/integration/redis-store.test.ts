@@ -4,12 +4,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createRedisClient, waitUntilReady } from "../../services/authz/store/redis-client.js";
 import { createRedisStore } from "../../services/authz/store/redis-store.js";
 import { SPA_REDIRECT, obtainCode, pkcePair, startTestAuthz, type TestAuthz } from "../support/authz.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 import { defineStoreContract } from "./store-contract.js";
 
 defineStoreContract("redis", async () => {
   let now = Date.now();
   const client = createRedisClient({ kind: "url", url: inject("redisUrl") });
-  await waitUntilReady(client, 5_000);
+  if (!(await waitUntilReady(client, scaledBudget(5_000)))) throw new Error(`the store's Redis client was not ready within ${scaledBudget(5_000)} ms`);
   const store = createRedisStore({ client, clock: () => now, keyPrefix: `contract-${randomBytes(4).toString("hex")}:` });
   return {
     store,

@@ -196,9 +196,14 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         await expect.poll(() => received.length).toBe(2);
         // No order is promised: on a cluster two publishes may travel through different nodes.
         expect(received).toEqual(expect.arrayContaining([{ jti: "j-1" }, { grantId: "g-1" }]));
+        // A witness that stays subscribed: every announcement reaches all of a store's
+        // listeners at once, so once the witness has heard j-2 the other would have too.
+        const witnessed: Revocation[] = [];
+        const witness = await s.store.revocationFeed.subscribe((r) => witnessed.push(r), () => {});
         subscription.unsubscribe();
         await s.store.revocationFeed.announce({ jti: "j-2" });
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await expect.poll(() => witnessed).toContainEqual({ jti: "j-2" });
+        witness.unsubscribe();
         expect(received).toHaveLength(2);
       });
     });

@@ -4,6 +4,7 @@ import { createRedisClient, waitUntilReady } from "../../services/authz/store/re
 import { createRedisStore } from "../../services/authz/store/redis-store.js";
 import { defineStoreContract, type StoreUnderTest } from "../integration/store-contract.js";
 import { startRedisCluster, startRedisSentinel, type RedisCluster, type RedisSentinelSetup } from "../support/redis-topologies.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 
 let cluster: RedisCluster;
 let sentinel: RedisSentinelSetup;
@@ -17,9 +18,10 @@ afterAll(async () => {
 async function storeOn(config: Parameters<typeof createRedisClient>[0]): Promise<StoreUnderTest> {
   let now = Date.now();
   const client = createRedisClient(config);
-  await waitUntilReady(client, 10_000);
-  // Replicas acknowledge every single-use write here, as in production on these topologies.
-  const store = createRedisStore({ client, clock: () => now, keyPrefix: `contract-${randomBytes(4).toString("hex")}:`, replicaAckTimeoutMs: 500 });
+  if (!(await waitUntilReady(client, scaledBudget(5_000)))) throw new Error(`the store's Redis client was not ready within ${scaledBudget(5_000)} ms`);
+  // Replicas acknowledge every single-use write here, as in production on these topologies
+  // (within 500 ms there; scaled here, since a busy machine's replica acknowledges late).
+  const store = createRedisStore({ client, clock: () => now, keyPrefix: `contract-${randomBytes(4).toString("hex")}:`, replicaAckTimeoutMs: scaledBudget(500) });
   return {
     store,
     now: () => now,

@@ -11,6 +11,8 @@ export interface FlowFailure {
 }
 
 export interface FlowLoadResult {
+  /** Flows begun: each ends as one of `flows` or one of `failures`, so none is lost. */
+  started: number;
   flows: number;
   failures: FlowFailure[];
   /** When each flow finished, ms since the epoch. */
@@ -28,13 +30,14 @@ export interface FlowLoadResult {
  * nothing was lost or accepted twice.
  */
 export function startFlowLoad(replicas: readonly TestAuthz[], options: { concurrency: number }) {
-  const result: FlowLoadResult = { flows: 0, failures: [], completions: [], redeemedCodes: [], rotatedOut: [] };
+  const result: FlowLoadResult = { started: 0, flows: 0, failures: [], completions: [], redeemedCodes: [], rotatedOut: [] };
   let running = true;
   let turn = 0;
   const web = basic("web", SECRETS.web);
 
   const flow = async () => {
     const t = replicas[turn++ % replicas.length]!;
+    result.started++;
     let step: FlowFailure["step"] = "authorize";
     try {
       const pkce = pkcePair();
@@ -93,22 +96,4 @@ export async function replayEverything(t: TestAuthz, result: FlowLoadResult): Pr
     accepted += settled.filter((s) => s.status === "fulfilled").length;
   }
   return { accepted, presented: attempts.length };
-}
-
-/** Waits until `predicate` holds, polling; throws after `timeoutMs`. */
-export async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Waits until an asynchronous `predicate` holds, polling; throws after `timeoutMs`. */
-export async function untilAsync(predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }

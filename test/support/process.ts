@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { scaledBudget } from "./scaled-budget.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -7,8 +8,14 @@ export interface RunningProcess {
   readonly child: ChildProcess;
   /** Everything written so far to stdout and stderr. */
   output(): string;
-  /** Resolves with the first output line that matches. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /**
+   * Resolves with the first output line that matches; rejects when the process
+   * exits first, or when `quietBudgetMs` scaled by TEST_TIME_SCALE has gone by.
+   * The default, 20 s quiet: a process under tsx starts in one or two seconds
+   * on a quiet machine, and ten times slower on a busy one (measured: two
+   * replicas starting side by side at a load average of 13 took 40 s).
+   */
+  waitFor(pattern: RegExp, quietBudgetMs?: number): Promise<string>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -47,7 +54,8 @@ export function runNode(entry: string, options: RunOptions = {}): RunningProcess
   return {
     child,
     output: () => output,
-    waitFor(pattern, timeoutMs = 20_000) {
+    waitFor(pattern, quietBudgetMs = 20_000) {
+      const timeoutMs = scaledBudget(quietBudgetMs);
       const line = output.split("\n").find((l) => pattern.test(l));
       if (line !== undefined) return Promise.resolve(line);
       return new Promise((resolve, reject) => {

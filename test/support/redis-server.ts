@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { waitFor } from "./wait-for.js";
 
 /** A free TCP port on loopback, chosen by the kernel. */
 export async function freePort(): Promise<number> {
@@ -45,7 +46,7 @@ export async function startRedisServer(options: { port?: number; args?: string[]
       stdio: ["ignore", "ignore", "pipe"],
     });
     child.once("error", () => {});
-    await waitForPing(port, 10_000);
+    await waitForPing(port);
   };
 
   await start();
@@ -66,20 +67,19 @@ export async function startRedisServer(options: { port?: number; args?: string[]
   };
 }
 
-async function waitForPing(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    client.on("error", () => {});
-    try {
-      await client.connect();
-      await client.ping();
-      client.disconnect();
-      return;
-    } catch (error) {
-      client.disconnect();
-      if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer: ${String(error)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
+/** The server answers PING: a fraction of a second on a quiet machine. */
+async function waitForPing(port: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      client.on("error", () => {});
+      try {
+        await client.connect();
+        return (await client.ping()) === "PONG";
+      } finally {
+        client.disconnect();
+      }
+    },
+    { budgetMs: 5_000, what: `redis-server on port ${port} to answer PING`, intervalMs: 50 },
+  );
 }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { freePort, startRedisServer, type RedisServer } from "./redis-server.js";
+import { waitFor } from "./wait-for.js";
 
 const run = promisify(execFile);
 
@@ -69,21 +70,22 @@ export async function startRedisCluster(options: { masters?: number; nodeTimeout
 }
 
 /** Every node sees the cluster ok, and every master has an in-sync replica (a failover then loses nothing acknowledged). */
-async function waitForClusterOk(ports: number[], timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const states = await Promise.all(
-      ports.map(async (port) => {
-        const { stdout: cluster } = await run("redis-cli", ["-p", String(port), "CLUSTER", "INFO"]).catch(() => ({ stdout: "" }));
-        const { stdout: replication } = await run("redis-cli", ["-p", String(port), "INFO", "replication"]).catch(() => ({ stdout: "" }));
-        const synced = /role:master/.test(replication) ? /connected_slaves:[1-9]/.test(replication) && /slave0:.*state=online/.test(replication) : /master_link_status:up/.test(replication);
-        return /cluster_state:ok/.test(cluster) && synced;
-      }),
-    );
-    if (states.every(Boolean)) return;
-    if (Date.now() > deadline) throw new Error("the Redis cluster did not reach cluster_state:ok");
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+async function waitForClusterOk(ports: number[]): Promise<void> {
+  await waitFor(
+    async () => {
+      const states = await Promise.all(
+        ports.map(async (port) => {
+          const { stdout: cluster } = await run("redis-cli", ["-p", String(port), "CLUSTER", "INFO"]).catch(() => ({ stdout: "" }));
+          const { stdout: replication } = await run("redis-cli", ["-p", String(port), "INFO", "replication"]).catch(() => ({ stdout: "" }));
+          const synced = /role:master/.test(replication) ? /connected_slaves:[1-9]/.test(replication) && /slave0:.*state=online/.test(replication) : /master_link_status:up/.test(replication);
+          return /cluster_state:ok/.test(cluster) && synced;
+        }),
+      );
+      return states.every(Boolean);
+    },
+    // A few seconds on a quiet machine: gossip, then each replica's first sync.
+    { budgetMs: 15_000, what: "every node of the Redis cluster to see cluster_state:ok, and every replica in sync", intervalMs: 200 },
+  );
 }
 
 export interface RedisSentinelSetup {
@@ -126,15 +128,15 @@ export async function startRedisSentinel(options: { downAfterMs?: number } = {})
     const { stdout } = await run("redis-cli", ["-p", String(sentinelPorts[0]), "SENTINEL", "get-master-addr-by-name", masterName]);
     return Number(stdout.trim().split("\n")[1]);
   };
-  // Wait until the replica is in sync and the sentinels agree (slowly, on a busy machine).
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const { stdout } = await run("redis-cli", ["-p", String(replica.port), "INFO", "replication"]);
-    const { stdout: known } = await run("redis-cli", ["-p", String(sentinelPorts[0]), "SENTINEL", "replicas", masterName]).catch(() => ({ stdout: "" }));
-    if (/master_link_status:up/.test(stdout) && known.includes(String(replica.port))) break;
-    if (Date.now() > deadline) throw new Error("the sentinel setup did not settle");
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  // The replica in sync and known to the sentinels: a few seconds on a quiet machine.
+  await waitFor(
+    async () => {
+      const { stdout } = await run("redis-cli", ["-p", String(replica.port), "INFO", "replication"]);
+      const { stdout: known } = await run("redis-cli", ["-p", String(sentinelPorts[0]), "SENTINEL", "replicas", masterName]).catch(() => ({ stdout: "" }));
+      return /master_link_status:up/.test(stdout) && known.includes(String(replica.port));
+    },
+    { budgetMs: 15_000, what: "the Redis replica to sync and the sentinels to know it", intervalMs: 200 },
+  );
   return {
     masterName,
     sentinels: sentinelPorts.map((port) => ({ host: "127.0.0.1", port })),

@@ -6,6 +6,7 @@ import { parseGatewayConfig, type GatewayConfig } from "../../gateway/config.js"
 import { createGatewayDeps, type GatewayDeps } from "../../gateway/deps.js";
 import { baseConfigFile, startTestAuthz, testEnvironment, type TestAuthz } from "./authz.js";
 import { freePort } from "./redis-server.js";
+import { scaledBudget } from "./scaled-budget.js";
 
 export interface TestGateway {
   readonly app: FastifyInstance;
@@ -34,6 +35,9 @@ export function gatewaySection(authzUrl: string, port: number): Record<string, u
       serviceCredential: { env: "TEST_SERVICE_CREDENTIAL" },
       clientId: "gatehouse-gateway",
       clientSecret: { env: "TEST_GATEWAY_CLIENT_SECRET" },
+      // The deadline of each call to authz (2 s by default) is a budget: a busy machine
+      // stretches a call past it and the gateway answers 503, which no test here is about.
+      timeoutMs: Math.min(scaledBudget(2_000), 30_000),
     },
   };
 }
