@@ -45,6 +45,8 @@ const wanted = new Set((process.env.BENCH_OPERATIONS ?? "code,refresh,introspect
 const RUN_LIMIT_MS = 10 * 60_000;
 /** Requests per flow in the one-in-flight probe. */
 const PROBE_REQUESTS = 200;
+/** Concurrent redemptions of one code (and of one refresh token) in the single-use check. */
+const SINGLE_USE_BURST = 32;
 
 /**
  * The contenders, in the order each round runs them. gatehouse's all-in-one
@@ -193,6 +195,29 @@ async function main(): Promise<void> {
       log(`${contender.name}: started (${Object.entries(running.processes).map(([name, pid]) => `${name} pid ${pid}`).join(", ")})`);
     }
     log(`Redis ${redisUrl}; ${connections} connections, ${seconds} s per phase, ${rounds} rounds; loopback only`);
+
+    // A peer whose code or refresh token could be redeemed twice would be measured doing less than
+    // gatehouse does: check the single use under a concurrent burst before measuring anything.
+    for (const { contender, running } of contenders) {
+      const [code, family] = await running.mintCodes(2);
+      const burst = async (body: string) => {
+        const statuses = await Promise.all(
+          Array.from({ length: SINGLE_USE_BURST }, async () => {
+            const response = await fetch(running.tokenUrl, { method: "POST", headers: formHeaders, body });
+            await response.arrayBuffer();
+            return response.status;
+          }),
+        );
+        return statuses.filter((status) => status === 200).length;
+      };
+      const codeWinners = await burst(exchangeBody(code!));
+      const { refresh_token: refreshToken } = await exchange(running, family!);
+      const refreshWinners = await burst(new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken! }).toString());
+      if (codeWinners !== 1 || refreshWinners !== 1) {
+        throw new Error(`${contender.name}: ${SINGLE_USE_BURST} concurrent redemptions gave ${codeWinners} code and ${refreshWinners} refresh winners; exactly one each expected`);
+      }
+      log(`${contender.name}: ${SINGLE_USE_BURST} concurrent redemptions of one code and of one refresh token: one winner each`);
+    }
 
     // Warm-up (JIT, connections, script caches) and the one-in-flight probe of each flow.
     for (const contender of contenders) {
