@@ -29,6 +29,7 @@
  *   BENCH_PROFILE=dir               write CPU profiles of every contender's processes to dir
  */
 import { startRedisServer } from "../test/support/redis-server.js";
+import { predictThroughput } from "./lib/capacity-model.js";
 import { createPkcePair, type Contender, type RunningContender } from "./lib/contender.js";
 import { formatForeignLoad } from "./lib/foreign-load.js";
 import { gatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
@@ -186,7 +187,7 @@ async function main(): Promise<void> {
     }
     return { result, redis };
   };
-  const codesFor = (contender: Started, phaseSeconds: number) => Math.max(1_000, Math.ceil(contender.codeRate * phaseSeconds * 1.3) + 2 * connections);
+  const codesFor = (contender: Started, phaseSeconds: number) => Math.max(1_000, Math.ceil(contender.codeRate * phaseSeconds * 2) + 2 * connections);
 
   try {
     for (const contender of CONTENDERS) {
@@ -269,6 +270,7 @@ function report(
     formatCpuMs(m.result.cpuMsPerRequest ?? {}),
     formatRedisPerRequest(m.redis, m.result.requests, { detail: false }),
     m.result.foreign === undefined ? "-" : formatForeignLoad(m.result.foreign),
+    formatPrediction(m.result),
   ]);
 
   const peer = contenders.find((c) => c.contender.side === "peer")?.contender.name;
@@ -300,8 +302,9 @@ function report(
   const redis = probes.map((p) => [p.operation, p.contender, formatRedisPerRequest(p.redis, p.result.requests, { reads: true })]);
 
   return [
-    `Every phase (CPU: ms of CPU per served request, per process; foreign: 1-min load average, and CPU of all other processes in % of one core):`,
-    formatTable(["operation", "contender", "round", "req/s", "p50 ms", "p99 ms", "CPU per request", "Redis per request", "foreign load"], rounds, { left: 3 }),
+    `Every phase (CPU: ms of CPU per served request, per process; foreign: 1-min load average, and CPU of all other processes in % of one core;`,
+    ` model: docs/capacity-model.md at N = M = 1 on this machine's cores less the foreign load, and what bounds it):`,
+    formatTable(["operation", "contender", "round", "req/s", "p50 ms", "p99 ms", "CPU per request", "Redis per request", "foreign load", "model: req/s, bound"], rounds, { left: 3 }),
     "",
     `Summary over ${Math.max(...measured.map((m) => m.round))} rounds (median, range); ratio = gatehouse ÷ ${peer ?? "peer"} in the same round:`,
     formatTable(["operation", "contender", "req/s", "p50 ms", "p99 ms", "ratio", "max load / others"], summary, { left: 2 }),
@@ -309,6 +312,13 @@ function report(
     `Redis per flow at one request in flight (${PROBE_REQUESTS} requests; commands inside Lua scripts counted; a round trip is a read event at Redis):`,
     formatTable(["operation", "contender", "Redis per request"], redis, { left: 3 }),
   ].join("\n");
+}
+
+/** "830/s, shared cores (0.40 of it)": the model's prediction for a phase and the measured share of it. */
+function formatPrediction(result: LoadResult): string {
+  if (result.cpuMsPerRequest === undefined || result.foreign === undefined) return "-";
+  const prediction = predictThroughput(result.cpuMsPerRequest, result.foreign);
+  return `${prediction.rps.toFixed(0)}/s, ${prediction.bound} (measured ${(result.rps / prediction.rps).toFixed(2)}×)`;
 }
 
 function median(values: number[]): number {

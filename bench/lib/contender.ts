@@ -50,9 +50,10 @@ export function createPkcePair(): { codeVerifier: string; codeChallenge: string 
   return { codeVerifier, codeChallenge: createHash("sha256").update(codeVerifier).digest("base64url") };
 }
 
-/** Polls `url` until it answers 2xx; fails with the processes' output after 30 s. */
-export async function waitForReady(url: string, output: () => string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
+/** Polls `url` until it answers 2xx; fails with the processes' output after `timeoutMs` (a loaded machine starts slowly). */
+export async function waitForReady(url: string, output: () => string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
     try {
       const response = await fetch(url);
       if (response.ok) return;
@@ -61,5 +62,5 @@ export async function waitForReady(url: string, output: () => string): Promise<v
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`${url} did not become ready; output:\n${output()}`);
+  throw new Error(`${url} did not become ready within ${timeoutMs / 1000} s; output:\n${output()}`);
 }

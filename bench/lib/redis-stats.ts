@@ -66,12 +66,29 @@ export function diffRedis(before: RedisSample, after: RedisSample): RedisCost {
   return { calls, commands, reads: Math.max(0, after.reads - before.reads - 2) };
 }
 
-/** Measures the Redis cost of `phase`. */
+/**
+ * Measures the Redis cost of `phase`. A load generator that stops at its
+ * deadline leaves requests in flight that the servers still finish, so the
+ * counters are read once Redis has gone quiet (no command for 100 ms, at most
+ * 3 s), before and after: the tail of one phase is not charged to the next.
+ */
 export async function measureRedis<T>(stats: RedisStats, phase: () => Promise<T>): Promise<{ result: T; redis: RedisCost }> {
-  const before = await stats.sample();
+  const before = await settle(stats);
   const result = await phase();
-  const after = await stats.sample();
+  const after = await settle(stats);
   return { result, redis: diffRedis(before, after) };
+}
+
+/** Samples until two samples 100 ms apart show no command but the meter's own (or 3 s have passed). */
+async function settle(stats: RedisStats): Promise<RedisSample> {
+  let previous = await stats.sample();
+  for (let i = 0; i < 30; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const next = await stats.sample();
+    if (diffRedis(previous, next).commands === 0) return next;
+    previous = next;
+  }
+  return previous;
 }
 
 /** "7.0 cmds/req (evalsha 1.0, get 2.0, ...)", per request; commands inside scripts are counted too. */
