@@ -86,6 +86,13 @@ interface Measured {
 async function main(): Promise<void> {
   const started = Date.now();
   const deadline = started + RUN_LIMIT_MS;
+  // Refuse up front what cannot fit the bound: per contender and operation, the warm-up and probe
+  // (about 12 s), and per round the phase plus its preparation (minting at about the redemption rate).
+  const planned = CONTENDERS.length * ["code", "refresh", "introspect"].filter((key) => wanted.has(key)).length * (12 + rounds * (2.5 * seconds + 3));
+  if (planned * 1000 > RUN_LIMIT_MS * 0.9) {
+    throw new Error(`about ${Math.round(planned)} s planned, over the ${RUN_LIMIT_MS / 60_000}-minute bound; lower BENCH_SECONDS or BENCH_ROUNDS`);
+  }
+
   const ownRedis = process.env.REDIS_URL ? undefined : await startRedisServer();
   const redisUrl = process.env.REDIS_URL ?? ownRedis!.url;
   const stats = createRedisStats(redisUrl);
