@@ -14,10 +14,12 @@
  * Rounds interleave (round 1: A, B; round 2: A, B; ...) within each operation.
  * Every answer is checked (status, and introspection's `active: true`); a
  * contender that answers errors fails the bench. Beside each figure: CPU ms
- * per request of each process, Redis commands per request, and the foreign
- * load (load average; CPU of every other process). Before the rounds, a
- * probe of each flow at one request in flight counts Redis commands and
- * round trips per request.
+ * per request of each process, Redis commands per request, the foreign load
+ * (load average; CPU of every other process), and what docs/capacity-model.md
+ * predicts from them. Before the rounds: 32 concurrent redemptions of one code
+ * and of one refresh token must give one winner per contender (the single use
+ * the comparison assumes), and a probe of each flow at one request in flight
+ * counts Redis commands and round trips per request.
  *
  * Loopback only, bounded: the whole run stops with an error past 10 minutes.
  *
@@ -194,7 +196,7 @@ async function main(): Promise<void> {
     }
     return { result, redis };
   };
-  const codesFor = (contender: Started, phaseSeconds: number) => Math.max(1_000, Math.ceil(contender.codeRate * phaseSeconds * 2) + 2 * connections);
+  const codesFor = (contender: Started, phaseSeconds: number) => Math.max(2_000, Math.ceil(contender.codeRate * phaseSeconds * 2) + 2 * connections);
 
   try {
     for (const contender of CONTENDERS) {
@@ -275,7 +277,7 @@ function report(
     m.result.p50.toFixed(1),
     m.result.p99.toFixed(1),
     formatCpuMs(m.result.cpuMsPerRequest ?? {}),
-    formatRedisPerRequest(m.redis, m.result.requests, { detail: false }),
+    formatRedisPerRequest(m.redis, m.result.sent ?? m.result.requests, { detail: false }),
     m.result.foreign === undefined ? "-" : formatForeignLoad(m.result.foreign),
     formatPrediction(m.result),
   ]);
@@ -306,7 +308,7 @@ function report(
     }
   }
 
-  const redis = probes.map((p) => [p.operation, p.contender, formatRedisPerRequest(p.redis, p.result.requests, { reads: true })]);
+  const redis = probes.map((p) => [p.operation, p.contender, formatRedisPerRequest(p.redis, p.result.sent ?? p.result.requests, { reads: true })]);
 
   return [
     `Every phase (CPU: ms of CPU per served request, per process; foreign: 1-min load average, and CPU of all other processes in % of one core;`,

@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     /** One measured autocannon phase against /oauth2/token, with the Redis commands it caused. */
     const hammer = async (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "onAccepted" | "cpu">): Promise<LoadResult> => {
       const { result, redis: cost } = await measureRedis(redis, () => runHttpLoad(name, { url: gateway.tokenUrl, connections, headers, ...phase }));
-      return phase.cpu === undefined ? result : { ...result, redisPerRequest: formatRedisPerRequest(cost, result.requests) };
+      return phase.cpu === undefined ? result : { ...result, redisPerRequest: formatRedisPerRequest(cost, result.sent ?? result.requests) };
     };
 
     // Warm-up: JIT, connections and script caches, through the same path as the measured phase.

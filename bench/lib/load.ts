@@ -17,6 +17,12 @@ export interface LoadResult {
   firstError?: string;
   /** % of one core per process during the run, when measured. */
   cpu?: Record<string, number>;
+  /**
+   * Requests written (autocannon): the served ones plus those still in flight
+   * at the deadline, which the servers finish anyway. Divide what is counted
+   * after the servers went quiet (Redis commands) by this.
+   */
+  sent?: number;
   /** CPU milliseconds per served request, per process, when measured. */
   cpuMsPerRequest?: Record<string, number>;
   /** Redis commands (and round trips) per served request, formatted, when measured. */
@@ -54,6 +60,7 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
   const usage = options.cpu === undefined ? undefined : startCpuUsage(options.cpu);
   const foreign = options.cpu === undefined ? undefined : startForeignLoad(options.cpu);
   const check = options.check ?? ((status: number, body: string) => (status === 200 ? undefined : `${status} ${body.slice(0, 300)}`));
+  let sent = 0;
   let rejected = 0;
   let rejectedOk = 0;
   let firstRejection: string | undefined;
@@ -66,7 +73,10 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
     requests: [
       {
         method: options.method ?? "POST",
-        setupRequest: (request) => ({ ...request, body: options.body() }),
+        setupRequest: (request) => {
+          sent++;
+          return { ...request, body: options.body() };
+        },
         onResponse: (status, body) => {
           const problem = check(status, body);
           if (problem === undefined) {
@@ -91,6 +101,7 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
   return {
     name,
     requests: ok,
+    sent,
     errors,
     seconds: result.duration,
     rps: ok / result.duration,
