@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 
-/** CPU seconds used so far by a process (Linux /proc), user + system. */
-function cpuSeconds(pid: number): number {
+/** CPU seconds used so far by a process (Linux /proc), user + system, all its threads. */
+export function cpuSeconds(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
     // utime and stime are fields 14 and 15 of stat(5); index 11 and 12 after the command name.
@@ -11,14 +11,34 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-/** Starts measuring; the returned function gives each process's share of one core since then, in %. */
-export function startCpuMeter(processes: Record<string, number | undefined>): () => Record<string, number> {
+/** What a CPU usage meter reads: the wall time since it started and each process's CPU seconds in it. */
+export interface CpuUsage {
+  readonly wallSeconds: number;
+  readonly cpuSeconds: Record<string, number>;
+}
+
+/** Starts measuring; the returned function gives the wall time and each process's CPU seconds since then. */
+export function startCpuUsage(processes: Record<string, number | undefined>): () => CpuUsage {
   const started = performance.now();
   const before = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, pid === undefined ? NaN : cpuSeconds(pid)]));
+  return () => ({
+    wallSeconds: (performance.now() - started) / 1000,
+    cpuSeconds: Object.fromEntries(
+      Object.entries(processes).map(([name, pid]) => [name, pid === undefined ? NaN : cpuSeconds(pid) - before[name]!]),
+    ),
+  });
+}
+
+/** Starts measuring; the returned function gives each process's share of one core since then, in %. */
+export function startCpuMeter(processes: Record<string, number | undefined>): () => Record<string, number> {
+  const usage = startCpuUsage(processes);
   return () => {
-    const seconds = (performance.now() - started) / 1000;
-    return Object.fromEntries(
-      Object.entries(processes).map(([name, pid]) => [name, pid === undefined ? NaN : (100 * (cpuSeconds(pid) - before[name]!)) / seconds]),
-    );
+    const { wallSeconds, cpuSeconds: used } = usage();
+    return Object.fromEntries(Object.entries(used).map(([name, seconds]) => [name, (100 * seconds) / wallSeconds]));
   };
+}
+
+/** CPU milliseconds per request of each process, from CPU seconds over a phase and the requests it served. */
+export function cpuMsPerRequest(cpu: Record<string, number>, requests: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(cpu).map(([name, seconds]) => [name, requests > 0 ? (1000 * seconds) / requests : NaN]));
 }

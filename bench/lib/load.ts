@@ -1,4 +1,6 @@
-import { startCpuMeter } from "./cpu.js";
+import autocannon from "autocannon";
+import { cpuMsPerRequest, startCpuMeter, startCpuUsage } from "./cpu.js";
+import { formatForeignLoad, startForeignLoad, type ForeignLoad } from "./foreign-load.js";
 
 /**
  * Closed-loop load: `concurrency` callers each run `call` back to back until
@@ -15,6 +17,105 @@ export interface LoadResult {
   firstError?: string;
   /** % of one core per process during the run, when measured. */
   cpu?: Record<string, number>;
+  /**
+   * Requests written (autocannon): the served ones plus those still in flight
+   * at the deadline, which the servers finish anyway. Divide what is counted
+   * after the servers went quiet (Redis commands) by this.
+   */
+  sent?: number;
+  /** CPU milliseconds per served request, per process, when measured. */
+  cpuMsPerRequest?: Record<string, number>;
+  /** Redis commands (and round trips) per served request, formatted, when measured. */
+  redisPerRequest?: string;
+  /** What else ran on the machine meanwhile, when measured. */
+  foreign?: ForeignLoad;
+}
+
+/** One HTTP/1.1 load phase driven by autocannon (keep-alive connections, one request in flight each). */
+export interface HttpLoadOptions {
+  url: string;
+  connections: number;
+  seconds: number;
+  method?: "POST" | "GET";
+  headers: Record<string, string>;
+  /** The next request's body. */
+  body: () => string;
+  /** At most this many requests in all (e.g. as many as single-use codes were minted); the time bound still holds. */
+  maxRequests?: number;
+  /** What is wrong with a response, or undefined when it is what the flow expects. Default: anything but 200 is wrong. */
+  check?: (status: number, body: string) => string | undefined;
+  /** Each accepted response's body (a refresh chain takes its next token from it). */
+  onAccepted?: (body: string) => void;
+  /** Processes whose CPU is measured (name -> pid); the foreign load excludes them. */
+  cpu?: Record<string, number | undefined>;
+}
+
+/**
+ * Runs one autocannon phase and checks every response: non-2xx answers,
+ * socket errors, timeouts and 2xx answers the check rejects all count as
+ * errors, with the first one described. Only the accepted responses count
+ * as served requests (req/s, CPU per request).
+ */
+export async function runHttpLoad(name: string, options: HttpLoadOptions): Promise<LoadResult> {
+  const usage = options.cpu === undefined ? undefined : startCpuUsage(options.cpu);
+  const foreign = options.cpu === undefined ? undefined : startForeignLoad(options.cpu);
+  const check = options.check ?? ((status: number, body: string) => (status === 200 ? undefined : `${status} ${body.slice(0, 300)}`));
+  let sent = 0;
+  let rejected = 0;
+  let rejectedOk = 0;
+  let firstRejection: string | undefined;
+  const result = await autocannon({
+    url: options.url,
+    connections: options.connections,
+    duration: options.seconds,
+    ...(options.maxRequests === undefined ? {} : { maxOverallRequests: options.maxRequests }),
+    headers: options.headers,
+    requests: [
+      {
+        method: options.method ?? "POST",
+        setupRequest: (request) => {
+          sent++;
+          return { ...request, body: options.body() };
+        },
+        onResponse: (status, body) => {
+          const problem = check(status, body);
+          if (problem === undefined) {
+            options.onAccepted?.(body);
+            return;
+          }
+          rejected++;
+          if (status >= 200 && status < 300) rejectedOk++;
+          firstRejection ??= problem;
+        },
+      },
+    ],
+  });
+  const used = usage?.();
+  const ok = result["2xx"] - rejectedOk;
+  const errors = rejectedOk + result.non2xx + result.errors + result.timeouts;
+  const problems = [
+    ...(rejected > 0 ? [`${rejected} rejected answers (${result.non2xx} non-2xx), first: ${firstRejection}`] : []),
+    ...(result.errors > 0 ? [`${result.errors} socket errors`] : []),
+    ...(result.timeouts > 0 ? [`${result.timeouts} timeouts`] : []),
+  ];
+  return {
+    name,
+    requests: ok,
+    sent,
+    errors,
+    seconds: result.duration,
+    rps: ok / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ...(problems.length > 0 ? { firstError: problems.join("; ") } : {}),
+    ...(used === undefined
+      ? {}
+      : {
+          cpu: Object.fromEntries(Object.entries(used.cpuSeconds).map(([process, seconds]) => [process, (100 * seconds) / used.wallSeconds])),
+          cpuMsPerRequest: cpuMsPerRequest(used.cpuSeconds, ok),
+        }),
+    ...(foreign === undefined ? {} : { foreign: foreign() }),
+  };
 }
 
 export async function runLoad(
@@ -68,11 +169,29 @@ export function formatResults(results: LoadResult[]): string {
     String(r.errors),
   ]);
   const header = ["benchmark", "req/s", "p50 ms", "p99 ms", "requests", "errors"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   const errors = results.filter((r) => r.firstError !== undefined).map((r) => `  ${r.name}: first error: ${r.firstError}`);
   const cpu = results
     .filter((r) => r.cpu !== undefined)
-    .map((r) => `  ${r.name}: CPU ${Object.entries(r.cpu!).map(([name, pct]) => `${name} ${pct.toFixed(0)}%`).join(", ")} (of one core)`);
-  return [line(header), ...rows.map(line), ...errors, ...cpu].join("\n");
+    .map((r) => {
+      const perRequest = r.cpuMsPerRequest === undefined ? "" : `; per request ${formatCpuMs(r.cpuMsPerRequest)}`;
+      return `  ${r.name}: CPU ${Object.entries(r.cpu!).map(([name, pct]) => `${name} ${pct.toFixed(0)}%`).join(", ")} (of one core)${perRequest}`;
+    });
+  const redis = results.filter((r) => r.redisPerRequest !== undefined).map((r) => `  ${r.name}: Redis per request ${r.redisPerRequest}`);
+  const foreign = results.filter((r) => r.foreign !== undefined).map((r) => `  ${r.name}: foreign ${formatForeignLoad(r.foreign!)} (of one core, ${r.foreign!.cores} cores)`);
+  return [formatTable(header, rows), ...errors, ...cpu, ...redis, ...foreign].join("\n");
+}
+
+/** A plain-text table: the first `left` columns (default 1) left-aligned, the others right-aligned. */
+export function formatTable(header: string[], rows: string[][], options: { left?: number } = {}): string {
+  const left = options.left ?? 1;
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < left ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+/** "gateway 0.43, authz 0.31 ms": CPU milliseconds per request of each process. */
+export function formatCpuMs(perRequest: Record<string, number>): string {
+  return `${Object.entries(perRequest)
+    .map(([name, ms]) => `${name} ${Number.isNaN(ms) ? "-" : ms.toFixed(ms >= 1 ? 2 : 3)}`)
+    .join(", ")} ms`;
 }

@@ -1,0 +1,111 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  AuthorizeRequestSchema,
+  AuthorizeResponseSchema,
+  DecideRequestSchema,
+  DecideResponseSchema,
+} from "../../gen/gatehouse/v1/authorization_service_pb.js";
+import { runNode, type RunningProcess } from "../../test/support/process.js";
+import { freePort } from "../../test/support/redis-server.js";
+import { createConnectH2Client, type ConnectH2Client } from "./connect-h2.js";
+import { waitForReady, type Contender, type ContenderSetup, type RunningContender } from "./contender.js";
+import { runLoad } from "./load.js";
+import { writeBenchStackConfig } from "./stack-config.js";
+
+/** A running two-process gatehouse: the contender's face plus what bench:token needs of it. */
+export interface GatehouseTwoProcess extends RunningContender {
+  readonly gatewayUrl: string;
+  readonly authzPort: number;
+  readonly gatewayPort: number;
+}
+
+/**
+ * gatehouse as deployed for scale-out: the authz service and the gateway,
+ * each its own process from the production build (`npm run build`: dist/,
+ * plain node), on the setup's Redis. Codes are minted as the consent page
+ * would: Authorize + Decide over RPC straight to the authz service.
+ */
+export async function startGatehouseTwoProcess(setup: ContenderSetup, options: { name?: string } = {}): Promise<GatehouseTwoProcess> {
+  const name = options.name ?? "peers";
+  const authzPort = await freePort();
+  const gatewayPort = await freePort();
+  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+  const dir = mkdtempSync(join(tmpdir(), `gatehouse-bench-${name}-`));
+  const configFile = writeBenchStackConfig({
+    dir,
+    name,
+    secrets: setup.secrets,
+    authzPort,
+    gatewayPort,
+    lifetimes: { code: setup.codeLifetimeSeconds },
+  });
+  const env = { GATEHOUSE_CONFIG: configFile, REDIS_URL: setup.redisUrl, LOG_LEVEL: "warn", ...setup.secrets.env };
+  const profile = (process: string) =>
+    setup.profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${setup.profileDir}`, `--cpu-prof-name=${name}-${process}.cpuprofile`];
+  const authz = runNode("dist/services/authz/main.js", { env, nodeArgs: profile("authz") });
+  let gateway: RunningProcess | undefined;
+  let rpc: ConnectH2Client | undefined;
+  const stop = async () => {
+    rpc?.close();
+    await gateway?.stop();
+    await authz.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    gateway = runNode("dist/gateway/main.js", { env, nodeArgs: profile("gateway") });
+    // Ready means the gateway answers and reaches the authz service (health plugin).
+    await waitForReady(`${gatewayUrl}/readyz`, () => `${authz.output()}${gateway?.output() ?? ""}`);
+    rpc = createConnectH2Client(`http://127.0.0.1:${authzPort}`, { sessions: 4 });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  const client = rpc;
+  const asGateway = { "gatehouse-service-credential": setup.secrets.service };
+  const path = (method: string) => `/gatehouse.v1.AuthorizationService/${method}`;
+  const authorizeBody = toBinary(
+    AuthorizeRequestSchema,
+    create(AuthorizeRequestSchema, {
+      responseType: "code",
+      clientId: "web",
+      redirectUri: setup.redirectUri,
+      scope: "read",
+      codeChallenge: setup.codeChallenge,
+      codeChallengeMethod: "S256",
+    }),
+  );
+  /** Authorize + Decide over RPC, as the consent page would: one fresh code. */
+  const mintCode = async () => {
+    const { requestId } = fromBinary(AuthorizeResponseSchema, await client.call(path("Authorize"), authorizeBody, asGateway));
+    const decision = toBinary(DecideRequestSchema, create(DecideRequestSchema, { requestId, subject: "bench-user", authTime: 1n, approved: true }));
+    const { redirectUrl } = fromBinary(DecideResponseSchema, await client.call(path("Decide"), decision, asGateway));
+    return new URL(redirectUrl).searchParams.get("code")!;
+  };
+
+  return {
+    tokenUrl: `${gatewayUrl}/oauth2/token`,
+    introspectUrl: `${gatewayUrl}/oauth2/introspect`,
+    processes: { gateway: gateway.child.pid, "authz service": authz.child.pid },
+    gatewayUrl,
+    authzPort,
+    gatewayPort,
+    async mintCodes(count) {
+      const codes: string[] = [];
+      const minted = await runLoad("mint", { concurrency: 64, seconds: 120, stopWhen: () => codes.length >= count }, async () => void codes.push(await mintCode()));
+      if (codes.length < count) throw new Error(`gatehouse minted ${codes.length} of ${count} codes; first error: ${minted.firstError}`);
+      return codes.slice(0, count);
+    },
+    stop,
+  };
+}
+
+/** The two-process deployment as a bench:peers contender. */
+export const gatehouseTwoProcess: Contender = {
+  name: "gatehouse (gateway + authz)",
+  side: "gatehouse",
+  start: (setup) => startGatehouseTwoProcess(setup),
+};
