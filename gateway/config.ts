@@ -29,6 +29,11 @@ export interface GatewayConfig {
     clientId: string;
     clientSecret: string;
     timeoutMs: number;
+    /**
+     * The unary client: "lean", the hand-written Connect transport (rpc/connect-unary-transport.ts,
+     * measured faster), or "connect", connect-es's own. Both speak the same protocol; one suite tests both.
+     */
+    transport: "lean" | "connect";
   };
   paths: Readonly<Record<EndpointName, string>>;
   /** Addresses or CIDRs of proxies whose X-Forwarded-For/-Proto are believed. */
@@ -142,6 +147,7 @@ const gatewaySchema = z.strictObject({
     clientId: z.string().min(1),
     clientSecret: secretRef,
     timeoutMs: z.number().int().min(100).max(30_000).default(2_000),
+    transport: z.enum(["lean", "connect"]).default("lean"),
   }),
   paths: z.strictObject(Object.fromEntries(Object.keys(DEFAULT_PATHS).map((k) => [k, path.optional()])) as Record<EndpointName, z.ZodOptional<typeof path>>).default({}),
   trustedProxies: z.array(z.string().min(1)).default([]),
@@ -249,6 +255,7 @@ export function parseGatewayConfig(text: string, env: Environment, source = "con
       clientId: g.authz.clientId,
       clientSecret: resolveSecret(g.authz.clientSecret, "gateway.authz.clientSecret"),
       timeoutMs: g.authz.timeoutMs,
+      transport: g.authz.transport,
     },
     paths: { ...DEFAULT_PATHS, ...Object.fromEntries(Object.entries(g.paths).filter(([, v]) => v !== undefined)) },
     trustedProxies: g.trustedProxies,

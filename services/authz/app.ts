@@ -10,7 +10,7 @@ import { createConnectUnaryHandler } from "./transport/connect-unary.js";
 import { createRoutes, createServices } from "./routes.js";
 import { kPeerAddress } from "./rpc/caller.js";
 import { createProbeHandler } from "./probes.js";
-import { createRpcServer } from "./transport/server.js";
+import { createConnectNodeHandler, createRpcServer } from "./transport/server.js";
 
 export interface RunningAuthz {
   readonly address: AddressInfo;
@@ -40,14 +40,10 @@ export async function startAuthzService(config: AuthzConfig, log: Logger, overri
     contextValues: (request) => contextValues(request.socket?.remoteAddress ?? ""),
     fallback: createProbeHandler(deps.health),
   });
-  const handler = createConnectUnaryHandler({
-    services,
-    interceptors,
-    readMaxBytes: READ_MAX_BYTES,
-    contextValues,
-    shutdownSignal: shutdown.signal,
-    fallback: adapter,
-  });
+  // rpc.fastPath: false serves every call through connect-node's adapter alone.
+  const handler = config.rpc.fastPath
+    ? createConnectUnaryHandler({ services, interceptors, readMaxBytes: READ_MAX_BYTES, contextValues, shutdownSignal: shutdown.signal, fallback: adapter })
+    : createConnectNodeHandler(adapter);
   const server = createRpcServer(handler);
   const address = await server.listen(config.listen.port, config.listen.host);
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;

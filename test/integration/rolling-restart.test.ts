@@ -58,6 +58,7 @@ describe("a rolling restart of one of two authz replicas under load", () => {
       clientId: "gatehouse-gateway",
       clientSecret: SECRETS.gateway,
       timeoutMs: 5_000,
+      transport: "lean",
     });
     const failures: string[] = [];
     let flows = 0;

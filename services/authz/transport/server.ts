@@ -9,6 +9,18 @@ export interface RpcHandler {
   stream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
 }
 
+/**
+ * Every call through one Node request handler (connect-node's adapter): HTTP/2
+ * streams get Node's compatibility request and response objects, built as
+ * Node's own request listener would build them.
+ */
+export function createConnectNodeHandler(handler: (request: http.IncomingMessage | http2.Http2ServerRequest, response: http.ServerResponse | http2.Http2ServerResponse) => void): RpcHandler {
+  return {
+    node: handler,
+    stream: (stream, headers, _flags, rawHeaders) => handler(new http2.Http2ServerRequest(stream, headers, {}, rawHeaders), new http2.Http2ServerResponse(stream)),
+  };
+}
+
 /** The client connection preface of HTTP/2 (RFC 9113 §3.4) starts with these bytes; no HTTP/1.1 method does. */
 const H2_PREFACE_START = Buffer.from("PRI * HTTP/2.0");
 
