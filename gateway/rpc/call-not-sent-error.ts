@@ -1,5 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 
+const kNotSent = Symbol("gatehouse.callNotSent");
+
 /**
  * A call that provably never reached a server: the connection was never
  * established, or the HTTP/2 stream was refused (RFC 9113 §8.7: REFUSED_STREAM,
@@ -14,9 +16,18 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * are the only ones that decide it, from what they saw on the wire.
  */
 export class CallNotSentError extends ConnectError {
-  override name = "CallNotSentError";
+  readonly [kNotSent] = true;
 
   constructor(message: string, cause?: unknown) {
     super(message, Code.Unavailable, undefined, undefined, cause);
+  }
+
+  /**
+   * ConnectError's own `instanceof` accepts any ConnectError (it checks the
+   * shape, across copies of the library), which would make every error look
+   * unsent; this one checks for the mark only a CallNotSentError carries.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as { [kNotSent]?: boolean })[kNotSent] === true;
   }
 }

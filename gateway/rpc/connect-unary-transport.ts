@@ -128,10 +128,13 @@ function send(
     }
     /**
      * Nothing of this call reached the server when the connection was never
-     * established, or the stream never got its id (its HEADERS frame was
-     * never written).
+     * established, the stream never got its id (its HEADERS frame was never
+     * written), or the server refused the stream: RFC 9113 §8.7, REFUSED_STREAM
+     * means it was not processed (nghttp2 also closes the streams above a
+     * GOAWAY's last stream id with it, §6.8). Node reports a refused stream as
+     * an error or as a close; both ask here.
      */
-    const notSent = () => !established.has(used) || stream.pending;
+    const notSent = () => !established.has(used) || stream.pending || stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
     let settled = false;
     const finish = (outcome: () => void) => {
       if (settled) return;
@@ -159,17 +162,21 @@ function send(
       }
     });
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("end", () => finish(() => resolve({ status, responseHeader, responseBody: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) })));
+    stream.on("end", () =>
+      finish(() =>
+        status === 0
+          ? // The connection went away after the request went out and before any answer: it may have been processed.
+            reject(new ConnectError("the connection closed before a response", Code.Unavailable))
+          : resolve({ status, responseHeader, responseBody: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }),
+      ),
+    );
     stream.on("error", (error) =>
       finish(() => reject(notSent() ? new CallNotSentError(`the call was not sent: ${error.message}`, error) : new ConnectError(error.message, Code.Unavailable, undefined, undefined, error))),
     );
     stream.on("close", () => {
-      // RFC 9113 §8.7: REFUSED_STREAM means the server did not process the request
-      // (nghttp2 also closes the streams above a GOAWAY's last stream id with it, §6.8).
-      const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
       finish(() =>
         reject(
-          refused || notSent()
+          notSent()
             ? new CallNotSentError(`the stream was refused (code ${stream.rstCode})`)
             : new ConnectError(`the stream closed with code ${stream.rstCode} before a response`, Code.Internal),
         ),

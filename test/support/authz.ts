@@ -4,6 +4,7 @@ import { Code, ConnectError, createClient, type Client, type Transport } from "@
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { pino } from "pino";
 import { stringify } from "yaml";
+import { SERVICE_CREDENTIAL_HEADER } from "../../contract/metadata.js";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { OAuthErrorDetailSchema, type OAuthErrorDetail } from "../../gen/gatehouse/v1/errors_pb.js";
 import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
@@ -158,7 +159,7 @@ export async function startTestAuthz(
     transport,
     authz: createClient(AuthorizationService, transport),
     sessions: createClient(SessionService, transport),
-    asGateway: { headers: { "gatehouse-service-credential": SECRETS.service } },
+    asGateway: { headers: { [SERVICE_CREDENTIAL_HEADER]: SECRETS.service } },
     close: () => running.close(1_000),
   };
 }
