@@ -1,4 +1,4 @@
-import { createContextValues } from "@connectrpc/connect";
+import { createContextValues, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -30,13 +30,17 @@ const READ_MAX_BYTES = 64 * 1024;
 const ACCEPT_COMPRESSION = [compressionGzip, compressionBrotli];
 const COMPRESS_MIN_BYTES = 1024;
 
+/** The interceptors of every call, on either path; the last is the innermost: errors are mapped before they are logged. */
+export function createInterceptors(log: Logger): Interceptor[] {
+  return [createLogInterceptor({ log }), createErrorInterceptor({ log })];
+}
+
 /** Builds the authz service and listens. main.ts and the integration tests both start it this way. */
 export async function startAuthzService(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<RunningAuthz> {
   const deps = await createAuthzDeps(config, log, overrides);
   const shutdown = new AbortController();
   const services = createServices(deps);
-  // The last interceptor is the innermost: errors are mapped before they are logged.
-  const interceptors = [createLogInterceptor({ log }), createErrorInterceptor({ log })];
+  const interceptors = createInterceptors(log);
   const contextValues = (remoteAddress: string) => createContextValues().set(kPeerAddress, remoteAddress);
   const adapter = connectNodeAdapter({
     routes: createRoutes(services),

@@ -177,7 +177,7 @@ export function pkcePair(): { verifier: string; challenge: string } {
 
 /** Runs Authorize and an approving Decide; returns the code and the redirect it came in. */
 export async function obtainCode(
-  t: TestAuthz,
+  t: Pick<TestAuthz, "authz" | "asGateway">,
   request: { clientId: string; redirectUri?: string; scope?: string; state?: string; codeChallenge?: string; codeChallengeMethod?: string; subject?: string },
 ): Promise<{ code: string; redirect: URL }> {
   const pending = await t.authz.authorize(
@@ -203,7 +203,7 @@ export async function obtainCode(
 }
 
 /** A confidential web client's full code flow with PKCE, ending in a token set. */
-export async function issueTokens(t: TestAuthz, options: { clientId?: "web" | "grace"; scope?: string } = {}) {
+export async function issueTokens(t: Pick<TestAuthz, "authz" | "asGateway">, options: { clientId?: "web" | "grace"; scope?: string } = {}) {
   const clientId = options.clientId ?? "web";
   const secret = clientId === "web" ? SECRETS.web : SECRETS.grace;
   const pkce = pkcePair();
