@@ -333,6 +333,34 @@ export function defineProtocolSuite(options: { fastPath: boolean }): void {
       });
     });
 
+    describe("draining", () => {
+      it.each([
+        ["Connect", (baseUrl: string) => createConnectTransport({ baseUrl, httpVersion: "2" })],
+        ["gRPC", (baseUrl: string) => createGrpcTransport({ baseUrl })],
+      ])("a unary call in flight when the server drains is answered, not cut off (%s)", async (_name, transport) => {
+        const held = createGate();
+        const own = await startTestAuthz({
+          redisUrl: inject("redisUrl"),
+          patch: (file) => {
+            (file.authz as Record<string, unknown>).rpc = { fastPath: options.fastPath };
+            file.attempts = { windowSeconds: 600, maxFailuresPerUser: 1_000_000, maxFailuresPerAddress: 1_000_000, delayPerFailureMs: 1, maxDelayMs: 1 };
+          },
+          overrides: { sleep: () => held.sleep() },
+        });
+        const sessions = createClient(SessionService, transport(own.running.url));
+        await failureOf(sessions.login(heldLogin, own.asGateway));
+        held.arm();
+        const call = failureOf(sessions.login(heldLogin, own.asGateway));
+        await expect.poll(() => held.waiting).toBe(1);
+        const closed = own.close(); // drains: the shutdown signal aborts, the call must still finish
+        await expect.poll(() => own.running.deps.health.draining).toBe(true);
+        held.release();
+        // The login's own answer (a wrong password), not Canceled or Unavailable.
+        expect((await call).code).toBe(Code.Unauthenticated);
+        await closed;
+      });
+    });
+
     describe.each(GATEWAY_TRANSPORTS)("the gateway's $name transport, for its failover", (gateway) => {
       it("a refused connection is a CallNotSentError: Unavailable, with ECONNREFUSED in its cause", async () => {
         const failure = await createClient(AuthorizationService, gateway.transport(`http://127.0.0.1:${await freePort()}`))
