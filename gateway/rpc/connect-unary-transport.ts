@@ -177,7 +177,7 @@ function send(
       finish(() =>
         reject(
           notSent()
-            ? new CallNotSentError(`the stream was refused (code ${stream.rstCode})`)
+            ? new CallNotSentError(`the call was not sent (the stream closed with code ${stream.rstCode})`)
             : new ConnectError(`the stream closed with code ${stream.rstCode} before a response`, Code.Internal),
         ),
       );
