@@ -5,8 +5,9 @@
  * - The protocol core (services/authz/oauth/) is pure: it declares the ports it
  *   needs (oauth/store.ts) and imports no transport, framework or Redis client.
  *   store/ implements those ports, never the other way round.
- * - The authz service and the gateway share only gen/ (the contract) and
- *   startup/ (what both do at start-up); neither imports the other.
+ * - The authz service and the gateway share only gen/ and contract/ (the
+ *   contract: messages, and the metadata beside them) and startup/ (what both
+ *   do at start-up); neither imports the other.
  * - Gateway plugins are wired by gateway/app.ts alone; what several plugins
  *   need lives outside plugins/.
  * - http-proxy lives in gateway/plugins/proxy.ts alone.
@@ -70,6 +71,13 @@ module.exports = {
       comment: "startup/ is shared by both processes, so it imports neither.",
       from: { path: "^startup/" },
       to: { path: "^(services|gateway)/" },
+    },
+    {
+      name: "contract-is-shared",
+      severity: "error",
+      comment: "contract/ is what the gateway and the authz service agree on, so it imports neither.",
+      from: { path: "^contract/" },
+      to: { path: "^(services|gateway|startup)/" },
     },
     {
       name: "plugins-only-from-app",

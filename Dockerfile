@@ -24,6 +24,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY gen ./gen
+COPY contract ./contract
 COPY startup ./startup
 COPY services ./services
 COPY gateway ./gateway

@@ -40,6 +40,11 @@ export interface GatewayConfig {
     clientId: string;
     clientSecret: string;
     timeoutMs: number;
+    /**
+     * The unary client: "lean", the hand-written Connect transport (rpc/connect-unary-transport.ts,
+     * measured faster), or "connect", connect-es's own. Both speak the same protocol; one suite tests both.
+     */
+    transport: "lean" | "connect";
   };
   paths: Readonly<Record<EndpointName, string>>;
   /** Addresses or CIDRs of proxies whose X-Forwarded-For/-Proto are believed. */
@@ -142,6 +147,7 @@ const gatewaySchema = z.strictObject({
     clientId: z.string().min(1),
     clientSecret: secretRef,
     timeoutMs: z.number().int().min(100).max(30_000).default(2_000),
+    transport: z.enum(["lean", "connect"]).default("lean"),
   }),
   paths: z.strictObject(Object.fromEntries(Object.keys(DEFAULT_PATHS).map((k) => [k, path.optional()])) as Record<EndpointName, z.ZodOptional<typeof path>>).default({}),
   trustedProxies: z.array(z.string().min(1)).default([]),
@@ -270,7 +276,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   }
 
   // Without a valid authz section (the schema said why), its secrets are not looked at.
-  const authz = g.authz ?? { endpoints, serviceCredential: undefined, clientId: "", clientSecret: undefined, timeoutMs: 0 };
+  const authz = g.authz ?? { endpoints, serviceCredential: undefined, clientId: "", clientSecret: undefined, timeoutMs: 0, transport: "lean" as const };
   const config: GatewayConfig = {
     issuer: file.issuer,
     requireHttps: file.requireHttps,
@@ -281,6 +287,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       clientId: authz.clientId,
       clientSecret: authz.clientSecret === undefined ? "" : resolveSecret(authz.clientSecret, "gateway.authz.clientSecret"),
       timeoutMs: authz.timeoutMs,
+      transport: authz.transport,
     },
     paths: { ...DEFAULT_PATHS, ...Object.fromEntries(Object.entries(g.paths).filter(([, v]) => v !== undefined)) },
     trustedProxies: g.trustedProxies,

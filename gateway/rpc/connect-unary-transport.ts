@@ -2,6 +2,7 @@ import * as http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary } from "@bufbuild/protobuf";
 import { Code, ConnectError, appendHeaders, type Transport } from "@connectrpc/connect";
 import { errorFromJsonBytes, trailerDemux, validateResponse } from "@connectrpc/connect/protocol-connect";
+import { CallNotSentError } from "./call-not-sent-error.js";
 
 export interface ConnectUnaryTransportOptions {
   /** The server's base URL (http://host:port), HTTP/2 with prior knowledge. */
@@ -26,13 +27,16 @@ export interface ConnectUnaryTransportOptions {
  * connect's own functions to read responses (validateResponse, trailerDemux,
  * errorFromJsonBytes), so callers see the same ConnectErrors, details and
  * metadata. Deadlines travel as connect-timeout-ms and are enforced here too.
- * Failures before the request reached the server keep their Node cause
- * (ECONNREFUSED, REFUSED_STREAM, GOAWAY) for the failover's retry decision.
+ * A call that provably never reached the server (no connection, a session
+ * that is closing, a stream that never got its id, or one refused: RFC 9113
+ * §8.7) fails with a CallNotSentError, which the failover may send elsewhere;
+ * the Node error is its cause.
  */
 export function createConnectUnaryTransport(options: ConnectUnaryTransportOptions): Transport {
   let session: http2.ClientHttp2Session | undefined;
   const connect = () => {
     const created = http2.connect(options.baseUrl);
+    created.once("connect", () => established.add(created));
     created.on("error", () => {}); // each call sees its own stream's error
     created.on("goaway", () => {
       if (session === created) session = undefined; // new calls open a new session
@@ -95,6 +99,9 @@ export function createConnectUnaryTransport(options: ConnectUnaryTransportOption
   };
 }
 
+/** Sessions whose connection was established: before that, no byte of any request went out. */
+const established = new WeakSet<http2.ClientHttp2Session>();
+
 interface RawResponse {
   status: number;
   responseHeader: Headers;
@@ -111,12 +118,23 @@ function send(
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new ConnectError("the operation was aborted", Code.Canceled));
     let stream: http2.ClientHttp2Stream;
+    let used: http2.ClientHttp2Session;
     try {
-      stream = session().request(requestHeaders);
+      used = session();
+      stream = used.request(requestHeaders);
     } catch (error) {
-      // A session that is closing refuses new streams: nothing was sent.
-      return reject(new ConnectError(`the connection is closing: ${(error as Error).message}`, Code.Unavailable, undefined, undefined, error));
+      // A session that is closing (GOAWAY received) refuses new streams: nothing was sent.
+      return reject(new CallNotSentError(`the connection is closing: ${(error as Error).message}`, error));
     }
+    /**
+     * Nothing of this call reached the server when the connection was never
+     * established, the stream never got its id (its HEADERS frame was never
+     * written), or the server refused the stream: RFC 9113 §8.7, REFUSED_STREAM
+     * means it was not processed (nghttp2 also closes the streams above a
+     * GOAWAY's last stream id with it, §6.8). Node reports a refused stream as
+     * an error or as a close; both ask here.
+     */
+    const notSent = () => !established.has(used) || stream.pending || stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
     let settled = false;
     const finish = (outcome: () => void) => {
       if (settled) return;
@@ -144,17 +162,23 @@ function send(
       }
     });
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("end", () => finish(() => resolve({ status, responseHeader, responseBody: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) })));
-    stream.on("error", (error) => finish(() => reject(new ConnectError(error.message, Code.Unavailable, undefined, undefined, error))));
+    stream.on("end", () =>
+      finish(() =>
+        status === 0
+          ? // The connection went away after the request went out and before any answer: it may have been processed.
+            reject(new ConnectError("the connection closed before a response", Code.Unavailable))
+          : resolve({ status, responseHeader, responseBody: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }),
+      ),
+    );
+    stream.on("error", (error) =>
+      finish(() => reject(notSent() ? new CallNotSentError(`the call was not sent: ${error.message}`, error) : new ConnectError(error.message, Code.Unavailable, undefined, undefined, error))),
+    );
     stream.on("close", () => {
-      // RFC 9113 §8.7: REFUSED_STREAM means the server did not process the request.
-      const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
       finish(() =>
         reject(
-          new ConnectError(
-            refused ? "the stream was refused (REFUSED_STREAM)" : `the stream closed with code ${stream.rstCode} before a response`,
-            refused ? Code.Unavailable : Code.Internal,
-          ),
+          notSent()
+            ? new CallNotSentError(`the call was not sent (the stream closed with code ${stream.rstCode})`)
+            : new ConnectError(`the stream closed with code ${stream.rstCode} before a response`, Code.Internal),
         ),
       );
     });

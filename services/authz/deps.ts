@@ -24,7 +24,7 @@ export interface AuthzDeps {
   /**
    * Applies a new configuration without dropping a connection: clients,
    * scopes, users, lifetimes, limits, the gateway credential and the signing
-   * keys. Listen address, Redis and key prefix need a restart; a change to them
+   * keys. Listen address, Redis, key prefix and the RPC fast path need a restart; a change to them
    * is reported and not applied. A configuration whose keys do not load is
    * refused whole, and the old one stays.
    */
@@ -73,13 +73,14 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
         ["authz.host/port", before.listen, next.listen],
         ["authz.redis", before.redis, next.redis],
         ["authz.keyPrefix", before.keyPrefix, next.keyPrefix],
+        ["authz.rpc", before.rpc, next.rpc],
       ]
         .filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b))
         .map(([name]) => name as string);
       const sameKeys = JSON.stringify(before.signingKeys) === JSON.stringify(next.signingKeys);
       const keys = sameKeys ? current.keys : await loadKeyRing(next, log);
       // What needs a restart keeps its running value until then.
-      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix }, keys);
+      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc }, keys);
       return { needsRestart };
     },
     close: () => store.close(),

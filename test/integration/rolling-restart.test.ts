@@ -77,6 +77,7 @@ describe("a rolling restart of one of two authz replicas under load", () => {
       clientSecret: SECRETS.gateway,
       // Each call's deadline: a call on a loaded machine may be slow, and must not fail for that.
       timeoutMs: scaledBudget(5_000),
+      transport: "lean",
     });
     const failures: string[] = [];
     let started = 0;

@@ -4,6 +4,7 @@ import { Code, ConnectError, createClient, type Client, type Transport } from "@
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { pino } from "pino";
 import { stringify } from "yaml";
+import { SERVICE_CREDENTIAL_HEADER } from "../../contract/metadata.js";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { OAuthErrorDetailSchema, type OAuthErrorDetail } from "../../gen/gatehouse/v1/errors_pb.js";
 import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
@@ -158,7 +159,7 @@ export async function startTestAuthz(
     transport,
     authz: createClient(AuthorizationService, transport),
     sessions: createClient(SessionService, transport),
-    asGateway: { headers: { "gatehouse-service-credential": SECRETS.service } },
+    asGateway: { headers: { [SERVICE_CREDENTIAL_HEADER]: SECRETS.service } },
     close: () => running.close(1_000),
   };
 }
@@ -176,7 +177,7 @@ export function pkcePair(): { verifier: string; challenge: string } {
 
 /** Runs Authorize and an approving Decide; returns the code and the redirect it came in. */
 export async function obtainCode(
-  t: TestAuthz,
+  t: Pick<TestAuthz, "authz" | "asGateway">,
   request: { clientId: string; redirectUri?: string; scope?: string; state?: string; codeChallenge?: string; codeChallengeMethod?: string; subject?: string },
 ): Promise<{ code: string; redirect: URL }> {
   const pending = await t.authz.authorize(
@@ -202,7 +203,7 @@ export async function obtainCode(
 }
 
 /** A confidential web client's full code flow with PKCE, ending in a token set. */
-export async function issueTokens(t: TestAuthz, options: { clientId?: "web" | "grace"; scope?: string } = {}) {
+export async function issueTokens(t: Pick<TestAuthz, "authz" | "asGateway">, options: { clientId?: "web" | "grace"; scope?: string } = {}) {
   const clientId = options.clientId ?? "web";
   const secret = clientId === "web" ? SECRETS.web : SECRETS.grace;
   const pkce = pkcePair();

@@ -1,4 +1,5 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { CLIENT_ADDRESS_HEADER, SERVICE_CREDENTIAL_HEADER } from "../../../contract/metadata.js";
 import type { ClientCall } from "../oauth/authorization-server.js";
 import { OAuthError } from "../oauth/errors.js";
 import { constantTimeEqual } from "../oauth/secrets.js";
@@ -6,10 +7,6 @@ import { constantTimeEqual } from "../oauth/secrets.js";
 /** The TCP peer of a call, set by the server for every request (server.ts). */
 export const kPeerAddress = createContextKey<string>("", { description: "peer address" });
 
-/** Metadata carrying the gateway's service credential. */
-export const SERVICE_CREDENTIAL_HEADER = "gatehouse-service-credential";
-/** Metadata in which the gateway reports the browser's address; believed only with the service credential. */
-export const CLIENT_ADDRESS_HEADER = "gatehouse-client-address";
 
 export interface CallerCheck {
   /** The gateway's credential in force (a reload may change it); undefined: nobody may call the gateway-only RPCs. */

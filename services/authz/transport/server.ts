@@ -9,11 +9,28 @@ export interface RpcHandler {
   stream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
 }
 
+/**
+ * Every call through one Node request handler (connect-node's adapter): HTTP/2
+ * streams get Node's compatibility request and response objects, built as
+ * Node's own request listener would build them.
+ */
+export function createConnectNodeHandler(handler: (request: http.IncomingMessage | http2.Http2ServerRequest, response: http.ServerResponse | http2.Http2ServerResponse) => void): RpcHandler {
+  return {
+    node: handler,
+    stream: (stream, headers, _flags, rawHeaders) => handler(new http2.Http2ServerRequest(stream, headers, {}, rawHeaders), new http2.Http2ServerResponse(stream)),
+  };
+}
+
 /** The client connection preface of HTTP/2 (RFC 9113 §3.4) starts with these bytes; no HTTP/1.1 method does. */
 const H2_PREFACE_START = Buffer.from("PRI * HTTP/2.0");
 
 export interface RpcServer {
   listen(port: number, host: string): Promise<AddressInfo>;
+  /**
+   * Calls (HTTP/1.1 exchanges, HTTP/2 streams) the server still holds open:
+   * one that ends, or that its client resets or abandons, no longer counts.
+   */
+  openCalls(): number;
   /**
    * Stops accepting connections, lets in-flight calls finish for up to
    * `graceMs` (HTTP/2 sessions get GOAWAY; idle HTTP/1.1 connections close),
@@ -32,6 +49,16 @@ export function createRpcServer(handler: RpcHandler): RpcServer {
   const h1 = http.createServer({ keepAliveTimeout: 65_000 }, handler.node);
   // No request listener: Node's compatibility layer is built per stream only when the handler asks for it.
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1_000 } });
+  let open = 0;
+  const ended = () => void open--;
+  h1.on("request", (_request: http.IncomingMessage, response: http.ServerResponse) => {
+    open++;
+    response.once("close", ended);
+  });
+  h2.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open++;
+    stream.once("close", ended);
+  });
   h2.on("stream", handler.stream);
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<net.Socket>();
@@ -65,6 +92,7 @@ export function createRpcServer(handler: RpcHandler): RpcServer {
   });
 
   return {
+    openCalls: () => open,
     listen(port, host) {
       return new Promise((resolve, reject) => {
         listener.once("error", reject);

@@ -1,0 +1,24 @@
+/**
+ * The RPC metadata the contract uses beside its messages; protobuf has no
+ * place for them. proto/gatehouse/v1/ defines what a call carries in its
+ * messages; these headers carry what is about the call itself (who is calling,
+ * on whose behalf). The gateway sets them (gateway/rpc/), the authz service
+ * reads them (services/authz/rpc/caller.ts): both import the names from here.
+ *
+ * Metadata names are lower case: HTTP/2 (RFC 9113 §8.2.2) and gRPC require it.
+ */
+
+/**
+ * The gateway's service credential. Gateway-only RPCs (Authorize, Decide,
+ * the session service) assert who the resource owner is; the authz service
+ * answers them only for a caller presenting this credential, compared in
+ * constant time.
+ */
+export const SERVICE_CREDENTIAL_HEADER = "gatehouse-service-credential";
+
+/**
+ * The browser's address as the gateway saw it, for the authz service's
+ * failure limits per address. Believed only together with the service
+ * credential; otherwise the RPC peer's address counts.
+ */
+export const CLIENT_ADDRESS_HEADER = "gatehouse-client-address";
