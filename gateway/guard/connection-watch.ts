@@ -43,17 +43,29 @@ export interface ConnectionWatchOptions<H> {
   sweepIntervalMs?: number;
 }
 
+/**
+ * A token the authz service still called active although this gateway's
+ * clock has passed its `exp` (the two clocks disagree): the authz service
+ * decides whether a token is live, so the connection is not cut at once, but
+ * it is given no longer than this.
+ */
+export const CLOCK_SKEW_GRACE_MS = 60_000;
+
 export function createConnectionWatch<H>(options: ConnectionWatchOptions<H>): ConnectionWatchControl<H> {
   const watched = new Map<H, Principal>();
+  /** The deadline of connections whose token had already expired by this gateway's clock when they were added (rare). */
+  const skewed = new Map<H, number>();
+  const deadlineOf = (handle: H, principal: Principal) => skewed.get(handle) ?? principal.expiresAt;
   /** No token expires before this: a sweep before it has nothing to do. */
   let nextExpiry = Number.POSITIVE_INFINITY;
   let closed = false;
 
-  const endAll = (matches: (principal: Principal) => boolean, reason: ConnectionEnd): number => {
+  const endAll = (matches: (principal: Principal, handle: H) => boolean, reason: ConnectionEnd): number => {
     const ending: H[] = [];
-    for (const [handle, principal] of watched) if (matches(principal)) ending.push(handle);
+    for (const [handle, principal] of watched) if (matches(principal, handle)) ending.push(handle);
     for (const handle of ending) {
       watched.delete(handle);
+      skewed.delete(handle);
       try {
         options.end(handle, reason);
       } catch {
@@ -65,9 +77,12 @@ export function createConnectionWatch<H>(options: ConnectionWatchOptions<H>): Co
 
   const sweep = (now: number): number => {
     if (closed || now < nextExpiry) return 0;
-    const ended = endAll((principal) => principal.expiresAt <= now, "expired");
+    const ended = endAll((principal, handle) => deadlineOf(handle, principal) <= now, "expired");
     nextExpiry = Number.POSITIVE_INFINITY;
-    for (const principal of watched.values()) if (principal.expiresAt < nextExpiry) nextExpiry = principal.expiresAt;
+    for (const [handle, principal] of watched) {
+      const deadline = deadlineOf(handle, principal);
+      if (deadline < nextExpiry) nextExpiry = deadline;
+    }
     return ended;
   };
 
@@ -78,10 +93,14 @@ export function createConnectionWatch<H>(options: ConnectionWatchOptions<H>): Co
     add(handle, principal) {
       if (closed) return;
       watched.set(handle, principal);
-      if (principal.expiresAt < nextExpiry) nextExpiry = principal.expiresAt;
+      let deadline = principal.expiresAt;
+      const now = options.clock();
+      if (deadline <= now) skewed.set(handle, (deadline = now + CLOCK_SKEW_GRACE_MS));
+      if (deadline < nextExpiry) nextExpiry = deadline;
     },
     delete(handle) {
       watched.delete(handle);
+      if (skewed.size > 0) skewed.delete(handle);
     },
     get size() {
       return watched.size;
@@ -96,6 +115,7 @@ export function createConnectionWatch<H>(options: ConnectionWatchOptions<H>): Co
       closed = true;
       clearInterval(timer);
       watched.clear();
+      skewed.clear();
     },
   };
 }

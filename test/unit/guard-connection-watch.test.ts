@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { createConnectionWatch, type ConnectionEnd, type ConnectionWatchControl } from "../../gateway/guard/connection-watch.js";
+import { CLOCK_SKEW_GRACE_MS, createConnectionWatch, type ConnectionEnd, type ConnectionWatchControl } from "../../gateway/guard/connection-watch.js";
 import type { Principal } from "../../gateway/guard/introspection-cache.js";
 
 /** Long-lived connections end with their token: revoked (the token or its grant) or expired. Time is an argument. */
@@ -88,5 +88,22 @@ describe("the connection watch", () => {
     watch.add("b", principal("jti-1", "grant-1", 10_000));
     expect(watch.revoked({ jti: "jti-1" })).toBe(2);
     expect(ended).toEqual(["a", "b"]);
+  });
+});
+
+describe("clocks that disagree", () => {
+  it("a token the authz service called live after this gateway's clock passed its exp is not cut at once, but within CLOCK_SKEW_GRACE_MS", () => {
+    let now = 10_000;
+    const ended: string[] = [];
+    watch = createConnectionWatch<string>({ end: (handle) => ended.push(handle), clock: () => now, sweepIntervalMs: 60_000 });
+    watch.add("skewed", principal("jti-1", "grant-1", 9_000));
+    watch.add("fine", principal("jti-2", "grant-2", 20_000));
+    expect(watch.sweep(now)).toBe(0);
+    now = 20_000;
+    expect(watch.sweep(now)).toBe(1);
+    expect(ended).toEqual(["fine"]);
+    expect(watch.sweep(10_000 + CLOCK_SKEW_GRACE_MS - 1)).toBe(0);
+    expect(watch.sweep(10_000 + CLOCK_SKEW_GRACE_MS)).toBe(1);
+    expect(ended).toEqual(["fine", "skewed"]);
   });
 });
