@@ -105,10 +105,14 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const upstreamSockets = new WeakMap<Duplex, Duplex>();
 
   // Long-lived connections end with their token (see the module comment).
-  const responses = pipeline.watchConnections<ServerResponse>((res, reason) => {
-    log.info({ reason }, "guard: a proxied response outlived its token; cut");
-    res.destroy();
-  });
+  // A response already on its way when its token is revoked may finish (one sweep, 250 ms); one still open then is cut.
+  const responses = pipeline.watchConnections<ServerResponse>(
+    (res, reason) => {
+      log.info({ reason }, "guard: a proxied response outlived its token; cut");
+      res.destroy();
+    },
+    { revocationGraceMs: 250 },
+  );
   const webSockets = pipeline.watchConnections<Duplex>((socket, reason) => endWebSocket(socket, reason));
   // One listener for every response (no closure per request): 'close' comes when it finished or the client left.
   const unwatchResponse = function (this: ServerResponse) {

@@ -27,7 +27,7 @@ export interface ConnectionWatch<H> {
 
 /** The pipeline's side of a watch. */
 export interface ConnectionWatchControl<H> extends ConnectionWatch<H> {
-  /** Ends every connection of the revoked token or grant; returns how many. */
+  /** Ends every connection of the revoked token or grant (after revocationGraceMs); returns how many. */
   revoked(target: RevocationTarget): number;
   /** Ends every connection whose token has expired at `now`; returns how many. */
   sweep(now: number): number;
@@ -41,6 +41,14 @@ export interface ConnectionWatchOptions<H> {
   clock: () => number;
   /** How often expiry is checked (real time); default 250 ms, well within the second the issue allows. */
   sweepIntervalMs?: number;
+  /**
+   * How long a connection of a revoked token may still finish by itself
+   * before it is ended (default 0: at once). Plain responses get one sweep:
+   * a response that was already on its way when the revocation came completes
+   * as it would have a moment earlier; one that is still open a sweep later
+   * (an event stream, a long poll) is long-lived, and is cut.
+   */
+  revocationGraceMs?: number;
 }
 
 /**
@@ -59,6 +67,9 @@ export function createConnectionWatch<H>(options: ConnectionWatchOptions<H>): Co
   /** No token expires before this: a sweep before it has nothing to do. */
   let nextExpiry = Number.POSITIVE_INFINITY;
   let closed = false;
+  const graceMs = options.revocationGraceMs ?? 0;
+  /** Connections of revoked tokens, and when they are ended unless they finish first. */
+  const revokedUntil = new Map<H, number>();
 
   const endAll = (matches: (principal: Principal, handle: H) => boolean, reason: ConnectionEnd): number => {
     const ending: H[] = [];
@@ -66,6 +77,7 @@ export function createConnectionWatch<H>(options: ConnectionWatchOptions<H>): Co
     for (const handle of ending) {
       watched.delete(handle);
       skewed.delete(handle);
+      revokedUntil.delete(handle);
       try {
         options.end(handle, reason);
       } catch {
@@ -76,8 +88,17 @@ export function createConnectionWatch<H>(options: ConnectionWatchOptions<H>): Co
   };
 
   const sweep = (now: number): number => {
-    if (closed || now < nextExpiry) return 0;
-    const ended = endAll((principal, handle) => deadlineOf(handle, principal) <= now, "expired");
+    if (closed) return 0;
+    let ended = 0;
+    if (revokedUntil.size > 0) {
+      const due = (_principal: Principal, handle: H) => {
+        const until = revokedUntil.get(handle);
+        return until !== undefined && until <= now;
+      };
+      ended += endAll(due, "revoked");
+    }
+    if (now < nextExpiry) return ended;
+    ended += endAll((principal, handle) => deadlineOf(handle, principal) <= now, "expired");
     nextExpiry = Number.POSITIVE_INFINITY;
     for (const [handle, principal] of watched) {
       const deadline = deadlineOf(handle, principal);
@@ -101,14 +122,27 @@ export function createConnectionWatch<H>(options: ConnectionWatchOptions<H>): Co
     delete(handle) {
       watched.delete(handle);
       if (skewed.size > 0) skewed.delete(handle);
+      if (revokedUntil.size > 0) revokedUntil.delete(handle);
     },
     get size() {
       return watched.size;
     },
     revoked(target) {
       if (closed || watched.size === 0) return 0;
-      if ("jti" in target) return target.jti === "" ? 0 : endAll((principal) => principal.jti === target.jti, "revoked");
-      return target.grantId === "" ? 0 : endAll((principal) => principal.grantId === target.grantId, "revoked");
+      const matches =
+        "jti" in target
+          ? (principal: Principal) => target.jti !== "" && principal.jti === target.jti
+          : (principal: Principal) => target.grantId !== "" && principal.grantId === target.grantId;
+      if (graceMs <= 0) return endAll(matches, "revoked");
+      const until = options.clock() + graceMs;
+      let count = 0;
+      for (const [handle, principal] of watched) {
+        if (matches(principal) && !revokedUntil.has(handle)) {
+          revokedUntil.set(handle, until);
+          count++;
+        }
+      }
+      return count;
     },
     sweep,
     close() {
@@ -116,6 +150,7 @@ export function createConnectionWatch<H>(options: ConnectionWatchOptions<H>): Co
       clearInterval(timer);
       watched.clear();
       skewed.clear();
+      revokedUntil.clear();
     },
   };
 }

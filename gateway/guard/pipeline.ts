@@ -137,11 +137,16 @@ export interface GuardPipeline {
    * A watch over connections an entrance holds open for allowed requests:
    * `end(handle, reason)` is called when the token of a handle's principal
    * is revoked, its grant is revoked, or it expires. Closed with the pipeline.
+   * `revocationGraceMs`: how long a revoked token's connection may still
+   * finish by itself (plain responses in flight); default 0, at once.
    */
-  watchConnections<H>(end: (handle: H, reason: ConnectionEnd) => void): ConnectionWatch<H>;
+  watchConnections<H>(end: (handle: H, reason: ConnectionEnd) => void, options?: { revocationGraceMs?: number }): ConnectionWatch<H>;
   /** Starts the revocation feed (idempotent); call once the process serves. */
   start(): void;
-  /** Stops the feed and the watches. */
+  /**
+   * Stops the feed (until start() again: meanwhile nothing is served from the
+   * cache) and ends the watches (their connections are not ended by it).
+   */
   close(): Promise<void>;
 }
 
@@ -202,7 +207,9 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
   if (cache !== undefined) metrics.cacheSize(() => cache.size);
   const authenticator = createAuthenticator({ introspect: deps.introspect, cache, trust: deps.revocations, clock, metrics });
   const watches = new Set<ConnectionWatchControl<unknown>>();
-  const removeListener = deps.revocations.addListener({
+  // For the pipeline's whole life: after close() the feed is stopped (so the cache is not
+  // trusted), and a start() again finds the cache still evicted by revocations.
+  deps.revocations.addListener({
     revoked: (target) => {
       if (cache !== undefined) {
         if ("jti" in target) cache.evictToken(target.jti);
@@ -379,8 +386,8 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
   return {
     decide,
     isOwnPath: (path) => ownPaths.has(path),
-    watchConnections<H>(end: (handle: H, reason: ConnectionEnd) => void): ConnectionWatch<H> {
-      const watch = createConnectionWatch<H>({ end, clock });
+    watchConnections<H>(end: (handle: H, reason: ConnectionEnd) => void, options: { revocationGraceMs?: number } = {}): ConnectionWatch<H> {
+      const watch = createConnectionWatch<H>({ end, clock, revocationGraceMs: options.revocationGraceMs });
       watches.add(watch as ConnectionWatchControl<unknown>);
       return watch;
     },
@@ -388,7 +395,6 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
       deps.revocations.start();
     },
     async close() {
-      removeListener();
       for (const watch of watches) watch.close();
       watches.clear();
       await deps.revocations.stop();

@@ -125,6 +125,27 @@ describe("a revoked token ends its open connections at every gateway", () => {
   });
 });
 
+describe("what is not long-lived is not cut", () => {
+  it("a response already on its way when its token is revoked completes (the upstream answers 50 ms later)", async () => {
+    const { accessToken } = await s.tokens("read");
+    const url = new URL(s.gateway.url);
+    const done = new Promise<{ status: number; complete: boolean }>((resolve) => {
+      const req = httpRequest({ host: url.hostname, port: url.port, path: "/events/short?echo-delay=50", headers: bearer(accessToken), agent: false }, (res) => {
+        res.on("data", () => {});
+        res.once("end", () => resolve({ status: res.statusCode ?? 0, complete: res.complete }));
+        res.once("aborted", () => resolve({ status: res.statusCode ?? 0, complete: false }));
+      });
+      req.on("error", () => resolve({ status: 0, complete: false }));
+      req.end();
+    });
+    await eventually(() => s.upstream.received.some((r) => r.path === "/events/short"));
+    await s.authz.authz.revoke({ token: accessToken }, basic("web", SECRETS.web));
+    expect(await done).toEqual({ status: 200, complete: true });
+    // The token itself is refused from now on.
+    await eventually(async () => (await fetch(`${s.gateway.url}/events/x`, { headers: bearer(accessToken) })).status === 401);
+  });
+});
+
 describe("an expired token ends its open connections", () => {
   it("a WebSocket is closed with 1008 once the gateway's clock passes the token's exp; a stream is cut", async () => {
     clock.reset();

@@ -107,3 +107,23 @@ describe("clocks that disagree", () => {
     expect(ended).toEqual(["fine", "skewed"]);
   });
 });
+
+describe("revocationGraceMs (plain responses)", () => {
+  it("a revoked token's response that finishes within the grace is not cut; one still open after it is", () => {
+    let now = 0;
+    const ended: Array<[string, ConnectionEnd]> = [];
+    watch = createConnectionWatch<string>({ end: (handle, reason) => ended.push([handle, reason]), clock: () => now, sweepIntervalMs: 60_000, revocationGraceMs: 250 });
+    watch.add("in flight", principal("jti-1", "grant-1", 10_000));
+    watch.add("stream", principal("jti-1", "grant-1", 10_000));
+    watch.add("other", principal("jti-2", "grant-2", 10_000));
+    expect(watch.revoked({ jti: "jti-1" })).toBe(2);
+    expect(ended).toEqual([]);
+    watch.delete("in flight");
+    now = 249;
+    expect(watch.sweep(now)).toBe(0);
+    now = 250;
+    expect(watch.sweep(now)).toBe(1);
+    expect(ended).toEqual([["stream", "revoked"]]);
+    expect(watch.size).toBe(1);
+  });
+});
