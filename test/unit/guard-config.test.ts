@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { DEFAULT_OVERRIDE_HEADERS, GatewayConfigError, parseGatewayConfig, type GatewayConfig } from "../../gateway/config.js";
+import { DEFAULT_OVERRIDE_HEADERS, parseGatewayConfig, type GatewayConfig } from "../../gateway/config.js";
+import { configErrorOf } from "../support/config-error-of.js";
 
 /** The guard's configuration fields of issue 10: routes[].audience and gateway.guard.overrideHeaders. */
 
@@ -16,13 +17,7 @@ function file(guard: Record<string, unknown> = {}, route: Record<string, unknown
 
 const parse = (text: string): GatewayConfig => parseGatewayConfig(text, ENV);
 function problemsOf(text: string): readonly string[] {
-  try {
-    parse(text);
-  } catch (error) {
-    if (error instanceof GatewayConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error("expected a GatewayConfigError, the configuration was accepted");
+  return configErrorOf(() => parse(text)).problems;
 }
 
 describe("routes[].audience (RFC 9068 §4)", () => {
