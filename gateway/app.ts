@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { GatewayDeps } from "./deps.js";
+import { checkEndpoint } from "./plugins/check-endpoint.js";
 import { guard } from "./plugins/guard.js";
 import { health } from "./plugins/health.js";
 import { metrics } from "./plugins/metrics.js";
@@ -59,6 +60,14 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   }
   await app.register(metrics, { metrics: deps.metrics, path: config.paths.metrics });
   await app.register(proxy, { timeoutMs: config.guard.upstreamTimeoutMs });
+  // The guard's second entrance, for nginx auth_request, Traefik forwardAuth and Caddy forward_auth: same pipeline.
+  await app.register(checkEndpoint, {
+    path: config.paths.check,
+    pipeline: deps.guard,
+    trustedProxies: config.trustedProxies,
+    realm: config.guard.realm,
+    identityHeaders: config.guard.identityHeaders,
+  });
   // Last: it takes every request that no route above serves.
   await app.register(guard, {
     config,
