@@ -47,7 +47,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   await app.register(requireHttps, {
     enabled: config.requireHttps,
     trustedProxies: config.trustedProxies,
-    exempt: [config.paths.healthz, config.paths.readyz, config.paths.metrics],
+    // The check endpoint applies the same rule to the request it is asked about, and answers as nginx can pass on.
+    exempt: [config.paths.healthz, config.paths.readyz, config.paths.metrics, config.paths.check],
   });
   await app.register(health, { authz: deps.authz, paths: config.paths, draining: deps.draining });
   // The browser-facing endpoints assert who the resource owner is: only a
@@ -63,6 +64,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   // The guard's second entrance, for nginx auth_request, Traefik forwardAuth and Caddy forward_auth: same pipeline.
   await app.register(checkEndpoint, {
     path: config.paths.check,
+    requireHttps: config.requireHttps,
     pipeline: deps.guard,
     trustedProxies: config.trustedProxies,
     realm: config.guard.realm,

@@ -2,11 +2,14 @@ import type { FastifyPluginAsync } from "fastify";
 import fp from "fastify-plugin";
 import { createCheckEntrance, type CheckAnswer, type CheckEntranceOptions } from "../entrances/check-endpoint.js";
 import type { GuardPipeline } from "../guard/pipeline.js";
-import { oauthErrorResponse } from "../oauth-error-response.js";
+import { bearerFailureResponse, oauthErrorResponse } from "../oauth-error-response.js";
+import { createTlsCheck } from "../tls-check.js";
 
 export interface CheckEndpointOptions extends CheckEntranceOptions {
   /** config.paths.check: one of the gateway's own paths, so the guard never proxies it. */
   path: string;
+  /** config.requireHttps: the original request must have come over TLS (the proxy's X-Forwarded-Proto says so). */
+  requireHttps: boolean;
   /** The guard's pipeline: the same route table, introspection cache and revocation feed as the sidecar. */
   pipeline: GuardPipeline;
 }
@@ -20,6 +23,17 @@ export interface CheckEndpointOptions extends CheckEntranceOptions {
  */
 const plugin: FastifyPluginAsync<CheckEndpointOptions> = async (app, options) => {
   const entrance = createCheckEntrance(options);
+  // Seed 002 / RFC 6750 §5.3: a bearer token sent in the clear is refused. The
+  // require-https plugin exempts this path and the rule is applied here, so
+  // that the refusal is a 403 nginx passes on rather than a 400 it makes a 500.
+  const cameOverTls = createTlsCheck({ enabled: options.requireHttps, trustedProxies: options.trustedProxies });
+  const notOverTls: CheckAnswer = bearerFailureResponse({
+    status: 403,
+    error: "invalid_request",
+    description: "the original request must use https",
+    realm: options.realm,
+    style: "rfc6750",
+  });
   const send = (reply: import("fastify").FastifyReply, answer: CheckAnswer) => reply.code(answer.status).headers(answer.headers).send(answer.body);
 
   app.route({
@@ -32,6 +46,7 @@ const plugin: FastifyPluginAsync<CheckEndpointOptions> = async (app, options) =>
         request.log.info({ status: description.answer.status }, "check: refused the check request");
         return send(reply, description.answer);
       }
+      if (cameOverTls !== undefined && !cameOverTls(raw)) return send(reply, notOverTls);
       let answer: CheckAnswer;
       try {
         answer = entrance.answer(await options.pipeline.decide(description.request), description.request);

@@ -174,6 +174,32 @@ describe("the check endpoint behind nginx", () => {
     expect(stranger.headers["x-gatehouse-subject"]).toBeUndefined();
   });
 
+  it("seed 002 (requireHttps): the original request must have used https, as the trusted proxy says; otherwise 403, which nginx passes on", async () => {
+    const strict = await table.gatewayConfig(await freePort(), (file) => {
+      file.issuer = "https://gatehouse.test";
+      file.requireHttps = true;
+      (file.gateway as Record<string, unknown>).trustedProxies = ["10.0.0.1"];
+    });
+    const strictApp = await buildApp(createGatewayDeps(strict, pino({ level: "silent" })));
+    try {
+      const ask = (proto: string | undefined) =>
+        strictApp.inject({
+          method: "GET",
+          url: strict.paths.check,
+          remoteAddress: "10.0.0.1",
+          headers: { "x-original-method": "GET", "x-original-uri": "/api/notes/1", authorization: `Bearer ${table.tokens.read}`, ...(proto === undefined ? {} : { "x-forwarded-proto": proto }) },
+        });
+      expect((await ask("https")).statusCode).toBe(200);
+      for (const proto of ["http", undefined]) {
+        const refused = await ask(proto);
+        expect(refused.statusCode, String(proto)).toBe(403);
+        expect(refused.headers["www-authenticate"]).toBe('Bearer realm="decision-table", error="invalid_request", error_description="the original request must use https"');
+      }
+    } finally {
+      await strictApp.close();
+    }
+  });
+
   it("a POST is checked as a POST (nginx's subrequest is a GET; X-Original-Method carries the method), and its body still reaches the upstream", async () => {
     const response = await fetch(`${nginx.url}/api/notes/1`, { method: "POST", headers: { authorization: `Bearer ${table.tokens.read}`, "content-type": "application/json" }, body: "{}" });
     expect(response.status).toBe(403);
