@@ -235,3 +235,34 @@ describe("the check endpoint behind nginx", () => {
     expect(readme).toContain(nginxGuardSite(README_NGINX_OPTIONS));
   });
 });
+
+describe("the check endpoint as Traefik forwardAuth and Caddy forward_auth call it", () => {
+  // Both send a GET to the check with X-Forwarded-Method/-Uri/-Host and the original fields.
+  const ask = (headers: Record<string, string>) => app.inject({ method: "GET", url: config.paths.check, remoteAddress: "127.0.0.1", headers });
+
+  it("allowed: 200, no body, the identity to copy (authResponseHeaders / copy_headers)", async () => {
+    const response = await ask({ "x-forwarded-method": "GET", "x-forwarded-uri": "/api/notes/./1?x=1", "x-forwarded-host": "notes.example", authorization: `Bearer ${table.tokens.read}` });
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toBe("");
+    expect(response.headers).toMatchObject({ "x-gatehouse-subject": "user-alice", "x-gatehouse-client": "web", "x-gatehouse-scope": "read", "x-gatehouse-target": "/api/notes/1?x=1" });
+  });
+
+  it("the method is the original one: a read token may not DELETE", async () => {
+    const response = await ask({ "x-forwarded-method": "DELETE", "x-forwarded-uri": "/api/notes/1", authorization: `Bearer ${table.tokens.read}` });
+    expect(response.statusCode).toBe(403);
+    expect(response.headers["www-authenticate"]).toContain('error="insufficient_scope"');
+  });
+
+  it("a client that adds nginx's X-Original-URI behind Traefik is refused, not read either way", async () => {
+    const response = await ask({ "x-forwarded-method": "GET", "x-forwarded-uri": "/api/admin/users", "x-original-uri": "/api/notes/1", "x-original-method": "GET", authorization: `Bearer ${table.tokens.read}` });
+    expect(response.statusCode).toBe(403);
+    expect(response.headers["www-authenticate"]).toContain('error="invalid_request"');
+    expect(response.headers["x-gatehouse-subject"]).toBeUndefined();
+  });
+
+  it("no token: 401 with the RFC 6750 §3.1 challenge, passed on by Traefik and Caddy as it is", async () => {
+    const response = await ask({ "x-forwarded-method": "GET", "x-forwarded-uri": "/api/notes/1" });
+    expect(response.statusCode).toBe(401);
+    expect(response.headers["www-authenticate"]).toBe('Bearer realm="decision-table"');
+  });
+});
