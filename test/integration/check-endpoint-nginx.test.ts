@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { buildApp } from "../../gateway/app.js";
-import type { GatewayConfig } from "../../gateway/config.js";
+import { DEFAULT_OVERRIDE_HEADERS, type GatewayConfig } from "../../gateway/config.js";
 import { createGatewayDeps } from "../../gateway/deps.js";
 import {
   GUARD_DECISION_TABLE,
@@ -14,7 +14,7 @@ import {
   type DecisionExpectation,
   type GuardDecisionFixture,
 } from "../support/guard-decision-table.js";
-import { README_NGINX_OPTIONS, nginxGuardSite, startNginx, type RunningNginx } from "../support/nginx.js";
+import { PATH_REWRITING_HEADERS, README_NGINX_OPTIONS, nginxGuardSite, startNginx, type RunningNginx } from "../support/nginx.js";
 import { ROOT } from "../support/process.js";
 import { freePort } from "../support/redis-server.js";
 
@@ -233,6 +233,10 @@ describe("the check endpoint behind nginx", () => {
   it("README: the nginx snippet is the configuration this test runs", () => {
     const readme = readFileSync(`${ROOT}README.md`, "utf8");
     expect(readme).toContain(nginxGuardSite(README_NGINX_OPTIONS));
+  });
+
+  it("the snippet clears exactly the override headers the sidecar removes by default (guard.overrideHeaders)", () => {
+    expect(PATH_REWRITING_HEADERS.map((name) => name.toLowerCase())).toEqual(DEFAULT_OVERRIDE_HEADERS);
   });
 });
 

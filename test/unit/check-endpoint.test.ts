@@ -45,7 +45,7 @@ describe("describe: the original request, believed only from trusted proxies", (
     ]);
     expect(request).toMatchObject({ method: "POST", target: "/api/notes/%2e%2e/x?y=1", peer: "198.51.100.7", requestId: "req-1", websocket: false });
     expect(request.headers).toMatchObject({ host: "notes.example", authorization: "Bearer abc" });
-    expect(Object.keys(request.headers)).not.toEqual(expect.arrayContaining(["x-original-uri"]));
+    expect(request.headers["x-original-uri"]).toBeUndefined();
     expect(request.headers["x-original-method"]).toBeUndefined();
     // The proxy's own hop is not the client's.
     expect(request.headers.connection).toBeUndefined();
