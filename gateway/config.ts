@@ -72,7 +72,9 @@ export type EndpointName =
   | "jwks"
   | "healthz"
   | "readyz"
-  | "metrics";
+  | "metrics"
+  /** The guard's check endpoint for nginx auth_request, Traefik forwardAuth and Caddy forward_auth (gateway/plugins/check-endpoint.ts). */
+  | "check";
 
 export interface GuardConfig {
   /** RFC 6750 §3 realm. */
@@ -164,6 +166,9 @@ const DEFAULT_PATHS: Record<EndpointName, string> = {
   healthz: "/healthz",
   readyz: "/readyz",
   metrics: "/metrics",
+  // Under a dot-segment name no application route is likely to use; one of the
+  // gateway's own paths, so the guard never proxies it, whatever the routes say.
+  check: "/.gatehouse/check",
 };
 
 const gatewaySchema = z.strictObject({
