@@ -65,11 +65,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     requireHttps: config.requireHttps,
     setRawEntry: (entry) => (rawEntry = entry),
     requestIdOf,
-    routes: deps.routes,
-    authz: deps.authz,
-    clock: deps.clock,
+    pipeline: deps.guard,
     metrics: deps.metrics,
-    revocations: deps.revocations,
   });
   return app;
 }

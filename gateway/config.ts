@@ -72,6 +72,13 @@ export interface GuardConfig {
   upstreamTimeoutMs: number;
   /** Envoy's external authorization (`Check` over gRPC, h2c) on a listener of its own; undefined: off. */
   extAuthz: { host: string; port: number } | undefined;
+  /**
+   * Request header fields that make common upstream frameworks rewrite the
+   * path or method (X-Original-URL, X-HTTP-Method-Override, ...): removed
+   * before a request is forwarded, in any letter case and with `_` for `-`.
+   * Lower-case; [] turns the removal off.
+   */
+  overrideHeaders: readonly string[];
 }
 
 export interface RouteConfig {
@@ -89,6 +96,12 @@ export interface RouteConfig {
   caseSensitive: boolean;
   /** How failures are written: RFC 6750 WWW-Authenticate with a JSON body, or RFC 9457 problem+json. */
   errorStyle: "rfc6750" | "problem+json";
+  /**
+   * The audiences the route accepts (RFC 9068 §4: the resource server checks
+   * that `aud` names it): a token whose `aud` contains none of them is
+   * invalid_token. Empty: any audience.
+   */
+  audience: readonly string[];
 }
 
 export class GatewayConfigError extends Error {
@@ -118,7 +131,22 @@ const routeSchema = z.strictObject({
   forwardAuthorization: z.boolean().default(false),
   caseSensitive: z.boolean().default(true),
   errorStyle: z.enum(["rfc6750", "problem+json"]).default("rfc6750"),
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
 });
+
+/** Header fields that make upstream frameworks rewrite the path or method (IIS URL Rewrite, Symfony, Spring, Rails, Express method-override, Envoy). */
+export const DEFAULT_OVERRIDE_HEADERS: readonly string[] = [
+  "x-original-url",
+  "x-rewrite-url",
+  "x-original-uri",
+  "x-forwarded-uri",
+  "x-forwarded-path",
+  "x-envoy-original-path",
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
+];
+const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "must be a header field name (RFC 9110 §5.1)");
 
 const DEFAULT_PATHS: Record<EndpointName, string> = {
   authorize: "/oauth2/authorize",
@@ -165,6 +193,7 @@ const gatewaySchema = z.strictObject({
       defaultUpstream: httpUrl.optional(),
       upstreamTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
       extAuthz: z.strictObject({ host: z.string().min(1).default("127.0.0.1"), port: z.number().int().min(0).max(65535) }).optional(),
+      overrideHeaders: z.array(headerName).default([...DEFAULT_OVERRIDE_HEADERS]),
     })
     .default({
       realm: "gatehouse",
@@ -173,6 +202,7 @@ const gatewaySchema = z.strictObject({
       identityHeaders: { subject: "X-Gatehouse-Subject", client: "X-Gatehouse-Client", scope: "X-Gatehouse-Scope" },
       unmatched: "deny",
       upstreamTimeoutMs: 30_000,
+      overrideHeaders: [...DEFAULT_OVERRIDE_HEADERS],
     }),
   drainTimeoutMs: z.number().int().min(0).max(120_000).default(10_000),
 });
@@ -262,6 +292,7 @@ export function parseGatewayConfig(text: string, env: Environment, source = "con
       unmatched: g.guard.unmatched === "deny" ? { kind: "deny" } : { kind: "passthrough", upstream: g.guard.unmatched.passthrough },
       defaultUpstream: g.guard.defaultUpstream,
       extAuthz: g.guard.extAuthz,
+      overrideHeaders: g.guard.overrideHeaders.map((name) => name.toLowerCase()),
     },
     routes,
     drainTimeoutMs: g.drainTimeoutMs,
@@ -302,6 +333,7 @@ function compileRoutes(
       forwardAuthorization: route.forwardAuthorization,
       caseSensitive: route.caseSensitive,
       errorStyle: route.errorStyle,
+      audience: route.audience === undefined ? [] : [route.audience].flat(),
     };
   });
   const fromScopes = new Map<string, RouteConfig>();
@@ -335,6 +367,7 @@ function compileRoutes(
         forwardAuthorization: false,
         caseSensitive: true,
         errorStyle: "rfc6750",
+        audience: [],
       });
     }),
   );

@@ -1,6 +1,8 @@
 import type { Logger } from "pino";
 import { createAuthzClient, type AuthzClient } from "./rpc/authz-client.js";
 import type { GatewayConfig, RouteConfig } from "./config.js";
+import { toIntrospected } from "./guard/authenticate.js";
+import { createGuardPipeline, type GuardPipeline } from "./guard/pipeline.js";
 import { compileRouteTable } from "./guard/rules.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
@@ -18,6 +20,13 @@ export interface GatewayDeps {
   readonly metrics: GatewayMetrics;
   /** The WatchRevocations subscription that keeps the guard's cache honest; the guard starts and stops it. */
   readonly revocations: RevocationFeed;
+  /**
+   * The guard's decision pipeline: one per process, shared by every entrance
+   * (the sidecar, the check endpoint, ext_authz), so that they share the
+   * route table, the introspection cache and the revocation feed. The guard
+   * plugin starts it when the app is ready and closes it with the app.
+   */
+  readonly guard: GuardPipeline;
   /** The route table in force; a reload replaces it (the guard recompiles when the list changes). */
   routes(): readonly RouteConfig[];
   /**
@@ -33,6 +42,23 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
   const clock = overrides.clock ?? (() => Date.now());
   const metrics = createGatewayMetrics();
   let routes = config.routes;
+  const revocations = createRevocationFeed({
+    // No deadline: the stream lives as long as the gateway (timeoutMs 0 overrides the transport's default).
+    // It authenticates as the gateway's own client, which a guard-only sidecar also has.
+    watch: (signal) => authz.authz.watchRevocations({}, { signal, timeoutMs: 0, headers: authz.asGatewayClient.headers }),
+    clock,
+    log: log.child({ component: "revocation-feed" }),
+    metrics: metrics.revocationFeed,
+  });
+  const guard = createGuardPipeline({
+    config,
+    routes: () => routes,
+    introspect: async (token) => toIntrospected(await authz.authz.introspect({ token }, authz.asGatewayClient)),
+    revocations,
+    clock,
+    metrics,
+    log,
+  });
   return {
     config,
     log,
@@ -40,14 +66,8 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
     clock,
     draining: overrides.draining ?? (() => false),
     metrics,
-    revocations: createRevocationFeed({
-      // No deadline: the stream lives as long as the gateway (timeoutMs 0 overrides the transport's default).
-      // It authenticates as the gateway's own client, which a guard-only sidecar also has.
-      watch: (signal) => authz.authz.watchRevocations({}, { signal, timeoutMs: 0, headers: authz.asGatewayClient.headers }),
-      clock,
-      log: log.child({ component: "revocation-feed" }),
-      metrics: metrics.revocationFeed,
-    }),
+    revocations,
+    guard,
     routes: () => routes,
     reload(next) {
       compileRouteTable(next.routes); // throws on a pattern that does not compile: nothing is applied

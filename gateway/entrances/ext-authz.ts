@@ -28,7 +28,7 @@ const NOT_SET = new Set(["connection", "keep-alive", "proxy-connection", "transf
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** The pipeline behind a `Check`: the same decision the sidecar and the check endpoint make. */
-export function createExtAuthzCheck(pipeline: GuardPipeline): ExtAuthzCheck {
+export function createExtAuthzCheck(pipeline: Pick<GuardPipeline, "decide">): ExtAuthzCheck {
   return (check) => {
     const http = check.attributes?.request?.http;
     // The network (TCP) filter sends no HTTP attributes: there is no request to decide on.

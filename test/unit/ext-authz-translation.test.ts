@@ -69,6 +69,8 @@ const refusal = (over: Partial<Refusal>): Refusal => ({
   route: "notes",
   outcome: "missing_token",
   status: 401,
+  error: undefined,
+  description: "a bearer token is required",
   headers: { "content-type": "application/json", "www-authenticate": 'Bearer realm="notes-api"', "cache-control": "no-store", "content-length": "2" },
   body: "{}",
   ...over,
@@ -83,6 +85,7 @@ const principal: Principal = {
   expiresAt: 1_000_000,
   jti: "jti-1",
   grantId: "grant-1",
+  audience: ["https://notes.example"],
   headerValues: { subject: "user-1", client: "web", scope: "read" },
 };
 
@@ -91,9 +94,11 @@ const allowance = (over: Partial<Allowance>): Allowance => ({
   route: "notes",
   outcome: "allowed",
   principal,
+  expiresAt: 1_000_000,
   path: "/api/notes/1",
   search: "",
   upstream: "http://upstream",
+  errorStyle: "rfc6750",
   setHeaders: { "x-gatehouse-subject": "user-1", "x-gatehouse-client": "web", "x-gatehouse-scope": "read" },
   removeHeaders: ["authorization", "x-gatehouse-subject", "x_gatehouse_subject", "x-original-url"],
   ...over,
@@ -153,7 +158,7 @@ describe("Allowance → OkHttpResponse", () => {
   });
 
   it("a passthrough sets nothing and still removes the caller's identity headers", () => {
-    const response = toCheckResponse(allowance({ principal: undefined, outcome: "passthrough", setHeaders: {}, removeHeaders: ["x-gatehouse-subject"] }), "/api/notes/1");
+    const response = toCheckResponse(allowance({ principal: undefined, expiresAt: undefined, outcome: "passthrough", setHeaders: {}, removeHeaders: ["x-gatehouse-subject"] }), "/api/notes/1");
     expect(response.httpResponse.value).toMatchObject({ headers: [], headersToRemove: ["x-gatehouse-subject"] });
   });
 });

@@ -20,6 +20,7 @@ const route = (name: string, path: string, extra: Partial<RouteConfig> = {}): Ro
   forwardAuthorization: false,
   caseSensitive: true,
   errorStyle: "rfc6750",
+  audience: [],
   ...extra,
 });
 
