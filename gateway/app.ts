@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { GatewayDeps } from "./deps.js";
+import { extAuthz } from "./plugins/ext-authz.js";
 import { guard } from "./plugins/guard.js";
 import { health } from "./plugins/health.js";
 import { metrics } from "./plugins/metrics.js";
@@ -68,6 +69,10 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     pipeline: deps.guard,
     metrics: deps.metrics,
   });
+  // Envoy's ext_authz Check, on a gRPC listener of its own, through the same pipeline.
+  if (config.guard.extAuthz !== undefined) {
+    await app.register(extAuthz, { listen: config.guard.extAuthz, pipeline: deps.guard, drainTimeoutMs: config.drainTimeoutMs });
+  }
   return app;
 }
 
