@@ -1,9 +1,11 @@
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { HeaderValueOption_HeaderAppendAction } from "../../gen/envoy/config/core/v3/base_pb.js";
-import { CheckRequestSchema } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
-import { createExtAuthzCheck, toCheckResponse, toGuardRequest } from "../../gateway/entrances/ext-authz.js";
+import { CheckRequestSchema, CheckResponseSchema, type CheckResponse } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
+import { createExtAuthzCheck, toCheckAnswer, toGuardRequest } from "../../gateway/entrances/ext-authz.js";
+import { decodeCheckRequest, encodeCheckResponse, type CheckAnswer } from "../../gateway/entrances/ext-authz-wire.js";
+import type { GuardDecision } from "../../gateway/guard/pipeline.js";
 import type { Allowance, Refusal } from "../../gateway/guard/pipeline.js";
 import type { Principal } from "../../gateway/guard/introspection-cache.js";
 import { envoyCheckRequest } from "../support/ext-authz-client.js";
@@ -12,26 +14,34 @@ import { envoyCheckRequest } from "../support/ext-authz-client.js";
  * Entrance 3's translation, both ways: the CheckRequest Envoy sends into the
  * pipeline's GuardRequest, and the pipeline's decision into the
  * CheckResponse Envoy acts on (envoy/service/auth/v3/external_auth.proto).
+ * The requests are encoded, and the answers decoded, by the code generated
+ * from proto/envoy/: the hand-written wire codec must agree with it.
  */
 
-const httpOf = (init: Parameters<typeof envoyCheckRequest>[0]) => create(CheckRequestSchema, envoyCheckRequest(init)).attributes!;
+const decoded = (init: MessageInitShape<typeof CheckRequestSchema>) => decodeCheckRequest(toBinary(CheckRequestSchema, create(CheckRequestSchema, init)));
+const guardRequestOf = (init: Parameters<typeof envoyCheckRequest>[0], patch: (request: ReturnType<typeof envoyCheckRequest>) => void = () => {}) => {
+  const request = envoyCheckRequest(init);
+  patch(request);
+  const check = decoded(request);
+  return toGuardRequest(check.http!, check.peer);
+};
+const responseOf = (answer: CheckAnswer): CheckResponse => fromBinary(CheckResponseSchema, encodeCheckResponse(answer));
+const toCheckResponse = (decision: GuardDecision, target: string) => responseOf(toCheckAnswer(decision, target));
 
 describe("CheckRequest → GuardRequest", () => {
   it("takes method, target (path with query, undecoded), host and lower-case headers; leaves the pseudo-headers out", () => {
-    const attributes = httpOf({ method: "POST", path: "/api/notes/%2e%2e/x?y=1", host: "notes.example", headers: { Authorization: "Bearer abc", "X-Thing": "1" } });
-    const request = toGuardRequest(attributes.request!.http!, attributes.source);
+    const request = guardRequestOf({ method: "POST", path: "/api/notes/%2e%2e/x?y=1", host: "notes.example", headers: { Authorization: "Bearer abc", "X-Thing": "1" } });
     expect(request).toMatchObject({ method: "POST", target: "/api/notes/%2e%2e/x?y=1", peer: "203.0.113.7", websocket: false, requestId: "7d1c2b8e-0f4a-4d6e-9b1a-2c3d4e5f6a7b" });
     expect(request.headers).toEqual({ host: "notes.example", authorization: "Bearer abc", "x-thing": "1", "x-request-id": "7d1c2b8e-0f4a-4d6e-9b1a-2c3d4e5f6a7b" });
     expect(request.rawHeaders).toBeUndefined();
   });
 
   it("a WebSocket handshake is one (GET with Upgrade: websocket)", () => {
-    const attributes = httpOf({ path: "/ws", headers: { upgrade: "WebSocket", connection: "Upgrade" } });
-    expect(toGuardRequest(attributes.request!.http!, attributes.source).websocket).toBe(true);
+    expect(guardRequestOf({ path: "/ws", headers: { upgrade: "WebSocket", connection: "Upgrade" } }).websocket).toBe(true);
   });
 
   it("encode_raw_headers: header_map keeps repeated fields apart, so a second Authorization reaches the pipeline", () => {
-    const check = create(CheckRequestSchema, {
+    const check = decoded({
       attributes: {
         request: {
           http: {
@@ -50,17 +60,37 @@ describe("CheckRequest → GuardRequest", () => {
         },
       },
     });
-    const request = toGuardRequest(check.attributes!.request!.http!, undefined);
+    const request = toGuardRequest(check.http!, check.peer);
     expect(request.rawHeaders).toEqual(["authorization", "Bearer a", "authorization", "Bearer b", "accept", "text/plain"]);
     expect(request.headers).toMatchObject({ authorization: "Bearer a, Bearer b", accept: "text/plain", host: "h" });
     expect(request.peer).toBe("");
   });
 
   it("an unusable request id is replaced by a fresh one (it is sent upstream and logged)", () => {
-    const attributes = httpOf({ path: "/x" });
-    attributes.request!.http!.id = "bad id\r\n";
-    attributes.request!.http!.headers["x-request-id"] = "also bad";
-    expect(toGuardRequest(attributes.request!.http!, undefined).requestId).toMatch(/^[0-9a-f-]{36}$/);
+    const request = guardRequestOf({ path: "/x" }, (r) => {
+      const http = r.attributes!.request!.http!;
+      http.id = "bad id\r\n";
+      http.headers!["x-request-id"] = "also bad";
+    });
+    expect(request.requestId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("what the guard does not read is skipped: metadata, TLS details, fields Envoy adds later", () => {
+    const bytes = toBinary(CheckRequestSchema, create(CheckRequestSchema, envoyCheckRequest({ path: "/api/notes/1", headers: { authorization: "Bearer abc" } })));
+    // AttributeContext fields 11 (metadata_context), 12 (tls_session) and a future 99 (tag 0x9a 0x06), each a small message.
+    const unknown = (field: number) => [(field << 3) | 2, 2, 0x08, 0x01];
+    const extra = [...unknown(11), ...unknown(12), ...[0x9a, 0x06, 2, 0x08, 0x01]];
+    // A second `attributes` (1) is merged into the first, as protobuf merges a repeated message field.
+    const patched = Uint8Array.from([...bytes, 0x0a, extra.length, ...extra]);
+    const check = decodeCheckRequest(patched);
+    expect(check.http).toMatchObject({ method: "GET", path: "/api/notes/1", headers: { authorization: "Bearer abc" } });
+    expect(check.peer).toBe("203.0.113.7");
+  });
+
+  it("bytes that are not a CheckRequest are refused, not half-read", () => {
+    const bytes = toBinary(CheckRequestSchema, create(CheckRequestSchema, envoyCheckRequest({ path: "/api/notes/1" })));
+    expect(() => decodeCheckRequest(bytes.subarray(0, bytes.length - 3))).toThrow();
+    expect(() => decodeCheckRequest(Uint8Array.from([0xff, 0xff, 0xff]))).toThrow();
   });
 });
 
@@ -119,7 +149,7 @@ describe("Refusal → DeniedHttpResponse", () => {
     const denied = response.httpResponse.value as Extract<typeof response.httpResponse, { case: "deniedResponse" }>["value"];
     expect(denied.status?.code).toBe(status);
     expect(denied.body).toBe('{"error":"invalid_token"}');
-    expect(denied.headers.map((h) => [h.header?.key, h.header?.value, h.append])).toEqual([
+    expect(denied.headers.map((h: { header?: { key: string; value: string }; append?: boolean }) => [h.header?.key, h.header?.value, h.append])).toEqual([
       ["content-type", "application/json", false],
       ["www-authenticate", 'Bearer realm="r", error="invalid_token"', false],
       ["retry-after", "1", false],
@@ -170,7 +200,7 @@ describe("createExtAuthzCheck", () => {
         throw new Error("the pipeline must not be asked");
       },
     });
-    const response = await check(create(CheckRequestSchema, { attributes: {} }));
+    const response = responseOf(await check(decoded({ attributes: {} })));
     expect(response.status?.code).toBe(Code.InvalidArgument);
     expect(response.httpResponse.case).toBeUndefined();
   });
