@@ -6,7 +6,7 @@ import proxyAddr from "@fastify/proxy-addr";
 import type { Logger } from "pino";
 import type { GatewayConfig } from "../config.js";
 import { createUpstreamHeaders, type ForwardedFor } from "../guard/mutate.js";
-import { UNMATCHED, type Allowance, type GuardDecision, type GuardPipeline, type Refusal } from "../guard/pipeline.js";
+import { UNMATCHED, type Allowance, type GuardDecision, type GuardPipeline } from "../guard/pipeline.js";
 import type { ConnectionEnd } from "../guard/connection-watch.js";
 import { normalizeTarget, type NormalizedTarget } from "../guard/rules.js";
 import type { GatewayMetrics } from "../metrics.js";
@@ -154,7 +154,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   /** Carries out the decision: the refusal written, or the request rewritten and proxied. */
   const settle = (req: IncomingMessage, res: ServerResponse, requestId: string, websocket: boolean, decision: GuardDecision) => {
     if (decision.kind === "refuse") {
-      writeRefusal(res, decision);
+      // A refusal is a complete response; nothing is written if the client has gone.
+      writeErrorResponse(res, decision);
       return;
     }
     // The client may have left while the token was checked.
@@ -229,7 +230,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       if (target.ok && pipeline.isOwnPath(target.path)) return false;
       if (tlsCheck !== undefined && !tlsCheck(req)) {
         metrics.guardRequest(UNMATCHED, "bad_request");
-        writeErrorResponse(res, oauthErrorResponse({ status: 400, error: "invalid_request", description: "this endpoint must be used over https" }));
+        writeErrorResponse(res, bearerFailureResponse({ status: 400, error: "invalid_request", description: "this endpoint must be used over https", realm, style: "rfc6750" }));
         return true;
       }
       serve(req, res, options.requestIdOf(req), target.ok ? target : undefined);
@@ -252,11 +253,6 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       for (const socket of openSockets) socket.destroy();
     },
   };
-}
-
-/** Writes a refusal (a complete response) unless the client has gone. */
-function writeRefusal(res: ServerResponse, refusal: Refusal): void {
-  writeErrorResponse(res, refusal);
 }
 
 /**

@@ -58,6 +58,19 @@ describe("extractBearer: RFC 6750 §2.1, the Authorization header only", () => {
     expect(extractBearer({ authorization: "Bearer a" }, ["Authorization", "Bearer a", "authorization", "Bearer b"], "")).toMatchObject({ kind: "invalid_request" });
   });
 
+  it.each([
+    ["merged by a proxy into one field", { authorization: "Bearer a, Bearer b" }],
+    ["merged with another scheme", { authorization: "Basic d2ViOng=, Bearer b" }],
+    ["given as a list (Envoy, nginx)", { authorization: ["Bearer a", "Bearer b"] }],
+    ["a comma inside the credentials", { authorization: "Bearer a,b" }],
+  ])("RFC 6750 §3.1: two Authorization fields %s, without rawHeaders, are invalid_request", (_how, headers) => {
+    expect(extractBearer(headers, undefined, "")).toMatchObject({ kind: "invalid_request", description: "more than one Authorization header" });
+  });
+
+  it("one Authorization field given as a list of one is that field", () => {
+    expect(extractBearer({ authorization: ["Bearer abc"] }, undefined, "")).toEqual({ kind: "token", token: "abc" });
+  });
+
   it("the cache key is a hash of the token, not the token", () => {
     const token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
     expect(tokenHash(token)).not.toContain(token.slice(0, 10));
