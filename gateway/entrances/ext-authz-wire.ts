@@ -93,7 +93,8 @@ function readHttpRequest(reader: BinaryReader, stop: number): EnvoyHttpRequest {
   let method = "";
   let path = "";
   let host = "";
-  const headers: Record<string, string> = {};
+  // No prototype: a field named `__proto__` is a field like any other.
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   let headerMap: Array<{ key: string; value: string }> | undefined;
   eachField(reader, stop, (field, type) => {
     if (type !== WireType.LengthDelimited) return false;

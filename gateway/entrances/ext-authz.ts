@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import type { Allowance, GuardDecision, GuardPipeline, GuardRequest, Refusal } from "../guard/pipeline.js";
 import type { CheckAnswer, EnvoyCheck, EnvoyHttpRequest, HeaderToSet } from "./ext-authz-wire.js";
+
 /**
  * Entrance 3: Envoy's external authorization, v3 over gRPC
  * (`envoy.service.auth.v3.Authorization/Check`), as the ext_authz HTTP
@@ -42,7 +43,8 @@ export function createExtAuthzCheck(pipeline: Pick<GuardPipeline, "decide">): Ex
  * carry them.
  */
 export function toGuardRequest(http: EnvoyHttpRequest, peer: string): GuardRequest {
-  const headers: Record<string, string> = {};
+  // No prototype: a field named `__proto__` is a field like any other (as in Node's own header objects).
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   let rawHeaders: string[] | undefined;
   const entries = http.headerMap;
   if (entries !== undefined && entries.length > 0) {

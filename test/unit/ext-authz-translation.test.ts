@@ -36,6 +36,14 @@ describe("CheckRequest → GuardRequest", () => {
     expect(request.rawHeaders).toBeUndefined();
   });
 
+  it("a field named __proto__ is a field like any other, not the object's prototype", () => {
+    const request = guardRequestOf({ path: "/x", headers: { ["__proto__"]: "x", authorization: "Bearer abc" } as Record<string, string> }, (r) => {
+      r.attributes!.request!.http!.headers = { ["__proto__"]: "{}", authorization: "Bearer abc" };
+    });
+    expect(Object.keys(request.headers)).toEqual(expect.arrayContaining(["__proto__", "authorization"]));
+    expect(request.headers["__proto__"]).toBe("{}");
+  });
+
   it("a WebSocket handshake is one (GET with Upgrade: websocket)", () => {
     expect(guardRequestOf({ path: "/ws", headers: { upgrade: "WebSocket", connection: "Upgrade" } }).websocket).toBe(true);
   });
