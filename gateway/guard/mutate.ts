@@ -66,10 +66,22 @@ export function createIdentityMutation(options: { identityHeaders: IdentityHeade
   const removed = new Set([subject, client, scope, ...options.overrideHeaders.map((name) => name.toLowerCase())]);
   const protectedFromConnection = new Set([...PROTECTED_FROM_CONNECTION, subject, client, scope]);
 
+  // A principal is served from the cache to many requests: its fields are built once (an
+  // object with computed names is slow to make, and this is the cached path).
+  const identityOf = new WeakMap<Principal, Readonly<Record<string, string>>>();
+
   return {
     setHeaders(principal) {
       if (principal === undefined) return EMPTY;
-      return { [subject]: principal.headerValues.subject, [client]: principal.headerValues.client, [scope]: principal.headerValues.scope };
+      let fields = identityOf.get(principal);
+      if (fields === undefined) {
+        const built: Record<string, string> = {};
+        built[subject] = principal.headerValues.subject;
+        built[client] = principal.headerValues.client;
+        built[scope] = principal.headerValues.scope;
+        identityOf.set(principal, (fields = Object.freeze(built)));
+      }
+      return fields;
     },
 
     removeHeaders(headers, forwardAuthorization) {
