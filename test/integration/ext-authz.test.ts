@@ -279,6 +279,7 @@ describe("the gRPC listener", () => {
     ["a message that is not a CheckRequest", {}, frame(Uint8Array.from([0xff, 0xff, 0xff])), Code.InvalidArgument],
     ["a truncated frame", {}, frame(valid).subarray(0, 10), Code.InvalidArgument],
     ["two messages in a unary call", {}, Buffer.concat([frame(valid), frame(valid)]), Code.InvalidArgument],
+    ["a message over gRPC's 4 MiB default", {}, frame(new Uint8Array(4 * 1024 * 1024 + 1)), Code.ResourceExhausted],
   ])("%s: a gRPC error, never a pass", async (_name, headers, body, code) => {
     const response = await rawCall(headers, body);
     expect(response.headers[":status"]).toBe(200);
