@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { GatewayDeps } from "./deps.js";
 import { checkEndpoint } from "./plugins/check-endpoint.js";
+import { extAuthz } from "./plugins/ext-authz.js";
 import { guard } from "./plugins/guard.js";
 import { health } from "./plugins/health.js";
 import { metrics } from "./plugins/metrics.js";
@@ -79,6 +80,10 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     pipeline: deps.guard,
     metrics: deps.metrics,
   });
+  // Envoy's ext_authz Check, on a gRPC listener of its own, through the same pipeline.
+  if (config.guard.extAuthz !== undefined) {
+    await app.register(extAuthz, { listen: config.guard.extAuthz, pipeline: deps.guard, drainTimeoutMs: config.drainTimeoutMs });
+  }
   return app;
 }
 

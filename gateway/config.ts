@@ -88,6 +88,8 @@ export interface GuardConfig {
   /** Upstream used by routes that come from scopes[].routes (they name no upstream). */
   defaultUpstream: string | undefined;
   upstreamTimeoutMs: number;
+  /** Envoy's external authorization (`Check` over gRPC, h2c) on a listener of its own; undefined: off. */
+  extAuthz: { host: string; port: number } | undefined;
   /**
    * Request header fields that make common upstream frameworks rewrite the
    * path or method (X-Original-URL, X-HTTP-Method-Override, ...): removed
@@ -201,6 +203,7 @@ const gatewaySchema = z.strictObject({
       unmatched: z.union([z.literal("deny"), z.strictObject({ passthrough: httpUrl })]).default("deny"),
       defaultUpstream: httpUrl.optional(),
       upstreamTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+      extAuthz: z.strictObject({ host: z.string().min(1).default("127.0.0.1"), port: z.number().int().min(0).max(65535) }).optional(),
       overrideHeaders: z.array(headerName).default([...DEFAULT_OVERRIDE_HEADERS]),
     })
     .default({
@@ -332,6 +335,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       ...g.guard,
       unmatched: g.guard.unmatched === "deny" ? { kind: "deny" } : { kind: "passthrough", upstream: g.guard.unmatched.passthrough },
       defaultUpstream: g.guard.defaultUpstream,
+      extAuthz: g.guard.extAuthz,
       overrideHeaders: g.guard.overrideHeaders.map((name) => name.toLowerCase()),
     },
     routes,
@@ -339,6 +343,9 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     logLevel: logLevel(env, problems),
     sources: secrets.sources(),
   };
+  if (config.guard.extAuthz !== undefined && config.guard.extAuthz.port !== 0 && config.guard.extAuthz.port === port) {
+    problems.push("gateway.guard.extAuthz.port: must differ from the gateway's own port (the Check is served on a listener of its own)");
+  }
   const paths = Object.values(config.paths);
   if (new Set(paths).size !== paths.length) problems.push("gateway.paths: two endpoints share a path");
   return deepFreeze(config);
