@@ -7,7 +7,6 @@ import { DEFAULT_OVERRIDE_HEADERS, type GatewayConfig } from "../../gateway/conf
 import { createGatewayDeps } from "../../gateway/deps.js";
 import {
   GUARD_DECISION_TABLE,
-  nfkcFoldingPresent,
   sendRawRequest,
   startGuardDecisionFixture,
   type DecisionCase,
@@ -94,7 +93,7 @@ function throughNginx(e: DecisionExpectation): DecisionExpectation {
   return e;
 }
 
-const cases = GUARD_DECISION_TABLE.filter((c) => c.needsNfkc !== true || nfkcFoldingPresent());
+const cases = GUARD_DECISION_TABLE;
 
 describe("the shared decision table through nginx auth_request", () => {
   it("nginx runs the README's site, with this test's addresses", () => {

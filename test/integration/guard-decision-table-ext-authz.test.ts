@@ -7,7 +7,6 @@ import { createGatewayDeps } from "../../gateway/deps.js";
 import { createExtAuthzClient, envoyCheckRequest, type ExtAuthzClient } from "../support/ext-authz-client.js";
 import {
   GUARD_DECISION_TABLE,
-  nfkcFoldingPresent,
   sendRawRequest,
   startGuardDecisionFixture,
   type DecisionCase,
@@ -56,7 +55,7 @@ beforeEach(() => {
 });
 
 // The NFKC cases join once rules.ts folds compatibility forms (issue 10, another helper's part).
-const cases = GUARD_DECISION_TABLE.filter((c) => c.needsNfkc !== true || nfkcFoldingPresent());
+const cases = GUARD_DECISION_TABLE;
 
 /** The CheckRequest Envoy's filter sends for this request: header names lower-cased, repeats joined by ",". */
 function asEnvoySends(request: DecisionRequest) {

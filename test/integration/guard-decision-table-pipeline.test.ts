@@ -7,7 +7,6 @@ import {
   IDENTITY_HEADERS,
   TABLE_CLIENT,
   TABLE_SUBJECT,
-  nfkcFoldingPresent,
   startGuardDecisionFixture,
   type DecisionCase,
   type DecisionRequest,
@@ -57,7 +56,7 @@ function guardRequest(request: DecisionRequest): GuardRequest {
 const decide = async (c: DecisionCase): Promise<GuardDecision> => deps.guard.decide(guardRequest(table.resolve(c)));
 
 describe("the shared decision table through the pipeline", () => {
-  const cases = GUARD_DECISION_TABLE.filter((c) => c.needsNfkc !== true || nfkcFoldingPresent());
+  const cases = GUARD_DECISION_TABLE;
 
   it.each(cases.map((c) => [c.name, c] as const))("%s", async (_name, c) => {
     const decision = await decide(c);

@@ -3,7 +3,6 @@ import { stringify } from "yaml";
 import { expect } from "vitest";
 import { parseGatewayConfig, type GatewayConfig } from "../../gateway/config.js";
 import type { GuardOutcome } from "../../gateway/metrics.js";
-import { normalizeTarget } from "../../gateway/guard/rules.js";
 import { SECRETS, baseConfigFile, basic, issueTokens, startTestAuthz, testEnvironment, type TestAuthz } from "./authz.js";
 import { startEchoUpstream, type EchoUpstream, type ReceivedRequest } from "./echo-upstream.js";
 import { gatewaySection } from "./stack.js";
@@ -80,11 +79,6 @@ export interface DecisionCase {
    * not the client's; nginx itself never drops Host or Authorization for it.
    */
   readonly connectionOption?: true;
-  /**
-   * The verdict needs NFKC folding in rules.ts (issue 10, another helper's
-   * part): `nfkcFoldingPresent()` tells whether this tree has it.
-   */
-  readonly needsNfkc?: true;
 }
 
 /** The audience of the fixture's tokens (authz.audience). */
@@ -216,28 +210,24 @@ export const GUARD_DECISION_TABLE: readonly DecisionCase[] = [
     kind: "path trick",
     request: get("/api/notes/%EF%BC%8E%EF%BC%8E/admin/x", bearer("read")),
     expect: refused(400, "invalid_request", "bad_request"),
-    needsNfkc: true,
   },
   {
     name: "NFKC: a fullwidth solidus (U+FF0F) as a slash",
     kind: "path trick",
     request: get("/api/notes/..%EF%BC%8Fadmin/x", bearer("read")),
     expect: refused(400, "invalid_request", "bad_request"),
-    needsNfkc: true,
   },
   {
     name: "NFKC: one dot leaders (U+2024) as a dot segment",
     kind: "path trick",
     request: get("/api/notes/%E2%80%A4%E2%80%A4/admin/x", bearer("read")),
     expect: refused(400, "invalid_request", "bad_request"),
-    needsNfkc: true,
   },
   {
     name: "NFKC: a fullwidth reverse solidus (U+FF3C) as a backslash",
     kind: "path trick",
     request: get("/api/notes/..%EF%BC%BCadmin/x", bearer("read")),
     expect: refused(400, "invalid_request", "bad_request"),
-    needsNfkc: true,
   },
 
   // --- header tricks ---------------------------------------------------------------------------------
@@ -308,11 +298,6 @@ export const GUARD_DECISION_TABLE: readonly DecisionCase[] = [
     expect: refused(403, "insufficient_scope", "insufficient_scope"),
   },
 ];
-
-/** True when this tree's normalisation refuses NFKC compatibility forms (the cases marked needsNfkc). */
-export function nfkcFoldingPresent(): boolean {
-  return !normalizeTarget("/a/%EF%BC%8E%EF%BC%8E/b").ok;
-}
 
 /** A response as an entrance test observed it, and what the upstream received for it. */
 export interface ObservedDecision {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { GatewayConfigError, parseGatewayConfig } from "../../gateway/config.js";
+import { parseGatewayConfig } from "../../gateway/config.js";
+import { configErrorOf } from "../support/config-error-of.js";
 
 /** gateway.guard.extAuthz: Envoy's ext_authz Check on a listener of its own, off unless set. */
 
@@ -9,13 +10,7 @@ const file = (guard: Record<string, unknown> = {}, port = 8080) =>
   stringify({ issuer: "https://gateway.example", gateway: { port, authz: { clientId: "gateway", clientSecret: { env: "SECRET" } }, guard } });
 
 function problemsOf(text: string): readonly string[] {
-  try {
-    parseGatewayConfig(text, ENV);
-  } catch (error) {
-    if (error instanceof GatewayConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error("expected a GatewayConfigError, the configuration was accepted");
+  return configErrorOf(() => parseGatewayConfig(text, ENV)).problems;
 }
 
 describe("gateway.guard.extAuthz", () => {
