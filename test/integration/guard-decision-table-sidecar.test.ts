@@ -9,6 +9,7 @@ import {
   startGuardDecisionFixture,
   type DecisionCase,
   type GuardDecisionFixture,
+  guardOutcomeCount,
 } from "../support/guard-decision-table.js";
 import { freePort } from "../support/redis-server.js";
 
@@ -61,16 +62,7 @@ describe("the shared decision table through the sidecar", () => {
     expect(table.upstream.received.length).toBe(c.expect.identity ? 1 : 0);
     // The pipeline counted the outcome the table names.
     const metricsAfter = await (await fetch(`${url}/metrics`)).text();
-    const count = (text: string) => sumOutcome(text, c.expect.outcome);
+    const count = (text: string) => guardOutcomeCount(text, c.expect.outcome);
     expect(count(metricsAfter) - count(metricsBefore), c.name).toBe(1);
   });
 });
-
-/** gatehouse_guard_requests_total summed over routes, for one outcome. */
-function sumOutcome(text: string, outcome: string): number {
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    if (line.startsWith("gatehouse_guard_requests_total{") && line.includes(`outcome="${outcome}"`)) sum += Number(line.split(" ").at(-1));
-  }
-  return sum;
-}

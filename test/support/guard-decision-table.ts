@@ -516,3 +516,12 @@ function parseResponse(buffer: Buffer, ended: boolean): RawResponse | undefined 
   // Delimited by the end of the connection (RFC 9112 §6.3).
   return ended ? { status, headers, body: rest.toString("utf8") } : undefined;
 }
+
+/** gatehouse_guard_requests_total in a /metrics text, summed over routes, for one outcome: each entrance's test checks the pipeline counted its verdict. */
+export function guardOutcomeCount(text: string, outcome: string): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("gatehouse_guard_requests_total{") && line.includes(`outcome="${outcome}"`)) sum += Number(line.split(" ").at(-1));
+  }
+  return sum;
+}
