@@ -41,8 +41,9 @@
  *   BENCH_PROFILE=dir                  CPU profile of one gateway, its top functions printed:
  *   BENCH_PROFILE_TARGET               c (default), d, or entrances
  *
- * The default run measures 22 phases of 6 s: about 2.5 minutes with start-up;
- * the run stops with an error past its planned time plus 2 minutes. If nginx
+ * The default run measures 22 phases of 6 s (2.2 minutes): about 3 minutes with
+ * the build and start-up; the run stops with an error past its planned time
+ * plus 2 minutes. If nginx
  * is not installed, n0 and n1 are reported as not run, and the rest runs.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
