@@ -115,13 +115,14 @@ function selectedKeys(): Set<string> {
 
 async function main(): Promise<void> {
   const wanted = selectedKeys();
-  const needs = (...keys: string[]) => keys.some((key) => wanted.has(key));
   /** Phases that cannot run here, with the reason. */
   const notRun = new Map<string, string>();
-  if (needs("n0", "n1") && findNginx() === undefined) {
+  if ((wanted.has("n0") || wanted.has("n1")) && findNginx() === undefined) {
     for (const key of ["n0", "n1"]) if (wanted.has(key)) notRun.set(key, "nginx is not installed: apt-get install nginx");
   }
   const runnable = ALL_KEYS.filter((key) => wanted.has(key) && !notRun.has(key));
+  /** Whether a process is needed: some phase that runs uses it. */
+  const needs = (...keys: string[]) => keys.some((key) => runnable.includes(key));
   const plannedMs = rounds * connectionCounts.length * runnable.length * (seconds + WARM_UP_SECONDS) * 1000;
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
@@ -207,8 +208,8 @@ async function main(): Promise<void> {
     await Promise.all([cached, uncached, entrances].map((g) => g?.waitFor(/revocation feed subscribed/)));
     await entrances?.waitFor(/ext_authz Check listening/);
     const nginxEnv = { UPSTREAM: upstream, GATEHOUSE: `127.0.0.1:${ports.entrances}`, CHECK_PATH };
-    const plainNginx = helper(wanted.has("n0") && !notRun.has("n0"), "bench/lib/nginx-main.ts", { ...nginxEnv, PORT: String(ports.plainNginx), PLAIN: "1" });
-    const guardNginx = helper(wanted.has("n1") && !notRun.has("n1"), "bench/lib/nginx-main.ts", { ...nginxEnv, PORT: String(ports.guardNginx) });
+    const plainNginx = helper(needs("n0"), "bench/lib/nginx-main.ts", { ...nginxEnv, PORT: String(ports.plainNginx), PLAIN: "1" });
+    const guardNginx = helper(needs("n1"), "bench/lib/nginx-main.ts", { ...nginxEnv, PORT: String(ports.guardNginx) });
     await Promise.all([plainNginx, guardNginx].map((p) => p?.waitFor(/listening/)));
 
     const token = await issueBenchToken(`http://127.0.0.1:${ports.authz}`, secrets);
