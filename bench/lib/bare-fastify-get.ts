@@ -1,5 +1,5 @@
 /**
- * Baseline of bench:guard-check: a bare fastify GET that answers 200 with no
+ * Baseline (g0) of bench:guard: a bare fastify GET that answers 200 with no
  * body, as the check endpoint does when it allows. PORT from the environment.
  */
 import Fastify from "fastify";

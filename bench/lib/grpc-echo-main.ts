@@ -1,5 +1,5 @@
 /**
- * The baseline of the ext_authz phase of bench:guard: a bare @grpc/grpc-js
+ * The baseline (e0) of the ext_authz section of bench:guard: a bare @grpc/grpc-js
  * server with one unary method that answers each message with itself, no
  * decoding, as a process of its own. PORT picks the port.
  */
