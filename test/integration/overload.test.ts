@@ -1,9 +1,29 @@
 import { Code } from "@connectrpc/connect";
+import { Redis } from "ioredis";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { pino, type Logger } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { SECRETS, WEB_REDIRECT, basic, failureOf, issueTokens, obtainCode, pkcePair } from "../support/authz.js";
+import { stringify } from "yaml";
+import { buildApp } from "../../gateway/app.js";
+import { parseGatewayConfig } from "../../gateway/config.js";
+import { createGatewayDeps } from "../../gateway/deps.js";
+import {
+  SECRETS,
+  WEB_REDIRECT,
+  baseConfigFile,
+  basic,
+  failureOf,
+  issueTokens,
+  obtainCode,
+  pkcePair,
+  startTestAuthz,
+  testEnvironment,
+  type TestAuthz,
+} from "../support/authz.js";
 import { UserAgent } from "../support/gateway-oauth-flow.js";
-import { startTestStack, type TestStack } from "../support/stack.js";
+import { freePort, startRedisServer, type RedisServer } from "../support/redis-server.js";
+import { scaledBudget } from "../support/scaled-budget.js";
+import { gatewaySection, startTestStack, type TestStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
 /** A logger whose JSON lines the test reads back. */
@@ -233,5 +253,86 @@ describe("Overload: a burst of concurrent redemptions of one code or one refresh
   it("RFC 9700 §4.14.2: exactly one rotation of a refresh token wins; every other answer is invalid_grant or a counted, logged 503", async () => {
     const token = await issueTokens(stack.authz);
     await burst({ grant_type: "refresh_token", refresh_token: token.refreshToken });
+  });
+});
+
+describe("Overload: timeouts below the authz service", () => {
+  it("an RPC that outlives the gateway's deadline is answered 503 + Retry-After + temporarily_unavailable, counted as rpc_deadline and logged", async () => {
+    // An "authz service" that accepts connections and never answers.
+    const sockets = new Set<Socket>();
+    const hole = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => hole.listen(0, "127.0.0.1", resolve));
+    const port = await freePort();
+    const file = baseConfigFile();
+    file.issuer = `http://127.0.0.1:${port}`;
+    file.requireHttps = false;
+    file.gateway = gatewaySection(`http://127.0.0.1:${(hole.address() as AddressInfo).port}`, port);
+    (file.gateway as { authz: Record<string, unknown> }).authz.timeoutMs = 300;
+    const gatewayLog = capturedLog();
+    const deps = createGatewayDeps(parseGatewayConfig(stringify(file), await testEnvironment()), gatewayLog.log);
+    const app = await buildApp(deps);
+    await app.listen({ host: "127.0.0.1", port });
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/oauth2/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", ...basic("web", SECRETS.web).headers },
+        body: "grant_type=authorization_code&code=whatever",
+      });
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).toBe("1");
+      expect(await response.json()).toMatchObject({ error: "temporarily_unavailable" });
+      expect(await sample(`http://127.0.0.1:${port}/metrics`, "gatehouse_gateway_overload_total", '{kind="rpc_deadline"}')).toBeGreaterThanOrEqual(1);
+      await waitFor(() => gatewayLog.warned("rpc_deadline").some((line) => line.count >= 1 && /gateway\.authz\.timeoutMs/.test(line.msg)), {
+        budgetMs: 5_000,
+        what: "a warn line for the RPC deadline",
+      });
+    } finally {
+      await app.close();
+      for (const socket of sockets) socket.destroy();
+      hole.close();
+    }
+  });
+
+  describe("a Redis that stops answering", () => {
+    let redis: RedisServer;
+    let t: TestAuthz;
+    const authzLog = capturedLog();
+    beforeAll(async () => {
+      // A Redis of this test's own, to pause.
+      redis = await startRedisServer();
+      t = await startTestAuthz({
+        redisUrl: redis.url,
+        log: authzLog.log,
+        patch: (file) => void ((file.authz as Record<string, unknown>).overload = { redisCommandTimeoutMs: 100 }),
+      });
+    });
+    afterAll(async () => {
+      await t.close();
+      await redis.stop();
+    });
+
+    it("a Redis command timeout is answered temporarily_unavailable, counted as redis_timeout and logged", async () => {
+      const tokens = await issueTokens(t);
+      const admin = new Redis(redis.url);
+      try {
+        // Every client's commands wait until the pause ends; the authz service's time out first.
+        await admin.call("CLIENT", "PAUSE", String(scaledBudget(3_000)), "ALL");
+        const failure = await failureOf(t.authz.introspect({ token: tokens.accessToken }, basic("resource-server", SECRETS.resourceServer)));
+        expect(failure.code).toBe(Code.Unavailable);
+        expect(failure.oauth?.error).toBe("temporarily_unavailable");
+        expect(await sample(`${t.running.url}/metrics`, "gatehouse_authz_overload_total", '{kind="redis_timeout"}')).toBeGreaterThanOrEqual(1);
+        await waitFor(() => authzLog.warned("redis_timeout").some((line) => line.count >= 1), { budgetMs: 5_000, what: "a warn line for the Redis timeout" });
+        // And it recovers by itself when Redis answers again.
+        await waitFor(async () => (await t.authz.introspect({ token: tokens.accessToken }, basic("resource-server", SECRETS.resourceServer))).active, {
+          budgetMs: 10_000,
+          what: "introspection to work again after the pause",
+        });
+      } finally {
+        admin.disconnect();
+      }
+    });
   });
 });
