@@ -297,6 +297,8 @@ describe("Overload: timeouts below the authz service", () => {
   });
 
   describe("a Redis that stops answering", () => {
+    // Short, but long enough that a busy machine's ordinary commands do not time out.
+    const COMMAND_TIMEOUT_MS = Math.min(scaledBudget(250), 2_000);
     let redis: RedisServer;
     let t: TestAuthz;
     const authzLog = capturedLog();
@@ -306,7 +308,7 @@ describe("Overload: timeouts below the authz service", () => {
       t = await startTestAuthz({
         redisUrl: redis.url,
         log: authzLog.log,
-        patch: (file) => void ((file.authz as Record<string, unknown>).overload = { redisCommandTimeoutMs: 100 }),
+        patch: (file) => void ((file.authz as Record<string, unknown>).overload = { redisCommandTimeoutMs: COMMAND_TIMEOUT_MS, defaultBudgetMs: 4 * COMMAND_TIMEOUT_MS }),
       });
     });
     afterAll(async () => {
@@ -319,7 +321,7 @@ describe("Overload: timeouts below the authz service", () => {
       const admin = new Redis(redis.url);
       try {
         // Every client's commands wait until the pause ends; the authz service's time out first.
-        await admin.call("CLIENT", "PAUSE", String(scaledBudget(3_000)), "ALL");
+        await admin.call("CLIENT", "PAUSE", String(3 * COMMAND_TIMEOUT_MS), "ALL");
         const failure = await failureOf(t.authz.introspect({ token: tokens.accessToken }, basic("resource-server", SECRETS.resourceServer)));
         expect(failure.code).toBe(Code.Unavailable);
         expect(failure.oauth?.error).toBe("temporarily_unavailable");
