@@ -55,6 +55,13 @@ export interface GatewayConfig {
   /** The route table: explicit routes first, then those compiled from scopes[].routes. */
   routes: readonly RouteConfig[];
   drainTimeoutMs: number;
+  /**
+   * The concurrency limit of the OAuth endpoints and pages (token,
+   * introspection, revocation, authorize, login, ...): beyond it a request
+   * waits in a short queue, then is answered 503 with Retry-After
+   * (temporarily_unavailable). The guard's proxy path has none (README, "Overload").
+   */
+  overload: { maxConcurrent: number; maxQueue: number; queueTimeoutMs: number };
   logLevel: string;
   /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
   sources: readonly string[];
@@ -216,6 +223,16 @@ const gatewaySchema = z.strictObject({
       overrideHeaders: [...DEFAULT_OVERRIDE_HEADERS],
     }),
   drainTimeoutMs: z.number().int().min(0).max(120_000).default(10_000),
+  // Defaults: the token endpoint saturates near 2,000 requests/s (issue 16) at
+  // a p50 of tens of ms, so 128 in flight is well past saturation (Little's
+  // law: 2,000/s × 50 ms = 100); 256 more may wait up to 250 ms.
+  overload: z
+    .strictObject({
+      maxConcurrent: z.number().int().min(1).max(100_000).default(128),
+      maxQueue: z.number().int().min(0).max(100_000).default(256),
+      queueTimeoutMs: z.number().int().min(1).max(60_000).default(250),
+    })
+    .default({ maxConcurrent: 128, maxQueue: 256, queueTimeoutMs: 250 }),
 });
 
 /** A scope definition as the gateway reads it: the routes it covers; the rest is the authz service's. */
@@ -287,6 +304,7 @@ function salvage(raw: unknown): SalvagedFile {
       // An invalid guard section stands in with an upstream, so that routes do not also report a missing one.
       guard: guard.success ? guard.data : { ...shape.guard.parse(undefined), defaultUpstream: "http://upstream.invalid" },
       drainTimeoutMs: part(shape.drainTimeoutMs, "drainTimeoutMs"),
+      overload: part(shape.overload, "overload"),
     },
     routes: salvageList(routeSchema, record.routes),
     scopes: salvageList(scopeRoutesSchema, record.scopes),
@@ -340,6 +358,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     },
     routes,
     drainTimeoutMs: g.drainTimeoutMs,
+    overload: g.overload,
     logLevel: logLevel(env, problems),
     sources: secrets.sources(),
   };

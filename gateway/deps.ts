@@ -4,7 +4,10 @@ import type { GatewayConfig, RouteConfig } from "./config.js";
 import { toIntrospected } from "./guard/authenticate.js";
 import { createGuardPipeline, type GuardPipeline } from "./guard/pipeline.js";
 import { compileRouteTable } from "./guard/rules.js";
-import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
+import { createGatewayMetrics, type GatewayMetrics, type GatewayOverloadKind } from "./metrics.js";
+import type { GatewayOverload } from "./load-shed.js";
+import { createConcurrencyLimiter } from "../startup/concurrency-limiter.js";
+import { createOverloadReporter } from "../startup/overload-reporter.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
 
 /** Everything the gateway runs on; built once per process (main.ts) or per test. */
@@ -18,6 +21,8 @@ export interface GatewayDeps {
   readonly draining: () => boolean;
   /** This gateway's Prometheus registry and instruments (never prom-client's global registry). */
   readonly metrics: GatewayMetrics;
+  /** The OAuth endpoints' concurrency limit, and the rate-limited reporter of sheds and RPC deadlines. */
+  readonly overload: GatewayOverload;
   /** The WatchRevocations subscription that keeps the guard's cache honest; the guard starts and stops it. */
   readonly revocations: RevocationFeed;
   /**
@@ -37,10 +42,19 @@ export interface GatewayDeps {
   reload(next: GatewayConfig): { needsRestart: string[] };
 }
 
+/** What each kind's rate-limited warn line says (README, "Overload"). */
+const OVERLOAD_MESSAGES: Readonly<Record<GatewayOverloadKind, string>> = {
+  shed: "requests shed: over the concurrency limit (gateway.overload); answered 503 temporarily_unavailable with Retry-After",
+  rpc_deadline: "RPCs to the authz service exceeded their deadline (gateway.authz.timeoutMs); answered 503 temporarily_unavailable",
+};
+
 export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides: Partial<Pick<GatewayDeps, "clock" | "draining">> = {}): GatewayDeps {
-  const authz = createAuthzClient(config.authz);
   const clock = overrides.clock ?? (() => Date.now());
   const metrics = createGatewayMetrics();
+  const limiter = createConcurrencyLimiter(config.overload);
+  metrics.load(() => ({ inFlight: limiter.inFlight(), queued: limiter.queued() }));
+  const reporter = createOverloadReporter({ log, messages: OVERLOAD_MESSAGES, count: metrics.overload });
+  const authz = createAuthzClient(config.authz, { onDeadline: (procedure) => reporter.report("rpc_deadline", { procedure, timeoutMs: config.authz.timeoutMs }) });
   let routes = config.routes;
   const revocations = createRevocationFeed({
     // No deadline: the stream lives as long as the gateway (timeoutMs 0 overrides the transport's default).
@@ -66,6 +80,7 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
     clock,
     draining: overrides.draining ?? (() => false),
     metrics,
+    overload: { limiter, reporter },
     revocations,
     guard,
     routes: () => routes,

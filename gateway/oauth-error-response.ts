@@ -101,6 +101,18 @@ export function oauthFailureFromRpc(error: unknown, options: { usedBasic: boolea
   }
 }
 
+/**
+ * The gateway's own shed beyond its concurrency limit (gateway.overload):
+ * RFC 6749 §5.2 temporarily_unavailable with 503 and Retry-After (RFC 9110
+ * §15.6.4, §10.2.3), on every endpoint and page the limit covers.
+ */
+export const OVERLOADED: Readonly<OAuthFailure> = {
+  status: 503,
+  error: "temporarily_unavailable",
+  description: "the server is overloaded; retry later",
+  retryAfter: 1,
+};
+
 /** A complete error response; each shape below is built once, then sent through fastify or written raw. */
 export interface ErrorResponse {
   status: number;

@@ -6,6 +6,7 @@ import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
 import type { GatewayConfig } from "../config.js";
 import { createConnectEsTransport } from "./connect-es-transport.js";
 import { createConnectUnaryTransport } from "./connect-unary-transport.js";
+import { observeDeadlines } from "./deadline-observer.js";
 import { createFailoverTransport } from "./failover-transport.js";
 
 /** The gateway's only RPC client: the authz service's two services, over one failover transport. */
@@ -26,7 +27,7 @@ export interface AuthzClient {
  */
 const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession"]);
 
-export function createAuthzClient(config: GatewayConfig["authz"]): AuthzClient {
+export function createAuthzClient(config: GatewayConfig["authz"], options: { onDeadline?: (procedure: string) => void } = {}): AuthzClient {
   // A guard-only gateway (a sidecar) has no service credential: it calls only
   // Introspect and WatchRevocations, as its own client.
   const header: Record<string, string> = config.serviceCredential === undefined ? {} : { [SERVICE_CREDENTIAL_HEADER]: config.serviceCredential };
@@ -45,7 +46,8 @@ export function createAuthzClient(config: GatewayConfig["authz"]): AuthzClient {
             streams: createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, pingIntervalMs, pingTimeoutMs: 2_000 }),
           }),
   );
-  const transport = createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));
+  const failover = createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));
+  const transport = options.onDeadline === undefined ? failover : observeDeadlines(failover, options.onDeadline);
   const basic = Buffer.from(`${formEncode(config.clientId)}:${formEncode(config.clientSecret)}`).toString("base64");
   return {
     authz: createClient(AuthorizationService, transport),
