@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { createAuthzClient, type AuthzClient } from "./rpc/authz-client.js";
+import { createAuthzClient, type AuthzClient, type AuthzClientOptions } from "./rpc/authz-client.js";
 import type { GatewayConfig, RouteConfig } from "./config.js";
 import { compileRouteTable } from "./guard/rules.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
@@ -28,8 +28,14 @@ export interface GatewayDeps {
   reload(next: GatewayConfig): { needsRestart: string[] };
 }
 
-export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides: Partial<Pick<GatewayDeps, "clock" | "draining">> = {}): GatewayDeps {
-  const authz = createAuthzClient(config.authz);
+/**
+ * What a composition root or a test may supply: time, the draining flag, and
+ * the way to the authz service when it runs in this process (all-in-one/app.ts).
+ */
+export type GatewayDepsOverrides = Partial<Pick<GatewayDeps, "clock" | "draining">> & AuthzClientOptions;
+
+export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides: GatewayDepsOverrides = {}): GatewayDeps {
+  const authz = createAuthzClient(config.authz, overrides.transport === undefined ? {} : { transport: overrides.transport });
   const clock = overrides.clock ?? (() => Date.now());
   const metrics = createGatewayMetrics();
   let routes = config.routes;

@@ -1,4 +1,4 @@
-import { createContextValues, type Interceptor } from "@connectrpc/connect";
+import { createContextValues, type ContextValues, type Interceptor, type Transport } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -8,6 +8,7 @@ import { createDeadlineInterceptor } from "./interceptors/deadline.js";
 import { createErrorInterceptor } from "./interceptors/errors.js";
 import { createLogInterceptor } from "./interceptors/log.js";
 import { createConnectUnaryHandler } from "./transport/connect-unary.js";
+import { createInProcessTransport, IN_PROCESS_PEER, type InProcessKind } from "./transport/in-process-transport.js";
 import { createRoutes, createServices } from "./routes.js";
 import { kPeerAddress } from "./rpc/caller.js";
 import { createProbeHandler } from "./probes.js";
@@ -35,13 +36,57 @@ export function createInterceptors(log: Logger): Interceptor[] {
   return [createLogInterceptor({ log }), createErrorInterceptor({ log })];
 }
 
-/** Builds the authz service and listens. main.ts and the integration tests both start it this way. */
-export async function startAuthzService(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<RunningAuthz> {
+/**
+ * The authz service built but not listening: its deps, and the two ways in,
+ * a listening RPC server and an in-process transport. The all-in-one process
+ * (all-in-one/app.ts) takes the transport and listens only if configured.
+ */
+export interface AuthzService {
+  readonly deps: AuthzDeps;
+  /** The handlers with the server's interceptors, for a caller in this process (transport/in-process-transport.ts). */
+  inProcessTransport(kind?: InProcessKind): Transport;
+  /** Serves Connect, gRPC and gRPC-Web on config.listen; its close() releases everything. */
+  listen(): Promise<RunningAuthz>;
+  /** Releases everything when not listening (after listen(), the running server's close() does). */
+  close(): Promise<void>;
+}
+
+/** Builds the authz service without listening. */
+export async function createAuthzService(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<AuthzService> {
   const deps = await createAuthzDeps(config, log, overrides);
   const shutdown = new AbortController();
   const services = createServices(deps);
   const interceptors = createInterceptors(log);
   const contextValues = (remoteAddress: string) => createContextValues().set(kPeerAddress, remoteAddress);
+  const release = async () => {
+    deps.health.startDraining();
+    shutdown.abort();
+    await deps.close();
+  };
+  return {
+    deps,
+    inProcessTransport: (kind = "direct") =>
+      createInProcessTransport({ kind, services, interceptors, contextValues: () => contextValues(IN_PROCESS_PEER), shutdownSignal: shutdown.signal }),
+    listen: () => listen(config, deps, { services, interceptors, contextValues, shutdown }),
+    close: release,
+  };
+}
+
+/** Builds the authz service and listens. main.ts and the integration tests both start it this way. */
+export async function startAuthzService(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<RunningAuthz> {
+  return (await createAuthzService(config, log, overrides)).listen();
+}
+
+async function listen(
+  config: AuthzConfig,
+  deps: AuthzDeps,
+  { services, interceptors, contextValues, shutdown }: {
+    services: ReturnType<typeof createServices>;
+    interceptors: Interceptor[];
+    contextValues: (remoteAddress: string) => ContextValues;
+    shutdown: AbortController;
+  },
+): Promise<RunningAuthz> {
   const adapter = connectNodeAdapter({
     routes: createRoutes(services),
     // The fast path enforces deadlines itself; connect-node needs the handler to (deadline.ts).
