@@ -7,8 +7,10 @@
  *                        (Authorize + Decide over RPC), with PKCE and Basic auth
  *   refresh_token        each connection rotates its own refresh family, chained
  *
- * The authz service and the gateway each run in their own process from the
- * production build (`npm run build`: dist/, plain node); the load generator
+ * Both modes run, one after the other, and print side by side: the authz
+ * service and the gateway each in their own process ("split"), and the two in
+ * one process ("all-in-one", all-in-one/main.ts), all from the production
+ * build (`npm run build`: dist/, plain node); the load generator
  * (autocannon, in this process) and a Redis it starts unless REDIS_URL is set
  * share the machine. Everything is on loopback. Prints req/s, p50/p99, the
  * CPU each process used (in all and per request), the Redis commands per
@@ -18,17 +20,19 @@
  *   BENCH_SECONDS (default 5)        duration of each measured phase
  *   BENCH_CONNECTIONS (default 64)   HTTP/1.1 keep-alive connections to the gateway
  *   REDIS_URL                        a Redis to use; default: a redis-server started here
+ *   BENCH_MODES (default split,all-in-one)  which deployments to run
  *   BENCH_PROFILE=dir                write CPU profiles of the gateway and the authz service to dir
  */
 import { startRedisServer } from "../test/support/redis-server.js";
 import { createPkcePair } from "./lib/contender.js";
-import { startGatehouseTwoProcess, type GatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
+import { startGatehouseTwoProcess, type GatehouseMode, type GatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
 import { formatResults, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats } from "./lib/redis-stats.js";
 import { BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const modes = (process.env.BENCH_MODES ?? "split,all-in-one").split(",").map((mode) => mode.trim()) as GatehouseMode[];
 
 const redirectUri = BENCH_REDIRECT_URI;
 
@@ -39,6 +43,34 @@ async function main(): Promise<void> {
   const basicAuth = `Basic ${Buffer.from(`web:${secrets.web}`).toString("base64")}`;
   const headers = { "content-type": "application/x-www-form-urlencoded", authorization: basicAuth };
   const { codeVerifier, codeChallenge } = createPkcePair();
+  const results: LoadResult[] = [];
+  try {
+    for (const mode of modes) results.push(...(await runMode(mode, { redisUrl, ownRedisPid: ownRedis?.pid, secrets, headers, codeVerifier, codeChallenge })));
+    process.stdout.write(`\n${formatResults(results)}\n`);
+  } finally {
+    await ownRedis?.stop();
+  }
+}
+
+/** Both token phases against gatehouse deployed in `mode`; results named after the mode. */
+async function runMode(
+  mode: GatehouseMode,
+  {
+    redisUrl,
+    ownRedisPid,
+    secrets,
+    headers,
+    codeVerifier,
+    codeChallenge,
+  }: {
+    redisUrl: string;
+    ownRedisPid: number | undefined;
+    secrets: Awaited<ReturnType<typeof createBenchSecrets>>;
+    headers: Record<string, string>;
+    codeVerifier: string;
+    codeChallenge: string;
+  },
+): Promise<LoadResult[]> {
   let stack: GatehouseTwoProcess | undefined;
   let stats: RedisStats | undefined;
   try {
@@ -52,7 +84,7 @@ async function main(): Promise<void> {
         codeLifetimeSeconds: 600,
         ...(process.env.BENCH_PROFILE === undefined ? {} : { profileDir: process.env.BENCH_PROFILE }),
       },
-      { name: "token" },
+      { name: `token-${mode}`, mode },
     );
     const gateway = stack;
     const redis = (stats = createRedisStats(redisUrl));
@@ -64,8 +96,8 @@ async function main(): Promise<void> {
       return (await response.json()) as { refresh_token: string };
     };
 
-    const pids: Record<string, number | undefined> = { ...gateway.processes, redis: ownRedis?.pid, "load generator": process.pid };
-    log(`gateway pid ${pids.gateway} on :${gateway.gatewayPort}, authz service pid ${pids["authz service"]} on :${gateway.authzPort}, Redis ${redisUrl}`);
+    const pids: Record<string, number | undefined> = { ...gateway.processes, redis: ownRedisPid, "load generator": process.pid };
+    log(`${mode}: ${Object.entries(gateway.processes).map(([name, pid]) => `${name} pid ${pid}`).join(", ")}; gateway on :${gateway.gatewayPort}, RPC on :${gateway.authzPort}, Redis ${redisUrl}`);
     log(`${connections} HTTP/1.1 connections, ${seconds} s per phase`);
 
     /** One measured autocannon phase against /oauth2/token, with the Redis commands it caused. */
@@ -76,14 +108,14 @@ async function main(): Promise<void> {
 
     // Warm-up: JIT, connections and script caches, through the same path as the measured phase.
     const warm = await gateway.mintCodes(3_000);
-    await hammer("warm-up", { seconds: 2, body: () => exchangeBody(warm.pop()!), maxRequests: warm.length });
+    await hammer(`${mode} warm-up`, { seconds: 2, body: () => exchangeBody(warm.pop()!), maxRequests: warm.length });
     const results: LoadResult[] = [];
 
     log("minting codes for the authorization_code phase ...");
     const codes = await gateway.mintCodes(7_000 * seconds);
     log(`${codes.length} codes minted`);
     let next = 0;
-    const exchange = await hammer("token: authorization_code (PKCE, Basic)", {
+    const exchange = await hammer(`${mode} token: authorization_code (PKCE, Basic)`, {
       seconds,
       body: () => exchangeBody(codes[next++]!),
       maxRequests: codes.length,
@@ -97,7 +129,7 @@ async function main(): Promise<void> {
     // (autocannon resets a connection's context whenever its request list wraps, so the chain cannot live there.)
     const families = await Promise.all((await gateway.mintCodes(2 * connections)).map(async (code) => (await exchangeOnce(code)).refresh_token));
     results.push(
-      await hammer("token: refresh_token (rotation)", {
+      await hammer(`${mode} token: refresh_token (rotation)`, {
         seconds,
         body: () => new URLSearchParams({ grant_type: "refresh_token", refresh_token: families.shift() ?? "none-left" }).toString(),
         onAccepted: (body) => families.push((JSON.parse(body) as { refresh_token: string }).refresh_token),
@@ -105,11 +137,10 @@ async function main(): Promise<void> {
       }),
     );
 
-    process.stdout.write(`\n${formatResults(results)}\n`);
+    return results;
   } finally {
     await stats?.close();
     await stack?.stop();
-    await ownRedis?.stop();
   }
 }
 
