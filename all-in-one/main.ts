@@ -39,9 +39,12 @@ async function main(): Promise<void> {
     reloading = reloading.then(async () => {
       try {
         const next = loadAllInOneConfig(process.env);
-        const authz = await running.authz.deps.reload(next.authz);
+        // The gateway's credential takes effect only at a restart; the service keeps the one that matches it.
+        const credentialChanged = next.authz.serviceCredential !== config.authz.serviceCredential;
+        const authz = await running.authz.deps.reload(credentialChanged ? { ...next.authz, serviceCredential: config.authz.serviceCredential } : next.authz);
         const gateway = running.gatewayDeps.reload(next.gateway);
         const needsRestart = [...authz.needsRestart, ...gateway.needsRestart.map((key) => `gateway.${key}`)];
+        if (credentialChanged) needsRestart.push("authz.serviceCredential");
         if (next.serveRpc !== config.serveRpc || next.inProcess !== config.inProcess) needsRestart.push("allInOne");
         log.info({ reason, clients: running.authz.deps.config.clients.size, routes: running.gatewayDeps.routes().length }, "configuration reloaded");
         if (needsRestart.length > 0) log.warn({ settings: needsRestart }, "these settings changed but take effect only after a restart");
