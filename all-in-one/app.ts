@@ -22,6 +22,7 @@ export interface AllInOneOptions {
   gatewayOverrides?: Omit<GatewayDepsOverrides, "transport">;
 }
 
+/** The running process's parts: tests reach into them, main.ts reloads and drains them. */
 export interface RunningAllInOne {
   readonly authz: AuthzService;
   /** The RPC server, when serveRpc. */

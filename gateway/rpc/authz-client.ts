@@ -26,6 +26,7 @@ export interface AuthzClient {
  */
 const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession"]);
 
+/** What a composition root may hand the client instead of the configured endpoints. */
 export interface AuthzClientOptions {
   /**
    * The way to the authz service, given by a composition root that has one in
@@ -36,6 +37,7 @@ export interface AuthzClientOptions {
   transport?: Transport;
 }
 
+/** The client over the configured endpoints (lean or connect-es, with failover), or over the Transport given. */
 export function createAuthzClient(config: GatewayConfig["authz"], options: AuthzClientOptions = {}): AuthzClient {
   // A guard-only gateway (a sidecar) has no service credential: it calls only
   // Introspect and WatchRevocations, as its own client.

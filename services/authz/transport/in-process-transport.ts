@@ -29,6 +29,7 @@ import type { ServiceRegistration } from "./connect-unary.js";
  */
 export type InProcessKind = "direct" | "router";
 
+/** What the in-process transport runs: the service's registrations and the server's interceptors. */
 export interface InProcessTransportOptions {
   kind: InProcessKind;
   services: readonly ServiceRegistration[];
@@ -43,6 +44,12 @@ export interface InProcessTransportOptions {
 /** What the in-process caller is, where a peer address is asked for (rate-limit keys, logs). */
 export const IN_PROCESS_PEER = "in-process";
 
+/**
+ * A connect Transport to the authz service's handlers in this process (see
+ * InProcessKind). Clients built on it see what they see over the network: the
+ * same messages, ConnectErrors with the same codes, OAuthErrorDetails and
+ * metadata, deadline_exceeded when their deadline passes.
+ */
 export function createInProcessTransport(options: InProcessTransportOptions): Transport {
   const router = createRouterTransport(
     (r) => {
