@@ -37,6 +37,7 @@ interface Started {
 async function start(options: {
   redisUrl: string | undefined;
   serveRpc: boolean;
+  inProcess?: "direct" | "router";
   patch?: (file: Record<string, any>) => void;
   authzOverrides?: DepsOverrides;
 }): Promise<Started> {
@@ -51,10 +52,10 @@ async function start(options: {
   // Entries live 300 s: a revoked token refused sooner can only have been evicted by WatchRevocations.
   file.gateway.guard = { cacheTtlSeconds: 300 };
   file.routes = [{ name: "api", path: "/api/**", scopes: ["read"], upstream: upstream.url }];
-  file.allInOne = { serveRpc: options.serveRpc };
+  file.allInOne = { serveRpc: options.serveRpc, ...(options.inProcess === undefined ? {} : { inProcess: options.inProcess }) };
   options.patch?.(file);
   const config = parseAllInOneConfig(stringify(file), await testEnvironment(options.redisUrl));
-  expect(config.inProcess).toBe("direct");
+  expect(config.inProcess).toBe(options.inProcess ?? "direct");
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const app = await startAllInOne({
     // Isolate this run's keys in the shared Redis.
@@ -79,12 +80,14 @@ const metric = async (s: Started, name: string, labels: Record<string, string> =
   readMetric(await (await fetch(`${s.app.url}/metrics`)).text(), name, labels);
 
 describe.each([
-  { store: "Redis", redis: true, serveRpc: true },
-  { store: "memory", redis: false, serveRpc: false },
-])("the all-in-one process on $store (RPC port served: $serveRpc)", ({ redis, serveRpc }) => {
+  { store: "Redis", redis: true, serveRpc: true, inProcess: "direct" as const },
+  { store: "memory", redis: false, serveRpc: false, inProcess: "direct" as const },
+  // The other in-process transport (allInOne.inProcess: router) keeps every behaviour too.
+  { store: "memory", redis: false, serveRpc: false, inProcess: "router" as const },
+])("the all-in-one process on $store (RPC port served: $serveRpc; in process: $inProcess)", ({ redis, serveRpc, inProcess }) => {
   let s: Started;
   beforeAll(async () => {
-    s = await start({ redisUrl: redis ? inject("redisUrl") : undefined, serveRpc });
+    s = await start({ redisUrl: redis ? inject("redisUrl") : undefined, serveRpc, inProcess });
     await waitFor(async () => (await metric(s, "gatehouse_guard_revocation_feed_up")) === 1, {
       budgetMs: 5_000,
       what: "the guard's revocation feed subscribed in process",
@@ -204,11 +207,12 @@ describe.each([
 });
 
 describe("the all-in-one process's in-process calls", () => {
-  it("a call past the gateway's deadline is answered deadline_exceeded, as over the network", async () => {
+  it.each(["direct", "router"] as const)("%s: a call past the gateway's deadline is answered deadline_exceeded, as over the network", async (inProcess) => {
     // A failed login waits (attempts.delayPerFailureMs) on a sleep that here never ends: only the deadline answers.
     const s = await start({
       redisUrl: undefined,
       serveRpc: false,
+      inProcess,
       patch: (file) => (file.attempts = { ...file.attempts, delayPerFailureMs: 250, maxDelayMs: 1_000 }),
       authzOverrides: { sleep: () => new Promise(() => {}) },
     });
