@@ -8,6 +8,8 @@
  * - The authz service and the gateway share only gen/ and contract/ (the
  *   contract: messages, and the metadata beside them) and startup/ (what both
  *   do at start-up); neither imports the other.
+ * - all-in-one/ is the one composition root that runs both in one process: it
+ *   alone may import both, and nothing imports it.
  * - Gateway plugins are wired by gateway/app.ts alone; what several plugins
  *   need lives outside plugins/.
  * - The guard's pipeline (gateway/guard/) is framework-free; pipeline.ts imports no node:http.
@@ -65,6 +67,13 @@ module.exports = {
       comment: "The authz service knows nothing of the gateway.",
       from: { path: "^services/" },
       to: { path: "^gateway/" },
+    },
+    {
+      name: "only-all-in-one-composes-both",
+      severity: "error",
+      comment: "all-in-one/ is the composition root of the one-process mode; nothing else builds on it (the two sides stay apart).",
+      from: { pathNot: "^all-in-one/" },
+      to: { path: "^all-in-one/" },
     },
     {
       name: "startup-is-shared",

@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 #
-# gatehouse: one image, two processes.
+# gatehouse: one image, two processes (or both in one).
 #   docker build -t gatehouse:0.1.0 .
-#   docker run ... gatehouse:0.1.0 authz      the authz service (port 50051)
-#   docker run ... gatehouse:0.1.0 gateway    the gateway (port 8080)
+#   docker run ... gatehouse:0.1.0 authz        the authz service (port 50051)
+#   docker run ... gatehouse:0.1.0 gateway      the gateway (port 8080)
+#   docker run ... gatehouse:0.1.0 all-in-one   both in one process (8080, and 50051 unless allInOne.serveRpc: false)
 # and the secret tools: generate-jwks, hash-secret, hash-password.
 #
 # Stages: `build` compiles TypeScript with the dev dependencies; `deps` installs
@@ -28,6 +29,7 @@ COPY contract ./contract
 COPY startup ./startup
 COPY services ./services
 COPY gateway ./gateway
+COPY all-in-one ./all-in-one
 COPY scripts ./scripts
 RUN npm run build
 

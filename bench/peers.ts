@@ -34,7 +34,7 @@ import { startRedisServer } from "../test/support/redis-server.js";
 import { predictThroughput } from "./lib/capacity-model.js";
 import { createPkcePair, type Contender, type RunningContender } from "./lib/contender.js";
 import { formatForeignLoad } from "./lib/foreign-load.js";
-import { gatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
+import { gatehouseAllInOne, gatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
 import { formatCpuMs, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { oidcProviderPeer } from "./lib/oidc-provider-contender.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisCost } from "./lib/redis-stats.js";
@@ -52,11 +52,11 @@ const PROBE_REQUESTS = 200;
 const SINGLE_USE_BURST = 32;
 
 /**
- * The contenders, in the order each round runs them. gatehouse's all-in-one
- * mode (gateway and authz core in one process) joins as one more entry with
- * side "gatehouse"; its ratio to the peer is then printed as well.
+ * The contenders, in the order each round runs them: gatehouse in both modes
+ * (the two-process deployment, and all-in-one: gateway and authz core in one
+ * process), each with its ratio to the peer.
  */
-const CONTENDERS: readonly Contender[] = [gatehouseTwoProcess, oidcProviderPeer];
+const CONTENDERS: readonly Contender[] = [gatehouseTwoProcess, gatehouseAllInOne, oidcProviderPeer];
 
 /** One flow as the load generator drives it against one contender. */
 interface Operation {

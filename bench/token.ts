@@ -7,8 +7,10 @@
  *                        (Authorize + Decide over RPC), with PKCE and Basic auth
  *   refresh_token        each connection rotates its own refresh family, chained
  *
- * The authz service and the gateway each run in their own process from the
- * production build (`npm run build`: dist/, plain node); the load generator
+ * Both modes run, one after the other, and print side by side: the authz
+ * service and the gateway each in their own process ("split"), and the two in
+ * one process ("all-in-one", all-in-one/main.ts), all from the production
+ * build (`npm run build`: dist/, plain node); the load generator
  * (autocannon, in this process) and a Redis it starts unless REDIS_URL is set
  * share the machine. Everything is on loopback. Prints req/s, p50/p99, the
  * CPU each process used (in all and per request), the Redis commands per
@@ -18,10 +20,11 @@
  *   BENCH_SECONDS (default 5)        duration of each measured phase
  *   BENCH_CONNECTIONS (default 64)   HTTP/1.1 keep-alive connections to the gateway
  *   REDIS_URL                        a Redis to use; default: a redis-server started here
+ *   BENCH_MODES (default split,all-in-one)  which deployments to run
  *   BENCH_PROFILE=dir                write CPU profiles of the gateway and the authz service to dir
  *   BENCH_OVERLOAD=0                 skip the overload report
  *
- * The overload report (README, "Overload"): saturation is measured in the
+ * The overload report (README, "Overload"), for each mode: saturation is measured in the
  * run, as the connection count where authorization_code throughput stops
  * growing (short probes at 4, 8, 16, ... connections; the first that adds
  * less than 10 % over half as many); then one phase each at 1×, 2× and 5×
@@ -31,13 +34,14 @@
  */
 import { startRedisServer } from "../test/support/redis-server.js";
 import { createPkcePair } from "./lib/contender.js";
-import { startGatehouseTwoProcess, type GatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
+import { startGatehouseTwoProcess, type GatehouseMode, type GatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
 import { formatResults, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats } from "./lib/redis-stats.js";
 import { BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const modes = (process.env.BENCH_MODES ?? "split,all-in-one").split(",").map((mode) => mode.trim()) as GatehouseMode[];
 
 const redirectUri = BENCH_REDIRECT_URI;
 
@@ -48,6 +52,34 @@ async function main(): Promise<void> {
   const basicAuth = `Basic ${Buffer.from(`web:${secrets.web}`).toString("base64")}`;
   const headers = { "content-type": "application/x-www-form-urlencoded", authorization: basicAuth };
   const { codeVerifier, codeChallenge } = createPkcePair();
+  const results: LoadResult[] = [];
+  try {
+    for (const mode of modes) results.push(...(await runMode(mode, { redisUrl, ownRedisPid: ownRedis?.pid, secrets, headers, codeVerifier, codeChallenge })));
+    process.stdout.write(`\n${formatResults(results)}\n`);
+  } finally {
+    await ownRedis?.stop();
+  }
+}
+
+/** Both token phases against gatehouse deployed in `mode`; results named after the mode. */
+async function runMode(
+  mode: GatehouseMode,
+  {
+    redisUrl,
+    ownRedisPid,
+    secrets,
+    headers,
+    codeVerifier,
+    codeChallenge,
+  }: {
+    redisUrl: string;
+    ownRedisPid: number | undefined;
+    secrets: Awaited<ReturnType<typeof createBenchSecrets>>;
+    headers: Record<string, string>;
+    codeVerifier: string;
+    codeChallenge: string;
+  },
+): Promise<LoadResult[]> {
   let stack: GatehouseTwoProcess | undefined;
   let stats: RedisStats | undefined;
   try {
@@ -61,7 +93,7 @@ async function main(): Promise<void> {
         codeLifetimeSeconds: 600,
         ...(process.env.BENCH_PROFILE === undefined ? {} : { profileDir: process.env.BENCH_PROFILE }),
       },
-      { name: "token" },
+      { name: `token-${mode}`, mode },
     );
     const gateway = stack;
     const redis = (stats = createRedisStats(redisUrl));
@@ -73,8 +105,8 @@ async function main(): Promise<void> {
       return (await response.json()) as { refresh_token: string };
     };
 
-    const pids: Record<string, number | undefined> = { ...gateway.processes, redis: ownRedis?.pid, "load generator": process.pid };
-    log(`gateway pid ${pids.gateway} on :${gateway.gatewayPort}, authz service pid ${pids["authz service"]} on :${gateway.authzPort}, Redis ${redisUrl}`);
+    const pids: Record<string, number | undefined> = { ...gateway.processes, redis: ownRedisPid, "load generator": process.pid };
+    log(`${mode}: ${Object.entries(gateway.processes).map(([name, pid]) => `${name} pid ${pid}`).join(", ")}; gateway on :${gateway.gatewayPort}, RPC on :${gateway.authzPort}, Redis ${redisUrl}`);
     log(`${connections} HTTP/1.1 connections, ${seconds} s per phase`);
 
     /** One measured autocannon phase against /oauth2/token, with the Redis commands it caused. */
@@ -88,14 +120,14 @@ async function main(): Promise<void> {
 
     // Warm-up: JIT, connections and script caches, through the same path as the measured phase.
     const warm = await gateway.mintCodes(3_000);
-    await hammer("warm-up", { seconds: 2, body: () => exchangeBody(warm.pop()!), maxRequests: warm.length });
+    await hammer(`${mode} warm-up`, { seconds: 2, body: () => exchangeBody(warm.pop()!), maxRequests: warm.length });
     const results: LoadResult[] = [];
 
     log("minting codes for the authorization_code phase ...");
     const codes = await gateway.mintCodes(7_000 * seconds);
     log(`${codes.length} codes minted`);
     let next = 0;
-    const exchange = await hammer("token: authorization_code (PKCE, Basic)", {
+    const exchange = await hammer(`${mode} token: authorization_code (PKCE, Basic)`, {
       seconds,
       body: () => exchangeBody(codes[next++]!),
       maxRequests: codes.length,
@@ -109,7 +141,7 @@ async function main(): Promise<void> {
     // (autocannon resets a connection's context whenever its request list wraps, so the chain cannot live there.)
     const families = await Promise.all((await gateway.mintCodes(2 * connections)).map(async (code) => (await exchangeOnce(code)).refresh_token));
     results.push(
-      await hammer("token: refresh_token (rotation)", {
+      await hammer(`${mode} token: refresh_token (rotation)`, {
         seconds,
         body: () => new URLSearchParams({ grant_type: "refresh_token", refresh_token: families.shift() ?? "none-left" }).toString(),
         onAccepted: (body) => families.push((JSON.parse(body) as { refresh_token: string }).refresh_token),
@@ -117,16 +149,14 @@ async function main(): Promise<void> {
       }),
     );
 
-    process.stdout.write(`\n${formatResults(results)}\n`);
-
     if (process.env.BENCH_OVERLOAD !== "0") {
-      const overload = await overloadReport(gateway, (name, phase) => hammer(name, phase), exchangeBody, exchange.rps);
+      const overload = await overloadReport(mode, gateway, (name, phase) => hammer(name, phase), exchangeBody, exchange.rps);
       process.stdout.write(`\n${overload}\n`);
     }
+    return results;
   } finally {
     await stats?.close();
     await stack?.stop();
-    await ownRedis?.stop();
   }
 }
 
@@ -136,7 +166,7 @@ type Hammer = (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "
  * Saturation measured in this run, then 1×, 2× and 5× of it: what share is
  * shed (503 temporarily_unavailable with Retry-After) and how long the tail is.
  */
-async function overloadReport(gateway: GatehouseTwoProcess, hammer: Hammer, exchangeBody: (code: string) => string, measuredRps: number): Promise<string> {
+async function overloadReport(mode: GatehouseMode, gateway: GatehouseTwoProcess, hammer: Hammer, exchangeBody: (code: string) => string, measuredRps: number): Promise<string> {
   const probeSeconds = Math.max(1, Math.round(seconds / 2));
   // Enough codes for every phase (up to 7 probes and 3 phases) at 1.5× the rate just measured.
   log("minting codes for the overload report ...");
@@ -145,8 +175,8 @@ async function overloadReport(gateway: GatehouseTwoProcess, hammer: Hammer, exch
   let saturation = 4;
   let previous = 0;
   for (let c = 4; c <= 256; c *= 2) {
-    const probe = await hammer(`saturation probe: ${c} connections`, { seconds: probeSeconds, connections: c, body, maxRequests: codes.length });
-    log(`saturation probe: ${c} connections, ${probe.rps.toFixed(0)} req/s`);
+    const probe = await hammer(`${mode} saturation probe: ${c} connections`, { seconds: probeSeconds, connections: c, body, maxRequests: codes.length });
+    log(`${mode} saturation probe: ${c} connections, ${probe.rps.toFixed(0)} req/s`);
     if (previous > 0 && probe.rps < previous * 1.1) break;
     saturation = c;
     previous = probe.rps;
@@ -163,7 +193,7 @@ async function overloadReport(gateway: GatehouseTwoProcess, hammer: Hammer, exch
       }
       return `${status} ${text.slice(0, 200)}`;
     };
-    const result = await hammer(`overload ${factor}x`, { seconds, connections: c, body, maxRequests: codes.length, check });
+    const result = await hammer(`${mode} overload ${factor}x`, { seconds, connections: c, body, maxRequests: codes.length, check });
     const answered = result.requests + result.errors;
     const other = result.errors - shed;
     rows.push([
@@ -177,7 +207,7 @@ async function overloadReport(gateway: GatehouseTwoProcess, hammer: Hammer, exch
     if (other > 0) log(`overload ${factor}x: ${result.firstError ?? `${other} other errors`}`);
   }
   return [
-    `overload: authorization_code at the token endpoint; saturation = ${saturation} connections (${previous.toFixed(0)} req/s), measured above`,
+    `overload (${mode}): authorization_code at the token endpoint; saturation = ${saturation} connections (${previous.toFixed(0)} req/s), measured above`,
     formatTable(["offered load", "served req/s", "503 rate", "other errors", "p50 ms", "p99 ms"], rows),
   ].join("\n");
 }

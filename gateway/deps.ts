@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { createAuthzClient, type AuthzClient } from "./rpc/authz-client.js";
+import { createAuthzClient, type AuthzClient, type AuthzClientOptions } from "./rpc/authz-client.js";
 import type { GatewayConfig, RouteConfig } from "./config.js";
 import { toIntrospected } from "./guard/authenticate.js";
 import { createGuardPipeline, type GuardPipeline } from "./guard/pipeline.js";
@@ -48,13 +48,22 @@ const OVERLOAD_MESSAGES: Readonly<Record<GatewayOverloadKind, string>> = {
   rpc_deadline: "RPCs to the authz service exceeded their deadline (gateway.authz.timeoutMs); answered 503 temporarily_unavailable",
 };
 
-export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides: Partial<Pick<GatewayDeps, "clock" | "draining">> = {}): GatewayDeps {
+/**
+ * What a composition root or a test may supply: time, the draining flag, and
+ * the way to the authz service when it runs in this process (all-in-one/app.ts).
+ */
+export type GatewayDepsOverrides = Partial<Pick<GatewayDeps, "clock" | "draining">> & AuthzClientOptions;
+
+export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides: GatewayDepsOverrides = {}): GatewayDeps {
   const clock = overrides.clock ?? (() => Date.now());
   const metrics = createGatewayMetrics();
   const limiter = createConcurrencyLimiter(config.overload);
   metrics.load(() => ({ inFlight: limiter.inFlight(), queued: limiter.queued() }));
   const reporter = createOverloadReporter({ log, messages: OVERLOAD_MESSAGES, count: metrics.overload });
-  const authz = createAuthzClient(config.authz, { onDeadline: (procedure) => reporter.report("rpc_deadline", { procedure, timeoutMs: config.authz.timeoutMs }) });
+  const authz = createAuthzClient(config.authz, {
+    ...(overrides.transport === undefined ? {} : { transport: overrides.transport }),
+    onDeadline: (procedure) => reporter.report("rpc_deadline", { procedure, timeoutMs: config.authz.timeoutMs }),
+  });
   let routes = config.routes;
   const revocations = createRevocationFeed({
     // No deadline: the stream lives as long as the gateway (timeoutMs 0 overrides the transport's default).

@@ -18,18 +18,31 @@ import { writeBenchStackConfig } from "./stack-config.js";
 /** A running two-process gatehouse: the contender's face plus what bench:token needs of it. */
 export interface GatehouseTwoProcess extends RunningContender {
   readonly gatewayUrl: string;
+  /** The authz RPC port (in the all-in-one mode, the one process's optional RPC port). */
   readonly authzPort: number;
   readonly gatewayPort: number;
 }
 
+/** How gatehouse is deployed: two processes (scale-out), or one (all-in-one/main.ts, npm start). */
+export type GatehouseMode = "split" | "all-in-one";
+
+/** The same production build as one all-in-one process: the gateway calls the authz service in process. */
+export const gatehouseAllInOne: Contender = {
+  name: "gatehouse all-in-one",
+  side: "gatehouse",
+  start: (setup) => startGatehouseTwoProcess(setup, { name: "peers-all-in-one", mode: "all-in-one" }),
+};
+
 /**
  * gatehouse as deployed for scale-out: the authz service and the gateway,
  * each its own process from the production build (`npm run build`: dist/,
- * plain node), on the setup's Redis. Codes are minted as the consent page
- * would: Authorize + Decide over RPC straight to the authz service.
+ * plain node), on the setup's Redis; with `mode: "all-in-one"`, the two in one
+ * process (its RPC port served, allInOne.serveRpc's default). Codes are minted
+ * as the consent page would: Authorize + Decide over RPC straight to the authz service.
  */
-export async function startGatehouseTwoProcess(setup: ContenderSetup, options: { name?: string } = {}): Promise<GatehouseTwoProcess> {
+export async function startGatehouseTwoProcess(setup: ContenderSetup, options: { name?: string; mode?: GatehouseMode } = {}): Promise<GatehouseTwoProcess> {
   const name = options.name ?? "peers";
+  const allInOne = options.mode === "all-in-one";
   const authzPort = await freePort();
   const gatewayPort = await freePort();
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
@@ -45,19 +58,21 @@ export async function startGatehouseTwoProcess(setup: ContenderSetup, options: {
   const env = { GATEHOUSE_CONFIG: configFile, REDIS_URL: setup.redisUrl, LOG_LEVEL: "warn", ...setup.secrets.env };
   const profile = (process: string) =>
     setup.profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${setup.profileDir}`, `--cpu-prof-name=${name}-${process}.cpuprofile`];
-  const authz = runNode("dist/services/authz/main.js", { env, nodeArgs: profile("authz") });
+  const authz = allInOne ? undefined : runNode("dist/services/authz/main.js", { env, nodeArgs: profile("authz") });
   let gateway: RunningProcess | undefined;
   let rpc: ConnectH2Client | undefined;
   const stop = async () => {
     rpc?.close();
     await gateway?.stop();
-    await authz.stop();
+    await authz?.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    gateway = runNode("dist/gateway/main.js", { env, nodeArgs: profile("gateway") });
+    gateway = allInOne
+      ? runNode("dist/all-in-one/main.js", { env, nodeArgs: profile("all-in-one") })
+      : runNode("dist/gateway/main.js", { env, nodeArgs: profile("gateway") });
     // Ready means the gateway answers and reaches the authz service (health plugin).
-    await waitForReady(`${gatewayUrl}/readyz`, () => `${authz.output()}${gateway?.output() ?? ""}`);
+    await waitForReady(`${gatewayUrl}/readyz`, () => `${authz?.output() ?? ""}${gateway?.output() ?? ""}`);
     rpc = createConnectH2Client(`http://127.0.0.1:${authzPort}`, { sessions: 4 });
   } catch (error) {
     await stop();
@@ -89,7 +104,7 @@ export async function startGatehouseTwoProcess(setup: ContenderSetup, options: {
   return {
     tokenUrl: `${gatewayUrl}/oauth2/token`,
     introspectUrl: `${gatewayUrl}/oauth2/introspect`,
-    processes: { gateway: gateway.child.pid, "authz service": authz.child.pid },
+    processes: authz === undefined ? { "all-in-one": gateway.child.pid } : { gateway: gateway.child.pid, "authz service": authz.child.pid },
     gatewayUrl,
     authzPort,
     gatewayPort,

@@ -27,10 +27,37 @@ export interface AuthzClient {
  */
 const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession"]);
 
-export function createAuthzClient(config: GatewayConfig["authz"], options: { onDeadline?: (procedure: string) => void } = {}): AuthzClient {
+/** What a composition root may hand the client instead of the configured endpoints. */
+export interface AuthzClientOptions {
+  /**
+   * The way to the authz service, given by a composition root that has one in
+   * this process (all-in-one/app.ts); `endpoints` and `transport` are then not
+   * used. The gateway's service credential and deadline go with every call as
+   * over the network: the service checks its caller the same way.
+   */
+  transport?: Transport;
+  /** Called for every call that exceeded its deadline (gateway/rpc/deadline-observer.ts): counted and reported. */
+  onDeadline?: (procedure: string) => void;
+}
+
+/** The client over the configured endpoints (lean or connect-es, with failover), or over the Transport given. */
+export function createAuthzClient(config: GatewayConfig["authz"], options: AuthzClientOptions = {}): AuthzClient {
   // A guard-only gateway (a sidecar) has no service credential: it calls only
   // Introspect and WatchRevocations, as its own client.
   const header: Record<string, string> = config.serviceCredential === undefined ? {} : { [SERVICE_CREDENTIAL_HEADER]: config.serviceCredential };
+  const base = options.transport === undefined ? createNetworkTransport(config, header) : withCallDefaults(options.transport, config.timeoutMs, header);
+  const transport = options.onDeadline === undefined ? base : observeDeadlines(base, options.onDeadline);
+  const basic = Buffer.from(`${formEncode(config.clientId)}:${formEncode(config.clientSecret)}`).toString("base64");
+  return {
+    authz: createClient(AuthorizationService, transport),
+    sessions: createClient(SessionService, transport),
+    asGatewayClient: { headers: { authorization: `Basic ${basic}` } },
+    forBrowser: (address) => ({ headers: { [CLIENT_ADDRESS_HEADER]: address } }),
+  };
+}
+
+/** The configured endpoints, each over the configured transport, behind one failover. */
+function createNetworkTransport(config: GatewayConfig["authz"], header: Record<string, string>): Transport {
   // Ping idle HTTP/2 sessions so a dead replica is noticed before a request needs it.
   const pingIntervalMs = 10_000;
   const transports = config.endpoints.map(
@@ -46,14 +73,25 @@ export function createAuthzClient(config: GatewayConfig["authz"], options: { onD
             streams: createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, pingIntervalMs, pingTimeoutMs: 2_000 }),
           }),
   );
-  const failover = createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));
-  const transport = options.onDeadline === undefined ? failover : observeDeadlines(failover, options.onDeadline);
-  const basic = Buffer.from(`${formEncode(config.clientId)}:${formEncode(config.clientSecret)}`).toString("base64");
+  return createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));
+}
+
+/**
+ * What the network transports add to every call, added to a given one: the
+ * gateway's headers (its service credential), and its deadline when a call
+ * names none (as connect-es: undefined takes the default, zero or less is none).
+ */
+function withCallDefaults(transport: Transport, defaultTimeoutMs: number, header: Record<string, string>): Transport {
+  const headersOf = (own: ConstructorParameters<typeof Headers>[0]) => {
+    const headers = new Headers(header);
+    new Headers(own).forEach((value, name) => headers.set(name, value));
+    return headers;
+  };
   return {
-    authz: createClient(AuthorizationService, transport),
-    sessions: createClient(SessionService, transport),
-    asGatewayClient: { headers: { authorization: `Basic ${basic}` } },
-    forBrowser: (address) => ({ headers: { [CLIENT_ADDRESS_HEADER]: address } }),
+    unary: (method, signal, timeoutMs, own, input, contextValues) =>
+      transport.unary(method, signal, timeoutMs ?? defaultTimeoutMs, headersOf(own), input, contextValues),
+    stream: (method, signal, timeoutMs, own, input, contextValues) =>
+      transport.stream(method, signal, timeoutMs ?? defaultTimeoutMs, headersOf(own), input, contextValues),
   };
 }
 

@@ -1,4 +1,4 @@
-import { createContextValues, type Interceptor } from "@connectrpc/connect";
+import { createContextValues, type ContextValues, type Interceptor, type Transport } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -12,6 +12,7 @@ import { createAuthzMetrics, type AuthzMetrics, type AuthzOverloadKind } from ".
 import { createConcurrencyLimiter } from "../../startup/concurrency-limiter.js";
 import { createOverloadReporter, type OverloadReporter } from "../../startup/overload-reporter.js";
 import { createConnectUnaryHandler } from "./transport/connect-unary.js";
+import { createInProcessTransport, IN_PROCESS_PEER, type InProcessKind } from "./transport/in-process-transport.js";
 import { createRoutes, createServices } from "./routes.js";
 import { kPeerAddress } from "./rpc/caller.js";
 import { createProbeHandler } from "./probes.js";
@@ -54,8 +55,23 @@ const OVERLOAD_MESSAGES: Readonly<Record<AuthzOverloadKind, string>> = {
   redis_timeout: "Redis commands timed out (authz.overload.redisCommandTimeoutMs); calls answered temporarily_unavailable",
 };
 
-/** Builds the authz service and listens. main.ts and the integration tests both start it this way. */
-export async function startAuthzService(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<RunningAuthz> {
+/**
+ * The authz service built but not listening: its deps, and the two ways in,
+ * a listening RPC server and an in-process transport. The all-in-one process
+ * (all-in-one/app.ts) takes the transport and listens only if configured.
+ */
+export interface AuthzService {
+  readonly deps: AuthzDeps;
+  /** The handlers with the server's interceptors, for a caller in this process (transport/in-process-transport.ts). */
+  inProcessTransport(kind?: InProcessKind): Transport;
+  /** Serves Connect, gRPC and gRPC-Web on config.listen; its close() releases everything. */
+  listen(): Promise<RunningAuthz>;
+  /** Releases everything when not listening (after listen(), the running server's close() does). */
+  close(): Promise<void>;
+}
+
+/** Builds the authz service without listening. */
+export async function createAuthzService(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<AuthzService> {
   const deps = await createAuthzDeps(config, log, overrides);
   const shutdown = new AbortController();
   const services = createServices(deps);
@@ -66,6 +82,38 @@ export async function startAuthzService(config: AuthzConfig, log: Logger, overri
   const budget = { marginMs: config.overload.deadlineMarginMs, defaultMs: config.overload.defaultBudgetMs };
   const interceptors = createInterceptors(log, { interceptor: createOverloadInterceptor({ limiter, budget, reporter }), reporter });
   const contextValues = (remoteAddress: string) => createContextValues().set(kPeerAddress, remoteAddress);
+  const release = async () => {
+    deps.health.startDraining();
+    shutdown.abort();
+    reporter.flush();
+    await deps.close();
+  };
+  return {
+    deps,
+    inProcessTransport: (kind = "direct") =>
+      createInProcessTransport({ kind, services, interceptors, contextValues: () => contextValues(IN_PROCESS_PEER), shutdownSignal: shutdown.signal }),
+    listen: () => listen(config, deps, { services, interceptors, contextValues, shutdown, metrics, reporter }),
+    close: release,
+  };
+}
+
+/** Builds the authz service and listens. main.ts and the integration tests both start it this way. */
+export async function startAuthzService(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<RunningAuthz> {
+  return (await createAuthzService(config, log, overrides)).listen();
+}
+
+async function listen(
+  config: AuthzConfig,
+  deps: AuthzDeps,
+  { services, interceptors, contextValues, shutdown, metrics, reporter }: {
+    services: ReturnType<typeof createServices>;
+    interceptors: Interceptor[];
+    contextValues: (remoteAddress: string) => ContextValues;
+    shutdown: AbortController;
+    metrics: AuthzMetrics;
+    reporter: OverloadReporter<AuthzOverloadKind>;
+  },
+): Promise<RunningAuthz> {
   const adapter = connectNodeAdapter({
     routes: createRoutes(services),
     // The fast path enforces deadlines itself; connect-node needs the handler to (deadline.ts).

@@ -200,11 +200,13 @@ const fileSchema = z.strictObject({
   // The gateway's sections: validated by the gateway.
   gateway: z.unknown().optional(),
   routes: z.unknown().optional(),
+  // The all-in-one process's section: validated by all-in-one/config.ts.
+  allInOne: z.unknown().optional(),
 });
 
 type ConfigFile = z.infer<typeof fileSchema>;
 /** A file's valid parts; list entries that did not parse are holes. */
-type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "gateway" | "routes"> & {
+type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "gateway" | "routes" | "allInOne"> & {
   scopes: Array<ConfigFile["scopes"][number] | undefined>;
   clients: Array<ConfigFile["clients"][number] | undefined>;
   users: Array<ConfigFile["users"][number] | undefined>;

@@ -16,7 +16,7 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
  * and see the tokens and the API's answer.
  */
 /**
- * Budgets: beforeAll starts `npm start` (four processes under tsx) and Chromium,
+ * Budgets: beforeAll starts `npm start` (three processes under tsx) and Chromium,
  * 40 s quiet; the test drives Chromium through sign-in, consent, an API call
  * and a refresh, about 5 s on a quiet two-core machine, 25 s quiet. Both are
  * scaled by TEST_TIME_SCALE.
@@ -57,7 +57,7 @@ beforeAll(async () => {
   started = runTs("scripts/start.ts", {
     env: { GATEHOUSE_CONFIG: join(dir, "config.yaml"), DEMO_API_PORT: String(ports.api), REDIS_URL: undefined, LOG_LEVEL: "warn" },
   });
-  // scripts/start.ts starts four processes under tsx (authz on its memory store, the gateway, the demo app and its API): about 5 s quiet.
+  // scripts/start.ts starts three processes under tsx (gatehouse all-in-one on its memory store, the demo app and its API): about 5 s quiet.
   const line = await started.waitFor(/Open (http\S+) and click/, 25_000);
   demoUrl = /Open (http\S+) and click/.exec(line)![1]!;
   expect(started.output()).toContain("Demo user: demo   password: demo-password");
