@@ -4,6 +4,7 @@ import type { GatewayConfig, RouteConfig } from "./config.js";
 import { compileRouteTable } from "./guard/rules.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
+import { startTracing, type Tracing } from "../startup/tracing.js";
 
 /** Everything the gateway runs on; built once per process (main.ts) or per test. */
 export interface GatewayDeps {
@@ -18,6 +19,8 @@ export interface GatewayDeps {
   readonly metrics: GatewayMetrics;
   /** The WatchRevocations subscription that keeps the guard's cache honest; the guard starts and stops it. */
   readonly revocations: RevocationFeed;
+  /** OpenTelemetry tracing (config.tracing); `enabled` false when it is off. The app shuts it down on close. */
+  readonly tracing: Tracing;
   /** The route table in force; a reload replaces it (the guard recompiles when the list changes). */
   routes(): readonly RouteConfig[];
   /**
@@ -28,8 +31,12 @@ export interface GatewayDeps {
   reload(next: GatewayConfig): { needsRestart: string[] };
 }
 
+/** The instrumentation scope of the gateway's spans. */
+export const GATEWAY_TRACER = "gatehouse-gateway";
+
 export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides: Partial<Pick<GatewayDeps, "clock" | "draining">> = {}): GatewayDeps {
-  const authz = createAuthzClient(config.authz);
+  const tracing = startTracing(config.tracing, { scope: GATEWAY_TRACER });
+  const authz = createAuthzClient(config.authz, tracing);
   const clock = overrides.clock ?? (() => Date.now());
   const metrics = createGatewayMetrics();
   let routes = config.routes;
@@ -38,6 +45,7 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
     log,
     authz,
     clock,
+    tracing,
     draining: overrides.draining ?? (() => false),
     metrics,
     revocations: createRevocationFeed({

@@ -15,6 +15,9 @@ import type { RevocationFeed } from "../revocation-feed.js";
 import type { GatewayMetrics, GuardOutcome } from "../metrics.js";
 import { NOT_FOUND, bearerFailureResponse, oauthErrorResponse, writeErrorResponse } from "../oauth-error-response.js";
 import { createTlsCheck } from "../tls-check.js";
+import { createRequestTracing, type RequestTracing } from "../request-tracing.js";
+import { endWithError, traceparentOf, tracingOff } from "../../startup/tracing.js";
+import type { TraceIds } from "../../startup/trace-context.js";
 import type { UpstreamFailure, UpstreamTarget } from "../upstream.js";
 
 /**
@@ -45,6 +48,8 @@ export interface GuardOptions {
   clock: () => number;
   metrics: GatewayMetrics;
   revocations: RevocationFeed;
+  /** Spans and log ids of guarded requests (request-tracing.ts); none when absent. */
+  requestTracing?: RequestTracing;
 }
 
 interface Route {
@@ -65,6 +70,8 @@ const PASSTHROUGH = "(passthrough)";
 
 const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
   const { config, clock, metrics } = options;
+  const requestTracing = options.requestTracing ?? createRequestTracing(tracingOff);
+  const tracing = requestTracing.tracing;
   const { guard } = config;
   const proxy = app.upstreamProxy;
 
@@ -152,19 +159,19 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     style: "rfc6750" | "problem+json" = "rfc6750",
   ) => {
     count(route, outcome);
-    log.info({ reqId: call.requestId, route, outcome, status: failure.status, method: call.req.method, path: pathOf(call.req.url) }, "guard: refused");
+    log.info({ reqId: call.requestId, ...call.ids, route, outcome, status: failure.status, method: call.req.method, path: pathOf(call.req.url) }, "guard: refused");
     writeErrorResponse(call.res, bearerFailureResponse({ ...failure, realm: guard.realm, style, ...(failure.status === 503 ? { retryAfter: 1 } : {}) }));
   };
 
   const notFound = (call: GuardCall) => {
     count(UNMATCHED, "not_found");
-    log.info({ reqId: call.requestId, outcome: "not_found", method: call.req.method, path: pathOf(call.req.url) }, "guard: no route");
+    log.info({ reqId: call.requestId, ...call.ids, outcome: "not_found", method: call.req.method, path: pathOf(call.req.url) }, "guard: no route");
     writeErrorResponse(call.res, NOT_FOUND);
   };
 
   const upstreamFailed = (call: GuardCall, route: string, style: "rfc6750" | "problem+json", failure: UpstreamFailure) => {
     metrics.upstreamFailure(route, failure.kind);
-    log.warn({ reqId: call.requestId, route, kind: failure.kind, code: failure.code, responseStarted: failure.responseStarted }, "guard: upstream failed");
+    log.warn({ reqId: call.requestId, ...call.ids, route, kind: failure.kind, code: failure.code, responseStarted: failure.responseStarted }, "guard: upstream failed");
     if (failure.responseStarted || call.res.destroyed) return;
     writeErrorResponse(
       call.res,
@@ -232,11 +239,18 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     // The client may have left while the token was checked.
     if (raw.socket.destroyed) return;
     raw.headers = rewriteHeaders(raw.headers, { principal, forwardAuthorization, forwarded: forwardedFor(raw), requestId: call.requestId, websocket });
+    // W3C Trace Context: the upstream continues the gateway's span (tracing off: the caller's traceparent passes as sent).
+    const span = requestTracing.spanOf(raw);
+    if (span !== undefined) {
+      raw.headers.traceparent = traceparentOf(span);
+      const state = span.spanContext().traceState?.serialize();
+      if (state !== undefined && state !== "") raw.headers.tracestate = state;
+    }
     // The upstream gets the path that was checked, and the query as it came.
     raw.url = path + search;
     count(routeName, principal === undefined ? "passthrough" : "allowed");
     if (logAllowed) {
-      log.debug({ reqId: call.requestId, route: routeName, method: raw.method, path, subject: principal?.subject, client: principal?.clientId }, "guard: allowed");
+      log.debug({ reqId: call.requestId, ...call.ids, route: routeName, method: raw.method, path, subject: principal?.subject, client: principal?.clientId }, "guard: allowed");
     }
     // RFC 9110 §10.1.1: the client waits for 100 (Continue) before it sends the body; only now is it let in.
     if (awaitingContinue.has(raw)) call.res.writeContinue();
@@ -273,7 +287,7 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
       const key = names.join("\u0000");
       if (!reportedAmbiguities.has(key) && reportedAmbiguities.size < 1_000) {
         reportedAmbiguities.add(key);
-        log.error({ reqId: call.requestId, routes: names, method: raw.method, path }, "guard: more than one route covers this request; such requests are denied (fix the route table)");
+        log.error({ reqId: call.requestId, ...call.ids, routes: names, method: raw.method, path }, "guard: more than one route covers this request; such requests are denied (fix the route table)");
       }
       writeErrorResponse(call.res, oauthErrorResponse({ status: 500, error: "server_error", description: "the gateway's route table is ambiguous for this request" }));
       return;
@@ -302,7 +316,7 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     }
     let introspected: Authentication | Promise<Authentication>;
     try {
-      introspected = authenticator.authenticate(credential.token);
+      introspected = tracing.enabled ? authenticateTraced(credential.token) : authenticator.authenticate(credential.token);
     } catch (error) {
       return unavailable(call, route, error);
     }
@@ -314,7 +328,7 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
         )
         .catch((error: unknown) => {
           // A bug past this point must not become an unhandled rejection, nor a pass.
-          log.error({ reqId: call.requestId, err: error }, "guard: failed");
+          log.error({ reqId: call.requestId, ...call.ids, err: error }, "guard: failed");
           writeErrorResponse(call.res, oauthErrorResponse({ status: 500, error: "server_error", description: "the gateway failed to handle the request" }));
         });
       return;
@@ -323,9 +337,34 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     proceed(call, route, introspected, path, search, websocket);
   };
 
+  /**
+   * Step 3 as a span, `guard.authenticate`, with `gatehouse.cache` hit or
+   * miss; on a miss the Introspect RPC is its child.
+   */
+  const authenticateTraced = (token: string): Authentication | Promise<Authentication> => {
+    const span = tracing.startSpan("guard.authenticate");
+    let result: Authentication | Promise<Authentication>;
+    try {
+      result = tracing.withSpan(span, () => authenticator.authenticate(token));
+    } catch (error) {
+      endWithError(span, error);
+      throw error;
+    }
+    span.setAttribute("gatehouse.cache", result instanceof Promise ? "miss" : "hit");
+    if (result instanceof Promise) {
+      result.then(
+        () => span.end(),
+        (error: unknown) => endWithError(span, error),
+      );
+    } else {
+      span.end();
+    }
+    return result;
+  };
+
   const unavailable = (call: GuardCall, route: Route, error: unknown) => {
     const cause = error instanceof TokenCheckUnavailable ? error.cause : error;
-    log.warn({ reqId: call.requestId, route: route.name, reason: cause instanceof Error ? cause.message : String(cause) }, "guard: the token could not be checked");
+    log.warn({ reqId: call.requestId, ...call.ids, route: route.name, reason: cause instanceof Error ? cause.message : String(cause) }, "guard: the token could not be checked");
     if (call.req.socket.destroyed) return;
     refuse(call, route.name, "unavailable", { status: 503, description: "the access token cannot be checked now; try again" }, route.style);
   };
@@ -344,7 +383,8 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     const target = normalizeTarget(url);
     // The gateway's own endpoints are fastify's (its hooks check their spelling, TLS and bodies).
     if (target.ok && ownPaths.has(target.path)) return false;
-    const call: GuardCall = { req, res, requestId: options.requestIdOf(req) };
+    const call: GuardCall = { req, res, requestId: options.requestIdOf(req), ids: requestTracing.begin(req) };
+    requestTracing.watch(req, res);
     if (tlsCheck !== undefined && !tlsCheck(req)) {
       count(UNMATCHED, "bad_request");
       writeErrorResponse(res, oauthErrorResponse({ status: 400, error: "invalid_request", description: "this endpoint must be used over https" }));
@@ -355,7 +395,7 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
       refuse(call, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: target.reason });
       return true;
     }
-    guardRequest(call, target);
+    requestTracing.run(req, () => guardRequest(call, target));
     return true;
   });
 
@@ -370,7 +410,8 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     config: { guard: true },
     onRequest: (request, reply, _done) => {
       reply.hijack();
-      guardRequest({ req: request.raw, res: reply.raw, requestId: request.id }, request.gatehouseTarget! as NormalizedTarget & { ok: true });
+      const call: GuardCall = { req: request.raw, res: reply.raw, requestId: request.id, ids: requestTracing.begin(request.raw) };
+      requestTracing.run(request.raw, () => guardRequest(call, request.gatehouseTarget! as NormalizedTarget & { ok: true }));
     },
     handler: async (_request, reply) => reply.code(500).send(),
   });
@@ -386,7 +427,7 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     const target = normalizeTarget(url);
     const call = (): GuardCall => {
       reply.hijack();
-      return { req: request.raw, res: reply.raw, requestId: request.id };
+      return { req: request.raw, res: reply.raw, requestId: request.id, ids: requestTracing.begin(request.raw) };
     };
     if (!target.ok) return refuse(call(), UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: target.reason });
     if (!isCanonical(url, target.path) && request.routeOptions.config.guard !== true) {
@@ -433,6 +474,8 @@ interface GuardCall {
   readonly res: ServerResponse;
   /** Logged with every entry and sent upstream as X-Request-Id. */
   readonly requestId: string;
+  /** The trace and span ids every log entry of the request carries (request-tracing.ts). */
+  readonly ids: TraceIds | undefined;
 }
 
 /** The last value of a possibly repeated, comma-separated header (a proxy appends its own hop last). */

@@ -7,6 +7,8 @@ import type { GatewayConfig } from "../config.js";
 import { createConnectEsTransport } from "./connect-es-transport.js";
 import { createConnectUnaryTransport } from "./connect-unary-transport.js";
 import { createFailoverTransport } from "./failover-transport.js";
+import { createTracingTransport } from "./tracing-transport.js";
+import { tracingOff, type Tracing } from "../../startup/tracing.js";
 
 /** The gateway's only RPC client: the authz service's two services, over one failover transport. */
 export interface AuthzClient {
@@ -26,7 +28,8 @@ export interface AuthzClient {
  */
 const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession"]);
 
-export function createAuthzClient(config: GatewayConfig["authz"]): AuthzClient {
+/** With tracing on, every call made for a traced request carries its trace (rpc/tracing-transport.ts). */
+export function createAuthzClient(config: GatewayConfig["authz"], tracing: Tracing = tracingOff): AuthzClient {
   // A guard-only gateway (a sidecar) has no service credential: it calls only
   // Introspect and WatchRevocations, as its own client.
   const header: Record<string, string> = config.serviceCredential === undefined ? {} : { [SERVICE_CREDENTIAL_HEADER]: config.serviceCredential };
@@ -45,7 +48,9 @@ export function createAuthzClient(config: GatewayConfig["authz"]): AuthzClient {
             streams: createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, pingIntervalMs, pingTimeoutMs: 2_000 }),
           }),
   );
-  const transport = createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));
+  const failover = createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));
+  // Outside the failover: one client span per call, whichever replica answers it.
+  const transport = tracing.enabled ? createTracingTransport(failover, tracing) : failover;
   const basic = Buffer.from(`${formEncode(config.clientId)}:${formEncode(config.clientSecret)}`).toString("base64");
   return {
     authz: createClient(AuthorizationService, transport),

@@ -7,6 +7,8 @@ import { createAuthzDeps, type AuthzDeps, type DepsOverrides } from "./deps.js";
 import { createDeadlineInterceptor } from "./interceptors/deadline.js";
 import { createErrorInterceptor } from "./interceptors/errors.js";
 import { createLogInterceptor } from "./interceptors/log.js";
+import { createTraceInterceptor } from "./interceptors/trace.js";
+import { tracingOff, type Tracing } from "../../startup/tracing.js";
 import { createConnectUnaryHandler } from "./transport/connect-unary.js";
 import { createRoutes, createServices } from "./routes.js";
 import { kPeerAddress } from "./rpc/caller.js";
@@ -30,9 +32,14 @@ const READ_MAX_BYTES = 64 * 1024;
 const ACCEPT_COMPRESSION = [compressionGzip, compressionBrotli];
 const COMPRESS_MIN_BYTES = 1024;
 
-/** The interceptors of every call, on either path; the last is the innermost: errors are mapped before they are logged. */
-export function createInterceptors(log: Logger): Interceptor[] {
-  return [createLogInterceptor({ log }), createErrorInterceptor({ log })];
+/**
+ * The interceptors of every call, on either path; the last is the innermost:
+ * errors are mapped before they are logged. With tracing on, the trace
+ * interceptor comes first: the call's span covers the others.
+ */
+export function createInterceptors(log: Logger, tracing: Tracing = tracingOff): Interceptor[] {
+  const interceptors = [createLogInterceptor({ log, tracing }), createErrorInterceptor({ log, tracing })];
+  return tracing.enabled ? [createTraceInterceptor(tracing), ...interceptors] : interceptors;
 }
 
 /** Builds the authz service and listens. main.ts and the integration tests both start it this way. */
@@ -40,7 +47,7 @@ export async function startAuthzService(config: AuthzConfig, log: Logger, overri
   const deps = await createAuthzDeps(config, log, overrides);
   const shutdown = new AbortController();
   const services = createServices(deps);
-  const interceptors = createInterceptors(log);
+  const interceptors = createInterceptors(log, deps.tracing);
   const contextValues = (remoteAddress: string) => createContextValues().set(kPeerAddress, remoteAddress);
   const adapter = connectNodeAdapter({
     routes: createRoutes(services),
