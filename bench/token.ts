@@ -19,6 +19,10 @@
  *   BENCH_CONNECTIONS (default 64)   HTTP/1.1 keep-alive connections to the gateway
  *   REDIS_URL                        a Redis to use; default: a redis-server started here
  *   BENCH_PROFILE=dir                write CPU profiles of the gateway and the authz service to dir
+ *   BENCH_TRACING=1                  OpenTelemetry tracing on in both processes, every request
+ *                                    sampled and exported over OTLP/HTTP to a sink in this process
+ *                                    (bench/lib/otlp-sink.ts); compare with a run without it:
+ *                                    tracing off must cost nothing measurable, on is what it costs
  */
 import { startRedisServer } from "../test/support/redis-server.js";
 import { createPkcePair } from "./lib/contender.js";
@@ -26,6 +30,7 @@ import { startGatehouseTwoProcess, type GatehouseTwoProcess } from "./lib/gateho
 import { formatResults, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats } from "./lib/redis-stats.js";
 import { BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
+import { startOtlpSink, type OtlpSink } from "./lib/otlp-sink.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
@@ -41,6 +46,7 @@ async function main(): Promise<void> {
   const { codeVerifier, codeChallenge } = createPkcePair();
   let stack: GatehouseTwoProcess | undefined;
   let stats: RedisStats | undefined;
+  const sink: OtlpSink | undefined = process.env.BENCH_TRACING === "1" ? await startOtlpSink() : undefined;
   try {
     stack = await startGatehouseTwoProcess(
       {
@@ -52,7 +58,7 @@ async function main(): Promise<void> {
         codeLifetimeSeconds: 600,
         ...(process.env.BENCH_PROFILE === undefined ? {} : { profileDir: process.env.BENCH_PROFILE }),
       },
-      { name: "token" },
+      { name: "token", ...(sink === undefined ? {} : { env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: "parentbased_always_on" } }) },
     );
     const gateway = stack;
     const redis = (stats = createRedisStats(redisUrl));
@@ -67,6 +73,7 @@ async function main(): Promise<void> {
     const pids: Record<string, number | undefined> = { ...gateway.processes, redis: ownRedis?.pid, "load generator": process.pid };
     log(`gateway pid ${pids.gateway} on :${gateway.gatewayPort}, authz service pid ${pids["authz service"]} on :${gateway.authzPort}, Redis ${redisUrl}`);
     log(`${connections} HTTP/1.1 connections, ${seconds} s per phase`);
+    log(sink === undefined ? "tracing off (BENCH_TRACING=1 turns it on)" : `tracing on: every request sampled, exported over OTLP/HTTP to ${sink.url}`);
 
     /** One measured autocannon phase against /oauth2/token, with the Redis commands it caused. */
     const hammer = async (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "onAccepted" | "cpu">): Promise<LoadResult> => {
@@ -106,10 +113,15 @@ async function main(): Promise<void> {
     );
 
     process.stdout.write(`\n${formatResults(results)}\n`);
+    if (sink !== undefined) {
+      const { exports, bytes } = sink.stats();
+      process.stdout.write(`tracing: ${exports} OTLP exports, ${(bytes / 1024 / 1024).toFixed(1)} MiB received so far (batches still buffered are not counted)\n`);
+    }
   } finally {
     await stats?.close();
     await stack?.stop();
     await ownRedis?.stop();
+    await sink?.close();
   }
 }
 

@@ -28,7 +28,10 @@ export interface GatehouseTwoProcess extends RunningContender {
  * plain node), on the setup's Redis. Codes are minted as the consent page
  * would: Authorize + Decide over RPC straight to the authz service.
  */
-export async function startGatehouseTwoProcess(setup: ContenderSetup, options: { name?: string } = {}): Promise<GatehouseTwoProcess> {
+export async function startGatehouseTwoProcess(
+  setup: ContenderSetup,
+  options: { name?: string; /** More environment for both processes (OTEL_* for bench:token's BENCH_TRACING). */ env?: Record<string, string> } = {},
+): Promise<GatehouseTwoProcess> {
   const name = options.name ?? "peers";
   const authzPort = await freePort();
   const gatewayPort = await freePort();
@@ -42,7 +45,7 @@ export async function startGatehouseTwoProcess(setup: ContenderSetup, options: {
     gatewayPort,
     lifetimes: { code: setup.codeLifetimeSeconds },
   });
-  const env = { GATEHOUSE_CONFIG: configFile, REDIS_URL: setup.redisUrl, LOG_LEVEL: "warn", ...setup.secrets.env };
+  const env = { GATEHOUSE_CONFIG: configFile, REDIS_URL: setup.redisUrl, LOG_LEVEL: "warn", ...setup.secrets.env, ...options.env };
   const profile = (process: string) =>
     setup.profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${setup.profileDir}`, `--cpu-prof-name=${name}-${process}.cpuprofile`];
   const authz = runNode("dist/services/authz/main.js", { env, nodeArgs: profile("authz") });
