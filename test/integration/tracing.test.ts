@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { SERVICE_CREDENTIAL_HEADER } from "../../contract/metadata.js";
 import { buildApp } from "../../gateway/app.js";
-import { parseGatewayConfig } from "../../gateway/config.js";
+import { parseGatewayConfig, type GatewayConfig } from "../../gateway/config.js";
 import { createGatewayDeps, type GatewayDeps } from "../../gateway/deps.js";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { startAuthzService, type RunningAuthz } from "../../services/authz/app.js";
@@ -109,6 +109,7 @@ function captureLog(): { lines: Array<Record<string, unknown>>; stream: Writable
 interface Stack {
   authz: RunningAuthz;
   gatewayDeps: GatewayDeps;
+  gatewayConfig: GatewayConfig;
   app: FastifyInstance;
   url: string;
   authzLog: Array<Record<string, unknown>>;
@@ -139,6 +140,7 @@ async function startStack(redisUrl: string, upstream: string, otel: Record<strin
   return {
     authz,
     gatewayDeps,
+    gatewayConfig,
     app,
     url: issuer,
     authzLog: authzLog.lines,
@@ -181,6 +183,29 @@ async function tokenRequest(stack: Stack, traceparent: string): Promise<Response
     },
     body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: WEB_REDIRECT, code_verifier: pkce.verifier }).toString(),
   });
+}
+
+/**
+ * A line written through fastify's request logger (request.log) for a request
+ * with `traceparent`: a probe route added to a gateway built from the stack's
+ * configuration, served by inject (no socket needed for the logger's wiring).
+ */
+async function requestLogLine(config: GatewayConfig, traceparent: string): Promise<{ line: Record<string, unknown> | undefined; deps: GatewayDeps }> {
+  const log = captureLog();
+  const deps = createGatewayDeps(config, pino({ level: "info" }, log.stream));
+  const app = await buildApp(deps);
+  app.get("/log-probe", async (request) => {
+    request.log.info("probe");
+    return {};
+  });
+  try {
+    const response = await app.inject({ method: "GET", url: "/log-probe", headers: { traceparent } });
+    expect(response.statusCode).toBe(200);
+    await deps.tracing.flush();
+    return { line: log.lines.find((l) => l.msg === "probe"), deps };
+  } finally {
+    await app.close();
+  }
 }
 
 const SERVER = 2;
@@ -279,6 +304,20 @@ describe.each([
     expect(guardLine!.span_id).toBe(guardSpan!.spanId);
   });
 
+  it("a line written with fastify's request logger carries the request's trace id and the gateway's span id", async () => {
+    const caller = clientTraceparent();
+    const { line } = await requestLogLine(stack.gatewayConfig, caller.header);
+    expect(line).toMatchObject({ trace_id: caller.traceId });
+    const [span] = await waitFor(
+      () => {
+        const spans = collector.spans.filter((s) => s.traceId === caller.traceId);
+        return spans.length > 0 ? spans : undefined;
+      },
+      { budgetMs: 5_000, what: "the probe request's span" },
+    );
+    expect(span).toMatchObject({ name: "GET /log-probe", parentSpanId: caller.spanId, spanId: line!.span_id });
+  });
+
   it("a guarded request: the introspection is a span under guard.authenticate (a cache miss, then a hit), and the upstream continues the gateway's span", async () => {
     const caller = clientTraceparent();
     const token = (await (await tokenRequest(stack, caller.header)).json()) as { access_token: string };
@@ -328,5 +367,11 @@ describe("tracing off (no OTEL_* endpoint)", () => {
     await stack.authz.deps.tracing.flush();
     expect(collector.exports()).toBe(exportsBefore);
     expect(collector.spans.filter((s) => s.traceId === caller.traceId)).toEqual([]);
+  });
+
+  it("a line written with fastify's request logger carries the caller's trace id and span id as sent", async () => {
+    const caller = clientTraceparent();
+    const { line } = await requestLogLine(stack.gatewayConfig, caller.header);
+    expect(line).toMatchObject({ trace_id: caller.traceId, span_id: caller.spanId });
   });
 });
