@@ -10,6 +10,7 @@
  *   do at start-up); neither imports the other.
  * - Gateway plugins are wired by gateway/app.ts alone; what several plugins
  *   need lives outside plugins/.
+ * - The guard's pipeline (gateway/guard/) is framework-free; pipeline.ts imports no node:http.
  * - http-proxy lives in gateway/plugins/proxy.ts alone.
  * - No cycles.
  */
@@ -92,6 +93,13 @@ module.exports = {
       comment: "The guard's decisions (gateway/guard/) are made without fastify, http-proxy or node:http objects.",
       from: { path: "^gateway/guard/" },
       to: { path: ["^gateway/plugins/", "node_modules/(fastify|@fastify|http-proxy)/"] },
+    },
+    {
+      name: "guard-pipeline-no-node-http",
+      severity: "error",
+      comment: "The pipeline takes a request description, not Node's request: entrances translate (gateway/entrances/).",
+      from: { path: "^gateway/guard/pipeline\\.ts$" },
+      to: { dependencyTypes: ["core"], path: "^(node:)?(http|http2|https|net)$" },
     },
     {
       name: "http-proxy-in-proxy-plugin",

@@ -1,278 +1,333 @@
 /**
- * npm run bench:guard — what the resource guard costs, in one run, side by
- * side on the same echo upstream (loopback, autocannon, closed loop):
+ * npm run bench:guard — what the guard costs behind each of its three
+ * entrances (issue 10), each figure against its baseline measured in the same
+ * run, on loopback, one phase at a time (closed loop):
  *
- *   (a) the upstream directly
- *   (b) a bare http-proxy with a keep-alive agent (the yardstick)
- *   (f) fastify with the gateway's proxy plugin and no check (for reference:
- *       what the framework costs before the guard does anything)
- *   (c) the gateway's guard with a cached token
- *   (d) the gateway's guard with caching off (an Introspect RPC per request)
+ * the sidecar (autocannon, HTTP/1.1 keep-alive, the same request everywhere):
+ *   (a)  the echo upstream directly
+ *   (b)  a bare http-proxy with a keep-alive agent                  the baseline of f, c, d
+ *   (f)  fastify with the gateway's proxy plugin and no check        (the framework's share)
+ *   (c)  the sidecar with a cached token                             bar: c/b ≥ 0.85, p99 added ≤ 0.5 ms
+ *   (d)  the sidecar with caching off (an Introspect RPC per request)
+ * the check endpoint (nginx auth_request, Traefik forwardAuth):
+ *   (n0) nginx proxying to the upstream without auth_request          the baseline of n1
+ *   (n1) the same nginx with auth_request to gatehouse, cached token  reported
+ *   (g0) a bare fastify GET answering 200                             the baseline of g1
+ *   (g1) gatehouse's check endpoint alone (X-Original-*), cached      bar: g1/g0 ≥ 0.6
+ * Envoy ext_authz over gRPC (one @grpc/grpc-js channel, calls in flight):
+ *   (e0) a bare @grpc/grpc-js unary echo                              the baseline of e1
+ *   (e1) the gateway's ext_authz Check, cached token                  bar: e1/e0 ≥ 0.6
  *
- * It prints req/s, p50 and p99 per phase, the ratios c/b and d/b, and the p99
- * the guard adds over (b). The bar (issue 4): c/b ≥ 0.75 and added p99 ≤ 1 ms.
- * The authz service and both gateways run from the production build (dist/,
- * plain node); the upstream and the bare proxy run under tsx. Each runs in its
- * own process; only one phase runs at a time.
+ * One Redis, one authz service, and the gateways from the production build
+ * (dist/, plain node; `npm run bench:guard` builds first): (c) the sidecar with
+ * its cache, (d) the sidecar without, and the entrances' gateway (cached,
+ * loopback as trusted proxy, the Check listener on) serving n1, g1 and e1, so
+ * that (c) runs with the configuration it always had. Upstream, baselines and
+ * nginx (one worker) each in a process of their own; only what the selected
+ * phases need is started. Every phase is probed once before it is measured
+ * and must answer 200 (the Check: OK); a phase that answers anything else
+ * while measured fails the run (exit code 1) after the tables are printed.
  *
- *   BENCH_SECONDS (default 5)        measured seconds per phase (after 1 s of warm-up)
- *   BENCH_CONNECTIONS (default 10)   concurrent connections
- *   REDIS_URL                        a Redis to use; default: a redis-server started here
- *   BENCH_PROFILE=dir                write a CPU profile of the gateway (c), or (d) with BENCH_PROFILE_TARGET=d, to dir and print its top functions
- *   BENCH_PHASES                     which phases, e.g. "b,c" (default a,b,f,c,d)
- *   BENCH_ROUNDS (default 1)         run the phases this many times, interleaved; medians are reported too
+ * Printed per phase: req/s, p50/p99 (each response's own time, sub-ms), the
+ * CPU µs per request of the serving process(es) (steadier than req/s on a
+ * shared machine), and the foreign load beside it (load average, CPU of
+ * every other process); then the ratios with their bars (met/MISSED).
  *
- * Latencies are taken per response from autocannon's 'response' event
- * (process.hrtime, sub-millisecond), not from its histogram, whose unit is 1 ms.
+ *   BENCH_SECONDS (default 5)          measured seconds per phase (after 1 s of warm-up)
+ *   BENCH_CONNECTIONS (default 10,50)  connections (calls in flight for e0/e1); each count runs every phase
+ *   BENCH_PHASES                       which phases, across sections, e.g. "b,c,g0,g1" (default: all)
+ *   BENCH_ROUNDS (default 1)           interleaved rounds; with more than one, medians too
+ *   REDIS_URL                          a Redis to use; default: a redis-server started here
+ *   BENCH_PROFILE=dir                  CPU profile of one gateway, its top functions printed:
+ *   BENCH_PROFILE_TARGET               c (default), d, or entrances
+ *
+ * The default run measures 22 phases of 6 s (2.2 minutes): about 3 minutes with
+ * the build and start-up; the run stops with an error past its planned time
+ * plus 2 minutes. If nginx
+ * is not installed, n0 and n1 are reported as not run, and the rest runs.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import autocannon from "autocannon";
-import { AuthorizationService } from "../gen/gatehouse/v1/authorization_service_pb.js";
+import { parse, stringify } from "yaml";
+import { findNginx } from "../test/support/nginx.js";
 import { runNode, runTs, type RunningProcess } from "../test/support/process.js";
 import { freePort, startRedisServer } from "../test/support/redis-server.js";
-import { startCpuMeter } from "./lib/cpu.js";
-import { BENCH_REDIRECT_URI, createBenchSecrets, writeBenchStackConfig, type BenchSecrets } from "./lib/stack-config.js";
+import { childPids } from "./lib/cpu.js";
+import { benchCheckRequest, extAuthzCheckCall, extAuthzGuardSection, grpcEchoCall, type CheckedCall } from "./lib/ext-authz.js";
+import { runHttpLoad, runLoad, type LoadResult } from "./lib/load.js";
+import { formatMedians, formatPhaseTable, formatRatios, type PhaseRun, type RatioSpec } from "./lib/phase-report.js";
+import { issueBenchToken, waitForAuthz } from "./lib/stack-authz.js";
+import { createBenchSecrets, writeBenchStackConfig } from "./lib/stack-config.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-const connections = Number(process.env.BENCH_CONNECTIONS ?? 10);
-const phases = new Set((process.env.BENCH_PHASES ?? "a,b,f,c,d").split(","));
+const connectionCounts = (process.env.BENCH_CONNECTIONS ?? "10,50").split(",").map(Number);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
 const profileDir = process.env.BENCH_PROFILE;
-const profileTarget = process.env.BENCH_PROFILE_TARGET === "d" ? "d" : "c";
+const profileTarget = process.env.BENCH_PROFILE_TARGET ?? "c";
+const WARM_UP_SECONDS = 1;
+/** Start-up, probes and shutdown on top of the planned phases, before the run is stopped as stuck. */
+const RUN_SLACK_MS = 120_000;
+const CHECK_PATH = "/.gatehouse/check";
 
+const SECTIONS = [
+  { name: "sidecar", keys: ["a", "b", "f", "c", "d"] },
+  { name: "check endpoint", keys: ["n0", "n1", "g0", "g1"] },
+  { name: "ext_authz", keys: ["e0", "e1"] },
+] as const;
+const ALL_KEYS: readonly string[] = SECTIONS.flatMap((section) => section.keys);
 
-interface PhaseResult {
-  name: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  requests: number;
-  failures: number;
-  cpu: Record<string, number>;
-  /** Requests the server got in this phase, warm-up included (to read a profile per request). */
-  served: number;
+/** The figures of issue 10 (and issue 16's sidecar bar), each against its baseline in the same round. */
+const RATIOS: readonly RatioSpec[] = [
+  {
+    phase: "c",
+    baseline: "b",
+    what: "the sidecar, cached token, against a bare http-proxy with keep-alive",
+    bars: [
+      { min: 0.85, source: "issue 10" },
+      { min: 0.95, source: "issue 16" },
+    ],
+    addedP99BarMs: 0.5,
+  },
+  { phase: "d", baseline: "b", what: "the sidecar with caching off" },
+  { phase: "f", baseline: "b", what: "fastify + proxy plugin, no check: the framework's share" },
+  { phase: "n1", baseline: "n0", what: "nginx + auth_request to gatehouse, cached, against the same nginx without it" },
+  { phase: "g1", baseline: "g0", what: "the check endpoint alone against a bare fastify GET", bars: [{ min: 0.6, source: "issue 10" }] },
+  { phase: "e1", baseline: "e0", what: "Check over gRPC, cached, against a bare @grpc/grpc-js unary echo", bars: [{ min: 0.6, source: "issue 10" }] },
+];
+
+/** A phase as the run sees it: what serves it, a probe, and a measured run. */
+interface Phase {
+  readonly key: string;
+  readonly name: string;
+  readonly servers: readonly string[];
+  /** One request; throws unless it is answered 200 (the Check: OK). */
+  probe(): Promise<void>;
+  run(connections: number, seconds: number, cpu?: Record<string, number | undefined>): Promise<LoadResult>;
+}
+
+function selectedKeys(): Set<string> {
+  const wanted = (process.env.BENCH_PHASES ?? ALL_KEYS.join(",")).split(",").map((key) => key.trim()).filter((key) => key !== "");
+  const unknown = wanted.filter((key) => !ALL_KEYS.includes(key));
+  if (unknown.length > 0) throw new Error(`BENCH_PHASES: unknown phase ${unknown.join(", ")} (the phases: ${ALL_KEYS.join(",")})`);
+  return new Set(wanted);
 }
 
 async function main(): Promise<void> {
+  const wanted = selectedKeys();
+  /** Phases that cannot run here, with the reason. */
+  const notRun = new Map<string, string>();
+  if ((wanted.has("n0") || wanted.has("n1")) && findNginx() === undefined) {
+    for (const key of ["n0", "n1"]) if (wanted.has(key)) notRun.set(key, "nginx is not installed: apt-get install nginx");
+  }
+  const runnable = ALL_KEYS.filter((key) => wanted.has(key) && !notRun.has(key));
+  /** Whether a process is needed: some phase that runs uses it. */
+  const needs = (...keys: string[]) => keys.some((key) => runnable.includes(key));
+  const plannedMs = rounds * connectionCounts.length * runnable.length * (seconds + WARM_UP_SECONDS) * 1000;
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`bench:guard: still running ${(plannedMs + RUN_SLACK_MS) / 1000} s after its start: stopped`)), plannedMs + RUN_SLACK_MS);
+  });
+  log(`${runnable.length} phases × ${connectionCounts.join(" and ")} connections × ${rounds} round(s), ${seconds} s each (+${WARM_UP_SECONDS} s warm-up): about ${Math.round(plannedMs / 1000)} s measured`);
+
   const ownRedis = process.env.REDIS_URL ? undefined : await startRedisServer();
   const redisUrl = process.env.REDIS_URL ?? ownRedis!.url;
-  const [authzPort, upstreamPort, bareProxyPort, fastifyPort, cachedPort, uncachedPort] = await Promise.all([
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-  ]);
   const secrets = await createBenchSecrets();
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-bench-guard-"));
-  const upstream = `http://127.0.0.1:${upstreamPort}`;
-  const configFile = (gatewayPort: number, cacheTtlSeconds: number) =>
-    writeBenchStackConfig({
-      dir,
-      name: `guard-${gatewayPort}`,
-      secrets,
-      authzPort,
-      gatewayPort,
-      guard: { cacheTtlSeconds },
-      routes: [{ name: "bench", methods: ["GET"], path: "/bench/**", scopes: ["read"], upstream }],
-    });
-  const env = { REDIS_URL: redisUrl, ...secrets.env };
-  const cachedConfig = configFile(cachedPort, 30);
-  const uncachedConfig = configFile(uncachedPort, 0);
-
   const processes: RunningProcess[] = [];
-  const start = (process: RunningProcess) => (processes.push(process), process);
+  const closers: Array<() => void> = [];
+  const start = (running: RunningProcess) => (processes.push(running), running);
   try {
-    // The production artefacts (`npm run build`), each in its own process.
-    const authz = start(runNode("dist/services/authz/main.js", { env: { ...env, GATEHOUSE_CONFIG: cachedConfig, LOG_LEVEL: "warn" } }));
-    const echo = start(runTs("bench/lib/echo-upstream-main.ts", { env: { PORT: String(upstreamPort) } }));
-    const bare = start(runTs("bench/lib/bare-proxy.ts", { env: { PORT: String(bareProxyPort), TARGET: upstream } }));
-    const plain = start(runTs("bench/lib/fastify-proxy.ts", { env: { PORT: String(fastifyPort), TARGET: upstream } }));
-    await Promise.all([waitForAuthz(`http://127.0.0.1:${authzPort}`), echo.waitFor(/listening/), bare.waitFor(/listening/), plain.waitFor(/listening/)]);
-    // The gateways run at their default log level (info), as deployed.
-    const profile = (phase: "c" | "d") => (profileDir !== undefined && profileTarget === phase ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []);
-    const cached = start(runNode("dist/gateway/main.js", { env: { ...env, GATEHOUSE_CONFIG: cachedConfig }, nodeArgs: profile("c") }));
-    const uncached = start(runNode("dist/gateway/main.js", { env: { ...env, GATEHOUSE_CONFIG: uncachedConfig }, nodeArgs: profile("d") }));
-    await Promise.all([cached.waitFor(/listening/), uncached.waitFor(/listening/)]);
-    await cached.waitFor(/revocation feed subscribed/);
-
-    const token = await issueToken(`http://127.0.0.1:${authzPort}`, secrets);
-    const headers = { authorization: `Bearer ${token}` };
-    for (const [name, port] of [["(c)", cachedPort], ["(d)", uncachedPort]] as const) {
-      const response = await fetch(`http://127.0.0.1:${port}/bench/check`, { headers });
-      if (response.status !== 200) throw new Error(`${name} gateway answered ${response.status}: ${await response.text()}`);
-    }
-
-    const pids = {
-      upstream: echo.child.pid,
-      "bare proxy": bare.child.pid,
-      "fastify proxy": plain.child.pid,
-      "gateway (c)": cached.child.pid,
-      "gateway (d)": uncached.child.pid,
-      authz: authz.child.pid,
-      "load generator": process.pid,
-    };
-    log(`${connections} connections, ${seconds} s per phase (+1 s warm-up), loopback, ${rounds} round(s); upstream ${upstream}`);
-    const all: PhaseResult[][] = [];
-    let results: PhaseResult[] = [];
-    for (let round = 1; round <= rounds; round++) {
-      results = [];
-      // Every phase sends the very same request, token included: the phases differ only in what serves it.
-      const run = async (key: string, name: string, url: string) => {
-        if (!phases.has(key)) return;
-        results.push(await measure(name, url, headers, pids));
-      };
-      await run("a", "(a) upstream directly", `${upstream}/bench/x`);
-      await run("b", "(b) bare http-proxy, keep-alive", `http://127.0.0.1:${bareProxyPort}/bench/x`);
-      await run("f", "(f) fastify + proxy plugin, no check", `http://127.0.0.1:${fastifyPort}/bench/x`);
-      await run("c", "(c) guard, cached token", `http://127.0.0.1:${cachedPort}/bench/x`);
-      await run("d", "(d) guard, caching off", `http://127.0.0.1:${uncachedPort}/bench/x`);
-      all.push(results);
-      process.stdout.write(`\n${rounds > 1 ? `round ${round} of ${rounds}\n` : ""}${format(results)}\n`);
-    }
-    if (rounds > 1) process.stdout.write(`\n${formatMedians(all)}\n`);
-
-    if (profileDir !== undefined) {
-      await (profileTarget === "c" ? cached : uncached).stop("SIGTERM");
-      const served = all.flat().filter((r) => r.name.startsWith(`(${profileTarget})`)).reduce((sum, r) => sum + r.served, 0);
-      process.stdout.write(`\n(${profileTarget}) served ${served + 1} requests\n${summariseProfile(profileDir)}\n`);
-    }
+    await Promise.race([limit, measureAll()]);
   } finally {
+    clearTimeout(timer);
+    for (const close of closers) close();
     for (const running of processes.reverse()) await running.stop("SIGTERM");
     await ownRedis?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-}
 
-/** One phase: 1 s of warm-up, then `seconds` measured; every response's latency is kept. */
-async function measure(name: string, url: string, headers: Record<string, string>, pids: Record<string, number | undefined>): Promise<PhaseResult> {
-  const warmUp = await autocannonRun(url, headers, 1, () => {});
-  const latencies: number[] = [];
-  const meter = startCpuMeter(pids);
-  const result = await autocannonRun(url, headers, seconds, (ms) => latencies.push(ms));
-  const cpu = meter();
-  latencies.sort((x, y) => x - y);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
-  return {
-    name,
-    rps: latencies.length / result.duration,
-    p50: pct(0.5),
-    p99: pct(0.99),
-    requests: latencies.length,
-    failures: result.errors + result.timeouts + result.non2xx,
-    cpu,
-    served: warmUp.requests.total + result.requests.total,
-  };
-}
+  async function measureAll(): Promise<void> {
+    const port = () => freePort();
+    const ports = {
+      authz: await port(),
+      upstream: await port(),
+      bareProxy: await port(),
+      fastifyProxy: await port(),
+      cached: await port(),
+      uncached: await port(),
+      entrances: await port(),
+      extAuthz: await port(),
+      bareGet: await port(),
+      grpcEcho: await port(),
+      plainNginx: await port(),
+      guardNginx: await port(),
+    };
+    const upstream = `127.0.0.1:${ports.upstream}`;
+    const config = (name: string, gatewayPort: number, guard: Record<string, unknown>, trustedProxies?: string[]) => {
+      const file = writeBenchStackConfig({
+        dir,
+        name,
+        secrets,
+        authzPort: ports.authz,
+        gatewayPort,
+        guard,
+        routes: [{ name: "bench", methods: ["GET"], path: "/bench/**", scopes: ["read"], upstream: `http://${upstream}` }],
+      });
+      if (trustedProxies !== undefined) {
+        // The check believes X-Original-* only from trusted proxies: nginx and the load generator are on loopback.
+        const parsed = parse(readFileSync(file, "utf8")) as { gateway: Record<string, unknown> };
+        parsed.gateway.trustedProxies = trustedProxies;
+        writeFileSync(file, stringify(parsed));
+      }
+      return file;
+    };
+    const cachedConfig = config("sidecar-cached", ports.cached, { cacheTtlSeconds: 30 });
+    const env = { REDIS_URL: redisUrl, ...secrets.env };
+    const profile = (target: string) => (profileDir !== undefined && profileTarget === target ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []);
 
-function autocannonRun(url: string, headers: Record<string, string>, duration: number, onLatency: (ms: number) => void): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    const instance = autocannon({ url, connections, duration, headers, pipelining: 1 }, (error, result) => (error ? reject(error) : resolve(result)));
-    instance.on("response", (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
-      if (statusCode === 200) onLatency(responseTime);
-    });
-  });
-}
-
-/** The process that serves each phase (for its CPU per request). */
-const PHASE_SERVER: Record<string, string> = { a: "upstream", b: "bare proxy", f: "fastify proxy", c: "gateway (c)", d: "gateway (d)" };
-
-/** Per phase, the median of each figure over the rounds; the ratios and p99 differences are medians of each round's. */
-function formatMedians(all: PhaseResult[][]): string {
-  const median = (values: number[]) => {
-    const sorted = [...values].sort((x, y) => x - y);
-    return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-  };
-  const names = all[0]!.map((r) => r.name);
-  const lines = [`medians over ${all.length} rounds:`];
-  for (const name of names) {
-    const runs = all.map((round) => round.find((r) => r.name === name)!);
-    lines.push(`  ${name.padEnd(38)} ${median(runs.map((r) => r.rps)).toFixed(0).padStart(6)} req/s  p50 ${median(runs.map((r) => r.p50)).toFixed(3)} ms  p99 ${median(runs.map((r) => r.p99)).toFixed(3)} ms`);
-  }
-  const per = (key: string, round: PhaseResult[]) => round.find((r) => r.name.startsWith(`(${key})`));
-  const pairs = (x: string) => all.map((round) => [per(x, round), per("b", round)] as const).filter(([p, b]) => p !== undefined && b !== undefined) as Array<readonly [PhaseResult, PhaseResult]>;
-  const serverCpu = (r: PhaseResult) => {
-    const server = Object.entries(r.cpu).find(([who]) => who === PHASE_SERVER[r.name.slice(1, 2)]);
-    return server === undefined ? NaN : ((server[1] / 100) * 1e6) / r.rps;
-  };
-  for (const key of ["f", "c", "d"]) {
-    const rows = pairs(key);
-    if (rows.length === 0) continue;
-    const ratios = rows.map(([p, b]) => p.rps / b.rps);
-    const added = rows.map(([p, b]) => p.p99 - b.p99);
-    const cpuRatios = rows.map(([p, b]) => serverCpu(b) / serverCpu(p));
-    lines.push(`  ${key}/b: ${ratios.map((r) => r.toFixed(2)).join(", ")} (median ${median(ratios).toFixed(2)}); p99 added: ${added.map((a) => a.toFixed(2)).join(", ")} ms (median ${median(added).toFixed(3)} ms)`);
-    lines.push(`       by CPU per request of the proxying process (b's / ${key}'s): ${cpuRatios.map((r) => r.toFixed(2)).join(", ")} (median ${median(cpuRatios).toFixed(2)})`);
-  }
-  return lines.join("\n");
-}
-
-function format(results: PhaseResult[]): string {
-  const header = ["phase", "req/s", "p50 ms", "p99 ms", "requests", "failures"];
-  const rows = results.map((r) => [r.name, r.rps.toFixed(0), r.p50.toFixed(3), r.p99.toFixed(3), String(r.requests), String(r.failures)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  const lines = [line(header), ...rows.map(line)];
-  const byKey = (key: string) => results.find((r) => r.name.startsWith(`(${key})`));
-  const b = byKey("b");
-  const c = byKey("c");
-  const d = byKey("d");
-  if (b !== undefined && c !== undefined) {
-    const ratio = c.rps / b.rps;
-    const added = c.p99 - b.p99;
-    lines.push("");
-    lines.push(`c/b = ${ratio.toFixed(2)} (bar ≥ 0.75: ${ratio >= 0.75 ? "met" : "MISSED"})`);
-    lines.push(`p99 the guard adds over (b), cached token: ${added.toFixed(3)} ms (bar ≤ 1 ms: ${added <= 1 ? "met" : "MISSED"})`);
-  }
-  if (b !== undefined && d !== undefined) lines.push(`d/b = ${(d.rps / b.rps).toFixed(2)}; p99 added with caching off: ${(d.p99 - b.p99).toFixed(3)} ms`);
-  const f = byKey("f");
-  if (b !== undefined && f !== undefined) lines.push(`f/b = ${(f.rps / b.rps).toFixed(2)} (fastify + proxy plugin, no check: the framework's share)`);
-  lines.push("");
-  // CPU per request is steadier than req/s on a shared machine: it does not depend on who else runs.
-  for (const r of results) {
-    const used = Object.entries(r.cpu).filter(([, pct]) => pct >= 1);
-    lines.push(
-      `${r.name}: CPU ${used.map(([who, pct]) => `${who} ${pct.toFixed(0)}%`).join(", ")} (of one core); ` +
-        `µs of CPU per request: ${used.map(([who, pct]) => `${who} ${((pct / 100) * 1e6 / r.rps).toFixed(0)}`).join(", ")}`,
+    // The production artefacts (`npm run build`) and the baselines, each in its own process.
+    const authz = start(runNode("dist/services/authz/main.js", { env: { ...env, GATEHOUSE_CONFIG: cachedConfig, LOG_LEVEL: "warn" } }));
+    const helper = (needed: boolean, entry: string, extra: Record<string, string>) => (needed ? start(runTs(entry, { env: extra })) : undefined);
+    const echo = helper(needs("a", "b", "f", "c", "d", "n0", "n1"), "bench/lib/echo-upstream-main.ts", { PORT: String(ports.upstream) });
+    const bare = helper(needs("b"), "bench/lib/bare-proxy.ts", { PORT: String(ports.bareProxy), TARGET: `http://${upstream}` });
+    const plain = helper(needs("f"), "bench/lib/fastify-proxy.ts", { PORT: String(ports.fastifyProxy), TARGET: `http://${upstream}` });
+    const bareGet = helper(needs("g0"), "bench/lib/bare-fastify-get.ts", { PORT: String(ports.bareGet) });
+    const grpcEcho = helper(needs("e0"), "bench/lib/grpc-echo-main.ts", { PORT: String(ports.grpcEcho) });
+    await Promise.all([waitForAuthz(`http://127.0.0.1:${ports.authz}`), ...[echo, bare, plain, bareGet, grpcEcho].map((p) => p?.waitFor(/listening/))]);
+    // The gateways run at their default log level (info), as deployed.
+    const gateway = (needed: boolean, file: () => string, target: string) =>
+      needed ? start(runNode("dist/gateway/main.js", { env: { ...env, GATEHOUSE_CONFIG: file() }, nodeArgs: profile(target) })) : undefined;
+    const cached = gateway(needs("c"), () => cachedConfig, "c");
+    const uncached = gateway(needs("d"), () => config("sidecar-uncached", ports.uncached, { cacheTtlSeconds: 0 }), "d");
+    const entrances = gateway(
+      needs("n1", "g1", "e1"),
+      () => config("entrances", ports.entrances, { cacheTtlSeconds: 30, ...extAuthzGuardSection(ports.extAuthz) }, ["127.0.0.1"]),
+      "entrances",
     );
-  }
-  return lines.join("\n");
-}
+    await Promise.all([cached, uncached, entrances].map((g) => g?.waitFor(/revocation feed subscribed/)));
+    await entrances?.waitFor(/ext_authz Check listening/);
+    const nginxEnv = { UPSTREAM: upstream, GATEHOUSE: `127.0.0.1:${ports.entrances}`, CHECK_PATH };
+    const plainNginx = helper(needs("n0"), "bench/lib/nginx-main.ts", { ...nginxEnv, PORT: String(ports.plainNginx), PLAIN: "1" });
+    const guardNginx = helper(needs("n1"), "bench/lib/nginx-main.ts", { ...nginxEnv, PORT: String(ports.guardNginx) });
+    await Promise.all([plainNginx, guardNginx].map((p) => p?.waitFor(/listening/)));
 
-async function waitForAuthz(url: string): Promise<void> {
-  const authz = createClient(AuthorizationService, createConnectTransport({ baseUrl: url, httpVersion: "1.1" }));
-  for (let i = 0; i < 200; i++) {
-    try {
-      await authz.getMetadata({});
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    const token = await issueBenchToken(`http://127.0.0.1:${ports.authz}`, secrets);
+    // Every sidecar phase sends the very same request, token included: the phases differ only in what serves it.
+    const bearer = { authorization: `Bearer ${token}` };
+    const checkHeaders = { ...bearer, "x-original-method": "GET", "x-original-uri": "/bench/x" };
+    const checkRequest = benchCheckRequest(token);
+
+    // What each phase's CPU is read from; everything else on the machine is the foreign load.
+    const nginxPids = (wrapper: RunningProcess | undefined, name: string) => {
+      if (wrapper?.child.pid === undefined) return {};
+      const masters = childPids(wrapper.child.pid, "nginx");
+      const workers = masters.flatMap((master) => childPids(master, "nginx"));
+      return { [name]: workers[0], [`${name} master`]: masters[0], [`${name} wrapper`]: wrapper.child.pid };
+    };
+    const pids: Record<string, number | undefined> = {
+      upstream: echo?.child.pid,
+      "bare proxy": bare?.child.pid,
+      "fastify proxy": plain?.child.pid,
+      "gateway (c)": cached?.child.pid,
+      "gateway (d)": uncached?.child.pid,
+      "gateway (entrances)": entrances?.child.pid,
+      "bare fastify GET": bareGet?.child.pid,
+      "grpc echo": grpcEcho?.child.pid,
+      ...nginxPids(plainNginx, "nginx (n0)"),
+      ...nginxPids(guardNginx, "nginx (n1)"),
+      authz: authz.child.pid,
+      redis: ownRedis?.pid,
+      "load generator": process.pid,
+    };
+    for (const [name, pid] of Object.entries(pids)) if (pid === undefined) delete pids[name];
+
+    const http = (key: string, name: string, servers: string[], url: string, headers: Record<string, string>): Phase => ({
+      key,
+      name,
+      servers,
+      async probe() {
+        const response = await fetch(url, { headers });
+        if (response.status !== 200) throw new Error(`(${key}) ${url} answered ${response.status}: ${(await response.text()).slice(0, 300)}`);
+      },
+      run: (connections, phaseSeconds, cpu) =>
+        runHttpLoad(name, { url, method: "GET", connections, seconds: phaseSeconds, headers, subMillisecond: true, ...(cpu === undefined ? {} : { cpu }) }),
+    });
+    const grpc = (key: string, name: string, servers: string[], open: () => CheckedCall): Phase => {
+      const channel = open();
+      closers.push(() => channel.close());
+      return {
+        key,
+        name,
+        servers,
+        probe: () => channel.call().catch((error: unknown) => Promise.reject(new Error(`(${key}) ${String(error)}`))),
+        run: (connections, phaseSeconds, cpu) => runLoad(name, { concurrency: connections, seconds: phaseSeconds, ...(cpu === undefined ? {} : { cpu }) }, () => channel.call()),
+      };
+    };
+    const local = (port: number, path = "/bench/x") => `http://127.0.0.1:${port}${path}`;
+    const define: Record<string, () => Phase> = {
+      a: () => http("a", "(a) upstream directly", ["upstream"], local(ports.upstream), bearer),
+      b: () => http("b", "(b) bare http-proxy, keep-alive", ["bare proxy"], local(ports.bareProxy), bearer),
+      f: () => http("f", "(f) fastify + proxy plugin, no check", ["fastify proxy"], local(ports.fastifyProxy), bearer),
+      c: () => http("c", "(c) sidecar, cached token", ["gateway (c)"], local(ports.cached), bearer),
+      d: () => http("d", "(d) sidecar, caching off", ["gateway (d)"], local(ports.uncached), bearer),
+      n0: () => http("n0", "(n0) nginx proxying, no auth_request", ["nginx (n0)"], local(ports.plainNginx), bearer),
+      n1: () => http("n1", "(n1) nginx + auth_request, cached", ["nginx (n1)", "gateway (entrances)"], local(ports.guardNginx), bearer),
+      // The same request to both: the bare GET ignores what the check reads.
+      g0: () => http("g0", "(g0) bare fastify GET", ["bare fastify GET"], local(ports.bareGet, CHECK_PATH), checkHeaders),
+      g1: () => http("g1", "(g1) check endpoint, cached", ["gateway (entrances)"], local(ports.entrances, CHECK_PATH), checkHeaders),
+      e0: () => grpc("e0", "(e0) bare grpc-js unary echo", ["grpc echo"], () => grpcEchoCall(`127.0.0.1:${ports.grpcEcho}`, checkRequest)),
+      e1: () => grpc("e1", "(e1) ext_authz Check, cached", ["gateway (entrances)"], () => extAuthzCheckCall(`127.0.0.1:${ports.extAuthz}`, checkRequest)),
+    };
+    const phases = new Map(runnable.map((key) => [key, define[key]!()]));
+    // Each phase once, by condition, before anything is measured: the first Check and check also fill the caches.
+    for (const phase of phases.values()) await phase.probe();
+
+    log(`loopback; nginx 1 worker; processes: ${Object.entries(pids).map(([name, pid]) => `${name} ${pid}`).join(", ")}`);
+    const runs: PhaseRun[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      for (const connections of connectionCounts) {
+        for (const section of SECTIONS) {
+          const sectionRuns: PhaseRun[] = [];
+          for (const key of section.keys) {
+            const phase = phases.get(key);
+            if (phase === undefined) continue;
+            await phase.run(connections, WARM_UP_SECONDS);
+            const result = await phase.run(connections, seconds, pids);
+            sectionRuns.push({ key, section: section.name, connections, round, servers: phase.servers, result });
+          }
+          const skipped = section.keys.filter((key) => notRun.has(key));
+          if (sectionRuns.length === 0 && skipped.length === 0) continue;
+          runs.push(...sectionRuns);
+          const title = `${rounds > 1 ? `round ${round} of ${rounds}, ` : ""}${section.name}, ${connections} connections${section.name === "ext_authz" ? " (calls in flight on one channel)" : ""}`;
+          out(
+            [
+              `\n${title}`,
+              ...(sectionRuns.length > 0 ? [formatPhaseTable(sectionRuns)] : []),
+              ...skipped.map((key) => `  (${key}) not run: ${notRun.get(key)}`),
+              formatRatios(sectionRuns, RATIOS.filter((spec) => (section.keys as readonly string[]).includes(spec.phase)), notRun),
+            ]
+              .filter((text) => text !== "")
+              .join("\n"),
+          );
+        }
+      }
+    }
+    if (rounds > 1) out(`\n${formatMedians(runs, RATIOS)}`);
+
+    if (profileDir !== undefined) {
+      const target = { c: cached, d: uncached, entrances }[profileTarget];
+      if (target !== undefined) {
+        await target.stop("SIGTERM");
+        out(`\n${summariseProfile(profileDir)}`);
+      }
+    }
+    const failed = runs.filter((run) => run.result.errors > 0 || run.result.requests === 0);
+    if (failed.length > 0) {
+      process.exitCode = 1;
+      out(`\nFAILED: ${failed.map((run) => `(${run.key}) at ${run.connections} connections: ${run.result.errors} errors${run.result.firstError === undefined ? "" : `, first: ${run.result.firstError}`}`).join("; ")}`);
     }
   }
-  throw new Error("the authz service did not start");
-}
-
-/** A token for the web client: Authorize, Decide, ExchangeCode (the code grant with PKCE). */
-async function issueToken(authzUrl: string, secrets: BenchSecrets): Promise<string> {
-  const authz = createClient(AuthorizationService, createConnectTransport({ baseUrl: authzUrl, httpVersion: "1.1" }));
-  const gateway = { headers: { "gatehouse-service-credential": secrets.service } };
-  const redirectUri = BENCH_REDIRECT_URI;
-  const verifier = randomBytes(32).toString("base64url");
-  const challenge = createHash("sha256").update(verifier).digest("base64url");
-  const { requestId } = await authz.authorize({ responseType: "code", clientId: "web", redirectUri, scope: "read", codeChallenge: challenge, codeChallengeMethod: "S256" }, gateway);
-  const { redirectUrl } = await authz.decide({ requestId, subject: "bench-user", authTime: 1n, approved: true }, gateway);
-  const code = new URL(redirectUrl).searchParams.get("code")!;
-  const { token } = await authz.exchangeCode(
-    { code, redirectUri, codeVerifier: verifier },
-    { headers: { authorization: `Basic ${Buffer.from(`web:${secrets.web}`).toString("base64")}` } },
-  );
-  return token!.accessToken;
 }
 
 /** The functions with the most self time in the newest CPU profile in `dir`. */
@@ -293,6 +348,10 @@ function summariseProfile(dir: string): string {
   const total = profile.samples.length;
   const top = [...self.entries()].sort((x, y) => y[1] - x[1]).slice(0, 30);
   return [`CPU profile ${join(dir, file)} (${total} samples), top self time:`, ...top.map(([k, n]) => `  ${((100 * n) / total).toFixed(1).padStart(5)}%  ${k}`)].join("\n");
+}
+
+function out(text: string): void {
+  process.stdout.write(`${text}\n`);
 }
 
 function log(message: string): void {

@@ -1,8 +1,9 @@
 /**
  * npm run bench:rpc — Introspect, ExchangeCode and Refresh over Connect
  * (HTTP/2, binary) against one authz service process (the production build)
- * on Redis, with concurrent callers on loopback. Prints req/s, p50/p99 and
- * the CPU each process used.
+ * on Redis, with concurrent callers on loopback. Prints req/s, p50/p99, the
+ * CPU each process used (% of one core and ms per call), and beside each
+ * figure the foreign load (load average, CPU of every other process: issue 16).
  *
  * The calls use a lean Connect-protocol client on raw node:http2
  * (lib/connect-h2.ts): on two cores the connect-es client (about 350 µs of CPU

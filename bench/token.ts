@@ -23,11 +23,20 @@
  *                                    sampled and exported over OTLP/HTTP to a sink in this process
  *                                    (bench/lib/otlp-sink.ts); compare with a run without it:
  *                                    tracing off must cost nothing measurable, on is what it costs
+ *   BENCH_OVERLOAD=0                 skip the overload report
+ *
+ * The overload report (README, "Overload"): saturation is measured in the
+ * run, as the connection count where authorization_code throughput stops
+ * growing (short probes at 4, 8, 16, ... connections; the first that adds
+ * less than 10 % over half as many); then one phase each at 1×, 2× and 5×
+ * that many connections prints req/s served, the share answered 503
+ * with temporarily_unavailable (shed by either process, or timed out), any other
+ * errors, and p50/p99 over all answers.
  */
 import { startRedisServer } from "../test/support/redis-server.js";
 import { createPkcePair } from "./lib/contender.js";
 import { startGatehouseTwoProcess, type GatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
-import { formatResults, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
+import { formatResults, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats } from "./lib/redis-stats.js";
 import { BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
 import { startOtlpSink, type OtlpSink } from "./lib/otlp-sink.js";
@@ -76,7 +85,10 @@ async function main(): Promise<void> {
     log(sink === undefined ? "tracing off (BENCH_TRACING=1 turns it on)" : `tracing on: every request sampled, exported over OTLP/HTTP to ${sink.url}`);
 
     /** One measured autocannon phase against /oauth2/token, with the Redis commands it caused. */
-    const hammer = async (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "onAccepted" | "cpu">): Promise<LoadResult> => {
+    const hammer = async (
+      name: string,
+      phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "onAccepted" | "cpu" | "check"> & { connections?: number },
+    ): Promise<LoadResult> => {
       const { result, redis: cost } = await measureRedis(redis, () => runHttpLoad(name, { url: gateway.tokenUrl, connections, headers, ...phase }));
       return phase.cpu === undefined ? result : { ...result, redisPerRequest: formatRedisPerRequest(cost, result.sent ?? result.requests) };
     };
@@ -113,6 +125,11 @@ async function main(): Promise<void> {
     );
 
     process.stdout.write(`\n${formatResults(results)}\n`);
+
+    if (process.env.BENCH_OVERLOAD !== "0") {
+      const overload = await overloadReport(gateway, (name, phase) => hammer(name, phase), exchangeBody, exchange.rps);
+      process.stdout.write(`\n${overload}\n`);
+    }
     if (sink !== undefined) {
       const { exports, bytes } = sink.stats();
       process.stdout.write(`tracing: ${exports} OTLP exports, ${(bytes / 1024 / 1024).toFixed(1)} MiB received so far (batches still buffered are not counted)\n`);
@@ -123,6 +140,58 @@ async function main(): Promise<void> {
     await ownRedis?.stop();
     await sink?.close();
   }
+}
+
+type Hammer = (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "connections" | "check">) => Promise<LoadResult>;
+
+/**
+ * Saturation measured in this run, then 1×, 2× and 5× of it: what share is
+ * shed (503 temporarily_unavailable with Retry-After) and how long the tail is.
+ */
+async function overloadReport(gateway: GatehouseTwoProcess, hammer: Hammer, exchangeBody: (code: string) => string, measuredRps: number): Promise<string> {
+  const probeSeconds = Math.max(1, Math.round(seconds / 2));
+  // Enough codes for every phase (up to 7 probes and 3 phases) at 1.5× the rate just measured.
+  log("minting codes for the overload report ...");
+  const codes = await gateway.mintCodes(Math.ceil(1.5 * Math.max(measuredRps, 500) * (7 * probeSeconds + 3 * seconds)));
+  const body = () => exchangeBody(codes.pop() ?? "none-left");
+  let saturation = 4;
+  let previous = 0;
+  for (let c = 4; c <= 256; c *= 2) {
+    const probe = await hammer(`saturation probe: ${c} connections`, { seconds: probeSeconds, connections: c, body, maxRequests: codes.length });
+    log(`saturation probe: ${c} connections, ${probe.rps.toFixed(0)} req/s`);
+    if (previous > 0 && probe.rps < previous * 1.1) break;
+    saturation = c;
+    previous = probe.rps;
+  }
+  const rows: string[][] = [];
+  for (const factor of [1, 2, 5]) {
+    const c = saturation * factor;
+    let shed = 0;
+    const check = (status: number, text: string) => {
+      if (status === 200) return undefined;
+      if (status === 503 && text.includes('"temporarily_unavailable"')) {
+        shed++;
+        return undefined;
+      }
+      return `${status} ${text.slice(0, 200)}`;
+    };
+    const result = await hammer(`overload ${factor}x`, { seconds, connections: c, body, maxRequests: codes.length, check });
+    const answered = result.requests + result.errors;
+    const other = result.errors - shed;
+    rows.push([
+      `${factor}× saturation (${c} connections)`,
+      result.rps.toFixed(0),
+      answered === 0 ? "-" : `${((100 * shed) / answered).toFixed(1)} %`,
+      String(other),
+      result.p50.toFixed(1),
+      result.p99.toFixed(1),
+    ]);
+    if (other > 0) log(`overload ${factor}x: ${result.firstError ?? `${other} other errors`}`);
+  }
+  return [
+    `overload: authorization_code at the token endpoint; saturation = ${saturation} connections (${previous.toFixed(0)} req/s), measured above`,
+    formatTable(["offered load", "served req/s", "503 rate", "other errors", "p50 ms", "p99 ms"], rows),
+  ].join("\n");
 }
 
 function log(message: string): void {

@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { GatewayDeps } from "./deps.js";
+import { checkEndpoint } from "./plugins/check-endpoint.js";
+import { extAuthz } from "./plugins/ext-authz.js";
 import { guard } from "./plugins/guard.js";
 import { health } from "./plugins/health.js";
 import { metrics } from "./plugins/metrics.js";
@@ -65,7 +67,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   await app.register(requireHttps, {
     enabled: config.requireHttps,
     trustedProxies: config.trustedProxies,
-    exempt: [config.paths.healthz, config.paths.readyz, config.paths.metrics],
+    // The check endpoint applies the same rule to the request it is asked about, and answers as nginx can pass on.
+    exempt: [config.paths.healthz, config.paths.readyz, config.paths.metrics, config.paths.check],
   });
   await app.register(health, { authz: deps.authz, paths: config.paths, draining: deps.draining });
   // The browser-facing endpoints assert who the resource owner is: only a
@@ -78,19 +81,30 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   }
   await app.register(metrics, { metrics: deps.metrics, path: config.paths.metrics });
   await app.register(proxy, { timeoutMs: config.guard.upstreamTimeoutMs });
+  // The guard's second entrance, for nginx auth_request, Traefik forwardAuth and Caddy forward_auth: same pipeline.
+  await app.register(checkEndpoint, {
+    path: config.paths.check,
+    requireHttps: config.requireHttps,
+    pipeline: deps.guard,
+    trustedProxies: config.trustedProxies,
+    realm: config.guard.realm,
+    identityHeaders: config.guard.identityHeaders,
+    requestTracing,
+  });
   // Last: it takes every request that no route above serves.
   await app.register(guard, {
     config,
     requireHttps: config.requireHttps,
     setRawEntry: (entry) => (rawEntry = entry),
     requestIdOf,
-    routes: deps.routes,
-    authz: deps.authz,
-    clock: deps.clock,
+    pipeline: deps.guard,
     metrics: deps.metrics,
-    revocations: deps.revocations,
     requestTracing,
   });
+  // Envoy's ext_authz Check, on a gRPC listener of its own, through the same pipeline.
+  if (config.guard.extAuthz !== undefined) {
+    await app.register(extAuthz, { listen: config.guard.extAuthz, pipeline: deps.guard, drainTimeoutMs: config.drainTimeoutMs });
+  }
   return app;
 }
 

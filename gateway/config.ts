@@ -56,6 +56,13 @@ export interface GatewayConfig {
   /** The route table: explicit routes first, then those compiled from scopes[].routes. */
   routes: readonly RouteConfig[];
   drainTimeoutMs: number;
+  /**
+   * The concurrency limit of the OAuth endpoints and pages (token,
+   * introspection, revocation, authorize, login, ...): beyond it a request
+   * waits in a short queue, then is answered 503 with Retry-After
+   * (temporarily_unavailable). The guard's proxy path has none (README, "Overload").
+   */
+  overload: { maxConcurrent: number; maxQueue: number; queueTimeoutMs: number };
   logLevel: string;
   /** OpenTelemetry trace export (OTLP/HTTP), from the OTEL_* variables; undefined: tracing off. */
   tracing: TracingConfig | undefined;
@@ -75,7 +82,9 @@ export type EndpointName =
   | "jwks"
   | "healthz"
   | "readyz"
-  | "metrics";
+  | "metrics"
+  /** The guard's check endpoint for nginx auth_request, Traefik forwardAuth and Caddy forward_auth (gateway/plugins/check-endpoint.ts). */
+  | "check";
 
 export interface GuardConfig {
   /** RFC 6750 §3 realm. */
@@ -89,6 +98,15 @@ export interface GuardConfig {
   /** Upstream used by routes that come from scopes[].routes (they name no upstream). */
   defaultUpstream: string | undefined;
   upstreamTimeoutMs: number;
+  /** Envoy's external authorization (`Check` over gRPC, h2c) on a listener of its own; undefined: off. */
+  extAuthz: { host: string; port: number } | undefined;
+  /**
+   * Request header fields that make common upstream frameworks rewrite the
+   * path or method (X-Original-URL, X-HTTP-Method-Override, ...): removed
+   * before a request is forwarded, in any letter case and with `_` for `-`.
+   * Lower-case; [] turns the removal off.
+   */
+  overrideHeaders: readonly string[];
 }
 
 export interface RouteConfig {
@@ -106,6 +124,12 @@ export interface RouteConfig {
   caseSensitive: boolean;
   /** How failures are written: RFC 6750 WWW-Authenticate with a JSON body, or RFC 9457 problem+json. */
   errorStyle: "rfc6750" | "problem+json";
+  /**
+   * The audiences the route accepts (RFC 9068 §4: the resource server checks
+   * that `aud` names it): a token whose `aud` contains none of them is
+   * invalid_token. Empty: any audience.
+   */
+  audience: readonly string[];
 }
 
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, "must be an http(s) URL without query or fragment");
@@ -124,7 +148,22 @@ const routeSchema = z.strictObject({
   forwardAuthorization: z.boolean().default(false),
   caseSensitive: z.boolean().default(true),
   errorStyle: z.enum(["rfc6750", "problem+json"]).default("rfc6750"),
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
 });
+
+/** Header fields that make upstream frameworks rewrite the path or method (IIS URL Rewrite, Symfony, Spring, Rails, Express method-override, Envoy). */
+export const DEFAULT_OVERRIDE_HEADERS: readonly string[] = [
+  "x-original-url",
+  "x-rewrite-url",
+  "x-original-uri",
+  "x-forwarded-uri",
+  "x-forwarded-path",
+  "x-envoy-original-path",
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
+];
+const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "must be a header field name (RFC 9110 §5.1)");
 
 const DEFAULT_PATHS: Record<EndpointName, string> = {
   authorize: "/oauth2/authorize",
@@ -139,6 +178,9 @@ const DEFAULT_PATHS: Record<EndpointName, string> = {
   healthz: "/healthz",
   readyz: "/readyz",
   metrics: "/metrics",
+  // Under a dot-segment name no application route is likely to use; one of the
+  // gateway's own paths, so the guard never proxies it, whatever the routes say.
+  check: "/.gatehouse/check",
 };
 
 const gatewaySchema = z.strictObject({
@@ -171,6 +213,8 @@ const gatewaySchema = z.strictObject({
       unmatched: z.union([z.literal("deny"), z.strictObject({ passthrough: httpUrl })]).default("deny"),
       defaultUpstream: httpUrl.optional(),
       upstreamTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+      extAuthz: z.strictObject({ host: z.string().min(1).default("127.0.0.1"), port: z.number().int().min(0).max(65535) }).optional(),
+      overrideHeaders: z.array(headerName).default([...DEFAULT_OVERRIDE_HEADERS]),
     })
     .default({
       realm: "gatehouse",
@@ -179,8 +223,19 @@ const gatewaySchema = z.strictObject({
       identityHeaders: { subject: "X-Gatehouse-Subject", client: "X-Gatehouse-Client", scope: "X-Gatehouse-Scope" },
       unmatched: "deny",
       upstreamTimeoutMs: 30_000,
+      overrideHeaders: [...DEFAULT_OVERRIDE_HEADERS],
     }),
   drainTimeoutMs: z.number().int().min(0).max(120_000).default(10_000),
+  // Defaults: the token endpoint saturates near 2,000 requests/s (issue 16) at
+  // a p50 of tens of ms, so 128 in flight is well past saturation (Little's
+  // law: 2,000/s × 50 ms = 100); 256 more may wait up to 250 ms.
+  overload: z
+    .strictObject({
+      maxConcurrent: z.number().int().min(1).max(100_000).default(128),
+      maxQueue: z.number().int().min(0).max(100_000).default(256),
+      queueTimeoutMs: z.number().int().min(1).max(60_000).default(250),
+    })
+    .default({ maxConcurrent: 128, maxQueue: 256, queueTimeoutMs: 250 }),
 });
 
 /** A scope definition as the gateway reads it: the routes it covers; the rest is the authz service's. */
@@ -252,6 +307,7 @@ function salvage(raw: unknown): SalvagedFile {
       // An invalid guard section stands in with an upstream, so that routes do not also report a missing one.
       guard: guard.success ? guard.data : { ...shape.guard.parse(undefined), defaultUpstream: "http://upstream.invalid" },
       drainTimeoutMs: part(shape.drainTimeoutMs, "drainTimeoutMs"),
+      overload: part(shape.overload, "overload"),
     },
     routes: salvageList(routeSchema, record.routes),
     scopes: salvageList(scopeRoutesSchema, record.scopes),
@@ -300,13 +356,19 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       ...g.guard,
       unmatched: g.guard.unmatched === "deny" ? { kind: "deny" } : { kind: "passthrough", upstream: g.guard.unmatched.passthrough },
       defaultUpstream: g.guard.defaultUpstream,
+      extAuthz: g.guard.extAuthz,
+      overrideHeaders: g.guard.overrideHeaders.map((name) => name.toLowerCase()),
     },
     routes,
     drainTimeoutMs: g.drainTimeoutMs,
+    overload: g.overload,
     logLevel: logLevel(env, problems),
     tracing: tracingConfig(env, "gatehouse-gateway", problems),
     sources: secrets.sources(),
   };
+  if (config.guard.extAuthz !== undefined && config.guard.extAuthz.port !== 0 && config.guard.extAuthz.port === port) {
+    problems.push("gateway.guard.extAuthz.port: must differ from the gateway's own port (the Check is served on a listener of its own)");
+  }
   const paths = Object.values(config.paths);
   if (new Set(paths).size !== paths.length) problems.push("gateway.paths: two endpoints share a path");
   return deepFreeze(config);
@@ -339,6 +401,7 @@ function compileRoutes(
       forwardAuthorization: route.forwardAuthorization,
       caseSensitive: route.caseSensitive,
       errorStyle: route.errorStyle,
+      audience: route.audience === undefined ? [] : [route.audience].flat(),
     };
   });
   const fromScopes = new Map<string, RouteConfig>();
@@ -372,6 +435,7 @@ function compileRoutes(
         forwardAuthorization: false,
         caseSensitive: true,
         errorStyle: "rfc6750",
+        audience: [],
       });
     }),
   );

@@ -1,10 +1,16 @@
 import type { Logger } from "pino";
 import { createAuthzClient, type AuthzClient } from "./rpc/authz-client.js";
 import type { GatewayConfig, RouteConfig } from "./config.js";
+import { toIntrospected } from "./guard/authenticate.js";
+import { createGuardPipeline, type GuardPipeline } from "./guard/pipeline.js";
 import { compileRouteTable } from "./guard/rules.js";
-import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
+import { createGatewayMetrics, type GatewayMetrics, type GatewayOverloadKind } from "./metrics.js";
+import type { GatewayOverload } from "./load-shed.js";
+import { createConcurrencyLimiter } from "../startup/concurrency-limiter.js";
+import { createOverloadReporter } from "../startup/overload-reporter.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
 import { startTracing, type Tracing } from "../startup/tracing.js";
+import { createAuthenticateTracer } from "./request-tracing.js";
 
 /** Everything the gateway runs on; built once per process (main.ts) or per test. */
 export interface GatewayDeps {
@@ -17,10 +23,19 @@ export interface GatewayDeps {
   readonly draining: () => boolean;
   /** This gateway's Prometheus registry and instruments (never prom-client's global registry). */
   readonly metrics: GatewayMetrics;
+  /** The OAuth endpoints' concurrency limit, and the rate-limited reporter of sheds and RPC deadlines. */
+  readonly overload: GatewayOverload;
   /** The WatchRevocations subscription that keeps the guard's cache honest; the guard starts and stops it. */
   readonly revocations: RevocationFeed;
   /** OpenTelemetry tracing (config.tracing); `enabled` false when it is off. The app shuts it down on close. */
   readonly tracing: Tracing;
+  /**
+   * The guard's decision pipeline: one per process, shared by every entrance
+   * (the sidecar, the check endpoint, ext_authz), so that they share the
+   * route table, the introspection cache and the revocation feed. The guard
+   * plugin starts it when the app is ready and closes it with the app.
+   */
+  readonly guard: GuardPipeline;
   /** The route table in force; a reload replaces it (the guard recompiles when the list changes). */
   routes(): readonly RouteConfig[];
   /**
@@ -34,12 +49,42 @@ export interface GatewayDeps {
 /** The instrumentation scope of the gateway's spans. */
 export const GATEWAY_TRACER = "gatehouse-gateway";
 
+/** What each kind's rate-limited warn line says (README, "Overload"). */
+const OVERLOAD_MESSAGES: Readonly<Record<GatewayOverloadKind, string>> = {
+  shed: "requests shed: over the concurrency limit (gateway.overload); answered 503 temporarily_unavailable with Retry-After",
+  rpc_deadline: "RPCs to the authz service exceeded their deadline (gateway.authz.timeoutMs); answered 503 temporarily_unavailable",
+};
+
 export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides: Partial<Pick<GatewayDeps, "clock" | "draining">> = {}): GatewayDeps {
   const tracing = startTracing(config.tracing, { scope: GATEWAY_TRACER });
-  const authz = createAuthzClient(config.authz, tracing);
   const clock = overrides.clock ?? (() => Date.now());
   const metrics = createGatewayMetrics();
+  const limiter = createConcurrencyLimiter(config.overload);
+  metrics.load(() => ({ inFlight: limiter.inFlight(), queued: limiter.queued() }));
+  const reporter = createOverloadReporter({ log, messages: OVERLOAD_MESSAGES, count: metrics.overload });
+  const authz = createAuthzClient(config.authz, {
+    onDeadline: (procedure) => reporter.report("rpc_deadline", { procedure, timeoutMs: config.authz.timeoutMs }),
+    tracing,
+  });
   let routes = config.routes;
+  const revocations = createRevocationFeed({
+    // No deadline: the stream lives as long as the gateway (timeoutMs 0 overrides the transport's default).
+    // It authenticates as the gateway's own client, which a guard-only sidecar also has.
+    watch: (signal) => authz.authz.watchRevocations({}, { signal, timeoutMs: 0, headers: authz.asGatewayClient.headers }),
+    clock,
+    log: log.child({ component: "revocation-feed" }),
+    metrics: metrics.revocationFeed,
+  });
+  const guard = createGuardPipeline({
+    config,
+    routes: () => routes,
+    introspect: async (token) => toIntrospected(await authz.authz.introspect({ token }, authz.asGatewayClient)),
+    revocations,
+    clock,
+    metrics,
+    log,
+    traceAuthenticate: createAuthenticateTracer(tracing),
+  });
   return {
     config,
     log,
@@ -48,14 +93,9 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
     tracing,
     draining: overrides.draining ?? (() => false),
     metrics,
-    revocations: createRevocationFeed({
-      // No deadline: the stream lives as long as the gateway (timeoutMs 0 overrides the transport's default).
-      // It authenticates as the gateway's own client, which a guard-only sidecar also has.
-      watch: (signal) => authz.authz.watchRevocations({}, { signal, timeoutMs: 0, headers: authz.asGatewayClient.headers }),
-      clock,
-      log: log.child({ component: "revocation-feed" }),
-      metrics: metrics.revocationFeed,
-    }),
+    overload: { limiter, reporter },
+    revocations,
+    guard,
     routes: () => routes,
     reload(next) {
       compileRouteTable(next.routes); // throws on a pattern that does not compile: nothing is applied

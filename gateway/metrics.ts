@@ -28,6 +28,13 @@ export type GuardOutcome =
   /** 500: two rules cover the request (a configuration problem). */
   | "ambiguous_route";
 
+/** What the gateway shed or timed out (README, "Overload"). */
+export type GatewayOverloadKind =
+  /** Refused by the endpoints' concurrency limit (gateway.overload): 503 with Retry-After. */
+  | "shed"
+  /** An RPC to the authz service outlived gateway.authz.timeoutMs. */
+  | "rpc_deadline";
+
 export interface GatewayMetrics {
   readonly registry: Registry;
   /** Counts one guarded request; `route` is the rule's name, or "(none)". */
@@ -38,6 +45,9 @@ export interface GatewayMetrics {
   introspected(seconds: number, outcome: "active" | "inactive" | "error"): void;
   /** The size of the introspection cache, read at scrape time. */
   cacheSize(read: () => number): void;
+  overload(kind: GatewayOverloadKind): void;
+  /** Requests holding a slot of the endpoints' limit and requests queued for one, read at scrape time. */
+  load(read: () => { inFlight: number; queued: number }): void;
   readonly revocationFeed: { up(live: boolean): void; revocation(kind: "jti" | "grant_id"): void; reconnect(): void };
 }
 
@@ -119,8 +129,37 @@ export function createGatewayMetrics(): GatewayMetrics {
     registers: [registry],
   });
 
+  const overload = new Counter({
+    name: "gatehouse_gateway_overload_total",
+    help: "Requests the gateway shed at its endpoints' concurrency limit (kind shed), and RPCs to the authz service that outlived their deadline (rpc_deadline).",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+  });
+  for (const kind of ["shed", "rpc_deadline"] as const) overload.labels(kind).inc(0);
+  let readLoad = () => ({ inFlight: 0, queued: 0 });
+  new Gauge({
+    name: "gatehouse_gateway_requests_in_flight",
+    help: "Requests holding a slot of the OAuth endpoints' and pages' concurrency limit.",
+    registers: [registry],
+    collect() {
+      this.set(readLoad().inFlight);
+    },
+  });
+  new Gauge({
+    name: "gatehouse_gateway_requests_queued",
+    help: "Requests waiting for a slot of the OAuth endpoints' and pages' concurrency limit.",
+    registers: [registry],
+    collect() {
+      this.set(readLoad().queued);
+    },
+  });
+
   return {
     registry,
+    overload: (kind) => overload.labels(kind).inc(),
+    load(read) {
+      readLoad = read;
+    },
     guardRequest(route, outcome) {
       const key = `${outcome}\u0000${route}`;
       const entry = requestCounts.get(key);

@@ -101,6 +101,18 @@ export function oauthFailureFromRpc(error: unknown, options: { usedBasic: boolea
   }
 }
 
+/**
+ * The gateway's own shed beyond its concurrency limit (gateway.overload):
+ * RFC 6749 §5.2 temporarily_unavailable with 503 and Retry-After (RFC 9110
+ * §15.6.4, §10.2.3), on every endpoint and page the limit covers.
+ */
+export const OVERLOADED: Readonly<OAuthFailure> = {
+  status: 503,
+  error: "temporarily_unavailable",
+  description: "the server is overloaded; retry later",
+  retryAfter: 1,
+};
+
 /** A complete error response; each shape below is built once, then sent through fastify or written raw. */
 export interface ErrorResponse {
   status: number;
@@ -125,8 +137,12 @@ export function bearerFailureResponse(failure: BearerFailure): ErrorResponse {
   if (failure.description !== undefined) params.push(`error_description=${quote(failure.description)}`);
   if (failure.scope !== undefined) params.push(`scope=${quote(failure.scope)}`);
   const headers: Record<string, string> = { "cache-control": "no-store" };
-  // RFC 6750 §3: 401 and 403 carry the challenge; a 5xx does not challenge the client.
-  if (failure.status === 401 || failure.status === 403) headers["www-authenticate"] = `Bearer ${params.join(", ")}`;
+  // RFC 6750 §3: every refusal of the request itself carries the challenge with its error
+  // code: 401, 403, and the 400 invalid_request of §3.1 (a token in the query, two
+  // Authorization fields, a path that is refused). A 404 or 5xx does not challenge the client.
+  if (failure.status === 401 || failure.status === 403 || (failure.status === 400 && failure.error !== undefined)) {
+    headers["www-authenticate"] = `Bearer ${params.join(", ")}`;
+  }
   if (failure.retryAfter !== undefined) headers["retry-after"] = String(failure.retryAfter);
   const detail = failure.description ?? (failure.status === 401 ? "a bearer token is required" : "request refused");
   if (failure.style === "problem+json") {

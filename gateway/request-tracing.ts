@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SpanStatusCode } from "@opentelemetry/api";
-import { logIdsOf, traceIdsOf, type Span, type Tracing } from "../startup/tracing.js";
+import { endWithError, logIdsOf, traceIdsOf, type Span, type Tracing } from "../startup/tracing.js";
+import type { AuthenticateTracer } from "./guard/pipeline.js";
 import type { TraceIds } from "../startup/trace-context.js";
 
 /**
@@ -77,6 +78,35 @@ export function createRequestTracing(tracing: Tracing): RequestTracing {
       const span = spans.get(req);
       return span === undefined ? run() : tracing.withSpan(span, run);
     },
+  };
+}
+
+/**
+ * The guard pipeline's step 3 as a span, `guard.authenticate`, with
+ * `gatehouse.cache` hit or miss; on a miss the Introspect RPC is its child.
+ * Undefined when tracing is off: the pipeline then wraps nothing.
+ */
+export function createAuthenticateTracer(tracing: Tracing): AuthenticateTracer | undefined {
+  if (!tracing.enabled) return undefined;
+  return (authenticate) => {
+    const span = tracing.startSpan("guard.authenticate");
+    let result: ReturnType<typeof authenticate>;
+    try {
+      result = tracing.withSpan(span, authenticate);
+    } catch (error) {
+      endWithError(span, error);
+      throw error;
+    }
+    span.setAttribute("gatehouse.cache", result instanceof Promise ? "miss" : "hit");
+    if (result instanceof Promise) {
+      result.then(
+        () => span.end(),
+        (error: unknown) => endWithError(span, error),
+      );
+    } else {
+      span.end();
+    }
+    return result;
   };
 }
 

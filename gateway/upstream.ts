@@ -30,6 +30,11 @@ export interface UpstreamProxy {
   target(url: string): UpstreamTarget;
   /** Proxies a request whose `url` and headers the guard has already rewritten. */
   web(req: IncomingMessage, res: ServerResponse, target: UpstreamTarget, onFailure: (failure: UpstreamFailure) => void): void;
-  /** Proxies a WebSocket handshake, then the connection, both ways. */
-  ws(req: IncomingMessage, socket: Duplex, head: Buffer, target: UpstreamTarget, onFailure: (failure: UpstreamFailure) => void): void;
+  /**
+   * Proxies a WebSocket handshake, then the connection, both ways. `onOpen`
+   * gets the upstream's socket once the upstream accepted the upgrade, before
+   * the two are piped together (the guard ends a connection whose token is
+   * revoked with a close frame of its own).
+   */
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, target: UpstreamTarget, onFailure: (failure: UpstreamFailure) => void, onOpen?: (upstream: Duplex) => void): void;
 }

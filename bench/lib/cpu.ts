@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** CPU seconds used so far by a process (Linux /proc), user + system, all its threads. */
 export function cpuSeconds(pid: number): number {
@@ -41,4 +41,27 @@ export function startCpuMeter(processes: Record<string, number | undefined>): ()
 /** CPU milliseconds per request of each process, from CPU seconds over a phase and the requests it served. */
 export function cpuMsPerRequest(cpu: Record<string, number>, requests: number): Record<string, number> {
   return Object.fromEntries(Object.entries(cpu).map(([name, seconds]) => [name, requests > 0 ? (1000 * seconds) / requests : NaN]));
+}
+
+/**
+ * The processes whose parent is `pid` (Linux /proc). A benchmark that starts
+ * nginx through a small node wrapper finds nginx's master and its worker this
+ * way: the worker is what serves, and what its CPU per request is read from.
+ * `command`, when given, keeps only the children of that command name.
+ */
+export function childPids(pid: number, command?: string): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // stat(5): "pid (comm) state ppid ...".
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(") ") + 2).split(" ")[1]);
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (ppid === pid && (command === undefined || comm === command)) children.push(Number(entry));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return children;
 }

@@ -1,5 +1,5 @@
 import autocannon from "autocannon";
-import { cpuMsPerRequest, startCpuMeter, startCpuUsage } from "./cpu.js";
+import { cpuMsPerRequest, startCpuUsage } from "./cpu.js";
 import { formatForeignLoad, startForeignLoad, type ForeignLoad } from "./foreign-load.js";
 
 /**
@@ -38,8 +38,8 @@ export interface HttpLoadOptions {
   seconds: number;
   method?: "POST" | "GET";
   headers: Record<string, string>;
-  /** The next request's body. */
-  body: () => string;
+  /** The next request's body; without it every request is the same bytes, built once. */
+  body?: () => string;
   /** At most this many requests in all (e.g. as many as single-use codes were minted); the time bound still holds. */
   maxRequests?: number;
   /** What is wrong with a response, or undefined when it is what the flow expects. Default: anything but 200 is wrong. */
@@ -48,6 +48,12 @@ export interface HttpLoadOptions {
   onAccepted?: (body: string) => void;
   /** Processes whose CPU is measured (name -> pid); the foreign load excludes them. */
   cpu?: Record<string, number | undefined>;
+  /**
+   * p50/p99 from each accepted response's own time (process.hrtime), not from
+   * autocannon's histogram, whose unit is 1 ms: for servers that answer in
+   * well under a millisecond.
+   */
+  subMillisecond?: boolean;
 }
 
 /**
@@ -64,32 +70,53 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
   let rejected = 0;
   let rejectedOk = 0;
   let firstRejection: string | undefined;
-  const result = await autocannon({
-    url: options.url,
-    connections: options.connections,
-    duration: options.seconds,
-    ...(options.maxRequests === undefined ? {} : { maxOverallRequests: options.maxRequests }),
-    headers: options.headers,
-    requests: [
+  const latencies: number[] | undefined = options.subMillisecond === true ? [] : undefined;
+  // autocannon calls onResponse and then emits 'response' for the same answer, synchronously.
+  let lastAccepted = false;
+  const body = options.body;
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
       {
-        method: options.method ?? "POST",
-        setupRequest: (request) => {
-          sent++;
-          return { ...request, body: options.body() };
-        },
-        onResponse: (status, body) => {
-          const problem = check(status, body);
-          if (problem === undefined) {
-            options.onAccepted?.(body);
-            return;
-          }
-          rejected++;
-          if (status >= 200 && status < 300) rejectedOk++;
-          firstRejection ??= problem;
-        },
+        url: options.url,
+        connections: options.connections,
+        duration: options.seconds,
+        ...(options.maxRequests === undefined ? {} : { maxOverallRequests: options.maxRequests }),
+        headers: options.headers,
+        requests: [
+          {
+            method: options.method ?? "POST",
+            ...(body === undefined
+              ? {}
+              : {
+                  setupRequest: (request: autocannon.Request) => {
+                    sent++;
+                    return { ...request, body: body() };
+                  },
+                }),
+            onResponse: (status: number, responseBody: string) => {
+              const problem = check(status, responseBody);
+              lastAccepted = problem === undefined;
+              if (problem === undefined) {
+                options.onAccepted?.(responseBody);
+                return;
+              }
+              rejected++;
+              if (status >= 200 && status < 300) rejectedOk++;
+              firstRejection ??= problem;
+            },
+          },
+        ],
       },
-    ],
+      (error, done) => (error ? reject(error) : resolve(done)),
+    );
+    if (latencies !== undefined) {
+      instance.on("response", (_client: unknown, _status: number, _bytes: number, ms: number) => {
+        if (lastAccepted) latencies.push(ms);
+      });
+    }
   });
+  // `sent` is in the result, not in its type.
+  if (body === undefined) sent = (result.requests as { sent?: number }).sent ?? result.requests.total;
   const used = usage?.();
   const ok = result["2xx"] - rejectedOk;
   const errors = rejectedOk + result.non2xx + result.errors + result.timeouts;
@@ -105,8 +132,8 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
     errors,
     seconds: result.duration,
     rps: ok / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
+    p50: latencies === undefined ? result.latency.p50 : percentile(latencies, 0.5),
+    p99: latencies === undefined ? result.latency.p99 : percentile(latencies, 0.99),
     ...(problems.length > 0 ? { firstError: problems.join("; ") } : {}),
     ...(used === undefined
       ? {}
@@ -118,12 +145,19 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
   };
 }
 
+/**
+ * Closed-loop load of any kind (an RPC, a gRPC call): `concurrency` callers
+ * run `call` back to back until `seconds` have passed; a call that throws is
+ * an error. With `cpu`, each process's CPU (% of one core, ms per call) and
+ * the foreign load meanwhile are measured too.
+ */
 export async function runLoad(
   name: string,
   options: { concurrency: number; seconds: number; stopWhen?: () => boolean; cpu?: Record<string, number | undefined> },
   call: (worker: number, iteration: number) => Promise<unknown>,
 ): Promise<LoadResult> {
-  const meter = options.cpu === undefined ? undefined : startCpuMeter(options.cpu);
+  const usage = options.cpu === undefined ? undefined : startCpuUsage(options.cpu);
+  const foreign = options.cpu === undefined ? undefined : startForeignLoad(options.cpu);
   const latencies: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
@@ -144,22 +178,35 @@ export async function runLoad(
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
+  const used = usage?.();
   return {
     name,
     requests: latencies.length,
     errors,
     seconds: elapsed,
     rps: latencies.length / elapsed,
-    p50: pct(0.5),
-    p99: pct(0.99),
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
     firstError,
-    cpu: meter?.(),
+    ...(used === undefined
+      ? {}
+      : {
+          cpu: Object.fromEntries(Object.entries(used.cpuSeconds).map(([process, seconds]) => [process, (100 * seconds) / used.wallSeconds])),
+          cpuMsPerRequest: cpuMsPerRequest(used.cpuSeconds, latencies.length),
+        }),
+    ...(foreign === undefined ? {} : { foreign: foreign() }),
   };
 }
 
+/** The value below which a share `p` of the values lie (sorts them in place); NaN when there are none. */
+function percentile(values: number[], p: number): number {
+  values.sort((a, b) => a - b);
+  return values[Math.min(values.length - 1, Math.floor(values.length * p))] ?? NaN;
+}
+
 export function formatResults(results: LoadResult[]): string {
+  // The foreign load stands beside each figure (issue 16): a figure taken beside a large foreign share is a smoke figure.
+  const withForeign = results.some((r) => r.foreign !== undefined);
   const rows = results.map((r) => [
     r.name,
     r.rps.toFixed(0),
@@ -167,8 +214,10 @@ export function formatResults(results: LoadResult[]): string {
     r.p99.toFixed(2),
     String(r.requests),
     String(r.errors),
+    ...(withForeign ? [r.foreign === undefined ? "-" : formatForeignLoad(r.foreign)] : []),
   ]);
-  const header = ["benchmark", "req/s", "p50 ms", "p99 ms", "requests", "errors"];
+  const cores = results.find((r) => r.foreign !== undefined)?.foreign?.cores;
+  const header = ["benchmark", "req/s", "p50 ms", "p99 ms", "requests", "errors", ...(withForeign ? [`foreign (% of one core, ${cores} cores)`] : [])];
   const errors = results.filter((r) => r.firstError !== undefined).map((r) => `  ${r.name}: first error: ${r.firstError}`);
   const cpu = results
     .filter((r) => r.cpu !== undefined)
@@ -177,8 +226,7 @@ export function formatResults(results: LoadResult[]): string {
       return `  ${r.name}: CPU ${Object.entries(r.cpu!).map(([name, pct]) => `${name} ${pct.toFixed(0)}%`).join(", ")} (of one core)${perRequest}`;
     });
   const redis = results.filter((r) => r.redisPerRequest !== undefined).map((r) => `  ${r.name}: Redis per request ${r.redisPerRequest}`);
-  const foreign = results.filter((r) => r.foreign !== undefined).map((r) => `  ${r.name}: foreign ${formatForeignLoad(r.foreign!)} (of one core, ${r.foreign!.cores} cores)`);
-  return [formatTable(header, rows), ...errors, ...cpu, ...redis, ...foreign].join("\n");
+  return [formatTable(header, rows), ...errors, ...cpu, ...redis].join("\n");
 }
 
 /** A plain-text table: the first `left` columns (default 1) left-aligned, the others right-aligned. */

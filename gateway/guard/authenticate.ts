@@ -1,7 +1,7 @@
 import { hash } from "node:crypto";
-import type { IncomingHttpHeaders } from "node:http";
 import type { IntrospectResponse } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { INACTIVE, type IntrospectionCache, type Introspected, type Principal } from "./introspection-cache.js";
+import type { RequestHeaders } from "./request-headers.js";
 
 /**
  * The third step of the guard: who is calling. The bearer token is taken from
@@ -25,33 +25,48 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 const MAX_TOKEN_LENGTH = 8192;
 
 /**
- * Extracts the bearer token. `rawHeaders` is checked for a second
- * Authorization header (node keeps only the first in `headers`), and the
- * query for `access_token` (RFC 6750 §2.3, which gatehouse does not accept: a
- * token in a URL ends up in logs and Referer headers).
+ * Extracts the bearer token. A second Authorization field is refused
+ * (RFC 6750 §3.1 invalid_request): seen in `rawHeaders` where the entrance
+ * has them (node keeps only the first in `headers`), as a list of values, or
+ * as a comma inside the credentials (a proxy that merged two fields; a
+ * b64token never holds a comma). The query is checked for `access_token`
+ * (RFC 6750 §2.3, which gatehouse does not accept: a token in a URL ends up
+ * in logs and Referer headers).
  */
-export function extractBearer(headers: IncomingHttpHeaders, rawHeaders: readonly string[], search: string): BearerCredential {
+export function extractBearer(headers: RequestHeaders, rawHeaders: readonly string[] | undefined, search: string): BearerCredential {
   if (search.length > 0 && search.includes("access_token") && new URLSearchParams(search).has("access_token")) {
     return { kind: "invalid_request", description: "access tokens are accepted only in the Authorization header (RFC 6750 §2.1)" };
   }
-  let count = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    if (name.length === 13 && name.toLowerCase() === "authorization") count++;
+  if (rawHeaders !== undefined) {
+    let count = 0;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!;
+      if (name.length === 13 && name.toLowerCase() === "authorization") count++;
+    }
+    if (count > 1) return TWO_AUTHORIZATIONS;
   }
-  if (count > 1) return { kind: "invalid_request", description: "more than one Authorization header" };
-  const authorization = headers.authorization;
-  if (authorization === undefined) return { kind: "none" };
+  const field = headers.authorization;
+  if (field === undefined) return NONE;
+  if (typeof field !== "string") {
+    if (field.length > 1) return TWO_AUTHORIZATIONS;
+    if (field.length === 0) return NONE;
+  }
+  const authorization = typeof field === "string" ? field : field[0]!;
   // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: one space, then the token.
   if (authorization.length < 7 || authorization.slice(0, 7).toLowerCase() !== "bearer ") {
-    return authorization.toLowerCase() === "bearer" ? { kind: "malformed", description: "the Bearer credentials are empty" } : { kind: "none" };
+    if (authorization.toLowerCase() === "bearer") return { kind: "malformed", description: "the Bearer credentials are empty" };
+    return /,\s*bearer /i.test(authorization) ? TWO_AUTHORIZATIONS : NONE;
   }
   const token = authorization.slice(7);
   // The b64token syntax itself is checked before a token is introspected (see
   // createAuthenticator): a token found in the cache passed that check already.
   if (token.length === 0 || token.length > MAX_TOKEN_LENGTH || token.charCodeAt(0) === 0x20) return { kind: "malformed", description: "the access token is malformed" };
+  if (token.includes(",")) return TWO_AUTHORIZATIONS;
   return { kind: "token", token };
 }
+
+const NONE: BearerCredential = Object.freeze({ kind: "none" });
+const TWO_AUTHORIZATIONS: BearerCredential = Object.freeze({ kind: "invalid_request", description: "more than one Authorization header" });
 
 /** RFC 6750 §2.1 b64token syntax. */
 export function isB64Token(token: string): boolean {
@@ -184,6 +199,7 @@ export function toIntrospected(response: IntrospectResponse): Introspected {
     expiresAt: Number(response.exp) * 1000,
     jti: response.jti,
     grantId: response.grantId,
+    audience: response.aud,
     headerValues: { subject: headerValue(response.sub), client: headerValue(response.clientId), scope: headerValue(response.scope) },
   };
   return principal;

@@ -18,6 +18,8 @@ export interface Principal {
   readonly expiresAt: number;
   readonly jti: string;
   readonly grantId: string;
+  /** RFC 7662 §2.2 / RFC 9068 §2.2 `aud`: the resources the token is meant for. */
+  readonly audience: readonly string[];
   /** The identity header values, made safe for an HTTP header once (see `headerValue`). */
   readonly headerValues: { readonly subject: string; readonly client: string; readonly scope: string };
 }

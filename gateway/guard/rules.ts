@@ -63,6 +63,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * (double encoding), `;` raw or encoded (path parameters), a raw `\`, a
  * segment ending in `.` (Windows drops trailing dots), `..` above the root,
  * malformed escapes, escaped bytes that are not UTF-8 (overlong `%C0%AE`),
+ * code points whose compatibility form (NFKC) contains `.`, `/` or `\`
+ * (fullwidth `%EF%BC%8E`, one dot leader `%E2%80%A4`, division slash, ...),
  * and anything that is not an absolute path (absolute-form, `*`, fragments).
  */
 export function normalizeTarget(target: string): NormalizedTarget | RefusedTarget {
@@ -159,11 +161,17 @@ function decodeSegment(raw: string): string | RefusedTarget {
       if (b < 0x80) break;
       bytes.push(b);
     }
+    let text: string;
     try {
-      utf8.decode(Uint8Array.from(bytes));
+      text = utf8.decode(Uint8Array.from(bytes));
     } catch {
       return refuse("percent-encoded bytes must be UTF-8");
     }
+    // Upstreams that fold Unicode (NFKC, as some IIS/.NET and Java stacks do)
+    // read U+FF0E U+FF0E as "..", U+FF0F as "/" and U+FF3C as "\": the same
+    // tricks as their ASCII forms, refused the same way. Only segments with
+    // escaped non-ASCII bytes get here, so plain paths pay nothing for it.
+    if (hasCompatibilitySeparator(text)) return refuse("compatibility forms of \".\", \"/\" and \"\\\" are not accepted in paths");
     for (const b of bytes) out += `%${HEX[b >> 4]}${HEX[b & 15]}`;
     i = j;
   }
@@ -174,6 +182,25 @@ function decodeSegment(raw: string): string | RefusedTarget {
 }
 
 const DOUBLE_ENCODED = /%25[0-9A-Fa-f]{2}/;
+
+/**
+ * True when some code point of `text` has an NFKC form (Unicode UAX #15)
+ * that contains ".", "/" or "\" (U+FF0E, U+FF0F, U+FF3C, U+2024, U+2025,
+ * U+FE52, U+FE68, U+2488 "1.", U+2100 "a/c", ...), or is one of the
+ * look-alikes that NFKC keeps but other folds turn into them: Windows'
+ * best-fit conversion to code pages maps U+2215 DIVISION SLASH and U+2044
+ * FRACTION SLASH to "/", and UTS #46 maps U+3002 and U+FF61 to ".". The fold
+ * is taken of the whole run at once: no composition produces ".", "/" or
+ * "\", so the run's fold contains one exactly when some code point's fold
+ * does. `text` holds only decoded non-ASCII bytes, so a "." in its fold is
+ * never the caller's ASCII dot.
+ */
+function hasCompatibilitySeparator(text: string): boolean {
+  return LOOK_ALIKE.test(text) || ASCII_SEPARATOR.test(text.normalize("NFKC"));
+}
+
+const ASCII_SEPARATOR = /[./\\]/;
+const LOOK_ALIKE = /[\u2044\u2215\u2216\u29f5\u29f8\u29f9\u3002\uff61]/;
 
 /** The byte of the escape `%XX` at `i`, or -1. */
 function hexByte(text: string, i: number): number {

@@ -13,6 +13,7 @@ import { sendErrorPage } from "../views/error-page.js";
 import { renderLoginPage } from "../views/login-page.js";
 import { formTargetOf, pageHeaders, sendPage } from "../views/page.js";
 import { oauthFailureFromRpc } from "../oauth-error-response.js";
+import { createLoadShedHook } from "../load-shed.js";
 
 export interface OAuthRoutesOptions {
   deps: GatewayDeps;
@@ -89,6 +90,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
   app.addHook("onRequest", async (request, reply) => {
     if (request.routeOptions.config?.html === true) reply.headers(pageHeaders());
   });
+  app.addHook("onRequest", createLoadShedHook(deps.overload));
 
   /**
    * RFC 6749 §4.1.1 / §4.2.1 authorization endpoint (GET, RFC 6749 §3.1).

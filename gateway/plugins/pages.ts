@@ -11,6 +11,7 @@ import { renderLoginPage } from "../views/login-page.js";
 import { renderMessagePage, signOutForm } from "../views/message-page.js";
 import { pageHeaders, sendPage } from "../views/page.js";
 import { oauthFailureFromRpc } from "../oauth-error-response.js";
+import { createLoadShedHook } from "../load-shed.js";
 
 export interface PagesOptions {
   deps: GatewayDeps;
@@ -55,6 +56,7 @@ export const pages: FastifyPluginAsync<PagesOptions> = async (app, { deps, servi
   app.addHook("onRequest", async (_request, reply) => {
     reply.headers(pageHeaders());
   });
+  app.addHook("onRequest", createLoadShedHook(deps.overload));
   const html = { config: { html: true }, schemaErrorFormatter: describeFormErrors };
 
   /** The login form, or who is signed in. */

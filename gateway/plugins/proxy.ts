@@ -65,8 +65,12 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
       if (!res.writableFinished) proxyReq.destroy();
     });
   });
-  server.on("proxyReqWs", (proxyReq) => {
+  /** Handshakes whose caller wants the upstream socket (UpstreamProxy.ws's onOpen). */
+  const wsOpen = new WeakMap<IncomingMessage, (upstream: Duplex) => void>();
+  server.on("proxyReqWs", (proxyReq, req) => {
     proxyReq.setTimeout(options.timeoutMs, onUpstreamTimeout);
+    const onOpen = wsOpen.get(req);
+    if (onOpen !== undefined) proxyReq.once("upgrade", (_res: IncomingMessage, upstream: Duplex) => onOpen(upstream));
   });
 
   // selfHandleResponse: the response head is written here, without hop-by-hop fields.
@@ -103,7 +107,8 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
         onFailure(failureOf(error, responseStarted));
       });
     },
-    ws(req, socket, head, target, onFailure) {
+    ws(req, socket, head, target, onFailure, onOpen) {
+      if (onOpen !== undefined) wsOpen.set(req, onOpen);
       // A pooled socket cannot be upgraded and returned; each WebSocket gets its own connection.
       server.ws(req, socket, head, target.ws as httpProxy.ServerOptions, (error: NodeJS.ErrnoException) => {
         onFailure(failureOf(error, socket.destroyed || (socket as Duplex & { bytesWritten?: number }).bytesWritten !== 0));

@@ -6,6 +6,7 @@ import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
 import type { GatewayConfig } from "../config.js";
 import { createConnectEsTransport } from "./connect-es-transport.js";
 import { createConnectUnaryTransport } from "./connect-unary-transport.js";
+import { observeDeadlines } from "./deadline-observer.js";
 import { createFailoverTransport } from "./failover-transport.js";
 import { createTracingTransport } from "./tracing-transport.js";
 import { tracingOff, type Tracing } from "../../startup/tracing.js";
@@ -28,8 +29,16 @@ export interface AuthzClient {
  */
 const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession"]);
 
-/** With tracing on, every call made for a traced request carries its trace (rpc/tracing-transport.ts). */
-export function createAuthzClient(config: GatewayConfig["authz"], tracing: Tracing = tracingOff): AuthzClient {
+/**
+ * `onDeadline` hears of every RPC past its deadline (rpc/deadline-observer.ts);
+ * with `tracing` on, every call made for a traced request carries its trace
+ * (rpc/tracing-transport.ts).
+ */
+export function createAuthzClient(
+  config: GatewayConfig["authz"],
+  options: { onDeadline?: (procedure: string) => void; tracing?: Tracing } = {},
+): AuthzClient {
+  const tracing = options.tracing ?? tracingOff;
   // A guard-only gateway (a sidecar) has no service credential: it calls only
   // Introspect and WatchRevocations, as its own client.
   const header: Record<string, string> = config.serviceCredential === undefined ? {} : { [SERVICE_CREDENTIAL_HEADER]: config.serviceCredential };
@@ -49,8 +58,9 @@ export function createAuthzClient(config: GatewayConfig["authz"], tracing: Traci
           }),
   );
   const failover = createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));
-  // Outside the failover: one client span per call, whichever replica answers it.
-  const transport = tracing.enabled ? createTracingTransport(failover, tracing) : failover;
+  const observed = options.onDeadline === undefined ? failover : observeDeadlines(failover, options.onDeadline);
+  // Outside the failover: one client span per call, whichever replica answers it (a deadline ends it as an error).
+  const transport = tracing.enabled ? createTracingTransport(observed, tracing) : observed;
   const basic = Buffer.from(`${formEncode(config.clientId)}:${formEncode(config.clientSecret)}`).toString("base64");
   return {
     authz: createClient(AuthorizationService, transport),

@@ -9,6 +9,10 @@ import { createErrorInterceptor } from "./interceptors/errors.js";
 import { createLogInterceptor } from "./interceptors/log.js";
 import { createTraceInterceptor } from "./interceptors/trace.js";
 import { tracingOff, type Tracing } from "../../startup/tracing.js";
+import { createOverloadInterceptor } from "./interceptors/overload.js";
+import { createAuthzMetrics, type AuthzMetrics, type AuthzOverloadKind } from "./metrics.js";
+import { createConcurrencyLimiter } from "../../startup/concurrency-limiter.js";
+import { createOverloadReporter, type OverloadReporter } from "../../startup/overload-reporter.js";
 import { createConnectUnaryHandler } from "./transport/connect-unary.js";
 import { createRoutes, createServices } from "./routes.js";
 import { kPeerAddress } from "./rpc/caller.js";
@@ -20,6 +24,8 @@ export interface RunningAuthz {
   /** http://host:port, for Connect, gRPC and gRPC-Web clients. */
   readonly url: string;
   readonly deps: AuthzDeps;
+  /** This service's Prometheus registry and instruments, also served at GET /metrics. */
+  readonly metrics: AuthzMetrics;
   /** Calls whose request or response is still open on the server (drain and the protocol tests watch it). */
   openCalls(): number;
   /** Drains in-flight calls for up to `graceMs`, then releases everything. */
@@ -34,20 +40,43 @@ const COMPRESS_MIN_BYTES = 1024;
 
 /**
  * The interceptors of every call, on either path; the last is the innermost:
- * errors are mapped before they are logged. With tracing on, the trace
- * interceptor comes first: the call's span covers the others.
+ * errors are mapped before they are logged. With `overload`, the limit and
+ * the call budget come before those (interceptors/overload.ts), and Redis
+ * timeouts are reported rate-limited. With tracing on, the trace interceptor
+ * is outermost: the call's span covers the others, so a shed call or one
+ * that ran out of budget is a span too (Unavailable/DeadlineExceeded, marked
+ * as an error), and the time a call waited for a slot is inside its span.
+ * That costs the shed path one span only when tracing is on; off, nothing is
+ * installed.
  */
-export function createInterceptors(log: Logger, tracing: Tracing = tracingOff): Interceptor[] {
-  const interceptors = [createLogInterceptor({ log, tracing }), createErrorInterceptor({ log, tracing })];
-  return tracing.enabled ? [createTraceInterceptor(tracing), ...interceptors] : interceptors;
+export function createInterceptors(
+  log: Logger,
+  overload?: { interceptor: Interceptor; reporter: OverloadReporter<AuthzOverloadKind> },
+  tracing: Tracing = tracingOff,
+): Interceptor[] {
+  const inner = [createLogInterceptor({ log, tracing }), createErrorInterceptor({ log, reporter: overload?.reporter, tracing })];
+  const limited = overload === undefined ? inner : [overload.interceptor, ...inner];
+  return tracing.enabled ? [createTraceInterceptor(tracing), ...limited] : limited;
 }
+
+/** What each kind's rate-limited warn line says (README, "Overload"). */
+const OVERLOAD_MESSAGES: Readonly<Record<AuthzOverloadKind, string>> = {
+  shed: "calls shed: over the concurrency limit (authz.overload); answered temporarily_unavailable with retry-after",
+  deadline: "calls gave up: their budget (the caller's deadline less authz.overload.deadlineMarginMs) ran out; answered temporarily_unavailable",
+  redis_timeout: "Redis commands timed out (authz.overload.redisCommandTimeoutMs); calls answered temporarily_unavailable",
+};
 
 /** Builds the authz service and listens. main.ts and the integration tests both start it this way. */
 export async function startAuthzService(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<RunningAuthz> {
   const deps = await createAuthzDeps(config, log, overrides);
   const shutdown = new AbortController();
   const services = createServices(deps);
-  const interceptors = createInterceptors(log, deps.tracing);
+  const metrics = createAuthzMetrics();
+  const limiter = createConcurrencyLimiter(config.overload);
+  metrics.load(() => ({ inFlight: limiter.inFlight(), queued: limiter.queued() }));
+  const reporter = createOverloadReporter({ log, messages: OVERLOAD_MESSAGES, count: metrics.overload });
+  const budget = { marginMs: config.overload.deadlineMarginMs, defaultMs: config.overload.defaultBudgetMs };
+  const interceptors = createInterceptors(log, { interceptor: createOverloadInterceptor({ limiter, budget, reporter }), reporter }, deps.tracing);
   const contextValues = (remoteAddress: string) => createContextValues().set(kPeerAddress, remoteAddress);
   const adapter = connectNodeAdapter({
     routes: createRoutes(services),
@@ -58,7 +87,7 @@ export async function startAuthzService(config: AuthzConfig, log: Logger, overri
     compressMinBytes: COMPRESS_MIN_BYTES,
     shutdownSignal: shutdown.signal,
     contextValues: (request) => contextValues(request.socket?.remoteAddress ?? ""),
-    fallback: createProbeHandler(deps.health),
+    fallback: createProbeHandler(deps.health, metrics.registry),
   });
   // rpc.fastPath: false serves every call through connect-node's adapter alone.
   const handler = config.rpc.fastPath
@@ -80,11 +109,13 @@ export async function startAuthzService(config: AuthzConfig, log: Logger, overri
     address,
     url: `http://${host}:${address.port}`,
     deps,
+    metrics,
     openCalls: () => server.openCalls(),
     async close(graceMs = config.drainTimeoutMs) {
       deps.health.startDraining();
       shutdown.abort();
       await server.close(graceMs);
+      reporter.flush();
       await deps.close();
     },
   };

@@ -50,6 +50,8 @@ export interface AuthzConfig extends ServerPolicy {
    * takes the calls it can; false: connect-node's adapter serves every call. Clients cannot tell.
    */
   rpc: { fastPath: boolean };
+  /** Shedding and deadlines beyond saturation (interceptors/overload.ts; README, "Overload"). */
+  overload: AuthzOverload;
   /** Seconds between WatchRevocations heartbeats; a subscriber that hears nothing for two stops trusting its cache. */
   revocationHeartbeatSeconds: number;
   /** pino level, from LOG_LEVEL. */
@@ -58,6 +60,24 @@ export interface AuthzConfig extends ServerPolicy {
   tracing: TracingConfig | undefined;
   /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
   sources: readonly string[];
+}
+
+/**
+ * The authz service's limits. Defaults from bench:rpc on one core: about
+ * 3,700 ExchangeCode calls/s at p50 of a few ms, so 64 calls in flight
+ * already saturate it (Little's law: 3,700/s × 15 ms ≈ 55); more in flight only
+ * lengthens the queue inside the event loop. 128 more may wait up to 250 ms.
+ * The deadline chain (innermost gives up first): Redis command 500 ms < this
+ * service's budget (the caller's deadline less 200 ms; 1,800 ms without one) <
+ * the gateway's RPC deadline (gateway.authz.timeoutMs, 2,000 ms).
+ */
+export interface AuthzOverload {
+  maxConcurrent: number;
+  maxQueue: number;
+  queueTimeoutMs: number;
+  deadlineMarginMs: number;
+  defaultBudgetMs: number;
+  redisCommandTimeoutMs: number;
 }
 
 export type RedisConfig = (
@@ -121,6 +141,24 @@ const redisSchema = z.union([
   z.strictObject({ cluster: z.array(hostPort).min(1), password: secretRef.optional(), replicaAckTimeoutMs: replicaAck }),
 ]);
 
+const OVERLOAD_DEFAULTS: AuthzOverload = {
+  maxConcurrent: 64,
+  maxQueue: 128,
+  queueTimeoutMs: 250,
+  deadlineMarginMs: 200,
+  defaultBudgetMs: 1_800,
+  redisCommandTimeoutMs: 500,
+};
+const ms = (max: number) => z.number().int().min(1).max(max);
+const overloadSchema = z.strictObject({
+  maxConcurrent: z.number().int().min(1).max(100_000).default(OVERLOAD_DEFAULTS.maxConcurrent),
+  maxQueue: z.number().int().min(0).max(100_000).default(OVERLOAD_DEFAULTS.maxQueue),
+  queueTimeoutMs: ms(60_000).default(OVERLOAD_DEFAULTS.queueTimeoutMs),
+  deadlineMarginMs: z.number().int().min(0).max(10_000).default(OVERLOAD_DEFAULTS.deadlineMarginMs),
+  defaultBudgetMs: ms(120_000).default(OVERLOAD_DEFAULTS.defaultBudgetMs),
+  redisCommandTimeoutMs: ms(60_000).default(OVERLOAD_DEFAULTS.redisCommandTimeoutMs),
+});
+
 const fileSchema = z.strictObject({
   issuer: z.string(),
   requireHttps: z.boolean().default(true),
@@ -136,8 +174,9 @@ const fileSchema = z.strictObject({
       drainTimeoutMs: z.number().int().min(0).max(120_000).default(10_000),
       revocationHeartbeatSeconds: z.number().int().min(1).max(60).default(5),
       rpc: z.strictObject({ fastPath: z.boolean().default(true) }).default({ fastPath: true }),
+      overload: overloadSchema.default(OVERLOAD_DEFAULTS),
     })
-    .default({ host: "127.0.0.1", port: 50051, keyPrefix: "gatehouse:", drainTimeoutMs: 10_000, revocationHeartbeatSeconds: 5, rpc: { fastPath: true } }),
+    .default({ host: "127.0.0.1", port: 50051, keyPrefix: "gatehouse:", drainTimeoutMs: 10_000, revocationHeartbeatSeconds: 5, rpc: { fastPath: true }, overload: OVERLOAD_DEFAULTS }),
   lifetimes: z
     .strictObject({
       accessToken: seconds.default(600),
@@ -301,6 +340,9 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       ? ({ kind: "url", url: env.REDIS_URL, replicaAckTimeoutMs: undefined } as const)
       : buildRedis(authz.redis, resolve);
   const port = portOverride(env, "GATEHOUSE_AUTHZ_PORT", authz.port, problems);
+  if (authz.overload.redisCommandTimeoutMs >= authz.overload.defaultBudgetMs) {
+    problems.push("authz.overload.redisCommandTimeoutMs: must be shorter than defaultBudgetMs, so that a Redis timeout is answered before the call's budget runs out");
+  }
 
   let signingKeys: AuthzConfig["signingKeys"];
   if (authz.signingKeys !== undefined) {
@@ -330,6 +372,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     users,
     drainTimeoutMs: authz.drainTimeoutMs,
     rpc: authz.rpc,
+    overload: authz.overload,
     revocationHeartbeatSeconds: authz.revocationHeartbeatSeconds,
     logLevel: logLevel(env, problems),
     tracing: tracingConfig(env, "gatehouse-authz", problems),

@@ -29,7 +29,7 @@ export interface AuthzDeps {
   /**
    * Applies a new configuration without dropping a connection: clients,
    * scopes, users, lifetimes, limits, the gateway credential and the signing
-   * keys. Listen address, Redis, key prefix and the RPC fast path need a restart; a change to them
+   * keys. Listen address, Redis, key prefix, the RPC fast path and the overload limits need a restart; a change to them
    * is reported and not applied. A configuration whose keys do not load is
    * refused whole, and the old one stays.
    */
@@ -88,6 +88,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
         ["authz.redis", before.redis, next.redis],
         ["authz.keyPrefix", before.keyPrefix, next.keyPrefix],
         ["authz.rpc", before.rpc, next.rpc],
+        ["authz.overload", before.overload, next.overload],
         ["tracing (OTEL_*)", before.tracing, next.tracing],
       ]
         .filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b))
@@ -95,7 +96,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       const sameKeys = JSON.stringify(before.signingKeys) === JSON.stringify(next.signingKeys);
       const keys = sameKeys ? current.keys : await loadKeyRing(next, log);
       // What needs a restart keeps its running value until then.
-      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, tracing: before.tracing }, keys);
+      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, overload: before.overload, tracing: before.tracing }, keys);
       return { needsRestart };
     },
     async close() {
@@ -110,7 +111,7 @@ async function createStore(config: AuthzConfig, log: Logger, clock: Clock): Prom
     log.warn("no Redis configured: using the in-memory store (one process only; state is lost on restart)");
     return createMemoryStore({ clock });
   }
-  const client = createRedisClient(config.redis);
+  const client = createRedisClient(config.redis, { commandTimeoutMs: config.overload.redisCommandTimeoutMs });
   client.on("error", (error: Error) => log.warn({ err: { message: error.message } }, "redis connection error"));
   if (!(await waitUntilReady(client, 5_000))) log.warn("redis is not reachable yet; calls answer Unavailable until it is");
   return createRedisStore({ client, clock, keyPrefix: config.keyPrefix, replicaAckTimeoutMs: config.redis.replicaAckTimeoutMs });

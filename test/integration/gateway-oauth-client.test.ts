@@ -116,6 +116,40 @@ describe("oauth4webapi against the gateway", () => {
     await expect(afterRevocation).rejects.toMatchObject({ error: "invalid_grant", status: 400 });
   });
 
+  it("RFC 7009 §2.1 at /oauth2/revoke: revoking a rotated-out refresh token revokes its family; the current refresh token and the access tokens are dead", async () => {
+    const client: oauth.Client = { client_id: "web" };
+    const { location, state, codeVerifier } = await codeFlow("web", WEB_REDIRECT, "read");
+    const callback = oauth.validateAuthResponse(as, client, location, state);
+    const first = await oauth.processAuthorizationCodeResponse(
+      as,
+      client,
+      await oauth.authorizationCodeGrantRequest(as, client, oauth.ClientSecretBasic(SECRETS.web), callback, WEB_REDIRECT, codeVerifier, insecure),
+    );
+    const refreshed = await oauth.processRefreshTokenResponse(
+      as,
+      client,
+      await oauth.refreshTokenGrantRequest(as, client, oauth.ClientSecretBasic(SECRETS.web), first.refresh_token!, insecure),
+    );
+    const resourceServer: oauth.Client = { client_id: "resource-server" };
+    const introspect = async (token: string) =>
+      oauth.processIntrospectionResponse(
+        as,
+        resourceServer,
+        await oauth.introspectionRequest(as, resourceServer, oauth.ClientSecretBasic(SECRETS.resourceServer), token, insecure),
+      );
+    expect(await introspect(refreshed.refresh_token!)).toMatchObject({ active: true });
+
+    // The old, rotated-out token is the one revoked.
+    await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, oauth.ClientSecretBasic(SECRETS.web), first.refresh_token!, insecure));
+    for (const token of [refreshed.refresh_token!, refreshed.access_token, first.access_token]) expect(await introspect(token)).toEqual({ active: false });
+    const afterRevocation = oauth.processRefreshTokenResponse(
+      as,
+      client,
+      await oauth.refreshTokenGrantRequest(as, client, oauth.ClientSecretBasic(SECRETS.web), refreshed.refresh_token!, insecure),
+    );
+    await expect(afterRevocation).rejects.toMatchObject({ error: "invalid_grant", status: 400 });
+  });
+
   it("RFC 7009 §2.2: revoking an unknown token is still a 200 the library accepts", async () => {
     const client: oauth.Client = { client_id: "web" };
     await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, oauth.ClientSecretBasic(SECRETS.web), "not-a-token-we-issued", insecure));

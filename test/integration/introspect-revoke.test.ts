@@ -126,6 +126,31 @@ describe("Revoke: RFC 7009", () => {
     expect((await failureOf(t.authz.refresh({ refreshToken: second!.refreshToken }, web()))).oauth?.error).toBe("invalid_grant");
   });
 
+  it("RFC 7009 §2.1, RFC 9700 §4.14.2: revoking a rotated-out refresh token revokes its whole family, the current refresh token and the access tokens included", async () => {
+    const first = await issueTokens(t);
+    const { token: second } = await t.authz.refresh({ refreshToken: first.refreshToken }, web());
+    const { token: third } = await t.authz.refresh({ refreshToken: second!.refreshToken }, web());
+    await t.authz.revoke({ token: first.refreshToken, tokenTypeHint: "refresh_token" }, web());
+    for (const token of [third!.refreshToken, third!.accessToken, second!.accessToken, first.accessToken]) {
+      expect((await t.authz.introspect({ token }, asResourceServer())).active).toBe(false);
+    }
+    expect((await failureOf(t.authz.refresh({ refreshToken: third!.refreshToken }, web()))).oauth?.error).toBe("invalid_grant");
+  });
+
+  it("a rotated-out refresh token of another client is refused and its family stays active (RFC 7009 §2.1)", async () => {
+    const first = await issueTokens(t);
+    const { token: second } = await t.authz.refresh({ refreshToken: first.refreshToken }, web());
+    expect((await failureOf(t.authz.revoke({ token: first.refreshToken }, grace()))).oauth?.error).toBe("unauthorized_client");
+    expect((await t.authz.introspect({ token: second!.refreshToken }, asResourceServer())).active).toBe(true);
+  });
+
+  it("a forged refresh token naming a live grant revokes nothing", async () => {
+    const tokens = await issueTokens(t);
+    const forged = `${tokens.refreshToken.slice(0, -4)}${tokens.refreshToken.endsWith("AAAA") ? "BBBB" : "AAAA"}`;
+    await t.authz.revoke({ token: forged }, web());
+    expect((await t.authz.introspect({ token: tokens.refreshToken }, asResourceServer())).active).toBe(true);
+  });
+
   it("revoking an access token revokes that token only", async () => {
     const tokens = await issueTokens(t);
     await t.authz.revoke({ token: tokens.accessToken }, web());

@@ -111,6 +111,21 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         expect(await s.store.grants.rotate(rotation(f, next.nextHash))).toEqual({ kind: "unknown" });
       });
 
+      it("remembers which token hashes a rotation replaced, and no other", async () => {
+        const f = family();
+        await s.store.grants.create(f);
+        expect(await s.store.grants.wasRotatedOut(f.grantId, f.tokenHash)).toBe(false);
+        const first = rotation(f, f.tokenHash);
+        await s.store.grants.rotate(first);
+        const second = rotation(f, first.nextHash);
+        await s.store.grants.rotate(second);
+        expect(await s.store.grants.wasRotatedOut(f.grantId, f.tokenHash)).toBe(true);
+        expect(await s.store.grants.wasRotatedOut(f.grantId, first.nextHash)).toBe(true);
+        expect(await s.store.grants.wasRotatedOut(f.grantId, second.nextHash)).toBe(false);
+        expect(await s.store.grants.wasRotatedOut(f.grantId, unique("forged"))).toBe(false);
+        expect(await s.store.grants.wasRotatedOut(unique("g"), f.tokenHash)).toBe(false);
+      });
+
       it("a token hash the family never had is unknown and harms nothing", async () => {
         const f = family();
         await s.store.grants.create(f);

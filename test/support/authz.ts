@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { exportJWK, generateKeyPair } from "jose";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { stringify } from "yaml";
 import { SERVICE_CREDENTIAL_HEADER } from "../../contract/metadata.js";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
@@ -148,10 +148,10 @@ export interface TestAuthz {
 
 /** A real authz service on a random port, and Connect clients over HTTP/2 to it. */
 export async function startTestAuthz(
-  options: { redisUrl?: string; keyPrefix?: string; patch?: (file: Record<string, unknown>) => void; overrides?: DepsOverrides } = {},
+  options: { redisUrl?: string; keyPrefix?: string; patch?: (file: Record<string, unknown>) => void; overrides?: DepsOverrides; log?: Logger } = {},
 ): Promise<TestAuthz> {
   const config = await testConfig(options);
-  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const log = options.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const running = await startAuthzService(config, log, options.overrides);
   const transport = createConnectTransport({ baseUrl: running.url, httpVersion: "2" });
   return {

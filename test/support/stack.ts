@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
+import type { DepsOverrides } from "../../services/authz/deps.js";
 import { stringify } from "yaml";
 import { buildApp } from "../../gateway/app.js";
 import { parseGatewayConfig, type GatewayConfig } from "../../gateway/config.js";
@@ -52,6 +53,10 @@ export async function startTestStack(
     redisUrl: string;
     patch?: (file: Record<string, unknown>) => void;
     gatewayOverrides?: Partial<Pick<GatewayDeps, "clock" | "draining">>;
+    authzOverrides?: DepsOverrides;
+    /** Loggers to read what each process said (silent by default). */
+    authzLog?: Logger;
+    gatewayLog?: Logger;
   },
 ): Promise<TestStack> {
   const port = await freePort();
@@ -62,6 +67,8 @@ export async function startTestStack(
   };
   const authz = await startTestAuthz({
     redisUrl: options.redisUrl,
+    overrides: options.authzOverrides,
+    log: options.authzLog,
     patch: (file) => {
       patchIssuer(file);
       options.patch?.(file);
@@ -72,7 +79,7 @@ export async function startTestStack(
   file.gateway = gatewaySection(authz.running.url, port);
   options.patch?.(file);
   const config = parseGatewayConfig(stringify(file), await testEnvironment(options.redisUrl));
-  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const log = options.gatewayLog ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const deps = createGatewayDeps(config, log, options.gatewayOverrides);
   const app = await buildApp(deps);
   await app.listen({ host: "127.0.0.1", port });

@@ -433,6 +433,24 @@ describe("parseAuthzConfig: client rules", () => {
   it("RFC 6749 §4.1.2: an authorization code lifetime over 10 minutes is refused", () => {
     expect(problemsOf(yaml({ issuer: ISSUER, lifetimes: { code: 601 } })).map(pathOf)).toEqual(["lifetimes.code"]);
   });
+
+  it("overload: the limits default from measured capacity, and a Redis timeout must be shorter than a call's budget (the innermost deadline gives up first)", () => {
+    expect(parseAuthzConfig(`issuer: ${ISSUER}\n`, {}).overload).toEqual({
+      maxConcurrent: 64,
+      maxQueue: 128,
+      queueTimeoutMs: 250,
+      deadlineMarginMs: 200,
+      defaultBudgetMs: 1_800,
+      redisCommandTimeoutMs: 500,
+    });
+    expect(parseGatewayConfig(yaml({ issuer: ISSUER, gateway: { authz: { clientId: "g", clientSecret: { env: "S" } } } }), { S: "s" }).overload).toEqual({
+      maxConcurrent: 128,
+      maxQueue: 256,
+      queueTimeoutMs: 250,
+    });
+    expect(problemsOf(yaml({ issuer: ISSUER, authz: { overload: { redisCommandTimeoutMs: 2_000 } } })).map(pathOf)).toEqual(["authz.overload.redisCommandTimeoutMs"]);
+    expect(problemsOf(yaml({ issuer: ISSUER, authz: { overload: { maxConcurrent: 0 } } })).map(pathOf)).toEqual(["authz.overload.maxConcurrent"]);
+  });
 });
 
 describe("parseAuthzConfig: issuer and requireHttps", () => {

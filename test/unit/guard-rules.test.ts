@@ -20,6 +20,7 @@ const route = (name: string, path: string, extra: Partial<RouteConfig> = {}): Ro
   forwardAuthorization: false,
   caseSensitive: true,
   errorStyle: "rfc6750",
+  audience: [],
   ...extra,
 });
 
@@ -177,6 +178,87 @@ describe("normalizeTarget: RFC 3986 §6.2.2 normal form", () => {
       }),
       { numRuns: 20_000 },
     );
+  });
+
+  // --- Unicode compatibility forms (issue 10) ---------------------------------
+
+  /** The percent-encoded UTF-8 of a string, as a client would send it. */
+  const escapeUtf8 = (text: string) => [...Buffer.from(text, "utf8")].map((b) => `%${b.toString(16).toUpperCase().padStart(2, "0")}`).join("");
+
+  it.each([
+    ["/api/a/%EF%BC%8E%EF%BC%8E/admin/x", "U+FF0E FULLWIDTH FULL STOP twice: .. to an NFKC-folding upstream"],
+    ["/api/a/%ef%bc%8e%ef%bc%8e/admin/x", "the same in lower-case hex"],
+    ["/api/%EF%BC%8E/x", "U+FF0E alone: ."],
+    ["/api/a%EF%BC%8Fadmin", "U+FF0F FULLWIDTH SOLIDUS: /"],
+    ["/api/a%EF%BC%BCadmin", "U+FF3C FULLWIDTH REVERSE SOLIDUS: \\"],
+    ["/api/%E2%80%A4%E2%80%A4/x", "U+2024 ONE DOT LEADER"],
+    ["/api/%E2%80%A5/x", "U+2025 TWO DOT LEADER: .."],
+    ["/api/%E2%80%A6", "U+2026 HORIZONTAL ELLIPSIS: ..."],
+    ["/api/a%E2%88%95admin", "U+2215 DIVISION SLASH (best-fit /)"],
+    ["/api/a%E2%81%84admin", "U+2044 FRACTION SLASH"],
+    ["/api/%EF%B9%92%EF%B9%92/x", "U+FE52 SMALL FULL STOP"],
+    ["/api/a%EF%B9%A8b", "U+FE68 SMALL REVERSE SOLIDUS"],
+    ["/api/%E2%92%88", "U+2488 DIGIT ONE FULL STOP: 1."],
+    ["/api/%E2%84%80", "U+2100 ACCOUNT OF: a/c"],
+    ["/api/%E3%80%82%E3%80%82/x", "U+3002 IDEOGRAPHIC FULL STOP (UTS #46 .)"],
+    ["/api/%EF%BD%A1/x", "U+FF61 HALFWIDTH IDEOGRAPHIC FULL STOP"],
+    ["/api/caf%C3%A9%EF%BC%8E", "a compatibility dot after other non-ASCII text"],
+    ["/api/.%EF%BC%8E/x", "an ASCII dot and a compatibility dot"],
+  ])("refuses %s (%s): compatibility forms of . / \\ are refused like their ASCII forms", (target) => {
+    const result = normalizeTarget(target);
+    expect(result).toEqual({ ok: false, reason: expect.stringContaining("compatibility forms") });
+  });
+
+  it.each([
+    ["/caf%C3%A9", "/caf%C3%A9"],
+    ["/%E6%97%A5%E6%9C%AC/%D0%BC%D0%B8%D1%80", "/%E6%97%A5%E6%9C%AC/%D0%BC%D0%B8%D1%80"],
+    ["/api/%EF%BC%A1", "/api/%EF%BC%A1"], // U+FF21 FULLWIDTH A folds to "A": not a separator
+    ["/a%C2%BDb", "/a%C2%BDb"], // U+00BD "½" folds to "1⁄2": U+2044 is a look-alike only as sent, not inside a fold
+  ])("keeps non-ASCII text that folds to no separator: %s", (target, path) => {
+    expect(normalizeTarget(target)).toEqual({ ok: true, path, search: "" });
+  });
+
+  /** Non-ASCII code points, weighted towards those that fold to separators. */
+  const SEPARATOR_FORMS = [0xff0e, 0xff0f, 0xff3c, 0x2024, 0x2025, 0x2026, 0x2215, 0xfe52, 0xfe68, 0x2488, 0x2100, 0x33c2, 0xfe19, 0xfe30, 0x1f100];
+  const unicodePiece = fc
+    .oneof(
+      fc.constantFrom(...SEPARATOR_FORMS),
+      fc.constantFrom(0xe9, 0x4e2d, 0xff21, 0x212b, 0x301, 0xbd, 0x1f600),
+      fc.integer({ min: 0x80, max: 0x10ffff }).filter((cp) => cp < 0xd800 || cp > 0xdfff),
+    )
+    .map((cp) => escapeUtf8(String.fromCodePoint(cp)));
+  const unicodeTarget = fc
+    .array(fc.array(fc.oneof(unicodePiece, fc.constantFrom("a", ".", "..", "%2e", "x")), { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 5 })
+    .map((segments) => `/${segments.map((s) => s.join("")).join("/")}`);
+
+  it("property: no accepted path has a segment whose NFKC form is . or .., or contains / or \\", () => {
+    fc.assert(
+      fc.property(unicodeTarget, (t) => {
+        const result = normalizeTarget(t);
+        if (!result.ok) return;
+        for (const segment of result.path.split("/").slice(1)) {
+          const folded = decodeURIComponent(segment).normalize("NFKC");
+          expect(folded).not.toBe(".");
+          expect(folded).not.toBe("..");
+          expect(folded).not.toMatch(/[/\\]/);
+        }
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it("property: every code point whose NFKC form contains . / or \\ is refused, alone or inside a segment", () => {
+    const folding: number[] = [];
+    for (let cp = 0x80; cp <= 0x10ffff; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      if (/[./\\]/.test(String.fromCodePoint(cp).normalize("NFKC"))) folding.push(cp);
+    }
+    expect(folding.length).toBeGreaterThan(30);
+    for (const cp of folding) {
+      const escaped = escapeUtf8(String.fromCodePoint(cp));
+      expect(normalizeTarget(`/api/${escaped}/x`).ok, `U+${cp.toString(16)}`).toBe(false);
+      expect(normalizeTarget(`/api/a${escaped}b`).ok, `U+${cp.toString(16)}`).toBe(false);
+    }
   });
 
   const spelled = fc

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { extractBearer, headerValue, isB64Token, tokenHash } from "../../gateway/guard/authenticate.js";
 import { authorizeScopes, describeRequirement, requiredScope } from "../../gateway/guard/authorize.js";
 import { INACTIVE, cacheExpiry, createIntrospectionCache, type Principal } from "../../gateway/guard/introspection-cache.js";
-import { createHeaderRewriter } from "../../gateway/guard/mutate.js";
+import { createIdentityMutation, createUpstreamHeaders } from "../../gateway/guard/mutate.js";
 
 /** The guard's pure steps after matching: bearer extraction, the cache, scope checks, header rewriting. */
 
@@ -16,6 +16,7 @@ const principal = (over: Partial<Principal> = {}): Principal => ({
   expiresAt: 1_000_000,
   jti: "jti-1",
   grantId: "grant-1",
+  audience: ["https://api.test"],
   headerValues: { subject: "user-1", client: "web", scope: "read write" },
   ...over,
 });
@@ -55,6 +56,19 @@ describe("extractBearer: RFC 6750 §2.1, the Authorization header only", () => {
 
   it("a second Authorization header (node keeps only the first) is RFC 6750 §3.1 invalid_request", () => {
     expect(extractBearer({ authorization: "Bearer a" }, ["Authorization", "Bearer a", "authorization", "Bearer b"], "")).toMatchObject({ kind: "invalid_request" });
+  });
+
+  it.each([
+    ["merged by a proxy into one field", { authorization: "Bearer a, Bearer b" }],
+    ["merged with another scheme", { authorization: "Basic d2ViOng=, Bearer b" }],
+    ["given as a list (Envoy, nginx)", { authorization: ["Bearer a", "Bearer b"] }],
+    ["a comma inside the credentials", { authorization: "Bearer a,b" }],
+  ])("RFC 6750 §3.1: two Authorization fields %s, without rawHeaders, are invalid_request", (_how, headers) => {
+    expect(extractBearer(headers, undefined, "")).toMatchObject({ kind: "invalid_request", description: "more than one Authorization header" });
+  });
+
+  it("one Authorization field given as a list of one is that field", () => {
+    expect(extractBearer({ authorization: ["Bearer abc"] }, undefined, "")).toEqual({ kind: "token", token: "abc" });
   });
 
   it("the cache key is a hash of the token, not the token", () => {
@@ -165,16 +179,24 @@ describe("authorizeScopes: any of the route's scopes, or all of them", () => {
 });
 
 describe("the header rewrite", () => {
-  const rewrite = createHeaderRewriter({ subject: "X-Gatehouse-Subject", client: "X-Gatehouse-Client", scope: "X-Gatehouse-Scope" });
+  const mutation = createIdentityMutation({
+    identityHeaders: { subject: "X-Gatehouse-Subject", client: "X-Gatehouse-Client", scope: "X-Gatehouse-Scope" },
+    overrideHeaders: ["x-original-url", "x-http-method-override"],
+  });
+  const upstream = createUpstreamHeaders();
   const forwarded = { for: "10.0.0.1", proto: "https", host: "api.test" };
+  const rewrite = (headers: IncomingHttpHeaders, p: Principal | undefined, forwardAuthorization: boolean, websocket = false) =>
+    upstream(headers, { setHeaders: mutation.setHeaders(p), removeHeaders: mutation.removeHeaders(headers, forwardAuthorization), forwarded, requestId: "req-1", websocket });
 
-  it("removes the caller's identity, forwarding and hop-by-hop fields, then writes the verified ones", () => {
+  it("removes the caller's identity, override, forwarding and hop-by-hop fields, then writes the verified ones", () => {
     const headers: IncomingHttpHeaders = {
       host: "api.test",
       authorization: "Bearer t",
       "x-gatehouse-subject": "admin",
       x_gatehouse_client: "evil",
       "x-gatehouse-scope": "admin",
+      "x-original-url": "/admin",
+      x_http_method_override: "DELETE",
       "x-forwarded-for": "6.6.6.6",
       "x-forwarded-port": "1",
       forwarded: "for=6.6.6.6",
@@ -185,7 +207,7 @@ describe("the header rewrite", () => {
       te: "trailers",
       "content-type": "text/plain",
     };
-    expect(rewrite(headers, { principal: principal(), forwardAuthorization: false, forwarded, requestId: "req-1", websocket: false })).toEqual({
+    expect(rewrite(headers, principal(), false)).toEqual({
       host: "api.test",
       "content-type": "text/plain",
       "x-gatehouse-subject": "user-1",
@@ -200,8 +222,33 @@ describe("the header rewrite", () => {
 
   it("keeps Authorization when the route forwards it; keeps the WebSocket handshake fields; the passthrough gets no identity", () => {
     const headers: IncomingHttpHeaders = { authorization: "Bearer t", connection: "Upgrade", upgrade: "websocket", "sec-websocket-key": "k", "x-gatehouse-subject": "admin" };
-    const out = rewrite(headers, { principal: undefined, forwardAuthorization: true, forwarded, requestId: "r", websocket: true });
+    const out = rewrite(headers, undefined, true, true);
     expect(out).toMatchObject({ authorization: "Bearer t", connection: "Upgrade", upgrade: "websocket", "sec-websocket-key": "k" });
     expect(out["x-gatehouse-subject"]).toBeUndefined();
+  });
+
+  it("the pipeline lists only the request's own fields to remove; nothing extra is allocated for a plain request", () => {
+    expect(mutation.removeHeaders({ host: "a", authorization: "Bearer t" }, false)).toEqual(["authorization"]);
+    expect(mutation.removeHeaders({ host: "a", authorization: "Bearer t" }, true)).toEqual([]);
+    expect(mutation.removeHeaders({ "X-Original-URL": "/x" } as IncomingHttpHeaders, false)).toEqual([]);
+    expect([...mutation.removeHeaders({ "x-original-url": "/x", x_gatehouse_scope: "s", authorization: "Bearer t" }, false)].sort()).toEqual([
+      "authorization",
+      "x-original-url",
+      "x_gatehouse_scope",
+    ]);
+  });
+
+  it.each([
+    ["host", "host"],
+    ["keep-alive, Host", "host"],
+    ["Authorization", "authorization"],
+    ["content-length", "content-length"],
+    ["Transfer-Encoding", "transfer-encoding"],
+    ["x-gatehouse-subject", "x-gatehouse-subject"],
+    ["X_Gatehouse_Scope", "x-gatehouse-scope"],
+    ["keep-alive, x-secret", undefined],
+    ["Upgrade", undefined],
+  ])("RFC 9110 §7.6.1: Connection: %s names the protected field %s (undefined: none)", (connection, named) => {
+    expect(mutation.forbiddenConnectionOption(connection)).toBe(named);
   });
 });

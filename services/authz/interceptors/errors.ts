@@ -5,6 +5,8 @@ import { OAuthErrorDetailSchema } from "../../../gen/gatehouse/v1/errors_pb.js";
 import { OAuthError, type OAuthErrorCode } from "../oauth/errors.js";
 import { callLogIds } from "./call-log-ids.js";
 import { tracingOff, type Tracing } from "../../../startup/tracing.js";
+import type { OverloadReporter } from "../../../startup/overload-reporter.js";
+import type { AuthzOverloadKind } from "../metrics.js";
 
 /** The one mapping from OAuth error codes to RPC status codes. */
 const STATUS: Readonly<Record<OAuthErrorCode, Code>> = {
@@ -30,19 +32,22 @@ const STATUS: Readonly<Record<OAuthErrorCode, Code>> = {
  * rebuild the RFC's response. Anything that is not an OAuthError becomes
  * server_error; its cause is logged, never sent.
  */
-export function createErrorInterceptor(options: { log: Logger; tracing?: Tracing }): Interceptor {
+export function createErrorInterceptor(options: { log: Logger; reporter?: OverloadReporter<AuthzOverloadKind> | undefined; tracing?: Tracing }): Interceptor {
   const tracing = options.tracing ?? tracingOff;
   const toConnectError = (error: unknown, request: UnaryRequest | StreamRequest): ConnectError => {
     const procedure = request.method.name;
     if (error instanceof OAuthError) {
-      if (error.code === "temporarily_unavailable" || error.code === "server_error") {
+      if (options.reporter !== undefined && isRedisTimeout(error)) {
+        // Under overload these come in bursts: counted, and logged at most once a second.
+        options.reporter.report("redis_timeout", { procedure });
+      } else if (error.code === "temporarily_unavailable" || error.code === "server_error") {
         options.log.warn({ procedure, ...callLogIds(tracing, request), err: error.cause ?? error }, "call failed: %s", error.code);
       }
-      return fromOAuthError(error);
+      return connectErrorOf(error);
     }
     if (error instanceof ConnectError) return error; // the protocol's own: malformed message, deadline, cancel
     options.log.error({ procedure, ...callLogIds(tracing, request), err: error }, "unexpected error");
-    return fromOAuthError(new OAuthError("server_error", "the authorization server failed to handle the request"));
+    return connectErrorOf(new OAuthError("server_error", "the authorization server failed to handle the request"));
   };
 
   return (next) => async (request) => {
@@ -66,9 +71,22 @@ export function createErrorInterceptor(options: { log: Logger; tracing?: Tracing
   };
 }
 
-function fromOAuthError(error: OAuthError): ConnectError {
+/** ioredis rejects a command that outlives its commandTimeout with exactly this message (store/redis-client.ts). */
+function isRedisTimeout(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    if (cause.message === "Command timed out") return true;
+  }
+  return false;
+}
+
+/**
+ * An OAuthError as the RPC carries it: status from the one mapping above
+ * (or `status`: a call whose budget ran out is DeadlineExceeded, as gRPC and
+ * Connect name it), code and description in an OAuthErrorDetail.
+ */
+export function connectErrorOf(error: OAuthError, status: Code = STATUS[error.code]): ConnectError {
   const metadata = error.retryAfter === undefined ? undefined : { "retry-after": String(error.retryAfter) };
-  return new ConnectError(error.description, STATUS[error.code], metadata, [
+  return new ConnectError(error.description, status, metadata, [
     {
       desc: OAuthErrorDetailSchema,
       value: create(OAuthErrorDetailSchema, {

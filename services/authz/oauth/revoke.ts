@@ -6,7 +6,11 @@ import { looksLikeJwt, parseRefreshToken } from "./tokens.js";
 
 /**
  * RFC 7009 §2.1. Revoking a refresh token revokes its grant: the family and
- * every access token issued from it. Revoking an access token revokes that
+ * every access token issued from it. That holds for a refresh token that a
+ * rotation already replaced too: presenting it at the token endpoint revokes
+ * the family (RFC 9700 §4.14.2), and revoking it must not do less, or a
+ * client that revokes what it believes is its token leaves the tokens issued
+ * in its place alive. Revoking an access token revokes that
  * token. An invalid or unknown token is not an error (RFC 7009 §2.2: "invalid
  * tokens do not cause an error response"), but a token of another client is
  * refused (RFC 7009 §2.1: "verifies whether the token was issued to the client
@@ -22,8 +26,11 @@ export async function revoke(ctx: OAuthContext, caller: Client, token: string, t
   const refresh = parseRefreshToken(token);
   if (refresh !== undefined) {
     const family = await ctx.store.grants.get(refresh.grantId);
-    // Only the family's current token proves possession; a stale one revokes nothing here.
-    if (family === undefined || family.tokenHash !== hashSecret(token)) return;
+    if (family === undefined) return;
+    // Possession is proved by the family's current token or by one it rotated
+    // out (only their hashes are stored); any other value names no token.
+    const tokenHash = hashSecret(token);
+    if (family.tokenHash !== tokenHash && !(await ctx.store.grants.wasRotatedOut(refresh.grantId, tokenHash))) return;
     if (family.clientId !== caller.id) throw refuse();
     await revokeGrant(ctx, refresh.grantId);
     return;

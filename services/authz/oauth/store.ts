@@ -144,6 +144,13 @@ export interface GrantStore {
    * Of concurrent rotations with the same token exactly one rotates.
    */
   rotate(input: RotateInput): Promise<Rotation>;
+  /**
+   * True when `tokenHash` is a refresh token of the grant that a rotation
+   * replaced (RFC 9700 §4.14.2), remembered until the family would have ended
+   * whatever happened to it since: a rotated-out token that comes back, at
+   * the token endpoint or at revocation, revokes the family.
+   */
+  wasRotatedOut(grantId: string, tokenHash: string): Promise<boolean>;
   /** Atomic: deletes the family and remembers the grant as revoked for `revokedTtlMs`. */
   revoke(grantId: string, revokedTtlMs: number): Promise<void>;
   /** Remembers one access token of the grant as revoked, until it would have expired. */

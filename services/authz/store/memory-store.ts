@@ -94,6 +94,9 @@ export function createMemoryStore(options: { clock: Clock; sweepIntervalMs?: num
         }
         return { kind: "unknown" };
       },
+      async wasRotatedOut(grantId, tokenHash) {
+        return table.has(`grant-used:${grantId}:${tokenHash}`);
+      },
       async revoke(grantId, revokedTtlMs) {
         table.delete(`grant:${grantId}`);
         table.set(`grant-revoked:${grantId}`, true, revokedTtlMs);

@@ -147,6 +147,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
           )) as [Rotation["kind"], string | undefined];
           return kind === "grace" ? { kind, sealedTokens: sealedTokens ?? "" } : { kind };
         }),
+      wasRotatedOut: (grantId, tokenHash) => guard(async () => (await client.exists(keys.familyUsedToken(grantId, tokenHash))) > 0),
       revoke: (grantId, revokedTtlMs) =>
         guard(async () => {
           await durable(revokeGrant, [keys.family(grantId), keys.grantRevoked(grantId)], [revokedTtlMs]);

@@ -1,0 +1,18 @@
+/**
+ * nginx as a process of the benchmark (test/support/nginx.ts): PORT, UPSTREAM
+ * (host:port), and either GATEHOUSE (host:port; the guard's auth_request
+ * locations) or PLAIN=1 (the same nginx proxying without auth_request).
+ */
+import { startNginx } from "../../test/support/nginx.js";
+
+const nginx = await startNginx({
+  port: Number(process.env.PORT),
+  upstream: process.env.UPSTREAM!,
+  gatehouse: process.env.GATEHOUSE ?? "127.0.0.1:1",
+  checkPath: process.env.CHECK_PATH ?? "/.gatehouse/check",
+  identityHeaders: { subject: "X-Gatehouse-Subject", client: "X-Gatehouse-Client", scope: "X-Gatehouse-Scope" },
+  plainProxy: process.env.PLAIN === "1",
+  workerConnections: 4096,
+});
+process.stdout.write(`nginx listening on ${nginx.port}\n`);
+process.once("SIGTERM", () => void nginx.close().then(() => process.exit(0)));
