@@ -132,6 +132,8 @@ async function startStack(redisUrl: string, upstream: string, otel: Record<strin
   const authz = await startAuthzService(authzConfig, pino({ level: "debug" }, authzLog.stream));
   file.gateway = gatewaySection(authz.url, port);
   ((file.gateway as Record<string, unknown>).authz as Record<string, unknown>).transport = paths.transport;
+  // The check endpoint answers trusted proxies only: the tests call it as the proxy would, from loopback.
+  (file.gateway as Record<string, unknown>).trustedProxies = ["127.0.0.1"];
   const gatewayConfig = parseGatewayConfig(stringify(file), env);
   const gatewayLog = captureLog();
   const gatewayDeps = createGatewayDeps(gatewayConfig, pino({ level: "debug" }, gatewayLog.stream));
@@ -338,6 +340,34 @@ describe.each([
     const cached = await traceOf(second.traceId, 2);
     expect(cached.find((s) => s.name === "guard.authenticate")!.attributes["gatehouse.cache"]).toBe("hit");
     expect(cached.some((s) => s.name.endsWith("/Introspect"))).toBe(false);
+  });
+
+  it("the check endpoint (nginx auth_request): the decision joins the check request's trace, guard.authenticate and Introspect under its span, and the pipeline's log lines carry its ids", async () => {
+    const caller = clientTraceparent();
+    const token = (await (await tokenRequest(stack, caller.header)).json()) as { access_token: string };
+    const check = clientTraceparent();
+    const checkPath = stack.gatewayConfig.paths.check;
+    const allowed = await fetch(`${stack.url}${checkPath}`, {
+      headers: { authorization: `Bearer ${token.access_token}`, "x-original-method": "GET", "x-original-uri": "/files/b", traceparent: check.header },
+    });
+    expect(allowed.status).toBe(200);
+    const spans = await traceOf(check.traceId, 4);
+    const server = spans.find((s) => s.kind === SERVER && s.scope === "gatehouse-gateway")!;
+    expect(server.parentSpanId).toBe(check.spanId);
+    const authenticate = spans.find((s) => s.name === "guard.authenticate")!;
+    expect(authenticate.attributes["gatehouse.cache"]).toBe("miss");
+    expect(authenticate.parentSpanId).toBe(server.spanId);
+    expect(spans.find((s) => s.name === "gatehouse.v1.AuthorizationService/Introspect" && s.kind === CLIENT)!.parentSpanId).toBe(authenticate.spanId);
+
+    const refused = clientTraceparent();
+    const response = await fetch(`${stack.url}${checkPath}`, { headers: { "x-original-method": "GET", "x-original-uri": "/files/b", traceparent: refused.header } });
+    expect(response.status).toBe(401);
+    const line = await waitFor(() => stack.gatewayLog.find((l) => l.msg === "guard: refused" && l.trace_id === refused.traceId), {
+      budgetMs: 5_000,
+      what: "the pipeline's refusal line with the check request's trace id",
+    });
+    expect(line.span_id).toMatch(/^[0-9a-f]{16}$/);
+    expect(line.span_id).not.toBe(refused.spanId);
   });
 });
 
