@@ -22,6 +22,10 @@
  *   REDIS_URL                        a Redis to use; default: a redis-server started here
  *   BENCH_MODES (default split,all-in-one)  which deployments to run
  *   BENCH_PROFILE=dir                write CPU profiles of the gateway and the authz service to dir
+ *   BENCH_TRACING=1                  OpenTelemetry tracing on in both processes, every request
+ *                                    sampled and exported over OTLP/HTTP to a sink in this process
+ *                                    (bench/lib/otlp-sink.ts); compare with a run without it:
+ *                                    tracing off must cost nothing measurable, on is what it costs
  *   BENCH_OVERLOAD=0                 skip the overload report
  *
  * The overload report (README, "Overload"), for each mode: saturation is measured in the
@@ -38,6 +42,7 @@ import { startGatehouseTwoProcess, type GatehouseMode, type GatehouseTwoProcess 
 import { formatResults, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats } from "./lib/redis-stats.js";
 import { BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
+import { startOtlpSink, type OtlpSink } from "./lib/otlp-sink.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
@@ -82,6 +87,7 @@ async function runMode(
 ): Promise<LoadResult[]> {
   let stack: GatehouseTwoProcess | undefined;
   let stats: RedisStats | undefined;
+  const sink: OtlpSink | undefined = process.env.BENCH_TRACING === "1" ? await startOtlpSink() : undefined;
   try {
     stack = await startGatehouseTwoProcess(
       {
@@ -93,7 +99,7 @@ async function runMode(
         codeLifetimeSeconds: 600,
         ...(process.env.BENCH_PROFILE === undefined ? {} : { profileDir: process.env.BENCH_PROFILE }),
       },
-      { name: `token-${mode}`, mode },
+      { name: `token-${mode}`, mode, ...(sink === undefined ? {} : { env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: "parentbased_always_on" } }) },
     );
     const gateway = stack;
     const redis = (stats = createRedisStats(redisUrl));
@@ -108,6 +114,7 @@ async function runMode(
     const pids: Record<string, number | undefined> = { ...gateway.processes, redis: ownRedisPid, "load generator": process.pid };
     log(`${mode}: ${Object.entries(gateway.processes).map(([name, pid]) => `${name} pid ${pid}`).join(", ")}; gateway on :${gateway.gatewayPort}, RPC on :${gateway.authzPort}, Redis ${redisUrl}`);
     log(`${connections} HTTP/1.1 connections, ${seconds} s per phase`);
+    log(sink === undefined ? "tracing off (BENCH_TRACING=1 turns it on)" : `tracing on: every request sampled, exported over OTLP/HTTP to ${sink.url}`);
 
     /** One measured autocannon phase against /oauth2/token, with the Redis commands it caused. */
     const hammer = async (
@@ -153,10 +160,15 @@ async function runMode(
       const overload = await overloadReport(mode, gateway, (name, phase) => hammer(name, phase), exchangeBody, exchange.rps);
       process.stdout.write(`\n${overload}\n`);
     }
+    if (sink !== undefined) {
+      const { exports, bytes } = sink.stats();
+      process.stdout.write(`tracing (${mode}): ${exports} OTLP exports, ${(bytes / 1024 / 1024).toFixed(1)} MiB received so far (batches still buffered are not counted)\n`);
+    }
     return results;
   } finally {
     await stats?.close();
     await stack?.stop();
+    await sink?.close();
   }
 }
 

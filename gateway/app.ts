@@ -14,6 +14,7 @@ import { pages } from "./plugins/pages.js";
 import { proxy } from "./plugins/proxy.js";
 import { requireHttps } from "./plugins/require-https.js";
 import { renderErrorPage } from "./views/error-page.js";
+import { createRequestTracing } from "./request-tracing.js";
 
 /**
  * Builds the gateway's fastify instance: one plugin per concern. It never
@@ -21,6 +22,7 @@ import { renderErrorPage } from "./views/error-page.js";
  */
 export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const { config } = deps;
+  const requestTracing = createRequestTracing(deps.tracing);
   // The guard serves most requests beneath fastify (plugins/guard.ts); it installs itself here.
   let rawEntry: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   const app = Fastify({
@@ -38,11 +40,28 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     // No access log of every request: the guard logs at debug, and URLs may carry secrets.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 200 },
+    // Every log line of a request carries its trace id (request-tracing.ts); with tracing on, the request's span starts here.
+    childLoggerFactory: (logger, bindings, options, rawReq) => {
+      const ids = requestTracing.begin(rawReq as IncomingMessage);
+      return logger.child(ids === undefined ? bindings : { ...bindings, ...ids }, options);
+    },
     // A URL fastify's router cannot decode is bad input like any other: the RFC's shape, not fastify's.
     frameworkErrors: (error, _request, reply) => {
       sendErrorResponse(reply, oauthErrorResponse({ status: 400, error: "invalid_request", description: error.code === "FST_ERR_BAD_URL" ? "malformed URL" : "bad request" }));
     },
   });
+
+  if (deps.tracing.enabled) {
+    // The span is named after the route; the handler runs with it active (after the body is read:
+    // the body's stream events would not carry it), so its RPCs join the trace.
+    app.addHook("onRequest", (request, reply, done) => {
+      requestTracing.watch(request.raw, reply.raw);
+      if (request.routeOptions.url !== undefined) requestTracing.route(request.raw, request.routeOptions.url);
+      done();
+    });
+    app.addHook("preHandler", (request, _reply, done) => requestTracing.run(request.raw, done));
+  }
+  app.addHook("onClose", () => deps.tracing.shutdown());
 
   await app.register(oauthErrors, { renderErrorPage });
   await app.register(requireHttps, {
@@ -70,6 +89,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     trustedProxies: config.trustedProxies,
     realm: config.guard.realm,
     identityHeaders: config.guard.identityHeaders,
+    requestTracing,
   });
   // Last: it takes every request that no route above serves.
   await app.register(guard, {
@@ -79,6 +99,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     requestIdOf,
     pipeline: deps.guard,
     metrics: deps.metrics,
+    requestTracing,
   });
   // Envoy's ext_authz Check, on a gRPC listener of its own, through the same pipeline.
   if (config.guard.extAuthz !== undefined) {

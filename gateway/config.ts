@@ -4,6 +4,7 @@ import { deepFreeze } from "../startup/deep-freeze.js";
 import type { Environment } from "../startup/environment.js";
 import { checkIssuer } from "../startup/issuer.js";
 import { logLevel } from "../startup/log-level.js";
+import { tracingConfig, type TracingConfig } from "../startup/tracing-config.js";
 import { portOverride } from "../startup/port-override.js";
 import { salvageList } from "../startup/salvage-list.js";
 import { salvageSection } from "../startup/salvage-section.js";
@@ -63,6 +64,8 @@ export interface GatewayConfig {
    */
   overload: { maxConcurrent: number; maxQueue: number; queueTimeoutMs: number };
   logLevel: string;
+  /** OpenTelemetry trace export (OTLP/HTTP), from the OTEL_* variables; undefined: tracing off. */
+  tracing: TracingConfig | undefined;
   /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
   sources: readonly string[];
 }
@@ -360,6 +363,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     drainTimeoutMs: g.drainTimeoutMs,
     overload: g.overload,
     logLevel: logLevel(env, problems),
+    tracing: tracingConfig(env, "gatehouse-gateway", problems),
     sources: secrets.sources(),
   };
   if (config.guard.extAuthz !== undefined && config.guard.extAuthz.port !== 0 && config.guard.extAuthz.port === port) {

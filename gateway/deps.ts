@@ -9,6 +9,8 @@ import type { GatewayOverload } from "./load-shed.js";
 import { createConcurrencyLimiter } from "../startup/concurrency-limiter.js";
 import { createOverloadReporter } from "../startup/overload-reporter.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
+import { startTracing, type Tracing } from "../startup/tracing.js";
+import { createAuthenticateTracer } from "./request-tracing.js";
 
 /** Everything the gateway runs on; built once per process (main.ts) or per test. */
 export interface GatewayDeps {
@@ -25,6 +27,8 @@ export interface GatewayDeps {
   readonly overload: GatewayOverload;
   /** The WatchRevocations subscription that keeps the guard's cache honest; the guard starts and stops it. */
   readonly revocations: RevocationFeed;
+  /** OpenTelemetry tracing (config.tracing); `enabled` false when it is off. The app shuts it down on close. */
+  readonly tracing: Tracing;
   /**
    * The guard's decision pipeline: one per process, shared by every entrance
    * (the sidecar, the check endpoint, ext_authz), so that they share the
@@ -42,6 +46,9 @@ export interface GatewayDeps {
   reload(next: GatewayConfig): { needsRestart: string[] };
 }
 
+/** The instrumentation scope of the gateway's spans. */
+export const GATEWAY_TRACER = "gatehouse-gateway";
+
 /** What each kind's rate-limited warn line says (README, "Overload"). */
 const OVERLOAD_MESSAGES: Readonly<Record<GatewayOverloadKind, string>> = {
   shed: "requests shed: over the concurrency limit (gateway.overload); answered 503 temporarily_unavailable with Retry-After",
@@ -55,6 +62,7 @@ const OVERLOAD_MESSAGES: Readonly<Record<GatewayOverloadKind, string>> = {
 export type GatewayDepsOverrides = Partial<Pick<GatewayDeps, "clock" | "draining">> & AuthzClientOptions;
 
 export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides: GatewayDepsOverrides = {}): GatewayDeps {
+  const tracing = startTracing(config.tracing, { scope: GATEWAY_TRACER });
   const clock = overrides.clock ?? (() => Date.now());
   const metrics = createGatewayMetrics();
   const limiter = createConcurrencyLimiter(config.overload);
@@ -63,6 +71,7 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
   const authz = createAuthzClient(config.authz, {
     ...(overrides.transport === undefined ? {} : { transport: overrides.transport }),
     onDeadline: (procedure) => reporter.report("rpc_deadline", { procedure, timeoutMs: config.authz.timeoutMs }),
+    tracing,
   });
   let routes = config.routes;
   const revocations = createRevocationFeed({
@@ -81,12 +90,14 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
     clock,
     metrics,
     log,
+    traceAuthenticate: createAuthenticateTracer(tracing),
   });
   return {
     config,
     log,
     authz,
     clock,
+    tracing,
     draining: overrides.draining ?? (() => false),
     metrics,
     overload: { limiter, reporter },

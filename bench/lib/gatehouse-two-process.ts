@@ -40,7 +40,10 @@ export const gatehouseAllInOne: Contender = {
  * process (its RPC port served, allInOne.serveRpc's default). Codes are minted
  * as the consent page would: Authorize + Decide over RPC straight to the authz service.
  */
-export async function startGatehouseTwoProcess(setup: ContenderSetup, options: { name?: string; mode?: GatehouseMode } = {}): Promise<GatehouseTwoProcess> {
+export async function startGatehouseTwoProcess(
+  setup: ContenderSetup,
+  options: { name?: string; mode?: GatehouseMode; /** More environment for the processes (OTEL_* for bench:token's BENCH_TRACING). */ env?: Record<string, string> } = {},
+): Promise<GatehouseTwoProcess> {
   const name = options.name ?? "peers";
   const allInOne = options.mode === "all-in-one";
   const authzPort = await freePort();
@@ -55,7 +58,7 @@ export async function startGatehouseTwoProcess(setup: ContenderSetup, options: {
     gatewayPort,
     lifetimes: { code: setup.codeLifetimeSeconds },
   });
-  const env = { GATEHOUSE_CONFIG: configFile, REDIS_URL: setup.redisUrl, LOG_LEVEL: "warn", ...setup.secrets.env };
+  const env = { GATEHOUSE_CONFIG: configFile, REDIS_URL: setup.redisUrl, LOG_LEVEL: "warn", ...setup.secrets.env, ...options.env };
   const profile = (process: string) =>
     setup.profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${setup.profileDir}`, `--cpu-prof-name=${name}-${process}.cpuprofile`];
   const authz = allInOne ? undefined : runNode("dist/services/authz/main.js", { env, nodeArgs: profile("authz") });

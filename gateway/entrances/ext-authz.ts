@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import type { Allowance, GuardDecision, GuardPipeline, GuardRequest, Refusal } from "../guard/pipeline.js";
 import type { CheckAnswer, EnvoyCheck, EnvoyHttpRequest, HeaderToSet } from "./ext-authz-wire.js";
+import { parseTraceparent, type TraceIds } from "../../startup/trace-context.js";
 
 /**
  * Entrance 3: Envoy's external authorization, v3 over gRPC
@@ -75,7 +76,15 @@ export function toGuardRequest(http: EnvoyHttpRequest, peer: string): GuardReque
     peer,
     websocket: http.method === "GET" && headers.upgrade?.toLowerCase() === "websocket",
     requestId,
+    // The original request's W3C traceparent, as Envoy passes it on: its trace id reaches the pipeline's log lines.
+    ...logIdsOf(headers.traceparent),
   };
+}
+
+/** `{ logIds }` from a valid traceparent (W3C Trace Context §3.2), else nothing. */
+function logIdsOf(traceparent: string | undefined): { logIds: TraceIds } | Record<string, never> {
+  const parsed = traceparent === undefined ? undefined : parseTraceparent(traceparent);
+  return parsed === undefined ? {} : { logIds: { trace_id: parsed.trace_id, span_id: parsed.span_id } };
 }
 
 /** The pipeline's decision as Envoy takes it. */

@@ -12,6 +12,9 @@ import { normalizeTarget, type NormalizedTarget } from "../guard/rules.js";
 import type { GatewayMetrics } from "../metrics.js";
 import { bearerFailureResponse, oauthErrorResponse, writeErrorResponse } from "../oauth-error-response.js";
 import { createTlsCheck } from "../tls-check.js";
+import { createRequestTracing, type RequestTracing } from "../request-tracing.js";
+import { traceparentOf, tracingOff } from "../../startup/tracing.js";
+import type { TraceIds } from "../../startup/trace-context.js";
 import type { UpstreamFailure, UpstreamProxy, UpstreamTarget } from "../upstream.js";
 
 /**
@@ -40,6 +43,12 @@ export interface SidecarOptions {
   log: Logger;
   /** The request id of a raw request, as fastify's genReqId would give it. */
   requestIdOf: (req: IncomingMessage) => string;
+  /**
+   * Spans and log ids of guarded requests (request-tracing.ts): a SERVER span
+   * per request (tracing on), the decision made with it active, its
+   * `traceparent` sent upstream; the trace ids on every log line. None when absent.
+   */
+  requestTracing?: RequestTracing;
 }
 
 export interface Sidecar {
@@ -74,6 +83,8 @@ const POLICY_VIOLATION = 1008;
 
 export function createSidecar(options: SidecarOptions): Sidecar {
   const { config, pipeline, proxy, metrics, log } = options;
+  const requestTracing = options.requestTracing ?? createRequestTracing(tracingOff);
+  const tracing = requestTracing.tracing;
   const realm = config.guard.realm;
 
   const targets = new Map<string, UpstreamTarget>();
@@ -140,9 +151,9 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     }, 1_000).unref();
   };
 
-  const upstreamFailed = (res: ServerResponse, allowance: Allowance, failure: UpstreamFailure, requestId: string) => {
+  const upstreamFailed = (res: ServerResponse, allowance: Allowance, failure: UpstreamFailure, requestId: string, ids: TraceIds | undefined) => {
     metrics.upstreamFailure(allowance.route, failure.kind);
-    log.warn({ reqId: requestId, route: allowance.route, kind: failure.kind, code: failure.code, responseStarted: failure.responseStarted }, "guard: upstream failed");
+    log.warn({ reqId: requestId, ...ids, route: allowance.route, kind: failure.kind, code: failure.code, responseStarted: failure.responseStarted }, "guard: upstream failed");
     if (failure.responseStarted || res.destroyed) return;
     writeErrorResponse(
       res,
@@ -156,7 +167,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   };
 
   /** Carries out the decision: the refusal written, or the request rewritten and proxied. */
-  const settle = (req: IncomingMessage, res: ServerResponse, requestId: string, websocket: boolean, decision: GuardDecision) => {
+  const settle = (req: IncomingMessage, res: ServerResponse, requestId: string, ids: TraceIds | undefined, websocket: boolean, decision: GuardDecision) => {
     if (decision.kind === "refuse") {
       // A refusal is a complete response; nothing is written if the client has gone.
       writeErrorResponse(res, decision);
@@ -171,12 +182,19 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       requestId,
       websocket,
     }) as IncomingMessage["headers"];
+    // W3C Trace Context: the upstream continues the gateway's span (tracing off: the caller's traceparent passes as sent).
+    const span = requestTracing.spanOf(req);
+    if (span !== undefined) {
+      req.headers.traceparent = traceparentOf(span);
+      const state = span.spanContext().traceState?.serialize();
+      if (state !== undefined && state !== "") req.headers.tracestate = state;
+    }
     // The upstream gets the path that was checked, and the query as it came.
     req.url = decision.path + decision.search;
     // RFC 9110 §10.1.1: the client waits for 100 (Continue) before it sends the body; only now is it let in.
     if (awaitingContinue.has(req)) res.writeContinue();
     const target = targetOf(decision.upstream);
-    const onFailure = (failure: UpstreamFailure) => upstreamFailed(res, decision, failure, requestId);
+    const onFailure = (failure: UpstreamFailure) => upstreamFailed(res, decision, failure, requestId, ids);
     const upgrade = websocket ? upgrades.get(req) : undefined;
     if (upgrade !== undefined) {
       const { socket } = upgrade;
@@ -197,6 +215,12 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   };
 
   const serve = (req: IncomingMessage, res: ServerResponse, requestId: string, normalized?: NormalizedTarget) => {
+    // Tracing off, not even a closure on the guard's hot path.
+    if (tracing.enabled) requestTracing.run(req, () => decideAndSettle(req, res, requestId, requestTracing.begin(req), normalized));
+    else decideAndSettle(req, res, requestId, requestTracing.begin(req), normalized);
+  };
+
+  const decideAndSettle = (req: IncomingMessage, res: ServerResponse, requestId: string, ids: TraceIds | undefined, normalized: NormalizedTarget | undefined) => {
     const upgrade = upgrades.get(req);
     const websocket = upgrade !== undefined && req.headers.upgrade?.toLowerCase() === "websocket";
     if (upgrade !== undefined && (websocket ? req.method !== "GET" : hasBody(req))) {
@@ -213,14 +237,15 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       peer: req.socket.remoteAddress ?? "",
       websocket,
       requestId,
+      logIds: ids,
     });
     // The cached path: synchronous to the proxy.
-    if (!(decision instanceof Promise)) return settle(req, res, requestId, websocket, decision);
+    if (!(decision instanceof Promise)) return settle(req, res, requestId, ids, websocket, decision);
     decision
-      .then((result) => settle(req, res, requestId, websocket, result))
+      .then((result) => settle(req, res, requestId, ids, websocket, result))
       .catch((error: unknown) => {
         // A bug past this point must not become an unhandled rejection, nor a pass.
-        log.error({ reqId: requestId, err: error }, "guard: failed");
+        log.error({ reqId: requestId, ...ids, err: error }, "guard: failed");
         writeErrorResponse(res, oauthErrorResponse({ status: 500, error: "server_error", description: "the gateway failed to handle the request" }));
       });
   };
@@ -232,6 +257,11 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       const target = normalizeTarget(req.url ?? "");
       // The gateway's own endpoints are fastify's (its hooks check their spelling, TLS and bodies).
       if (target.ok && pipeline.isOwnPath(target.path)) return false;
+      // The request's span (tracing on) starts here and ends when its response closes, whoever answers.
+      if (tracing.enabled) {
+        requestTracing.begin(req);
+        requestTracing.watch(req, res);
+      }
       if (tlsCheck !== undefined && !tlsCheck(req)) {
         metrics.guardRequest(UNMATCHED, "bad_request");
         writeErrorResponse(res, bearerFailureResponse({ status: 400, error: "invalid_request", description: "this endpoint must be used over https", realm, style: "rfc6750" }));
@@ -243,7 +273,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     serve,
     badRequest(req, res, requestId, description) {
       metrics.guardRequest(UNMATCHED, "bad_request");
-      log.info({ reqId: requestId, outcome: "bad_request", method: req.method, path: pathOf(req.url) }, "guard: refused");
+      log.info({ reqId: requestId, ...requestTracing.begin(req), outcome: "bad_request", method: req.method, path: pathOf(req.url) }, "guard: refused");
       writeErrorResponse(res, bearerFailureResponse({ status: 400, error: "invalid_request", description, realm, style: "rfc6750" }));
     },
     noteUpgrade(req, socket, head) {

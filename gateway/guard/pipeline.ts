@@ -64,6 +64,8 @@ export interface GuardRequest {
   readonly websocket: boolean;
   /** Logged with every entry (and sent upstream as X-Request-Id by the sidecar). */
   readonly requestId: string;
+  /** What else every log entry of the request carries: its trace and span ids (gateway/request-tracing.ts), when it has them. */
+  readonly logIds?: { readonly trace_id: string; readonly span_id: string } | undefined;
 }
 
 /** The request may not pass: the response to give, complete (status, headers, body). */
@@ -160,7 +162,16 @@ export interface GuardPipelineDeps {
   readonly clock: () => number;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
+  /**
+   * Step 3 as a trace span (`guard.authenticate`, cache hit or miss): runs
+   * `authenticate` inside it. Absent when tracing is off: then nothing is
+   * wrapped. Tracing's own code lives outside the pipeline (request-tracing.ts).
+   */
+  readonly traceAuthenticate?: AuthenticateTracer | undefined;
 }
+
+/** Runs one authentication inside a span; what it returns is what `authenticate` returned. */
+export type AuthenticateTracer = (authenticate: () => Authentication | Promise<Authentication>) => Authentication | Promise<Authentication>;
 
 /** The route name of refusals that no single route answers for. */
 export const UNMATCHED = "(none)";
@@ -179,7 +190,7 @@ interface Route {
  * live; the feed's events evict it and end watched connections.
  */
 export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
-  const { config, clock, metrics, log } = deps;
+  const { config, clock, metrics, log, traceAuthenticate } = deps;
   const { guard } = config;
 
   // The route table, recompiled only when the list itself is replaced: one reference comparison per request.
@@ -228,7 +239,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
 
   const refuse = (request: GuardRequest, route: string, outcome: GuardOutcome, failure: Omit<BearerFailure, "realm" | "style">, style: Route["style"] = "rfc6750"): Refusal => {
     metrics.guardRequest(route, outcome);
-    log.info({ reqId: request.requestId, route, outcome, status: failure.status, method: request.method, path: pathOf(request.target) }, "guard: refused");
+    log.info({ reqId: request.requestId, ...request.logIds, route, outcome, status: failure.status, method: request.method, path: pathOf(request.target) }, "guard: refused");
     const response = bearerFailureResponse({ ...failure, realm: guard.realm, style, ...(failure.status === 503 ? { retryAfter: 1 } : {}) });
     return {
       kind: "refuse",
@@ -244,7 +255,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
 
   const notFound = (request: GuardRequest): Refusal => {
     metrics.guardRequest(UNMATCHED, "not_found");
-    log.info({ reqId: request.requestId, outcome: "not_found", method: request.method, path: pathOf(request.target) }, "guard: no route");
+    log.info({ reqId: request.requestId, ...request.logIds, outcome: "not_found", method: request.method, path: pathOf(request.target) }, "guard: no route");
     return { kind: "refuse", route: UNMATCHED, outcome: "not_found", status: NOT_FOUND.status, error: "not_found", description: "no route serves this request", headers: NOT_FOUND.headers, body: NOT_FOUND.body };
   };
 
@@ -255,7 +266,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
 
   const unavailable = (request: GuardRequest, route: Route, error: unknown): Refusal => {
     const cause = error instanceof TokenCheckUnavailable ? error.cause : error;
-    log.warn({ reqId: request.requestId, route: route.name, reason: cause instanceof Error ? cause.message : String(cause) }, "guard: the token could not be checked");
+    log.warn({ reqId: request.requestId, ...request.logIds, route: route.name, reason: cause instanceof Error ? cause.message : String(cause) }, "guard: the token could not be checked");
     return refuse(request, route.name, "unavailable", { status: 503, description: "the access token cannot be checked now; try again" }, route.style);
   };
 
@@ -266,7 +277,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
     const outcome = principal === undefined ? "passthrough" : "allowed";
     metrics.guardRequest(name, outcome);
     if (logAllowed) {
-      log.debug({ reqId: request.requestId, route: name, method: request.method, path: target.path, subject: principal?.subject, client: principal?.clientId }, "guard: allowed");
+      log.debug({ reqId: request.requestId, ...request.logIds, route: name, method: request.method, path: target.path, subject: principal?.subject, client: principal?.clientId }, "guard: allowed");
     }
     return {
       kind: "allow",
@@ -337,7 +348,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
       const key = names.join("\u0000");
       if (!reportedAmbiguities.has(key) && reportedAmbiguities.size < 1_000) {
         reportedAmbiguities.add(key);
-        log.error({ reqId: request.requestId, routes: names, method: request.method, path }, "guard: more than one route covers this request; such requests are denied (fix the route table)");
+        log.error({ reqId: request.requestId, ...request.logIds, routes: names, method: request.method, path }, "guard: more than one route covers this request; such requests are denied (fix the route table)");
       }
       return serverError(request, "ambiguous_route", "the gateway's route table is ambiguous for this request");
     }
@@ -365,7 +376,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
     }
     let introspected: Authentication | Promise<Authentication>;
     try {
-      introspected = authenticator.authenticate(credential.token);
+      introspected = traceAuthenticate === undefined ? authenticator.authenticate(credential.token) : traceAuthenticate(() => authenticator.authenticate(credential.token));
     } catch (error) {
       return unavailable(request, route, error);
     }
@@ -378,7 +389,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
       )
       .catch((error: unknown) => {
         // A bug past this point must not become an unhandled rejection, nor a pass.
-        log.error({ reqId: request.requestId, err: error }, "guard: failed");
+        log.error({ reqId: request.requestId, ...request.logIds, err: error }, "guard: failed");
         return serverError(request, "unavailable", "the gateway failed to handle the request");
       });
   };

@@ -4,6 +4,7 @@ import { createCheckEntrance, type CheckAnswer, type CheckEntranceOptions } from
 import type { GuardPipeline } from "../guard/pipeline.js";
 import { bearerFailureResponse, oauthErrorResponse } from "../oauth-error-response.js";
 import { createTlsCheck } from "../tls-check.js";
+import type { RequestTracing } from "../request-tracing.js";
 
 export interface CheckEndpointOptions extends CheckEntranceOptions {
   /** config.paths.check: one of the gateway's own paths, so the guard never proxies it. */
@@ -12,6 +13,8 @@ export interface CheckEndpointOptions extends CheckEntranceOptions {
   requireHttps: boolean;
   /** The guard's pipeline: the same route table, introspection cache and revocation feed as the sidecar. */
   pipeline: GuardPipeline;
+  /** The gateway's request tracing (request-tracing.ts): the check request's span and log ids; none when absent. */
+  requestTracing?: RequestTracing;
 }
 
 /**
@@ -23,6 +26,7 @@ export interface CheckEndpointOptions extends CheckEntranceOptions {
  */
 const plugin: FastifyPluginAsync<CheckEndpointOptions> = async (app, options) => {
   const entrance = createCheckEntrance(options);
+  const { requestTracing } = options;
   // Seed 002 / RFC 6750 §5.3: a bearer token sent in the clear is refused. The
   // require-https plugin exempts this path and the rule is applied here, so
   // that the refusal is a 403 nginx passes on rather than a 400 it makes a 500.
@@ -49,7 +53,12 @@ const plugin: FastifyPluginAsync<CheckEndpointOptions> = async (app, options) =>
       if (cameOverTls !== undefined && !cameOverTls(raw)) return send(reply, notOverTls);
       let answer: CheckAnswer;
       try {
-        answer = entrance.answer(await options.pipeline.decide(description.request), description.request);
+        // The pipeline's log lines carry the check request's trace ids, as fastify's do (request-tracing.ts).
+        // With tracing on, the decision runs under the check request's span: guard.authenticate and the Introspect RPC join its trace.
+        const ids = requestTracing?.begin(raw);
+        const asked = ids === undefined ? description.request : { ...description.request, logIds: ids };
+        const decided = requestTracing === undefined ? options.pipeline.decide(asked) : requestTracing.run(raw, () => options.pipeline.decide(asked));
+        answer = entrance.answer(await decided, asked);
       } catch (error) {
         // A bug must not become a pass (nor a hang): the proxy refuses on a 500.
         request.log.error({ err: error }, "check: failed");

@@ -9,6 +9,7 @@ import { createSidecar } from "../entrances/sidecar.js";
 import { isCanonical, type GuardPipeline } from "../guard/pipeline.js";
 import { normalizeTarget, type NormalizedTarget } from "../guard/rules.js";
 import type { GatewayMetrics } from "../metrics.js";
+import type { RequestTracing } from "../request-tracing.js";
 
 /**
  * The resource guard's wiring into the gateway (DESIGN.md, "The gateway's
@@ -37,6 +38,8 @@ export interface GuardOptions {
   /** The process's pipeline (GatewayDeps.guard): started when the app is ready, closed with it. */
   pipeline: GuardPipeline;
   metrics: GatewayMetrics;
+  /** Spans and log ids of guarded requests (request-tracing.ts); none when absent. */
+  requestTracing?: RequestTracing;
 }
 
 const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
@@ -48,6 +51,7 @@ const plugin: FastifyPluginAsync<GuardOptions> = async (app, options) => {
     metrics: options.metrics,
     log: app.log as unknown as Logger,
     requestIdOf: options.requestIdOf,
+    ...(options.requestTracing === undefined ? {} : { requestTracing: options.requestTracing }),
   });
   app.addHook("onReady", async () => options.pipeline.start());
 

@@ -8,6 +8,8 @@ import { createConnectEsTransport } from "./connect-es-transport.js";
 import { createConnectUnaryTransport } from "./connect-unary-transport.js";
 import { observeDeadlines } from "./deadline-observer.js";
 import { createFailoverTransport } from "./failover-transport.js";
+import { createTracingTransport } from "./tracing-transport.js";
+import { tracingOff, type Tracing } from "../../startup/tracing.js";
 
 /** The gateway's only RPC client: the authz service's two services, over one failover transport. */
 export interface AuthzClient {
@@ -38,6 +40,8 @@ export interface AuthzClientOptions {
   transport?: Transport;
   /** Called for every call that exceeded its deadline (gateway/rpc/deadline-observer.ts): counted and reported. */
   onDeadline?: (procedure: string) => void;
+  /** With tracing on, every call made for a traced request carries its trace (rpc/tracing-transport.ts). */
+  tracing?: Tracing;
 }
 
 /** The client over the configured endpoints (lean or connect-es, with failover), or over the Transport given. */
@@ -46,7 +50,10 @@ export function createAuthzClient(config: GatewayConfig["authz"], options: Authz
   // Introspect and WatchRevocations, as its own client.
   const header: Record<string, string> = config.serviceCredential === undefined ? {} : { [SERVICE_CREDENTIAL_HEADER]: config.serviceCredential };
   const base = options.transport === undefined ? createNetworkTransport(config, header) : withCallDefaults(options.transport, config.timeoutMs, header);
-  const transport = options.onDeadline === undefined ? base : observeDeadlines(base, options.onDeadline);
+  const observed = options.onDeadline === undefined ? base : observeDeadlines(base, options.onDeadline);
+  // Outside the failover: one client span per call, whichever replica answers it (a deadline ends it as an error).
+  const tracing = options.tracing ?? tracingOff;
+  const transport = tracing.enabled ? createTracingTransport(observed, tracing) : observed;
   const basic = Buffer.from(`${formEncode(config.clientId)}:${formEncode(config.clientSecret)}`).toString("base64");
   return {
     authz: createClient(AuthorizationService, transport),

@@ -7,6 +7,8 @@ import { createAuthzDeps, type AuthzDeps, type DepsOverrides } from "./deps.js";
 import { createDeadlineInterceptor } from "./interceptors/deadline.js";
 import { createErrorInterceptor } from "./interceptors/errors.js";
 import { createLogInterceptor } from "./interceptors/log.js";
+import { createTraceInterceptor } from "./interceptors/trace.js";
+import { tracingOff, type Tracing } from "../../startup/tracing.js";
 import { createOverloadInterceptor } from "./interceptors/overload.js";
 import { createAuthzMetrics, type AuthzMetrics, type AuthzOverloadKind } from "./metrics.js";
 import { createConcurrencyLimiter } from "../../startup/concurrency-limiter.js";
@@ -40,12 +42,22 @@ const COMPRESS_MIN_BYTES = 1024;
 /**
  * The interceptors of every call, on either path; the last is the innermost:
  * errors are mapped before they are logged. With `overload`, the limit and
- * the call budget come first (interceptors/overload.ts), and Redis timeouts
- * are reported rate-limited.
+ * the call budget come before those (interceptors/overload.ts), and Redis
+ * timeouts are reported rate-limited. With tracing on, the trace interceptor
+ * is outermost: the call's span covers the others, so a shed call or one
+ * that ran out of budget is a span too (Unavailable/DeadlineExceeded, marked
+ * as an error), and the time a call waited for a slot is inside its span.
+ * That costs the shed path one span only when tracing is on; off, nothing is
+ * installed.
  */
-export function createInterceptors(log: Logger, overload?: { interceptor: Interceptor; reporter: OverloadReporter<AuthzOverloadKind> }): Interceptor[] {
-  const inner = [createLogInterceptor({ log }), createErrorInterceptor({ log, reporter: overload?.reporter })];
-  return overload === undefined ? inner : [overload.interceptor, ...inner];
+export function createInterceptors(
+  log: Logger,
+  overload?: { interceptor: Interceptor; reporter: OverloadReporter<AuthzOverloadKind> },
+  tracing: Tracing = tracingOff,
+): Interceptor[] {
+  const inner = [createLogInterceptor({ log, tracing }), createErrorInterceptor({ log, reporter: overload?.reporter, tracing })];
+  const limited = overload === undefined ? inner : [overload.interceptor, ...inner];
+  return tracing.enabled ? [createTraceInterceptor(tracing), ...limited] : limited;
 }
 
 /** What each kind's rate-limited warn line says (README, "Overload"). */
@@ -80,7 +92,7 @@ export async function createAuthzService(config: AuthzConfig, log: Logger, overr
   metrics.load(() => ({ inFlight: limiter.inFlight(), queued: limiter.queued() }));
   const reporter = createOverloadReporter({ log, messages: OVERLOAD_MESSAGES, count: metrics.overload });
   const budget = { marginMs: config.overload.deadlineMarginMs, defaultMs: config.overload.defaultBudgetMs };
-  const interceptors = createInterceptors(log, { interceptor: createOverloadInterceptor({ limiter, budget, reporter }), reporter });
+  const interceptors = createInterceptors(log, { interceptor: createOverloadInterceptor({ limiter, budget, reporter }), reporter }, deps.tracing);
   const contextValues = (remoteAddress: string) => createContextValues().set(kPeerAddress, remoteAddress);
   const release = async () => {
     deps.health.startDraining();

@@ -6,6 +6,7 @@ import { deepFreeze } from "../../startup/deep-freeze.js";
 import type { Environment } from "../../startup/environment.js";
 import { checkIssuer } from "../../startup/issuer.js";
 import { logLevel } from "../../startup/log-level.js";
+import { tracingConfig, type TracingConfig } from "../../startup/tracing-config.js";
 import { portOverride } from "../../startup/port-override.js";
 import { salvageList } from "../../startup/salvage-list.js";
 import { salvageSection } from "../../startup/salvage-section.js";
@@ -55,6 +56,8 @@ export interface AuthzConfig extends ServerPolicy {
   revocationHeartbeatSeconds: number;
   /** pino level, from LOG_LEVEL. */
   logLevel: string;
+  /** OpenTelemetry trace export (OTLP/HTTP), from the OTEL_* variables; undefined: tracing off. */
+  tracing: TracingConfig | undefined;
   /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
   sources: readonly string[];
 }
@@ -374,6 +377,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     overload: authz.overload,
     revocationHeartbeatSeconds: authz.revocationHeartbeatSeconds,
     logLevel: logLevel(env, problems),
+    tracing: tracingConfig(env, "gatehouse-authz", problems),
     sources: secrets.sources(),
   });
 }

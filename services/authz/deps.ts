@@ -10,6 +10,9 @@ import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStore } from "./store/redis-store.js";
 import type { Store } from "./oauth/store.js";
+import { startTracing, type Tracing } from "../../startup/tracing.js";
+import { traceStore } from "./store/traced-store.js";
+import { createStepTracer, traceKeyRing } from "./traced-core.js";
 
 /** Everything the authz service runs on; built once per process. */
 export interface AuthzDeps {
@@ -19,6 +22,8 @@ export interface AuthzDeps {
   /** The configuration in force (replaced by a reload). */
   readonly config: AuthzConfig;
   readonly keys: KeyRing;
+  /** OpenTelemetry tracing (config.tracing); `enabled` false when it is off, and then nothing is wrapped. */
+  readonly tracing: Tracing;
   /** The authorization server over the configuration in force; handlers ask per call. */
   server(): AuthorizationServer;
   /**
@@ -39,18 +44,26 @@ export interface DepsOverrides {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** The instrumentation scope of the authz service's spans. */
+export const AUTHZ_TRACER = "gatehouse-authz";
+
 /** The composition root: the store for the configured Redis (or memory), the key ring, the server. */
 export async function createAuthzDeps(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<AuthzDeps> {
   const clock = overrides.clock ?? systemClock;
-  const store = await createStore(config, log, clock);
+  const tracing = startTracing(config.tracing, { scope: AUTHZ_TRACER });
+  const untracedStore = await createStore(config, log, clock);
+  // Tracing on: every store operation and signature is a span; off, the core gets the plain ones.
+  const store = tracing.enabled ? traceStore(untracedStore, tracing, config.redis === undefined ? "memory" : "redis") : untracedStore;
+  const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
   const build = (policy: AuthzConfig, keys: KeyRing) => {
     const ctx: OAuthContext = {
       policy,
       store,
-      keys,
+      keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
       clock,
       random: overrides.random ?? cryptoRandom,
       sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+      trace: stepTracer,
     };
     return { config: policy, keys, server: createAuthorizationServer(ctx) };
   };
@@ -59,6 +72,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   return {
     log,
     store,
+    tracing,
     health: createHealth(() => store),
     get config() {
       return current.config;
@@ -75,16 +89,20 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
         ["authz.keyPrefix", before.keyPrefix, next.keyPrefix],
         ["authz.rpc", before.rpc, next.rpc],
         ["authz.overload", before.overload, next.overload],
+        ["tracing (OTEL_*)", before.tracing, next.tracing],
       ]
         .filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b))
         .map(([name]) => name as string);
       const sameKeys = JSON.stringify(before.signingKeys) === JSON.stringify(next.signingKeys);
       const keys = sameKeys ? current.keys : await loadKeyRing(next, log);
       // What needs a restart keeps its running value until then.
-      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, overload: before.overload }, keys);
+      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, overload: before.overload, tracing: before.tracing }, keys);
       return { needsRestart };
     },
-    close: () => store.close(),
+    async close() {
+      await store.close();
+      await tracing.shutdown(); // exports what is buffered
+    },
   };
 }
 

@@ -1,8 +1,10 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type UnaryRequest, type StreamRequest } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { OAuthErrorDetailSchema } from "../../../gen/gatehouse/v1/errors_pb.js";
 import { OAuthError, type OAuthErrorCode } from "../oauth/errors.js";
+import { callLogIds } from "./call-log-ids.js";
+import { tracingOff, type Tracing } from "../../../startup/tracing.js";
 import type { OverloadReporter } from "../../../startup/overload-reporter.js";
 import type { AuthzOverloadKind } from "../metrics.js";
 
@@ -30,19 +32,21 @@ const STATUS: Readonly<Record<OAuthErrorCode, Code>> = {
  * rebuild the RFC's response. Anything that is not an OAuthError becomes
  * server_error; its cause is logged, never sent.
  */
-export function createErrorInterceptor(options: { log: Logger; reporter?: OverloadReporter<AuthzOverloadKind> | undefined }): Interceptor {
-  const toConnectError = (error: unknown, procedure: string): ConnectError => {
+export function createErrorInterceptor(options: { log: Logger; reporter?: OverloadReporter<AuthzOverloadKind> | undefined; tracing?: Tracing }): Interceptor {
+  const tracing = options.tracing ?? tracingOff;
+  const toConnectError = (error: unknown, request: UnaryRequest | StreamRequest): ConnectError => {
+    const procedure = request.method.name;
     if (error instanceof OAuthError) {
       if (options.reporter !== undefined && isRedisTimeout(error)) {
         // Under overload these come in bursts: counted, and logged at most once a second.
         options.reporter.report("redis_timeout", { procedure });
       } else if (error.code === "temporarily_unavailable" || error.code === "server_error") {
-        options.log.warn({ procedure, err: error.cause ?? error }, "call failed: %s", error.code);
+        options.log.warn({ procedure, ...callLogIds(tracing, request), err: error.cause ?? error }, "call failed: %s", error.code);
       }
       return connectErrorOf(error);
     }
     if (error instanceof ConnectError) return error; // the protocol's own: malformed message, deadline, cancel
-    options.log.error({ procedure, err: error }, "unexpected error");
+    options.log.error({ procedure, ...callLogIds(tracing, request), err: error }, "unexpected error");
     return connectErrorOf(new OAuthError("server_error", "the authorization server failed to handle the request"));
   };
 
@@ -57,12 +61,12 @@ export function createErrorInterceptor(options: { log: Logger; reporter?: Overlo
           try {
             yield* messages;
           } catch (error) {
-            throw toConnectError(error, request.method.name);
+            throw toConnectError(error, request);
           }
         })(),
       };
     } catch (error) {
-      throw toConnectError(error, request.method.name);
+      throw toConnectError(error, request);
     }
   };
 }

@@ -10,6 +10,7 @@ import { createLogin } from "./login.js";
 import type { Client } from "./model.js";
 import { revoke } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
+import { traced } from "./trace.js";
 
 /** Who is calling on behalf of a client, and from where (for failure limits). */
 export interface ClientCall {
@@ -31,7 +32,7 @@ export function createAuthorizationServer(ctx: OAuthContext) {
    * too_many_attempts. Successes cost nothing extra: client secrets have
    * ≥ 256 bits, so a correct one is never a guess.
    */
-  async function authenticate(call: ClientCall): Promise<Client> {
+  const authenticate = traced(ctx.trace, "oauth.client_authentication", async (call: ClientCall): Promise<Client> => {
     try {
       return authenticateClient((id) => ctx.policy.clients.get(id), call.credentials);
     } catch (error) {
@@ -40,16 +41,19 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       }
       throw error;
     }
-  }
+  });
+  const redeemCode = traced(ctx.trace, "oauth.code_redemption", (client: Client, exchange: CodeExchange) => exchangeCode(ctx, client, exchange));
+  const rotateRefresh = traced(ctx.trace, "oauth.refresh", (client: Client, grant: RefreshGrant) => refresh(ctx, client, grant));
+  const introspectToken = traced(ctx.trace, "oauth.introspection", (client: Client, token: string, hint: string) => introspect(ctx, client, token, hint));
+  const revokeToken = traced(ctx.trace, "oauth.revocation", (client: Client, token: string, hint: string) => revoke(ctx, client, token, hint));
 
   return {
     authorize: (request: AuthorizationRequest) => authorize(ctx, request),
     decide: (decision: Decision) => decide(ctx, decision),
-    exchangeCode: async (call: ClientCall, exchange: CodeExchange) => exchangeCode(ctx, await authenticate(call), exchange),
-    refresh: async (call: ClientCall, grant: RefreshGrant) => refresh(ctx, await authenticate(call), grant),
-    introspect: async (call: ClientCall, token: string, tokenTypeHint: string) =>
-      introspect(ctx, await authenticate(call), token, tokenTypeHint),
-    revoke: async (call: ClientCall, token: string, tokenTypeHint: string) => revoke(ctx, await authenticate(call), token, tokenTypeHint),
+    exchangeCode: async (call: ClientCall, exchange: CodeExchange) => redeemCode(await authenticate(call), exchange),
+    refresh: async (call: ClientCall, grant: RefreshGrant) => rotateRefresh(await authenticate(call), grant),
+    introspect: async (call: ClientCall, token: string, tokenTypeHint: string) => introspectToken(await authenticate(call), token, tokenTypeHint),
+    revoke: async (call: ClientCall, token: string, tokenTypeHint: string) => revokeToken(await authenticate(call), token, tokenTypeHint),
 
     login: createLogin(ctx, limiter),
     async getSession(sessionToken: string) {

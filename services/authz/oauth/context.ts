@@ -3,6 +3,7 @@ import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
 import type { ServerPolicy } from "./model.js";
 import type { RandomSource } from "./secrets.js";
+import type { StepTracer } from "./trace.js";
 
 /** What every operation of the protocol core works with; built once per process (deps.ts). */
 export interface OAuthContext {
@@ -13,4 +14,6 @@ export interface OAuthContext {
   readonly random: RandomSource;
   /** Waits; slows down repeated failures. */
   readonly sleep: (ms: number) => Promise<void>;
+  /** Names the protocol's steps in traces; absent: nothing is traced (the default). */
+  readonly trace?: StepTracer | undefined;
 }
