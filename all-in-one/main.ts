@@ -1,8 +1,8 @@
 import { pino } from "pino";
 import { KeyRingError } from "../services/authz/oauth/key-ring.js";
-import { watchFiles } from "../startup/watch-files.js";
+import { exitOnStartFailure, superviseProcess } from "../startup/supervise-process.js";
 import { startAllInOne } from "./app.js";
-import { ConfigError, loadAllInOneConfig } from "./config.js";
+import { loadAllInOneConfig } from "./config.js";
 
 /** The all-in-one process (gateway and authz service together): the only file with side effects. */
 async function main(): Promise<void> {
@@ -34,56 +34,35 @@ async function main(): Promise<void> {
   );
 
   // Both sides reload from the one file without dropping a connection; a broken file is reported and the running one kept.
-  let reloading = Promise.resolve();
-  const reload = (reason: string) => {
-    reloading = reloading.then(async () => {
-      try {
-        const next = loadAllInOneConfig(process.env);
-        // The gateway's credential takes effect only at a restart; the service keeps the one that matches it.
-        const credentialChanged = next.authz.serviceCredential !== config.authz.serviceCredential;
-        const authz = await running.authz.deps.reload(credentialChanged ? { ...next.authz, serviceCredential: config.authz.serviceCredential } : next.authz);
-        const gateway = running.gatewayDeps.reload(next.gateway);
-        const needsRestart = [...authz.needsRestart, ...gateway.needsRestart.map((key) => `gateway.${key}`)];
-        if (credentialChanged) needsRestart.push("authz.serviceCredential");
-        if (next.serveRpc !== config.serveRpc || next.inProcess !== config.inProcess) needsRestart.push("allInOne");
-        log.info({ reason, clients: running.authz.deps.config.clients.size, routes: running.gatewayDeps.routes().length }, "configuration reloaded");
-        if (needsRestart.length > 0) log.warn({ settings: needsRestart }, "these settings changed but take effect only after a restart");
-      } catch (error) {
-        const problems = error instanceof ConfigError ? error.problems : [error instanceof Error ? error.message : String(error)];
-        log.error({ reason, problems }, "configuration not reloaded; the running one stays");
-      }
-    });
-  };
-  process.on("SIGHUP", () => reload("SIGHUP"));
-  const stopWatching = watchFiles(config.sources, () => reload("file change"));
-
-  const stop = async (signal: string) => {
-    if (draining) return;
-    draining = true;
-    stopWatching();
-    const graceMs = Math.max(config.gateway.drainTimeoutMs, config.authz.drainTimeoutMs);
-    log.info({ signal, graceMs }, "draining");
-    const deadline = setTimeout(() => {
-      log.warn("drain timeout: closing the remaining connections");
-      running.gateway.server.closeAllConnections();
-    }, config.gateway.drainTimeoutMs);
-    deadline.unref();
-    // Connections that finish their last request while draining close at once.
-    const sweep = setInterval(() => running.gateway.server.closeIdleConnections(), 50);
-    await running.close(config.authz.drainTimeoutMs);
-    clearInterval(sweep);
-    log.info("stopped");
-    process.exit(0);
-  };
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  process.once("SIGINT", () => void stop("SIGINT"));
+  superviseProcess({
+    log,
+    sources: config.sources,
+    reload: async () => {
+      const next = loadAllInOneConfig(process.env);
+      // The gateway's credential takes effect only at a restart; the service keeps the one that matches it.
+      const credentialChanged = next.authz.serviceCredential !== config.authz.serviceCredential;
+      const authz = await running.authz.deps.reload(credentialChanged ? { ...next.authz, serviceCredential: config.authz.serviceCredential } : next.authz);
+      const gateway = running.gatewayDeps.reload(next.gateway);
+      const needsRestart = [...authz.needsRestart, ...gateway.needsRestart.map((key) => `gateway.${key}`)];
+      if (credentialChanged) needsRestart.push("authz.serviceCredential");
+      if (next.serveRpc !== config.serveRpc || next.inProcess !== config.inProcess) needsRestart.push("allInOne");
+      return { needsRestart, summary: { clients: running.authz.deps.config.clients.size, routes: running.gatewayDeps.routes().length } };
+    },
+    drain: async (signal) => {
+      draining = true;
+      const graceMs = Math.max(config.gateway.drainTimeoutMs, config.authz.drainTimeoutMs);
+      log.info({ signal, graceMs }, "draining");
+      const deadline = setTimeout(() => {
+        log.warn("drain timeout: closing the remaining connections");
+        running.gateway.server.closeAllConnections();
+      }, config.gateway.drainTimeoutMs);
+      deadline.unref();
+      // Connections that finish their last request while draining close at once.
+      const sweep = setInterval(() => running.gateway.server.closeIdleConnections(), 50);
+      await running.close(config.authz.drainTimeoutMs);
+      clearInterval(sweep);
+    },
+  });
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof KeyRingError) {
-    process.stderr.write(`gatehouse all-in-one: ${error.message}\n`);
-  } else {
-    process.stderr.write(`gatehouse all-in-one: failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
-  }
-  process.exit(1);
-});
+main().catch(exitOnStartFailure("gatehouse all-in-one", [KeyRingError]));
