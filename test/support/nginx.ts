@@ -194,7 +194,15 @@ export interface RunningNginx {
  * Starts nginx in the foreground on `port` with the guard's locations and
  * waits until the port answers. The caller chooses the port (a free one).
  */
-export async function startNginx(options: NginxGuardOptions & { port: number; workerConnections?: number; plainProxy?: boolean }): Promise<RunningNginx> {
+export async function startNginx(
+  options: NginxGuardOptions & {
+    port: number;
+    workerConnections?: number;
+    plainProxy?: boolean;
+    /** Requests per client connection before nginx closes it (its default, 1000, when unset); the benchmark raises it. */
+    keepaliveRequests?: number;
+  },
+): Promise<RunningNginx> {
   const binary = findNginx();
   if (binary === undefined) throw new Error("nginx is not installed (Debian: apt-get install nginx; .ci/run installs it)");
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-nginx-"));
@@ -210,6 +218,7 @@ export async function startNginx(options: NginxGuardOptions & { port: number; wo
     `events { worker_connections ${options.workerConnections ?? 1024}; }`,
     "http {",
     "    access_log off;",
+    ...(options.keepaliveRequests === undefined ? [] : [`    keepalive_requests ${options.keepaliveRequests};`]),
     `    client_body_temp_path ${join(dir, "client_body")};`,
     `    proxy_temp_path ${join(dir, "proxy")};`,
     `    fastcgi_temp_path ${join(dir, "fastcgi")};`,
