@@ -29,15 +29,6 @@ export function startCpuUsage(processes: Record<string, number | undefined>): ()
   });
 }
 
-/** Starts measuring; the returned function gives each process's share of one core since then, in %. */
-export function startCpuMeter(processes: Record<string, number | undefined>): () => Record<string, number> {
-  const usage = startCpuUsage(processes);
-  return () => {
-    const { wallSeconds, cpuSeconds: used } = usage();
-    return Object.fromEntries(Object.entries(used).map(([name, seconds]) => [name, (100 * seconds) / wallSeconds]));
-  };
-}
-
 /** CPU milliseconds per request of each process, from CPU seconds over a phase and the requests it served. */
 export function cpuMsPerRequest(cpu: Record<string, number>, requests: number): Record<string, number> {
   return Object.fromEntries(Object.entries(cpu).map(([name, seconds]) => [name, requests > 0 ? (1000 * seconds) / requests : NaN]));
