@@ -1,11 +1,10 @@
-import { createClient, createRouterTransport, type Client, type Transport } from "@connectrpc/connect";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { pino } from "pino";
 import { SERVICE_CREDENTIAL_HEADER } from "../../contract/metadata.js";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
-import { createInterceptors } from "../../services/authz/app.js";
-import { createAuthzDeps, type AuthzDeps, type DepsOverrides } from "../../services/authz/deps.js";
-import { createRoutes, createServices } from "../../services/authz/routes.js";
+import { createAuthzService } from "../../services/authz/app.js";
+import type { AuthzDeps, DepsOverrides } from "../../services/authz/deps.js";
 import { SECRETS, testConfig } from "./authz.js";
 
 export interface InProcessAuthz {
@@ -33,14 +32,15 @@ export async function createInProcessAuthz(
   // No Redis URL: the memory store, the reference implementation of the store ports.
   const config = await testConfig({ ...(options.patch === undefined ? {} : { patch: options.patch }) });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
-  const deps = await createAuthzDeps(config, log, options.overrides);
-  const transport = createRouterTransport(createRoutes(createServices(deps)), { router: { interceptors: createInterceptors(log) } });
+  // The service as it runs, never listening: its own interceptors (limits, budgets, error mapping) behind the router transport.
+  const service = await createAuthzService(config, log, options.overrides);
+  const transport = service.inProcessTransport("router");
   return {
-    deps,
+    deps: service.deps,
     transport,
     authz: createClient(AuthorizationService, transport),
     sessions: createClient(SessionService, transport),
     asGateway: { headers: { [SERVICE_CREDENTIAL_HEADER]: SECRETS.service } },
-    close: () => deps.close(),
+    close: () => service.close(),
   };
 }
