@@ -50,7 +50,7 @@ const COMPRESS_MIN_BYTES = 1024;
  * That costs the shed path one span only when tracing is on; off, nothing is
  * installed.
  */
-export function createInterceptors(
+function createInterceptors(
   log: Logger,
   overload?: { interceptor: Interceptor; reporter: OverloadReporter<AuthzOverloadKind> },
   tracing: Tracing = tracingOff,
