@@ -39,6 +39,30 @@ async function codeFlow(clientId: string, redirectUri: string, scope: string) {
   return { location, state, codeVerifier, agent };
 }
 
+/** A code flow for the web client, then one refresh: the first token response and the rotated one. */
+async function tokensThenRefresh(auth: oauth.ClientAuth) {
+  const client: oauth.Client = { client_id: "web" };
+  const { location, state, codeVerifier } = await codeFlow("web", WEB_REDIRECT, "read");
+  const callback = oauth.validateAuthResponse(as, client, location, state);
+  const first = await oauth.processAuthorizationCodeResponse(
+    as,
+    client,
+    await oauth.authorizationCodeGrantRequest(as, client, auth, callback, WEB_REDIRECT, codeVerifier, insecure),
+  );
+  const refreshed = await oauth.processRefreshTokenResponse(as, client, await oauth.refreshTokenGrantRequest(as, client, auth, first.refresh_token!, insecure));
+  return { client, first, refreshed };
+}
+
+/** RFC 7662 §2.1: introspection as a resource server, which authenticates. */
+async function introspect(token: string) {
+  const resourceServer: oauth.Client = { client_id: "resource-server" };
+  return oauth.processIntrospectionResponse(
+    as,
+    resourceServer,
+    await oauth.introspectionRequest(as, resourceServer, oauth.ClientSecretBasic(SECRETS.resourceServer), token, insecure),
+  );
+}
+
 describe("oauth4webapi against the gateway", () => {
   it("RFC 8414: discovery yields a document the library accepts, with every endpoint under the issuer", () => {
     expect(as.issuer).toBe(stack.issuer);
@@ -75,30 +99,11 @@ describe("oauth4webapi against the gateway", () => {
   });
 
   it("RFC 6749 §6: refresh with client_secret_post rotates the refresh token; RFC 7662 and RFC 7009 answer as the library expects", async () => {
-    const client: oauth.Client = { client_id: "web" };
-    const { location, state, codeVerifier } = await codeFlow("web", WEB_REDIRECT, "read");
-    const callback = oauth.validateAuthResponse(as, client, location, state);
-    const first = await oauth.processAuthorizationCodeResponse(
-      as,
-      client,
-      await oauth.authorizationCodeGrantRequest(as, client, oauth.ClientSecretPost(SECRETS.web), callback, WEB_REDIRECT, codeVerifier, insecure),
-    );
-    const refreshed = await oauth.processRefreshTokenResponse(
-      as,
-      client,
-      await oauth.refreshTokenGrantRequest(as, client, oauth.ClientSecretPost(SECRETS.web), first.refresh_token!, insecure),
-    );
+    const { client, first, refreshed } = await tokensThenRefresh(oauth.ClientSecretPost(SECRETS.web));
     expect(refreshed.refresh_token).toEqual(expect.any(String));
     expect(refreshed.refresh_token).not.toBe(first.refresh_token);
 
     // Introspection as a resource server (RFC 7662 §2.1: the caller authenticates).
-    const resourceServer: oauth.Client = { client_id: "resource-server" };
-    const introspect = async (token: string) =>
-      oauth.processIntrospectionResponse(
-        as,
-        resourceServer,
-        await oauth.introspectionRequest(as, resourceServer, oauth.ClientSecretBasic(SECRETS.resourceServer), token, insecure),
-      );
     const live = await introspect(refreshed.access_token);
     expect(live).toMatchObject({ active: true, sub: "user-alice", client_id: "web", scope: "read", token_type: "Bearer", iss: stack.issuer });
     expect(live.exp).toBeGreaterThan(Date.now() / 1000);
@@ -117,26 +122,7 @@ describe("oauth4webapi against the gateway", () => {
   });
 
   it("RFC 7009 §2.1 at /oauth2/revoke: revoking a rotated-out refresh token revokes its family; the current refresh token and the access tokens are dead", async () => {
-    const client: oauth.Client = { client_id: "web" };
-    const { location, state, codeVerifier } = await codeFlow("web", WEB_REDIRECT, "read");
-    const callback = oauth.validateAuthResponse(as, client, location, state);
-    const first = await oauth.processAuthorizationCodeResponse(
-      as,
-      client,
-      await oauth.authorizationCodeGrantRequest(as, client, oauth.ClientSecretBasic(SECRETS.web), callback, WEB_REDIRECT, codeVerifier, insecure),
-    );
-    const refreshed = await oauth.processRefreshTokenResponse(
-      as,
-      client,
-      await oauth.refreshTokenGrantRequest(as, client, oauth.ClientSecretBasic(SECRETS.web), first.refresh_token!, insecure),
-    );
-    const resourceServer: oauth.Client = { client_id: "resource-server" };
-    const introspect = async (token: string) =>
-      oauth.processIntrospectionResponse(
-        as,
-        resourceServer,
-        await oauth.introspectionRequest(as, resourceServer, oauth.ClientSecretBasic(SECRETS.resourceServer), token, insecure),
-      );
+    const { client, first, refreshed } = await tokensThenRefresh(oauth.ClientSecretBasic(SECRETS.web));
     expect(await introspect(refreshed.refresh_token!)).toMatchObject({ active: true });
 
     // The old, rotated-out token is the one revoked.
