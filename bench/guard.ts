@@ -39,7 +39,7 @@
  *   BENCH_ROUNDS (default 1)           interleaved rounds; with more than one, medians too
  *   REDIS_URL                          a Redis to use; default: a redis-server started here
  *   BENCH_PROFILE=dir                  CPU profile of one gateway, its top functions printed:
- *   BENCH_PROFILE_TARGET               c (default), d, or entrances
+ *   BENCH_PROFILE_TARGET               c (default), d, entrances, or b (the bare proxy, to compare)
  *
  * The default run measures 22 phases of 6 s (2.2 minutes): about 3 minutes with
  * the build and start-up; the run stops with an error past its planned time
@@ -188,9 +188,10 @@ async function main(): Promise<void> {
 
     // The production artefacts (`npm run build`) and the baselines, each in its own process.
     const authz = start(runNode("dist/services/authz/main.js", { env: { ...env, GATEHOUSE_CONFIG: cachedConfig, LOG_LEVEL: "warn" } }));
-    const helper = (needed: boolean, entry: string, extra: Record<string, string>) => (needed ? start(runTs(entry, { env: extra })) : undefined);
+    const helper = (needed: boolean, entry: string, extra: Record<string, string>, target = "") =>
+      needed ? start(runTs(entry, { env: extra, nodeArgs: profile(target) })) : undefined;
     const echo = helper(needs("a", "b", "f", "c", "d", "n0", "n1"), "bench/lib/echo-upstream-main.ts", { PORT: String(ports.upstream) });
-    const bare = helper(needs("b"), "bench/lib/bare-proxy.ts", { PORT: String(ports.bareProxy), TARGET: `http://${upstream}` });
+    const bare = helper(needs("b"), "bench/lib/bare-proxy.ts", { PORT: String(ports.bareProxy), TARGET: `http://${upstream}` }, "b");
     const plain = helper(needs("f"), "bench/lib/fastify-proxy.ts", { PORT: String(ports.fastifyProxy), TARGET: `http://${upstream}` });
     const bareGet = helper(needs("g0"), "bench/lib/bare-fastify-get.ts", { PORT: String(ports.bareGet) });
     const grpcEcho = helper(needs("e0"), "bench/lib/grpc-echo-main.ts", { PORT: String(ports.grpcEcho) });
@@ -316,7 +317,7 @@ async function main(): Promise<void> {
     if (rounds > 1) out(`\n${formatMedians(runs, RATIOS)}`);
 
     if (profileDir !== undefined) {
-      const target = { c: cached, d: uncached, entrances }[profileTarget];
+      const target = { b: bare, c: cached, d: uncached, entrances }[profileTarget];
       if (target !== undefined) {
         await target.stop("SIGTERM");
         out(`\n${summariseProfile(profileDir)}`);
