@@ -46,7 +46,7 @@
  *   BENCH_PROFILE=dir                  CPU profile of one gateway, its top functions printed:
  *   BENCH_PROFILE_TARGET               c (default), d, entrances, or b (the bare proxy, to compare)
  *
- * The default run measures 22 phases of 6 s (2.2 minutes): about 3 minutes with
+ * The default run measures 26 phases of 6 s (2.6 minutes): about 3.5 minutes with
  * the build and start-up; the run stops with an error past its planned time
  * plus 2 minutes. If nginx
  * is not installed, n0 and n1 are reported as not run, and the rest runs.
