@@ -225,7 +225,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
           return value === null ? undefined : (JSON.parse(value) as SigningKeySet);
         }),
       claim: (slot, ttlMs) => guard(async () => (await durable(claimSlot, [keys.signingKeyClaim(slot)], [ttlMs])) === 1),
-      replace: (expectedGeneration, next, ttlMs) => {
+      replace: async (expectedGeneration, next, ttlMs) => {
         checkNextGeneration(expectedGeneration, next);
         return guard(async () => {
           const json = JSON.stringify(next);
