@@ -318,3 +318,28 @@ describe("keys that rotate themselves: through the gateway", () => {
     expect(kidOf((await issueTokens(stack.authz)).accessToken)).toBe(next);
   });
 });
+
+describe("keys that rotate themselves: which keys sign", () => {
+  it("the embedded default (memory store, no keys configured, as `npm start` runs) rotates under an ephemeral KEK, and says so", async () => {
+    const { log, lines } = capturedLog();
+    const config = await testConfig({ patch: (file) => void delete (file.authz as Record<string, unknown>).signingKeys });
+    const deps = await createAuthzDeps(config, log, { clock });
+    opened.push(deps);
+    expect(lines.map((l) => l.msg)).toContain("self-rotating signing keys on the memory store with no key-encryption key configured: using an ephemeral one (keys and tokens die with this process). Development only.");
+    expect(kids(deps)).toEqual([deps.keys.activeKid]);
+    expect((await deps.keys.verify(await sign(deps), now)).sub).toBe("user-alice");
+  });
+
+  it("operator keys win over keyRotation", async () => {
+    const { log, lines } = capturedLog();
+    const config = await testConfig({
+      redisUrl: redisUrl(),
+      keyPrefix: prefix(),
+      patch: (file) => void ((file.authz as Record<string, unknown>).keyRotation = { ...ROTATION, keyEncryptionKey: { file: kekFile().path } }),
+    });
+    const deps = await createAuthzDeps(config, log, { clock });
+    opened.push(deps);
+    expect(deps.keys.activeKid).toBe("test-1");
+    expect(lines.some((l) => l.msg.startsWith("authz.signingKeys and authz.keyRotation are both set"))).toBe(true);
+  });
+});
