@@ -5,6 +5,7 @@ import { createAuthorizationServer, type AuthorizationServer } from "./oauth/aut
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
 import type { KeyRing } from "./oauth/key-ring.js";
+import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { cryptoRandom, type RandomSource } from "./oauth/secrets.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
@@ -60,7 +61,8 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
   const random = overrides.random ?? cryptoRandom;
   const sleep = overrides.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
-  const loadKeys = (policy: AuthzConfig) => loadSigningKeys(policy, { store: untracedStore.signingKeys, log, clock, random, sleep });
+  const ephemeralKek = createEphemeralKeyEncryptionKey();
+  const loadKeys = (policy: AuthzConfig) => loadSigningKeys(policy, { store: untracedStore.signingKeys, log, clock, random, sleep, ephemeralKek });
   const build = (policy: AuthzConfig, signing: SigningKeys) => {
     const keys = signing.ring;
     const ctx: OAuthContext = {

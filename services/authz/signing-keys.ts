@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { KEY_ROTATION_DEFAULTS, type AuthzConfig, type KeyRotationConfig } from "./config.js";
 import type { Clock } from "./oauth/clock.js";
 import { createKeyRing, generateDevelopmentJwks, type KeyRing } from "./oauth/key-ring.js";
-import { createEphemeralKeyEncryptionKey, createKeyEncryptionKey } from "./oauth/key-sealing.js";
+import { createKeyEncryptionKey, type KeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createRotatingKeyRing, type RotatingKeyRing } from "./oauth/rotating-key-ring.js";
 import type { RandomSource } from "./oauth/secrets.js";
 import type { SigningKeyStore } from "./oauth/signing-key-store.js";
@@ -16,6 +16,20 @@ export interface SigningKeys {
   close(): void;
 }
 
+export interface SigningKeyDeps {
+  /** The key space's signing keys (the store's; per tenant, the tenant's). */
+  store: SigningKeyStore;
+  log: Logger;
+  clock: Clock;
+  random: RandomSource;
+  sleep: (ms: number) => Promise<void>;
+  /**
+   * The KEK of the memory store when none is configured: one per process, so
+   * that a reload that rebuilds the ring still opens the keys it sealed.
+   */
+  ephemeralKek: KeyEncryptionKey;
+}
+
 /**
  * Which signing keys the configuration asks for, in this order:
  * 1. operator keys (authz.signingKeys): they win, whatever else is set;
@@ -26,7 +40,7 @@ export interface SigningKeys {
  */
 export async function loadSigningKeys(
   config: AuthzConfig,
-  deps: { store: SigningKeyStore; log: Logger; clock: Clock; random: RandomSource; sleep: (ms: number) => Promise<void> },
+  deps: SigningKeyDeps,
 ): Promise<SigningKeys> {
   const { log } = deps;
   if (config.signingKeys !== undefined) {
@@ -53,7 +67,7 @@ function staticKeys(ring: KeyRing): SigningKeys {
 async function startRotation(
   config: AuthzConfig,
   rotation: KeyRotationConfig,
-  deps: { store: SigningKeyStore; log: Logger; clock: Clock; random: RandomSource; sleep: (ms: number) => Promise<void> },
+  deps: SigningKeyDeps,
 ): Promise<SigningKeys> {
   const { log } = deps;
   let kek;
@@ -61,7 +75,7 @@ async function startRotation(
     kek = createKeyEncryptionKey(Buffer.from(rotation.keyEncryptionKey, "base64url"));
   } else {
     // config.ts refuses a Redis configuration without a KEK; this is the memory store.
-    kek = createEphemeralKeyEncryptionKey();
+    kek = deps.ephemeralKek;
     log.warn("self-rotating signing keys on the memory store with no key-encryption key configured: using an ephemeral one (keys and tokens die with this process). Development only.");
   }
   const ring: RotatingKeyRing = await createRotatingKeyRing({

@@ -328,6 +328,10 @@ describe("keys that rotate themselves: which keys sign", () => {
     expect(lines.map((l) => l.msg)).toContain("self-rotating signing keys on the memory store with no key-encryption key configured: using an ephemeral one (keys and tokens die with this process). Development only.");
     expect(kids(deps)).toEqual([deps.keys.activeKid]);
     expect((await deps.keys.verify(await sign(deps), now)).sub).toBe("user-alice");
+    // A reload that rebuilds the ring (another access token lifetime) opens the same keys.
+    const activeKid = deps.keys.activeKid;
+    await deps.reload({ ...config, lifetimes: { ...config.lifetimes, accessToken: 300 } });
+    expect(deps.keys.activeKid).toBe(activeKid);
   });
 
   it("operator keys win over keyRotation", async () => {
