@@ -11,7 +11,9 @@ import { createKeyEncryptionKey, openPrivateJwk } from "../../services/authz/oau
 import type { SigningKeySet } from "../../services/authz/oauth/signing-key-store.js";
 import { buildAccessTokenClaims } from "../../services/authz/oauth/tokens.js";
 import { ISSUER, SECRETS, basic, issueTokens, startTestAuthz, testConfig, type TestAuthz } from "../support/authz.js";
+import { startRedisServer } from "../support/redis-server.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 /**
  * Self-rotating signing keys (issue 11) on a real Redis, replicas as separate
@@ -345,5 +347,24 @@ describe("keys that rotate themselves: which keys sign", () => {
     opened.push(deps);
     expect(deps.keys.activeKid).toBe("test-1");
     expect(lines.some((l) => l.msg.startsWith("authz.signingKeys and authz.keyRotation are both set"))).toBe(true);
+  });
+});
+
+describe("keys that rotate themselves: Redis not there yet", () => {
+  it("the start waits for a Redis that comes up meanwhile, rather than fail or serve without keys", async () => {
+    const redis = await startRedisServer();
+    await redis.stop();
+    try {
+      const { log, lines } = capturedLog();
+      const config = await testConfig({ redisUrl: redis.url, keyPrefix: prefix(), patch: rotating(kekFile().path) });
+      const starting = createAuthzDeps(config, log, { clock });
+      await waitFor(() => lines.some((l) => l.msg.startsWith("signing keys could not be refreshed")), { budgetMs: 15_000, what: "the first failed read of the keys" });
+      await redis.start();
+      const deps = await starting;
+      opened.push(deps);
+      expect(kids(deps)).toEqual([deps.keys.activeKid]);
+    } finally {
+      await redis.stop();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import type { Clock } from "./clock.js";
+import { StoreUnavailableError } from "./errors.js";
 import { buildKeyRing, createKeyView, generateSigningJwk, importRingKey, KeyRingError, type KeyRing, type KeyView, type RingKey, type SigningAlgorithm } from "./key-ring.js";
 import { applyRotationStep, keyPhases, keySetTtlMs, nextPhaseChange, planRotation, type RotationPolicy } from "./key-rotation.js";
 import { openPrivateJwk, sealPrivateJwk, type KeyEncryptionKey } from "./key-sealing.js";
@@ -49,6 +50,9 @@ export interface RotatingKeyRingOptions {
 const MAX_ROUNDS = 5;
 /** Pause between reads while another replica generates the first key. */
 const FIRST_KEY_POLL_MS = 50;
+/** At start, a store that does not answer is tried this often, this far apart (about 30 s), before the start fails. */
+const START_ATTEMPTS = 60;
+const START_RETRY_MS = 500;
 
 /**
  * Signing keys that rotate themselves, coordinated through the store:
@@ -175,12 +179,21 @@ export async function createRotatingKeyRing(options: RotatingKeyRingOptions): Pr
     return inFlight;
   };
 
-  // The first refresh must hold a key; its failure (above all a KEK that opens nothing) fails the start.
-  try {
-    await refreshOnce();
-  } catch (error) {
-    if (error instanceof KeyRingError) throw error;
-    throw new KeyRingError(`self-rotating signing keys: ${(error as Error).message}`);
+  // The first refresh must hold a key; its failure (above all a KEK that opens nothing) fails the
+  // start. A store that does not answer yet (Redis starting beside this pod) is waited for, a while.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await refreshOnce();
+      break;
+    } catch (error) {
+      if (error instanceof StoreUnavailableError && attempt < START_ATTEMPTS) {
+        events.onRefreshFailed?.(error);
+        await options.sleep(START_RETRY_MS);
+        continue;
+      }
+      if (error instanceof KeyRingError) throw error;
+      throw new KeyRingError(`self-rotating signing keys: ${(error as Error).message}`);
+    }
   }
 
   let lastUnknownKidRefresh = -Infinity;
