@@ -14,7 +14,7 @@ import type { Store } from "./oauth/store.js";
 import { startTracing, type Tracing } from "../../startup/tracing.js";
 import { traceStore } from "./store/traced-store.js";
 import { createStepTracer, traceKeyRing } from "./traced-core.js";
-import { loadSigningKeys, type SigningKeys } from "./signing-keys.js";
+import { loadSigningKeys, signingKeySource, type SigningKeys } from "./signing-keys.js";
 
 /** Everything the authz service runs on; built once per process. */
 export interface AuthzDeps {
@@ -103,9 +103,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       ]
         .filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b))
         .map(([name]) => name as string);
-      // What the keys are built from; self-rotating keys also retire by the access token lifetime.
-      const keySource = (c: AuthzConfig) => JSON.stringify([c.signingKeys, c.keyRotation, c.issuer, c.lifetimes.accessToken]);
-      const sameKeys = keySource(before) === keySource(next);
+      const sameKeys = signingKeySource(before) === signingKeySource(next);
       const signing = sameKeys ? current.signing : await loadKeys(next);
       const replaced = current.signing;
       // What needs a restart keeps its running value until then.

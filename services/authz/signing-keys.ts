@@ -60,6 +60,19 @@ export async function loadSigningKeys(
   return staticKeys(ring);
 }
 
+/**
+ * What the signing keys are built from: a reload rebuilds them only when this
+ * changes. Self-rotating keys also retire by the access token lifetime; a
+ * throwaway key is kept whatever changes, or every token would die.
+ */
+export function signingKeySource(config: AuthzConfig): string {
+  if (config.signingKeys !== undefined) return JSON.stringify(["operator", config.signingKeys, config.issuer]);
+  if (config.keyRotation !== undefined || config.redis === undefined) {
+    return JSON.stringify(["rotating", config.keyRotation, config.issuer, config.lifetimes.accessToken]);
+  }
+  return JSON.stringify(["throwaway"]);
+}
+
 function staticKeys(ring: KeyRing): SigningKeys {
   return { ring, refresh: async () => {}, close: () => {} };
 }
