@@ -3,11 +3,14 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { decodeProtectedHeader } from "jose";
+import { SignJWT, decodeProtectedHeader, generateKeyPair } from "jose";
 import { pino, type Logger } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAuthzDeps, type AuthzDeps } from "../../services/authz/deps.js";
-import { createKeyEncryptionKey, openPrivateJwk } from "../../services/authz/oauth/key-sealing.js";
+import { createEphemeralKeyEncryptionKey, createKeyEncryptionKey, openPrivateJwk } from "../../services/authz/oauth/key-sealing.js";
+import { createRotatingKeyRing } from "../../services/authz/oauth/rotating-key-ring.js";
+import { cryptoRandom } from "../../services/authz/oauth/secrets.js";
+import { createMemoryStore } from "../../services/authz/store/memory-store.js";
 import type { SigningKeySet } from "../../services/authz/oauth/signing-key-store.js";
 import { buildAccessTokenClaims } from "../../services/authz/oauth/tokens.js";
 import { ISSUER, SECRETS, basic, issueTokens, startTestAuthz, testConfig, type TestAuthz } from "../support/authz.js";
@@ -102,6 +105,39 @@ describe("keys that rotate themselves: one replica", () => {
     expect(kids(a)).toEqual([second]);
     await a.refreshSigningKeys();
     expect((a.keys as unknown as { keySet: SigningKeySet }).keySet.keys.map((k) => k.kid)).toEqual([second]);
+  });
+});
+
+describe("keys that rotate themselves: unknown kids", () => {
+  it("tokens naming unknown kids make the ring read the store at most once a second (by the clock), so forged kids cannot drive it", async () => {
+    const store = createMemoryStore({ clock });
+    let reads = 0;
+    const counted = { ...store.signingKeys, read: () => (reads++, store.signingKeys.read()) };
+    const ring = await createRotatingKeyRing({
+      store: counted,
+      policy: { rotateEveryMs: HOUR, publishAheadMs: 600_000, accessTokenTtlMs: ACCESS_TOKEN_MS, retireMarginMs: 60_000 },
+      algorithm: "ES256",
+      kek: createEphemeralKeyEncryptionKey(),
+      issuer: ISSUER,
+      clock,
+      random: cryptoRandom,
+      sleep: async () => {},
+    });
+    const { privateKey } = await generateKeyPair("ES256");
+    const forged = (kid: string) =>
+      new SignJWT({ sub: "mallory", client_id: "web", jti: kid })
+        .setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" })
+        .setIssuer(ISSUER)
+        .setIssuedAt(Math.floor(now / 1000))
+        .setExpirationTime(Math.floor(now / 1000) + 600)
+        .sign(privateKey);
+    const afterStart = reads;
+    for (let i = 0; i < 20; i++) await expect(ring.verify(await forged(`forged-${i}`), now)).rejects.toThrow(/unknown signing key/);
+    expect(reads - afterStart).toBe(1);
+    now += 1_000;
+    await expect(ring.verify(await forged("forged-later"), now)).rejects.toThrow(/unknown signing key/);
+    expect(reads - afterStart).toBe(2);
+    await store.close();
   });
 });
 
