@@ -6,7 +6,7 @@ import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
 import type { KeyRing } from "./oauth/key-ring.js";
 import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
-import { cryptoRandom, type RandomSource } from "./oauth/secrets.js";
+import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStore } from "./store/redis-store.js";
@@ -59,7 +59,8 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   // Tracing on: every store operation and signature is a span; off, the core gets the plain ones.
   const store = tracing.enabled ? traceStore(untracedStore, tracing, config.redis === undefined ? "memory" : "redis") : untracedStore;
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
-  const random = overrides.random ?? cryptoRandom;
+  // One pool for the process: every context (and every reload) draws from it.
+  const random = overrides.random ?? createPooledRandom();
   const sleep = overrides.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const ephemeralKek = createEphemeralKeyEncryptionKey();
   const loadKeys = (policy: AuthzConfig) => loadSigningKeys(policy, { store: untracedStore.signingKeys, log, clock, random, sleep, ephemeralKek });
