@@ -16,6 +16,13 @@ export interface SigningKeys {
   close(): void;
 }
 
+/**
+ * What the signing keys of one issuer are built from: the top level today,
+ * and the same fields of each tenant once tenants land (one call per tenant,
+ * with the tenant's key space as `store`).
+ */
+export type SigningKeyConfig = Pick<AuthzConfig, "issuer" | "signingKeys" | "keyRotation" | "redis"> & { lifetimes: Pick<AuthzConfig["lifetimes"], "accessToken"> };
+
 export interface SigningKeyDeps {
   /** The key space's signing keys (the store's; per tenant, the tenant's). */
   store: SigningKeyStore;
@@ -39,7 +46,7 @@ export interface SigningKeyDeps {
  * 4. with neither but Redis: a throwaway key per process, as before (development only).
  */
 export async function loadSigningKeys(
-  config: AuthzConfig,
+  config: SigningKeyConfig,
   deps: SigningKeyDeps,
 ): Promise<SigningKeys> {
   const { log } = deps;
@@ -65,7 +72,7 @@ export async function loadSigningKeys(
  * changes. Self-rotating keys also retire by the access token lifetime; a
  * throwaway key is kept whatever changes, or every token would die.
  */
-export function signingKeySource(config: AuthzConfig): string {
+export function signingKeySource(config: SigningKeyConfig): string {
   if (config.signingKeys !== undefined) return JSON.stringify(["operator", config.signingKeys, config.issuer]);
   if (config.keyRotation !== undefined || config.redis === undefined) {
     return JSON.stringify(["rotating", config.keyRotation, config.issuer, config.lifetimes.accessToken]);
@@ -78,7 +85,7 @@ function staticKeys(ring: KeyRing): SigningKeys {
 }
 
 async function startRotation(
-  config: AuthzConfig,
+  config: SigningKeyConfig,
   rotation: KeyRotationConfig,
   deps: SigningKeyDeps,
 ): Promise<SigningKeys> {
