@@ -77,7 +77,16 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     };
     return { config: policy, keys, signing, server: createAuthorizationServer(ctx) };
   };
-  let current = build(config, await loadKeys(config));
+  let signing: SigningKeys;
+  try {
+    signing = await loadKeys(config);
+  } catch (error) {
+    // Keys that do not load (a wrong KEK) fail the start; what was opened for them is released.
+    await store.close();
+    await tracing.shutdown();
+    throw error;
+  }
+  let current = build(config, signing);
 
   return {
     log,
