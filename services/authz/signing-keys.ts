@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { KEY_ROTATION_DEFAULTS, type AuthzConfig, type KeyRotationConfig } from "./config.js";
 import type { Clock } from "./oauth/clock.js";
-import { createKeyRing, generateDevelopmentJwks, type KeyRing } from "./oauth/key-ring.js";
+import { createKeyRing, generateDevelopmentJwks, KeyRingError, type KeyRing } from "./oauth/key-ring.js";
 import { createKeyEncryptionKey, type KeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createRotatingKeyRing, type RotatingKeyRing } from "./oauth/rotating-key-ring.js";
 import type { RandomSource } from "./oauth/secrets.js";
@@ -21,7 +21,7 @@ export interface SigningKeys {
  * and the same fields of each tenant once tenants land (one call per tenant,
  * with the tenant's key space as `store`).
  */
-export type SigningKeyConfig = Pick<AuthzConfig, "issuer" | "signingKeys" | "keyRotation" | "redis"> & { lifetimes: Pick<AuthzConfig["lifetimes"], "accessToken"> };
+export type SigningKeyConfig = Pick<AuthzConfig, "issuer" | "signingKeys" | "keyRotation" | "redis" | "keyPrefix"> & { lifetimes: Pick<AuthzConfig["lifetimes"], "accessToken"> };
 
 export interface SigningKeyDeps {
   /** The key space's signing keys (the store's; per tenant, the tenant's). */
@@ -117,6 +117,8 @@ async function startRotation(
       onChanged: (set) => log.info(set, "signing keys changed"),
       onRefreshFailed: (error) => log.warn({ err: { message: (error as Error).message } }, "signing keys could not be refreshed; keeping the keys held"),
     },
+  }).catch((error: unknown) => {
+    throw new KeyRingError(`authz.keyRotation (key space ${JSON.stringify(config.keyPrefix)}): ${(error as Error).message}`);
   });
   log.info(
     { activeKid: ring.activeKid, kids: ring.keySet.keys.map((k) => k.kid), kek: rotation.keyEncryptionKeySource ?? "ephemeral", kekId: kek.id },

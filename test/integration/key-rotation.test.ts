@@ -6,6 +6,7 @@ import { Redis } from "ioredis";
 import { SignJWT, decodeProtectedHeader, generateKeyPair } from "jose";
 import { pino, type Logger } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { stringify } from "yaml";
 import { createAuthzDeps, type AuthzDeps } from "../../services/authz/deps.js";
 import { createEphemeralKeyEncryptionKey, createKeyEncryptionKey, openPrivateJwk } from "../../services/authz/oauth/key-sealing.js";
 import { createRotatingKeyRing } from "../../services/authz/oauth/rotating-key-ring.js";
@@ -14,7 +15,9 @@ import { createMemoryStore } from "../../services/authz/store/memory-store.js";
 import type { SigningKeySet } from "../../services/authz/oauth/signing-key-store.js";
 import { buildAccessTokenClaims } from "../../services/authz/oauth/tokens.js";
 import { ISSUER, SECRETS, basic, issueTokens, startTestAuthz, testConfig, type TestAuthz } from "../support/authz.js";
+import { runTs } from "../support/process.js";
 import { startRedisServer } from "../support/redis-server.js";
+import { scaledBudget } from "../support/scaled-budget.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -275,6 +278,21 @@ describe("keys that rotate themselves: the key-encryption key", () => {
     await expect(replica(space, kekFile().path)).rejects.toThrow(/sealed under key-encryption key \S+, but this replica has \S+: the configured key-encryption key is not the one in use/);
     expect(await redis.hgetall(`${space}signing-keys`)).toEqual(stored);
     expect(a.keys.activeKid).toBeDefined();
+  });
+
+  it("the authz process with another KEK stops at start with a clear error, and generates nothing", { timeout: scaledBudget(20_000) }, async () => {
+    const space = prefix();
+    await replica(space, kekFile().path);
+    const stored = await redis.hgetall(`${space}signing-keys`);
+    const dir = mkdtempSync(join(tmpdir(), "gatehouse-config-"));
+    writeFileSync(
+      join(dir, "authz.yaml"),
+      stringify({ issuer: "https://auth.example.com", authz: { port: 0, keyPrefix: space, keyRotation: { keyEncryptionKey: { file: kekFile().path } } } }),
+    );
+    const run = runTs("services/authz/main.ts", { env: { GATEHOUSE_CONFIG: join(dir, "authz.yaml"), REDIS_URL: redisUrl() } });
+    expect((await run.exited).code).toBe(1);
+    expect(run.output()).toMatch(/authz\.keyRotation \(key space "rotation-[0-9a-f]+:"\): signing key \S+ was sealed under key-encryption key \S+, but this replica has \S+/);
+    expect(await redis.hgetall(`${space}signing-keys`)).toEqual(stored);
   });
 
   it("Redis holds no private key material in the clear, and every key has a TTL", async () => {
