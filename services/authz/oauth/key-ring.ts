@@ -97,7 +97,6 @@ export interface KeyView {
   readonly active: RingKey;
   readonly byKid: ReadonlyMap<string, RingKey>;
   readonly publicJwks: { keys: JWK[] };
-  readonly algorithms: string[];
 }
 
 export function createKeyView(keys: readonly RingKey[], active: RingKey): KeyView {
@@ -105,7 +104,6 @@ export function createKeyView(keys: readonly RingKey[], active: RingKey): KeyVie
     active,
     byKid: new Map(keys.map((k) => [k.kid, k])),
     publicJwks: { keys: keys.map((k) => k.publicJwk) },
-    algorithms: [...new Set(keys.map((k) => k.alg))],
   };
 }
 
@@ -163,7 +161,8 @@ export function buildKeyRing(options: {
             return key.publicKey;
           },
           {
-            // RFC 9068 §4: check typ, iss, exp; the algorithm must be one we sign with.
+            // RFC 9068 §4: check typ, iss, exp. The algorithm must be the named key's own (checked
+            // above, against a key that may have been published a moment ago, so not listed here).
             typ: "at+jwt",
             issuer,
             algorithms: [...SUPPORTED_ALGORITHMS],
