@@ -170,6 +170,20 @@ describe("keys that rotate themselves: replicas", () => {
     }
   });
 
+  it("key spaces rotate independently (one set per key space, as each tenant will have)", async () => {
+    const kek = kekFile().path;
+    const [a, b] = await Promise.all([replica(prefix(), kek), replica(prefix(), kek)]);
+    expect(a.keys.activeKid).not.toBe(b.keys.activeKid);
+    const aKids = kids(a);
+    now = activeKey(b).activatesAt + HOUR - 600_000;
+    await b.refreshSigningKeys();
+    expect(kids(b)).toHaveLength(2);
+    await a.refreshSigningKeys();
+    // a's term started at the same instant, so it rotates too, but with a key of its own.
+    expect(kids(a).filter((kid) => kids(b).includes(kid))).toEqual([]);
+    expect(kids(a)).toEqual(expect.arrayContaining(aKids));
+  });
+
   it("a replica that starts mid-rotation signs with the right key", async () => {
     const space = prefix();
     const kek = kekFile().path;
