@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { AttemptPolicy, Client, Lifetimes, ScopeDefinition, ServerPolicy, User } from "./oauth/model.js";
 import { checkRegisteredRedirectUri } from "./oauth/redirect-uri.js";
+import { SUPPORTED_ALGORITHMS, type SigningAlgorithm } from "./oauth/key-ring.js";
 import { loadConfigFile } from "../../startup/config-file.js";
 import { deepFreeze } from "../../startup/deep-freeze.js";
 import type { Environment } from "../../startup/environment.js";
@@ -35,6 +36,12 @@ export interface AuthzConfig extends ServerPolicy {
   keyPrefix: string;
   /** JWK Set JSON with private keys; undefined: generate one at start (development only). */
   signingKeys: { jwks: string; activeKid: string | undefined; source: string } | undefined;
+  /**
+   * Self-rotating signing keys (authz.keyRotation); undefined: not configured.
+   * Operator keys (signingKeys) win over it. With neither, the memory store
+   * rotates with KEY_ROTATION_DEFAULTS and an ephemeral KEK (deps.ts).
+   */
+  keyRotation: KeyRotationConfig | undefined;
   /** The gateway's service credential; undefined: no caller may use the gateway-only RPCs. */
   serviceCredential: string | undefined;
   audience: string;
@@ -80,6 +87,28 @@ export interface AuthzOverload {
   redisCommandTimeoutMs: number;
 }
 
+/** authz.keyRotation: when and how self-rotating signing keys rotate (README, "Signing keys"). Durations in seconds. */
+export interface KeyRotationConfig {
+  /** The key-encryption key, 32 bytes as base64url; undefined: none configured (allowed on the memory store only: an ephemeral one). */
+  keyEncryptionKey: string | undefined;
+  /** Where the KEK came from ("env NAME" / "file PATH"), for the log. */
+  keyEncryptionKeySource: string | undefined;
+  algorithm: SigningAlgorithm;
+  rotateEverySeconds: number;
+  publishAheadSeconds: number;
+  retireMarginSeconds: number;
+  heartbeatSeconds: number;
+}
+
+/** authz.keyRotation's defaults: a new key every 30 days, published a day ahead, read every 10 s. */
+export const KEY_ROTATION_DEFAULTS = {
+  algorithm: "ES256",
+  rotateEverySeconds: 30 * 86_400,
+  publishAheadSeconds: 86_400,
+  retireMarginSeconds: 600,
+  heartbeatSeconds: 10,
+} as const satisfies Partial<KeyRotationConfig>;
+
 export type RedisConfig = (
   | { kind: "url"; url: string }
   | { kind: "sentinel"; name: string; sentinels: Array<{ host: string; port: number }>; password: string | undefined; sentinelPassword: string | undefined }
@@ -96,6 +125,22 @@ export type RedisConfig = (
 const seconds = z.number().int().positive();
 const hostPort = z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
 const SECRET_HASH = /^sha256:[A-Za-z0-9_-]{43}$/;
+
+/** The gateway's JWKS cache (gateway/plugins/oauth-routes.ts) is 30 s; a key published for less could meet a verifier that has not seen it. */
+const MIN_PUBLISH_AHEAD_SECONDS = 60;
+
+const keyRotationSchema = z.strictObject({
+  keyEncryptionKey: secretRef.optional(),
+  algorithm: z.enum(SUPPORTED_ALGORITHMS).default(KEY_ROTATION_DEFAULTS.algorithm),
+  rotateEverySeconds: seconds.default(KEY_ROTATION_DEFAULTS.rotateEverySeconds),
+  publishAheadSeconds: z
+    .number()
+    .int()
+    .min(MIN_PUBLISH_AHEAD_SECONDS, `must be at least ${MIN_PUBLISH_AHEAD_SECONDS}: longer than any cache of the JWKS should live (the gateway's is 30 s)`)
+    .default(KEY_ROTATION_DEFAULTS.publishAheadSeconds),
+  retireMarginSeconds: z.number().int().min(0).default(KEY_ROTATION_DEFAULTS.retireMarginSeconds),
+  heartbeatSeconds: z.number().int().min(1).max(3_600).default(KEY_ROTATION_DEFAULTS.heartbeatSeconds),
+});
 
 const scopeSchema = z.strictObject({
   name: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "must be a scope-token (RFC 6749 §3.3): printable ASCII, no space, quote or backslash"),
@@ -169,6 +214,7 @@ const fileSchema = z.strictObject({
       redis: redisSchema.optional(),
       keyPrefix: z.string().regex(/^[^{}\s]*$/, "must not contain braces or spaces").default("gatehouse:"),
       signingKeys: z.strictObject({ source: secretRef, activeKid: z.string().optional() }).optional(),
+      keyRotation: keyRotationSchema.optional(),
       serviceCredential: secretRef.optional(),
       audience: z.string().min(1).optional(),
       drainTimeoutMs: z.number().int().min(0).max(120_000).default(10_000),
@@ -355,6 +401,8 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     }
   }
 
+  const keyRotation = buildKeyRotation(authz.keyRotation, redis !== undefined, resolve, problems);
+
   const lifetimes: Lifetimes = { ...file.lifetimes };
   if (lifetimes.refreshToken > lifetimes.refreshFamily) problems.push("lifetimes.refreshToken: must not exceed lifetimes.refreshFamily");
 
@@ -365,6 +413,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     redis,
     keyPrefix: authz.keyPrefix,
     signingKeys,
+    keyRotation,
     serviceCredential: authz.serviceCredential === undefined ? undefined : resolve(authz.serviceCredential, "authz.serviceCredential"),
     audience: authz.audience ?? file.issuer,
     lifetimes,
@@ -380,6 +429,59 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     tracing: tracingConfig(env, "gatehouse-authz", problems),
     sources: secrets.sources(),
   });
+}
+
+function buildKeyRotation(
+  rotation: SalvagedFile["authz"]["keyRotation"],
+  withRedis: boolean,
+  resolve: (ref: SecretRef, path: string) => string | undefined,
+  problems: string[],
+): KeyRotationConfig | undefined {
+  if (rotation === undefined) return undefined;
+  const at = "authz.keyRotation";
+  let keyEncryptionKey: string | undefined;
+  let keyEncryptionKeySource: string | undefined;
+  if (rotation.keyEncryptionKey === undefined) {
+    if (withRedis) {
+      problems.push(`${at}.keyEncryptionKey: required with Redis, where private signing keys are stored sealed under it; give { env: NAME } or { file: PATH } holding 32 random bytes (openssl rand -base64 32)`);
+    }
+  } else {
+    const ref = rotation.keyEncryptionKey;
+    const value = resolve(ref, `${at}.keyEncryptionKey`);
+    keyEncryptionKeySource = "env" in ref ? `env ${ref.env}` : `file ${ref.file}`;
+    if (value !== undefined) {
+      keyEncryptionKey = decodeKeyEncryptionKey(value);
+      if (keyEncryptionKey === undefined) {
+        problems.push(`${at}.keyEncryptionKey: the referenced value must be 32 random bytes in base64 (44 characters) or hex (64); make one with openssl rand -base64 32`);
+      }
+    }
+  }
+  if (rotation.publishAheadSeconds >= rotation.rotateEverySeconds) {
+    problems.push(`${at}.publishAheadSeconds: must be shorter than rotateEverySeconds (${rotation.rotateEverySeconds}), since each key is published ahead within its predecessor's term`);
+  }
+  if (rotation.heartbeatSeconds * 2 > rotation.publishAheadSeconds) {
+    problems.push(`${at}.heartbeatSeconds: must be at most half of publishAheadSeconds (${rotation.publishAheadSeconds}), so that every replica reads a new key well before it signs`);
+  }
+  return {
+    keyEncryptionKey,
+    keyEncryptionKeySource,
+    algorithm: rotation.algorithm,
+    rotateEverySeconds: rotation.rotateEverySeconds,
+    publishAheadSeconds: rotation.publishAheadSeconds,
+    retireMarginSeconds: rotation.retireMarginSeconds,
+    heartbeatSeconds: rotation.heartbeatSeconds,
+  };
+}
+
+/** 32 bytes as base64 / base64url (43 or 44 characters) or hex (64), returned as base64url; undefined otherwise. */
+function decodeKeyEncryptionKey(value: string): string | undefined {
+  const text = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex").toString("base64url");
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) {
+    const bytes = Buffer.from(text.replace(/\+/g, "-").replace(/\//g, "_").replace(/=$/, ""), "base64url");
+    if (bytes.length === 32) return bytes.toString("base64url");
+  }
+  return undefined;
 }
 
 function buildRedis(

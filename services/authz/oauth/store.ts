@@ -1,4 +1,5 @@
 import type { CodeChallenge } from "./pkce.js";
+import type { SigningKeyStore } from "./signing-key-store.js";
 
 /**
  * The authz service's state, one narrow interface per aggregate. Two
@@ -19,6 +20,8 @@ export interface Store {
   readonly sessions: SessionStore;
   readonly consents: ConsentStore;
   readonly attempts: AttemptCounter;
+  /** The self-rotating signing keys of this key space (oauth/signing-key-store.ts). */
+  readonly signingKeys: SigningKeyStore;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

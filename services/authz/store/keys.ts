@@ -17,6 +17,10 @@ export interface KeySchema {
   attempts(key: string): string;
   /** The pub/sub channel of revocation announcements. */
   revocationChannel: string;
+  /** The self-rotating signing keys of this key space (private keys sealed under the KEK). */
+  signingKeySet: string;
+  /** The claim to generate the key of one slot (a generation of the set). */
+  signingKeyClaim(slot: string): string;
 }
 
 /** `prefix` namespaces one deployment (or one test run) within a Redis. */
@@ -36,5 +40,7 @@ export function createKeySchema(prefix: string): KeySchema {
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
     revocationChannel: `${prefix}revocations`,
+    signingKeySet: `${prefix}signing-keys`,
+    signingKeyClaim: (slot) => `${prefix}signing-keys:claim:${part(slot)}`,
   };
 }
