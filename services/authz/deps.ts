@@ -6,6 +6,7 @@ import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
 import { createKeyRing, generateDevelopmentJwks, type KeyRing } from "./oauth/key-ring.js";
 import { cryptoRandom, type RandomSource } from "./oauth/secrets.js";
+import { createRemoteJwksFetcher } from "./fetch/remote-jwks-fetcher.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStore } from "./store/redis-store.js";
@@ -64,6 +65,12 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       random: overrides.random ?? cryptoRandom,
       sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
       trace: stepTracer,
+      // Clients' jwks_uri and clusters' key sets: fetched safely, cached per configuration.
+      remoteJwks: createRemoteJwksFetcher({
+        ...policy.fetch,
+        ca: policy.fetch.trustedCa,
+        clock,
+      }),
     };
     return { config: policy, keys, server: createAuthorizationServer(ctx) };
   };

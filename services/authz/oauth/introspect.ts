@@ -61,7 +61,7 @@ export async function introspect(ctx: OAuthContext, caller: Client, token: strin
       aud: [claims.aud].flat(),
       iss: claims.iss,
       jti: claims.jti,
-      authTime: claims.auth_time,
+      authTime: claims.auth_time ?? 0,
       grantId: claims.gid,
     };
   }

@@ -1,6 +1,7 @@
 import type { OAuthContext } from "./context.js";
 import { OAuthError } from "./errors.js";
 import type { Client } from "./model.js";
+import { longestAccessTokenLifetime } from "./issue-tokens.js";
 import { hashSecret } from "./secrets.js";
 import { looksLikeJwt, parseRefreshToken } from "./tokens.js";
 
@@ -53,6 +54,7 @@ export async function revoke(ctx: OAuthContext, caller: Client, token: string, t
  * from it, and tells every replica at once (WatchRevocations).
  */
 export async function revokeGrant(ctx: OAuthContext, grantId: string): Promise<void> {
-  await ctx.store.grants.revoke(grantId, ctx.policy.lifetimes.accessToken * 1000);
+  // Tokens exchanged from the grant's (RFC 8693) hang off it too, each no longer-lived than the longest lifetime.
+  await ctx.store.grants.revoke(grantId, longestAccessTokenLifetime(ctx.policy) * 1000);
   await ctx.store.revocationFeed.announce({ grantId });
 }
