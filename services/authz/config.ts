@@ -319,7 +319,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       return [value.slice("sha256:".length)];
     });
     if (client.type === "confidential" && client.secretHashes.length === 0 && !authenticatesWithoutSecret(client.service)) {
-      problems.push(`${at}.secretHashes: a confidential client needs at least one secret hash (or service.jwks, jwksUri or serviceAccount)`);
+      problems.push(`${at}.secretHashes: a confidential client needs at least one secret hash`);
     }
     const service = buildServiceClient(
       client.service,
