@@ -5,7 +5,7 @@ import { createAuthorizationServer, type AuthorizationServer } from "./oauth/aut
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
 import { createKeyRing, generateDevelopmentJwks, type KeyRing } from "./oauth/key-ring.js";
-import { cryptoRandom, type RandomSource } from "./oauth/secrets.js";
+import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
 import { createRemoteJwksFetcher } from "./fetch/remote-jwks-fetcher.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
@@ -56,13 +56,15 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   // Tracing on: every store operation and signature is a span; off, the core gets the plain ones.
   const store = tracing.enabled ? traceStore(untracedStore, tracing, config.redis === undefined ? "memory" : "redis") : untracedStore;
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
+  // One pool for the process: every context (and every reload) draws from it.
+  const pooledRandom = createPooledRandom();
   const build = (policy: AuthzConfig, keys: KeyRing) => {
     const ctx: OAuthContext = {
       policy,
       store,
       keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
       clock,
-      random: overrides.random ?? cryptoRandom,
+      random: overrides.random ?? pooledRandom,
       sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
       trace: stepTracer,
       // Clients' jwks_uri and clusters' key sets: fetched safely, cached per configuration.
