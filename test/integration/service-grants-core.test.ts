@@ -238,6 +238,21 @@ describe("token exchange (RFC 8693)", () => {
     });
   });
 
+  it("RFC 7009: revoking a client-credentials token revokes its grant, and so the tokens exchanged from it", async () => {
+    // orders' own token (aud: the server's audience) is a subject token web-bff accepts.
+    const { accessToken } = await server.clientCredentials(secretCall("orders"), { scope: "read", resource: "" });
+    const exchanged = await server.exchangeToken(secretCall("web-bff"), exchange({ subjectToken: accessToken }));
+    expect(decodeJwt(exchanged.accessToken)).toMatchObject({ sub: "orders", act: { sub: "web-bff" } });
+    await server.revoke(secretCall("orders"), accessToken, "");
+    const { gid } = decodeJwt(exchanged.accessToken) as unknown as AccessTokenClaims;
+    expect(await ctx.store.grants.isRevoked(gid)).toBe(true);
+    // Revoking an exchanged token (it has an actor) revokes that token alone, never the user's grant.
+    const user = await userToken();
+    const forOrders = await server.exchangeToken(secretCall("web-bff"), exchange({ subjectToken: user.accessToken }));
+    await server.revoke(secretCall("web-bff"), forOrders.accessToken, "");
+    expect(await ctx.store.grants.isRevoked(user.grantId)).toBe(false);
+  });
+
   it("§1.1: a client allowed to impersonate gets a token with no act; §4.1 an actor token names the actor", async () => {
     const { accessToken } = await userToken();
     const impersonated = decodeJwt((await server.exchangeToken(secretCall("proxy"), exchange({ subjectToken: accessToken }))).accessToken);

@@ -45,8 +45,19 @@ export async function revoke(ctx: OAuthContext, caller: Client, token: string, t
     return;
   }
   if (claims.client_id !== caller.id) throw refuse();
+  if (isClientCredentialsToken(claims)) {
+    // A client-credentials token is its grant's root (oauth/grants/client-credentials.ts): revoking it
+    // revokes the grant, and so the tokens exchanged from it (RFC 8693), which hang off the same grant.
+    await revokeGrant(ctx, claims.gid);
+    return;
+  }
   await ctx.store.grants.revokeAccessToken(claims.gid, claims.jti, claims.exp * 1000 - now);
   await ctx.store.revocationFeed.announce({ jti: claims.jti });
+}
+
+/** The client's own token (RFC 9068 §2.2: sub is the client), issued with no resource owner and no actor. */
+function isClientCredentialsToken(claims: { sub: string; client_id: string; auth_time?: number; act?: unknown }): boolean {
+  return claims.sub === claims.client_id && claims.auth_time === undefined && claims.act === undefined;
 }
 
 /**
