@@ -1,6 +1,6 @@
 import type { CallOptions } from "@connectrpc/connect";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
-import type { TokenSet } from "../../gen/gatehouse/v1/authorization_service_pb.js";
+import type { Actor, TokenSet } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { AUTHORIZATION_REQUEST_PARAMETERS, serializeAuthorizationRequest, type AuthorizationParameters } from "../authorization-request.js";
 import { createBrowserSessions, type BrowserSession } from "../browser-session.js";
 import { createCachedCall } from "../cached-call.js";
@@ -328,6 +328,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         put("iss", result.iss);
         put("jti", result.jti);
         put("auth_time", result.authTime);
+        // RFC 8693 §4.1: the delegation chain of an exchanged token.
+        if (result.act !== undefined) body.act = actorClaim(result.act);
       }
       return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(JSON.stringify(body));
     },
@@ -425,6 +427,11 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     return { callOptions: { headers }, usedBasic: authorization !== undefined && /^basic(?:\s|$)/i.test(authorization) };
   }
 };
+
+/** RFC 8693 §4.1 `act` as JSON: `{sub, act: {sub, ...}}`, from the RPC's nested Actor. */
+function actorClaim(actor: Actor): Record<string, unknown> {
+  return actor.act === undefined ? { sub: actor.sub } : { sub: actor.sub, act: actorClaim(actor.act) };
+}
 
 /** The metadata and JWKS documents take no parameters. */
 const NO_PARAMETERS = { type: "object", maxProperties: 0 } as const;

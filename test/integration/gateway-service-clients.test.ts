@@ -223,6 +223,14 @@ describe("services calling services, through the gateway", () => {
     expect(decodeJwt(forBilling.access_token)).toMatchObject({ sub: "user-alice", aud: "https://billing.test", client_id: "orders", act: { sub: "orders", act: { sub: "web" } } });
     expect((await call("/billing/invoice", forBilling.access_token)).status).toBe(200);
     expect(s.upstream.last()!.headers["x-gatehouse-subject"]).toBe("user-alice");
+    // RFC 8693 §4.1: introspection reports the delegation chain too.
+    const resourceServer: oauth.Client = { client_id: "resource-server" };
+    const introspected = await oauth.processIntrospectionResponse(
+      as,
+      resourceServer,
+      await oauth.introspectionRequest(as, resourceServer, oauth.ClientSecretBasic(SECRETS.resourceServer), forBilling.access_token, insecure),
+    );
+    expect(introspected).toMatchObject({ active: true, sub: "user-alice", client_id: "orders", aud: "https://billing.test", act: { sub: "orders", act: { sub: "web" } } });
 
     // The user's grant ends (RFC 7009: the web client revokes its refresh token): the exchanged token dies with it.
     await oauth.processRevocationResponse(await oauth.revocationRequest(as, web, oauth.ClientSecretBasic(SECRETS.web), user.refreshToken, insecure));

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gatehouse/v1/authorization_service.proto.
  */
 export const file_gatehouse_v1_authorization_service: GenFile = /*@__PURE__*/
-  fileDesc("CihnYXRlaG91c2UvdjEvYXV0aG9yaXphdGlvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiuAEKEEF1dGhvcml6ZVJlcXVlc3QSFQoNcmVzcG9uc2VfdHlwZRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSFAoMcmVkaXJlY3RfdXJpGAMgASgJEg0KBXNjb3BlGAQgASgJEg0KBXN0YXRlGAUgASgJEhYKDmNvZGVfY2hhbGxlbmdlGAYgASgJEh0KFWNvZGVfY2hhbGxlbmdlX21ldGhvZBgHIAEoCRIPCgdzdWJqZWN0GAggASgJIjUKEFNjb3BlRGVzY3JpcHRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSLaAQoRQXV0aG9yaXplUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSEwoLY2xpZW50X25hbWUYAyABKAkSLgoGc2NvcGVzGAQgAygLMh4uZ2F0ZWhvdXNlLnYxLlNjb3BlRGVzY3JpcHRpb24SFAoMcmVkaXJlY3RfdXJpGAUgASgJEhMKC2ZpcnN0X3BhcnR5GAYgASgIEhoKEmNvbnNlbnRfcmVtZW1iZXJlZBgHIAEoCBISCgpleHBpcmVzX2luGAggASgDInMKDURlY2lkZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxIQCghhcHByb3ZlZBgEIAEoCBIYChByZW1lbWJlcl9jb25zZW50GAUgASgIIiYKDkRlY2lkZVJlc3BvbnNlEhQKDHJlZGlyZWN0X3VybBgBIAEoCSKJAQoIVG9rZW5TZXQSFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoAxIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEg0KBXNjb3BlGAUgASgJEhkKEWlzc3VlZF90b2tlbl90eXBlGAYgASgJIrMBChNFeGNoYW5nZUNvZGVSZXF1ZXN0EgwKBGNvZGUYASABKAkSFAoMcmVkaXJlY3RfdXJpGAIgASgJEhUKDWNvZGVfdmVyaWZpZXIYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNsaWVudF9zZWNyZXQYBSABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAYgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YByABKAkiPQoURXhjaGFuZ2VDb2RlUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQimQEKDlJlZnJlc2hSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiOAoPUmVmcmVzaFJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0Ip4BChFJbnRyb3NwZWN0UmVxdWVzdBINCgV0b2tlbhgBIAEoCRIXCg90b2tlbl90eXBlX2hpbnQYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAki3wEKEkludHJvc3BlY3RSZXNwb25zZRIOCgZhY3RpdmUYASABKAgSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEhIKCnRva2VuX3R5cGUYBSABKAkSCwoDZXhwGAYgASgDEgsKA2lhdBgHIAEoAxILCgNzdWIYCCABKAkSCwoDYXVkGAkgAygJEgsKA2lzcxgKIAEoCRILCgNqdGkYCyABKAkSEQoJYXV0aF90aW1lGAwgASgDEhAKCGdyYW50X2lkGA0gASgJIpoBCg1SZXZva2VSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYBSABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgGIAEoCSIQCg5SZXZva2VSZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCIkCg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJIhQKEkdldE1ldGFkYXRhUmVxdWVzdCKTAgoTR2V0TWV0YWRhdGFSZXNwb25zZRIOCgZpc3N1ZXIYASABKAkSGAoQc2NvcGVzX3N1cHBvcnRlZBgCIAMoCRIgChhyZXNwb25zZV90eXBlc19zdXBwb3J0ZWQYAyADKAkSHQoVZ3JhbnRfdHlwZXNfc3VwcG9ydGVkGAQgAygJEigKIGNvZGVfY2hhbGxlbmdlX21ldGhvZHNfc3VwcG9ydGVkGAUgAygJEi0KJXRva2VuX2VuZHBvaW50X2F1dGhfbWV0aG9kc19zdXBwb3J0ZWQYBiADKAkSOAowdG9rZW5fZW5kcG9pbnRfYXV0aF9zaWduaW5nX2FsZ192YWx1ZXNfc3VwcG9ydGVkGAcgAygJIp4BChhDbGllbnRDcmVkZW50aWFsc1JlcXVlc3QSDQoFc2NvcGUYASABKAkSEAoIcmVzb3VyY2UYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiQgoZQ2xpZW50Q3JlZGVudGlhbHNSZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmdhdGVob3VzZS52MS5Ub2tlblNldCKsAgoURXhjaGFuZ2VUb2tlblJlcXVlc3QSFQoNc3ViamVjdF90b2tlbhgBIAEoCRIaChJzdWJqZWN0X3Rva2VuX3R5cGUYAiABKAkSEwoLYWN0b3JfdG9rZW4YAyABKAkSGAoQYWN0b3JfdG9rZW5fdHlwZRgEIAEoCRIcChRyZXF1ZXN0ZWRfdG9rZW5fdHlwZRgFIAEoCRIQCghyZXNvdXJjZRgGIAEoCRIQCghhdWRpZW5jZRgHIAEoCRINCgVzY29wZRgIIAEoCRIRCgljbGllbnRfaWQYCSABKAkSFQoNY2xpZW50X3NlY3JldBgKIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYCyABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgMIAEoCSI+ChVFeGNoYW5nZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQiGQoXV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QisQEKGFdhdGNoUmV2b2NhdGlvbnNSZXNwb25zZRIuCgpzdWJzY3JpYmVkGAEgASgLMhguZ2F0ZWhvdXNlLnYxLlN1YnNjcmliZWRIABIuCgpyZXZvY2F0aW9uGAIgASgLMhguZ2F0ZWhvdXNlLnYxLlJldm9jYXRpb25IABIsCgloZWFydGJlYXQYAyABKAsyFy5nYXRlaG91c2UudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiKAoKU3Vic2NyaWJlZBIaChJoZWFydGJlYXRfaW50ZXJ2YWwYASABKAMiOQoKUmV2b2NhdGlvbhINCgNqdGkYASABKAlIABISCghncmFudF9pZBgCIAEoCUgAQggKBnRhcmdldCILCglIZWFydGJlYXQynwcKFEF1dGhvcml6YXRpb25TZXJ2aWNlEkwKCUF1dGhvcml6ZRIeLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXF1ZXN0Gh8uZ2F0ZWhvdXNlLnYxLkF1dGhvcml6ZVJlc3BvbnNlEkMKBkRlY2lkZRIbLmdhdGVob3VzZS52MS5EZWNpZGVSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkRlY2lkZVJlc3BvbnNlElUKDEV4Y2hhbmdlQ29kZRIhLmdhdGVob3VzZS52MS5FeGNoYW5nZUNvZGVSZXF1ZXN0GiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlQ29kZVJlc3BvbnNlEkYKB1JlZnJlc2gSHC5nYXRlaG91c2UudjEuUmVmcmVzaFJlcXVlc3QaHS5nYXRlaG91c2UudjEuUmVmcmVzaFJlc3BvbnNlEk8KCkludHJvc3BlY3QSHy5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlcXVlc3QaIC5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlc3BvbnNlEkMKBlJldm9rZRIbLmdhdGVob3VzZS52MS5SZXZva2VSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLlJldm9rZVJlc3BvbnNlEkYKB0dldEp3a3MSHC5nYXRlaG91c2UudjEuR2V0Sndrc1JlcXVlc3QaHS5nYXRlaG91c2UudjEuR2V0Sndrc1Jlc3BvbnNlElIKC0dldE1ldGFkYXRhEiAuZ2F0ZWhvdXNlLnYxLkdldE1ldGFkYXRhUmVxdWVzdBohLmdhdGVob3VzZS52MS5HZXRNZXRhZGF0YVJlc3BvbnNlEmQKEUNsaWVudENyZWRlbnRpYWxzEiYuZ2F0ZWhvdXNlLnYxLkNsaWVudENyZWRlbnRpYWxzUmVxdWVzdBonLmdhdGVob3VzZS52MS5DbGllbnRDcmVkZW50aWFsc1Jlc3BvbnNlElgKDUV4Y2hhbmdlVG9rZW4SIi5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlcXVlc3QaIy5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlc3BvbnNlEmMKEFdhdGNoUmV2b2NhdGlvbnMSJS5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QaJi5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlMAFiBnByb3RvMw");
+  fileDesc("CihnYXRlaG91c2UvdjEvYXV0aG9yaXphdGlvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiuAEKEEF1dGhvcml6ZVJlcXVlc3QSFQoNcmVzcG9uc2VfdHlwZRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSFAoMcmVkaXJlY3RfdXJpGAMgASgJEg0KBXNjb3BlGAQgASgJEg0KBXN0YXRlGAUgASgJEhYKDmNvZGVfY2hhbGxlbmdlGAYgASgJEh0KFWNvZGVfY2hhbGxlbmdlX21ldGhvZBgHIAEoCRIPCgdzdWJqZWN0GAggASgJIjUKEFNjb3BlRGVzY3JpcHRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSLaAQoRQXV0aG9yaXplUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSEwoLY2xpZW50X25hbWUYAyABKAkSLgoGc2NvcGVzGAQgAygLMh4uZ2F0ZWhvdXNlLnYxLlNjb3BlRGVzY3JpcHRpb24SFAoMcmVkaXJlY3RfdXJpGAUgASgJEhMKC2ZpcnN0X3BhcnR5GAYgASgIEhoKEmNvbnNlbnRfcmVtZW1iZXJlZBgHIAEoCBISCgpleHBpcmVzX2luGAggASgDInMKDURlY2lkZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxIQCghhcHByb3ZlZBgEIAEoCBIYChByZW1lbWJlcl9jb25zZW50GAUgASgIIiYKDkRlY2lkZVJlc3BvbnNlEhQKDHJlZGlyZWN0X3VybBgBIAEoCSKJAQoIVG9rZW5TZXQSFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoAxIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEg0KBXNjb3BlGAUgASgJEhkKEWlzc3VlZF90b2tlbl90eXBlGAYgASgJIrMBChNFeGNoYW5nZUNvZGVSZXF1ZXN0EgwKBGNvZGUYASABKAkSFAoMcmVkaXJlY3RfdXJpGAIgASgJEhUKDWNvZGVfdmVyaWZpZXIYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNsaWVudF9zZWNyZXQYBSABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAYgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YByABKAkiPQoURXhjaGFuZ2VDb2RlUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQimQEKDlJlZnJlc2hSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiOAoPUmVmcmVzaFJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0Ip4BChFJbnRyb3NwZWN0UmVxdWVzdBINCgV0b2tlbhgBIAEoCRIXCg90b2tlbl90eXBlX2hpbnQYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkigQIKEkludHJvc3BlY3RSZXNwb25zZRIOCgZhY3RpdmUYASABKAgSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEhIKCnRva2VuX3R5cGUYBSABKAkSCwoDZXhwGAYgASgDEgsKA2lhdBgHIAEoAxILCgNzdWIYCCABKAkSCwoDYXVkGAkgAygJEgsKA2lzcxgKIAEoCRILCgNqdGkYCyABKAkSEQoJYXV0aF90aW1lGAwgASgDEhAKCGdyYW50X2lkGA0gASgJEiAKA2FjdBgOIAEoCzITLmdhdGVob3VzZS52MS5BY3RvciI2CgVBY3RvchILCgNzdWIYASABKAkSIAoDYWN0GAIgASgLMhMuZ2F0ZWhvdXNlLnYxLkFjdG9yIpoBCg1SZXZva2VSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYBSABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgGIAEoCSIQCg5SZXZva2VSZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCIkCg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJIhQKEkdldE1ldGFkYXRhUmVxdWVzdCKTAgoTR2V0TWV0YWRhdGFSZXNwb25zZRIOCgZpc3N1ZXIYASABKAkSGAoQc2NvcGVzX3N1cHBvcnRlZBgCIAMoCRIgChhyZXNwb25zZV90eXBlc19zdXBwb3J0ZWQYAyADKAkSHQoVZ3JhbnRfdHlwZXNfc3VwcG9ydGVkGAQgAygJEigKIGNvZGVfY2hhbGxlbmdlX21ldGhvZHNfc3VwcG9ydGVkGAUgAygJEi0KJXRva2VuX2VuZHBvaW50X2F1dGhfbWV0aG9kc19zdXBwb3J0ZWQYBiADKAkSOAowdG9rZW5fZW5kcG9pbnRfYXV0aF9zaWduaW5nX2FsZ192YWx1ZXNfc3VwcG9ydGVkGAcgAygJIp4BChhDbGllbnRDcmVkZW50aWFsc1JlcXVlc3QSDQoFc2NvcGUYASABKAkSEAoIcmVzb3VyY2UYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiQgoZQ2xpZW50Q3JlZGVudGlhbHNSZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmdhdGVob3VzZS52MS5Ub2tlblNldCKsAgoURXhjaGFuZ2VUb2tlblJlcXVlc3QSFQoNc3ViamVjdF90b2tlbhgBIAEoCRIaChJzdWJqZWN0X3Rva2VuX3R5cGUYAiABKAkSEwoLYWN0b3JfdG9rZW4YAyABKAkSGAoQYWN0b3JfdG9rZW5fdHlwZRgEIAEoCRIcChRyZXF1ZXN0ZWRfdG9rZW5fdHlwZRgFIAEoCRIQCghyZXNvdXJjZRgGIAEoCRIQCghhdWRpZW5jZRgHIAEoCRINCgVzY29wZRgIIAEoCRIRCgljbGllbnRfaWQYCSABKAkSFQoNY2xpZW50X3NlY3JldBgKIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYCyABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgMIAEoCSI+ChVFeGNoYW5nZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQiGQoXV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QisQEKGFdhdGNoUmV2b2NhdGlvbnNSZXNwb25zZRIuCgpzdWJzY3JpYmVkGAEgASgLMhguZ2F0ZWhvdXNlLnYxLlN1YnNjcmliZWRIABIuCgpyZXZvY2F0aW9uGAIgASgLMhguZ2F0ZWhvdXNlLnYxLlJldm9jYXRpb25IABIsCgloZWFydGJlYXQYAyABKAsyFy5nYXRlaG91c2UudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiKAoKU3Vic2NyaWJlZBIaChJoZWFydGJlYXRfaW50ZXJ2YWwYASABKAMiOQoKUmV2b2NhdGlvbhINCgNqdGkYASABKAlIABISCghncmFudF9pZBgCIAEoCUgAQggKBnRhcmdldCILCglIZWFydGJlYXQynwcKFEF1dGhvcml6YXRpb25TZXJ2aWNlEkwKCUF1dGhvcml6ZRIeLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXF1ZXN0Gh8uZ2F0ZWhvdXNlLnYxLkF1dGhvcml6ZVJlc3BvbnNlEkMKBkRlY2lkZRIbLmdhdGVob3VzZS52MS5EZWNpZGVSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkRlY2lkZVJlc3BvbnNlElUKDEV4Y2hhbmdlQ29kZRIhLmdhdGVob3VzZS52MS5FeGNoYW5nZUNvZGVSZXF1ZXN0GiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlQ29kZVJlc3BvbnNlEkYKB1JlZnJlc2gSHC5nYXRlaG91c2UudjEuUmVmcmVzaFJlcXVlc3QaHS5nYXRlaG91c2UudjEuUmVmcmVzaFJlc3BvbnNlEk8KCkludHJvc3BlY3QSHy5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlcXVlc3QaIC5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlc3BvbnNlEkMKBlJldm9rZRIbLmdhdGVob3VzZS52MS5SZXZva2VSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLlJldm9rZVJlc3BvbnNlEkYKB0dldEp3a3MSHC5nYXRlaG91c2UudjEuR2V0Sndrc1JlcXVlc3QaHS5nYXRlaG91c2UudjEuR2V0Sndrc1Jlc3BvbnNlElIKC0dldE1ldGFkYXRhEiAuZ2F0ZWhvdXNlLnYxLkdldE1ldGFkYXRhUmVxdWVzdBohLmdhdGVob3VzZS52MS5HZXRNZXRhZGF0YVJlc3BvbnNlEmQKEUNsaWVudENyZWRlbnRpYWxzEiYuZ2F0ZWhvdXNlLnYxLkNsaWVudENyZWRlbnRpYWxzUmVxdWVzdBonLmdhdGVob3VzZS52MS5DbGllbnRDcmVkZW50aWFsc1Jlc3BvbnNlElgKDUV4Y2hhbmdlVG9rZW4SIi5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlcXVlc3QaIy5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlc3BvbnNlEmMKEFdhdGNoUmV2b2NhdGlvbnMSJS5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QaJi5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlMAFiBnByb3RvMw");
 
 /**
  * AuthorizeRequest carries the authorization request's parameters
@@ -534,6 +534,14 @@ export type IntrospectResponse = Message<"gatehouse.v1.IntrospectResponse"> & {
    * @generated from field: string grant_id = 13;
    */
   grantId: string;
+
+  /**
+   * RFC 8693 §4.1: the acting party of a delegated token (token exchange),
+   * the earlier actors nested; absent for tokens nobody acts on.
+   *
+   * @generated from field: gatehouse.v1.Actor act = 14;
+   */
+  act?: Actor | undefined;
 };
 
 /**
@@ -542,6 +550,30 @@ export type IntrospectResponse = Message<"gatehouse.v1.IntrospectResponse"> & {
  */
 export const IntrospectResponseSchema: GenMessage<IntrospectResponse> = /*@__PURE__*/
   messageDesc(file_gatehouse_v1_authorization_service, 11);
+
+/**
+ * Actor is an RFC 8693 §4.1 `act` claim: who acts, and before them whom.
+ *
+ * @generated from message gatehouse.v1.Actor
+ */
+export type Actor = Message<"gatehouse.v1.Actor"> & {
+  /**
+   * @generated from field: string sub = 1;
+   */
+  sub: string;
+
+  /**
+   * @generated from field: gatehouse.v1.Actor act = 2;
+   */
+  act?: Actor | undefined;
+};
+
+/**
+ * Describes the message gatehouse.v1.Actor.
+ * Use `create(ActorSchema)` to create a new message.
+ */
+export const ActorSchema: GenMessage<Actor> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 12);
 
 /**
  * RevokeRequest is an RFC 7009 §2.1 revocation request.
@@ -588,7 +620,7 @@ export type RevokeRequest = Message<"gatehouse.v1.RevokeRequest"> & {
  * Use `create(RevokeRequestSchema)` to create a new message.
  */
 export const RevokeRequestSchema: GenMessage<RevokeRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 12);
+  messageDesc(file_gatehouse_v1_authorization_service, 13);
 
 /**
  * RevokeResponse is empty: RFC 7009 §2.2 answers 200 for any token.
@@ -603,7 +635,7 @@ export type RevokeResponse = Message<"gatehouse.v1.RevokeResponse"> & {
  * Use `create(RevokeResponseSchema)` to create a new message.
  */
 export const RevokeResponseSchema: GenMessage<RevokeResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 13);
+  messageDesc(file_gatehouse_v1_authorization_service, 14);
 
 /**
  * GetJwksRequest is empty.
@@ -618,7 +650,7 @@ export type GetJwksRequest = Message<"gatehouse.v1.GetJwksRequest"> & {
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
 export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 14);
+  messageDesc(file_gatehouse_v1_authorization_service, 15);
 
 /**
  * GetJwksResponse carries the public JWK Set as JSON, served verbatim.
@@ -637,7 +669,7 @@ export type GetJwksResponse = Message<"gatehouse.v1.GetJwksResponse"> & {
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
 export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 15);
+  messageDesc(file_gatehouse_v1_authorization_service, 16);
 
 /**
  * GetMetadataRequest is empty.
@@ -652,7 +684,7 @@ export type GetMetadataRequest = Message<"gatehouse.v1.GetMetadataRequest"> & {
  * Use `create(GetMetadataRequestSchema)` to create a new message.
  */
 export const GetMetadataRequestSchema: GenMessage<GetMetadataRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 16);
+  messageDesc(file_gatehouse_v1_authorization_service, 17);
 
 /**
  * GetMetadataResponse carries the authorization server facts of RFC 8414 §2
@@ -704,7 +736,7 @@ export type GetMetadataResponse = Message<"gatehouse.v1.GetMetadataResponse"> & 
  * Use `create(GetMetadataResponseSchema)` to create a new message.
  */
 export const GetMetadataResponseSchema: GenMessage<GetMetadataResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 17);
+  messageDesc(file_gatehouse_v1_authorization_service, 18);
 
 /**
  * ClientCredentialsRequest is an access token request with grant_type
@@ -751,7 +783,7 @@ export type ClientCredentialsRequest = Message<"gatehouse.v1.ClientCredentialsRe
  * Use `create(ClientCredentialsRequestSchema)` to create a new message.
  */
 export const ClientCredentialsRequestSchema: GenMessage<ClientCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 18);
+  messageDesc(file_gatehouse_v1_authorization_service, 19);
 
 /**
  * ClientCredentialsResponse is the access token response, without a refresh token.
@@ -770,7 +802,7 @@ export type ClientCredentialsResponse = Message<"gatehouse.v1.ClientCredentialsR
  * Use `create(ClientCredentialsResponseSchema)` to create a new message.
  */
 export const ClientCredentialsResponseSchema: GenMessage<ClientCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 19);
+  messageDesc(file_gatehouse_v1_authorization_service, 20);
 
 /**
  * ExchangeTokenRequest is an RFC 8693 §2.1 token exchange request. An empty
@@ -847,7 +879,7 @@ export type ExchangeTokenRequest = Message<"gatehouse.v1.ExchangeTokenRequest"> 
  * Use `create(ExchangeTokenRequestSchema)` to create a new message.
  */
 export const ExchangeTokenRequestSchema: GenMessage<ExchangeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 20);
+  messageDesc(file_gatehouse_v1_authorization_service, 21);
 
 /**
  * ExchangeTokenResponse is the RFC 8693 §2.2.1 response (issued_token_type in the TokenSet).
@@ -866,7 +898,7 @@ export type ExchangeTokenResponse = Message<"gatehouse.v1.ExchangeTokenResponse"
  * Use `create(ExchangeTokenResponseSchema)` to create a new message.
  */
 export const ExchangeTokenResponseSchema: GenMessage<ExchangeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 21);
+  messageDesc(file_gatehouse_v1_authorization_service, 22);
 
 /**
  * WatchRevocationsRequest is empty.
@@ -881,7 +913,7 @@ export type WatchRevocationsRequest = Message<"gatehouse.v1.WatchRevocationsRequ
  * Use `create(WatchRevocationsRequestSchema)` to create a new message.
  */
 export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 22);
+  messageDesc(file_gatehouse_v1_authorization_service, 23);
 
 /**
  * WatchRevocationsResponse is one event on the revocation stream.
@@ -922,7 +954,7 @@ export type WatchRevocationsResponse = Message<"gatehouse.v1.WatchRevocationsRes
  * Use `create(WatchRevocationsResponseSchema)` to create a new message.
  */
 export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 23);
+  messageDesc(file_gatehouse_v1_authorization_service, 24);
 
 /**
  * Subscribed confirms a revocation subscription.
@@ -943,7 +975,7 @@ export type Subscribed = Message<"gatehouse.v1.Subscribed"> & {
  * Use `create(SubscribedSchema)` to create a new message.
  */
 export const SubscribedSchema: GenMessage<Subscribed> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 24);
+  messageDesc(file_gatehouse_v1_authorization_service, 25);
 
 /**
  * Revocation names what was revoked: one access token, or a whole grant.
@@ -974,7 +1006,7 @@ export type Revocation = Message<"gatehouse.v1.Revocation"> & {
  * Use `create(RevocationSchema)` to create a new message.
  */
 export const RevocationSchema: GenMessage<Revocation> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 25);
+  messageDesc(file_gatehouse_v1_authorization_service, 26);
 
 /**
  * Heartbeat is an empty keep-alive event.
@@ -989,7 +1021,7 @@ export type Heartbeat = Message<"gatehouse.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 26);
+  messageDesc(file_gatehouse_v1_authorization_service, 27);
 
 /**
  * AuthorizationService is gatehouse's OAuth 2.0 authorization server: the

@@ -160,5 +160,6 @@ function toIntrospectResponse(result: Introspection) {
     jti: result.jti,
     authTime: BigInt(result.authTime),
     grantId: result.grantId,
+    act: result.act,
   };
 }
