@@ -72,6 +72,8 @@ beforeAll(async () => {
         service("inventory", { secretHashes: [hash], service: { defaultAudience: "https://orders.test" } }),
         service("reporter", { service: { jwks: { keys: [reporter.publicJwk] }, defaultAudience: "https://orders.test" } }),
         service("rotator", { service: { jwksUri: jwksServer.url, defaultAudience: "https://orders.test" } }),
+        // A jwks_uri at a loopback IP literal, not on the development allow-list: never fetched (SSRF).
+        service("intruder", { service: { jwksUri: jwksServer.url.replace("localhost", "127.0.0.1") } }),
         service("worker", { service: { serviceAccount: { issuer: CLUSTER, subject: "system:serviceaccount:shop:worker" }, defaultAudience: "https://orders.test" } }),
         service("orders", {
           secretHashes: [hash],
@@ -167,10 +169,12 @@ describe("services calling services, through the gateway", () => {
     expect((await tokenRequest({ ...form, client_assertion: toEndpoint })).status).toBe(200);
   });
 
-  it("private_key_jwt at introspection and revocation (RFC 7662 §2.1, RFC 7009 §2.1): the client revokes its own token", async () => {
+  it("private_key_jwt at introspection and revocation (RFC 7662 §2.1, RFC 7009 §2.1): the client introspects and revokes its own token", async () => {
     const client: oauth.Client = { client_id: "reporter" };
     const auth = oauth.PrivateKeyJwt({ key: reporterKey.privateKey, kid: reporterKey.kid });
     const tokens = await oauth.processClientCredentialsResponse(as, client, await oauth.clientCredentialsGrantRequest(as, client, auth, { scope: "read" }, insecure));
+    const introspected = await oauth.processIntrospectionResponse(as, client, await oauth.introspectionRequest(as, client, auth, tokens.access_token, insecure));
+    expect(introspected).toMatchObject({ active: true, sub: "reporter", client_id: "reporter" });
     await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, auth, tokens.access_token, insecure));
     await waitFor(async () => (await call("/orders/report", tokens.access_token)).status === 401, { budgetMs: 1_000, what: "the guard to refuse the revoked token" });
   });
@@ -186,6 +190,18 @@ describe("services calling services, through the gateway", () => {
     const tokens = await oauth.processClientCredentialsResponse(as, client, await request(rotatorKeys[1]!));
     expect(jwksServer.fetches).toBe(fetches + 1);
     expect((await call("/orders/x", tokens.access_token)).status).toBe(200);
+  });
+
+  it("SSRF: a client whose jwks_uri points at a loopback address is refused with invalid_client, and nothing is fetched", async () => {
+    const fetches = jwksServer.fetches;
+    const answer = await tokenRequest({
+      grant_type: "client_credentials",
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await assertionFor("intruder", rotatorKeys[0]!.privateKey, "rotator-1"),
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.body).toMatchObject({ error: "invalid_client", error_description: expect.stringContaining("private, loopback or link-local") });
+    expect(jwksServer.fetches).toBe(fetches);
   });
 
   it("RFC 8693: token exchange web → orders → billing nests act; revoking the user's grant refuses the exchanged token at the guard", async () => {

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cacheSeconds, createRemoteJwksFetcher } from "../../services/authz/fetch/remote-jwks-fetcher.js";
 import { isForbiddenAddress } from "../../services/authz/fetch/safe-https-get.js";
@@ -89,5 +90,14 @@ describe("remote JWK Sets (jwks_uri)", () => {
     ["no header", undefined, 60],
   ])("RFC 9111 §5.2.2: %s", (_name, header, seconds) => {
     expect(cacheSeconds(header, { minCacheSeconds: 60, maxCacheSeconds: 3_600 })).toBe(seconds);
+  });
+
+  it("whatever Cache-Control says, the cache lifetime stays within its bounds", () => {
+    fc.assert(
+      fc.property(fc.string(), fc.integer({ min: 0, max: 1_000 }), fc.integer({ min: 1, max: 100_000 }), (header, min, span) => {
+        const seconds = cacheSeconds(header, { minCacheSeconds: min, maxCacheSeconds: min + span });
+        return Number.isInteger(seconds) && seconds >= min && seconds <= min + span;
+      }),
+    );
   });
 });
