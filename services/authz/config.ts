@@ -14,6 +14,18 @@ import { salvageSection } from "../../startup/salvage-section.js";
 import { secretReference as secretRef, type SecretReference as SecretRef } from "../../startup/secret-reference.js";
 import { createSecretResolver } from "../../startup/secret-resolver.js";
 import { validateConfig } from "../../startup/validate-config.js";
+import {
+  authenticatesWithoutSecret,
+  buildClientAssertionPolicy,
+  buildServiceAccountIssuers,
+  buildServiceClient,
+  clientAssertionsSchema,
+  fetchSchema,
+  FETCH_DEFAULTS,
+  serviceAccountIssuerSchema,
+  serviceClientSchema,
+  type FetchConfig,
+} from "./service-clients-config.js";
 
 export { ConfigError } from "../../startup/config-error.js";
 export type { Environment } from "../../startup/environment.js";
@@ -65,6 +77,8 @@ export interface AuthzConfig extends ServerPolicy {
   logLevel: string;
   /** OpenTelemetry trace export (OTLP/HTTP), from the OTEL_* variables; undefined: tracing off. */
   tracing: TracingConfig | undefined;
+  /** Limits of fetching clients' jwks_uri and clusters' key sets (services/authz/fetch/). */
+  fetch: FetchConfig;
   /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
   sources: readonly string[];
 }
@@ -158,12 +172,15 @@ const clientSchema = z.strictObject({
   redirectUris: z.array(z.string()).default([]),
   scopes: z.array(z.string()).default([]),
   defaultScopes: z.array(z.string()).default([]),
-  grantTypes: z.array(z.enum(["authorization_code", "refresh_token"])).default(["authorization_code", "refresh_token"]),
+  grantTypes: z
+    .array(z.enum(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]))
+    .default(["authorization_code", "refresh_token"]),
   responseTypes: z.array(z.enum(["code", "token"])).default(["code"]),
   pkce: z.strictObject({ required: z.boolean().default(true), allowPlain: z.boolean().default(false) }).default({ required: true, allowPlain: false }),
   refreshGraceSeconds: z.number().int().min(0).max(300).default(0),
   firstParty: z.boolean().default(false),
   introspectAnyToken: z.boolean().default(false),
+  service: serviceClientSchema.optional(),
 });
 
 const userSchema = z.strictObject({
@@ -221,6 +238,8 @@ const fileSchema = z.strictObject({
       revocationHeartbeatSeconds: z.number().int().min(1).max(60).default(5),
       rpc: z.strictObject({ fastPath: z.boolean().default(true) }).default({ fastPath: true }),
       overload: overloadSchema.default(OVERLOAD_DEFAULTS),
+      clientAssertions: clientAssertionsSchema,
+      fetch: fetchSchema,
     })
     .default({ host: "127.0.0.1", port: 50051, keyPrefix: "gatehouse:", drainTimeoutMs: 10_000, revocationHeartbeatSeconds: 5, rpc: { fastPath: true }, overload: OVERLOAD_DEFAULTS }),
   lifetimes: z
@@ -246,6 +265,7 @@ const fileSchema = z.strictObject({
   scopes: z.array(scopeSchema).default([]),
   clients: z.array(clientSchema).default([]),
   users: z.array(userSchema).default([]),
+  serviceAccountIssuers: z.array(serviceAccountIssuerSchema).default([]),
   // The gateway's sections: validated by the gateway.
   gateway: z.unknown().optional(),
   routes: z.unknown().optional(),
@@ -255,7 +275,8 @@ const fileSchema = z.strictObject({
 
 type ConfigFile = z.infer<typeof fileSchema>;
 /** A file's valid parts; list entries that did not parse are holes. */
-type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "gateway" | "routes" | "allInOne"> & {
+type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "serviceAccountIssuers" | "gateway" | "routes" | "allInOne"> & {
+  serviceAccountIssuers: Array<ConfigFile["serviceAccountIssuers"][number] | undefined>;
   scopes: Array<ConfigFile["scopes"][number] | undefined>;
   clients: Array<ConfigFile["clients"][number] | undefined>;
   users: Array<ConfigFile["users"][number] | undefined>;
@@ -297,6 +318,7 @@ function salvage(raw: unknown): SalvagedFile {
     scopes: salvageList(scopeSchema, record.scopes),
     clients: salvageList(clientSchema, record.clients),
     users: salvageList(userSchema, record.users),
+    serviceAccountIssuers: salvageList(serviceAccountIssuerSchema, record.serviceAccountIssuers),
   };
 }
 
@@ -315,6 +337,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   });
 
   const scopesComplete = !file.scopes.includes(undefined);
+  const serviceAccountIssuers = buildServiceAccountIssuers(file.serviceAccountIssuers, file.issuer);
   const clients = new Map<string, Client>();
   file.clients.forEach((client, i) => {
     if (client === undefined) return;
@@ -341,9 +364,15 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       }
       return [value.slice("sha256:".length)];
     });
-    if (client.type === "confidential" && client.secretHashes.length === 0) {
+    if (client.type === "confidential" && client.secretHashes.length === 0 && !authenticatesWithoutSecret(client.service)) {
       problems.push(`${at}.secretHashes: a confidential client needs at least one secret hash`);
     }
+    const service = buildServiceClient(
+      client.service,
+      client,
+      { at, issuers: new Set(serviceAccountIssuers.map((cluster) => cluster.issuer)), defaultSubjectAudience: file.authz.audience ?? file.issuer },
+      problems,
+    );
     if (client.type === "public") {
       if (client.secretHashes.length > 0) problems.push(`${at}.secretHashes: a public client has no secret (RFC 6749 §2.1)`);
       if (!client.pkce.required) problems.push(`${at}.pkce.required: public clients must use PKCE (RFC 9700 §2.1.1)`);
@@ -372,6 +401,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       refreshGraceSeconds: client.refreshGraceSeconds,
       firstParty: client.firstParty,
       introspectAnyToken: client.introspectAnyToken,
+      ...(service === undefined ? {} : { service }),
     });
   });
 
@@ -427,6 +457,13 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     revocationHeartbeatSeconds: authz.revocationHeartbeatSeconds,
     logLevel: logLevel(env, problems),
     tracing: tracingConfig(env, "gatehouse-authz", problems),
+    clientAssertions: buildClientAssertionPolicy(authz.clientAssertions),
+    serviceAccountIssuers,
+    fetch: {
+      ...FETCH_DEFAULTS,
+      ...(authz.fetch ?? {}),
+      trustedCa: authz.fetch?.trustedCa === undefined ? undefined : resolve(authz.fetch.trustedCa, "authz.fetch.trustedCa"),
+    },
     sources: secrets.sources(),
   });
 }

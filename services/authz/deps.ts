@@ -7,6 +7,7 @@ import type { OAuthContext } from "./oauth/context.js";
 import type { KeyRing } from "./oauth/key-ring.js";
 import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
+import { createRemoteJwksFetcher } from "./fetch/remote-jwks-fetcher.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStore } from "./store/redis-store.js";
@@ -74,6 +75,12 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       random,
       sleep,
       trace: stepTracer,
+      // Clients' jwks_uri and clusters' key sets: fetched safely, cached per configuration.
+      remoteJwks: createRemoteJwksFetcher({
+        ...policy.fetch,
+        ca: policy.fetch.trustedCa,
+        clock,
+      }),
     };
     return { config: policy, keys, signing, server: createAuthorizationServer(ctx) };
   };

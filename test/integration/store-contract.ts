@@ -326,6 +326,20 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
       });
     });
 
+    describe("client assertions (RFC 7523 §3: jti single use)", () => {
+      it("RFC 7523 §3: a jti is used once until the assertion expires; of concurrent uses exactly one wins; then it is forgotten", async () => {
+        const jti = unique("jti-");
+        const expiresAt = s.now() + 1_000;
+        const uses = await Promise.all(Array.from({ length: 10 }, () => s.store.clientAssertions.use("svc", jti, expiresAt)));
+        expect(uses.filter(Boolean)).toHaveLength(1);
+        expect(await s.store.clientAssertions.use("svc", jti, expiresAt)).toBe(false);
+        // Another client's assertion with the same jti is another assertion.
+        expect(await s.store.clientAssertions.use("other-svc", jti, expiresAt)).toBe(true);
+        await s.advance(1_200);
+        expect(await s.store.clientAssertions.use("svc", jti, s.now() + 1_000)).toBe(true);
+      });
+    });
+
     it("answers ping", async () => {
       await s.store.ping();
     });

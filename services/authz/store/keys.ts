@@ -15,6 +15,8 @@ export interface KeySchema {
   session(sessionHash: string): string;
   consent(subject: string, clientId: string): string;
   attempts(key: string): string;
+  /** A used client assertion's jti (RFC 7523 §3). */
+  clientAssertion(clientId: string, jti: string): string;
   /** The pub/sub channel of revocation announcements. */
   revocationChannel: string;
   /** The self-rotating signing keys of this key space (private keys sealed under the KEK). */
@@ -39,6 +41,7 @@ export function createKeySchema(prefix: string): KeySchema {
     session: (sessionHash) => `${prefix}session:${sessionHash}`,
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
+    clientAssertion: (clientId, jti) => `${prefix}assertion:${part(clientId)}:${part(jti)}`,
     revocationChannel: `${prefix}revocations`,
     signingKeySet: `${prefix}signing-keys`,
     signingKeyClaim: (slot) => `${prefix}signing-keys:claim:${part(slot)}`,

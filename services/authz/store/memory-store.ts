@@ -147,6 +147,15 @@ export function createMemoryStore(options: { clock: Clock; sweepIntervalMs?: num
     attempts: createMemoryAttemptCounter(table, clock),
 
     signingKeys: createMemorySigningKeyStore(table),
+    clientAssertions: {
+      async use(clientId, jti, expiresAt) {
+        const key = `assertion:${JSON.stringify([clientId, jti])}`;
+        if (table.has(key)) return false;
+        // An assertion already expired cannot be replayed either; remember it a moment all the same.
+        table.set(key, true, Math.max(1, expiresAt - clock()));
+        return true;
+      },
+    },
 
     async ping() {},
     async close() {

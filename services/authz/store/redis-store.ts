@@ -235,6 +235,11 @@ export function createRedisStore(options: RedisStoreOptions): Store {
         });
       },
     },
+    clientAssertions: {
+      // SET NX PX is atomic on its own; durable, so that a failover cannot make a used jti usable again.
+      use: (clientId, jti, expiresAt) =>
+        guard(async () => (await durable(setIfAbsent, [keys.clientAssertion(clientId, jti)], [Math.max(1, expiresAt - clock())])) === 1),
+    },
 
     ping: () =>
       guard(async () => {
@@ -321,6 +326,7 @@ const deleteKey = defineScript(`return redis.call('DEL', KEYS[1])`);
 const takeRequest = defineScript(`return redis.call('GETDEL', KEYS[1])`);
 
 /** KEYS: access token revocation marker. ARGV: ttl ms. */
+const setIfAbsent = defineScript(`return redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) and 1 or 0`);
 const revokeAccessToken = defineScript(`return redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])`);
 
 /** KEYS: code. ARGV: tombstone ttl ms. Value "<grantId>|<json>"; a redeemed code becomes "!<grantId>". */
