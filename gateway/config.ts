@@ -84,7 +84,11 @@ export type EndpointName =
   | "readyz"
   | "metrics"
   /** The guard's check endpoint for nginx auth_request, Traefik forwardAuth and Caddy forward_auth (gateway/plugins/check-endpoint.ts). */
-  | "check";
+  | "check"
+  /** OpenID Connect Discovery 1.0 §4 (gateway/plugins/openid-routes.ts). */
+  | "openidConfiguration"
+  /** OpenID Connect Core 1.0 §5.3 UserInfo. */
+  | "userinfo";
 
 export interface GuardConfig {
   /** RFC 6750 §3 realm. */
@@ -181,6 +185,8 @@ const DEFAULT_PATHS: Record<EndpointName, string> = {
   // Under a dot-segment name no application route is likely to use; one of the
   // gateway's own paths, so the guard never proxies it, whatever the routes say.
   check: "/.gatehouse/check",
+  openidConfiguration: "/.well-known/openid-configuration",
+  userinfo: "/oauth2/userinfo",
 };
 
 const gatewaySchema = z.strictObject({

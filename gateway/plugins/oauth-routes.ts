@@ -1,7 +1,13 @@
 import type { CallOptions } from "@connectrpc/connect";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import type { TokenSet } from "../../gen/gatehouse/v1/authorization_service_pb.js";
-import { AUTHORIZATION_REQUEST_PARAMETERS, serializeAuthorizationRequest, type AuthorizationParameters } from "../authorization-request.js";
+import {
+  afterLogin,
+  AUTHORIZATION_REQUEST_PARAMETERS,
+  openIdParameters,
+  serializeAuthorizationRequest,
+  type AuthorizationParameters,
+} from "../authorization-request.js";
 import { createBrowserSessions, type BrowserSession } from "../browser-session.js";
 import { createCachedCall } from "../cached-call.js";
 import { createCsrf } from "../csrf.js";
@@ -14,6 +20,7 @@ import { renderLoginPage } from "../views/login-page.js";
 import { formTargetOf, pageHeaders, sendPage } from "../views/page.js";
 import { oauthFailureFromRpc } from "../oauth-error-response.js";
 import { createLoadShedHook } from "../load-shed.js";
+import { buildServerMetadata } from "../server-metadata.js";
 
 export interface OAuthRoutesOptions {
   deps: GatewayDeps;
@@ -132,6 +139,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
             codeChallenge: parameters.code_challenge ?? "",
             codeChallengeMethod: parameters.code_challenge_method ?? "",
             subject: session?.subject ?? "",
+            authTime: session?.authTime ?? 0n,
+            ...openIdParameters(parameters),
           },
           authz.forBrowser(request.ip),
         );
@@ -141,18 +150,21 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       const formTargets = [formTargetOf(pending.redirectUri)].filter((t): t is string => t !== undefined);
       const resume = serializeAuthorizationRequest(parameters);
 
-      if (session === undefined) {
-        // No login session: the login page, which comes back here afterwards.
+      if (session === undefined || pending.loginRequired) {
+        // No login session, or OpenID Connect asks for a fresh one: the login page, which comes back here afterwards
+        // with the request that forced the login relaxed (afterLogin), so that it does not force it again.
         const nonce = sessions.loginNonce(request, reply);
         const page = renderLoginPage({
           action: paths.login,
           csrfToken: csrf.token("login", nonce),
           clientName: pending.clientName,
-          authorizationRequest: resume,
+          authorizationRequest: serializeAuthorizationRequest(afterLogin(parameters)),
+          // OpenID Connect Core §3.1.2.1 login_hint: pre-fills the user name.
+          ...(parameters.login_hint === undefined || parameters.login_hint === "" ? {} : { username: parameters.login_hint }),
         });
         return sendPage(reply, 200, page, formTargets);
       }
-      if (pending.firstParty || pending.consentRemembered) {
+      if ((pending.firstParty || pending.consentRemembered) && !pending.consentRequired) {
         return decide(reply, session, pending.requestId, { approved: true, rememberConsent: false }, 302);
       }
       const page = renderConsentPage({
@@ -164,6 +176,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         scopes: pending.scopes,
         redirectUri: pending.redirectUri,
         subject: session.subject,
+        userName: pending.userName,
         switchAccount: { action: paths.logout, csrfToken: csrf.token("logout", session.token), authorizationRequest: resume },
       });
       return sendPage(reply, 200, page, formTargets);
@@ -208,7 +221,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
   ): Promise<FastifyReply> {
     try {
       const { redirectUrl } = await authz.authz.decide(
-        { requestId, subject: session.subject, authTime: session.authTime, ...decision },
+        { requestId, subject: session.subject, authTime: session.authTime, sid: session.sid, ...decision },
       );
       return reply.code(status).headers(NO_STORE).header("location", redirectUrl).send();
     } catch (error) {
@@ -279,6 +292,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       };
       if (token.refreshToken !== "") body.refresh_token = token.refreshToken;
       if (token.scope !== "") body.scope = token.scope;
+      // OpenID Connect Core §3.1.3.3.
+      if (token.idToken !== "") body.id_token = token.idToken;
       return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(JSON.stringify(body));
     },
   );
@@ -345,32 +360,16 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * path. The protocol facts come from the authz service (GetMetadata); the
    * endpoints are the issuer plus the configured paths.
    */
-  app.get(paths.metadata, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (_request, reply) => {
+  /** The same document at OpenID Connect Discovery 1.0 §4's path (gateway/server-metadata.ts). */
+  for (const path of [paths.metadata, paths.openidConfiguration])
+  app.get(path, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (_request, reply) => {
     let facts;
     try {
       facts = await metadata();
     } catch (error) {
       return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic: false }));
     }
-    const document = {
-      issuer: facts.issuer,
-      authorization_endpoint: issuer + paths.authorize,
-      token_endpoint: issuer + paths.token,
-      jwks_uri: issuer + paths.jwks,
-      scopes_supported: facts.scopesSupported,
-      response_types_supported: facts.responseTypesSupported,
-      // RFC 6749 §4.1.2 (query) and §4.2.2 (fragment, only with the implicit grant).
-      response_modes_supported: facts.responseTypesSupported.includes("token") ? ["query", "fragment"] : ["query"],
-      grant_types_supported: facts.grantTypesSupported,
-      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
-      introspection_endpoint: issuer + paths.introspect,
-      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-      revocation_endpoint: issuer + paths.revoke,
-      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
-      code_challenge_methods_supported: facts.codeChallengeMethodsSupported,
-      // RFC 9207 §3: every authorization response carries iss.
-      authorization_response_iss_parameter_supported: true,
-    };
+    const document = buildServerMetadata(facts, issuer, paths);
     return reply
       .code(200)
       .header("cache-control", `public, max-age=${PUBLIC_DOCUMENT_TTL_MS / 1000}`)

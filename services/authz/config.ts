@@ -13,6 +13,15 @@ import { salvageSection } from "../../startup/salvage-section.js";
 import { secretReference as secretRef, type SecretReference as SecretRef } from "../../startup/secret-reference.js";
 import { createSecretResolver } from "../../startup/secret-resolver.js";
 import { validateConfig } from "../../startup/validate-config.js";
+import {
+  buildOpenIdClient,
+  buildOpenIdPolicy,
+  openIdClientFields,
+  openIdSectionSchema,
+  OPENID_SCOPES,
+  standardClaimsSchema,
+  withOpenIdScopes,
+} from "./openid-config.js";
 
 export { ConfigError } from "../../startup/config-error.js";
 export type { Environment } from "../../startup/environment.js";
@@ -119,12 +128,15 @@ const clientSchema = z.strictObject({
   refreshGraceSeconds: z.number().int().min(0).max(300).default(0),
   firstParty: z.boolean().default(false),
   introspectAnyToken: z.boolean().default(false),
+  // OpenID Connect (services/authz/openid-config.ts).
+  ...openIdClientFields,
 });
 
 const userSchema = z.strictObject({
   username: z.string().min(1).max(256),
   subject: z.string().min(1).optional(),
   passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, "must be scrypt$N$r$p$salt$hash; make one with `npm run hash-password`"),
+  claims: standardClaimsSchema.optional(),
 });
 
 /** false: do not wait for replicas; a number: wait that many ms at most. */
@@ -175,6 +187,7 @@ const fileSchema = z.strictObject({
       revocationHeartbeatSeconds: z.number().int().min(1).max(60).default(5),
       rpc: z.strictObject({ fastPath: z.boolean().default(true) }).default({ fastPath: true }),
       overload: overloadSchema.default(OVERLOAD_DEFAULTS),
+      openid: openIdSectionSchema.optional(),
     })
     .default({ host: "127.0.0.1", port: 50051, keyPrefix: "gatehouse:", drainTimeoutMs: 10_000, revocationHeartbeatSeconds: 5, rpc: { fastPath: true }, overload: OVERLOAD_DEFAULTS }),
   lifetimes: z
@@ -261,10 +274,10 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   const secrets = createSecretResolver(env, problems);
   const resolve = secrets.resolve;
 
-  const scopeNames = new Set<string>();
+  const scopeNames = new Set<string>(OPENID_SCOPES.keys());
   file.scopes.forEach((scope, i) => {
     if (scope === undefined) return;
-    if (scopeNames.has(scope.name)) problems.push(`scopes[${i}].name: duplicate scope ${JSON.stringify(scope.name)}`);
+    if (scopeNames.has(scope.name) && !OPENID_SCOPES.has(scope.name)) problems.push(`scopes[${i}].name: duplicate scope ${JSON.stringify(scope.name)}`);
     scopeNames.add(scope.name);
   });
 
@@ -326,6 +339,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       refreshGraceSeconds: client.refreshGraceSeconds,
       firstParty: client.firstParty,
       introspectAnyToken: client.introspectAnyToken,
+      ...buildOpenIdClient(client, at, problems, authz.openid?.pairwiseSalt !== undefined),
     });
   });
 
@@ -333,7 +347,12 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   file.users.forEach((user, i) => {
     if (user === undefined) return;
     if (users.has(user.username)) problems.push(`users[${i}].username: duplicate user ${JSON.stringify(user.username)}`);
-    users.set(user.username, { username: user.username, subject: user.subject ?? user.username, passwordHash: user.passwordHash });
+    users.set(user.username, {
+      username: user.username,
+      subject: user.subject ?? user.username,
+      passwordHash: user.passwordHash,
+      ...(user.claims === undefined ? {} : { claims: user.claims }),
+    });
   });
 
   const authz = file.authz;
@@ -369,7 +388,8 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     audience: authz.audience ?? file.issuer,
     lifetimes,
     attempts: file.attempts,
-    scopes: new Map(file.scopes.flatMap((scope) => (scope === undefined ? [] : [[scope.name, { name: scope.name, description: scope.description }] as const]))),
+    scopes: withOpenIdScopes(new Map(file.scopes.flatMap((scope) => (scope === undefined ? [] : [[scope.name, { name: scope.name, description: scope.description }] as const])))),
+    ...buildOpenIdPolicy(authz.openid, resolve),
     clients,
     users,
     drainTimeoutMs: authz.drainTimeoutMs,

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gatehouse/v1/session_service.proto.
  */
 export const file_gatehouse_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJnYXRlaG91c2UvdjEvc2Vzc2lvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiSgoMTG9naW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhYKDmNsaWVudF9hZGRyZXNzGAMgASgJIl4KDUxvZ2luUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxISCgpleHBpcmVzX2luGAQgASgDIioKEUdldFNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiSAoSR2V0U2Vzc2lvblJlc3BvbnNlEg4KBmFjdGl2ZRgBIAEoCBIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAyImCg1Mb2dvdXRSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiEAoOTG9nb3V0UmVzcG9uc2Uy6AEKDlNlc3Npb25TZXJ2aWNlEkAKBUxvZ2luEhouZ2F0ZWhvdXNlLnYxLkxvZ2luUmVxdWVzdBobLmdhdGVob3VzZS52MS5Mb2dpblJlc3BvbnNlEk8KCkdldFNlc3Npb24SHy5nYXRlaG91c2UudjEuR2V0U2Vzc2lvblJlcXVlc3QaIC5nYXRlaG91c2UudjEuR2V0U2Vzc2lvblJlc3BvbnNlEkMKBkxvZ291dBIbLmdhdGVob3VzZS52MS5Mb2dvdXRSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkxvZ291dFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiJnYXRlaG91c2UvdjEvc2Vzc2lvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiSgoMTG9naW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhYKDmNsaWVudF9hZGRyZXNzGAMgASgJImsKDUxvZ2luUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxISCgpleHBpcmVzX2luGAQgASgDEgsKA3NpZBgFIAEoCSIqChFHZXRTZXNzaW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIlUKEkdldFNlc3Npb25SZXNwb25zZRIOCgZhY3RpdmUYASABKAgSDwoHc3ViamVjdBgCIAEoCRIRCglhdXRoX3RpbWUYAyABKAMSCwoDc2lkGAQgASgJIiYKDUxvZ291dFJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSIQCg5Mb2dvdXRSZXNwb25zZTLoAQoOU2Vzc2lvblNlcnZpY2USQAoFTG9naW4SGi5nYXRlaG91c2UudjEuTG9naW5SZXF1ZXN0GhsuZ2F0ZWhvdXNlLnYxLkxvZ2luUmVzcG9uc2USTwoKR2V0U2Vzc2lvbhIfLmdhdGVob3VzZS52MS5HZXRTZXNzaW9uUmVxdWVzdBogLmdhdGVob3VzZS52MS5HZXRTZXNzaW9uUmVzcG9uc2USQwoGTG9nb3V0EhsuZ2F0ZWhvdXNlLnYxLkxvZ291dFJlcXVlc3QaHC5nYXRlaG91c2UudjEuTG9nb3V0UmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * LoginRequest carries the login form.
@@ -72,6 +72,13 @@ export type LoginResponse = Message<"gatehouse.v1.LoginResponse"> & {
    * @generated from field: int64 expires_in = 4;
    */
   expiresIn: bigint;
+
+  /**
+   * The session's public id (OpenID Connect `sid`); never opens the session.
+   *
+   * @generated from field: string sid = 5;
+   */
+  sid: string;
 };
 
 /**
@@ -121,6 +128,13 @@ export type GetSessionResponse = Message<"gatehouse.v1.GetSessionResponse"> & {
    * @generated from field: int64 auth_time = 3;
    */
   authTime: bigint;
+
+  /**
+   * The session's public id (OpenID Connect `sid`).
+   *
+   * @generated from field: string sid = 4;
+   */
+  sid: string;
 };
 
 /**

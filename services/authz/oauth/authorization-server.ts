@@ -6,7 +6,9 @@ import { OAuthError } from "./errors.js";
 import { exchangeCode, type CodeExchange } from "./grants/authorization-code.js";
 import { refresh, type RefreshGrant } from "./grants/refresh-token.js";
 import { introspect } from "./introspect.js";
-import { createLogin } from "./login.js";
+import { createLogin, sessionIdOf } from "./login.js";
+import { openIdFacts } from "./openid-metadata.js";
+import { userInfo } from "./userinfo.js";
 import type { Client } from "./model.js";
 import { revoke } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
@@ -58,8 +60,12 @@ export function createAuthorizationServer(ctx: OAuthContext) {
     login: createLogin(ctx, limiter),
     async getSession(sessionToken: string) {
       if (sessionToken === "") return undefined;
-      return ctx.store.sessions.get(hashSecret(sessionToken));
+      const sessionHash = hashSecret(sessionToken);
+      const session = await ctx.store.sessions.get(sessionHash);
+      return session === undefined ? undefined : { ...session, sid: sessionIdOf(sessionHash) };
     },
+    /** OpenID Connect Core §5.3 (oauth/userinfo.ts). */
+    userInfo: traced(ctx.trace, "oidc.userinfo", (accessToken: string) => userInfo(ctx, accessToken)),
     async logout(sessionToken: string) {
       if (sessionToken !== "") await ctx.store.sessions.delete(hashSecret(sessionToken));
     },
@@ -74,6 +80,7 @@ export function createAuthorizationServer(ctx: OAuthContext) {
         responseTypesSupported: clients.some((c) => c.responseTypes.has("token")) ? ["code", "token"] : ["code"],
         grantTypesSupported: ["authorization_code", "refresh_token", ...(clients.some((c) => c.responseTypes.has("token")) ? ["implicit"] : [])],
         codeChallengeMethodsSupported: clients.some((c) => c.pkce.allowPlain) ? ["S256", "plain"] : ["S256"],
+        ...openIdFacts(ctx),
       };
     },
     subscribeToRevocations: ctx.store.revocationFeed.subscribe.bind(ctx.store.revocationFeed),

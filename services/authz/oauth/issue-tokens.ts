@@ -17,6 +17,8 @@ export interface TokenSet {
   /** Empty when none is issued. */
   refreshToken: string;
   scope: string;
+  /** OpenID Connect Core §3.1.3.3: the ID Token, for a grant of the `openid` scope; empty otherwise. */
+  idToken: string;
 }
 
 export interface Grant {
@@ -44,7 +46,7 @@ export async function issueAccessToken(ctx: OAuthContext, grant: Grant, scopes: 
       ttlSeconds: policy.lifetimes.accessToken,
     }),
   );
-  return { accessToken, tokenType: "Bearer", expiresIn: policy.lifetimes.accessToken, refreshToken: "", scope: formatScope(scopes) };
+  return { accessToken, tokenType: "Bearer", expiresIn: policy.lifetimes.accessToken, refreshToken: "", scope: formatScope(scopes), idToken: "" };
 }
 
 /** A fresh refresh token of a grant, with its hash and expiry (never past the family's end). */

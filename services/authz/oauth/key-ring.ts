@@ -1,5 +1,5 @@
 import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from "jose";
-import type { AccessTokenClaims } from "./tokens.js";
+import type { AccessTokenClaims, IdTokenClaims } from "./tokens.js";
 
 /** Algorithms a signing key may use; ES256 is the default (../shared/DESIGN.md, Tokens). */
 const SUPPORTED_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"] as const;
@@ -22,6 +22,23 @@ export interface KeyRing {
   verify(token: string, now: number): Promise<AccessTokenClaims>;
   /** The public JWK Set (RFC 7517 §5), served by the gateway. */
   readonly publicJwks: { keys: JWK[] };
+  /** The active key's algorithm: ID Tokens use it unless the client registered another. */
+  readonly activeAlg: string;
+  /** OpenID Connect Discovery `id_token_signing_alg_values_supported`: the algorithms of the ring's keys (never `none`). */
+  readonly idTokenAlgorithms: readonly string[];
+  /**
+   * Signs an OpenID Connect ID Token (Core §2, §3.1.3.7): with the active key,
+   * or, for a client that registered another algorithm, the first key of that
+   * algorithm. Throws KeyRingError when the ring has no key for `alg`.
+   */
+  signIdToken(claims: IdTokenClaims, alg: string): Promise<string>;
+  /**
+   * Verifies an ID Token this server issued, presented back as `id_token_hint`
+   * (Core §3.1.2.1, RP-Initiated Logout §2): signature by one of the ring's
+   * keys and `iss`. `exp` is not checked: the hint of an expired token still
+   * names the user. Throws on any failure.
+   */
+  verifyIdTokenHint(token: string): Promise<IdTokenClaims>;
 }
 
 interface RingKey {
@@ -89,9 +106,38 @@ function buildKeyRing(keys: RingKey[], active: RingKey, issuer: string, verifyCa
   const algorithms = [...new Set(keys.map((k) => k.alg))];
   const verified = new BoundedCache<AccessTokenClaims>(verifyCacheSize);
 
+  const idTokenSigner = (alg: string): RingKey => {
+    const key = active.alg === alg ? active : keys.find((k) => k.alg === alg);
+    if (key === undefined) throw new KeyRingError(`no signing key for ID Token algorithm ${alg}`);
+    return key;
+  };
+
   return {
     activeKid: active.kid,
+    activeAlg: active.alg,
+    idTokenAlgorithms: algorithms,
     publicJwks: { keys: keys.map((k) => k.publicJwk) },
+
+    signIdToken(claims, alg) {
+      const key = idTokenSigner(alg);
+      // Core §2: an ID Token is a JWS; typ is left at the default (JWT), so that it is never mistaken for an at+jwt.
+      return new SignJWT(claims as unknown as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "JWT" }).sign(key.privateKey);
+    },
+
+    async verifyIdTokenHint(token) {
+      const { payload, protectedHeader } = await jwtVerify(
+        token,
+        (header) => {
+          const key = header.kid === undefined ? undefined : byKid.get(header.kid);
+          if (key === undefined || key.alg !== header.alg) throw new KeyRingError("unknown signing key");
+          return key.publicKey;
+        },
+        // An expired hint still names its user; a year back bounds what is accepted.
+        { issuer, algorithms, clockTolerance: 366 * 86_400, requiredClaims: ["sub", "aud", "iat"] },
+      );
+      if (protectedHeader.typ === "at+jwt") throw new KeyRingError("an access token is not an ID Token");
+      return payload as unknown as IdTokenClaims;
+    },
 
     sign(claims) {
       return new SignJWT(claims as unknown as JWTPayload)

@@ -31,6 +31,19 @@ export interface Client {
   firstParty: boolean;
   /** May introspect tokens issued to other clients (a resource server, the gateway). */
   introspectAnyToken: boolean;
+  /**
+   * OpenID Connect Dynamic Client Registration §2 `id_token_signed_response_alg`:
+   * the algorithm of this client's ID Tokens, one the key ring has a key for;
+   * absent: the active key's.
+   */
+  idTokenSignedResponseAlg?: string | undefined;
+  /**
+   * OpenID Connect Core §8: `pairwise` gives this client a `sub` of its own per
+   * user, derived from `sectorIdentifier`; absent or `public`: the user's subject.
+   */
+  subjectType?: "public" | "pairwise" | undefined;
+  /** §8.1: the host the pairwise `sub` is computed for (the redirect URIs' host by default). */
+  sectorIdentifier?: string | undefined;
 }
 
 /** A scope the server knows (seed 002: "The scopes you specify must already exist"). */
@@ -46,6 +59,42 @@ export interface User {
   subject: string;
   /** scrypt$N$r$p$salt$hash (oauth/password.ts). */
   passwordHash: string;
+  /** OpenID Connect Core §5.1 standard claims (name, email, ...); released by scope (§5.4). */
+  claims?: StandardClaims | undefined;
+}
+
+/** OpenID Connect Core §5.1.1 address claim. */
+export interface AddressClaim {
+  formatted?: string;
+  street_address?: string;
+  locality?: string;
+  region?: string;
+  postal_code?: string;
+  country?: string;
+}
+
+/** OpenID Connect Core §5.1 standard claims a user may have (`sub` is the subject, not one of these). */
+export interface StandardClaims {
+  name?: string;
+  given_name?: string;
+  family_name?: string;
+  middle_name?: string;
+  nickname?: string;
+  preferred_username?: string;
+  profile?: string;
+  picture?: string;
+  website?: string;
+  email?: string;
+  email_verified?: boolean;
+  gender?: string;
+  birthdate?: string;
+  zoneinfo?: string;
+  locale?: string;
+  phone_number?: string;
+  phone_number_verified?: boolean;
+  address?: AddressClaim;
+  /** Seconds since the epoch. */
+  updated_at?: number;
 }
 
 /** Lifetimes, in seconds. */
@@ -85,4 +134,8 @@ export interface ServerPolicy {
   users: ReadonlyMap<string, User>;
   lifetimes: Lifetimes;
   attempts: AttemptPolicy;
+  /** OpenID Connect Core §2 `acr` of ID Tokens (the login's assurance level); absent: not claimed. */
+  acr?: string | undefined;
+  /** Secret of pairwise subject identifiers (§8.1); absent: pairwise clients cannot be served. */
+  pairwiseSalt?: string | undefined;
 }

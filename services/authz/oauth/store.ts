@@ -34,6 +34,8 @@ export interface ParkedRequest {
   scopes: string[];
   state: string;
   codeChallenge?: CodeChallenge | undefined;
+  /** OpenID Connect Core §3.1.2.1: echoed in the ID Token; absent when the request had none. */
+  nonce?: string | undefined;
 }
 
 /**
@@ -57,6 +59,10 @@ export interface CodeGrant {
   /** Seconds since the epoch. */
   authTime: number;
   codeChallenge?: CodeChallenge | undefined;
+  /** OpenID Connect Core §3.1.2.1: the authentication request's nonce, for the ID Token. */
+  nonce?: string | undefined;
+  /** The login session the code was issued in (the ID Token's `sid`). */
+  sid?: string | undefined;
 }
 
 export type CodeRedemption =
@@ -93,6 +99,8 @@ export interface RefreshFamily {
   tokenExpiresAt: number;
   /** When the family ends whatever the rotations, ms since the epoch. */
   familyExpiresAt: number;
+  /** The login session the grant was issued in (ID Tokens of refreshes carry it); absent: none known. */
+  sid?: string | undefined;
 }
 
 export interface RotateInput {

@@ -21,7 +21,7 @@ export function createSessionService(options: CallerCheck & { server: () => Auth
       requireGateway(context, options);
       const session = await server().getSession(request.sessionToken);
       if (session === undefined) return { active: false };
-      return { active: true, subject: session.subject, authTime: BigInt(session.authTime) };
+      return { active: true, subject: session.subject, authTime: BigInt(session.authTime), sid: session.sid };
     },
 
     async logout(request, context) {

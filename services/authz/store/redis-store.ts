@@ -116,6 +116,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
               family.tokenExpiresAt,
               family.familyExpiresAt,
               family.tokenExpiresAt - clock(),
+              family.sid ?? "",
             ],
           );
           return created === 1;
@@ -240,6 +241,7 @@ function parseFamily(grantId: string, fields: string[]): RefreshFamily {
     tokenHash: record.get("tokenHash")!,
     tokenExpiresAt: Number(record.get("tokenExpiresAt")),
     familyExpiresAt: Number(record.get("familyExpiresAt")),
+    ...(record.get("sid") ? { sid: record.get("sid")! } : {}),
   };
 }
 
@@ -313,12 +315,12 @@ redis.call('SET', KEYS[1], '!' .. string.sub(value, 1, sep - 1), 'PX', ARGV[1])
 return value
 `);
 
-/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms. */
+/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms, sid. */
 const createFamily = defineScript(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'clientId', ARGV[1], 'subject', ARGV[2], 'scopes', ARGV[3], 'authTime', ARGV[4],
-  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7])
+  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7], 'sid', ARGV[9])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return 1
 `);

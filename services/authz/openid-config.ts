@@ -1,0 +1,112 @@
+import { z } from "zod";
+import type { Client, ScopeDefinition, ServerPolicy, StandardClaims } from "./oauth/model.js";
+import { sectorIdentifierOf } from "./oauth/subject-identifier.js";
+import { secretReference, type SecretReference } from "../../startup/secret-reference.js";
+
+/**
+ * The OpenID Connect parts of the authz configuration, kept out of config.ts
+ * so that file only wires them in: the standard claims of users, the
+ * per-client registration values, and `authz.openid`.
+ */
+
+/**
+ * OpenID Connect Core §5.4 scope values, known without being configured (a
+ * configured scope of the same name replaces its description). A client still
+ * has to list the ones it may request.
+ */
+export const OPENID_SCOPES: ReadonlyMap<string, ScopeDefinition> = new Map(
+  [
+    { name: "openid", description: "Sign you in with your account" },
+    { name: "profile", description: "See your name and profile" },
+    { name: "email", description: "See your email address" },
+    { name: "address", description: "See your postal address" },
+    { name: "phone", description: "See your phone number" },
+  ].map((scope) => [scope.name, scope]),
+);
+
+/** The configured scopes, then the OpenID Connect ones not configured. */
+export function withOpenIdScopes(scopes: Map<string, ScopeDefinition>): Map<string, ScopeDefinition> {
+  for (const [name, scope] of OPENID_SCOPES) if (!scopes.has(name)) scopes.set(name, scope);
+  return scopes;
+}
+
+/** Core §5.1, each claim with its type. */
+export const standardClaimsSchema: z.ZodType<StandardClaims> = z.strictObject({
+  name: z.string().optional(),
+  given_name: z.string().optional(),
+  family_name: z.string().optional(),
+  middle_name: z.string().optional(),
+  nickname: z.string().optional(),
+  preferred_username: z.string().optional(),
+  profile: z.url().optional(),
+  picture: z.url().optional(),
+  website: z.url().optional(),
+  email: z.email().optional(),
+  email_verified: z.boolean().optional(),
+  gender: z.string().optional(),
+  birthdate: z.string().regex(/^(\d{4}|\d{4}-\d{2}-\d{2}|0000-\d{2}-\d{2})$/, "must be YYYY-MM-DD or YYYY (OpenID Connect Core §5.1)").optional(),
+  zoneinfo: z.string().optional(),
+  locale: z.string().optional(),
+  phone_number: z.string().optional(),
+  phone_number_verified: z.boolean().optional(),
+  address: z
+    .strictObject({
+      formatted: z.string().optional(),
+      street_address: z.string().optional(),
+      locality: z.string().optional(),
+      region: z.string().optional(),
+      postal_code: z.string().optional(),
+      country: z.string().optional(),
+    })
+    .optional(),
+  updated_at: z.number().int().nonnegative().optional(),
+});
+
+/** Signing algorithms a client may register for its ID Tokens (never none); the key ring must hold a key of it. */
+const ID_TOKEN_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"] as const;
+
+/** The client fields of config.ts's client schema. */
+export const openIdClientFields = {
+  idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGORITHMS).optional(),
+  subjectType: z.enum(["public", "pairwise"]).default("public"),
+  sectorIdentifier: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, "must be a host name").optional(),
+};
+
+/** `authz.openid`. */
+export const openIdSectionSchema = z.strictObject({
+  /** The `acr` of ID Tokens. */
+  acr: z.string().min(1).optional(),
+  /** The secret of pairwise subject identifiers (≥ 32 characters); needed once a client is pairwise. */
+  pairwiseSalt: secretReference.optional(),
+});
+
+type ClientFields = z.infer<z.ZodObject<typeof openIdClientFields>> & { redirectUris: string[] };
+
+/** The OpenID Connect part of a client, with its problems. */
+export function buildOpenIdClient(client: ClientFields, at: string, problems: string[], hasPairwiseSalt: boolean): Partial<Client> {
+  const built: Partial<Client> = { subjectType: client.subjectType };
+  if (client.idTokenSignedResponseAlg !== undefined) built.idTokenSignedResponseAlg = client.idTokenSignedResponseAlg;
+  if (client.subjectType === "pairwise") {
+    if (!hasPairwiseSalt) problems.push(`${at}.subjectType: pairwise needs authz.openid.pairwiseSalt`);
+    const sector = sectorIdentifierOf(client.redirectUris, client.sectorIdentifier);
+    if ("problem" in sector) problems.push(`${at}.sectorIdentifier: ${sector.problem}`);
+    else built.sectorIdentifier = sector.sector;
+  } else if (client.sectorIdentifier !== undefined) {
+    problems.push(`${at}.sectorIdentifier: only for subjectType pairwise`);
+  }
+  return built;
+}
+
+/** `authz.openid` as policy. */
+export function buildOpenIdPolicy(
+  section: z.infer<typeof openIdSectionSchema> | undefined,
+  resolve: (ref: SecretReference, path: string) => string | undefined,
+): Pick<ServerPolicy, "acr" | "pairwiseSalt"> {
+  const policy: Pick<ServerPolicy, "acr" | "pairwiseSalt"> = {};
+  if (section?.acr !== undefined) policy.acr = section.acr;
+  if (section?.pairwiseSalt !== undefined) {
+    const salt = resolve(section.pairwiseSalt, "authz.openid.pairwiseSalt");
+    if (salt !== undefined) policy.pairwiseSalt = salt;
+  }
+  return policy;
+}
