@@ -339,7 +339,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       refreshGraceSeconds: client.refreshGraceSeconds,
       firstParty: client.firstParty,
       introspectAnyToken: client.introspectAnyToken,
-      ...buildOpenIdClient(client, at, problems, authz.openid?.pairwiseSalt !== undefined),
+      ...buildOpenIdClient(client, at, problems, file.authz.openid?.pairwiseSalt !== undefined),
     });
   });
 
