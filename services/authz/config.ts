@@ -18,9 +18,7 @@ import {
   buildOpenIdPolicy,
   openIdClientFields,
   openIdSectionSchema,
-  OPENID_SCOPES,
   standardClaimsSchema,
-  withOpenIdScopes,
 } from "./openid-config.js";
 
 export { ConfigError } from "../../startup/config-error.js";
@@ -274,10 +272,10 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   const secrets = createSecretResolver(env, problems);
   const resolve = secrets.resolve;
 
-  const scopeNames = new Set<string>(OPENID_SCOPES.keys());
+  const scopeNames = new Set<string>();
   file.scopes.forEach((scope, i) => {
     if (scope === undefined) return;
-    if (scopeNames.has(scope.name) && !OPENID_SCOPES.has(scope.name)) problems.push(`scopes[${i}].name: duplicate scope ${JSON.stringify(scope.name)}`);
+    if (scopeNames.has(scope.name)) problems.push(`scopes[${i}].name: duplicate scope ${JSON.stringify(scope.name)}`);
     scopeNames.add(scope.name);
   });
 
@@ -388,7 +386,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     audience: authz.audience ?? file.issuer,
     lifetimes,
     attempts: file.attempts,
-    scopes: withOpenIdScopes(new Map(file.scopes.flatMap((scope) => (scope === undefined ? [] : [[scope.name, { name: scope.name, description: scope.description }] as const])))),
+    scopes: new Map(file.scopes.flatMap((scope) => (scope === undefined ? [] : [[scope.name, { name: scope.name, description: scope.description }] as const]))),
     ...buildOpenIdPolicy(authz.openid, resolve),
     clients,
     users,

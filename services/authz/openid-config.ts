@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Client, ScopeDefinition, ServerPolicy, StandardClaims } from "./oauth/model.js";
+import type { Client, ServerPolicy, StandardClaims } from "./oauth/model.js";
 import { sectorIdentifierOf } from "./oauth/subject-identifier.js";
 import { secretReference, type SecretReference } from "../../startup/secret-reference.js";
 
@@ -8,27 +8,6 @@ import { secretReference, type SecretReference } from "../../startup/secret-refe
  * so that file only wires them in: the standard claims of users, the
  * per-client registration values, and `authz.openid`.
  */
-
-/**
- * OpenID Connect Core §5.4 scope values, known without being configured (a
- * configured scope of the same name replaces its description). A client still
- * has to list the ones it may request.
- */
-export const OPENID_SCOPES: ReadonlyMap<string, ScopeDefinition> = new Map(
-  [
-    { name: "openid", description: "Sign you in with your account" },
-    { name: "profile", description: "See your name and profile" },
-    { name: "email", description: "See your email address" },
-    { name: "address", description: "See your postal address" },
-    { name: "phone", description: "See your phone number" },
-  ].map((scope) => [scope.name, scope]),
-);
-
-/** The configured scopes, then the OpenID Connect ones not configured. */
-export function withOpenIdScopes(scopes: Map<string, ScopeDefinition>): Map<string, ScopeDefinition> {
-  for (const [name, scope] of OPENID_SCOPES) if (!scopes.has(name)) scopes.set(name, scope);
-  return scopes;
-}
 
 /** Core §5.1, each claim with its type. */
 export const standardClaimsSchema: z.ZodType<StandardClaims> = z.strictObject({
@@ -68,7 +47,7 @@ const ID_TOKEN_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"] as con
 /** The client fields of config.ts's client schema. */
 export const openIdClientFields = {
   idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGORITHMS).optional(),
-  subjectType: z.enum(["public", "pairwise"]).default("public"),
+  subjectType: z.enum(["public", "pairwise"]).optional(),
   sectorIdentifier: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, "must be a host name").optional(),
 };
 
@@ -84,9 +63,10 @@ type ClientFields = z.infer<z.ZodObject<typeof openIdClientFields>> & { redirect
 
 /** The OpenID Connect part of a client, with its problems. */
 export function buildOpenIdClient(client: ClientFields, at: string, problems: string[], hasPairwiseSalt: boolean): Partial<Client> {
-  const built: Partial<Client> = { subjectType: client.subjectType };
+  const built: Partial<Client> = {};
   if (client.idTokenSignedResponseAlg !== undefined) built.idTokenSignedResponseAlg = client.idTokenSignedResponseAlg;
   if (client.subjectType === "pairwise") {
+    built.subjectType = "pairwise";
     if (!hasPairwiseSalt) problems.push(`${at}.subjectType: pairwise needs authz.openid.pairwiseSalt`);
     const sector = sectorIdentifierOf(client.redirectUris, client.sectorIdentifier);
     if ("problem" in sector) problems.push(`${at}.sectorIdentifier: ${sector.problem}`);

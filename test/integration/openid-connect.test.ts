@@ -32,6 +32,14 @@ beforeAll(async () => {
     redisUrl: inject("redisUrl"),
     authzOverrides: { clock: () => Date.now() + clockOffsetMs },
     patch: (file) => {
+      // Core §5.4: the OpenID Connect scope values are defined like any scope.
+      (file.scopes as Array<Record<string, unknown>>).push(
+        { name: "openid", description: "Sign you in" },
+        { name: "profile", description: "Your name and profile" },
+        { name: "email", description: "Your email address" },
+        { name: "phone", description: "Your phone number" },
+        { name: "address", description: "Your postal address" },
+      );
       const clients = file.clients as Array<Record<string, unknown>>;
       const web = clients.find((c) => c.id === "web")!;
       web.scopes = ["read", "write", "openid", "profile", "email", "phone", "address"];
