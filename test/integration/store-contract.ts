@@ -98,6 +98,14 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         expect(await s.store.grants.isRevoked(f.grantId)).toBe(false);
       });
 
+      it("keep the login session's sid (OpenID Connect) through rotations", async () => {
+        const f = family({ sid: "sid-0123456789" });
+        await s.store.grants.create(f);
+        expect(await s.store.grants.get(f.grantId)).toEqual(f);
+        await s.store.grants.rotate(rotation(f, f.tokenHash));
+        expect((await s.store.grants.get(f.grantId))?.sid).toBe("sid-0123456789");
+      });
+
       it("rotate replaces the current token, once: the old one is then reuse and revokes the family", async () => {
         const f = family();
         await s.store.grants.create(f);
