@@ -88,7 +88,9 @@ export type EndpointName =
   /** OpenID Connect Discovery 1.0 §4 (gateway/plugins/openid-routes.ts). */
   | "openidConfiguration"
   /** OpenID Connect Core 1.0 §5.3 UserInfo. */
-  | "userinfo";
+  | "userinfo"
+  /** OpenID Connect RP-Initiated Logout 1.0 §2 end_session_endpoint. */
+  | "endSession";
 
 export interface GuardConfig {
   /** RFC 6750 §3 realm. */
@@ -187,6 +189,7 @@ const DEFAULT_PATHS: Record<EndpointName, string> = {
   check: "/.gatehouse/check",
   openidConfiguration: "/.well-known/openid-configuration",
   userinfo: "/oauth2/userinfo",
+  endSession: "/oauth2/end-session",
 };
 
 const gatewaySchema = z.strictObject({

@@ -46,6 +46,10 @@ export function buildServerMetadata(facts: GetMetadataResponse, issuer: string, 
     revocation_endpoint: base + paths.revoke,
     revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
     code_challenge_methods_supported: facts.codeChallengeMethodsSupported,
+    // RP-Initiated Logout 1.0 §2.1 and Back-Channel Logout 1.0 §2.1 (sid in Logout Tokens and ID Tokens).
+    end_session_endpoint: base + paths.endSession,
+    backchannel_logout_supported: true,
+    backchannel_logout_session_supported: true,
     // RFC 9207 §3: every authorization response carries iss.
     authorization_response_iss_parameter_supported: true,
   };

@@ -25,9 +25,6 @@ export const openIdRoutes: FastifyPluginAsync<OpenIdRoutesOptions> = async (app,
   const realm = config.guard.realm;
   acceptOnlyFormBodies(app);
   app.addHook("onRequest", createLoadShedHook(deps.overload));
-  app.addHook("onRequest", async (_request, reply) => {
-    reply.header("access-control-allow-origin", "*");
-  });
 
   const answer = async (request: FastifyRequest, reply: FastifyReply, bodyToken: string | undefined) => {
     const header = request.headers.authorization;
@@ -66,11 +63,15 @@ export const openIdRoutes: FastifyPluginAsync<OpenIdRoutesOptions> = async (app,
     return reply.code(200).header("cache-control", "no-store").type("application/json; charset=utf-8").send(claimsJson);
   };
 
-  app.get(config.paths.userinfo, async (request, reply) => answer(request, reply, undefined));
-  app.post(config.paths.userinfo, { schema: { body: USERINFO_FORM }, schemaErrorFormatter: describeFormErrors }, async (request, reply) =>
+  app.get(config.paths.userinfo, { onRequest: allowAnyOrigin }, async (request, reply) => answer(request, reply, undefined));
+  app.post(config.paths.userinfo, { schema: { body: USERINFO_FORM }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin }, async (request, reply) =>
     answer(request, reply, (request.body as { access_token?: string } | undefined)?.access_token),
   );
 };
+
+async function allowAnyOrigin(_request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  reply.header("access-control-allow-origin", "*");
+}
 
 function bearer(realm: string, status: BearerFailure["status"], error: NonNullable<BearerFailure["error"]>, description: string): BearerFailure {
   return { status, error, description, realm, style: "rfc6750" };

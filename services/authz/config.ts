@@ -337,7 +337,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       refreshGraceSeconds: client.refreshGraceSeconds,
       firstParty: client.firstParty,
       introspectAnyToken: client.introspectAnyToken,
-      ...buildOpenIdClient(client, at, problems, file.authz.openid?.pairwiseSalt !== undefined),
+      ...buildOpenIdClient(client, at, problems, file.authz.openid?.pairwiseSalt !== undefined, requireHttps),
     });
   });
 

@@ -11,6 +11,7 @@ import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStore } from "./store/redis-store.js";
 import type { Store } from "./oauth/store.js";
 import { startTracing, type Tracing } from "../../startup/tracing.js";
+import { createBackChannelLogoutSender, type BackChannelLogoutSender } from "./back-channel-logout-sender.js";
 import { traceStore } from "./store/traced-store.js";
 import { createStepTracer, traceKeyRing } from "./traced-core.js";
 
@@ -24,6 +25,8 @@ export interface AuthzDeps {
   readonly keys: KeyRing;
   /** OpenTelemetry tracing (config.tracing); `enabled` false when it is off, and then nothing is wrapped. */
   readonly tracing: Tracing;
+  /** Sends OpenID Connect Back-Channel Logout tokens in the background. */
+  readonly backChannelLogout: BackChannelLogoutSender;
   /** The authorization server over the configuration in force; handlers ask per call. */
   server(): AuthorizationServer;
   /**
@@ -55,6 +58,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   // Tracing on: every store operation and signature is a span; off, the core gets the plain ones.
   const store = tracing.enabled ? traceStore(untracedStore, tracing, config.redis === undefined ? "memory" : "redis") : untracedStore;
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
+  const backChannelLogout = createBackChannelLogoutSender({ log });
   const build = (policy: AuthzConfig, keys: KeyRing) => {
     const ctx: OAuthContext = {
       policy,
@@ -64,6 +68,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       random: overrides.random ?? cryptoRandom,
       sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
       trace: stepTracer,
+      backChannelLogout,
     };
     return { config: policy, keys, server: createAuthorizationServer(ctx) };
   };
@@ -73,6 +78,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     log,
     store,
     tracing,
+    backChannelLogout,
     health: createHealth(() => store),
     get config() {
       return current.config;
@@ -100,6 +106,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       return { needsRestart };
     },
     async close() {
+      backChannelLogout.close();
       await store.close();
       await tracing.shutdown(); // exports what is buffered
     },

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Client, ServerPolicy, StandardClaims } from "./oauth/model.js";
+import { checkRegisteredRedirectUri } from "./oauth/redirect-uri.js";
 import { sectorIdentifierOf } from "./oauth/subject-identifier.js";
 import { secretReference, type SecretReference } from "../../startup/secret-reference.js";
 
@@ -49,6 +50,10 @@ export const openIdClientFields = {
   idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGORITHMS).optional(),
   subjectType: z.enum(["public", "pairwise"]).optional(),
   sectorIdentifier: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, "must be a host name").optional(),
+  // RP-Initiated Logout 1.0 §3 and Back-Channel Logout 1.0 §2.2.
+  postLogoutRedirectUris: z.array(z.string()).default([]),
+  backchannelLogoutUri: z.string().optional(),
+  revokeOnLogout: z.boolean().default(false),
 };
 
 /** `authz.openid`. */
@@ -62,8 +67,19 @@ export const openIdSectionSchema = z.strictObject({
 type ClientFields = z.infer<z.ZodObject<typeof openIdClientFields>> & { redirectUris: string[] };
 
 /** The OpenID Connect part of a client, with its problems. */
-export function buildOpenIdClient(client: ClientFields, at: string, problems: string[], hasPairwiseSalt: boolean): Partial<Client> {
+export function buildOpenIdClient(client: ClientFields, at: string, problems: string[], hasPairwiseSalt: boolean, requireHttps: boolean): Partial<Client> {
   const built: Partial<Client> = {};
+  client.postLogoutRedirectUris.forEach((uri, j) => {
+    const problem = checkRegisteredRedirectUri(uri, requireHttps);
+    if (problem !== undefined) problems.push(`${at}.postLogoutRedirectUris[${j}]: ${problem}`);
+  });
+  if (client.postLogoutRedirectUris.length > 0) built.postLogoutRedirectUris = client.postLogoutRedirectUris;
+  if (client.backchannelLogoutUri !== undefined) {
+    const problem = checkBackChannelLogoutUri(client.backchannelLogoutUri, requireHttps);
+    if (problem !== undefined) problems.push(`${at}.backchannelLogoutUri: ${problem}`);
+    else built.backchannelLogoutUri = client.backchannelLogoutUri;
+  }
+  if (client.revokeOnLogout) built.revokeOnLogout = true;
   if (client.idTokenSignedResponseAlg !== undefined) built.idTokenSignedResponseAlg = client.idTokenSignedResponseAlg;
   if (client.subjectType === "pairwise") {
     built.subjectType = "pairwise";
@@ -75,6 +91,23 @@ export function buildOpenIdClient(client: ClientFields, at: string, problems: st
     problems.push(`${at}.sectorIdentifier: only for subjectType pairwise`);
   }
   return built;
+}
+
+/**
+ * Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment; https
+ * unless requireHttps is off (development). The server posts to it on its own
+ * initiative, so it is the operator's configuration alone that names it.
+ */
+function checkBackChannelLogoutUri(uri: string, requireHttps: boolean): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return "must be an absolute URI";
+  }
+  if (url.hash !== "" || uri.includes("#")) return "must not have a fragment (Back-Channel Logout 1.0 §2.2)";
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && !requireHttps)) return "must use https";
+  return undefined;
 }
 
 /** `authz.openid` as policy. */

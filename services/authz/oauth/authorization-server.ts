@@ -9,6 +9,7 @@ import { introspect } from "./introspect.js";
 import { createLogin, sessionIdOf } from "./login.js";
 import { openIdFacts } from "./openid-metadata.js";
 import { userInfo } from "./userinfo.js";
+import { endSession, planLogout, type LogoutRequest } from "./end-session.js";
 import type { Client } from "./model.js";
 import { revoke } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
@@ -66,9 +67,10 @@ export function createAuthorizationServer(ctx: OAuthContext) {
     },
     /** OpenID Connect Core §5.3 (oauth/userinfo.ts). */
     userInfo: traced(ctx.trace, "oidc.userinfo", (accessToken: string) => userInfo(ctx, accessToken)),
-    async logout(sessionToken: string) {
-      if (sessionToken !== "") await ctx.store.sessions.delete(hashSecret(sessionToken));
-    },
+    /** Ends the session, with what OpenID Connect logout asks of it (oauth/end-session.ts). */
+    logout: (sessionToken: string) => endSession(ctx, sessionToken),
+    /** RP-Initiated Logout 1.0 §2: what the end_session_endpoint should do. */
+    planLogout: (request: LogoutRequest) => planLogout(ctx, request),
 
     jwks: () => ctx.keys.publicJwks,
     /** RFC 8414 §2 facts that do not depend on where the HTTP endpoints are. */

@@ -240,6 +240,11 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
     return respond({ access_token: token.accessToken, token_type: token.tokenType, expires_in: token.expiresIn, scope: token.scope });
   }
 
+  if (decision.sid !== undefined && decision.sid !== "") {
+    // Back-Channel Logout and revokeOnLogout: the session remembers who got a grant in it.
+    await store.sessions.addParticipant(decision.sid, { clientId: client.id, grantId }, policy.lifetimes.session);
+  }
+
   const code = ctx.random(SECRET_BYTES);
   await store.codes.save(
     hashSecret(code),

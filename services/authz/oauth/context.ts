@@ -1,3 +1,4 @@
+import type { BackChannelLogout } from "./back-channel-logout.js";
 import type { Store } from "./store.js";
 import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
@@ -16,4 +17,6 @@ export interface OAuthContext {
   readonly sleep: (ms: number) => Promise<void>;
   /** Names the protocol's steps in traces; absent: nothing is traced (the default). */
   readonly trace?: StepTracer | undefined;
+  /** Delivers OpenID Connect Back-Channel Logout tokens; absent: none are sent. */
+  readonly backChannelLogout?: BackChannelLogout | undefined;
 }

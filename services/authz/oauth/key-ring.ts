@@ -1,5 +1,5 @@
 import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from "jose";
-import type { AccessTokenClaims, IdTokenClaims } from "./tokens.js";
+import type { AccessTokenClaims, IdTokenClaims, LogoutTokenClaims } from "./tokens.js";
 
 /** Algorithms a signing key may use; ES256 is the default (../shared/DESIGN.md, Tokens). */
 const SUPPORTED_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"] as const;
@@ -39,6 +39,8 @@ export interface KeyRing {
    * names the user. Throws on any failure.
    */
   verifyIdTokenHint(token: string): Promise<IdTokenClaims>;
+  /** Signs a Back-Channel Logout 1.0 §2.4 Logout Token (`typ: logout+jwt`, §2.4 RECOMMENDED) with the key signIdToken would use. */
+  signLogoutToken(claims: LogoutTokenClaims, alg: string): Promise<string>;
 }
 
 interface RingKey {
@@ -124,6 +126,11 @@ function buildKeyRing(keys: RingKey[], active: RingKey, issuer: string, verifyCa
       return new SignJWT(claims as unknown as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "JWT" }).sign(key.privateKey);
     },
 
+    signLogoutToken(claims, alg) {
+      const key = idTokenSigner(alg);
+      return new SignJWT(claims as unknown as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "logout+jwt" }).sign(key.privateKey);
+    },
+
     async verifyIdTokenHint(token) {
       const { payload, protectedHeader } = await jwtVerify(
         token,
@@ -135,7 +142,7 @@ function buildKeyRing(keys: RingKey[], active: RingKey, issuer: string, verifyCa
         // An expired hint still names its user; a year back bounds what is accepted.
         { issuer, algorithms, clockTolerance: 366 * 86_400, requiredClaims: ["sub", "aud", "iat"] },
       );
-      if (protectedHeader.typ === "at+jwt") throw new KeyRingError("an access token is not an ID Token");
+      if (protectedHeader.typ === "at+jwt" || protectedHeader.typ === "logout+jwt") throw new KeyRingError("not an ID Token");
       return payload as unknown as IdTokenClaims;
     },
 

@@ -44,6 +44,12 @@ export interface Client {
   subjectType?: "public" | "pairwise" | undefined;
   /** §8.1: the host the pairwise `sub` is computed for (the redirect URIs' host by default). */
   sectorIdentifier?: string | undefined;
+  /** RP-Initiated Logout 1.0 §3: where the user agent may be sent after logout, matched exactly. */
+  postLogoutRedirectUris?: readonly string[] | undefined;
+  /** Back-Channel Logout 1.0 §2.2: where Logout Tokens are posted when a session the client took part in ends. */
+  backchannelLogoutUri?: string | undefined;
+  /** When a session ends, revoke the grants this client got in it (their refresh and access tokens). */
+  revokeOnLogout?: boolean | undefined;
 }
 
 /** A scope the server knows (seed 002: "The scopes you specify must already exist"). */

@@ -193,11 +193,24 @@ export interface Session {
   authTime: number;
 }
 
+/** A client that received a grant in a login session (OpenID Connect Back-Channel Logout, `revokeOnLogout`). */
+export interface SessionParticipant {
+  clientId: string;
+  grantId: string;
+}
+
 /** Login sessions of resource owners, kept for the config's sessionTtl. */
 export interface SessionStore {
   create(sessionHash: string, session: Session, ttlSeconds: number): Promise<void>;
   get(sessionHash: string): Promise<Session | undefined>;
   delete(sessionHash: string): Promise<void>;
+  /**
+   * Records that a client got a grant in the session named by its `sid`
+   * (oauth/login.ts sessionIdOf), for as long as a session can live.
+   */
+  addParticipant(sid: string, participant: SessionParticipant, ttlSeconds: number): Promise<void>;
+  /** Atomic: returns and forgets the session's participants; of concurrent takes one gets them. */
+  takeParticipants(sid: string): Promise<SessionParticipant[]>;
 }
 
 /** Remembered consent per (subject, client), kept for the config's consentTtl. */

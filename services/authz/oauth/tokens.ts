@@ -74,6 +74,19 @@ export interface IdTokenClaims {
   acr?: string;
 }
 
+/** OpenID Connect Back-Channel Logout 1.0 §2.4: the claims of a Logout Token. */
+export interface LogoutTokenClaims {
+  iss: string;
+  aud: string;
+  iat: number;
+  exp: number;
+  jti: string;
+  /** §2.4: {"http://schemas.openid.net/event/backchannel-logout": {}}. */
+  events: Record<string, Record<string, never>>;
+  sub?: string;
+  sid?: string;
+}
+
 /** A JWS compact serialization has three dot-separated parts. */
 export function looksLikeJwt(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token);

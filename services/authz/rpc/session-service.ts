@@ -24,6 +24,18 @@ export function createSessionService(options: CallerCheck & { server: () => Auth
       return { active: true, subject: session.subject, authTime: BigInt(session.authTime), sid: session.sid };
     },
 
+    async planLogout(request, context) {
+      requireGateway(context, options);
+      return server().planLogout({
+        idTokenHint: request.idTokenHint,
+        logoutHint: request.logoutHint,
+        clientId: request.clientId,
+        postLogoutRedirectUri: request.postLogoutRedirectUri,
+        state: request.state,
+        sessionToken: request.sessionToken,
+      });
+    },
+
     async logout(request, context) {
       requireGateway(context, options);
       await server().logout(request.sessionToken);

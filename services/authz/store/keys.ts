@@ -13,6 +13,8 @@ export interface KeySchema {
   grantRevoked(grantId: string): string;
   accessTokenRevoked(grantId: string, jti: string): string;
   session(sessionHash: string): string;
+  /** The clients (and their grants) of a login session, by the session's sid. */
+  sessionParticipants(sid: string): string;
   consent(subject: string, clientId: string): string;
   attempts(key: string): string;
   /** The pub/sub channel of revocation announcements. */
@@ -33,6 +35,7 @@ export function createKeySchema(prefix: string): KeySchema {
     grantRevoked: (grantId) => `${grant(grantId)}:revoked`,
     accessTokenRevoked: (grantId, jti) => `${grant(grantId)}:jti-revoked:${part(jti)}`,
     session: (sessionHash) => `${prefix}session:${sessionHash}`,
+    sessionParticipants: (sid) => `${prefix}session-participants:${part(sid)}`,
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
     revocationChannel: `${prefix}revocations`,

@@ -9,6 +9,7 @@ import type {
   RotateInput,
   Rotation,
   Session,
+  SessionParticipant,
   Store,
 } from "../oauth/store.js";
 
@@ -129,6 +130,18 @@ export function createMemoryStore(options: { clock: Clock; sweepIntervalMs?: num
       },
       async delete(sessionHash) {
         table.delete(`session:${sessionHash}`);
+      },
+      async addParticipant(sid, participant, ttlSeconds) {
+        const key = `session-participants:${sid}`;
+        const list = get<SessionParticipant[]>(key) ?? [];
+        if (!list.some((p) => p.clientId === participant.clientId && p.grantId === participant.grantId)) list.push(structuredClone(participant));
+        table.set(key, list, ttlSeconds * 1000);
+      },
+      async takeParticipants(sid) {
+        const key = `session-participants:${sid}`;
+        const list = get<SessionParticipant[]>(key) ?? [];
+        table.delete(key);
+        return structuredClone(list);
       },
     },
 

@@ -188,6 +188,19 @@ export function createRedisStore(options: RedisStoreOptions): Store {
         guard(async () => {
           await durable(deleteKey, [keys.session(sessionHash)], []);
         }),
+      addParticipant: (sid, participant, ttlSeconds) =>
+        guard(async () => {
+          const key = keys.sessionParticipants(sid);
+          await client.multi().sadd(key, JSON.stringify([participant.clientId, participant.grantId])).pexpire(key, ttlSeconds * 1000).exec();
+        }),
+      takeParticipants: (sid) =>
+        guard(async () => {
+          const members = (await takeSet.run(client, [keys.sessionParticipants(sid)], [])) as string[];
+          return members.map((member) => {
+            const [clientId, grantId] = JSON.parse(member) as [string, string];
+            return { clientId, grantId };
+          });
+        }),
     },
 
     consents: {
@@ -298,6 +311,13 @@ const setWithTtl = defineScript(`return redis.call('SET', KEYS[1], ARGV[1], 'PX'
 
 /** KEYS: one key. */
 const deleteKey = defineScript(`return redis.call('DEL', KEYS[1])`);
+
+/** KEYS: a set. Returns its members and deletes it, in one step. */
+const takeSet = defineScript(`
+local members = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+return members
+`);
 
 /** KEYS: request. GETDEL as a script, so it can run durably like the others. */
 const takeRequest = defineScript(`return redis.call('GETDEL', KEYS[1])`);
