@@ -23,6 +23,8 @@ export interface BackChannelLogoutSenderOptions {
   backoffMs?: number;
   /** Deliveries in flight at most; more are dropped (and counted), never queued without bound. */
   maxInFlight?: number;
+  /** Waits between attempts (a dependency, so tests need not wait). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /**
@@ -38,6 +40,7 @@ export function createBackChannelLogoutSender(options: BackChannelLogoutSenderOp
   const attempts = options.attempts ?? 3;
   const backoffMs = options.backoffMs ?? 1_000;
   const maxInFlight = options.maxInFlight ?? 1_000;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref()));
   const listeners: Array<(outcome: BackChannelLogoutOutcome) => void> = [];
   const inFlight = new Set<Promise<void>>();
   const closing = new AbortController();
@@ -75,7 +78,7 @@ export function createBackChannelLogoutSender(options: BackChannelLogoutSenderOp
       problem = result;
       if (n < attempts) {
         emit("retried");
-        await new Promise((resolve) => setTimeout(resolve, backoffMs * 2 ** (n - 1)).unref());
+        await sleep(backoffMs * 2 ** (n - 1));
       }
     }
     emit("failed");

@@ -58,7 +58,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   // Tracing on: every store operation and signature is a span; off, the core gets the plain ones.
   const store = tracing.enabled ? traceStore(untracedStore, tracing, config.redis === undefined ? "memory" : "redis") : untracedStore;
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
-  const backChannelLogout = createBackChannelLogoutSender({ log });
+  const backChannelLogout = createBackChannelLogoutSender({ log, ...(overrides.sleep === undefined ? {} : { sleep: overrides.sleep }) });
   const build = (policy: AuthzConfig, keys: KeyRing) => {
     const ctx: OAuthContext = {
       policy,
