@@ -56,6 +56,7 @@ export async function createDemoClient(options: DemoClientOptions): Promise<Fast
   const client: oauth.Client = { client_id: options.clientId, token_endpoint_auth_method: "none" };
   const clientAuth = oauth.None();
   const browsers = new Map<string, BrowserState>();
+  const openId = options.scope.split(" ").includes("openid");
   let discovered: Promise<oauth.AuthorizationServer> | undefined;
   const authorizationServer = () => {
     discovered ??= oauth
@@ -173,7 +174,7 @@ ${escape(answer.body)}</pre>`
     url.searchParams.set("redirect_uri", options.redirectUri);
     url.searchParams.set("scope", options.scope);
     url.searchParams.set("state", pending.state);
-    url.searchParams.set("nonce", pending.nonce);
+    if (openId) url.searchParams.set("nonce", pending.nonce);
     url.searchParams.set("code_challenge", await oauth.calculatePKCECodeChallenge(codeVerifier));
     url.searchParams.set("code_challenge_method", "S256");
     return reply.code(302).header("location", url.href).send();
@@ -201,7 +202,8 @@ ${escape(answer.body)}</pre>`
     }
     try {
       const response = await oauth.authorizationCodeGrantRequest(as, client, clientAuth, callback, options.redirectUri, pending.codeVerifier, http);
-      const result = await oauth.processAuthorizationCodeResponse(as, client, response, { expectedNonce: pending.nonce, requireIdToken: options.scope.split(" ").includes("openid") });
+      // An OpenID Connect request (scope openid) must bring an ID Token with our nonce; a plain OAuth one none.
+      const result = await oauth.processAuthorizationCodeResponse(as, client, response, openId ? { expectedNonce: pending.nonce, requireIdToken: true } : {});
       const tokens = toTokenState(result);
       const claims = oauth.getValidatedIdTokenClaims(result);
       if (claims !== undefined && as.userinfo_endpoint !== undefined) {
