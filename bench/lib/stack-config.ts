@@ -65,9 +65,10 @@ export function writeBenchStackConfig(options: {
         signingKeys: { source: { env: "BENCH_SIGNING_KEYS" } },
       },
       ...(options.lifetimes === undefined ? {} : { lifetimes: options.lifetimes }),
-      scopes: [{ name: "read", description: "Read" }],
+      // openid: bench:token's OpenID Connect code exchange (an ID Token signed beside the access token).
+      scopes: [{ name: "read", description: "Read" }, { name: "openid", description: "Sign in" }],
       clients: [
-        { id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(options.secrets.web)}`], redirectUris: [BENCH_REDIRECT_URI], scopes: ["read"] },
+        { id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(options.secrets.web)}`], redirectUris: [BENCH_REDIRECT_URI], scopes: ["read", "openid"] },
         {
           id: "gatehouse-gateway",
           name: "Gateway",
