@@ -4,7 +4,7 @@ import { createHealth, type Health } from "./health.js";
 import { createAuthorizationServer, type AuthorizationServer } from "./oauth/authorization-server.js";
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
-import { createKeyRing, generateDevelopmentJwks, type KeyRing } from "./oauth/key-ring.js";
+import { createKeyRing, generateDevelopmentJwks, KeyRingError, type KeyRing } from "./oauth/key-ring.js";
 import { cryptoRandom, type RandomSource } from "./oauth/secrets.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
@@ -127,6 +127,13 @@ async function createStore(config: AuthzConfig, log: Logger, clock: Clock): Prom
 async function loadKeyRing(config: AuthzConfig, log: Logger): Promise<KeyRing> {
   if (config.signingKeys !== undefined) {
     const ring = await createKeyRing({ jwks: config.signingKeys.jwks, activeKid: config.signingKeys.activeKid, issuer: config.issuer });
+    // OpenID Connect Registration §2 id_token_signed_response_alg: only algorithms the ring can sign with.
+    for (const client of config.clients.values()) {
+      const alg = client.idTokenSignedResponseAlg;
+      if (alg !== undefined && !ring.idTokenAlgorithms.includes(alg)) {
+        throw new KeyRingError(`clients ${client.id}: idTokenSignedResponseAlg ${alg} has no key in the signing keys (${ring.idTokenAlgorithms.join(", ")})`);
+      }
+    }
     log.info({ activeKid: ring.activeKid, keys: ring.publicJwks.keys.length, source: config.signingKeys.source }, "signing keys loaded");
     return ring;
   }

@@ -185,3 +185,42 @@ describe("OpenID Connect configuration", () => {
     expect(problems.map((p) => p.slice(0, p.indexOf(": ")))).toEqual(expect.arrayContaining(["users[0].claims.email_verified", "users[0].claims.nickname"]));
   });
 });
+
+describe("KeyRing: ID Tokens (OpenID Connect Core §2, Registration §2)", () => {
+  const ring = async () => {
+    const { exportJWK, generateKeyPair } = await import("jose");
+    const es256 = await generateKeyPair("ES256", { extractable: true });
+    const es384 = await generateKeyPair("ES384", { extractable: true });
+    const jwks = JSON.stringify({
+      keys: [
+        { ...(await exportJWK(es256.privateKey)), kid: "k256", alg: "ES256" },
+        { ...(await exportJWK(es384.privateKey)), kid: "k384", alg: "ES384" },
+      ],
+    });
+    const { createKeyRing } = await import("../../services/authz/oauth/key-ring.js");
+    return createKeyRing({ jwks, activeKid: "k256", issuer: "https://as.example" });
+  };
+  const claims = { iss: "https://as.example", sub: "u", aud: "c", exp: 2_000_000_000, iat: 1_700_000_000, auth_time: 1_700_000_000, azp: "c", amr: ["pwd"] };
+
+  it("signs with the active key by default and with a key of the client's algorithm when it registered one; never none", async () => {
+    const { decodeProtectedHeader } = await import("jose");
+    const keys = await ring();
+    expect(keys.idTokenAlgorithms).toEqual(["ES256", "ES384"]);
+    expect(decodeProtectedHeader(await keys.signIdToken(claims, keys.activeAlg))).toEqual({ alg: "ES256", kid: "k256", typ: "JWT" });
+    expect(decodeProtectedHeader(await keys.signIdToken(claims, "ES384"))).toEqual({ alg: "ES384", kid: "k384", typ: "JWT" });
+    await expect(keys.signIdToken(claims, "none")).rejects.toThrow(/no signing key/);
+    await expect(keys.signIdToken(claims, "RS256")).rejects.toThrow(/no signing key/);
+  });
+
+  it("verifies its own ID Tokens as hints, expired ones too, and refuses access tokens, logout tokens and foreign ones", async () => {
+    const keys = await ring();
+    const expired = await keys.signIdToken({ ...claims, exp: 1_700_000_100 }, "ES384");
+    expect((await keys.verifyIdTokenHint(expired)).sub).toBe("u");
+    const access = await keys.sign({ iss: "https://as.example", sub: "u", aud: "a", client_id: "c", scope: "", jti: "j", iat: 1_700_000_000, exp: 2_000_000_000, auth_time: 0, gid: "g" });
+    await expect(keys.verifyIdTokenHint(access)).rejects.toThrow();
+    const logout = await keys.signLogoutToken({ iss: "https://as.example", aud: "c", iat: 1_700_000_000, exp: 2_000_000_000, jti: "j", events: {}, sub: "u" }, "ES256");
+    await expect(keys.verifyIdTokenHint(logout)).rejects.toThrow();
+    const other = await ring();
+    await expect(other.verifyIdTokenHint(await keys.signIdToken(claims, "ES256"))).rejects.toThrow();
+  });
+});
