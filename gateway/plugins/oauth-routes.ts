@@ -184,6 +184,22 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
   );
 
   /**
+   * OpenID Connect Core §3.1.2.1: "Authorization Servers MUST support the use
+   * of the HTTP GET and POST methods". A form post is answered with a 303 to
+   * the same request as a GET (its parameters re-encoded, nothing added), so
+   * one handler validates every request, and the browser's SameSite=Lax
+   * session cookie, which a cross-site POST does not carry, comes along.
+   */
+  app.post(
+    paths.authorize,
+    { config: { html: true }, schema: { body: formSchema(AUTHORIZATION_REQUEST_PARAMETERS, { unknown: "ignore" }) }, schemaErrorFormatter: describeFormErrors },
+    async (request, reply) => {
+      const query = new URLSearchParams(request.body as Record<string, string>).toString();
+      return reply.code(303).header("location", query === "" ? paths.authorize : `${paths.authorize}?${query}`).send();
+    },
+  );
+
+  /**
    * The consent page's decision. Only the browser whose session the page was
    * rendered for can post it (CSRF token bound to session and request); the
    * resource owner asserted to Decide is that session's subject.

@@ -56,7 +56,7 @@ beforeAll(async () => {
       clients.push(pairwise("pairwise-a", PAIRWISE_A), pairwise("pairwise-b", PAIRWISE_B));
       (file.authz as Record<string, unknown>).openid = { acr: "urn:gatehouse:loa:pwd", pairwiseSalt: { file: saltFile } };
       file.users = [
-        { username: "alice", subject: "user-alice", passwordHash: TEST_PASSWORD_HASH, claims: { ...ALICE, address: { locality: "Oxford", country: "GB" } } },
+        { username: "alice", subject: "user-alice", passwordHash: TEST_PASSWORD_HASH, claims: { ...ALICE, address: { locality: "Oxford", country: "GB" }, phone_number: "+44 1865 000000", phone_number_verified: false } },
         { username: "bob", subject: "user-bob", passwordHash: TEST_PASSWORD_HASH },
       ];
     },
@@ -151,6 +151,7 @@ describe("OpenID Connect with openid-client as the relying party", () => {
     const info = await client.fetchUserInfo(config, tokens.access_token, sub);
     expect(info).toEqual({ sub, ...ALICE, locale: "en-GB" });
     expect(info).not.toHaveProperty("address");
+    expect(info).not.toHaveProperty("phone_number");
 
     const posted = await fetch(`${stack.issuer}/oauth2/userinfo`, {
       method: "POST",
@@ -350,5 +351,51 @@ describe("OpenID Connect with openid-client as the relying party", () => {
     const { url } = await authenticationRequest(config, { id_token_hint: a.tokens.id_token!, state: "s-aud" });
     const response = await agent.get(url.href);
     expect(errorAt(new URL(response.headers.get("location")!))).toMatchObject({ error: "invalid_request", state: "s-aud" });
+  });
+
+  it("Core §5.4 (oidcc-scope-all, oidcc-ensure-other-scope-order-succeeds): every scope in any order releases every claim the user has", async () => {
+    const { config, tokens } = await signInWithOpenId("email phone openid address profile");
+    const info = await client.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub);
+    expect(info).toMatchObject({ ...ALICE, address: { locality: "Oxford", country: "GB" }, phone_number: "+44 1865 000000", phone_number_verified: false });
+  });
+
+  it("Core §3.1.2.1 (oidcc-ensure-request-without-nonce-succeeds-for-code-flow): nonce is optional in the code flow; the ID Token then has none", async () => {
+    const config = await discover();
+    const agent = new UserAgent(stack.gateway.url);
+    await signIn(agent);
+    const { url, checks } = await authenticationRequest(config, {});
+    url.searchParams.delete("nonce");
+    const { location } = await authorizeThroughGateway(agent, Object.fromEntries(url.searchParams));
+    const tokens = await client.authorizationCodeGrant(config, location, { ...checks, expectedNonce: undefined }, { redirect_uri: WEB_REDIRECT });
+    expect(tokens.claims()).not.toHaveProperty("nonce");
+  });
+
+  it("Core §3.1.2.1 (oidcc-ensure-post-request-succeeds): the authorization endpoint takes POST too, as the same request", async () => {
+    const { agent } = await signInWithOpenId("openid");
+    const config = await discover();
+    const { url, checks } = await authenticationRequest(config, {});
+    const posted = await agent.post("/oauth2/authorize", Object.fromEntries(url.searchParams));
+    expect(posted.status).toBe(303);
+    const followed = await agent.get(posted.headers.get("location")!);
+    expect(followed.status).toBe(302);
+    const tokens = await client.authorizationCodeGrant(config, new URL(followed.headers.get("location")!), checks, { redirect_uri: WEB_REDIRECT });
+    expect(tokens.claims()!.sub).toBe("user-alice");
+  });
+
+  it("Core §3.1.2.1 (oidcc-ensure-request-with-unknown-parameter-succeeds, -acr-values-, ui-locales, claims-locales, display-page): accepted, and the flow completes", async () => {
+    const { agent } = await signInWithOpenId("openid");
+    const config = await discover();
+    const { url, checks } = await authenticationRequest(config, {
+      extra_parameter: "ignored",
+      acr_values: "urn:gatehouse:loa:pwd",
+      ui_locales: "se",
+      claims_locales: "se",
+      display: "page",
+      claims: JSON.stringify({ userinfo: { email: { essential: true } } }),
+    });
+    const response = await agent.get(url.href);
+    expect(response.status).toBe(302);
+    const tokens = await client.authorizationCodeGrant(config, new URL(response.headers.get("location")!), checks, { redirect_uri: WEB_REDIRECT });
+    expect(tokens.claims()!.acr).toBe("urn:gatehouse:loa:pwd");
   });
 });

@@ -227,4 +227,24 @@ describe("OpenID Connect logout", () => {
     expect(failing.received.length - attemptsBefore).toBe(3);
     expect(await authzMetric("gatehouse_authz_backchannel_logout_total", { outcome: "retried" })).toBeGreaterThanOrEqual(2);
   });
+
+  it("RP-Initiated Logout (oidcc-rp-initiated-logout-modified-id-token-hint): an id_token_hint with a broken signature is refused", async () => {
+    const { agent, tokens } = await signedInWithTokens();
+    const [header, payload, signature] = tokens.id_token!.split(".");
+    const modified = `${header}.${payload}.${signature!.slice(0, -4)}${signature!.slice(-4) === "AAAA" ? "BBBB" : "AAAA"}`;
+    const response = await agent.get(`/oauth2/end-session?${new URLSearchParams({ id_token_hint: modified, post_logout_redirect_uri: LOGGED_OUT })}`);
+    expect(response.status).toBe(400);
+    expect(await isSignedIn(agent)).toBe(true);
+  });
+
+  it("RP-Initiated Logout (oidcc-rp-initiated-logout-no-state, -only-state, -no-post-logout-redirect-uri): without state the redirect carries none; without a redirect URI a page says so", async () => {
+    const first = await signedInWithTokens();
+    const noState = await first.agent.get(client.buildEndSessionUrl(first.config, { id_token_hint: first.tokens.id_token!, post_logout_redirect_uri: LOGGED_OUT }).href);
+    expect(noState.headers.get("location")).toBe(LOGGED_OUT);
+    const second = await signedInWithTokens();
+    const onlyState = await second.agent.get(client.buildEndSessionUrl(second.config, { id_token_hint: second.tokens.id_token!, state: "s" }).href);
+    expect(onlyState.status).toBe(200);
+    expect(await onlyState.text()).toContain("You are signed out.");
+    expect(await isSignedIn(second.agent)).toBe(false);
+  });
 });

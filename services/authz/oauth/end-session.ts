@@ -80,7 +80,8 @@ export async function planLogout(ctx: OAuthContext, request: LogoutRequest): Pro
     if (!(client.postLogoutRedirectUris ?? []).includes(request.postLogoutRedirectUri)) {
       throw new OAuthError("invalid_request", "post_logout_redirect_uri is not registered for this client");
     }
-    redirectUrl = buildAuthorizationResponseUrl(request.postLogoutRedirectUri, "query", { state: request.state });
+    // §3: state, when given, is passed back; the URI is otherwise used exactly as registered.
+    redirectUrl = request.state === "" ? request.postLogoutRedirectUri : buildAuthorizationResponseUrl(request.postLogoutRedirectUri, "query", { state: request.state });
   }
 
   const sessionHash = request.sessionToken === "" ? undefined : hashSecret(request.sessionToken);
