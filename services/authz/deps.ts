@@ -5,7 +5,7 @@ import { createAuthorizationServer, type AuthorizationServer } from "./oauth/aut
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
 import { createKeyRing, generateDevelopmentJwks, KeyRingError, type KeyRing } from "./oauth/key-ring.js";
-import { cryptoRandom, type RandomSource } from "./oauth/secrets.js";
+import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStore } from "./store/redis-store.js";
@@ -59,13 +59,15 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   const store = tracing.enabled ? traceStore(untracedStore, tracing, config.redis === undefined ? "memory" : "redis") : untracedStore;
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
   const backChannelLogout = createBackChannelLogoutSender({ log, ...(overrides.sleep === undefined ? {} : { sleep: overrides.sleep }) });
+  // One pool for the process: every context (and every reload) draws from it.
+  const pooledRandom = createPooledRandom();
   const build = (policy: AuthzConfig, keys: KeyRing) => {
     const ctx: OAuthContext = {
       policy,
       store,
       keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
       clock,
-      random: overrides.random ?? cryptoRandom,
+      random: overrides.random ?? pooledRandom,
       sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
       trace: stepTracer,
       backChannelLogout,
