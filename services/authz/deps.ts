@@ -12,6 +12,7 @@ import { createRedisStore } from "./store/redis-store.js";
 import type { Store } from "./oauth/store.js";
 import { startTracing, type Tracing } from "../../startup/tracing.js";
 import { createBackChannelLogoutSender, type BackChannelLogoutSender } from "./back-channel-logout-sender.js";
+import { verifySectorIdentifierUris } from "./sector-identifiers.js";
 import { traceStore } from "./store/traced-store.js";
 import { createStepTracer, traceKeyRing } from "./traced-core.js";
 
@@ -74,6 +75,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     };
     return { config: policy, keys, server: createAuthorizationServer(ctx) };
   };
+  await verifySectorIdentifierUris(config);
   let current = build(config, await loadKeyRing(config, log));
 
   return {
@@ -101,6 +103,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       ]
         .filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b))
         .map(([name]) => name as string);
+      await verifySectorIdentifierUris(next);
       const sameKeys = JSON.stringify(before.signingKeys) === JSON.stringify(next.signingKeys);
       const keys = sameKeys ? current.keys : await loadKeyRing(next, log);
       // What needs a restart keeps its running value until then.

@@ -50,6 +50,7 @@ export const openIdClientFields = {
   idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGORITHMS).optional(),
   subjectType: z.enum(["public", "pairwise"]).optional(),
   sectorIdentifier: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, "must be a host name").optional(),
+  sectorIdentifierUri: z.string().optional(),
   // RP-Initiated Logout 1.0 §3 and Back-Channel Logout 1.0 §2.2.
   postLogoutRedirectUris: z.array(z.string()).default([]),
   backchannelLogoutUri: z.string().optional(),
@@ -84,11 +85,27 @@ export function buildOpenIdClient(client: ClientFields, at: string, problems: st
   if (client.subjectType === "pairwise") {
     built.subjectType = "pairwise";
     if (!hasPairwiseSalt) problems.push(`${at}.subjectType: pairwise needs authz.openid.pairwiseSalt`);
+    if (client.sectorIdentifierUri !== undefined) {
+      // Core §8.1: the sector is the host of the sector_identifier_uri; its document is checked at load (sector-identifiers.ts).
+      let url: URL | undefined;
+      try {
+        url = new URL(client.sectorIdentifierUri);
+      } catch {
+        problems.push(`${at}.sectorIdentifierUri: must be an absolute URI`);
+      }
+      if (url !== undefined && url.protocol !== "https:" && !(url.protocol === "http:" && !requireHttps)) problems.push(`${at}.sectorIdentifierUri: must use https`);
+      if (client.sectorIdentifier !== undefined) problems.push(`${at}.sectorIdentifier: name either sectorIdentifier or sectorIdentifierUri`);
+      if (url !== undefined) {
+        built.sectorIdentifier = url.host;
+        built.sectorIdentifierUri = client.sectorIdentifierUri;
+      }
+      return built;
+    }
     const sector = sectorIdentifierOf(client.redirectUris, client.sectorIdentifier);
     if ("problem" in sector) problems.push(`${at}.sectorIdentifier: ${sector.problem}`);
     else built.sectorIdentifier = sector.sector;
-  } else if (client.sectorIdentifier !== undefined) {
-    problems.push(`${at}.sectorIdentifier: only for subjectType pairwise`);
+  } else if (client.sectorIdentifier !== undefined || client.sectorIdentifierUri !== undefined) {
+    problems.push(`${at}.${client.sectorIdentifier !== undefined ? "sectorIdentifier" : "sectorIdentifierUri"}: only for subjectType pairwise`);
   }
   return built;
 }

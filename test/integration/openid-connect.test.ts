@@ -1,4 +1,6 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,8 +25,15 @@ let clockOffsetMs = 0;
 const ALICE = { name: "Alice Liddell", given_name: "Alice", family_name: "Liddell", email: "alice@example.test", email_verified: true, locale: "en-GB" };
 const PAIRWISE_A = "https://a-sector.test/cb";
 const PAIRWISE_B = "https://b-sector.test/cb";
+/** A pairwise client on two hosts, whose sector comes from its sector_identifier_uri (served here). */
+const PAIRWISE_C = ["https://c1.test/cb", "https://c2.test/cb"];
+let sectorServer: Server;
+let sectorUri: string;
 
 beforeAll(async () => {
+  sectorServer = createServer((_request, response) => response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(PAIRWISE_C)));
+  await new Promise<void>((resolve) => sectorServer.listen(0, "127.0.0.1", resolve));
+  sectorUri = `http://127.0.0.1:${(sectorServer.address() as AddressInfo).port}/sector.json`;
   const dir = await mkdtemp(join(tmpdir(), "gatehouse-oidc-"));
   const saltFile = join(dir, "pairwise-salt");
   await writeFile(saltFile, "pairwise-salt-0123456789abcdefghijklmnopqrstuvwxyz");
@@ -54,6 +63,7 @@ beforeAll(async () => {
         firstParty: true,
       });
       clients.push(pairwise("pairwise-a", PAIRWISE_A), pairwise("pairwise-b", PAIRWISE_B));
+      clients.push({ ...pairwise("pairwise-c", PAIRWISE_C[0]!), redirectUris: PAIRWISE_C, sectorIdentifierUri: sectorUri });
       (file.authz as Record<string, unknown>).openid = { acr: "urn:gatehouse:loa:pwd", pairwiseSalt: { file: saltFile } };
       file.users = [
         { username: "alice", subject: "user-alice", passwordHash: TEST_PASSWORD_HASH, claims: { ...ALICE, address: { locality: "Oxford", country: "GB" }, phone_number: "+44 1865 000000", phone_number_verified: false } },
@@ -62,7 +72,10 @@ beforeAll(async () => {
     },
   });
 });
-afterAll(() => stack.close());
+afterAll(async () => {
+  await stack.close();
+  await new Promise((resolve) => sectorServer.close(resolve));
+});
 
 async function discover(clientId = "web") {
   return client.discovery(new URL(stack.issuer), clientId, SECRETS.web, client.ClientSecretBasic(SECRETS.web), { execute: [client.allowInsecureRequests] });
@@ -306,6 +319,15 @@ describe("OpenID Connect with openid-client as the relying party", () => {
     // The same client always sees the same sub.
     const again = await signInWithOpenId("openid", { agent, clientId: "pairwise-a", redirectUri: PAIRWISE_A });
     expect(again.tokens.claims()!.sub).toBe(subA);
+
+    // A client on two hosts: its sector is its sector_identifier_uri's host, whose document (fetched at start) lists both.
+    const c1 = await signInWithOpenId("openid", { agent, clientId: "pairwise-c", redirectUri: PAIRWISE_C[0]! });
+    const c2 = await signInWithOpenId("openid", { agent, clientId: "pairwise-c", redirectUri: PAIRWISE_C[1]! });
+    expect(c1.tokens.claims()!.sub).toBe(c2.tokens.claims()!.sub);
+    expect([subA, subB, "user-alice"]).not.toContain(c1.tokens.claims()!.sub);
+    const salt = "pairwise-salt-0123456789abcdefghijklmnopqrstuvwxyz";
+    const expected = createHmac("sha256", salt).update(`${new URL(sectorUri).host}\u0000user-alice`).digest("base64url");
+    expect(c1.tokens.claims()!.sub).toBe(expected);
   });
 
   it("Core §3.1.2.6: bad authentication request parameters are specific errors, redirected to the client with state, never a 500", async () => {

@@ -44,6 +44,11 @@ export interface Client {
   subjectType?: "public" | "pairwise" | undefined;
   /** §8.1: the host the pairwise `sub` is computed for (the redirect URIs' host by default). */
   sectorIdentifier?: string | undefined;
+  /**
+   * §8.1 / Registration §5: a JSON array of URIs, fetched at load, that must
+   * list every redirect URI; its host is then the sector identifier.
+   */
+  sectorIdentifierUri?: string | undefined;
   /** RP-Initiated Logout 1.0 §3: where the user agent may be sent after logout, matched exactly. */
   postLogoutRedirectUris?: readonly string[] | undefined;
   /** Back-Channel Logout 1.0 §2.2: where Logout Tokens are posted when a session the client took part in ends. */
