@@ -48,6 +48,9 @@ export interface DepsOverrides {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** How often expired sessions are looked for (their Back-Channel Logout is at most this late). */
+const SESSION_SWEEP_INTERVAL_MS = 15_000;
+
 /** The instrumentation scope of the authz service's spans. */
 export const AUTHZ_TRACER = "gatehouse-authz";
 
@@ -77,6 +80,12 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   };
   await verifySectorIdentifierUris(config);
   let current = build(config, await loadKeyRing(config, log));
+
+  // Back-Channel Logout for sessions that expire: every replica sweeps; each expired session is taken by one.
+  const sweeper = setInterval(() => {
+    current.server.endExpiredSessions().catch((error: unknown) => log.warn({ err: error }, "sweeping expired sessions failed; retried on the next sweep"));
+  }, SESSION_SWEEP_INTERVAL_MS);
+  sweeper.unref();
 
   return {
     log,
@@ -111,6 +120,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       return { needsRestart };
     },
     async close() {
+      clearInterval(sweeper);
       backChannelLogout.close();
       await store.close();
       await tracing.shutdown(); // exports what is buffered

@@ -40,6 +40,8 @@ async function startReceiver(status: number): Promise<{ server: Server; url: str
 }
 
 let stack: TestStack;
+/** The authz service's clock, moved past a session's lifetime by the last test (sessions expire). */
+let clockOffsetMs = 0;
 let receiver: Awaited<ReturnType<typeof startReceiver>>;
 let failing: Awaited<ReturnType<typeof startReceiver>>;
 
@@ -49,7 +51,7 @@ beforeAll(async () => {
   stack = await startTestStack({
     redisUrl: inject("redisUrl"),
     // Retries of a failing back-channel delivery follow one another without waiting.
-    authzOverrides: { sleep: async () => undefined },
+    authzOverrides: { sleep: async () => undefined, clock: () => Date.now() + clockOffsetMs },
     patch: (file) => {
       (file.scopes as Array<Record<string, unknown>>).push({ name: "openid", description: "Sign you in" });
       const clients = file.clients as Array<Record<string, unknown>>;
@@ -246,5 +248,21 @@ describe("OpenID Connect logout", () => {
     expect(onlyState.status).toBe(200);
     expect(await onlyState.text()).toContain("You are signed out.");
     expect(await isSignedIn(second.agent)).toBe(false);
+  });
+
+  // Last: it moves the authz service's clock hours ahead, which the relying party would not accept for later tokens.
+  it("Back-Channel Logout: a session that expires is announced too, once, by the sweep (and revokeOnLogout applies)", async () => {
+    const before = receiver.received.length;
+    const { config, tokens } = await signedInWithTokens();
+    const sid = tokens.claims()!.sid;
+    clockOffsetMs += 8 * 3_600_000 + 1_000; // the default session lifetime, and a second
+    while ((await stack.authz.running.deps.server().endExpiredSessions()) > 0);
+    const delivery = await waitFor(() => receiver.received.slice(before).find((r) => decodeJwt(r.body.get("logout_token")!).sid === sid), {
+      budgetMs: 5_000,
+      what: "the logout token of the expired session",
+    });
+    expect(decodeJwt(delivery.body.get("logout_token")!)).toMatchObject({ aud: "web", sub: "user-alice" });
+    expect(receiver.received.slice(before).filter((r) => decodeJwt(r.body.get("logout_token")!).sid === sid)).toHaveLength(1);
+    await expect(client.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: "invalid_grant" });
   });
 });

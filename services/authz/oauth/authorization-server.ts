@@ -9,7 +9,7 @@ import { introspect } from "./introspect.js";
 import { createLogin, sessionIdOf } from "./login.js";
 import { openIdFacts } from "./openid-metadata.js";
 import { userInfo } from "./userinfo.js";
-import { endSession, planLogout, type LogoutRequest } from "./end-session.js";
+import { endExpiredSessions, endSession, planLogout, type LogoutRequest } from "./end-session.js";
 import type { Client } from "./model.js";
 import { revoke } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
@@ -69,6 +69,8 @@ export function createAuthorizationServer(ctx: OAuthContext) {
     userInfo: traced(ctx.trace, "oidc.userinfo", (accessToken: string) => userInfo(ctx, accessToken)),
     /** Ends the session, with what OpenID Connect logout asks of it (oauth/end-session.ts). */
     logout: (sessionToken: string) => endSession(ctx, sessionToken),
+    /** Back-Channel Logout for sessions that expired (run periodically, services/authz/app.ts). */
+    endExpiredSessions: () => endExpiredSessions(ctx),
     /** RP-Initiated Logout 1.0 §2: what the end_session_endpoint should do. */
     planLogout: (request: LogoutRequest) => planLogout(ctx, request),
 

@@ -105,10 +105,8 @@ export async function planLogout(ctx: OAuthContext, request: LogoutRequest): Pro
 }
 
 /**
- * Ends a login session: the session itself, then, for each client that got a
- * grant in it, the grant when the client asked for that (`revokeOnLogout`),
- * and a Logout Token to its back-channel logout URI (Back-Channel Logout 1.0
- * §2.5), handed to the delivery port without waiting for it.
+ * Ends a login session: the session itself, then what its participants asked
+ * for (endParticipation).
  */
 export async function endSession(ctx: OAuthContext, sessionToken: string): Promise<void> {
   if (sessionToken === "") return;
@@ -116,7 +114,32 @@ export async function endSession(ctx: OAuthContext, sessionToken: string): Promi
   const session = await ctx.store.sessions.get(sessionHash);
   await ctx.store.sessions.delete(sessionHash);
   if (session === undefined) return;
-  const sid = sessionIdOf(sessionHash);
+  await endParticipation(ctx, sessionIdOf(sessionHash), session.subject);
+}
+
+/** Sessions ended by expiry are announced in batches of this many per sweep. */
+const EXPIRY_BATCH = 100;
+
+/**
+ * Announces the end of sessions that expired by `now` (their keys vanish by
+ * TTL, so nothing else would): the same revocations and Logout Tokens as a
+ * logout. Each expired session is taken by one sweeper, whichever replica
+ * runs it. A session already ended by logout has no participants left, so it
+ * is announced once. Returns how many sessions were swept.
+ */
+export async function endExpiredSessions(ctx: OAuthContext): Promise<number> {
+  const expired = await ctx.store.sessions.takeExpired(ctx.clock(), EXPIRY_BATCH);
+  for (const session of expired) await endParticipation(ctx, session.sid, session.subject);
+  return expired.length;
+}
+
+/**
+ * For each client that got a grant in the session: its grant revoked when it
+ * asked for that (`revokeOnLogout`), and one Logout Token to its back-channel
+ * logout URI (Back-Channel Logout 1.0 §2.5), handed to the delivery port
+ * without waiting for it.
+ */
+async function endParticipation(ctx: OAuthContext, sid: string, subject: string): Promise<void> {
   const participants = await ctx.store.sessions.takeParticipants(sid);
   const notified = new Set<string>();
   for (const participant of participants) {
@@ -125,7 +148,7 @@ export async function endSession(ctx: OAuthContext, sessionToken: string): Promi
     if (client.revokeOnLogout === true) await revokeGrant(ctx, participant.grantId);
     if (client.backchannelLogoutUri !== undefined && !notified.has(client.id)) {
       notified.add(client.id);
-      const logoutToken = await signLogoutToken(ctx, client, session.subject, sid);
+      const logoutToken = await signLogoutToken(ctx, client, subject, sid);
       ctx.backChannelLogout?.deliver({ clientId: client.id, uri: client.backchannelLogoutUri, logoutToken });
     }
   }

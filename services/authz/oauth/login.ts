@@ -68,6 +68,9 @@ export function createLogin(ctx: OAuthContext, limiter: AttemptLimiter) {
     const ttl = ctx.policy.lifetimes.session;
     const sessionHash = hashSecret(sessionToken);
     await ctx.store.sessions.create(sessionHash, { subject: user.subject, authTime }, ttl);
-    return { sessionToken, subject: user.subject, authTime, expiresIn: ttl, sid: sessionIdOf(sessionHash) };
+    const sid = sessionIdOf(sessionHash);
+    // Back-Channel Logout: a session that simply expires is announced too (oauth/end-session.ts).
+    await ctx.store.sessions.scheduleExpiry({ sid, subject: user.subject, expiresAt: ctx.clock() + ttl * 1000 });
+    return { sessionToken, subject: user.subject, authTime, expiresIn: ttl, sid };
   };
 }

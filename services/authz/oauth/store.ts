@@ -211,6 +211,22 @@ export interface SessionStore {
   addParticipant(sid: string, participant: SessionParticipant, ttlSeconds: number): Promise<void>;
   /** Atomic: returns and forgets the session's participants; of concurrent takes one gets them. */
   takeParticipants(sid: string): Promise<SessionParticipant[]>;
+  /**
+   * Remembers when a session will expire (ms since the epoch), so that its
+   * end can be announced (Back-Channel Logout) although its key simply
+   * vanishes. Kept until taken.
+   */
+  scheduleExpiry(expiry: SessionExpiry): Promise<void>;
+  /** Atomic: removes and returns up to `limit` sessions expired at `now`; of concurrent takes each entry goes to one. */
+  takeExpired(now: number, limit: number): Promise<SessionExpiry[]>;
+}
+
+/** A session's scheduled end, named by its sid. */
+export interface SessionExpiry {
+  sid: string;
+  subject: string;
+  /** ms since the epoch. */
+  expiresAt: number;
 }
 
 /** Remembered consent per (subject, client), kept for the config's consentTtl. */

@@ -15,6 +15,8 @@ export interface KeySchema {
   session(sessionHash: string): string;
   /** The clients (and their grants) of a login session, by the session's sid. */
   sessionParticipants(sid: string): string;
+  /** One sorted set of every session's expiry (score: ms since the epoch). */
+  sessionExpiries: string;
   consent(subject: string, clientId: string): string;
   attempts(key: string): string;
   /** The pub/sub channel of revocation announcements. */
@@ -36,6 +38,7 @@ export function createKeySchema(prefix: string): KeySchema {
     accessTokenRevoked: (grantId, jti) => `${grant(grantId)}:jti-revoked:${part(jti)}`,
     session: (sessionHash) => `${prefix}session:${sessionHash}`,
     sessionParticipants: (sid) => `${prefix}session-participants:${part(sid)}`,
+    sessionExpiries: `${prefix}session-expiries`,
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
     revocationChannel: `${prefix}revocations`,

@@ -13,6 +13,7 @@ import type {
   RevocationSubscription,
   Rotation,
   Session,
+  SessionExpiry,
   Store,
 } from "../oauth/store.js";
 
@@ -193,6 +194,21 @@ export function createRedisStore(options: RedisStoreOptions): Store {
           const key = keys.sessionParticipants(sid);
           await client.multi().sadd(key, JSON.stringify([participant.clientId, participant.grantId])).pexpire(key, ttlSeconds * 1000).exec();
         }),
+      scheduleExpiry: (expiry) =>
+        guard(async () => {
+          // The set lives an hour past its latest expiry: every key has a TTL, and a sweeper down that long loses only announcements.
+          await scheduleDue.run(client, [keys.sessionExpiries], [expiry.expiresAt, JSON.stringify([expiry.sid, expiry.subject]), expiry.expiresAt - clock() + 3_600_000]);
+        }),
+      takeExpired: (now, limit) =>
+        guard(async () => {
+          const taken = (await takeDue.run(client, [keys.sessionExpiries], [now, limit])) as string[];
+          const expired: SessionExpiry[] = [];
+          for (let i = 0; i + 1 < taken.length; i += 2) {
+            const [sid, subject] = JSON.parse(taken[i]!) as [string, string];
+            expired.push({ sid, subject, expiresAt: Number(taken[i + 1]) });
+          }
+          return expired;
+        }),
       takeParticipants: (sid) =>
         guard(async () => {
           const members = (await takeSet.run(client, [keys.sessionParticipants(sid)], [])) as string[];
@@ -311,6 +327,20 @@ const setWithTtl = defineScript(`return redis.call('SET', KEYS[1], ARGV[1], 'PX'
 
 /** KEYS: one key. */
 const deleteKey = defineScript(`return redis.call('DEL', KEYS[1])`);
+
+/** KEYS: a sorted set. ARGV: score, member, ttl ms. Adds the member; the set's TTL only ever grows. */
+const scheduleDue = defineScript(`
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+`);
+
+/** KEYS: a sorted set. ARGV: now, limit. Removes and returns (member, score) pairs due at now, in one step. */
+const takeDue = defineScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+for i = 1, #due, 2 do redis.call('ZREM', KEYS[1], due[i]) end
+return due
+`);
 
 /** KEYS: a set. Returns its members and deletes it, in one step. */
 const takeSet = defineScript(`
