@@ -57,6 +57,8 @@ export const endSessionRoutes: FastifyPluginAsync<EndSessionRoutesOptions> = asy
   app.get(
     path,
     {
+      // Bad input (a repeated parameter, a bad encoding, an oversized one) is an error page, as on the other pages.
+      config: { html: true },
       schema: { querystring: formSchema(LOGOUT_PARAMETERS, { unknown: "ignore" }) },
       schemaErrorFormatter: describeFormErrors,
       exposeHeadRoute: false,
@@ -70,7 +72,7 @@ export const endSessionRoutes: FastifyPluginAsync<EndSessionRoutesOptions> = asy
   );
   app.post(
     path,
-    { schema: { body: formSchema({ ...LOGOUT_PARAMETERS, ...CONFIRMATION_FIELDS }, { unknown: "ignore" }) }, schemaErrorFormatter: describeFormErrors },
+    { config: { html: true }, schema: { body: formSchema({ ...LOGOUT_PARAMETERS, ...CONFIRMATION_FIELDS }, { unknown: "ignore" }) }, schemaErrorFormatter: describeFormErrors },
     async (request, reply) => {
       const { csrf_token: csrfToken, decision, ...parameters } = request.body as LogoutParameters & { csrf_token?: string; decision?: "logout" | "stay" };
       return handle(request, reply, parameters, csrfToken === undefined ? undefined : { csrfToken, decision: decision ?? "stay" }, 303);

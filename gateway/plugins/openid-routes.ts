@@ -63,6 +63,13 @@ export const openIdRoutes: FastifyPluginAsync<OpenIdRoutesOptions> = async (app,
     return reply.code(200).header("cache-control", "no-store").type("application/json; charset=utf-8").send(claimsJson);
   };
 
+  // A browser-based client sends the token in the Authorization header, which needs a CORS preflight.
+  app.options(config.paths.userinfo, { onRequest: allowAnyOrigin }, async (_request, reply) =>
+    reply
+      .code(204)
+      .headers({ "access-control-allow-methods": "GET, POST", "access-control-allow-headers": "authorization, content-type", "access-control-max-age": "600" })
+      .send(),
+  );
   app.get(config.paths.userinfo, { onRequest: allowAnyOrigin }, async (request, reply) => answer(request, reply, undefined));
   app.post(config.paths.userinfo, { schema: { body: USERINFO_FORM }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin }, async (request, reply) =>
     answer(request, reply, (request.body as { access_token?: string } | undefined)?.access_token),

@@ -185,6 +185,12 @@ describe("OpenID Connect with openid-client as the relying party", () => {
     expect(none.status).toBe(401);
     expect(none.headers.get("www-authenticate")).toBe('Bearer realm="gatehouse"');
 
+    // A browser-based client's preflight is allowed (the token travels in the Authorization header).
+    const preflight = await fetch(`${stack.issuer}/oauth2/userinfo`, { method: "OPTIONS", headers: { origin: "https://spa.test", "access-control-request-headers": "authorization" } });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-headers")).toContain("authorization");
+
     const invalid = await fetch(`${stack.issuer}/oauth2/userinfo`, { headers: { authorization: "Bearer not.a.token" } });
     expect(invalid.status).toBe(401);
     expect(invalid.headers.get("www-authenticate")).toMatch(/^Bearer realm="gatehouse", error="invalid_token"/);

@@ -201,6 +201,10 @@ describe("OpenID Connect logout", () => {
     expect(mismatch.status).toBe(400);
     const garbage = await agent.get(`/oauth2/end-session?${new URLSearchParams({ id_token_hint: "not-a-token" })}`);
     expect(garbage.status).toBe(400);
+    // A parameter given twice is refused on an error page too, before anything is looked at.
+    const repeated = await agent.get(`/oauth2/end-session?state=a&state=b`);
+    expect(repeated.status).toBe(400);
+    expect(repeated.headers.get("content-type")).toMatch(/^text\/html/);
     expect(await isSignedIn(agent)).toBe(true);
   });
 

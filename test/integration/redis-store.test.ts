@@ -68,7 +68,7 @@ describe("Redis keys after a full flow", () => {
           : type === "hash"
             ? Object.entries(await redis.hgetall(key)).flat()
             : type === "zset"
-              ? await redis.zrange(key, 0, -1)
+              ? await redis.zrange(key, "0", "-1")
               : await redis.smembers(key);
       for (const secret of secrets) {
         expect(key.includes(secret.split(".").pop()!), `${key} holds a secret`).toBe(false);
