@@ -172,6 +172,35 @@ describe("OpenID Connect configuration", () => {
     expect(config.acr).toBe("urn:x");
   });
 
+  it("logout registration: post-logout redirect URIs are checked like redirect URIs, the back-channel URI needs https and no fragment", () => {
+    const problems = configErrorOf(() =>
+      parse({ clients: [client({ postLogoutRedirectUris: ["http://rp.test/bye", "https://rp.test/ok"], backchannelLogoutUri: "https://rp.test/bcl#frag" })] }),
+    ).problems;
+    expect(problems.map((p) => p.slice(0, p.indexOf(": ")))).toEqual(["clients[0].postLogoutRedirectUris[0]", "clients[0].backchannelLogoutUri"]);
+    const config = parse({ clients: [client({ postLogoutRedirectUris: ["https://rp.test/ok"], backchannelLogoutUri: "https://rp.test/bcl", revokeOnLogout: true })] });
+    expect(config.clients.get("rp")).toMatchObject({ postLogoutRedirectUris: ["https://rp.test/ok"], backchannelLogoutUri: "https://rp.test/bcl", revokeOnLogout: true });
+  });
+
+  it("a sector_identifier_uri must be https, is for pairwise clients only, and excludes a named sector", () => {
+    const problems = configErrorOf(() =>
+      parse({
+        authz: { openid: { pairwiseSalt: { env: "SALT" } } },
+        clients: [
+          client({ subjectType: "pairwise", sectorIdentifierUri: "http://rp.test/sector.json" }),
+          { ...client({ sectorIdentifierUri: "https://rp.test/sector.json" }), id: "public-rp" },
+          { ...client({ subjectType: "pairwise", sectorIdentifierUri: "https://rp.test/s.json", sectorIdentifier: "rp.test" }), id: "both" },
+        ],
+      }),
+    ).problems;
+    expect(problems).toEqual([
+      "clients[0].sectorIdentifierUri: must use https",
+      "clients[1].sectorIdentifierUri: only for subjectType pairwise",
+      "clients[2].sectorIdentifier: name either sectorIdentifier or sectorIdentifierUri",
+    ]);
+    const config = parse({ authz: { openid: { pairwiseSalt: { env: "SALT" } } }, clients: [client({ subjectType: "pairwise", sectorIdentifierUri: "https://sector.rp.test/s.json" })] });
+    expect(config.clients.get("rp")).toMatchObject({ sectorIdentifier: "sector.rp.test", sectorIdentifierUri: "https://sector.rp.test/s.json" });
+  });
+
   it("users' standard claims are typed (Core §5.1): a wrong type is a problem at its path", () => {
     const user = (claims: Record<string, unknown>) => ({ username: "a", passwordHash: "scrypt$1024$8$1$h5TaKObEbJo3xXUDW8Figw$8IF-h9pg5RIrVc-jVHLBd-u1orz47DEPExxlF-5YZoY", claims });
     expect(parse({ users: [user({ name: "A", email: "a@x.test", email_verified: true, address: { country: "GB" }, updated_at: 1 })] }).users.get("a")?.claims).toEqual({
