@@ -5,6 +5,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeJwt, decodeProtectedHeader } from "jose";
+import fc from "fast-check";
 import * as client from "openid-client";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { hashSecret } from "../../services/authz/oauth/secrets.js";
@@ -425,5 +426,21 @@ describe("OpenID Connect with openid-client as the relying party", () => {
     expect(response.status).toBe(302);
     const tokens = await client.authorizationCodeGrant(config, new URL(response.headers.get("location")!), checks, { redirect_uri: WEB_REDIRECT });
     expect(tokens.claims()!.acr).toBe("urn:gatehouse:loa:pwd");
+  });
+
+  it("Core §3.1.2.6: any mix of OpenID Connect parameters, valid or not, is answered (page or redirect), never a 5xx", async () => {
+    const agent = new UserAgent(stack.gateway.url);
+    await signIn(agent);
+    const config = await discover();
+    const value = fc.oneof(fc.constantFrom("", "none", "login", "consent", "0", "-1", "1e9", "page", "x.y.z", "%", "\u0000"), fc.string({ maxLength: 40 }));
+    await fc.assert(
+      fc.asyncProperty(fc.record({ prompt: value, max_age: value, nonce: value, display: value, id_token_hint: value, login_hint: value, ui_locales: value }), async (parameters) => {
+        const { url } = await authenticationRequest(config, parameters);
+        const response = await agent.get(url.href);
+        await response.body?.cancel();
+        return [200, 302, 400].includes(response.status);
+      }),
+      { numRuns: 40 },
+    );
   });
 });
