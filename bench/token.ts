@@ -10,6 +10,15 @@
  *                        ID Token signed beside the access token; printed with
  *                        its ratio to the plain exchange of the same run
  *   refresh_token        each connection rotates its own refresh family, chained
+ *   client_credentials   (RFC 6749 §4.4) the client `svc` with client_secret_basic
+ *   client_credentials   the client `svc-jwt` with private_key_jwt (RFC 7523): each request
+ *     (private_key_jwt)  carries its own assertion, signed beforehand (a jti is single use)
+ *   token exchange       (RFC 8693) `web` trades a user's access token for one addressed to
+ *                        a downstream service
+ *
+ * The code exchange is the same-run baseline: the client_credentials phases
+ * print their rate as a multiple of it (issue 14 asks ≥ 1.5× with a secret).
+ * A short smoke: BENCH_SECONDS=1 BENCH_MODES=split BENCH_OVERLOAD=0.
  *
  * Both modes run, one after the other, and print side by side: the authz
  * service and the gateway each in their own process ("split"), and the two in
@@ -33,19 +42,23 @@
  *   BENCH_OVERLOAD=0                 skip the overload report
  *
  * The overload report (README, "Overload"), for each mode: saturation is measured in the
- * run, as the connection count where authorization_code throughput stops
- * growing (short probes at 4, 8, 16, ... connections; the first that adds
- * less than 10 % over half as many); then one phase each at 1×, 2× and 5×
- * that many connections prints req/s served, the share answered 503
- * with temporarily_unavailable (shed by either process, or timed out), any other
- * errors, and p50/p99 over all answers.
+ * run, as the rate where authorization_code throughput stops growing (short
+ * closed-loop probes at 4, 8, 16, ... connections; the first that adds less
+ * than 10 % over half as many); then one phase each offers 1×, 2× and 5× that
+ * rate, open loop (autocannon's overallRate over up to 1,024 connections, so
+ * that the queue builds in the server, not in the load generator), and prints
+ * the rate offered and sent, req/s served, the share answered 503 with
+ * temporarily_unavailable (shed by either process, or timed out), any other
+ * errors, and p50/p99 over all answers. More connections in a closed loop
+ * would not overload anything: each waits for its answer before it asks again.
  */
 import { startRedisServer } from "../test/support/redis-server.js";
 import { createPkcePair } from "./lib/contender.js";
 import { startGatehouseTwoProcess, type GatehouseMode, type GatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
 import { formatResults, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats } from "./lib/redis-stats.js";
-import { BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
+import { SignJWT } from "jose";
+import { BENCH_DOWNSTREAM, BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
 import { startOtlpSink, type OtlpSink } from "./lib/otlp-sink.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -112,7 +125,7 @@ async function runMode(
     const exchangeOnce = async (code: string) => {
       const response = await fetch(gateway.tokenUrl, { method: "POST", headers, body: exchangeBody(code) });
       if (response.status !== 200) throw new Error(`token endpoint answered ${response.status}: ${await response.text()}`);
-      return (await response.json()) as { refresh_token: string };
+      return (await response.json()) as { refresh_token: string; access_token: string };
     };
 
     const pids: Record<string, number | undefined> = { ...gateway.processes, redis: ownRedisPid, "load generator": process.pid };
@@ -123,7 +136,7 @@ async function runMode(
     /** One measured autocannon phase against /oauth2/token, with the Redis commands it caused. */
     const hammer = async (
       name: string,
-      phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "onAccepted" | "cpu" | "check"> & { connections?: number },
+      phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "onAccepted" | "cpu" | "check"> & { connections?: number; headers?: Record<string, string> },
     ): Promise<LoadResult> => {
       const { result, redis: cost } = await measureRedis(redis, () => runHttpLoad(name, { url: gateway.tokenUrl, connections, headers, ...phase }));
       return phase.cpu === undefined ? result : { ...result, redisPerRequest: formatRedisPerRequest(cost, result.sent ?? result.requests) };
@@ -174,6 +187,8 @@ async function runMode(
       }),
     );
 
+    results.push(...(await servicePhases(mode, secrets, gateway.tokenUrl, exchangeOnce, gateway.mintCodes, hammer, pids, exchange.rps)));
+
     if (process.env.BENCH_OVERLOAD !== "0") {
       const overload = await overloadReport(mode, gateway, (name, phase) => hammer(name, phase), exchangeBody, exchange.rps);
       process.stdout.write(`\n${overload}\n`);
@@ -190,7 +205,93 @@ async function runMode(
   }
 }
 
-type Hammer = (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "connections" | "check">) => Promise<LoadResult>;
+type Hammer = (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "connections" | "check" | "rate">) => Promise<LoadResult>;
+
+/** Connections the open-loop overload phases may use: enough for 5× saturation to queue in the server for a while. */
+const OVERLOAD_CONNECTIONS = 1024;
+
+type ServiceHammer = (
+  name: string,
+  phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "cpu"> & { headers?: Record<string, string> },
+) => Promise<LoadResult>;
+
+/**
+ * The service grants (issue 14) at the same token endpoint, after the code
+ * exchange: client_credentials with a secret and with private_key_jwt, and
+ * token exchange. Each prints its rate beside the code exchange's.
+ */
+async function servicePhases(
+  mode: GatehouseMode,
+  secrets: Awaited<ReturnType<typeof createBenchSecrets>>,
+  tokenUrl: string,
+  exchangeOnce: (code: string) => Promise<{ access_token: string }>,
+  mintCodes: (count: number) => Promise<string[]>,
+  hammer: ServiceHammer,
+  pids: Record<string, number | undefined>,
+  codeRps: number,
+): Promise<LoadResult[]> {
+  const form = { "content-type": "application/x-www-form-urlencoded" };
+  const ratio = (result: LoadResult) => log(`${result.name}: ${result.rps.toFixed(0)} req/s = ${(result.rps / Math.max(1, codeRps)).toFixed(2)}× the code exchange`);
+  const results: LoadResult[] = [];
+
+  const secret = await hammer(`${mode} token: client_credentials (secret, Basic)`, {
+    seconds,
+    headers: { ...form, authorization: `Basic ${Buffer.from(`svc:${secrets.svc}`).toString("base64")}` },
+    body: () => "grant_type=client_credentials&scope=read",
+    cpu: pids,
+  });
+  ratio(secret);
+  results.push(secret);
+
+  // Each assertion's jti is single use, so every request needs its own: signed before the phase, outside the measurement.
+  const count = Math.ceil(Math.max(2_000, 1.5 * secret.rps) * seconds);
+  log(`signing ${count} client assertions for the private_key_jwt phase ...`);
+  const tokenEndpoint = tokenUrl;
+  const issuer = new URL(tokenUrl).origin;
+  const assertions: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const now = Math.floor(Date.now() / 1000);
+    assertions.push(
+      await new SignJWT({ iss: "svc-jwt", sub: "svc-jwt", aud: i % 2 === 0 ? issuer : tokenEndpoint, jti: `${now}-${i}-${Math.random().toString(36).slice(2)}`, iat: now, exp: now + 240 })
+        .setProtectedHeader({ alg: "ES256", kid: "svc-jwt-1" })
+        .sign(secrets.svcJwt.privateKey),
+    );
+  }
+  const jwt = await hammer(`${mode} token: client_credentials (private_key_jwt)`, {
+    seconds,
+    headers: form,
+    body: () =>
+      new URLSearchParams({
+        grant_type: "client_credentials",
+        scope: "read",
+        client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        client_assertion: assertions.pop() ?? "none-left",
+      }).toString(),
+    maxRequests: assertions.length,
+    cpu: pids,
+  });
+  ratio(jwt);
+  results.push(jwt);
+
+  // A user's access token, exchanged again and again by web for the downstream service.
+  const [code] = await mintCodes(1);
+  const { access_token: subjectToken } = await exchangeOnce(code!);
+  const exchangeBody = new URLSearchParams({
+    grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+    subject_token: subjectToken,
+    subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
+    audience: BENCH_DOWNSTREAM,
+  }).toString();
+  const exchanged = await hammer(`${mode} token: token exchange (RFC 8693)`, {
+    seconds,
+    headers: { ...form, authorization: `Basic ${Buffer.from(`web:${secrets.web}`).toString("base64")}` },
+    body: () => exchangeBody,
+    cpu: pids,
+  });
+  ratio(exchanged);
+  results.push(exchanged);
+  return results;
+}
 
 /**
  * Saturation measured in this run, then 1×, 2× and 5× of it: what share is
@@ -198,13 +299,18 @@ type Hammer = (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "
  */
 async function overloadReport(mode: GatehouseMode, gateway: GatehouseTwoProcess, hammer: Hammer, exchangeBody: (code: string) => string, measuredRps: number): Promise<string> {
   const probeSeconds = Math.max(1, Math.round(seconds / 2));
-  // Enough codes for every phase (up to 7 probes and 3 phases) at 1.5× the rate just measured.
-  log("minting codes for the overload report ...");
-  const codes = await gateway.mintCodes(Math.ceil(1.5 * Math.max(measuredRps, 500) * (7 * probeSeconds + 3 * seconds)));
+  // Every request takes a code, a shed one too; before each phase the stock is topped up to 1.5× what it may take.
+  const codes: string[] = [];
+  const stock = async (count: number) => {
+    if (codes.length >= count) return;
+    log(`minting ${count - codes.length} codes for the overload report ...`);
+    codes.push(...(await gateway.mintCodes(count - codes.length)));
+  };
   const body = () => exchangeBody(codes.pop() ?? "none-left");
   let saturation = 4;
   let previous = 0;
   for (let c = 4; c <= 256; c *= 2) {
+    await stock(Math.ceil(1.5 * 2 * Math.max(previous, measuredRps, 500) * probeSeconds));
     const probe = await hammer(`${mode} saturation probe: ${c} connections`, { seconds: probeSeconds, connections: c, body, maxRequests: codes.length });
     log(`${mode} saturation probe: ${c} connections, ${probe.rps.toFixed(0)} req/s`);
     if (previous > 0 && probe.rps < previous * 1.1) break;
@@ -212,8 +318,10 @@ async function overloadReport(mode: GatehouseMode, gateway: GatehouseTwoProcess,
     previous = probe.rps;
   }
   const rows: string[][] = [];
+  const logStart = gateway.output().length;
   for (const factor of [1, 2, 5]) {
-    const c = saturation * factor;
+    const offered = factor * previous;
+    await stock(Math.ceil(1.5 * offered * seconds));
     let shed = 0;
     const check = (status: number, text: string) => {
       if (status === 200) return undefined;
@@ -223,11 +331,13 @@ async function overloadReport(mode: GatehouseMode, gateway: GatehouseTwoProcess,
       }
       return `${status} ${text.slice(0, 200)}`;
     };
-    const result = await hammer(`${mode} overload ${factor}x`, { seconds, connections: c, body, maxRequests: codes.length, check });
+    const result = await hammer(`${mode} overload ${factor}x`, { seconds, connections: OVERLOAD_CONNECTIONS, rate: offered, body, maxRequests: codes.length, check });
     const answered = result.requests + result.errors;
     const other = result.errors - shed;
     rows.push([
-      `${factor}× saturation (${c} connections)`,
+      `${factor}× saturation`,
+      offered.toFixed(0),
+      ((result.sent ?? result.requests) / result.seconds).toFixed(0),
       result.rps.toFixed(0),
       answered === 0 ? "-" : `${((100 * shed) / answered).toFixed(1)} %`,
       String(other),
@@ -235,11 +345,31 @@ async function overloadReport(mode: GatehouseMode, gateway: GatehouseTwoProcess,
       result.p99.toFixed(1),
     ]);
     if (other > 0) log(`overload ${factor}x: ${result.firstError ?? `${other} other errors`}`);
+    const gauges = (await (await fetch(`${gateway.gatewayUrl}/metrics`)).text()).split("\n").filter((l) => /^gatehouse_(gateway_requests|authz_calls)_(in_flight|queued)/.test(l));
+    log(`after overload ${factor}x: ${gauges.join("; ")}`);
   }
   return [
-    `overload (${mode}): authorization_code at the token endpoint; saturation = ${saturation} connections (${previous.toFixed(0)} req/s), measured above`,
-    formatTable(["offered load", "served req/s", "503 rate", "other errors", "p50 ms", "p99 ms"], rows),
+    `overload (${mode}): authorization_code at the token endpoint; saturation ${previous.toFixed(0)} req/s (reached at ${saturation} connections, closed loop), measured above; then open loop over up to ${OVERLOAD_CONNECTIONS} connections`,
+    formatTable(["offered load", "offered req/s", "sent req/s", "served req/s", "503 rate", "other errors", "p50 ms", "p99 ms"], rows),
+    `what the processes logged meanwhile (warn and above, by message and kind; each line counts a second's events):`,
+    ...summariseLog(gateway.output().slice(logStart)),
   ].join("\n");
+}
+
+/** JSON log lines summed by message and kind: `count` where a line carries one (the overload reporter's), else 1 a line. */
+function summariseLog(output: string): string[] {
+  const sums = new Map<string, number>();
+  for (const line of output.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const entry = JSON.parse(line) as { msg?: string; kind?: string; count?: number };
+      const key = `${entry.msg ?? "?"}${entry.kind === undefined ? "" : ` (${entry.kind})`}`;
+      sums.set(key, (sums.get(key) ?? 0) + (typeof entry.count === "number" ? entry.count : 1));
+    } catch {
+      // not a log line
+    }
+  }
+  return sums.size === 0 ? ["  nothing"] : [...sums].sort((a, b) => b[1] - a[1]).map(([key, count]) => `  ${String(count).padStart(7)}  ${key}`);
 }
 
 function log(message: string): void {

@@ -22,3 +22,11 @@ export const SERVICE_CREDENTIAL_HEADER = "gatehouse-service-credential";
  * credential; otherwise the RPC peer's address counts.
  */
 export const CLIENT_ADDRESS_HEADER = "gatehouse-client-address";
+
+/**
+ * The URL of the endpoint (token, introspection, revocation) the gateway
+ * received the request at: RFC 7523 §3 lets a client assertion name it as
+ * its `aud` instead of the issuer. Believed only together with the service
+ * credential.
+ */
+export const ENDPOINT_URL_HEADER = "gatehouse-endpoint-url";

@@ -14,6 +14,9 @@ import type { EndpointName } from "./config.js";
 export function buildServerMetadata(facts: GetMetadataResponse, issuer: string, paths: Readonly<Record<EndpointName, string>>): Record<string, unknown> {
   const base = issuer.replace(/\/+$/, "");
   const implicit = facts.responseTypesSupported.includes("token");
+  // An authz service older than private_key_jwt sends none: the methods it always had.
+  const authMethods = facts.tokenEndpointAuthMethodsSupported.length > 0 ? facts.tokenEndpointAuthMethodsSupported : ["client_secret_basic", "client_secret_post", "none"];
+  const signingAlgorithms = facts.tokenEndpointAuthSigningAlgValuesSupported;
   return {
     issuer: facts.issuer,
     authorization_endpoint: base + paths.authorize,
@@ -39,12 +42,15 @@ export function buildServerMetadata(facts: GetMetadataResponse, issuer: string, 
     request_uri_parameter_supported: false,
     // Core §3.1.2.1 display values accepted (one responsive page serves them all).
     display_values_supported: ["page", "popup", "touch", "wap"],
-    // UserInfo answers JSON only (Core §5.3.2); ID Tokens are signed, never encrypted.
-    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+    token_endpoint_auth_methods_supported: authMethods,
+    // RFC 8414 §2: the JWS algorithms of private_key_jwt (RFC 7523), the same at every endpoint.
+    ...(signingAlgorithms.length > 0 ? { token_endpoint_auth_signing_alg_values_supported: signingAlgorithms } : {}),
     introspection_endpoint: base + paths.introspect,
-    introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+    introspection_endpoint_auth_methods_supported: authMethods.filter((method) => method !== "none"),
+    ...(signingAlgorithms.length > 0 ? { introspection_endpoint_auth_signing_alg_values_supported: signingAlgorithms } : {}),
     revocation_endpoint: base + paths.revoke,
-    revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+    revocation_endpoint_auth_methods_supported: authMethods,
+    ...(signingAlgorithms.length > 0 ? { revocation_endpoint_auth_signing_alg_values_supported: signingAlgorithms } : {}),
     code_challenge_methods_supported: facts.codeChallengeMethodsSupported,
     // RP-Initiated Logout 1.0 §2.1 and Back-Channel Logout 1.0 §2.1 (sid in Logout Tokens and ID Tokens).
     end_session_endpoint: base + paths.endSession,

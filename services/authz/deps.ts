@@ -4,8 +4,10 @@ import { createHealth, type Health } from "./health.js";
 import { createAuthorizationServer, type AuthorizationServer } from "./oauth/authorization-server.js";
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
-import { createKeyRing, generateDevelopmentJwks, KeyRingError, type KeyRing } from "./oauth/key-ring.js";
+import { KeyRingError, type KeyRing } from "./oauth/key-ring.js";
+import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
+import { createRemoteJwksFetcher } from "./fetch/remote-jwks-fetcher.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStore } from "./store/redis-store.js";
@@ -15,6 +17,7 @@ import { createBackChannelLogoutSender, type BackChannelLogoutSender } from "./b
 import { verifySectorIdentifierUris } from "./sector-identifiers.js";
 import { traceStore } from "./store/traced-store.js";
 import { createStepTracer, traceKeyRing } from "./traced-core.js";
+import { loadSigningKeys, signingKeySource, type SigningKeys } from "./signing-keys.js";
 
 /** Everything the authz service runs on; built once per process. */
 export interface AuthzDeps {
@@ -30,6 +33,8 @@ export interface AuthzDeps {
   readonly backChannelLogout: BackChannelLogoutSender;
   /** The authorization server over the configuration in force; handlers ask per call. */
   server(): AuthorizationServer;
+  /** Re-reads self-rotating signing keys now, as their heartbeat does (signing-keys.ts); nothing for static keys. */
+  refreshSigningKeys(): Promise<void>;
   /**
    * Applies a new configuration without dropping a connection: clients,
    * scopes, users, lifetimes, limits, the gateway credential and the signing
@@ -64,22 +69,42 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
   const backChannelLogout = createBackChannelLogoutSender({ log, ...(overrides.sleep === undefined ? {} : { sleep: overrides.sleep }) });
   // One pool for the process: every context (and every reload) draws from it.
-  const pooledRandom = createPooledRandom();
-  const build = (policy: AuthzConfig, keys: KeyRing) => {
+  const random = overrides.random ?? createPooledRandom();
+  const sleep = overrides.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const ephemeralKek = createEphemeralKeyEncryptionKey();
+  const loadKeys = (policy: AuthzConfig) => loadSigningKeys(policy, { store: untracedStore.signingKeys, log, clock, random, sleep, ephemeralKek });
+  const build = (policy: AuthzConfig, signing: SigningKeys) => {
+    const keys = signing.ring;
     const ctx: OAuthContext = {
       policy,
       store,
       keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
       clock,
-      random: overrides.random ?? pooledRandom,
-      sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+      random,
+      sleep,
       trace: stepTracer,
       backChannelLogout,
+      // Clients' jwks_uri and clusters' key sets: fetched safely, cached per configuration.
+      remoteJwks: createRemoteJwksFetcher({
+        ...policy.fetch,
+        ca: policy.fetch.trustedCa,
+        clock,
+      }),
     };
-    return { config: policy, keys, server: createAuthorizationServer(ctx) };
+    return { config: policy, keys, signing, server: createAuthorizationServer(ctx) };
   };
-  await verifySectorIdentifierUris(config);
-  let current = build(config, await loadKeyRing(config, log));
+  let signing: SigningKeys;
+  try {
+    await verifySectorIdentifierUris(config);
+    signing = await loadKeys(config);
+    checkIdTokenAlgorithms(config, signing.ring);
+  } catch (error) {
+    // Keys that do not load (a wrong KEK) fail the start; what was opened for them is released.
+    await store.close();
+    await tracing.shutdown();
+    throw error;
+  }
+  let current = build(config, signing);
 
   // Back-Channel Logout for sessions that expire: every replica sweeps; each expired session is taken by one.
   const sweeper = setInterval(() => {
@@ -100,6 +125,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       return current.keys;
     },
     server: () => current.server,
+    refreshSigningKeys: () => current.signing.refresh(),
     async reload(next) {
       const before = current.config;
       const needsRestart = [
@@ -113,15 +139,19 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
         .filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b))
         .map(([name]) => name as string);
       await verifySectorIdentifierUris(next);
-      const sameKeys = JSON.stringify(before.signingKeys) === JSON.stringify(next.signingKeys);
-      const keys = sameKeys ? current.keys : await loadKeyRing(next, log);
+      const sameKeys = signingKeySource(before) === signingKeySource(next);
+      const signing = sameKeys ? current.signing : await loadKeys(next);
+      checkIdTokenAlgorithms(next, signing.ring);
+      const replaced = current.signing;
       // What needs a restart keeps its running value until then.
-      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, overload: before.overload, tracing: before.tracing }, keys);
+      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, overload: before.overload, tracing: before.tracing }, signing);
+      if (!sameKeys) replaced.close();
       return { needsRestart };
     },
     async close() {
       clearInterval(sweeper);
       backChannelLogout.close();
+      current.signing.close();
       await store.close();
       await tracing.shutdown(); // exports what is buffered
     },
@@ -139,23 +169,12 @@ async function createStore(config: AuthzConfig, log: Logger, clock: Clock): Prom
   return createRedisStore({ client, clock, keyPrefix: config.keyPrefix, replicaAckTimeoutMs: config.redis.replicaAckTimeoutMs });
 }
 
-async function loadKeyRing(config: AuthzConfig, log: Logger): Promise<KeyRing> {
-  if (config.signingKeys !== undefined) {
-    const ring = await createKeyRing({ jwks: config.signingKeys.jwks, activeKid: config.signingKeys.activeKid, issuer: config.issuer });
-    // OpenID Connect Registration §2 id_token_signed_response_alg: only algorithms the ring can sign with.
-    for (const client of config.clients.values()) {
-      const alg = client.idTokenSignedResponseAlg;
-      if (alg !== undefined && !ring.idTokenAlgorithms.includes(alg)) {
-        throw new KeyRingError(`clients ${client.id}: idTokenSignedResponseAlg ${alg} has no key in the signing keys (${ring.idTokenAlgorithms.join(", ")})`);
-      }
+/** OpenID Connect Registration §2 id_token_signed_response_alg: only algorithms the ring can sign with. */
+function checkIdTokenAlgorithms(config: AuthzConfig, ring: KeyRing): void {
+  for (const client of config.clients.values()) {
+    const alg = client.idTokenSignedResponseAlg;
+    if (alg !== undefined && !ring.idTokenAlgorithms.includes(alg)) {
+      throw new KeyRingError(`clients ${client.id}: idTokenSignedResponseAlg ${alg} has no key in the signing keys (${ring.idTokenAlgorithms.join(", ")})`);
     }
-    log.info({ activeKid: ring.activeKid, keys: ring.publicJwks.keys.length, source: config.signingKeys.source }, "signing keys loaded");
-    return ring;
   }
-  const ring = await createKeyRing({ jwks: await generateDevelopmentJwks(), activeKid: undefined, issuer: config.issuer });
-  log.warn(
-    { activeKid: ring.activeKid },
-    "no signing keys configured (authz.signingKeys): generated a throwaway key; tokens die with this process and replicas cannot verify each other's. Development only.",
-  );
-  return ring;
 }

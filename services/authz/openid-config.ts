@@ -93,7 +93,8 @@ export function buildOpenIdClient(client: ClientFields, at: string, problems: st
       } catch {
         problems.push(`${at}.sectorIdentifierUri: must be an absolute URI`);
       }
-      if (url !== undefined && url.protocol !== "https:" && !(url.protocol === "http:" && !requireHttps)) problems.push(`${at}.sectorIdentifierUri: must use https`);
+      // Fetched by the one outbound fetcher, which fetches https only (development: authz.fetch.allowPrivateHosts, trustedCa).
+      if (url !== undefined && url.protocol !== "https:") problems.push(`${at}.sectorIdentifierUri: must use https`);
       if (client.sectorIdentifier !== undefined) problems.push(`${at}.sectorIdentifier: name either sectorIdentifier or sectorIdentifierUri`);
       if (url !== undefined) {
         built.sectorIdentifier = url.host;

@@ -1,18 +1,38 @@
 import { ConfigError } from "../../startup/config-error.js";
 import type { AuthzConfig } from "./config.js";
-import { fetchJson, type OutboundFetchOptions } from "./outbound-fetch.js";
+import { safeHttpsGet } from "./fetch/safe-https-get.js";
+
+/** Fetches a document a client named; the JSON it holds, or a thrown reason. */
+export type DocumentFetcher = (url: string) => Promise<unknown>;
+
+/**
+ * The one fetcher of URLs others name (fetch/safe-https-get.ts: https only, no
+ * redirects, bounded in time and size, private and loopback addresses refused
+ * unless `authz.fetch.allowPrivateHosts` names the host), with its
+ * configuration, for JSON documents.
+ */
+export function createDocumentFetcher(fetch: AuthzConfig["fetch"]): DocumentFetcher {
+  return async (url) => {
+    const response = await safeHttpsGet(url, { timeoutMs: fetch.timeoutMs, maxBytes: fetch.maxBytes, allowPrivateHosts: fetch.allowPrivateHosts, ca: fetch.trustedCa });
+    if (response.status !== 200) throw new Error(`answered HTTP ${response.status}`);
+    try {
+      return JSON.parse(response.body) as unknown;
+    } catch {
+      throw new Error("the document is not JSON");
+    }
+  };
+}
 
 /**
  * OpenID Connect Core §8.1 and Registration §5: a pairwise client that names
- * a `sectorIdentifierUri` has its document fetched (through the one outbound
- * fetcher: https, no redirects, 64 KiB, 5 s, public addresses only outside
- * development) and checked to be a JSON array listing every redirect URI of
- * the client. Run at start and on every reload; a failure refuses the
- * configuration with a problem per client, as any configuration problem.
+ * a `sectorIdentifierUri` has its document fetched and checked to be a JSON
+ * array listing every redirect URI of the client. Run at start and on every
+ * reload; a failure refuses the configuration with a problem per client, as
+ * any configuration problem.
  */
 export async function verifySectorIdentifierUris(
-  config: Pick<AuthzConfig, "clients" | "requireHttps">,
-  fetch: (url: string, options: OutboundFetchOptions) => Promise<unknown> = fetchJson,
+  config: Pick<AuthzConfig, "clients" | "fetch">,
+  fetchDocument: DocumentFetcher = createDocumentFetcher(config.fetch),
 ): Promise<void> {
   const checks = [...config.clients.values()]
     .filter((client) => client.sectorIdentifierUri !== undefined)
@@ -20,7 +40,7 @@ export async function verifySectorIdentifierUris(
       const at = `clients[id=${client.id}].sectorIdentifierUri`;
       let document: unknown;
       try {
-        document = await fetch(client.sectorIdentifierUri!, { development: !config.requireHttps });
+        document = await fetchDocument(client.sectorIdentifierUri!);
       } catch (error) {
         return `${at}: ${client.sectorIdentifierUri} could not be fetched: ${(error as Error).message}`;
       }

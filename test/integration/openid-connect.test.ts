@@ -1,6 +1,4 @@
 import { createHash, createHmac } from "node:crypto";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { hashSecret } from "../../services/authz/oauth/secrets.js";
 import { SECRETS, TEST_PASSWORD_HASH, WEB_REDIRECT } from "../support/authz.js";
 import { authorizeThroughGateway, formFields, signIn, UserAgent } from "../support/gateway-oauth-flow.js";
+import { startHttpsDocumentServer, type HttpsDocumentServer } from "../support/https-document-server.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
 /**
@@ -28,13 +27,13 @@ const PAIRWISE_A = "https://a-sector.test/cb";
 const PAIRWISE_B = "https://b-sector.test/cb";
 /** A pairwise client on two hosts, whose sector comes from its sector_identifier_uri (served here). */
 const PAIRWISE_C = ["https://c1.test/cb", "https://c2.test/cb"];
-let sectorServer: Server;
+let sectorServer: HttpsDocumentServer;
 let sectorUri: string;
 
 beforeAll(async () => {
-  sectorServer = createServer((_request, response) => response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(PAIRWISE_C)));
-  await new Promise<void>((resolve) => sectorServer.listen(0, "127.0.0.1", resolve));
-  sectorUri = `http://127.0.0.1:${(sectorServer.address() as AddressInfo).port}/sector.json`;
+  sectorServer = await startHttpsDocumentServer();
+  sectorServer.documents.set("/sector.json", PAIRWISE_C);
+  sectorUri = `${sectorServer.base}/sector.json`;
   const dir = await mkdtemp(join(tmpdir(), "gatehouse-oidc-"));
   const saltFile = join(dir, "pairwise-salt");
   await writeFile(saltFile, "pairwise-salt-0123456789abcdefghijklmnopqrstuvwxyz");
@@ -66,6 +65,8 @@ beforeAll(async () => {
       clients.push(pairwise("pairwise-a", PAIRWISE_A), pairwise("pairwise-b", PAIRWISE_B));
       clients.push({ ...pairwise("pairwise-c", PAIRWISE_C[0]!), redirectUris: PAIRWISE_C, sectorIdentifierUri: sectorUri });
       (file.authz as Record<string, unknown>).openid = { acr: "urn:gatehouse:loa:pwd", pairwiseSalt: { file: saltFile } };
+      // The sector_identifier_uri's server is on loopback with its own certificate: development settings of the one fetcher.
+      (file.authz as Record<string, unknown>).fetch = { allowPrivateHosts: ["localhost"], trustedCa: { file: sectorServer.certificateFile } };
       file.users = [
         { username: "alice", subject: "user-alice", passwordHash: TEST_PASSWORD_HASH, claims: { ...ALICE, address: { locality: "Oxford", country: "GB" }, phone_number: "+44 1865 000000", phone_number_verified: false } },
         { username: "bob", subject: "user-bob", passwordHash: TEST_PASSWORD_HASH },
@@ -75,7 +76,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stack.close();
-  await new Promise((resolve) => sectorServer.close(resolve));
+  await sectorServer.close();
 });
 
 async function discover(clientId = "web") {

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gatehouse/v1/authorization_service.proto.
  */
 export const file_gatehouse_v1_authorization_service: GenFile = /*@__PURE__*/
-  fileDesc("CihnYXRlaG91c2UvdjEvYXV0aG9yaXphdGlvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiiQMKEEF1dGhvcml6ZVJlcXVlc3QSFQoNcmVzcG9uc2VfdHlwZRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSFAoMcmVkaXJlY3RfdXJpGAMgASgJEg0KBXNjb3BlGAQgASgJEg0KBXN0YXRlGAUgASgJEhYKDmNvZGVfY2hhbGxlbmdlGAYgASgJEh0KFWNvZGVfY2hhbGxlbmdlX21ldGhvZBgHIAEoCRIPCgdzdWJqZWN0GAggASgJEhEKCWF1dGhfdGltZRgJIAEoAxINCgVub25jZRgKIAEoCRIOCgZwcm9tcHQYCyABKAkSDwoHbWF4X2FnZRgMIAEoCRISCgpsb2dpbl9oaW50GA0gASgJEhUKDWlkX3Rva2VuX2hpbnQYDiABKAkSDwoHZGlzcGxheRgPIAEoCRISCgp1aV9sb2NhbGVzGBAgASgJEhYKDmNsYWltc19sb2NhbGVzGBEgASgJEg8KB3JlcXVlc3QYEiABKAkSEwoLcmVxdWVzdF91cmkYEyABKAkiNQoQU2NvcGVEZXNjcmlwdGlvbhIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIp8CChFBdXRob3JpemVSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRITCgtjbGllbnRfbmFtZRgDIAEoCRIuCgZzY29wZXMYBCADKAsyHi5nYXRlaG91c2UudjEuU2NvcGVEZXNjcmlwdGlvbhIUCgxyZWRpcmVjdF91cmkYBSABKAkSEwoLZmlyc3RfcGFydHkYBiABKAgSGgoSY29uc2VudF9yZW1lbWJlcmVkGAcgASgIEhIKCmV4cGlyZXNfaW4YCCABKAMSFgoObG9naW5fcmVxdWlyZWQYCSABKAgSGAoQY29uc2VudF9yZXF1aXJlZBgKIAEoCBIRCgl1c2VyX25hbWUYCyABKAkigAEKDURlY2lkZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxIQCghhcHByb3ZlZBgEIAEoCBIYChByZW1lbWJlcl9jb25zZW50GAUgASgIEgsKA3NpZBgGIAEoCSImCg5EZWNpZGVSZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkigAEKCFRva2VuU2V0EhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAMSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRINCgVzY29wZRgFIAEoCRIQCghpZF90b2tlbhgGIAEoCSJ6ChNFeGNoYW5nZUNvZGVSZXF1ZXN0EgwKBGNvZGUYASABKAkSFAoMcmVkaXJlY3RfdXJpGAIgASgJEhUKDWNvZGVfdmVyaWZpZXIYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNsaWVudF9zZWNyZXQYBSABKAkiPQoURXhjaGFuZ2VDb2RlUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQiYAoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCRINCgVzY29wZRgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCSI4Cg9SZWZyZXNoUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQiZQoRSW50cm9zcGVjdFJlcXVlc3QSDQoFdG9rZW4YASABKAkSFwoPdG9rZW5fdHlwZV9oaW50GAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJIt8BChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEg0KBXNjb3BlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIQCgh1c2VybmFtZRgEIAEoCRISCgp0b2tlbl90eXBlGAUgASgJEgsKA2V4cBgGIAEoAxILCgNpYXQYByABKAMSCwoDc3ViGAggASgJEgsKA2F1ZBgJIAMoCRILCgNpc3MYCiABKAkSCwoDanRpGAsgASgJEhEKCWF1dGhfdGltZRgMIAEoAxIQCghncmFudF9pZBgNIAEoCSJhCg1SZXZva2VSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCSIQCg5SZXZva2VSZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCIkCg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJIhQKEkdldE1ldGFkYXRhUmVxdWVzdCKyAgoTR2V0TWV0YWRhdGFSZXNwb25zZRIOCgZpc3N1ZXIYASABKAkSGAoQc2NvcGVzX3N1cHBvcnRlZBgCIAMoCRIgChhyZXNwb25zZV90eXBlc19zdXBwb3J0ZWQYAyADKAkSHQoVZ3JhbnRfdHlwZXNfc3VwcG9ydGVkGAQgAygJEigKIGNvZGVfY2hhbGxlbmdlX21ldGhvZHNfc3VwcG9ydGVkGAUgAygJEh8KF3N1YmplY3RfdHlwZXNfc3VwcG9ydGVkGAYgAygJEi0KJWlkX3Rva2VuX3NpZ25pbmdfYWxnX3ZhbHVlc19zdXBwb3J0ZWQYByADKAkSGAoQY2xhaW1zX3N1cHBvcnRlZBgIIAMoCRIcChRhY3JfdmFsdWVzX3N1cHBvcnRlZBgJIAMoCSIqChJHZXRVc2VySW5mb1JlcXVlc3QSFAoMYWNjZXNzX3Rva2VuGAEgASgJIioKE0dldFVzZXJJbmZvUmVzcG9uc2USEwoLY2xhaW1zX2pzb24YASABKAkiGQoXV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QisQEKGFdhdGNoUmV2b2NhdGlvbnNSZXNwb25zZRIuCgpzdWJzY3JpYmVkGAEgASgLMhguZ2F0ZWhvdXNlLnYxLlN1YnNjcmliZWRIABIuCgpyZXZvY2F0aW9uGAIgASgLMhguZ2F0ZWhvdXNlLnYxLlJldm9jYXRpb25IABIsCgloZWFydGJlYXQYAyABKAsyFy5nYXRlaG91c2UudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiKAoKU3Vic2NyaWJlZBIaChJoZWFydGJlYXRfaW50ZXJ2YWwYASABKAMiOQoKUmV2b2NhdGlvbhINCgNqdGkYASABKAlIABISCghncmFudF9pZBgCIAEoCUgAQggKBnRhcmdldCILCglIZWFydGJlYXQyswYKFEF1dGhvcml6YXRpb25TZXJ2aWNlEkwKCUF1dGhvcml6ZRIeLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXF1ZXN0Gh8uZ2F0ZWhvdXNlLnYxLkF1dGhvcml6ZVJlc3BvbnNlEkMKBkRlY2lkZRIbLmdhdGVob3VzZS52MS5EZWNpZGVSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkRlY2lkZVJlc3BvbnNlElUKDEV4Y2hhbmdlQ29kZRIhLmdhdGVob3VzZS52MS5FeGNoYW5nZUNvZGVSZXF1ZXN0GiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlQ29kZVJlc3BvbnNlEkYKB1JlZnJlc2gSHC5nYXRlaG91c2UudjEuUmVmcmVzaFJlcXVlc3QaHS5nYXRlaG91c2UudjEuUmVmcmVzaFJlc3BvbnNlEk8KCkludHJvc3BlY3QSHy5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlcXVlc3QaIC5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlc3BvbnNlEkMKBlJldm9rZRIbLmdhdGVob3VzZS52MS5SZXZva2VSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLlJldm9rZVJlc3BvbnNlEkYKB0dldEp3a3MSHC5nYXRlaG91c2UudjEuR2V0Sndrc1JlcXVlc3QaHS5nYXRlaG91c2UudjEuR2V0Sndrc1Jlc3BvbnNlElIKC0dldE1ldGFkYXRhEiAuZ2F0ZWhvdXNlLnYxLkdldE1ldGFkYXRhUmVxdWVzdBohLmdhdGVob3VzZS52MS5HZXRNZXRhZGF0YVJlc3BvbnNlEmMKEFdhdGNoUmV2b2NhdGlvbnMSJS5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QaJi5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlMAESUgoLR2V0VXNlckluZm8SIC5nYXRlaG91c2UudjEuR2V0VXNlckluZm9SZXF1ZXN0GiEuZ2F0ZWhvdXNlLnYxLkdldFVzZXJJbmZvUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("CihnYXRlaG91c2UvdjEvYXV0aG9yaXphdGlvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiiQMKEEF1dGhvcml6ZVJlcXVlc3QSFQoNcmVzcG9uc2VfdHlwZRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSFAoMcmVkaXJlY3RfdXJpGAMgASgJEg0KBXNjb3BlGAQgASgJEg0KBXN0YXRlGAUgASgJEhYKDmNvZGVfY2hhbGxlbmdlGAYgASgJEh0KFWNvZGVfY2hhbGxlbmdlX21ldGhvZBgHIAEoCRIPCgdzdWJqZWN0GAggASgJEhEKCWF1dGhfdGltZRgJIAEoAxINCgVub25jZRgKIAEoCRIOCgZwcm9tcHQYCyABKAkSDwoHbWF4X2FnZRgMIAEoCRISCgpsb2dpbl9oaW50GA0gASgJEhUKDWlkX3Rva2VuX2hpbnQYDiABKAkSDwoHZGlzcGxheRgPIAEoCRISCgp1aV9sb2NhbGVzGBAgASgJEhYKDmNsYWltc19sb2NhbGVzGBEgASgJEg8KB3JlcXVlc3QYEiABKAkSEwoLcmVxdWVzdF91cmkYEyABKAkiNQoQU2NvcGVEZXNjcmlwdGlvbhIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIp8CChFBdXRob3JpemVSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRITCgtjbGllbnRfbmFtZRgDIAEoCRIuCgZzY29wZXMYBCADKAsyHi5nYXRlaG91c2UudjEuU2NvcGVEZXNjcmlwdGlvbhIUCgxyZWRpcmVjdF91cmkYBSABKAkSEwoLZmlyc3RfcGFydHkYBiABKAgSGgoSY29uc2VudF9yZW1lbWJlcmVkGAcgASgIEhIKCmV4cGlyZXNfaW4YCCABKAMSFgoObG9naW5fcmVxdWlyZWQYCSABKAgSGAoQY29uc2VudF9yZXF1aXJlZBgKIAEoCBIRCgl1c2VyX25hbWUYCyABKAkigAEKDURlY2lkZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxIQCghhcHByb3ZlZBgEIAEoCBIYChByZW1lbWJlcl9jb25zZW50GAUgASgIEgsKA3NpZBgGIAEoCSImCg5EZWNpZGVSZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkimwEKCFRva2VuU2V0EhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAMSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRINCgVzY29wZRgFIAEoCRIZChFpc3N1ZWRfdG9rZW5fdHlwZRgGIAEoCRIQCghpZF90b2tlbhgHIAEoCSKzAQoTRXhjaGFuZ2VDb2RlUmVxdWVzdBIMCgRjb2RlGAEgASgJEhQKDHJlZGlyZWN0X3VyaRgCIAEoCRIVCg1jb2RlX3ZlcmlmaWVyGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgGIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAcgASgJIj0KFEV4Y2hhbmdlQ29kZVJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0IpkBCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJEg0KBXNjb3BlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgFIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAYgASgJIjgKD1JlZnJlc2hSZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmdhdGVob3VzZS52MS5Ub2tlblNldCKeAQoRSW50cm9zcGVjdFJlcXVlc3QSDQoFdG9rZW4YASABKAkSFwoPdG9rZW5fdHlwZV9oaW50GAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgFIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAYgASgJIoECChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEg0KBXNjb3BlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIQCgh1c2VybmFtZRgEIAEoCRISCgp0b2tlbl90eXBlGAUgASgJEgsKA2V4cBgGIAEoAxILCgNpYXQYByABKAMSCwoDc3ViGAggASgJEgsKA2F1ZBgJIAMoCRILCgNpc3MYCiABKAkSCwoDanRpGAsgASgJEhEKCWF1dGhfdGltZRgMIAEoAxIQCghncmFudF9pZBgNIAEoCRIgCgNhY3QYDiABKAsyEy5nYXRlaG91c2UudjEuQWN0b3IiNgoFQWN0b3ISCwoDc3ViGAEgASgJEiAKA2FjdBgCIAEoCzITLmdhdGVob3VzZS52MS5BY3RvciKaAQoNUmV2b2tlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIXCg90b2tlbl90eXBlX2hpbnQYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiEAoOUmV2b2tlUmVzcG9uc2UiEAoOR2V0Sndrc1JlcXVlc3QiJAoPR2V0Sndrc1Jlc3BvbnNlEhEKCWp3a3NfanNvbhgBIAEoCSIUChJHZXRNZXRhZGF0YVJlcXVlc3QimwMKE0dldE1ldGFkYXRhUmVzcG9uc2USDgoGaXNzdWVyGAEgASgJEhgKEHNjb3Blc19zdXBwb3J0ZWQYAiADKAkSIAoYcmVzcG9uc2VfdHlwZXNfc3VwcG9ydGVkGAMgAygJEh0KFWdyYW50X3R5cGVzX3N1cHBvcnRlZBgEIAMoCRIoCiBjb2RlX2NoYWxsZW5nZV9tZXRob2RzX3N1cHBvcnRlZBgFIAMoCRItCiV0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZHNfc3VwcG9ydGVkGAYgAygJEjgKMHRva2VuX2VuZHBvaW50X2F1dGhfc2lnbmluZ19hbGdfdmFsdWVzX3N1cHBvcnRlZBgHIAMoCRIfChdzdWJqZWN0X3R5cGVzX3N1cHBvcnRlZBgIIAMoCRItCiVpZF90b2tlbl9zaWduaW5nX2FsZ192YWx1ZXNfc3VwcG9ydGVkGAkgAygJEhgKEGNsYWltc19zdXBwb3J0ZWQYCiADKAkSHAoUYWNyX3ZhbHVlc19zdXBwb3J0ZWQYCyADKAkingEKGENsaWVudENyZWRlbnRpYWxzUmVxdWVzdBINCgVzY29wZRgBIAEoCRIQCghyZXNvdXJjZRgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYBSABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgGIAEoCSJCChlDbGllbnRDcmVkZW50aWFsc1Jlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0IqwCChRFeGNoYW5nZVRva2VuUmVxdWVzdBIVCg1zdWJqZWN0X3Rva2VuGAEgASgJEhoKEnN1YmplY3RfdG9rZW5fdHlwZRgCIAEoCRITCgthY3Rvcl90b2tlbhgDIAEoCRIYChBhY3Rvcl90b2tlbl90eXBlGAQgASgJEhwKFHJlcXVlc3RlZF90b2tlbl90eXBlGAUgASgJEhAKCHJlc291cmNlGAYgASgJEhAKCGF1ZGllbmNlGAcgASgJEg0KBXNjb3BlGAggASgJEhEKCWNsaWVudF9pZBgJIAEoCRIVCg1jbGllbnRfc2VjcmV0GAogASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgLIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAwgASgJIj4KFUV4Y2hhbmdlVG9rZW5SZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmdhdGVob3VzZS52MS5Ub2tlblNldCIqChJHZXRVc2VySW5mb1JlcXVlc3QSFAoMYWNjZXNzX3Rva2VuGAEgASgJIioKE0dldFVzZXJJbmZvUmVzcG9uc2USEwoLY2xhaW1zX2pzb24YASABKAkiGQoXV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QisQEKGFdhdGNoUmV2b2NhdGlvbnNSZXNwb25zZRIuCgpzdWJzY3JpYmVkGAEgASgLMhguZ2F0ZWhvdXNlLnYxLlN1YnNjcmliZWRIABIuCgpyZXZvY2F0aW9uGAIgASgLMhguZ2F0ZWhvdXNlLnYxLlJldm9jYXRpb25IABIsCgloZWFydGJlYXQYAyABKAsyFy5nYXRlaG91c2UudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiKAoKU3Vic2NyaWJlZBIaChJoZWFydGJlYXRfaW50ZXJ2YWwYASABKAMiOQoKUmV2b2NhdGlvbhINCgNqdGkYASABKAlIABISCghncmFudF9pZBgCIAEoCUgAQggKBnRhcmdldCILCglIZWFydGJlYXQy8wcKFEF1dGhvcml6YXRpb25TZXJ2aWNlEkwKCUF1dGhvcml6ZRIeLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXF1ZXN0Gh8uZ2F0ZWhvdXNlLnYxLkF1dGhvcml6ZVJlc3BvbnNlEkMKBkRlY2lkZRIbLmdhdGVob3VzZS52MS5EZWNpZGVSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkRlY2lkZVJlc3BvbnNlElUKDEV4Y2hhbmdlQ29kZRIhLmdhdGVob3VzZS52MS5FeGNoYW5nZUNvZGVSZXF1ZXN0GiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlQ29kZVJlc3BvbnNlEkYKB1JlZnJlc2gSHC5nYXRlaG91c2UudjEuUmVmcmVzaFJlcXVlc3QaHS5nYXRlaG91c2UudjEuUmVmcmVzaFJlc3BvbnNlEk8KCkludHJvc3BlY3QSHy5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlcXVlc3QaIC5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlc3BvbnNlEkMKBlJldm9rZRIbLmdhdGVob3VzZS52MS5SZXZva2VSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLlJldm9rZVJlc3BvbnNlEkYKB0dldEp3a3MSHC5nYXRlaG91c2UudjEuR2V0Sndrc1JlcXVlc3QaHS5nYXRlaG91c2UudjEuR2V0Sndrc1Jlc3BvbnNlElIKC0dldE1ldGFkYXRhEiAuZ2F0ZWhvdXNlLnYxLkdldE1ldGFkYXRhUmVxdWVzdBohLmdhdGVob3VzZS52MS5HZXRNZXRhZGF0YVJlc3BvbnNlEmQKEUNsaWVudENyZWRlbnRpYWxzEiYuZ2F0ZWhvdXNlLnYxLkNsaWVudENyZWRlbnRpYWxzUmVxdWVzdBonLmdhdGVob3VzZS52MS5DbGllbnRDcmVkZW50aWFsc1Jlc3BvbnNlElgKDUV4Y2hhbmdlVG9rZW4SIi5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlcXVlc3QaIy5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlc3BvbnNlEmMKEFdhdGNoUmV2b2NhdGlvbnMSJS5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QaJi5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlMAESUgoLR2V0VXNlckluZm8SIC5nYXRlaG91c2UudjEuR2V0VXNlckluZm9SZXF1ZXN0GiEuZ2F0ZWhvdXNlLnYxLkdldFVzZXJJbmZvUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * AuthorizeRequest carries the authorization request's parameters
@@ -355,10 +355,17 @@ export type TokenSet = Message<"gatehouse.v1.TokenSet"> & {
   scope: string;
 
   /**
+   * RFC 8693 §2.2.1 issued_token_type; empty outside token exchange.
+   *
+   * @generated from field: string issued_token_type = 6;
+   */
+  issuedTokenType: string;
+
+  /**
    * OpenID Connect Core §3.1.3.3: the ID Token of a grant of the openid scope;
    * empty otherwise.
    *
-   * @generated from field: string id_token = 6;
+   * @generated from field: string id_token = 7;
    */
   idToken: string;
 };
@@ -401,6 +408,19 @@ export type ExchangeCodeRequest = Message<"gatehouse.v1.ExchangeCodeRequest"> & 
    * @generated from field: string client_secret = 5;
    */
   clientSecret: string;
+
+  /**
+   * RFC 7523 §2.2 (private_key_jwt): client_assertion_type and the signed
+   * client_assertion, instead of client_secret.
+   *
+   * @generated from field: string client_assertion_type = 6;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 7;
+   */
+  clientAssertion: string;
 };
 
 /**
@@ -455,6 +475,19 @@ export type RefreshRequest = Message<"gatehouse.v1.RefreshRequest"> & {
    * @generated from field: string client_secret = 4;
    */
   clientSecret: string;
+
+  /**
+   * RFC 7523 §2.2 (private_key_jwt): client_assertion_type and the signed
+   * client_assertion, instead of client_secret.
+   *
+   * @generated from field: string client_assertion_type = 5;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 6;
+   */
+  clientAssertion: string;
 };
 
 /**
@@ -508,6 +541,19 @@ export type IntrospectRequest = Message<"gatehouse.v1.IntrospectRequest"> & {
    * @generated from field: string client_secret = 4;
    */
   clientSecret: string;
+
+  /**
+   * RFC 7523 §2.2 (private_key_jwt): client_assertion_type and the signed
+   * client_assertion, instead of client_secret.
+   *
+   * @generated from field: string client_assertion_type = 5;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 6;
+   */
+  clientAssertion: string;
 };
 
 /**
@@ -591,6 +637,14 @@ export type IntrospectResponse = Message<"gatehouse.v1.IntrospectResponse"> & {
    * @generated from field: string grant_id = 13;
    */
   grantId: string;
+
+  /**
+   * RFC 8693 §4.1: the acting party of a delegated token (token exchange),
+   * the earlier actors nested; absent for tokens nobody acts on.
+   *
+   * @generated from field: gatehouse.v1.Actor act = 14;
+   */
+  act?: Actor | undefined;
 };
 
 /**
@@ -599,6 +653,30 @@ export type IntrospectResponse = Message<"gatehouse.v1.IntrospectResponse"> & {
  */
 export const IntrospectResponseSchema: GenMessage<IntrospectResponse> = /*@__PURE__*/
   messageDesc(file_gatehouse_v1_authorization_service, 11);
+
+/**
+ * Actor is an RFC 8693 §4.1 `act` claim: who acts, and before them whom.
+ *
+ * @generated from message gatehouse.v1.Actor
+ */
+export type Actor = Message<"gatehouse.v1.Actor"> & {
+  /**
+   * @generated from field: string sub = 1;
+   */
+  sub: string;
+
+  /**
+   * @generated from field: gatehouse.v1.Actor act = 2;
+   */
+  act?: Actor | undefined;
+};
+
+/**
+ * Describes the message gatehouse.v1.Actor.
+ * Use `create(ActorSchema)` to create a new message.
+ */
+export const ActorSchema: GenMessage<Actor> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 12);
 
 /**
  * RevokeRequest is an RFC 7009 §2.1 revocation request.
@@ -625,6 +703,19 @@ export type RevokeRequest = Message<"gatehouse.v1.RevokeRequest"> & {
    * @generated from field: string client_secret = 4;
    */
   clientSecret: string;
+
+  /**
+   * RFC 7523 §2.2 (private_key_jwt): client_assertion_type and the signed
+   * client_assertion, instead of client_secret.
+   *
+   * @generated from field: string client_assertion_type = 5;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 6;
+   */
+  clientAssertion: string;
 };
 
 /**
@@ -632,7 +723,7 @@ export type RevokeRequest = Message<"gatehouse.v1.RevokeRequest"> & {
  * Use `create(RevokeRequestSchema)` to create a new message.
  */
 export const RevokeRequestSchema: GenMessage<RevokeRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 12);
+  messageDesc(file_gatehouse_v1_authorization_service, 13);
 
 /**
  * RevokeResponse is empty: RFC 7009 §2.2 answers 200 for any token.
@@ -647,7 +738,7 @@ export type RevokeResponse = Message<"gatehouse.v1.RevokeResponse"> & {
  * Use `create(RevokeResponseSchema)` to create a new message.
  */
 export const RevokeResponseSchema: GenMessage<RevokeResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 13);
+  messageDesc(file_gatehouse_v1_authorization_service, 14);
 
 /**
  * GetJwksRequest is empty.
@@ -662,7 +753,7 @@ export type GetJwksRequest = Message<"gatehouse.v1.GetJwksRequest"> & {
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
 export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 14);
+  messageDesc(file_gatehouse_v1_authorization_service, 15);
 
 /**
  * GetJwksResponse carries the public JWK Set as JSON, served verbatim.
@@ -681,7 +772,7 @@ export type GetJwksResponse = Message<"gatehouse.v1.GetJwksResponse"> & {
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
 export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 15);
+  messageDesc(file_gatehouse_v1_authorization_service, 16);
 
 /**
  * GetMetadataRequest is empty.
@@ -696,7 +787,7 @@ export type GetMetadataRequest = Message<"gatehouse.v1.GetMetadataRequest"> & {
  * Use `create(GetMetadataRequestSchema)` to create a new message.
  */
 export const GetMetadataRequestSchema: GenMessage<GetMetadataRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 16);
+  messageDesc(file_gatehouse_v1_authorization_service, 17);
 
 /**
  * GetMetadataResponse carries the authorization server facts of RFC 8414 §2
@@ -731,24 +822,36 @@ export type GetMetadataResponse = Message<"gatehouse.v1.GetMetadataResponse"> & 
   codeChallengeMethodsSupported: string[];
 
   /**
+   * RFC 8414 §2, used for the token, introspection and revocation endpoints alike.
+   *
+   * @generated from field: repeated string token_endpoint_auth_methods_supported = 6;
+   */
+  tokenEndpointAuthMethodsSupported: string[];
+
+  /**
+   * @generated from field: repeated string token_endpoint_auth_signing_alg_values_supported = 7;
+   */
+  tokenEndpointAuthSigningAlgValuesSupported: string[];
+
+  /**
    * OpenID Connect Discovery 1.0 §3.
    *
-   * @generated from field: repeated string subject_types_supported = 6;
+   * @generated from field: repeated string subject_types_supported = 8;
    */
   subjectTypesSupported: string[];
 
   /**
-   * @generated from field: repeated string id_token_signing_alg_values_supported = 7;
+   * @generated from field: repeated string id_token_signing_alg_values_supported = 9;
    */
   idTokenSigningAlgValuesSupported: string[];
 
   /**
-   * @generated from field: repeated string claims_supported = 8;
+   * @generated from field: repeated string claims_supported = 10;
    */
   claimsSupported: string[];
 
   /**
-   * @generated from field: repeated string acr_values_supported = 9;
+   * @generated from field: repeated string acr_values_supported = 11;
    */
   acrValuesSupported: string[];
 };
@@ -758,7 +861,169 @@ export type GetMetadataResponse = Message<"gatehouse.v1.GetMetadataResponse"> & 
  * Use `create(GetMetadataResponseSchema)` to create a new message.
  */
 export const GetMetadataResponseSchema: GenMessage<GetMetadataResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 17);
+  messageDesc(file_gatehouse_v1_authorization_service, 18);
+
+/**
+ * ClientCredentialsRequest is an access token request with grant_type
+ * client_credentials (RFC 6749 §4.4.2).
+ *
+ * @generated from message gatehouse.v1.ClientCredentialsRequest
+ */
+export type ClientCredentialsRequest = Message<"gatehouse.v1.ClientCredentialsRequest"> & {
+  /**
+   * @generated from field: string scope = 1;
+   */
+  scope: string;
+
+  /**
+   * RFC 8707 §2 resource indicator: the token's audience.
+   *
+   * @generated from field: string resource = 2;
+   */
+  resource: string;
+
+  /**
+   * @generated from field: string client_id = 3;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: string client_secret = 4;
+   */
+  clientSecret: string;
+
+  /**
+   * @generated from field: string client_assertion_type = 5;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 6;
+   */
+  clientAssertion: string;
+};
+
+/**
+ * Describes the message gatehouse.v1.ClientCredentialsRequest.
+ * Use `create(ClientCredentialsRequestSchema)` to create a new message.
+ */
+export const ClientCredentialsRequestSchema: GenMessage<ClientCredentialsRequest> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 19);
+
+/**
+ * ClientCredentialsResponse is the access token response, without a refresh token.
+ *
+ * @generated from message gatehouse.v1.ClientCredentialsResponse
+ */
+export type ClientCredentialsResponse = Message<"gatehouse.v1.ClientCredentialsResponse"> & {
+  /**
+   * @generated from field: gatehouse.v1.TokenSet token = 1;
+   */
+  token?: TokenSet | undefined;
+};
+
+/**
+ * Describes the message gatehouse.v1.ClientCredentialsResponse.
+ * Use `create(ClientCredentialsResponseSchema)` to create a new message.
+ */
+export const ClientCredentialsResponseSchema: GenMessage<ClientCredentialsResponse> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 20);
+
+/**
+ * ExchangeTokenRequest is an RFC 8693 §2.1 token exchange request. An empty
+ * string is an omitted parameter.
+ *
+ * @generated from message gatehouse.v1.ExchangeTokenRequest
+ */
+export type ExchangeTokenRequest = Message<"gatehouse.v1.ExchangeTokenRequest"> & {
+  /**
+   * @generated from field: string subject_token = 1;
+   */
+  subjectToken: string;
+
+  /**
+   * @generated from field: string subject_token_type = 2;
+   */
+  subjectTokenType: string;
+
+  /**
+   * @generated from field: string actor_token = 3;
+   */
+  actorToken: string;
+
+  /**
+   * @generated from field: string actor_token_type = 4;
+   */
+  actorTokenType: string;
+
+  /**
+   * @generated from field: string requested_token_type = 5;
+   */
+  requestedTokenType: string;
+
+  /**
+   * RFC 8707 resource indicator and RFC 8693 audience: the downstream service.
+   *
+   * @generated from field: string resource = 6;
+   */
+  resource: string;
+
+  /**
+   * @generated from field: string audience = 7;
+   */
+  audience: string;
+
+  /**
+   * @generated from field: string scope = 8;
+   */
+  scope: string;
+
+  /**
+   * @generated from field: string client_id = 9;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: string client_secret = 10;
+   */
+  clientSecret: string;
+
+  /**
+   * @generated from field: string client_assertion_type = 11;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 12;
+   */
+  clientAssertion: string;
+};
+
+/**
+ * Describes the message gatehouse.v1.ExchangeTokenRequest.
+ * Use `create(ExchangeTokenRequestSchema)` to create a new message.
+ */
+export const ExchangeTokenRequestSchema: GenMessage<ExchangeTokenRequest> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 21);
+
+/**
+ * ExchangeTokenResponse is the RFC 8693 §2.2.1 response (issued_token_type in the TokenSet).
+ *
+ * @generated from message gatehouse.v1.ExchangeTokenResponse
+ */
+export type ExchangeTokenResponse = Message<"gatehouse.v1.ExchangeTokenResponse"> & {
+  /**
+   * @generated from field: gatehouse.v1.TokenSet token = 1;
+   */
+  token?: TokenSet | undefined;
+};
+
+/**
+ * Describes the message gatehouse.v1.ExchangeTokenResponse.
+ * Use `create(ExchangeTokenResponseSchema)` to create a new message.
+ */
+export const ExchangeTokenResponseSchema: GenMessage<ExchangeTokenResponse> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 22);
 
 /**
  * GetUserInfoRequest carries the access token (OpenID Connect Core §5.3.1).
@@ -777,7 +1042,7 @@ export type GetUserInfoRequest = Message<"gatehouse.v1.GetUserInfoRequest"> & {
  * Use `create(GetUserInfoRequestSchema)` to create a new message.
  */
 export const GetUserInfoRequestSchema: GenMessage<GetUserInfoRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 18);
+  messageDesc(file_gatehouse_v1_authorization_service, 23);
 
 /**
  * GetUserInfoResponse carries the UserInfo claims (Core §5.3.2) as a JSON
@@ -797,7 +1062,7 @@ export type GetUserInfoResponse = Message<"gatehouse.v1.GetUserInfoResponse"> & 
  * Use `create(GetUserInfoResponseSchema)` to create a new message.
  */
 export const GetUserInfoResponseSchema: GenMessage<GetUserInfoResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 19);
+  messageDesc(file_gatehouse_v1_authorization_service, 24);
 
 /**
  * WatchRevocationsRequest is empty.
@@ -812,7 +1077,7 @@ export type WatchRevocationsRequest = Message<"gatehouse.v1.WatchRevocationsRequ
  * Use `create(WatchRevocationsRequestSchema)` to create a new message.
  */
 export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 20);
+  messageDesc(file_gatehouse_v1_authorization_service, 25);
 
 /**
  * WatchRevocationsResponse is one event on the revocation stream.
@@ -853,7 +1118,7 @@ export type WatchRevocationsResponse = Message<"gatehouse.v1.WatchRevocationsRes
  * Use `create(WatchRevocationsResponseSchema)` to create a new message.
  */
 export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 21);
+  messageDesc(file_gatehouse_v1_authorization_service, 26);
 
 /**
  * Subscribed confirms a revocation subscription.
@@ -874,7 +1139,7 @@ export type Subscribed = Message<"gatehouse.v1.Subscribed"> & {
  * Use `create(SubscribedSchema)` to create a new message.
  */
 export const SubscribedSchema: GenMessage<Subscribed> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 22);
+  messageDesc(file_gatehouse_v1_authorization_service, 27);
 
 /**
  * Revocation names what was revoked: one access token, or a whole grant.
@@ -905,7 +1170,7 @@ export type Revocation = Message<"gatehouse.v1.Revocation"> & {
  * Use `create(RevocationSchema)` to create a new message.
  */
 export const RevocationSchema: GenMessage<Revocation> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 23);
+  messageDesc(file_gatehouse_v1_authorization_service, 28);
 
 /**
  * Heartbeat is an empty keep-alive event.
@@ -920,7 +1185,7 @@ export type Heartbeat = Message<"gatehouse.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 24);
+  messageDesc(file_gatehouse_v1_authorization_service, 29);
 
 /**
  * AuthorizationService is gatehouse's OAuth 2.0 authorization server: the
@@ -1028,6 +1293,29 @@ export const AuthorizationService: GenService<{
     methodKind: "unary";
     input: typeof GetMetadataRequestSchema;
     output: typeof GetMetadataResponseSchema;
+  },
+  /**
+   * ClientCredentials is the client credentials grant (RFC 6749 §4.4): a
+   * confidential client's token for itself, `sub` the client (RFC 9068 §2.2).
+   *
+   * @generated from rpc gatehouse.v1.AuthorizationService.ClientCredentials
+   */
+  clientCredentials: {
+    methodKind: "unary";
+    input: typeof ClientCredentialsRequestSchema;
+    output: typeof ClientCredentialsResponseSchema;
+  },
+  /**
+   * ExchangeToken is OAuth 2.0 Token Exchange (RFC 8693): a gatehouse access
+   * token traded for one addressed to a downstream service, with the
+   * delegation chain in `act` (RFC 8693 §4.1).
+   *
+   * @generated from rpc gatehouse.v1.AuthorizationService.ExchangeToken
+   */
+  exchangeToken: {
+    methodKind: "unary";
+    input: typeof ExchangeTokenRequestSchema;
+    output: typeof ExchangeTokenResponseSchema;
   },
   /**
    * WatchRevocations streams revocations as they happen, so that caches of

@@ -28,6 +28,7 @@ const STATUS: Readonly<Record<OAuthErrorCode, Code>> = {
   consent_required: Code.FailedPrecondition,
   request_not_supported: Code.InvalidArgument,
   request_uri_not_supported: Code.InvalidArgument,
+  invalid_target: Code.InvalidArgument,
   unauthenticated_caller: Code.Unauthenticated,
   invalid_credentials: Code.Unauthenticated,
   too_many_attempts: Code.ResourceExhausted,

@@ -29,6 +29,8 @@ export type OAuthErrorCode =
   | "consent_required"
   | "request_not_supported"
   | "request_uri_not_supported"
+  // RFC 8707 §2 and RFC 8693 §2.2.2: the requested resource or audience is not one the server issues tokens for
+  | "invalid_target"
   // gatehouse: the gateway's service credential is missing or wrong
   | "unauthenticated_caller"
   // gatehouse: login page and rate limits

@@ -91,6 +91,25 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
       return { token: toTokenSet(token) };
     },
 
+    async clientCredentials(request, context) {
+      const token = await server().clientCredentials(clientCall(context, options, request), { scope: request.scope, resource: request.resource });
+      return { token: toTokenSet(token) };
+    },
+
+    async exchangeToken(request, context) {
+      const token = await server().exchangeToken(clientCall(context, options, request), {
+        subjectToken: request.subjectToken,
+        subjectTokenType: request.subjectTokenType,
+        actorToken: request.actorToken,
+        actorTokenType: request.actorTokenType,
+        requestedTokenType: request.requestedTokenType,
+        resource: request.resource,
+        audience: request.audience,
+        scope: request.scope,
+      });
+      return { token: toTokenSet(token) };
+    },
+
     async introspect(request, context) {
       const result = await server().introspect(clientCall(context, options, request), request.token, request.tokenTypeHint);
       return toIntrospectResponse(result);
@@ -142,7 +161,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
 }
 
 function toTokenSet(token: TokenSet): MessageInitShape<typeof TokenSetSchema> {
-  return { ...token, expiresIn: BigInt(token.expiresIn) };
+  return { ...token, expiresIn: BigInt(token.expiresIn), issuedTokenType: token.issuedTokenType ?? "" };
 }
 
 function toIntrospectResponse(result: Introspection) {
@@ -161,5 +180,6 @@ function toIntrospectResponse(result: Introspection) {
     jti: result.jti,
     authTime: BigInt(result.authTime),
     grantId: result.grantId,
+    act: result.act,
   };
 }

@@ -19,8 +19,14 @@ export interface KeySchema {
   sessionExpiries: string;
   consent(subject: string, clientId: string): string;
   attempts(key: string): string;
+  /** A used client assertion's jti (RFC 7523 §3). */
+  clientAssertion(clientId: string, jti: string): string;
   /** The pub/sub channel of revocation announcements. */
   revocationChannel: string;
+  /** The self-rotating signing keys of this key space (private keys sealed under the KEK). */
+  signingKeySet: string;
+  /** The claim to generate the key of one slot (a generation of the set). */
+  signingKeyClaim(slot: string): string;
 }
 
 /** `prefix` namespaces one deployment (or one test run) within a Redis. */
@@ -41,6 +47,9 @@ export function createKeySchema(prefix: string): KeySchema {
     sessionExpiries: `${prefix}session-expiries`,
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
+    clientAssertion: (clientId, jti) => `${prefix}assertion:${part(clientId)}:${part(jti)}`,
     revocationChannel: `${prefix}revocations`,
+    signingKeySet: `${prefix}signing-keys`,
+    signingKeyClaim: (slot) => `${prefix}signing-keys:claim:${part(slot)}`,
   };
 }
