@@ -5,6 +5,10 @@
  *
  *   authorization_code   each request redeems one code minted beforehand
  *                        (Authorize + Decide over RPC), with PKCE and Basic auth
+ *   authorization_code + openid   the same for OpenID Connect codes (scope
+ *                        "read openid", with a nonce): the response carries an
+ *                        ID Token signed beside the access token; printed with
+ *                        its ratio to the plain exchange of the same run
  *   refresh_token        each connection rotates its own refresh family, chained
  *   client_credentials   (RFC 6749 §4.4) the client `svc` with client_secret_basic
  *   client_credentials   the client `svc-jwt` with private_key_jwt (RFC 7523): each request
@@ -155,6 +159,20 @@ async function runMode(
     });
     results.push(exchange);
     if (exchange.seconds < seconds * 0.9) log("warning: the authorization_code phase ran out of minted codes; raise the mint");
+
+    // OpenID Connect: the same exchange with an ID Token signed beside the access token (issue 13: ≥ 0.8 of the plain one).
+    log("minting OpenID Connect codes ...");
+    const openIdCodes = await gateway.mintCodes(7_000 * seconds, "read openid");
+    let nextOpenId = 0;
+    const openId = await hammer(`${mode} token: authorization_code + openid (ID Token)`, {
+      seconds,
+      body: () => exchangeBody(openIdCodes[nextOpenId++]!),
+      maxRequests: openIdCodes.length,
+      cpu: pids,
+      check: (status, text) => (status === 200 && text.includes('"id_token"') ? undefined : `${status} ${text.slice(0, 200)}`),
+    });
+    results.push(openId);
+    process.stdout.write(`\n${mode}: openid code exchange ${openId.rps.toFixed(0)} req/s = ${(openId.rps / exchange.rps).toFixed(2)} of the plain code exchange (${exchange.rps.toFixed(0)} req/s), same run\n`);
 
     // Refresh: one family per connection, each response's refresh token used for the connection's next request.
     // Twice as many families as connections, so a connection never waits for a token to come back.

@@ -21,11 +21,16 @@ interface TokenState {
   refreshToken: string | undefined;
   scope: string | undefined;
   expiresAt: number;
+  /** The ID Token (OpenID Connect Core §2), as received, and its claims validated by oauth4webapi. */
+  idToken: string | undefined;
+  idTokenClaims: Record<string, unknown> | undefined;
+  /** The UserInfo answer (Core §5.3), fetched after sign-in. */
+  userInfo: Record<string, unknown> | undefined;
 }
 
 interface BrowserState {
-  /** The authorization request in flight: its state and PKCE verifier (RFC 7636 §4.1). */
-  pending?: { state: string; codeVerifier: string };
+  /** The authorization request in flight: its state, nonce (OpenID Connect Core §3.1.2.1) and PKCE verifier (RFC 7636 §4.1). */
+  pending?: { state: string; nonce: string; codeVerifier: string };
   tokens?: TokenState;
   apiAnswer?: { request: string; status: number; headers: Record<string, string>; body: string };
   notice?: string;
@@ -34,10 +39,13 @@ interface BrowserState {
 const COOKIE = "demo_client_session";
 
 /**
- * The demo web app: a public client that signs its user in with the
- * authorization code grant and PKCE (RFC 7636) through oauth4webapi, shows
- * the tokens it received (decoded, and the access token verified against the
- * issuer's JWKS, RFC 9068), and calls the demo API through the gateway.
+ * The demo web app: a public client that signs its user in with OpenID
+ * Connect (the authorization code grant with PKCE, RFC 7636, and a nonce)
+ * through oauth4webapi, shows the ID Token's claims (validated by the
+ * library) and the UserInfo answer, the tokens it received (decoded, and the
+ * access token verified against the issuer's JWKS, RFC 9068), calls the demo
+ * API through the gateway, and signs out at gatehouse too (RP-Initiated
+ * Logout).
  * Everything it does over the network goes through the library; nothing is
  * hand-written OAuth. State is kept in memory per browser, for the demo only.
  */
@@ -48,10 +56,11 @@ export async function createDemoClient(options: DemoClientOptions): Promise<Fast
   const client: oauth.Client = { client_id: options.clientId, token_endpoint_auth_method: "none" };
   const clientAuth = oauth.None();
   const browsers = new Map<string, BrowserState>();
+  const openId = options.scope.split(" ").includes("openid");
   let discovered: Promise<oauth.AuthorizationServer> | undefined;
   const authorizationServer = () => {
     discovered ??= oauth
-      .discoveryRequest(issuer, { algorithm: "oauth2", ...http })
+      .discoveryRequest(issuer, { algorithm: "oidc", ...http })
       .then((response) => oauth.processDiscoveryResponse(issuer, response))
       .catch((error: unknown) => {
         discovered = undefined; // try again on the next request
@@ -93,8 +102,8 @@ export async function createDemoClient(options: DemoClientOptions): Promise<Fast
         reply,
         200,
         `<h1>Gatehouse demo app</h1>
-<p>This app signs you in with <strong>gatehouse</strong> using the OAuth 2.0 authorization code grant with PKCE,
-then shows the tokens it got and calls an API through the gatehouse gateway.</p>
+<p>This app signs you in with <strong>gatehouse</strong> using OpenID Connect (the authorization code grant with PKCE),
+then shows who you are (the ID Token and UserInfo), the tokens it got, and calls an API through the gatehouse gateway.</p>
 ${notice === undefined ? "" : `<p class="notice">${escape(notice)}</p>`}
 <p><a class="button" href="/login">Sign in with gatehouse</a></p>
 <p class="muted">Asks for: <code>${escape(options.scope)}</code>. Client: <code>${escape(options.clientId)}</code> (public, PKCE S256).</p>`,
@@ -121,6 +130,12 @@ ${notice === undefined ? "" : `<p class="notice">${escape(notice)}</p>`}
       `<h1>Signed in</h1>
 ${notice === undefined ? "" : `<p class="notice">${escape(notice)}</p>`}
 <p>Granted scope: <code>${escape(tokens.scope ?? "(as requested)")}</code>. The access token expires in ${Math.max(0, Math.round((tokens.expiresAt - Date.now()) / 1000))} s.</p>
+<h2>ID Token claims</h2>
+<p class="muted">${tokens.idTokenClaims === undefined ? "No ID Token (the openid scope was not granted)." : "Signature, issuer, audience, nonce and lifetime validated by oauth4webapi (OpenID Connect Core §3.1.3.7)."}</p>
+${tokens.idTokenClaims === undefined ? "" : `<pre id="id-token-claims">${escape(JSON.stringify(tokens.idTokenClaims, null, 2))}</pre>`}
+<h2>UserInfo</h2>
+<p class="muted">${tokens.userInfo === undefined ? "Not fetched." : `GET ${escape(as.userinfo_endpoint ?? "")} with the access token; sub matches the ID Token's.`}</p>
+${tokens.userInfo === undefined ? "" : `<pre id="userinfo">${escape(JSON.stringify(tokens.userInfo, null, 2))}</pre>`}
 <h2>Access token (JWT, decoded)</h2>
 <p class="muted">${verification}</p>
 <pre>${escape(decodeJwt(tokens.accessToken))}</pre>
@@ -141,7 +156,8 @@ ${escape(answer.body)}</pre>`
 }
 <h2>Session</h2>
 <form method="post" action="/refresh" class="row"><button>Refresh the tokens</button></form>
-<form method="post" action="/logout" class="row"><button>Sign out (revoke the tokens)</button></form>`,
+<form method="post" action="/logout" class="row"><button>Sign out (revoke the tokens)</button></form>
+<form method="post" action="/logout" class="row"><input type="hidden" name="everywhere" value="yes"><button>Sign out of gatehouse too</button></form>`,
     );
   });
 
@@ -150,7 +166,7 @@ ${escape(answer.body)}</pre>`
     const state = stateOf(request, reply);
     const as = await authorizationServer();
     const codeVerifier = oauth.generateRandomCodeVerifier();
-    const pending = { state: oauth.generateRandomState(), codeVerifier };
+    const pending = { state: oauth.generateRandomState(), nonce: oauth.generateRandomNonce(), codeVerifier };
     state.pending = pending;
     const url = new URL(as.authorization_endpoint!);
     url.searchParams.set("response_type", "code");
@@ -158,6 +174,7 @@ ${escape(answer.body)}</pre>`
     url.searchParams.set("redirect_uri", options.redirectUri);
     url.searchParams.set("scope", options.scope);
     url.searchParams.set("state", pending.state);
+    if (openId) url.searchParams.set("nonce", pending.nonce);
     url.searchParams.set("code_challenge", await oauth.calculatePKCECodeChallenge(codeVerifier));
     url.searchParams.set("code_challenge_method", "S256");
     return reply.code(302).header("location", url.href).send();
@@ -185,7 +202,16 @@ ${escape(answer.body)}</pre>`
     }
     try {
       const response = await oauth.authorizationCodeGrantRequest(as, client, clientAuth, callback, options.redirectUri, pending.codeVerifier, http);
-      state.tokens = toTokenState(await oauth.processAuthorizationCodeResponse(as, client, response));
+      // An OpenID Connect request (scope openid) must bring an ID Token with our nonce; a plain OAuth one none.
+      const result = await oauth.processAuthorizationCodeResponse(as, client, response, openId ? { expectedNonce: pending.nonce, requireIdToken: true } : {});
+      const tokens = toTokenState(result);
+      const claims = oauth.getValidatedIdTokenClaims(result);
+      if (claims !== undefined && as.userinfo_endpoint !== undefined) {
+        // OpenID Connect Core §5.3.2: the UserInfo sub must be the ID Token's; the library checks it.
+        const answer = await oauth.userInfoRequest(as, client, tokens.accessToken, http);
+        tokens.userInfo = { ...(await oauth.processUserInfoResponse(as, client, claims.sub, answer)) };
+      }
+      state.tokens = tokens;
       delete state.apiAnswer;
     } catch (error) {
       state.notice = `The token request failed: ${describe(error)}`;
@@ -231,7 +257,8 @@ ${escape(answer.body)}</pre>`
       try {
         const as = await authorizationServer();
         const response = await oauth.refreshTokenGrantRequest(as, client, clientAuth, state.tokens.refreshToken, http);
-        state.tokens = toTokenState(await oauth.processRefreshTokenResponse(as, client, response));
+        // OpenID Connect Core §12.2: the refresh brings a new ID Token, same sub and auth_time.
+        state.tokens = { ...toTokenState(await oauth.processRefreshTokenResponse(as, client, response)), userInfo: state.tokens.userInfo };
         state.notice = "Refreshed: a new access token and a new refresh token.";
       } catch (error) {
         state.notice = `The refresh failed: ${describe(error)}`;
@@ -240,9 +267,15 @@ ${escape(answer.body)}</pre>`
     return reply.code(303).header("location", "/").send();
   });
 
-  /** RFC 7009: revokes the refresh token (and with it the grant), then forgets everything. */
+  /**
+   * RFC 7009: revokes the refresh token (and with it the grant), then forgets
+   * everything. "Everywhere" also ends the gatehouse session: RP-Initiated
+   * Logout 1.0 with the ID Token as id_token_hint, back to this app's start.
+   */
   app.post("/logout", async (request, reply) => {
     const state = stateOf(request, reply);
+    const everywhere = new URLSearchParams(String(request.body ?? "")).get("everywhere") === "yes";
+    const idToken = state.tokens?.idToken;
     if (state.tokens?.refreshToken !== undefined) {
       try {
         const as = await authorizationServer();
@@ -253,6 +286,15 @@ ${escape(answer.body)}</pre>`
     }
     delete state.tokens;
     delete state.apiAnswer;
+    const as = await authorizationServer();
+    if (everywhere && as.end_session_endpoint !== undefined) {
+      const url = new URL(as.end_session_endpoint);
+      if (idToken !== undefined) url.searchParams.set("id_token_hint", idToken);
+      url.searchParams.set("client_id", options.clientId);
+      url.searchParams.set("post_logout_redirect_uri", new URL("/", options.redirectUri).href);
+      state.notice ??= "Signed out of the demo app and of gatehouse.";
+      return reply.code(303).header("location", url.href).send();
+    }
     state.notice ??= "Signed out of the demo app; its tokens are revoked. Your gatehouse session stays until you sign out there.";
     return reply.code(303).header("location", "/").send();
   });
@@ -261,11 +303,15 @@ ${escape(answer.body)}</pre>`
 }
 
 function toTokenState(response: oauth.TokenEndpointResponse): TokenState {
+  const claims = oauth.getValidatedIdTokenClaims(response);
   return {
     accessToken: response.access_token,
     refreshToken: response.refresh_token,
     scope: response.scope,
     expiresAt: Date.now() + (response.expires_in ?? 0) * 1000,
+    idToken: response.id_token,
+    idTokenClaims: claims === undefined ? undefined : { ...claims },
+    userInfo: undefined,
   };
 }
 

@@ -7,7 +7,7 @@
  *   DEMO_ISSUER         the gatehouse issuer (default http://localhost:8080)
  *   DEMO_CLIENT_ID      default demo-app
  *   DEMO_REDIRECT_URI   default http://localhost:3000/callback; the client listens on its port
- *   DEMO_SCOPE          default "profile:read notes:read"
+ *   DEMO_SCOPE          default "openid profile email profile:read notes:read"
  *   DEMO_API_BASE       where the client calls the API: the gateway (default: the issuer)
  *   DEMO_API_PORT       where the resource server listens (default 3001, loopback only)
  */
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
       issuer,
       clientId: process.env.DEMO_CLIENT_ID ?? "demo-app",
       redirectUri,
-      scope: process.env.DEMO_SCOPE ?? "profile:read notes:read",
+      scope: process.env.DEMO_SCOPE ?? "openid profile email profile:read notes:read",
       apiBase: process.env.DEMO_API_BASE ?? issuer,
     });
     const port = Number(new URL(redirectUri).port || 80);

@@ -10,6 +10,8 @@ import { metrics } from "./plugins/metrics.js";
 import { oauthErrorResponse, sendErrorResponse } from "./oauth-error-response.js";
 import { oauthErrors } from "./plugins/oauth-errors.js";
 import { oauthRoutes } from "./plugins/oauth-routes.js";
+import { openIdRoutes } from "./plugins/openid-routes.js";
+import { endSessionRoutes } from "./plugins/end-session-routes.js";
 import { pages } from "./plugins/pages.js";
 import { proxy } from "./plugins/proxy.js";
 import { requireHttps } from "./plugins/require-https.js";
@@ -80,6 +82,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const serviceCredential = config.authz.serviceCredential;
   if (serviceCredential !== undefined) {
     await app.register(oauthRoutes, { deps, serviceCredential });
+    await app.register(openIdRoutes, { deps });
+    await app.register(endSessionRoutes, { deps, serviceCredential });
     await app.register(pages, { deps, serviceCredential });
   }
   await app.register(metrics, { metrics: deps.metrics, path: config.paths.metrics });

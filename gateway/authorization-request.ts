@@ -16,9 +16,55 @@ export const AUTHORIZATION_REQUEST_PARAMETERS = {
   state: { maxLength: 1024 },
   code_challenge: { maxLength: 256 },
   code_challenge_method: { maxLength: 32 },
+  // OpenID Connect Core 1.0 §3.1.2.1: bounds well above what the authz service accepts, so that
+  // its specific error (nonce too long, ...) reaches the client by redirect.
+  nonce: { maxLength: 2048 },
+  prompt: { maxLength: 256 },
+  max_age: { maxLength: 64 },
+  login_hint: { maxLength: 256 },
+  id_token_hint: { maxLength: 4096 },
+  display: { maxLength: 64 },
+  ui_locales: { maxLength: 256 },
+  claims_locales: { maxLength: 256 },
+  acr_values: { maxLength: 256 },
+  // §6: refused by the authz service with request_not_supported / request_uri_not_supported.
+  request: { maxLength: 4096 },
+  request_uri: { maxLength: 2048 },
 } as const satisfies Record<string, ParameterSyntax>;
 
 export type AuthorizationParameters = Partial<Record<keyof typeof AUTHORIZATION_REQUEST_PARAMETERS, string>>;
+
+/** The OpenID Connect parameters as AuthorizeRequest fields (empty when absent). */
+export function openIdParameters(parameters: AuthorizationParameters) {
+  return {
+    nonce: parameters.nonce ?? "",
+    prompt: parameters.prompt ?? "",
+    maxAge: parameters.max_age ?? "",
+    loginHint: parameters.login_hint ?? "",
+    idTokenHint: parameters.id_token_hint ?? "",
+    display: parameters.display ?? "",
+    uiLocales: parameters.ui_locales ?? "",
+    claimsLocales: parameters.claims_locales ?? "",
+    request: parameters.request ?? "",
+    requestUri: parameters.request_uri ?? "",
+  };
+}
+
+/**
+ * The request to resume once the user has just signed in: what forced the
+ * login is satisfied by that login, so prompt=login and select_account are
+ * dropped, and max_age too (the new session is seconds old; a max_age of 0
+ * would otherwise loop). The ID Token's auth_time still tells the client when
+ * the login happened (OpenID Connect Core §3.1.2.1: clients check it).
+ */
+export function afterLogin(parameters: AuthorizationParameters): AuthorizationParameters {
+  const { max_age: _maxAge, ...rest } = parameters;
+  const prompt = (parameters.prompt ?? "").split(" ").filter((v) => v !== "" && v !== "login" && v !== "select_account").join(" ");
+  const relaxed: AuthorizationParameters = { ...rest };
+  if (prompt === "") delete relaxed.prompt;
+  else relaxed.prompt = prompt;
+  return relaxed;
+}
 
 /**
  * The authorization request to resume after the login page (or after "use

@@ -9,6 +9,8 @@ export interface BrowserSession {
   subject: string;
   /** Seconds since the epoch. */
   authTime: bigint;
+  /** The session's public id (OpenID Connect `sid`). */
+  sid: string;
 }
 
 export interface BrowserSessions {
@@ -67,7 +69,7 @@ export function createBrowserSessions(options: { authz: AuthzClient; cookieName:
       if (token === undefined) return undefined;
       const session = await authz.sessions.getSession({ sessionToken: token });
       if (!session.active) return undefined;
-      return { token, subject: session.subject, authTime: session.authTime };
+      return { token, subject: session.subject, authTime: session.authTime, sid: session.sid };
     },
     tokenOf: (request) => read(request, cookieName),
     open(reply, token, maxAge) {

@@ -84,7 +84,13 @@ export type EndpointName =
   | "readyz"
   | "metrics"
   /** The guard's check endpoint for nginx auth_request, Traefik forwardAuth and Caddy forward_auth (gateway/plugins/check-endpoint.ts). */
-  | "check";
+  | "check"
+  /** OpenID Connect Discovery 1.0 §4 (gateway/plugins/openid-routes.ts). */
+  | "openidConfiguration"
+  /** OpenID Connect Core 1.0 §5.3 UserInfo. */
+  | "userinfo"
+  /** OpenID Connect RP-Initiated Logout 1.0 §2 end_session_endpoint. */
+  | "endSession";
 
 export interface GuardConfig {
   /** RFC 6750 §3 realm. */
@@ -181,6 +187,9 @@ const DEFAULT_PATHS: Record<EndpointName, string> = {
   // Under a dot-segment name no application route is likely to use; one of the
   // gateway's own paths, so the guard never proxies it, whatever the routes say.
   check: "/.gatehouse/check",
+  openidConfiguration: "/.well-known/openid-configuration",
+  userinfo: "/oauth2/userinfo",
+  endSession: "/oauth2/end-session",
 };
 
 const gatewaySchema = z.strictObject({

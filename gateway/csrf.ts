@@ -1,7 +1,7 @@
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 
 /** What a CSRF token protects; a token made for one purpose never passes for another. */
-export type CsrfPurpose = "login" | "consent" | "logout";
+export type CsrfPurpose = "login" | "consent" | "logout" | "end-session";
 
 export interface Csrf {
   /** The token to put in a form, bound to `purpose` and to every value of `binding`. */

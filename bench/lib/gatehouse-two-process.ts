@@ -17,6 +17,8 @@ import { writeBenchStackConfig } from "./stack-config.js";
 
 /** A running two-process gatehouse: the contender's face plus what bench:token needs of it. */
 export interface GatehouseTwoProcess extends RunningContender {
+  /** Codes for `scope` (default read); "read openid" mints OpenID Connect codes, whose exchange signs an ID Token too. */
+  mintCodes(count: number, scope?: string): Promise<string[]>;
   readonly gatewayUrl: string;
   /** The authz RPC port (in the all-in-one mode, the one process's optional RPC port). */
   readonly authzPort: number;
@@ -87,20 +89,25 @@ export async function startGatehouseTwoProcess(
   const client = rpc;
   const asGateway = { "gatehouse-service-credential": setup.secrets.service };
   const path = (method: string) => `/gatehouse.v1.AuthorizationService/${method}`;
-  const authorizeBody = toBinary(
-    AuthorizeRequestSchema,
-    create(AuthorizeRequestSchema, {
-      responseType: "code",
-      clientId: "web",
-      redirectUri: setup.redirectUri,
-      scope: "read",
-      codeChallenge: setup.codeChallenge,
-      codeChallengeMethod: "S256",
-    }),
-  );
+  /** The Authorize request of a code for `scope` (with a nonce when it is an OpenID Connect request). */
+  const authorizeBody = (scope: string) =>
+    toBinary(
+      AuthorizeRequestSchema,
+      create(AuthorizeRequestSchema, {
+        responseType: "code",
+        clientId: "web",
+        redirectUri: setup.redirectUri,
+        scope,
+        codeChallenge: setup.codeChallenge,
+        codeChallengeMethod: "S256",
+        nonce: scope.split(" ").includes("openid") ? "bench-nonce-0123456789" : "",
+      }),
+    );
+  const bodies = new Map<string, Uint8Array>();
   /** Authorize + Decide over RPC, as the consent page would: one fresh code. */
-  const mintCode = async () => {
-    const { requestId } = fromBinary(AuthorizeResponseSchema, await client.call(path("Authorize"), authorizeBody, asGateway));
+  const mintCode = async (scope: string) => {
+    if (!bodies.has(scope)) bodies.set(scope, authorizeBody(scope));
+    const { requestId } = fromBinary(AuthorizeResponseSchema, await client.call(path("Authorize"), bodies.get(scope)!, asGateway));
     const decision = toBinary(DecideRequestSchema, create(DecideRequestSchema, { requestId, subject: "bench-user", authTime: 1n, approved: true }));
     const { redirectUrl } = fromBinary(DecideResponseSchema, await client.call(path("Decide"), decision, asGateway));
     return new URL(redirectUrl).searchParams.get("code")!;
@@ -114,9 +121,9 @@ export async function startGatehouseTwoProcess(
     authzPort,
     gatewayPort,
     output: () => `${authz?.output() ?? ""}${gateway!.output()}`,
-    async mintCodes(count) {
+    async mintCodes(count, scope = "read") {
       const codes: string[] = [];
-      const minted = await runLoad("mint", { concurrency: 64, seconds: 120, stopWhen: () => codes.length >= count }, async () => void codes.push(await mintCode()));
+      const minted = await runLoad("mint", { concurrency: 64, seconds: 120, stopWhen: () => codes.length >= count }, async () => void codes.push(await mintCode(scope)));
       if (codes.length < count) throw new Error(`gatehouse minted ${codes.length} of ${count} codes; first error: ${minted.firstError}`);
       return codes.slice(0, count);
     },

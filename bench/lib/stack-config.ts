@@ -74,7 +74,8 @@ export function writeBenchStackConfig(options: {
         signingKeys: { source: { env: "BENCH_SIGNING_KEYS" } },
       },
       ...(options.lifetimes === undefined ? {} : { lifetimes: options.lifetimes }),
-      scopes: [{ name: "read", description: "Read" }],
+      // openid: bench:token's OpenID Connect code exchange (an ID Token signed beside the access token).
+      scopes: [{ name: "read", description: "Read" }, { name: "openid", description: "Sign in" }],
       clients: [
         {
           id: "web",
@@ -82,7 +83,7 @@ export function writeBenchStackConfig(options: {
           type: "confidential",
           secretHashes: [`sha256:${hashSecret(options.secrets.web)}`],
           redirectUris: [BENCH_REDIRECT_URI],
-          scopes: ["read"],
+          scopes: ["read", "openid"],
           // RFC 8693: web exchanges its users' tokens for the downstream service (bench:token).
           grantTypes: ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"],
           service: { tokenExchange: { audiences: [BENCH_DOWNSTREAM], scopes: ["read"] } },

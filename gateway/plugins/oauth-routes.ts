@@ -1,7 +1,13 @@
 import type { CallOptions } from "@connectrpc/connect";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import type { Actor, TokenSet } from "../../gen/gatehouse/v1/authorization_service_pb.js";
-import { AUTHORIZATION_REQUEST_PARAMETERS, serializeAuthorizationRequest, type AuthorizationParameters } from "../authorization-request.js";
+import {
+  afterLogin,
+  AUTHORIZATION_REQUEST_PARAMETERS,
+  openIdParameters,
+  serializeAuthorizationRequest,
+  type AuthorizationParameters,
+} from "../authorization-request.js";
 import { createBrowserSessions, type BrowserSession } from "../browser-session.js";
 import { createCachedCall } from "../cached-call.js";
 import { createCsrf } from "../csrf.js";
@@ -14,6 +20,7 @@ import { renderLoginPage } from "../views/login-page.js";
 import { formTargetOf, pageHeaders, sendPage } from "../views/page.js";
 import { oauthFailureFromRpc } from "../oauth-error-response.js";
 import { createLoadShedHook } from "../load-shed.js";
+import { buildServerMetadata } from "../server-metadata.js";
 import { ENDPOINT_URL_HEADER } from "../../contract/metadata.js";
 import { CLIENT_ASSERTION_PARAMETERS, clientFields, requestServiceGrant, SERVICE_GRANT_PARAMETERS } from "../service-grants.js";
 
@@ -137,6 +144,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
             codeChallenge: parameters.code_challenge ?? "",
             codeChallengeMethod: parameters.code_challenge_method ?? "",
             subject: session?.subject ?? "",
+            authTime: session?.authTime ?? 0n,
+            ...openIdParameters(parameters),
           },
           authz.forBrowser(request.ip),
         );
@@ -146,18 +155,21 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       const formTargets = [formTargetOf(pending.redirectUri)].filter((t): t is string => t !== undefined);
       const resume = serializeAuthorizationRequest(parameters);
 
-      if (session === undefined) {
-        // No login session: the login page, which comes back here afterwards.
+      if (session === undefined || pending.loginRequired) {
+        // No login session, or OpenID Connect asks for a fresh one: the login page, which comes back here afterwards
+        // with the request that forced the login relaxed (afterLogin), so that it does not force it again.
         const nonce = sessions.loginNonce(request, reply);
         const page = renderLoginPage({
           action: paths.login,
           csrfToken: csrf.token("login", nonce),
           clientName: pending.clientName,
-          authorizationRequest: resume,
+          authorizationRequest: serializeAuthorizationRequest(afterLogin(parameters)),
+          // OpenID Connect Core §3.1.2.1 login_hint: pre-fills the user name.
+          ...(parameters.login_hint === undefined || parameters.login_hint === "" ? {} : { username: parameters.login_hint }),
         });
         return sendPage(reply, 200, page, formTargets);
       }
-      if (pending.firstParty || pending.consentRemembered) {
+      if ((pending.firstParty || pending.consentRemembered) && !pending.consentRequired) {
         return decide(reply, session, pending.requestId, { approved: true, rememberConsent: false }, 302);
       }
       const page = renderConsentPage({
@@ -169,9 +181,26 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         scopes: pending.scopes,
         redirectUri: pending.redirectUri,
         subject: session.subject,
+        userName: pending.userName,
         switchAccount: { action: paths.logout, csrfToken: csrf.token("logout", session.token), authorizationRequest: resume },
       });
       return sendPage(reply, 200, page, formTargets);
+    },
+  );
+
+  /**
+   * OpenID Connect Core §3.1.2.1: "Authorization Servers MUST support the use
+   * of the HTTP GET and POST methods". A form post is answered with a 303 to
+   * the same request as a GET (its parameters re-encoded, nothing added), so
+   * one handler validates every request, and the browser's SameSite=Lax
+   * session cookie, which a cross-site POST does not carry, comes along.
+   */
+  app.post(
+    paths.authorize,
+    { config: { html: true }, schema: { body: formSchema(AUTHORIZATION_REQUEST_PARAMETERS, { unknown: "ignore" }) }, schemaErrorFormatter: describeFormErrors },
+    async (request, reply) => {
+      const query = new URLSearchParams(request.body as Record<string, string>).toString();
+      return reply.code(303).header("location", query === "" ? paths.authorize : `${paths.authorize}?${query}`).send();
     },
   );
 
@@ -213,7 +242,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
   ): Promise<FastifyReply> {
     try {
       const { redirectUrl } = await authz.authz.decide(
-        { requestId, subject: session.subject, authTime: session.authTime, ...decision },
+        { requestId, subject: session.subject, authTime: session.authTime, sid: session.sid, ...decision },
       );
       return reply.code(status).headers(NO_STORE).header("location", redirectUrl).send();
     } catch (error) {
@@ -291,6 +320,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       if (token.scope !== "") body.scope = token.scope;
       // RFC 8693 §2.2.1.
       if (token.issuedTokenType !== "") body.issued_token_type = token.issuedTokenType;
+      // OpenID Connect Core §3.1.3.3.
+      if (token.idToken !== "") body.id_token = token.idToken;
       return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(JSON.stringify(body));
     },
   );
@@ -359,39 +390,16 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * path. The protocol facts come from the authz service (GetMetadata); the
    * endpoints are the issuer plus the configured paths.
    */
-  app.get(paths.metadata, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (_request, reply) => {
+  /** The same document at OpenID Connect Discovery 1.0 §4's path (gateway/server-metadata.ts). */
+  for (const path of [paths.metadata, paths.openidConfiguration])
+  app.get(path, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (_request, reply) => {
     let facts;
     try {
       facts = await metadata();
     } catch (error) {
       return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic: false }));
     }
-    // An authz service older than private_key_jwt sends none: the methods it always had.
-    const authMethods = facts.tokenEndpointAuthMethodsSupported.length > 0 ? facts.tokenEndpointAuthMethodsSupported : ["client_secret_basic", "client_secret_post", "none"];
-    const signingAlgorithms = facts.tokenEndpointAuthSigningAlgValuesSupported;
-    const document = {
-      issuer: facts.issuer,
-      authorization_endpoint: issuer + paths.authorize,
-      token_endpoint: issuer + paths.token,
-      jwks_uri: issuer + paths.jwks,
-      scopes_supported: facts.scopesSupported,
-      response_types_supported: facts.responseTypesSupported,
-      // RFC 6749 §4.1.2 (query) and §4.2.2 (fragment, only with the implicit grant).
-      response_modes_supported: facts.responseTypesSupported.includes("token") ? ["query", "fragment"] : ["query"],
-      grant_types_supported: facts.grantTypesSupported,
-      token_endpoint_auth_methods_supported: authMethods,
-      // RFC 8414 §2: the JWS algorithms of private_key_jwt (RFC 7523), the same at every endpoint.
-      ...(signingAlgorithms.length > 0 ? { token_endpoint_auth_signing_alg_values_supported: signingAlgorithms } : {}),
-      introspection_endpoint: issuer + paths.introspect,
-      introspection_endpoint_auth_methods_supported: authMethods.filter((method) => method !== "none"),
-      ...(signingAlgorithms.length > 0 ? { introspection_endpoint_auth_signing_alg_values_supported: signingAlgorithms } : {}),
-      revocation_endpoint: issuer + paths.revoke,
-      revocation_endpoint_auth_methods_supported: authMethods,
-      ...(signingAlgorithms.length > 0 ? { revocation_endpoint_auth_signing_alg_values_supported: signingAlgorithms } : {}),
-      code_challenge_methods_supported: facts.codeChallengeMethodsSupported,
-      // RFC 9207 §3: every authorization response carries iss.
-      authorization_response_iss_parameter_supported: true,
-    };
+    const document = buildServerMetadata(facts, issuer, paths);
     return reply
       .code(200)
       .header("cache-control", `public, max-age=${PUBLIC_DOCUMENT_TTL_MS / 1000}`)

@@ -14,6 +14,8 @@ export interface ConsentPageView {
   /** Where the browser goes afterwards, shown so the resource owner can recognise the client. */
   redirectUri: string;
   subject: string;
+  /** The user's name (OpenID Connect claim `name`), to greet them; "" or absent: greeted by subject. */
+  userName?: string;
   /** "Use another account": signs out and resumes the authorization request. */
   switchAccount: { action: string; csrfToken: string; authorizationRequest: string };
 }
@@ -27,7 +29,8 @@ export function renderConsentPage(view: ConsentPageView): string {
   const destination = hostOf(view.redirectUri);
   return renderPage({
     title: `Allow ${view.clientName}?`,
-    body: html`<h1><strong>${view.clientName}</strong> wants to access your account</h1>
+    body: html`<p class="greeting">Hello, ${view.userName === undefined || view.userName === "" ? view.subject : view.userName}</p>
+<h1><strong>${view.clientName}</strong> wants to access your account</h1>
 <p class="muted">It is asking to:</p>
 <ul class="scopes">
 ${view.scopes.map((scope) => html`<li>${scope.description}<code>${scope.name}</code></li>`)}

@@ -90,6 +90,7 @@ export async function createAuthzService(config: AuthzConfig, log: Logger, overr
   const metrics = createAuthzMetrics();
   const limiter = createConcurrencyLimiter(config.overload);
   metrics.load(() => ({ inFlight: limiter.inFlight(), queued: limiter.queued() }));
+  deps.backChannelLogout.observe(metrics.backChannelLogout);
   const reporter = createOverloadReporter({ log, messages: OVERLOAD_MESSAGES, count: metrics.overload });
   const budget = { marginMs: config.overload.deadlineMarginMs, defaultMs: config.overload.defaultBudgetMs };
   const interceptors = createInterceptors(log, { interceptor: createOverloadInterceptor({ limiter, budget, reporter }), reporter }, deps.tracing);

@@ -15,6 +15,13 @@ import { secretReference as secretRef, type SecretReference as SecretRef } from 
 import { createSecretResolver } from "../../startup/secret-resolver.js";
 import { validateConfig } from "../../startup/validate-config.js";
 import {
+  buildOpenIdClient,
+  buildOpenIdPolicy,
+  openIdClientFields,
+  openIdSectionSchema,
+  standardClaimsSchema,
+} from "./openid-config.js";
+import {
   authenticatesWithoutSecret,
   buildClientAssertionPolicy,
   buildServiceAccountIssuers,
@@ -180,6 +187,8 @@ const clientSchema = z.strictObject({
   refreshGraceSeconds: z.number().int().min(0).max(300).default(0),
   firstParty: z.boolean().default(false),
   introspectAnyToken: z.boolean().default(false),
+  // OpenID Connect (services/authz/openid-config.ts).
+  ...openIdClientFields,
   service: serviceClientSchema.optional(),
 });
 
@@ -187,6 +196,7 @@ const userSchema = z.strictObject({
   username: z.string().min(1).max(256),
   subject: z.string().min(1).optional(),
   passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, "must be scrypt$N$r$p$salt$hash; make one with `npm run hash-password`"),
+  claims: standardClaimsSchema.optional(),
 });
 
 /** false: do not wait for replicas; a number: wait that many ms at most. */
@@ -238,6 +248,7 @@ const fileSchema = z.strictObject({
       revocationHeartbeatSeconds: z.number().int().min(1).max(60).default(5),
       rpc: z.strictObject({ fastPath: z.boolean().default(true) }).default({ fastPath: true }),
       overload: overloadSchema.default(OVERLOAD_DEFAULTS),
+      openid: openIdSectionSchema.optional(),
       clientAssertions: clientAssertionsSchema,
       fetch: fetchSchema,
     })
@@ -401,6 +412,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       refreshGraceSeconds: client.refreshGraceSeconds,
       firstParty: client.firstParty,
       introspectAnyToken: client.introspectAnyToken,
+      ...buildOpenIdClient(client, at, problems, file.authz.openid?.pairwiseSalt !== undefined, requireHttps),
       ...(service === undefined ? {} : { service }),
     });
   });
@@ -409,7 +421,12 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   file.users.forEach((user, i) => {
     if (user === undefined) return;
     if (users.has(user.username)) problems.push(`users[${i}].username: duplicate user ${JSON.stringify(user.username)}`);
-    users.set(user.username, { username: user.username, subject: user.subject ?? user.username, passwordHash: user.passwordHash });
+    users.set(user.username, {
+      username: user.username,
+      subject: user.subject ?? user.username,
+      passwordHash: user.passwordHash,
+      ...(user.claims === undefined ? {} : { claims: user.claims }),
+    });
   });
 
   const authz = file.authz;
@@ -449,6 +466,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     lifetimes,
     attempts: file.attempts,
     scopes: new Map(file.scopes.flatMap((scope) => (scope === undefined ? [] : [[scope.name, { name: scope.name, description: scope.description }] as const]))),
+    ...buildOpenIdPolicy(authz.openid, resolve),
     clients,
     users,
     drainTimeoutMs: authz.drainTimeoutMs,

@@ -17,6 +17,8 @@ export type AuthzOverloadKind =
 export interface AuthzMetrics {
   readonly registry: Registry;
   overload(kind: AuthzOverloadKind): void;
+  /** One Logout Token's outcome (OpenID Connect Back-Channel Logout). */
+  backChannelLogout(outcome: "delivered" | "retried" | "failed" | "dropped"): void;
   /** Calls holding a slot and calls queued for one, read at scrape time. */
   load(read: () => { inFlight: number; queued: number }): void;
 }
@@ -31,6 +33,13 @@ export function createAuthzMetrics(): AuthzMetrics {
     registers: [registry],
   });
   for (const kind of ["shed", "deadline", "redis_timeout"] as const) overload.labels(kind).inc(0);
+  const backChannelLogout = new Counter({
+    name: "gatehouse_authz_backchannel_logout_total",
+    help: "OpenID Connect Back-Channel Logout tokens by outcome: delivered, retried (an attempt failed and another follows), failed (given up), dropped (too many in flight).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  for (const outcome of ["delivered", "retried", "failed", "dropped"] as const) backChannelLogout.labels(outcome).inc(0);
   let read = () => ({ inFlight: 0, queued: 0 });
   new Gauge({
     name: "gatehouse_authz_calls_in_flight",
@@ -51,6 +60,7 @@ export function createAuthzMetrics(): AuthzMetrics {
   return {
     registry,
     overload: (kind) => overload.labels(kind).inc(),
+    backChannelLogout: (outcome) => backChannelLogout.labels(outcome).inc(),
     load(reader) {
       read = reader;
     },

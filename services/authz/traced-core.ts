@@ -16,6 +16,15 @@ export function traceKeyRing(keys: KeyRing, tracing: Tracing): KeyRing {
     get publicJwks() {
       return keys.publicJwks;
     },
+    get activeAlg() {
+      return keys.activeAlg;
+    },
+    get idTokenAlgorithms() {
+      return keys.idTokenAlgorithms;
+    },
+    signIdToken: (claims, alg) => tracing.inSpan("oauth.sign_id_token", () => keys.signIdToken(claims, alg)),
+    signLogoutToken: (claims, alg) => tracing.inSpan("oauth.sign_logout_token", () => keys.signLogoutToken(claims, alg)),
+    verifyIdTokenHint: (token) => tracing.inSpan("oauth.verify_id_token_hint", () => keys.verifyIdTokenHint(token)),
     sign: (claims) => tracing.inSpan("oauth.sign", () => keys.sign(claims), { "gatehouse.kid": keys.activeKid }),
     verify: (token, now) => tracing.inSpan("oauth.verify", () => keys.verify(token, now)),
   };

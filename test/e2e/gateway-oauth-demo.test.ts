@@ -49,8 +49,9 @@ beforeAll(async () => {
   // user's password with scrypt at production cost (N=32768), which a busy machine stretches past
   // that, and the sign-in page would then answer "try again". The deadline is a budget, so scaled.
   file.gateway.authz.timeoutMs = Math.min(scaledBudget(2_000), 30_000);
-  const demoApp = (file.clients as Array<{ id: string; redirectUris: string[] }>).find((c) => c.id === "demo-app")!;
+  const demoApp = (file.clients as Array<{ id: string; redirectUris: string[]; postLogoutRedirectUris?: string[] }>).find((c) => c.id === "demo-app")!;
   demoApp.redirectUris = [`http://localhost:${ports.demo}/callback`];
+  demoApp.postLogoutRedirectUris = [`http://localhost:${ports.demo}/`];
   dir = mkdtempSync(join(tmpdir(), "gatehouse-demo-"));
   writeFileSync(join(dir, "config.yaml"), stringify(file));
 
@@ -89,6 +90,9 @@ describe("npm start", () => {
       await page.getByRole("button", { name: "Allow" }).waitFor();
       const consent = (await page.textContent("main"))!;
       expect(consent).toContain("Gatehouse Demo App wants to access your account");
+      // The consent page greets the user by name (OpenID Connect claim name).
+      expect(consent).toContain("Hello, Demo User");
+      expect(consent).toContain("Sign you in with your gatehouse account");
       expect(consent).toContain("See your name and account details");
       expect(consent).toContain("Read your notes");
       await page.getByRole("button", { name: "Allow" }).click();
@@ -97,6 +101,12 @@ describe("npm start", () => {
       const signedIn = (await page.textContent("main"))!;
       expect(signedIn).toContain('"sub": "demo-user"');
       expect(signedIn).toContain("Signature and claims verified");
+      // OpenID Connect: the ID Token's claims (validated by oauth4webapi) and the UserInfo answer.
+      const idTokenClaims = JSON.parse((await page.locator("#id-token-claims").textContent())!) as Record<string, unknown>;
+      expect(idTokenClaims).toMatchObject({ sub: "demo-user", aud: "demo-app", azp: "demo-app", amr: ["pwd"] });
+      expect(idTokenClaims.nonce).toEqual(expect.any(String));
+      const userInfo = JSON.parse((await page.locator("#userinfo").textContent())!) as Record<string, unknown>;
+      expect(userInfo).toMatchObject({ sub: "demo-user", name: "Demo User", email: "demo@example.com", email_verified: true });
 
       await page.getByRole("button", { name: "GET /api/notes" }).click();
       await page.getByText(/\/api\/notes → HTTP \d{3}/).waitFor();
@@ -104,6 +114,12 @@ describe("npm start", () => {
 
       await page.getByRole("button", { name: "Refresh the tokens" }).click();
       await page.getByText("Refreshed: a new access token and a new refresh token.").waitFor();
+
+      // RP-Initiated Logout: the gatehouse session ends too, and the browser comes back to the app.
+      await page.getByRole("button", { name: "Sign out of gatehouse too" }).click();
+      await page.getByText("Signed out of the demo app and of gatehouse.").waitFor();
+      await page.getByRole("link", { name: "Sign in with gatehouse" }).click();
+      await page.getByLabel("Username").waitFor();
     } finally {
       await context.close();
     }

@@ -63,7 +63,13 @@ describe("Redis keys after a full flow", () => {
       expect(await redis.pttl(key), key).toBeGreaterThan(0);
       const type = await redis.type(key);
       const contents =
-        type === "string" ? [await redis.get(key)] : type === "hash" ? Object.entries(await redis.hgetall(key)).flat() : await redis.smembers(key);
+        type === "string"
+          ? [await redis.get(key)]
+          : type === "hash"
+            ? Object.entries(await redis.hgetall(key)).flat()
+            : type === "zset"
+              ? await redis.zrange(key, "0", "-1")
+              : await redis.smembers(key);
       for (const secret of secrets) {
         expect(key.includes(secret.split(".").pop()!), `${key} holds a secret`).toBe(false);
         for (const value of contents) expect(String(value).includes(secret.split(".").pop()!), `${key} holds a secret`).toBe(false);

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CodeGrant, RefreshFamily, Revocation, Store } from "../../services/authz/oauth/store.js";
 import type { SigningKeySet, StoredSigningKey } from "../../services/authz/oauth/signing-key-store.js";
@@ -97,6 +98,37 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         expect(await s.store.grants.create(f)).toBe(true);
         expect(await s.store.grants.get(f.grantId)).toEqual(f);
         expect(await s.store.grants.isRevoked(f.grantId)).toBe(false);
+      });
+
+      it("sessions' expiries are taken once each, when due, oldest first, in batches", async () => {
+        const now = Date.now();
+        const mark = randomUUID();
+        await s.store.sessions.scheduleExpiry({ sid: `${mark}-late`, subject: "u1", expiresAt: now + 3_600_000 });
+        await s.store.sessions.scheduleExpiry({ sid: `${mark}-b`, subject: "u2", expiresAt: now - 1_000 });
+        await s.store.sessions.scheduleExpiry({ sid: `${mark}-a`, subject: "u1", expiresAt: now - 2_000 });
+        const first = (await s.store.sessions.takeExpired(now, 1)).filter((e) => e.sid.startsWith(mark));
+        expect(first).toEqual([{ sid: `${mark}-a`, subject: "u1", expiresAt: now - 2_000 }]);
+        const [a, b] = await Promise.all([s.store.sessions.takeExpired(now, 100), s.store.sessions.takeExpired(now, 100)]);
+        expect([...a, ...b].filter((e) => e.sid.startsWith(mark)).map((e) => e.sid)).toEqual([`${mark}-b`]);
+        expect((await s.store.sessions.takeExpired(now + 3_600_000, 100)).filter((e) => e.sid.startsWith(mark)).map((e) => e.sid)).toEqual([`${mark}-late`]);
+      });
+
+      it("session participants are recorded once each and taken once", async () => {
+        const sid = randomUUID();
+        await s.store.sessions.addParticipant(sid, { clientId: "web", grantId: "g1" }, 60);
+        await s.store.sessions.addParticipant(sid, { clientId: "web", grantId: "g1" }, 60);
+        await s.store.sessions.addParticipant(sid, { clientId: "spa", grantId: "g2" }, 60);
+        const taken = await s.store.sessions.takeParticipants(sid);
+        expect(taken.sort((x, y) => x.grantId.localeCompare(y.grantId))).toEqual([{ clientId: "web", grantId: "g1" }, { clientId: "spa", grantId: "g2" }]);
+        expect(await s.store.sessions.takeParticipants(sid)).toEqual([]);
+      });
+
+      it("keep the login session's sid (OpenID Connect) through rotations", async () => {
+        const f = family({ sid: "sid-0123456789" });
+        await s.store.grants.create(f);
+        expect(await s.store.grants.get(f.grantId)).toEqual(f);
+        await s.store.grants.rotate(rotation(f, f.tokenHash));
+        expect((await s.store.grants.get(f.grantId))?.sid).toBe("sid-0123456789");
       });
 
       it("rotate replaces the current token, once: the old one is then reuse and revokes the family", async () => {

@@ -105,8 +105,8 @@ describe("parseForm (application/x-www-form-urlencoded, strictly)", () => {
 
 describe("the resumed authorization request", () => {
   it("keeps the known parameters, in a canonical order, and drops the rest", () => {
-    const text = "state=s+1&client_id=web&prompt=none&response_type=code";
-    expect(parseResumedAuthorizationRequest(text)).toBe("response_type=code&client_id=web&state=s+1");
+    const text = "state=s+1&client_id=web&prompt=none&unknown=x&response_type=code";
+    expect(parseResumedAuthorizationRequest(text)).toBe("response_type=code&client_id=web&state=s+1&prompt=none");
   });
 
   it.each([["client_id=web&state=%FF"], ["client_id=a&client_id=b"], ["state=only"], [`client_id=web&state=${"x".repeat(1_025)}`]])(

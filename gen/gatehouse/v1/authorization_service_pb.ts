@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gatehouse/v1/authorization_service.proto.
  */
 export const file_gatehouse_v1_authorization_service: GenFile = /*@__PURE__*/
-  fileDesc("CihnYXRlaG91c2UvdjEvYXV0aG9yaXphdGlvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiuAEKEEF1dGhvcml6ZVJlcXVlc3QSFQoNcmVzcG9uc2VfdHlwZRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSFAoMcmVkaXJlY3RfdXJpGAMgASgJEg0KBXNjb3BlGAQgASgJEg0KBXN0YXRlGAUgASgJEhYKDmNvZGVfY2hhbGxlbmdlGAYgASgJEh0KFWNvZGVfY2hhbGxlbmdlX21ldGhvZBgHIAEoCRIPCgdzdWJqZWN0GAggASgJIjUKEFNjb3BlRGVzY3JpcHRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSLaAQoRQXV0aG9yaXplUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSEwoLY2xpZW50X25hbWUYAyABKAkSLgoGc2NvcGVzGAQgAygLMh4uZ2F0ZWhvdXNlLnYxLlNjb3BlRGVzY3JpcHRpb24SFAoMcmVkaXJlY3RfdXJpGAUgASgJEhMKC2ZpcnN0X3BhcnR5GAYgASgIEhoKEmNvbnNlbnRfcmVtZW1iZXJlZBgHIAEoCBISCgpleHBpcmVzX2luGAggASgDInMKDURlY2lkZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxIQCghhcHByb3ZlZBgEIAEoCBIYChByZW1lbWJlcl9jb25zZW50GAUgASgIIiYKDkRlY2lkZVJlc3BvbnNlEhQKDHJlZGlyZWN0X3VybBgBIAEoCSKJAQoIVG9rZW5TZXQSFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoAxIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEg0KBXNjb3BlGAUgASgJEhkKEWlzc3VlZF90b2tlbl90eXBlGAYgASgJIrMBChNFeGNoYW5nZUNvZGVSZXF1ZXN0EgwKBGNvZGUYASABKAkSFAoMcmVkaXJlY3RfdXJpGAIgASgJEhUKDWNvZGVfdmVyaWZpZXIYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNsaWVudF9zZWNyZXQYBSABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAYgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YByABKAkiPQoURXhjaGFuZ2VDb2RlUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQimQEKDlJlZnJlc2hSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiOAoPUmVmcmVzaFJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0Ip4BChFJbnRyb3NwZWN0UmVxdWVzdBINCgV0b2tlbhgBIAEoCRIXCg90b2tlbl90eXBlX2hpbnQYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkigQIKEkludHJvc3BlY3RSZXNwb25zZRIOCgZhY3RpdmUYASABKAgSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEhIKCnRva2VuX3R5cGUYBSABKAkSCwoDZXhwGAYgASgDEgsKA2lhdBgHIAEoAxILCgNzdWIYCCABKAkSCwoDYXVkGAkgAygJEgsKA2lzcxgKIAEoCRILCgNqdGkYCyABKAkSEQoJYXV0aF90aW1lGAwgASgDEhAKCGdyYW50X2lkGA0gASgJEiAKA2FjdBgOIAEoCzITLmdhdGVob3VzZS52MS5BY3RvciI2CgVBY3RvchILCgNzdWIYASABKAkSIAoDYWN0GAIgASgLMhMuZ2F0ZWhvdXNlLnYxLkFjdG9yIpoBCg1SZXZva2VSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYBSABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgGIAEoCSIQCg5SZXZva2VSZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCIkCg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJIhQKEkdldE1ldGFkYXRhUmVxdWVzdCKTAgoTR2V0TWV0YWRhdGFSZXNwb25zZRIOCgZpc3N1ZXIYASABKAkSGAoQc2NvcGVzX3N1cHBvcnRlZBgCIAMoCRIgChhyZXNwb25zZV90eXBlc19zdXBwb3J0ZWQYAyADKAkSHQoVZ3JhbnRfdHlwZXNfc3VwcG9ydGVkGAQgAygJEigKIGNvZGVfY2hhbGxlbmdlX21ldGhvZHNfc3VwcG9ydGVkGAUgAygJEi0KJXRva2VuX2VuZHBvaW50X2F1dGhfbWV0aG9kc19zdXBwb3J0ZWQYBiADKAkSOAowdG9rZW5fZW5kcG9pbnRfYXV0aF9zaWduaW5nX2FsZ192YWx1ZXNfc3VwcG9ydGVkGAcgAygJIp4BChhDbGllbnRDcmVkZW50aWFsc1JlcXVlc3QSDQoFc2NvcGUYASABKAkSEAoIcmVzb3VyY2UYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiQgoZQ2xpZW50Q3JlZGVudGlhbHNSZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmdhdGVob3VzZS52MS5Ub2tlblNldCKsAgoURXhjaGFuZ2VUb2tlblJlcXVlc3QSFQoNc3ViamVjdF90b2tlbhgBIAEoCRIaChJzdWJqZWN0X3Rva2VuX3R5cGUYAiABKAkSEwoLYWN0b3JfdG9rZW4YAyABKAkSGAoQYWN0b3JfdG9rZW5fdHlwZRgEIAEoCRIcChRyZXF1ZXN0ZWRfdG9rZW5fdHlwZRgFIAEoCRIQCghyZXNvdXJjZRgGIAEoCRIQCghhdWRpZW5jZRgHIAEoCRINCgVzY29wZRgIIAEoCRIRCgljbGllbnRfaWQYCSABKAkSFQoNY2xpZW50X3NlY3JldBgKIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYCyABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgMIAEoCSI+ChVFeGNoYW5nZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQiGQoXV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QisQEKGFdhdGNoUmV2b2NhdGlvbnNSZXNwb25zZRIuCgpzdWJzY3JpYmVkGAEgASgLMhguZ2F0ZWhvdXNlLnYxLlN1YnNjcmliZWRIABIuCgpyZXZvY2F0aW9uGAIgASgLMhguZ2F0ZWhvdXNlLnYxLlJldm9jYXRpb25IABIsCgloZWFydGJlYXQYAyABKAsyFy5nYXRlaG91c2UudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiKAoKU3Vic2NyaWJlZBIaChJoZWFydGJlYXRfaW50ZXJ2YWwYASABKAMiOQoKUmV2b2NhdGlvbhINCgNqdGkYASABKAlIABISCghncmFudF9pZBgCIAEoCUgAQggKBnRhcmdldCILCglIZWFydGJlYXQynwcKFEF1dGhvcml6YXRpb25TZXJ2aWNlEkwKCUF1dGhvcml6ZRIeLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXF1ZXN0Gh8uZ2F0ZWhvdXNlLnYxLkF1dGhvcml6ZVJlc3BvbnNlEkMKBkRlY2lkZRIbLmdhdGVob3VzZS52MS5EZWNpZGVSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkRlY2lkZVJlc3BvbnNlElUKDEV4Y2hhbmdlQ29kZRIhLmdhdGVob3VzZS52MS5FeGNoYW5nZUNvZGVSZXF1ZXN0GiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlQ29kZVJlc3BvbnNlEkYKB1JlZnJlc2gSHC5nYXRlaG91c2UudjEuUmVmcmVzaFJlcXVlc3QaHS5nYXRlaG91c2UudjEuUmVmcmVzaFJlc3BvbnNlEk8KCkludHJvc3BlY3QSHy5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlcXVlc3QaIC5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlc3BvbnNlEkMKBlJldm9rZRIbLmdhdGVob3VzZS52MS5SZXZva2VSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLlJldm9rZVJlc3BvbnNlEkYKB0dldEp3a3MSHC5nYXRlaG91c2UudjEuR2V0Sndrc1JlcXVlc3QaHS5nYXRlaG91c2UudjEuR2V0Sndrc1Jlc3BvbnNlElIKC0dldE1ldGFkYXRhEiAuZ2F0ZWhvdXNlLnYxLkdldE1ldGFkYXRhUmVxdWVzdBohLmdhdGVob3VzZS52MS5HZXRNZXRhZGF0YVJlc3BvbnNlEmQKEUNsaWVudENyZWRlbnRpYWxzEiYuZ2F0ZWhvdXNlLnYxLkNsaWVudENyZWRlbnRpYWxzUmVxdWVzdBonLmdhdGVob3VzZS52MS5DbGllbnRDcmVkZW50aWFsc1Jlc3BvbnNlElgKDUV4Y2hhbmdlVG9rZW4SIi5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlcXVlc3QaIy5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlc3BvbnNlEmMKEFdhdGNoUmV2b2NhdGlvbnMSJS5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QaJi5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlMAFiBnByb3RvMw");
+  fileDesc("CihnYXRlaG91c2UvdjEvYXV0aG9yaXphdGlvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiiQMKEEF1dGhvcml6ZVJlcXVlc3QSFQoNcmVzcG9uc2VfdHlwZRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSFAoMcmVkaXJlY3RfdXJpGAMgASgJEg0KBXNjb3BlGAQgASgJEg0KBXN0YXRlGAUgASgJEhYKDmNvZGVfY2hhbGxlbmdlGAYgASgJEh0KFWNvZGVfY2hhbGxlbmdlX21ldGhvZBgHIAEoCRIPCgdzdWJqZWN0GAggASgJEhEKCWF1dGhfdGltZRgJIAEoAxINCgVub25jZRgKIAEoCRIOCgZwcm9tcHQYCyABKAkSDwoHbWF4X2FnZRgMIAEoCRISCgpsb2dpbl9oaW50GA0gASgJEhUKDWlkX3Rva2VuX2hpbnQYDiABKAkSDwoHZGlzcGxheRgPIAEoCRISCgp1aV9sb2NhbGVzGBAgASgJEhYKDmNsYWltc19sb2NhbGVzGBEgASgJEg8KB3JlcXVlc3QYEiABKAkSEwoLcmVxdWVzdF91cmkYEyABKAkiNQoQU2NvcGVEZXNjcmlwdGlvbhIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIp8CChFBdXRob3JpemVSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRITCgtjbGllbnRfbmFtZRgDIAEoCRIuCgZzY29wZXMYBCADKAsyHi5nYXRlaG91c2UudjEuU2NvcGVEZXNjcmlwdGlvbhIUCgxyZWRpcmVjdF91cmkYBSABKAkSEwoLZmlyc3RfcGFydHkYBiABKAgSGgoSY29uc2VudF9yZW1lbWJlcmVkGAcgASgIEhIKCmV4cGlyZXNfaW4YCCABKAMSFgoObG9naW5fcmVxdWlyZWQYCSABKAgSGAoQY29uc2VudF9yZXF1aXJlZBgKIAEoCBIRCgl1c2VyX25hbWUYCyABKAkigAEKDURlY2lkZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxIQCghhcHByb3ZlZBgEIAEoCBIYChByZW1lbWJlcl9jb25zZW50GAUgASgIEgsKA3NpZBgGIAEoCSImCg5EZWNpZGVSZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkimwEKCFRva2VuU2V0EhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAMSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRINCgVzY29wZRgFIAEoCRIZChFpc3N1ZWRfdG9rZW5fdHlwZRgGIAEoCRIQCghpZF90b2tlbhgHIAEoCSKzAQoTRXhjaGFuZ2VDb2RlUmVxdWVzdBIMCgRjb2RlGAEgASgJEhQKDHJlZGlyZWN0X3VyaRgCIAEoCRIVCg1jb2RlX3ZlcmlmaWVyGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgGIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAcgASgJIj0KFEV4Y2hhbmdlQ29kZVJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0IpkBCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJEg0KBXNjb3BlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgFIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAYgASgJIjgKD1JlZnJlc2hSZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmdhdGVob3VzZS52MS5Ub2tlblNldCKeAQoRSW50cm9zcGVjdFJlcXVlc3QSDQoFdG9rZW4YASABKAkSFwoPdG9rZW5fdHlwZV9oaW50GAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgFIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAYgASgJIoECChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEg0KBXNjb3BlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIQCgh1c2VybmFtZRgEIAEoCRISCgp0b2tlbl90eXBlGAUgASgJEgsKA2V4cBgGIAEoAxILCgNpYXQYByABKAMSCwoDc3ViGAggASgJEgsKA2F1ZBgJIAMoCRILCgNpc3MYCiABKAkSCwoDanRpGAsgASgJEhEKCWF1dGhfdGltZRgMIAEoAxIQCghncmFudF9pZBgNIAEoCRIgCgNhY3QYDiABKAsyEy5nYXRlaG91c2UudjEuQWN0b3IiNgoFQWN0b3ISCwoDc3ViGAEgASgJEiAKA2FjdBgCIAEoCzITLmdhdGVob3VzZS52MS5BY3RvciKaAQoNUmV2b2tlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIXCg90b2tlbl90eXBlX2hpbnQYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiEAoOUmV2b2tlUmVzcG9uc2UiEAoOR2V0Sndrc1JlcXVlc3QiJAoPR2V0Sndrc1Jlc3BvbnNlEhEKCWp3a3NfanNvbhgBIAEoCSIUChJHZXRNZXRhZGF0YVJlcXVlc3QimwMKE0dldE1ldGFkYXRhUmVzcG9uc2USDgoGaXNzdWVyGAEgASgJEhgKEHNjb3Blc19zdXBwb3J0ZWQYAiADKAkSIAoYcmVzcG9uc2VfdHlwZXNfc3VwcG9ydGVkGAMgAygJEh0KFWdyYW50X3R5cGVzX3N1cHBvcnRlZBgEIAMoCRIoCiBjb2RlX2NoYWxsZW5nZV9tZXRob2RzX3N1cHBvcnRlZBgFIAMoCRItCiV0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZHNfc3VwcG9ydGVkGAYgAygJEjgKMHRva2VuX2VuZHBvaW50X2F1dGhfc2lnbmluZ19hbGdfdmFsdWVzX3N1cHBvcnRlZBgHIAMoCRIfChdzdWJqZWN0X3R5cGVzX3N1cHBvcnRlZBgIIAMoCRItCiVpZF90b2tlbl9zaWduaW5nX2FsZ192YWx1ZXNfc3VwcG9ydGVkGAkgAygJEhgKEGNsYWltc19zdXBwb3J0ZWQYCiADKAkSHAoUYWNyX3ZhbHVlc19zdXBwb3J0ZWQYCyADKAkingEKGENsaWVudENyZWRlbnRpYWxzUmVxdWVzdBINCgVzY29wZRgBIAEoCRIQCghyZXNvdXJjZRgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYBSABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgGIAEoCSJCChlDbGllbnRDcmVkZW50aWFsc1Jlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0IqwCChRFeGNoYW5nZVRva2VuUmVxdWVzdBIVCg1zdWJqZWN0X3Rva2VuGAEgASgJEhoKEnN1YmplY3RfdG9rZW5fdHlwZRgCIAEoCRITCgthY3Rvcl90b2tlbhgDIAEoCRIYChBhY3Rvcl90b2tlbl90eXBlGAQgASgJEhwKFHJlcXVlc3RlZF90b2tlbl90eXBlGAUgASgJEhAKCHJlc291cmNlGAYgASgJEhAKCGF1ZGllbmNlGAcgASgJEg0KBXNjb3BlGAggASgJEhEKCWNsaWVudF9pZBgJIAEoCRIVCg1jbGllbnRfc2VjcmV0GAogASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgLIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAwgASgJIj4KFUV4Y2hhbmdlVG9rZW5SZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmdhdGVob3VzZS52MS5Ub2tlblNldCIqChJHZXRVc2VySW5mb1JlcXVlc3QSFAoMYWNjZXNzX3Rva2VuGAEgASgJIioKE0dldFVzZXJJbmZvUmVzcG9uc2USEwoLY2xhaW1zX2pzb24YASABKAkiGQoXV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QisQEKGFdhdGNoUmV2b2NhdGlvbnNSZXNwb25zZRIuCgpzdWJzY3JpYmVkGAEgASgLMhguZ2F0ZWhvdXNlLnYxLlN1YnNjcmliZWRIABIuCgpyZXZvY2F0aW9uGAIgASgLMhguZ2F0ZWhvdXNlLnYxLlJldm9jYXRpb25IABIsCgloZWFydGJlYXQYAyABKAsyFy5nYXRlaG91c2UudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiKAoKU3Vic2NyaWJlZBIaChJoZWFydGJlYXRfaW50ZXJ2YWwYASABKAMiOQoKUmV2b2NhdGlvbhINCgNqdGkYASABKAlIABISCghncmFudF9pZBgCIAEoCUgAQggKBnRhcmdldCILCglIZWFydGJlYXQy8wcKFEF1dGhvcml6YXRpb25TZXJ2aWNlEkwKCUF1dGhvcml6ZRIeLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXF1ZXN0Gh8uZ2F0ZWhvdXNlLnYxLkF1dGhvcml6ZVJlc3BvbnNlEkMKBkRlY2lkZRIbLmdhdGVob3VzZS52MS5EZWNpZGVSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkRlY2lkZVJlc3BvbnNlElUKDEV4Y2hhbmdlQ29kZRIhLmdhdGVob3VzZS52MS5FeGNoYW5nZUNvZGVSZXF1ZXN0GiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlQ29kZVJlc3BvbnNlEkYKB1JlZnJlc2gSHC5nYXRlaG91c2UudjEuUmVmcmVzaFJlcXVlc3QaHS5nYXRlaG91c2UudjEuUmVmcmVzaFJlc3BvbnNlEk8KCkludHJvc3BlY3QSHy5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlcXVlc3QaIC5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlc3BvbnNlEkMKBlJldm9rZRIbLmdhdGVob3VzZS52MS5SZXZva2VSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLlJldm9rZVJlc3BvbnNlEkYKB0dldEp3a3MSHC5nYXRlaG91c2UudjEuR2V0Sndrc1JlcXVlc3QaHS5nYXRlaG91c2UudjEuR2V0Sndrc1Jlc3BvbnNlElIKC0dldE1ldGFkYXRhEiAuZ2F0ZWhvdXNlLnYxLkdldE1ldGFkYXRhUmVxdWVzdBohLmdhdGVob3VzZS52MS5HZXRNZXRhZGF0YVJlc3BvbnNlEmQKEUNsaWVudENyZWRlbnRpYWxzEiYuZ2F0ZWhvdXNlLnYxLkNsaWVudENyZWRlbnRpYWxzUmVxdWVzdBonLmdhdGVob3VzZS52MS5DbGllbnRDcmVkZW50aWFsc1Jlc3BvbnNlElgKDUV4Y2hhbmdlVG9rZW4SIi5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlcXVlc3QaIy5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlc3BvbnNlEmMKEFdhdGNoUmV2b2NhdGlvbnMSJS5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QaJi5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlMAESUgoLR2V0VXNlckluZm8SIC5nYXRlaG91c2UudjEuR2V0VXNlckluZm9SZXF1ZXN0GiEuZ2F0ZWhvdXNlLnYxLkdldFVzZXJJbmZvUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * AuthorizeRequest carries the authorization request's parameters
@@ -56,12 +56,76 @@ export type AuthorizeRequest = Message<"gatehouse.v1.AuthorizeRequest"> & {
   codeChallengeMethod: string;
 
   /**
-   * The resource owner already authenticated at the gateway, if any; used only
-   * to report whether consent is remembered.
+   * The resource owner already authenticated at the gateway, if any: to report
+   * whether consent is remembered, and for OpenID Connect's prompt and max_age.
    *
    * @generated from field: string subject = 8;
    */
   subject: string;
+
+  /**
+   * When `subject` signed in, in seconds since the epoch (OpenID Connect max_age).
+   *
+   * @generated from field: int64 auth_time = 9;
+   */
+  authTime: bigint;
+
+  /**
+   * OpenID Connect Core 1.0 §3.1.2.1 parameters; empty is omitted.
+   *
+   * @generated from field: string nonce = 10;
+   */
+  nonce: string;
+
+  /**
+   * @generated from field: string prompt = 11;
+   */
+  prompt: string;
+
+  /**
+   * Kept as sent, so that a malformed value is refused with its own error.
+   *
+   * @generated from field: string max_age = 12;
+   */
+  maxAge: string;
+
+  /**
+   * @generated from field: string login_hint = 13;
+   */
+  loginHint: string;
+
+  /**
+   * @generated from field: string id_token_hint = 14;
+   */
+  idTokenHint: string;
+
+  /**
+   * @generated from field: string display = 15;
+   */
+  display: string;
+
+  /**
+   * @generated from field: string ui_locales = 16;
+   */
+  uiLocales: string;
+
+  /**
+   * @generated from field: string claims_locales = 17;
+   */
+  claimsLocales: string;
+
+  /**
+   * §6: request objects are refused (request_not_supported,
+   * request_uri_not_supported).
+   *
+   * @generated from field: string request = 18;
+   */
+  request: string;
+
+  /**
+   * @generated from field: string request_uri = 19;
+   */
+  requestUri: string;
 };
 
 /**
@@ -152,6 +216,30 @@ export type AuthorizeResponse = Message<"gatehouse.v1.AuthorizeResponse"> & {
    * @generated from field: int64 expires_in = 8;
    */
   expiresIn: bigint;
+
+  /**
+   * OpenID Connect: show the login page even over the existing session
+   * (prompt=login or select_account, max_age exceeded, id_token_hint for
+   * another user).
+   *
+   * @generated from field: bool login_required = 9;
+   */
+  loginRequired: boolean;
+
+  /**
+   * OpenID Connect prompt=consent: show the consent page even when consent is
+   * remembered or the client is first-party.
+   *
+   * @generated from field: bool consent_required = 10;
+   */
+  consentRequired: boolean;
+
+  /**
+   * The signed-in user's name (claim `name`), for the consent page; empty when unknown.
+   *
+   * @generated from field: string user_name = 11;
+   */
+  userName: string;
 };
 
 /**
@@ -197,6 +285,13 @@ export type DecideRequest = Message<"gatehouse.v1.DecideRequest"> & {
    * @generated from field: bool remember_consent = 5;
    */
   rememberConsent: boolean;
+
+  /**
+   * The login session's id (SessionService), the ID Token's `sid`.
+   *
+   * @generated from field: string sid = 6;
+   */
+  sid: string;
 };
 
 /**
@@ -265,6 +360,14 @@ export type TokenSet = Message<"gatehouse.v1.TokenSet"> & {
    * @generated from field: string issued_token_type = 6;
    */
   issuedTokenType: string;
+
+  /**
+   * OpenID Connect Core §3.1.3.3: the ID Token of a grant of the openid scope;
+   * empty otherwise.
+   *
+   * @generated from field: string id_token = 7;
+   */
+  idToken: string;
 };
 
 /**
@@ -729,6 +832,28 @@ export type GetMetadataResponse = Message<"gatehouse.v1.GetMetadataResponse"> & 
    * @generated from field: repeated string token_endpoint_auth_signing_alg_values_supported = 7;
    */
   tokenEndpointAuthSigningAlgValuesSupported: string[];
+
+  /**
+   * OpenID Connect Discovery 1.0 §3.
+   *
+   * @generated from field: repeated string subject_types_supported = 8;
+   */
+  subjectTypesSupported: string[];
+
+  /**
+   * @generated from field: repeated string id_token_signing_alg_values_supported = 9;
+   */
+  idTokenSigningAlgValuesSupported: string[];
+
+  /**
+   * @generated from field: repeated string claims_supported = 10;
+   */
+  claimsSupported: string[];
+
+  /**
+   * @generated from field: repeated string acr_values_supported = 11;
+   */
+  acrValuesSupported: string[];
 };
 
 /**
@@ -901,6 +1026,45 @@ export const ExchangeTokenResponseSchema: GenMessage<ExchangeTokenResponse> = /*
   messageDesc(file_gatehouse_v1_authorization_service, 22);
 
 /**
+ * GetUserInfoRequest carries the access token (OpenID Connect Core §5.3.1).
+ *
+ * @generated from message gatehouse.v1.GetUserInfoRequest
+ */
+export type GetUserInfoRequest = Message<"gatehouse.v1.GetUserInfoRequest"> & {
+  /**
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+};
+
+/**
+ * Describes the message gatehouse.v1.GetUserInfoRequest.
+ * Use `create(GetUserInfoRequestSchema)` to create a new message.
+ */
+export const GetUserInfoRequestSchema: GenMessage<GetUserInfoRequest> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 23);
+
+/**
+ * GetUserInfoResponse carries the UserInfo claims (Core §5.3.2) as a JSON
+ * object, served verbatim: claims are of any JSON type (address is an object).
+ *
+ * @generated from message gatehouse.v1.GetUserInfoResponse
+ */
+export type GetUserInfoResponse = Message<"gatehouse.v1.GetUserInfoResponse"> & {
+  /**
+   * @generated from field: string claims_json = 1;
+   */
+  claimsJson: string;
+};
+
+/**
+ * Describes the message gatehouse.v1.GetUserInfoResponse.
+ * Use `create(GetUserInfoResponseSchema)` to create a new message.
+ */
+export const GetUserInfoResponseSchema: GenMessage<GetUserInfoResponse> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 24);
+
+/**
  * WatchRevocationsRequest is empty.
  *
  * @generated from message gatehouse.v1.WatchRevocationsRequest
@@ -913,7 +1077,7 @@ export type WatchRevocationsRequest = Message<"gatehouse.v1.WatchRevocationsRequ
  * Use `create(WatchRevocationsRequestSchema)` to create a new message.
  */
 export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 23);
+  messageDesc(file_gatehouse_v1_authorization_service, 25);
 
 /**
  * WatchRevocationsResponse is one event on the revocation stream.
@@ -954,7 +1118,7 @@ export type WatchRevocationsResponse = Message<"gatehouse.v1.WatchRevocationsRes
  * Use `create(WatchRevocationsResponseSchema)` to create a new message.
  */
 export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 24);
+  messageDesc(file_gatehouse_v1_authorization_service, 26);
 
 /**
  * Subscribed confirms a revocation subscription.
@@ -975,7 +1139,7 @@ export type Subscribed = Message<"gatehouse.v1.Subscribed"> & {
  * Use `create(SubscribedSchema)` to create a new message.
  */
 export const SubscribedSchema: GenMessage<Subscribed> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 25);
+  messageDesc(file_gatehouse_v1_authorization_service, 27);
 
 /**
  * Revocation names what was revoked: one access token, or a whole grant.
@@ -1006,7 +1170,7 @@ export type Revocation = Message<"gatehouse.v1.Revocation"> & {
  * Use `create(RevocationSchema)` to create a new message.
  */
 export const RevocationSchema: GenMessage<Revocation> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 26);
+  messageDesc(file_gatehouse_v1_authorization_service, 28);
 
 /**
  * Heartbeat is an empty keep-alive event.
@@ -1021,7 +1185,7 @@ export type Heartbeat = Message<"gatehouse.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 27);
+  messageDesc(file_gatehouse_v1_authorization_service, 29);
 
 /**
  * AuthorizationService is gatehouse's OAuth 2.0 authorization server: the
@@ -1165,6 +1329,20 @@ export const AuthorizationService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchRevocationsRequestSchema;
     output: typeof WatchRevocationsResponseSchema;
+  },
+  /**
+   * GetUserInfo answers OpenID Connect Core §5.3 UserInfo for internal
+   * services: the claims about the user that the access token's scopes
+   * release. The bearer of the token may call it; failures carry the RFC 6750
+   * codes invalid_token (Unauthenticated) and insufficient_scope
+   * (PermissionDenied).
+   *
+   * @generated from rpc gatehouse.v1.AuthorizationService.GetUserInfo
+   */
+  getUserInfo: {
+    methodKind: "unary";
+    input: typeof GetUserInfoRequestSchema;
+    output: typeof GetUserInfoResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gatehouse_v1_authorization_service, 0);

@@ -10,7 +10,96 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gatehouse/v1/session_service.proto.
  */
 export const file_gatehouse_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJnYXRlaG91c2UvdjEvc2Vzc2lvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiSgoMTG9naW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhYKDmNsaWVudF9hZGRyZXNzGAMgASgJIl4KDUxvZ2luUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxISCgpleHBpcmVzX2luGAQgASgDIioKEUdldFNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiSAoSR2V0U2Vzc2lvblJlc3BvbnNlEg4KBmFjdGl2ZRgBIAEoCBIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAyImCg1Mb2dvdXRSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiEAoOTG9nb3V0UmVzcG9uc2Uy6AEKDlNlc3Npb25TZXJ2aWNlEkAKBUxvZ2luEhouZ2F0ZWhvdXNlLnYxLkxvZ2luUmVxdWVzdBobLmdhdGVob3VzZS52MS5Mb2dpblJlc3BvbnNlEk8KCkdldFNlc3Npb24SHy5nYXRlaG91c2UudjEuR2V0U2Vzc2lvblJlcXVlc3QaIC5nYXRlaG91c2UudjEuR2V0U2Vzc2lvblJlc3BvbnNlEkMKBkxvZ291dBIbLmdhdGVob3VzZS52MS5Mb2dvdXRSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkxvZ291dFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiJnYXRlaG91c2UvdjEvc2Vzc2lvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEimgEKEVBsYW5Mb2dvdXRSZXF1ZXN0EhUKDWlkX3Rva2VuX2hpbnQYASABKAkSEwoLbG9nb3V0X2hpbnQYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEiAKGHBvc3RfbG9nb3V0X3JlZGlyZWN0X3VyaRgEIAEoCRINCgVzdGF0ZRgFIAEoCRIVCg1zZXNzaW9uX3Rva2VuGAYgASgJInYKElBsYW5Mb2dvdXRSZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkSEwoLY2xpZW50X25hbWUYAiABKAkSFgoOc2Vzc2lvbl9hY3RpdmUYAyABKAgSHQoVY29uZmlybWF0aW9uX3JlcXVpcmVkGAQgASgIIkoKDExvZ2luUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIWCg5jbGllbnRfYWRkcmVzcxgDIAEoCSJrCg1Mb2dpblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSDwoHc3ViamVjdBgCIAEoCRIRCglhdXRoX3RpbWUYAyABKAMSEgoKZXhwaXJlc19pbhgEIAEoAxILCgNzaWQYBSABKAkiKgoRR2V0U2Vzc2lvblJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSJVChJHZXRTZXNzaW9uUmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEg8KB3N1YmplY3QYAiABKAkSEQoJYXV0aF90aW1lGAMgASgDEgsKA3NpZBgEIAEoCSImCg1Mb2dvdXRSZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkiEAoOTG9nb3V0UmVzcG9uc2UyuQIKDlNlc3Npb25TZXJ2aWNlEkAKBUxvZ2luEhouZ2F0ZWhvdXNlLnYxLkxvZ2luUmVxdWVzdBobLmdhdGVob3VzZS52MS5Mb2dpblJlc3BvbnNlEk8KCkdldFNlc3Npb24SHy5nYXRlaG91c2UudjEuR2V0U2Vzc2lvblJlcXVlc3QaIC5nYXRlaG91c2UudjEuR2V0U2Vzc2lvblJlc3BvbnNlEkMKBkxvZ291dBIbLmdhdGVob3VzZS52MS5Mb2dvdXRSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkxvZ291dFJlc3BvbnNlEk8KClBsYW5Mb2dvdXQSHy5nYXRlaG91c2UudjEuUGxhbkxvZ291dFJlcXVlc3QaIC5nYXRlaG91c2UudjEuUGxhbkxvZ291dFJlc3BvbnNlYgZwcm90bzM");
+
+/**
+ * PlanLogoutRequest carries the end_session_endpoint's parameters
+ * (RP-Initiated Logout 1.0 §2); empty is omitted.
+ *
+ * @generated from message gatehouse.v1.PlanLogoutRequest
+ */
+export type PlanLogoutRequest = Message<"gatehouse.v1.PlanLogoutRequest"> & {
+  /**
+   * @generated from field: string id_token_hint = 1;
+   */
+  idTokenHint: string;
+
+  /**
+   * @generated from field: string logout_hint = 2;
+   */
+  logoutHint: string;
+
+  /**
+   * @generated from field: string client_id = 3;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: string post_logout_redirect_uri = 4;
+   */
+  postLogoutRedirectUri: string;
+
+  /**
+   * @generated from field: string state = 5;
+   */
+  state: string;
+
+  /**
+   * The browser's session token, if any.
+   *
+   * @generated from field: string session_token = 6;
+   */
+  sessionToken: string;
+};
+
+/**
+ * Describes the message gatehouse.v1.PlanLogoutRequest.
+ * Use `create(PlanLogoutRequestSchema)` to create a new message.
+ */
+export const PlanLogoutRequestSchema: GenMessage<PlanLogoutRequest> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_session_service, 0);
+
+/**
+ * PlanLogoutResponse says what the end_session_endpoint does.
+ *
+ * @generated from message gatehouse.v1.PlanLogoutResponse
+ */
+export type PlanLogoutResponse = Message<"gatehouse.v1.PlanLogoutResponse"> & {
+  /**
+   * The verified post_logout_redirect_uri with state; empty: none.
+   *
+   * @generated from field: string redirect_url = 1;
+   */
+  redirectUrl: string;
+
+  /**
+   * The client that asked, when known.
+   *
+   * @generated from field: string client_name = 2;
+   */
+  clientName: string;
+
+  /**
+   * The browser has a live session.
+   *
+   * @generated from field: bool session_active = 3;
+   */
+  sessionActive: boolean;
+
+  /**
+   * The request cannot be tied to the session: ask the user first.
+   *
+   * @generated from field: bool confirmation_required = 4;
+   */
+  confirmationRequired: boolean;
+};
+
+/**
+ * Describes the message gatehouse.v1.PlanLogoutResponse.
+ * Use `create(PlanLogoutResponseSchema)` to create a new message.
+ */
+export const PlanLogoutResponseSchema: GenMessage<PlanLogoutResponse> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_session_service, 1);
 
 /**
  * LoginRequest carries the login form.
@@ -41,7 +130,7 @@ export type LoginRequest = Message<"gatehouse.v1.LoginRequest"> & {
  * Use `create(LoginRequestSchema)` to create a new message.
  */
 export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_session_service, 0);
+  messageDesc(file_gatehouse_v1_session_service, 2);
 
 /**
  * LoginResponse carries a new session.
@@ -72,6 +161,13 @@ export type LoginResponse = Message<"gatehouse.v1.LoginResponse"> & {
    * @generated from field: int64 expires_in = 4;
    */
   expiresIn: bigint;
+
+  /**
+   * The session's public id (OpenID Connect `sid`); never opens the session.
+   *
+   * @generated from field: string sid = 5;
+   */
+  sid: string;
 };
 
 /**
@@ -79,7 +175,7 @@ export type LoginResponse = Message<"gatehouse.v1.LoginResponse"> & {
  * Use `create(LoginResponseSchema)` to create a new message.
  */
 export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_session_service, 1);
+  messageDesc(file_gatehouse_v1_session_service, 3);
 
 /**
  * GetSessionRequest names a session by its token.
@@ -98,7 +194,7 @@ export type GetSessionRequest = Message<"gatehouse.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_session_service, 2);
+  messageDesc(file_gatehouse_v1_session_service, 4);
 
 /**
  * GetSessionResponse describes a session; `active` is false for an unknown or
@@ -121,6 +217,13 @@ export type GetSessionResponse = Message<"gatehouse.v1.GetSessionResponse"> & {
    * @generated from field: int64 auth_time = 3;
    */
   authTime: bigint;
+
+  /**
+   * The session's public id (OpenID Connect `sid`).
+   *
+   * @generated from field: string sid = 4;
+   */
+  sid: string;
 };
 
 /**
@@ -128,7 +231,7 @@ export type GetSessionResponse = Message<"gatehouse.v1.GetSessionResponse"> & {
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_session_service, 3);
+  messageDesc(file_gatehouse_v1_session_service, 5);
 
 /**
  * LogoutRequest names the session to end.
@@ -147,7 +250,7 @@ export type LogoutRequest = Message<"gatehouse.v1.LogoutRequest"> & {
  * Use `create(LogoutRequestSchema)` to create a new message.
  */
 export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_session_service, 4);
+  messageDesc(file_gatehouse_v1_session_service, 6);
 
 /**
  * LogoutResponse is empty.
@@ -162,7 +265,7 @@ export type LogoutResponse = Message<"gatehouse.v1.LogoutResponse"> & {
  * Use `create(LogoutResponseSchema)` to create a new message.
  */
 export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_session_service, 5);
+  messageDesc(file_gatehouse_v1_session_service, 7);
 
 /**
  * SessionService keeps the resource owners' login sessions for the gateway's
@@ -196,7 +299,10 @@ export const SessionService: GenService<{
     output: typeof GetSessionResponseSchema;
   },
   /**
-   * Logout ends a session. Ending an unknown session succeeds.
+   * Logout ends a session. Ending an unknown session succeeds. Clients that
+   * got a grant in the session and asked for it have that grant revoked, and
+   * receive an OpenID Connect Back-Channel Logout token (sent in the
+   * background: the call does not wait for it).
    *
    * @generated from rpc gatehouse.v1.SessionService.Logout
    */
@@ -204,6 +310,19 @@ export const SessionService: GenService<{
     methodKind: "unary";
     input: typeof LogoutRequestSchema;
     output: typeof LogoutResponseSchema;
+  },
+  /**
+   * PlanLogout validates an OpenID Connect RP-Initiated Logout 1.0 request
+   * (end_session_endpoint) and says what to do: where to redirect afterwards,
+   * and whether the user must confirm because the request cannot be tied to
+   * the browser's session. It ends nothing.
+   *
+   * @generated from rpc gatehouse.v1.SessionService.PlanLogout
+   */
+  planLogout: {
+    methodKind: "unary";
+    input: typeof PlanLogoutRequestSchema;
+    output: typeof PlanLogoutResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gatehouse_v1_session_service, 0);

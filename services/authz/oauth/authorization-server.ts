@@ -9,7 +9,10 @@ import { clientCredentials, type ClientCredentialsGrant } from "./grants/client-
 import { exchangeToken, type TokenExchangeRequest } from "./grants/token-exchange.js";
 import { refresh, type RefreshGrant } from "./grants/refresh-token.js";
 import { introspect } from "./introspect.js";
-import { createLogin } from "./login.js";
+import { createLogin, sessionIdOf } from "./login.js";
+import { openIdFacts } from "./openid-metadata.js";
+import { userInfo } from "./userinfo.js";
+import { endExpiredSessions, endSession, planLogout, type LogoutRequest } from "./end-session.js";
 import { TOKEN_EXCHANGE_GRANT, type Client } from "./model.js";
 import { revoke } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
@@ -75,11 +78,18 @@ export function createAuthorizationServer(ctx: OAuthContext) {
     login: createLogin(ctx, limiter),
     async getSession(sessionToken: string) {
       if (sessionToken === "") return undefined;
-      return ctx.store.sessions.get(hashSecret(sessionToken));
+      const sessionHash = hashSecret(sessionToken);
+      const session = await ctx.store.sessions.get(sessionHash);
+      return session === undefined ? undefined : { ...session, sid: sessionIdOf(sessionHash) };
     },
-    async logout(sessionToken: string) {
-      if (sessionToken !== "") await ctx.store.sessions.delete(hashSecret(sessionToken));
-    },
+    /** OpenID Connect Core §5.3 (oauth/userinfo.ts). */
+    userInfo: traced(ctx.trace, "oidc.userinfo", (accessToken: string) => userInfo(ctx, accessToken)),
+    /** Ends the session, with what OpenID Connect logout asks of it (oauth/end-session.ts). */
+    logout: (sessionToken: string) => endSession(ctx, sessionToken),
+    /** Back-Channel Logout for sessions that expired (run periodically, services/authz/app.ts). */
+    endExpiredSessions: () => endExpiredSessions(ctx),
+    /** RP-Initiated Logout 1.0 §2: what the end_session_endpoint should do. */
+    planLogout: (request: LogoutRequest) => planLogout(ctx, request),
 
     jwks: () => ctx.keys.publicJwks,
     /** RFC 8414 §2 facts that do not depend on where the HTTP endpoints are. */
@@ -97,6 +107,7 @@ export function createAuthorizationServer(ctx: OAuthContext) {
           ...(clients.some((c) => c.grantTypes.has(TOKEN_EXCHANGE_GRANT)) ? [TOKEN_EXCHANGE_GRANT] : []),
         ],
         codeChallengeMethodsSupported: clients.some((c) => c.pkce.allowPlain) ? ["S256", "plain"] : ["S256"],
+        ...openIdFacts(ctx),
         // RFC 8414 §2 (and the same for introspection and revocation): private_key_jwt is always accepted from a client with keys.
         tokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         tokenEndpointAuthSigningAlgValuesSupported: [...(ctx.policy.clientAssertions?.algorithms ?? ASYMMETRIC_ALGORITHMS)],

@@ -1,6 +1,6 @@
 import { buildAuthorizationResponseUrl } from "./authorization-response.js";
 import type { OAuthContext } from "./context.js";
-import { OAuthError } from "./errors.js";
+import { OAuthError, StoreUnavailableError } from "./errors.js";
 import { ID_BYTES, SECRET_BYTES, issueAccessToken } from "./issue-tokens.js";
 import type { Client, ScopeDefinition } from "./model.js";
 import { parseCodeChallenge } from "./pkce.js";
@@ -8,6 +8,18 @@ import { matchRedirectUri } from "./redirect-uri.js";
 import { isSubsetOf, resolveRequestedScopes } from "./scope.js";
 import { hashSecret } from "./secrets.js";
 import type { ParkedRequest } from "./store.js";
+import {
+  checkDisplay,
+  decideInteraction,
+  parseMaxAge,
+  parseNonce,
+  parsePrompt,
+  refuseRequestObjects,
+  type Interaction,
+} from "./authentication-request.js";
+import { toSeconds } from "./clock.js";
+import { subjectFor } from "./subject-identifier.js";
+import { findUserBySubject } from "./user-claims.js";
 
 /** The parameters of an authorization request (RFC 6749 §4.1.1, §4.2.1; RFC 7636 §4.3). "" is omitted. */
 export interface AuthorizationRequest {
@@ -20,6 +32,20 @@ export interface AuthorizationRequest {
   codeChallengeMethod: string;
   /** The already authenticated resource owner, if any. */
   subject: string;
+  /** When `subject` signed in, seconds since the epoch (for max_age); 0 when unknown. */
+  authTime?: number;
+  // OpenID Connect Core §3.1.2.1; "" or absent is omitted.
+  nonce?: string;
+  prompt?: string;
+  maxAge?: string;
+  loginHint?: string;
+  idTokenHint?: string;
+  display?: string;
+  uiLocales?: string;
+  claimsLocales?: string;
+  /** §6.1/§6.2: refused (request_not_supported, request_uri_not_supported). */
+  request?: string;
+  requestUri?: string;
 }
 
 /** A validated, parked request: what the consent page needs. */
@@ -30,6 +56,12 @@ export interface PendingAuthorization {
   redirectUri: string;
   consentRemembered: boolean;
   expiresIn: number;
+  /** OpenID Connect: the login page must be shown even over the existing session (prompt=login, max_age, id_token_hint). */
+  loginRequired: boolean;
+  /** OpenID Connect prompt=consent: the consent page must be shown even when consent is remembered. */
+  consentRequired: boolean;
+  /** The signed-in user's name (standard claim `name`), for the consent page's greeting; "" when unknown. */
+  userName: string;
 }
 
 /**
@@ -61,17 +93,36 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
     });
 
   let parked: ParkedRequest;
+  let consentRemembered: boolean;
+  let interaction: Interaction;
   try {
+    refuseRequestObjects(request.request ?? "", request.requestUri ?? "");
     parked = validate(ctx, client, redirectUri, request);
+    const prompt = parsePrompt(request.prompt ?? "");
+    const maxAge = parseMaxAge(request.maxAge ?? "");
+    checkDisplay(request.display ?? "");
+    // ui_locales, claims_locales and login_hint are hints (§3.1.2.1): accepted; the pages are in English.
+    const hintMismatch = await idTokenHintNamesAnother(ctx, client, request.idTokenHint ?? "", request.subject);
+    consentRemembered = await rememberedConsent(ctx, request.subject, client.id, parked.scopes);
+    interaction = decideInteraction({
+      prompt,
+      maxAge,
+      session: { subject: request.subject, authTime: request.authTime ?? 0 },
+      now: toSeconds(ctx.clock()),
+      hintMismatch,
+      consentKnown: client.firstParty || consentRemembered,
+    });
   } catch (error) {
-    throw error instanceof OAuthError ? redirectError(error) : error;
+    // A store that cannot answer is the server's failure (503), not one to send to the client.
+    throw error instanceof OAuthError && !(error instanceof StoreUnavailableError) ? redirectError(error) : error;
   }
 
   const requestId = ctx.random(SECRET_BYTES);
   await ctx.store.requests.park(hashSecret(requestId), parked, policy.lifetimes.request);
-  const consentRemembered =
-    request.subject !== "" && isSubsetOf(parked.scopes, await ctx.store.consents.get(request.subject, client.id));
   return {
+    loginRequired: interaction.login,
+    consentRequired: interaction.consent,
+    userName: request.subject === "" ? "" : (findUserBySubject(policy, request.subject)?.claims?.name ?? ""),
     requestId,
     client,
     scopes: parked.scopes.map((name) => policy.scopes.get(name)!),
@@ -95,6 +146,7 @@ function validate(ctx: OAuthContext, client: Client, redirectUri: string, reques
     allowed: client.scopes,
     defaults: client.defaultScopes,
   });
+  const nonce = parseNonce(request.nonce ?? "");
   // PKCE binds the code to the client instance (RFC 7636 §4.4); the implicit grant has no code.
   const codeChallenge =
     request.responseType === "code"
@@ -108,7 +160,32 @@ function validate(ctx: OAuthContext, client: Client, redirectUri: string, reques
     scopes,
     state: request.state,
     codeChallenge,
+    ...(nonce === undefined ? {} : { nonce }),
   };
+}
+
+async function rememberedConsent(ctx: OAuthContext, subject: string, clientId: string, scopes: readonly string[]): Promise<boolean> {
+  return subject !== "" && isSubsetOf(scopes, await ctx.store.consents.get(subject, clientId));
+}
+
+/**
+ * Core §3.1.2.1 id_token_hint: an ID Token this server issued to this client
+ * (expired ones too). Returns whether it names a user other than the signed-in
+ * one; a hint that is malformed, foreign, or another client's is
+ * invalid_request.
+ */
+async function idTokenHintNamesAnother(ctx: OAuthContext, client: Client, hint: string, subject: string): Promise<boolean> {
+  if (hint === "") return false;
+  let claims;
+  try {
+    claims = await ctx.keys.verifyIdTokenHint(hint);
+  } catch {
+    throw new OAuthError("invalid_request", "id_token_hint is not an ID Token this server issued");
+  }
+  if (claims.aud !== client.id && !(Array.isArray(claims.aud) && (claims.aud as string[]).includes(client.id))) {
+    throw new OAuthError("invalid_request", "id_token_hint was issued to another client");
+  }
+  return subject === "" || claims.sub !== subjectFor(ctx.policy, client, subject);
 }
 
 /** The resource owner's decision on a parked request. */
@@ -119,6 +196,8 @@ export interface Decision {
   authTime: number;
   approved: boolean;
   rememberConsent: boolean;
+  /** The login session's id (the ID Token's sid); absent or "": none. */
+  sid?: string;
 }
 
 /**
@@ -161,6 +240,11 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
     return respond({ access_token: token.accessToken, token_type: token.tokenType, expires_in: token.expiresIn, scope: token.scope });
   }
 
+  if (decision.sid !== undefined && decision.sid !== "") {
+    // Back-Channel Logout and revokeOnLogout: the session remembers who got a grant in it.
+    await store.sessions.addParticipant(decision.sid, { clientId: client.id, grantId }, policy.lifetimes.session);
+  }
+
   const code = ctx.random(SECRET_BYTES);
   await store.codes.save(
     hashSecret(code),
@@ -173,6 +257,8 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
       subject: decision.subject,
       authTime: decision.authTime,
       codeChallenge: parked.codeChallenge,
+      ...(parked.nonce === undefined ? {} : { nonce: parked.nonce }),
+      ...(decision.sid === undefined || decision.sid === "" ? {} : { sid: decision.sid }),
     },
     policy.lifetimes.code,
   );

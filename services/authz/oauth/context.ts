@@ -1,3 +1,4 @@
+import type { BackChannelLogout } from "./back-channel-logout.js";
 import type { Store } from "./store.js";
 import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
@@ -19,4 +20,6 @@ export interface OAuthContext {
   readonly remoteJwks?: RemoteJwks | undefined;
   /** Names the protocol's steps in traces; absent: nothing is traced (the default). */
   readonly trace?: StepTracer | undefined;
+  /** Delivers OpenID Connect Back-Channel Logout tokens; absent: none are sent. */
+  readonly backChannelLogout?: BackChannelLogout | undefined;
 }

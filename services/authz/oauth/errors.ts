@@ -20,6 +20,15 @@ export type OAuthErrorCode =
   | "temporarily_unavailable"
   // RFC 7009 §2.2.1
   | "unsupported_token_type"
+  // RFC 6750 §3.1 (UserInfo, OpenID Connect Core §5.3.3)
+  | "invalid_token"
+  | "insufficient_scope"
+  // OpenID Connect Core 1.0 §3.1.2.6
+  | "interaction_required"
+  | "login_required"
+  | "consent_required"
+  | "request_not_supported"
+  | "request_uri_not_supported"
   // RFC 8707 §2 and RFC 8693 §2.2.2: the requested resource or audience is not one the server issues tokens for
   | "invalid_target"
   // gatehouse: the gateway's service credential is missing or wrong

@@ -12,6 +12,8 @@ export interface TokenPair {
   refreshToken: string;
   expiresIn: number;
   scope: string;
+  /** The ID Token issued with the pair (OpenID Connect Core §12.2); absent or empty: none. */
+  idToken?: string;
   /** When the pair was issued, ms since the epoch, so a retry learns the remaining lifetime. */
   issuedAt: number;
 }

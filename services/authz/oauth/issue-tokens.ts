@@ -20,6 +20,8 @@ export interface TokenSet {
   scope: string;
   /** RFC 8693 §2.2.1 issued_token_type; absent outside token exchange. */
   issuedTokenType?: string;
+  /** OpenID Connect Core §3.1.3.3: the ID Token, for a grant of the `openid` scope; empty otherwise. */
+  idToken: string;
 }
 
 export interface Grant {
@@ -59,7 +61,7 @@ export async function issueAccessToken(ctx: OAuthContext, grant: Grant, scopes: 
       act: options.act,
     }),
   );
-  return { accessToken, tokenType: "Bearer", expiresIn: ttlSeconds, refreshToken: "", scope: formatScope(scopes) };
+  return { accessToken, tokenType: "Bearer", expiresIn: ttlSeconds, refreshToken: "", scope: formatScope(scopes), idToken: "" };
 }
 
 /**

@@ -1,5 +1,5 @@
-import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from "jose";
-import type { AccessTokenClaims } from "./tokens.js";
+import { SignJWT, compactVerify, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from "jose";
+import type { AccessTokenClaims, IdTokenClaims, LogoutTokenClaims } from "./tokens.js";
 
 /** Algorithms a signing key may use; ES256 is the default (../shared/DESIGN.md, Tokens). */
 export const SUPPORTED_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"] as const;
@@ -24,6 +24,25 @@ export interface KeyRing {
   verify(token: string, now: number): Promise<AccessTokenClaims>;
   /** The public JWK Set (RFC 7517 §5), served by the gateway: every key that is published, active or retiring now. */
   readonly publicJwks: { keys: JWK[] };
+  /** The active key's algorithm: ID Tokens use it unless the client registered another. */
+  readonly activeAlg: string;
+  /** OpenID Connect Discovery `id_token_signing_alg_values_supported`: the algorithms of the published keys (never `none`). */
+  readonly idTokenAlgorithms: readonly string[];
+  /**
+   * Signs an OpenID Connect ID Token (Core §2, §3.1.3.7): with the active key,
+   * or, for a client that registered another algorithm, a published key of
+   * that algorithm. Rejects with KeyRingError when there is none.
+   */
+  signIdToken(claims: IdTokenClaims, alg: string): Promise<string>;
+  /**
+   * Verifies an ID Token this server issued, presented back as `id_token_hint`
+   * (Core §3.1.2.1, RP-Initiated Logout §2): the signature of a published key
+   * and `iss`. `exp` is not checked: the hint of an expired token still names
+   * the user. Access and Logout Tokens are refused. Throws on any failure.
+   */
+  verifyIdTokenHint(token: string): Promise<IdTokenClaims>;
+  /** Signs a Back-Channel Logout 1.0 §2.4 Logout Token (`typ: logout+jwt`) with the key signIdToken would use. */
+  signLogoutToken(claims: LogoutTokenClaims, alg: string): Promise<string>;
 }
 
 /** A key imported for signing and verifying. */
@@ -129,6 +148,24 @@ export function buildKeyRing(options: {
 }): KeyRing {
   const { view, issuer, onUnknownKid } = options;
   const verified = new BoundedCache<AccessTokenClaims>(options.verifyCacheSize ?? 20_000);
+  /** The key for ID Tokens of `alg`: the active one, or a published one of that algorithm. */
+  const idTokenSigner = (alg: string): RingKey => {
+    const { active, byKid } = view();
+    const key = active.alg === alg ? active : [...byKid.values()].find((k) => k.alg === alg);
+    if (key === undefined) throw new KeyRingError(`no signing key for ID Token algorithm ${alg}`);
+    return key;
+  };
+  /** A published key by kid, the header's alg its own. */
+  const publishedKey = async (kid: string | undefined, alg: string | undefined): Promise<CryptoKey> => {
+    if (kid === undefined) throw new KeyRingError("unknown signing key");
+    let key = view().byKid.get(kid);
+    if (key === undefined && onUnknownKid !== undefined) {
+      await onUnknownKid();
+      key = view().byKid.get(kid);
+    }
+    if (key === undefined || key.alg !== alg) throw new KeyRingError("unknown signing key");
+    return key.publicKey;
+  };
 
   return {
     get activeKid() {
@@ -136,6 +173,40 @@ export function buildKeyRing(options: {
     },
     get publicJwks() {
       return view().publicJwks;
+    },
+    get activeAlg() {
+      return view().active.alg;
+    },
+    get idTokenAlgorithms() {
+      const { active, byKid } = view();
+      return [...new Set([active.alg, ...[...byKid.values()].map((k) => k.alg)])];
+    },
+
+    async signIdToken(claims, alg) {
+      const key = idTokenSigner(alg);
+      // Core §2: an ID Token is a JWS; typ JWT, so that it is never mistaken for an at+jwt or a logout+jwt.
+      return new SignJWT(claims as unknown as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "JWT" }).sign(key.privateKey);
+    },
+
+    async signLogoutToken(claims, alg) {
+      const key = idTokenSigner(alg);
+      return new SignJWT(claims as unknown as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "logout+jwt" }).sign(key.privateKey);
+    },
+
+    async verifyIdTokenHint(token) {
+      // The signature only (an expired hint still names its user), then iss and the claims a hint needs.
+      const { payload, protectedHeader } = await compactVerify(token, (header) => publishedKey(header.kid, header.alg), { algorithms: [...SUPPORTED_ALGORITHMS] });
+      if (protectedHeader.typ !== undefined && protectedHeader.typ.toUpperCase() !== "JWT") throw new KeyRingError("not an ID Token");
+      let claims: Record<string, unknown>;
+      try {
+        claims = JSON.parse(new TextDecoder().decode(payload)) as Record<string, unknown>;
+      } catch {
+        throw new KeyRingError("not an ID Token");
+      }
+      if (claims.iss !== issuer || typeof claims.sub !== "string" || claims.aud === undefined || "client_id" in claims || "events" in claims) {
+        throw new KeyRingError("not an ID Token");
+      }
+      return claims as unknown as IdTokenClaims;
     },
 
     sign(claims) {

@@ -17,6 +17,17 @@ export interface OpenedSession {
   subject: string;
   authTime: number;
   expiresIn: number;
+  /** The session's public id (OpenID Connect `sid`, see sessionIdOf). */
+  sid: string;
+}
+
+/**
+ * The `sid` of a login session (OpenID Connect Front-/Back-Channel Logout):
+ * derived one-way from the stored hash of the session token, so it names the
+ * session in ID Tokens without being able to open it, and needs no storage.
+ */
+export function sessionIdOf(sessionHash: string): string {
+  return hashSecret(`sid:${sessionHash}`).slice(0, 32);
 }
 
 /** Inputs beyond these sizes are not credentials; refusing them early bounds the scrypt work. */
@@ -55,7 +66,11 @@ export function createLogin(ctx: OAuthContext, limiter: AttemptLimiter) {
     const sessionToken = ctx.random(SECRET_BYTES);
     const authTime = toSeconds(ctx.clock());
     const ttl = ctx.policy.lifetimes.session;
-    await ctx.store.sessions.create(hashSecret(sessionToken), { subject: user.subject, authTime }, ttl);
-    return { sessionToken, subject: user.subject, authTime, expiresIn: ttl };
+    const sessionHash = hashSecret(sessionToken);
+    await ctx.store.sessions.create(sessionHash, { subject: user.subject, authTime }, ttl);
+    const sid = sessionIdOf(sessionHash);
+    // Back-Channel Logout: a session that simply expires is announced too (oauth/end-session.ts).
+    await ctx.store.sessions.scheduleExpiry({ sid, subject: user.subject, expiresAt: ctx.clock() + ttl * 1000 });
+    return { sessionToken, subject: user.subject, authTime, expiresIn: ttl, sid };
   };
 }

@@ -35,6 +35,30 @@ export interface Client {
   firstParty: boolean;
   /** May introspect tokens issued to other clients (a resource server, the gateway). */
   introspectAnyToken: boolean;
+  /**
+   * OpenID Connect Dynamic Client Registration §2 `id_token_signed_response_alg`:
+   * the algorithm of this client's ID Tokens, one the key ring has a key for;
+   * absent: the active key's.
+   */
+  idTokenSignedResponseAlg?: string | undefined;
+  /**
+   * OpenID Connect Core §8: `pairwise` gives this client a `sub` of its own per
+   * user, derived from `sectorIdentifier`; absent or `public`: the user's subject.
+   */
+  subjectType?: "public" | "pairwise" | undefined;
+  /** §8.1: the host the pairwise `sub` is computed for (the redirect URIs' host by default). */
+  sectorIdentifier?: string | undefined;
+  /**
+   * §8.1 / Registration §5: a JSON array of URIs, fetched at load, that must
+   * list every redirect URI; its host is then the sector identifier.
+   */
+  sectorIdentifierUri?: string | undefined;
+  /** RP-Initiated Logout 1.0 §3: where the user agent may be sent after logout, matched exactly. */
+  postLogoutRedirectUris?: readonly string[] | undefined;
+  /** Back-Channel Logout 1.0 §2.2: where Logout Tokens are posted when a session the client took part in ends. */
+  backchannelLogoutUri?: string | undefined;
+  /** When a session ends, revoke the grants this client got in it (their refresh and access tokens). */
+  revokeOnLogout?: boolean | undefined;
   /** The service-to-service settings (client credentials, private_key_jwt, token exchange); absent: none. */
   service?: ServiceClientPolicy | undefined;
 }
@@ -113,6 +137,42 @@ export interface User {
   subject: string;
   /** scrypt$N$r$p$salt$hash (oauth/password.ts). */
   passwordHash: string;
+  /** OpenID Connect Core §5.1 standard claims (name, email, ...); released by scope (§5.4). */
+  claims?: StandardClaims | undefined;
+}
+
+/** OpenID Connect Core §5.1.1 address claim. */
+export interface AddressClaim {
+  formatted?: string;
+  street_address?: string;
+  locality?: string;
+  region?: string;
+  postal_code?: string;
+  country?: string;
+}
+
+/** OpenID Connect Core §5.1 standard claims a user may have (`sub` is the subject, not one of these). */
+export interface StandardClaims {
+  name?: string;
+  given_name?: string;
+  family_name?: string;
+  middle_name?: string;
+  nickname?: string;
+  preferred_username?: string;
+  profile?: string;
+  picture?: string;
+  website?: string;
+  email?: string;
+  email_verified?: boolean;
+  gender?: string;
+  birthdate?: string;
+  zoneinfo?: string;
+  locale?: string;
+  phone_number?: string;
+  phone_number_verified?: boolean;
+  address?: AddressClaim;
+  /** Seconds since the epoch. */
+  updated_at?: number;
 }
 
 /** Lifetimes, in seconds. */
@@ -152,6 +212,10 @@ export interface ServerPolicy {
   users: ReadonlyMap<string, User>;
   lifetimes: Lifetimes;
   attempts: AttemptPolicy;
+  /** OpenID Connect Core §2 `acr` of ID Tokens (the login's assurance level); absent: not claimed. */
+  acr?: string | undefined;
+  /** Secret of pairwise subject identifiers (§8.1); absent: pairwise clients cannot be served. */
+  pairwiseSalt?: string | undefined;
   /** Client assertions (private_key_jwt); absent: the defaults (oauth/client-assertion.ts). */
   clientAssertions?: ClientAssertionPolicy | undefined;
   /** Kubernetes clusters whose service account tokens are accepted as client assertions; absent: none. */

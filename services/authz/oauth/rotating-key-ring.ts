@@ -224,8 +224,17 @@ export async function createRotatingKeyRing(options: RotatingKeyRingOptions): Pr
     get publicJwks() {
       return ring.publicJwks;
     },
+    get activeAlg() {
+      return ring.activeAlg;
+    },
+    get idTokenAlgorithms() {
+      return ring.idTokenAlgorithms;
+    },
     sign: (claims) => ring.sign(claims),
     verify: (token, now) => ring.verify(token, now),
+    signIdToken: (claims, alg) => ring.signIdToken(claims, alg),
+    signLogoutToken: (claims, alg) => ring.signLogoutToken(claims, alg),
+    verifyIdTokenHint: (token) => ring.verifyIdTokenHint(token),
     refresh,
     get keySet() {
       return { generation: held.generation, keys: held.keys.map((k) => ({ ...k })) };

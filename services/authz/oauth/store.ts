@@ -38,6 +38,8 @@ export interface ParkedRequest {
   scopes: string[];
   state: string;
   codeChallenge?: CodeChallenge | undefined;
+  /** OpenID Connect Core §3.1.2.1: echoed in the ID Token; absent when the request had none. */
+  nonce?: string | undefined;
 }
 
 /**
@@ -61,6 +63,10 @@ export interface CodeGrant {
   /** Seconds since the epoch. */
   authTime: number;
   codeChallenge?: CodeChallenge | undefined;
+  /** OpenID Connect Core §3.1.2.1: the authentication request's nonce, for the ID Token. */
+  nonce?: string | undefined;
+  /** The login session the code was issued in (the ID Token's `sid`). */
+  sid?: string | undefined;
 }
 
 export type CodeRedemption =
@@ -97,6 +103,8 @@ export interface RefreshFamily {
   tokenExpiresAt: number;
   /** When the family ends whatever the rotations, ms since the epoch. */
   familyExpiresAt: number;
+  /** The login session the grant was issued in (ID Tokens of refreshes carry it); absent: none known. */
+  sid?: string | undefined;
 }
 
 export interface RotateInput {
@@ -189,11 +197,40 @@ export interface Session {
   authTime: number;
 }
 
+/** A client that received a grant in a login session (OpenID Connect Back-Channel Logout, `revokeOnLogout`). */
+export interface SessionParticipant {
+  clientId: string;
+  grantId: string;
+}
+
 /** Login sessions of resource owners, kept for the config's sessionTtl. */
 export interface SessionStore {
   create(sessionHash: string, session: Session, ttlSeconds: number): Promise<void>;
   get(sessionHash: string): Promise<Session | undefined>;
   delete(sessionHash: string): Promise<void>;
+  /**
+   * Records that a client got a grant in the session named by its `sid`
+   * (oauth/login.ts sessionIdOf), for as long as a session can live.
+   */
+  addParticipant(sid: string, participant: SessionParticipant, ttlSeconds: number): Promise<void>;
+  /** Atomic: returns and forgets the session's participants; of concurrent takes one gets them. */
+  takeParticipants(sid: string): Promise<SessionParticipant[]>;
+  /**
+   * Remembers when a session will expire (ms since the epoch), so that its
+   * end can be announced (Back-Channel Logout) although its key simply
+   * vanishes. Kept until taken.
+   */
+  scheduleExpiry(expiry: SessionExpiry): Promise<void>;
+  /** Atomic: removes and returns up to `limit` sessions expired at `now`; of concurrent takes each entry goes to one. */
+  takeExpired(now: number, limit: number): Promise<SessionExpiry[]>;
+}
+
+/** A session's scheduled end, named by its sid. */
+export interface SessionExpiry {
+  sid: string;
+  subject: string;
+  /** ms since the epoch. */
+  expiresAt: number;
 }
 
 /** Remembered consent per (subject, client), kept for the config's consentTtl. */

@@ -66,6 +66,41 @@ export function buildAccessTokenClaims(input: AccessTokenInput): AccessTokenClai
   return claims;
 }
 
+/** OpenID Connect Core 1.0 §2: the claims of a gatehouse ID Token. */
+export interface IdTokenClaims {
+  iss: string;
+  /** The user's subject, or the client's pairwise one (§8). */
+  sub: string;
+  aud: string;
+  exp: number;
+  iat: number;
+  auth_time: number;
+  /** §3.1.3.6 / §2: echoed exactly as the authentication request carried it; never on a refresh (§12.2). */
+  nonce?: string;
+  /** §2: the party the token was issued to (the single audience). */
+  azp: string;
+  /** §3.1.3.6: the left half of the access token's hash. */
+  at_hash?: string;
+  /** Front-/Back-Channel Logout §2/§3: the login session. */
+  sid?: string;
+  /** §2: how the user authenticated; the built-in login is a password (RFC 8176 `pwd`). */
+  amr: string[];
+  acr?: string;
+}
+
+/** OpenID Connect Back-Channel Logout 1.0 §2.4: the claims of a Logout Token. */
+export interface LogoutTokenClaims {
+  iss: string;
+  aud: string;
+  iat: number;
+  exp: number;
+  jti: string;
+  /** §2.4: {"http://schemas.openid.net/event/backchannel-logout": {}}. */
+  events: Record<string, Record<string, never>>;
+  sub?: string;
+  sid?: string;
+}
+
 /** A JWS compact serialization has three dot-separated parts. */
 export function looksLikeJwt(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token);

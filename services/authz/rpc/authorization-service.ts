@@ -34,6 +34,17 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         codeChallenge: request.codeChallenge,
         codeChallengeMethod: request.codeChallengeMethod,
         subject: request.subject,
+        authTime: Number(request.authTime),
+        nonce: request.nonce,
+        prompt: request.prompt,
+        maxAge: request.maxAge,
+        loginHint: request.loginHint,
+        idTokenHint: request.idTokenHint,
+        display: request.display,
+        uiLocales: request.uiLocales,
+        claimsLocales: request.claimsLocales,
+        request: request.request,
+        requestUri: request.requestUri,
       });
       return {
         requestId: pending.requestId,
@@ -44,6 +55,9 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         firstParty: pending.client.firstParty,
         consentRemembered: pending.consentRemembered,
         expiresIn: BigInt(pending.expiresIn),
+        loginRequired: pending.loginRequired,
+        consentRequired: pending.consentRequired,
+        userName: pending.userName,
       };
     },
 
@@ -55,6 +69,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         authTime: Number(request.authTime),
         approved: request.approved,
         rememberConsent: request.rememberConsent,
+        sid: request.sid,
       });
       return { redirectUrl };
     },
@@ -111,6 +126,11 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
 
     async getMetadata() {
       return server().metadata();
+    },
+
+    // The access token is the credential (OpenID Connect Core §5.3.1): no caller check beyond it.
+    async getUserInfo(request) {
+      return { claimsJson: JSON.stringify(await server().userInfo(request.accessToken)) };
     },
 
     async *watchRevocations(_request, context) {

@@ -21,7 +21,19 @@ export function createSessionService(options: CallerCheck & { server: () => Auth
       requireGateway(context, options);
       const session = await server().getSession(request.sessionToken);
       if (session === undefined) return { active: false };
-      return { active: true, subject: session.subject, authTime: BigInt(session.authTime) };
+      return { active: true, subject: session.subject, authTime: BigInt(session.authTime), sid: session.sid };
+    },
+
+    async planLogout(request, context) {
+      requireGateway(context, options);
+      return server().planLogout({
+        idTokenHint: request.idTokenHint,
+        logoutHint: request.logoutHint,
+        clientId: request.clientId,
+        postLogoutRedirectUri: request.postLogoutRedirectUri,
+        state: request.state,
+        sessionToken: request.sessionToken,
+      });
     },
 
     async logout(request, context) {

@@ -13,6 +13,10 @@ export interface KeySchema {
   grantRevoked(grantId: string): string;
   accessTokenRevoked(grantId: string, jti: string): string;
   session(sessionHash: string): string;
+  /** The clients (and their grants) of a login session, by the session's sid. */
+  sessionParticipants(sid: string): string;
+  /** One sorted set of every session's expiry (score: ms since the epoch). */
+  sessionExpiries: string;
   consent(subject: string, clientId: string): string;
   attempts(key: string): string;
   /** A used client assertion's jti (RFC 7523 §3). */
@@ -39,6 +43,8 @@ export function createKeySchema(prefix: string): KeySchema {
     grantRevoked: (grantId) => `${grant(grantId)}:revoked`,
     accessTokenRevoked: (grantId, jti) => `${grant(grantId)}:jti-revoked:${part(jti)}`,
     session: (sessionHash) => `${prefix}session:${sessionHash}`,
+    sessionParticipants: (sid) => `${prefix}session-participants:${part(sid)}`,
+    sessionExpiries: `${prefix}session-expiries`,
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
     clientAssertion: (clientId, jti) => `${prefix}assertion:${part(clientId)}:${part(jti)}`,

@@ -9,6 +9,8 @@ import type {
   RotateInput,
   Rotation,
   Session,
+  SessionExpiry,
+  SessionParticipant,
   Store,
 } from "../oauth/store.js";
 import { checkNextGeneration, type SigningKeySet, type SigningKeyStore } from "../oauth/signing-key-store.js";
@@ -25,6 +27,8 @@ export function createMemoryStore(options: { clock: Clock; sweepIntervalMs?: num
   const sweep = setInterval(() => table.sweep(), options.sweepIntervalMs ?? 30_000);
   sweep.unref();
   const listeners = new Set<(revocation: Revocation) => void>();
+  /** Scheduled session ends (Back-Channel Logout on expiry); taken by the sweeper. */
+  const expiries: SessionExpiry[] = [];
 
   const get = <T>(key: string): T | undefined => table.get(key) as T | undefined;
 
@@ -130,6 +134,27 @@ export function createMemoryStore(options: { clock: Clock; sweepIntervalMs?: num
       },
       async delete(sessionHash) {
         table.delete(`session:${sessionHash}`);
+      },
+      async addParticipant(sid, participant, ttlSeconds) {
+        const key = `session-participants:${sid}`;
+        const list = get<SessionParticipant[]>(key) ?? [];
+        if (!list.some((p) => p.clientId === participant.clientId && p.grantId === participant.grantId)) list.push(structuredClone(participant));
+        table.set(key, list, ttlSeconds * 1000);
+      },
+      async scheduleExpiry(expiry) {
+        expiries.push(structuredClone(expiry));
+      },
+      async takeExpired(now, limit) {
+        expiries.sort((a, b) => a.expiresAt - b.expiresAt);
+        let count = 0;
+        while (count < expiries.length && count < limit && expiries[count]!.expiresAt <= now) count++;
+        return expiries.splice(0, count);
+      },
+      async takeParticipants(sid) {
+        const key = `session-participants:${sid}`;
+        const list = get<SessionParticipant[]>(key) ?? [];
+        table.delete(key);
+        return structuredClone(list);
       },
     },
 

@@ -13,6 +13,7 @@ import type {
   RevocationSubscription,
   Rotation,
   Session,
+  SessionExpiry,
   Store,
 } from "../oauth/store.js";
 import { checkNextGeneration, type SigningKeySet } from "../oauth/signing-key-store.js";
@@ -117,6 +118,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
               family.tokenExpiresAt,
               family.familyExpiresAt,
               family.tokenExpiresAt - clock(),
+              family.sid ?? "",
             ],
           );
           return created === 1;
@@ -187,6 +189,34 @@ export function createRedisStore(options: RedisStoreOptions): Store {
       delete: (sessionHash) =>
         guard(async () => {
           await durable(deleteKey, [keys.session(sessionHash)], []);
+        }),
+      addParticipant: (sid, participant, ttlSeconds) =>
+        guard(async () => {
+          const key = keys.sessionParticipants(sid);
+          await client.multi().sadd(key, JSON.stringify([participant.clientId, participant.grantId])).pexpire(key, ttlSeconds * 1000).exec();
+        }),
+      scheduleExpiry: (expiry) =>
+        guard(async () => {
+          // The set lives an hour past its latest expiry: every key has a TTL, and a sweeper down that long loses only announcements.
+          await scheduleDue.run(client, [keys.sessionExpiries], [expiry.expiresAt, JSON.stringify([expiry.sid, expiry.subject]), expiry.expiresAt - clock() + 3_600_000]);
+        }),
+      takeExpired: (now, limit) =>
+        guard(async () => {
+          const taken = (await takeDue.run(client, [keys.sessionExpiries], [now, limit])) as string[];
+          const expired: SessionExpiry[] = [];
+          for (let i = 0; i + 1 < taken.length; i += 2) {
+            const [sid, subject] = JSON.parse(taken[i]!) as [string, string];
+            expired.push({ sid, subject, expiresAt: Number(taken[i + 1]) });
+          }
+          return expired;
+        }),
+      takeParticipants: (sid) =>
+        guard(async () => {
+          const members = (await takeSet.run(client, [keys.sessionParticipants(sid)], [])) as string[];
+          return members.map((member) => {
+            const [clientId, grantId] = JSON.parse(member) as [string, string];
+            return { clientId, grantId };
+          });
         }),
     },
 
@@ -265,6 +295,7 @@ function parseFamily(grantId: string, fields: string[]): RefreshFamily {
     tokenHash: record.get("tokenHash")!,
     tokenExpiresAt: Number(record.get("tokenExpiresAt")),
     familyExpiresAt: Number(record.get("familyExpiresAt")),
+    ...(record.get("sid") ? { sid: record.get("sid")! } : {}),
   };
 }
 
@@ -322,6 +353,27 @@ const setWithTtl = defineScript(`return redis.call('SET', KEYS[1], ARGV[1], 'PX'
 /** KEYS: one key. */
 const deleteKey = defineScript(`return redis.call('DEL', KEYS[1])`);
 
+/** KEYS: a sorted set. ARGV: score, member, ttl ms. Adds the member; the set's TTL only ever grows. */
+const scheduleDue = defineScript(`
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+`);
+
+/** KEYS: a sorted set. ARGV: now, limit. Removes and returns (member, score) pairs due at now, in one step. */
+const takeDue = defineScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+for i = 1, #due, 2 do redis.call('ZREM', KEYS[1], due[i]) end
+return due
+`);
+
+/** KEYS: a set. Returns its members and deletes it, in one step. */
+const takeSet = defineScript(`
+local members = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+return members
+`);
+
 /** KEYS: request. GETDEL as a script, so it can run durably like the others. */
 const takeRequest = defineScript(`return redis.call('GETDEL', KEYS[1])`);
 
@@ -339,12 +391,12 @@ redis.call('SET', KEYS[1], '!' .. string.sub(value, 1, sep - 1), 'PX', ARGV[1])
 return value
 `);
 
-/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms. */
+/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms, sid. */
 const createFamily = defineScript(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'clientId', ARGV[1], 'subject', ARGV[2], 'scopes', ARGV[3], 'authTime', ARGV[4],
-  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7])
+  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7], 'sid', ARGV[9])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return 1
 `);

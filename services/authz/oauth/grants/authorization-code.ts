@@ -1,5 +1,6 @@
 import type { OAuthContext } from "../context.js";
 import { OAuthError } from "../errors.js";
+import { issueIdToken, OPENID_SCOPE } from "../id-token.js";
 import { issueAccessToken, mintRefreshToken, type TokenSet } from "../issue-tokens.js";
 import type { Client } from "../model.js";
 import { verifyCodeVerifier } from "../pkce.js";
@@ -46,7 +47,14 @@ export async function exchangeCode(ctx: OAuthContext, client: Client, exchange: 
   }
   verifyCodeVerifier(exchange.codeVerifier, grant.codeChallenge);
 
-  const tokens = await issueAccessToken(ctx, grant, grant.scopes);
+  const accessTokens = await issueAccessToken(ctx, grant, grant.scopes);
+  // OpenID Connect Core §3.1.3.3: the openid scope makes the response carry an ID Token.
+  const tokens: TokenSet = grant.scopes.includes(OPENID_SCOPE)
+    ? {
+        ...accessTokens,
+        idToken: await issueIdToken(ctx, client, { subject: grant.subject, authTime: grant.authTime, nonce: grant.nonce, sid: grant.sid }, accessTokens.accessToken),
+      }
+    : accessTokens;
   if (!client.grantTypes.has("refresh_token")) return tokens;
 
   const now = ctx.clock();
@@ -65,6 +73,7 @@ export async function exchangeCode(ctx: OAuthContext, client: Client, exchange: 
     authTime: grant.authTime,
     tokenExpiresAt: refresh.tokenExpiresAt,
     familyExpiresAt,
+    ...(grant.sid === undefined ? {} : { sid: grant.sid }),
   });
   return { ...tokens, refreshToken: refresh.refreshToken };
 }

@@ -1,6 +1,7 @@
 import type { OAuthContext } from "../context.js";
 import { OAuthError } from "../errors.js";
 import { openTokenPair, sealTokenPair } from "../grace-seal.js";
+import { issueIdToken, OPENID_SCOPE } from "../id-token.js";
 import { issueAccessToken, mintRefreshToken, type TokenSet } from "../issue-tokens.js";
 import type { Client } from "../model.js";
 import { resolveRefreshScope } from "../scope.js";
@@ -49,8 +50,13 @@ export async function refresh(ctx: OAuthContext, client: Client, request: Refres
   }
 
   const tokens = await issueAccessToken(ctx, family, scopes);
+  // OpenID Connect Core §12.2: a refresh of an openid grant returns a new ID Token
+  // with the same sub and auth_time, and no nonce.
+  const idToken = scopes.includes(OPENID_SCOPE)
+    ? await issueIdToken(ctx, client, { subject: family.subject, authTime: family.authTime, sid: family.sid }, tokens.accessToken)
+    : "";
   const next = mintRefreshToken(ctx, grantId, family.familyExpiresAt);
-  const issued: TokenSet = { ...tokens, refreshToken: next.refreshToken };
+  const issued: TokenSet = { ...tokens, refreshToken: next.refreshToken, idToken };
   const rotation = await store.grants.rotate({
     grantId,
     presentedHash,
@@ -82,6 +88,7 @@ async function settle(
         expiresIn: Math.max(0, pair.expiresIn - elapsed),
         refreshToken: pair.refreshToken,
         scope: pair.scope,
+        idToken: pair.idToken ?? "",
       };
     }
     case "reused":
