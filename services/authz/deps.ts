@@ -1,15 +1,18 @@
 import type { Logger } from "pino";
-import type { AuthzConfig } from "./config.js";
+import type { AuthzConfig, TenantConfig } from "./config.js";
 import { createHealth, type Health } from "./health.js";
 import { createAuthorizationServer, type AuthorizationServer } from "./oauth/authorization-server.js";
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
 import { createKeyRing, generateDevelopmentJwks, type KeyRing } from "./oauth/key-ring.js";
 import { cryptoRandom, type RandomSource } from "./oauth/secrets.js";
-import { createMemoryStore } from "./store/memory-store.js";
+import { createMemoryStores } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
-import { createRedisStore } from "./store/redis-store.js";
+import { createRedisStores } from "./store/redis-store.js";
+import type { TenantStores } from "./store/tenant-stores.js";
 import type { Store } from "./oauth/store.js";
+import type { ServerPolicy } from "./oauth/model.js";
+import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
 import { startTracing, type Tracing } from "../../startup/tracing.js";
 import { traceStore } from "./store/traced-store.js";
 import { createStepTracer, traceKeyRing } from "./traced-core.js";
@@ -24,8 +27,18 @@ export interface AuthzDeps {
   readonly keys: KeyRing;
   /** OpenTelemetry tracing (config.tracing); `enabled` false when it is off, and then nothing is wrapped. */
   readonly tracing: Tracing;
-  /** The authorization server over the configuration in force; handlers ask per call. */
+  /** The default tenant's authorization server over the configuration in force; handlers ask per call. */
   server(): AuthorizationServer;
+  /**
+   * The authorization server of tenant `name` (DEFAULT_TENANT: the top
+   * level's) over the configuration in force; undefined when no such tenant
+   * is configured now (a removed tenant's calls are refused from the reload on).
+   */
+  tenantServer(name: string): AuthorizationServer | undefined;
+  /** The name of the tenant whose issuer is `issuer` (exactly), if any. */
+  tenantOfIssuer(issuer: string): string | undefined;
+  /** Every tenant's store; the gateway's revocation stream listens to all of them at once. */
+  readonly stores: TenantStores;
   /**
    * Applies a new configuration without dropping a connection: clients,
    * scopes, users, lifetimes, limits, the gateway credential and the signing
@@ -47,31 +60,74 @@ export interface DepsOverrides {
 /** The instrumentation scope of the authz service's spans. */
 export const AUTHZ_TRACER = "gatehouse-authz";
 
-/** The composition root: the store for the configured Redis (or memory), the key ring, the server. */
+/** One tenant as it runs: its server over its policy, keys and store. */
+interface RunningTenant {
+  readonly keys: KeyRing;
+  /** What the keys were built from (JSON), so that a reload that leaves them alone keeps them. */
+  readonly keySource: string;
+  readonly server: AuthorizationServer;
+}
+
+/**
+ * The composition root: the stores for the configured Redis (or memory), and
+ * one authorization server per tenant (issue 11), each over its own context:
+ * its policy, its key ring, its store (its own key space). The protocol core
+ * never learns that there are other tenants.
+ */
 export async function createAuthzDeps(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<AuthzDeps> {
   const clock = overrides.clock ?? systemClock;
   const tracing = startTracing(config.tracing, { scope: AUTHZ_TRACER });
-  const untracedStore = await createStore(config, log, clock);
+  const stores = await createStores(config, log, clock);
   // Tracing on: every store operation and signature is a span; off, the core gets the plain ones.
-  const store = tracing.enabled ? traceStore(untracedStore, tracing, config.redis === undefined ? "memory" : "redis") : untracedStore;
+  const storeOf = (tenant: string | undefined): Store => {
+    const store = stores.forTenant(tenant);
+    return tracing.enabled ? traceStore(store, tracing, config.redis === undefined ? "memory" : "redis") : store;
+  };
+  const store = storeOf(undefined);
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
-  const build = (policy: AuthzConfig, keys: KeyRing) => {
+  const buildTenant = (name: string, policy: ServerPolicy, keys: KeyRing, keySource: string): RunningTenant => {
     const ctx: OAuthContext = {
       policy,
-      store,
+      store: name === DEFAULT_TENANT ? store : storeOf(name),
       keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
       clock,
       random: overrides.random ?? cryptoRandom,
       sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
       trace: stepTracer,
     };
-    return { config: policy, keys, server: createAuthorizationServer(ctx) };
+    return { keys, keySource, server: createAuthorizationServer(ctx) };
   };
-  let current = build(config, await loadKeyRing(config, log));
+  /**
+   * Every tenant of `policy` (the top level as DEFAULT_TENANT), keeping the
+   * key rings of `previous` where what they were built from has not changed:
+   * a reload disturbs no tenant it does not touch (and keeps development keys).
+   */
+  const build = async (policy: AuthzConfig, previous?: ReadonlyMap<string, RunningTenant>) => {
+    const entries: Array<[string, ServerPolicy, AuthzConfig["signingKeys"]]> = [
+      [DEFAULT_TENANT, policy, policy.signingKeys],
+      ...[...policy.tenants.values()].map((tenant): [string, TenantConfig, AuthzConfig["signingKeys"]] => [tenant.name, tenant, tenant.signingKeys]),
+    ];
+    const tenants = new Map<string, RunningTenant>();
+    const issuers = new Map<string, string>();
+    await Promise.all(
+      entries.map(async ([name, tenantPolicy, signingKeys]) => {
+        const keySource = JSON.stringify([tenantPolicy.issuer, signingKeys]);
+        const kept = previous?.get(name);
+        const keys = kept !== undefined && kept.keySource === keySource ? kept.keys : await loadKeyRing(name, tenantPolicy.issuer, signingKeys, log);
+        tenants.set(name, buildTenant(name, tenantPolicy, keys, keySource));
+        issuers.set(tenantPolicy.issuer, name);
+      }),
+    );
+    const defaultTenant = tenants.get(DEFAULT_TENANT)!;
+    return { config: policy, keys: defaultTenant.keys, server: defaultTenant.server, tenants, issuers };
+  };
+  let current = await build(config);
+  if (config.tenants.size > 0) log.info({ tenants: config.tenants.size + 1 }, "tenants loaded (the top level's and the named ones)");
 
   return {
     log,
     store,
+    stores,
     tracing,
     health: createHealth(() => store),
     get config() {
@@ -81,6 +137,8 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       return current.keys;
     },
     server: () => current.server,
+    tenantServer: (name) => current.tenants.get(name)?.server,
+    tenantOfIssuer: (issuer) => current.issuers.get(issuer),
     async reload(next) {
       const before = current.config;
       const needsRestart = [
@@ -93,39 +151,48 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       ]
         .filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b))
         .map(([name]) => name as string);
-      const sameKeys = JSON.stringify(before.signingKeys) === JSON.stringify(next.signingKeys);
-      const keys = sameKeys ? current.keys : await loadKeyRing(next, log);
-      // What needs a restart keeps its running value until then.
-      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, overload: before.overload, tracing: before.tracing }, keys);
+      // What needs a restart keeps its running value until then. Tenants added,
+      // changed or removed take effect here, for the next call; a removed
+      // tenant's tokens are refused from now on (its server is gone).
+      current = await build(
+        { ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, overload: before.overload, tracing: before.tracing },
+        current.tenants,
+      );
       return { needsRestart };
     },
     async close() {
-      await store.close();
+      await stores.close();
       await tracing.shutdown(); // exports what is buffered
     },
   };
 }
 
-async function createStore(config: AuthzConfig, log: Logger, clock: Clock): Promise<Store> {
+async function createStores(config: AuthzConfig, log: Logger, clock: Clock): Promise<TenantStores> {
   if (config.redis === undefined) {
     log.warn("no Redis configured: using the in-memory store (one process only; state is lost on restart)");
-    return createMemoryStore({ clock });
+    return createMemoryStores({ clock });
   }
   const client = createRedisClient(config.redis, { commandTimeoutMs: config.overload.redisCommandTimeoutMs });
   client.on("error", (error: Error) => log.warn({ err: { message: error.message } }, "redis connection error"));
   if (!(await waitUntilReady(client, 5_000))) log.warn("redis is not reachable yet; calls answer Unavailable until it is");
-  return createRedisStore({ client, clock, keyPrefix: config.keyPrefix, replicaAckTimeoutMs: config.redis.replicaAckTimeoutMs });
+  return createRedisStores({ client, clock, keyPrefix: config.keyPrefix, replicaAckTimeoutMs: config.redis.replicaAckTimeoutMs });
 }
 
-async function loadKeyRing(config: AuthzConfig, log: Logger): Promise<KeyRing> {
-  if (config.signingKeys !== undefined) {
-    const ring = await createKeyRing({ jwks: config.signingKeys.jwks, activeKid: config.signingKeys.activeKid, issuer: config.issuer });
-    log.info({ activeKid: ring.activeKid, keys: ring.publicJwks.keys.length, source: config.signingKeys.source }, "signing keys loaded");
+/**
+ * The one place a tenant's key ring is made (issue 11: keys per tenant).
+ * Operator-supplied keys (`signingKeys`, top level or per tenant) win;
+ * without them, a throwaway key. This is the seam where keys that rotate
+ * themselves (built from the store) come in for tenants without `signingKeys`.
+ */
+async function loadKeyRing(tenant: string, issuer: string, signingKeys: AuthzConfig["signingKeys"], log: Logger): Promise<KeyRing> {
+  if (signingKeys !== undefined) {
+    const ring = await createKeyRing({ jwks: signingKeys.jwks, activeKid: signingKeys.activeKid, issuer });
+    log.info({ tenant, activeKid: ring.activeKid, keys: ring.publicJwks.keys.length, source: signingKeys.source }, "signing keys loaded");
     return ring;
   }
-  const ring = await createKeyRing({ jwks: await generateDevelopmentJwks(), activeKid: undefined, issuer: config.issuer });
+  const ring = await createKeyRing({ jwks: await generateDevelopmentJwks(), activeKid: undefined, issuer });
   log.warn(
-    { activeKid: ring.activeKid },
+    { tenant, activeKid: ring.activeKid },
     "no signing keys configured (authz.signingKeys): generated a throwaway key; tokens die with this process and replicas cannot verify each other's. Development only.",
   );
   return ring;
