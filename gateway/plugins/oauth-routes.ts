@@ -2,9 +2,10 @@ import type { CallOptions } from "@connectrpc/connect";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import type { TokenSet } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { AUTHORIZATION_REQUEST_PARAMETERS, serializeAuthorizationRequest, type AuthorizationParameters } from "../authorization-request.js";
-import { createBrowserSessions, type BrowserSession } from "../browser-session.js";
+import type { BrowserSession } from "../browser-session.js";
 import { createCachedCall } from "../cached-call.js";
-import { createCsrf } from "../csrf.js";
+import { createTenantBrowsers } from "../tenant-browser.js";
+import { createTenantHook, tenantOf, type TenantRoute, type TenantRouting } from "../tenant-routing.js";
 import type { GatewayDeps } from "../deps.js";
 import { acceptOnlyFormBodies, describeFormErrors, formSchema, GRANT_NAME, VSCHAR } from "../form-body.js";
 import { parseForm } from "../parse-form.js";
@@ -19,6 +20,8 @@ export interface OAuthRoutesOptions {
   deps: GatewayDeps;
   /** The gateway's service credential: these endpoints exist only on a gateway that has one. It also keys the CSRF tokens. */
   serviceCredential: string;
+  /** Where this registration lives and whose endpoints they are: the default tenant's, or the named tenants' under `/:tenant` (tenant-routing.ts). */
+  routing: TenantRouting;
 }
 
 /** RFC 6749 §5.1: "The authorization server MUST include the HTTP Cache-Control response header field with a value of no-store ... as well as the Pragma response header field with a value of no-cache". */
@@ -77,20 +80,31 @@ const CONSENT_DECISION = formSchema(
  * redirect target is a URL the authz service returned (Decide, or an error
  * detail's redirect_url), never one built from the request.
  */
-export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, { deps, serviceCredential }) => {
+export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, { deps, serviceCredential, routing }) => {
   const { config, authz } = deps;
   const { paths } = config;
-  const issuer = config.issuer.replace(/\/+$/, "");
-  const sessions = createBrowserSessions({ authz, cookieName: config.session.cookieName, secure: config.issuer.startsWith("https:") });
-  const csrf = createCsrf(serviceCredential);
-  const metadata = createCachedCall(() => authz.authz.getMetadata({}), { ttlMs: PUBLIC_DOCUMENT_TTL_MS, now: deps.clock });
-  const jwks = createCachedCall(() => authz.authz.getJwks({}), { ttlMs: PUBLIC_DOCUMENT_TTL_MS, now: deps.clock });
+  const browserOf = createTenantBrowsers(deps, serviceCredential);
+  // Per tenant: each tenant's metadata and JWKS are its own (one cached call each, made on first use).
+  const documents = new Map<string, { metadata: () => ReturnType<typeof authz.authz.getMetadata>; jwks: () => ReturnType<typeof authz.authz.getJwks> }>();
+  const documentsOf = (tenant: TenantRoute) => {
+    let entry = documents.get(tenant.name);
+    if (entry === undefined) {
+      const options = { headers: { ...tenant.rpcHeaders } };
+      entry = {
+        metadata: createCachedCall(() => authz.authz.getMetadata({}, options), { ttlMs: PUBLIC_DOCUMENT_TTL_MS, now: deps.clock }),
+        jwks: createCachedCall(() => authz.authz.getJwks({}, options), { ttlMs: PUBLIC_DOCUMENT_TTL_MS, now: deps.clock }),
+      };
+      documents.set(tenant.name, entry);
+    }
+    return entry;
+  };
   acceptOnlyFormBodies(app);
 
   app.addHook("onRequest", async (request, reply) => {
     if (request.routeOptions.config?.html === true) reply.headers(pageHeaders());
   });
   app.addHook("onRequest", createLoadShedHook(deps.overload));
+  app.addHook("onRequest", createTenantHook(routing));
 
   /**
    * RFC 6749 §4.1.1 / §4.2.1 authorization endpoint (GET, RFC 6749 §3.1).
@@ -99,7 +113,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * verified, so there is nowhere safe to redirect).
    */
   app.get(
-    paths.authorize,
+    routing.at(paths.authorize),
     {
       config: { html: true },
       // A HEAD must not park authorization requests at the authz service.
@@ -114,6 +128,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     },
     async (request, reply) => {
       const parameters = request.query as AuthorizationParameters;
+      const tenant = tenantOf(request);
+      const { sessions, csrf } = browserOf(tenant);
       let session: BrowserSession | undefined;
       try {
         session = await sessions.lookup(request);
@@ -133,7 +149,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
             codeChallengeMethod: parameters.code_challenge_method ?? "",
             subject: session?.subject ?? "",
           },
-          authz.forBrowser(request.ip),
+          { headers: { ...authz.forBrowser(request.ip).headers, ...tenant.rpcHeaders } },
         );
       } catch (error) {
         return sendAuthorizationFailure(reply, error);
@@ -145,7 +161,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         // No login session: the login page, which comes back here afterwards.
         const nonce = sessions.loginNonce(request, reply);
         const page = renderLoginPage({
-          action: paths.login,
+          action: tenant.base + paths.login,
           csrfToken: csrf.token("login", nonce),
           clientName: pending.clientName,
           authorizationRequest: resume,
@@ -153,10 +169,10 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         return sendPage(reply, 200, page, formTargets);
       }
       if (pending.firstParty || pending.consentRemembered) {
-        return decide(reply, session, pending.requestId, { approved: true, rememberConsent: false }, 302);
+        return decide(reply, tenant, session, pending.requestId, { approved: true, rememberConsent: false }, 302);
       }
       const page = renderConsentPage({
-        action: paths.consent,
+        action: tenant.base + paths.consent,
         csrfToken: csrf.token("consent", session.token, pending.requestId),
         requestId: pending.requestId,
         clientName: pending.clientName,
@@ -164,7 +180,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         scopes: pending.scopes,
         redirectUri: pending.redirectUri,
         subject: session.subject,
-        switchAccount: { action: paths.logout, csrfToken: csrf.token("logout", session.token), authorizationRequest: resume },
+        switchAccount: { action: tenant.base + paths.logout, csrfToken: csrf.token("logout", session.token), authorizationRequest: resume },
       });
       return sendPage(reply, 200, page, formTargets);
     },
@@ -176,10 +192,12 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * resource owner asserted to Decide is that session's subject.
    */
   app.post(
-    paths.consent,
+    routing.at(paths.consent),
     { config: { html: true }, schema: { body: CONSENT_DECISION }, schemaErrorFormatter: describeFormErrors },
     async (request, reply) => {
       const form = request.body as { request_id: string; csrf_token: string; decision: "allow" | "deny"; remember?: "yes" };
+      const tenant = tenantOf(request);
+      const { sessions, csrf } = browserOf(tenant);
       let session: BrowserSession | undefined;
       try {
         session = await sessions.lookup(request);
@@ -194,13 +212,14 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       }
       const approved = form.decision === "allow";
       // RFC 9700 §4.12: a redirect that answers a POST is a 303, so the browser follows it with GET.
-      return decide(reply, session, form.request_id, { approved, rememberConsent: approved && form.remember === "yes" }, 303);
+      return decide(reply, tenant, session, form.request_id, { approved, rememberConsent: approved && form.remember === "yes" }, 303);
     },
   );
 
   /** Calls Decide and sends the browser exactly where the authz service says (RFC 6749 §4.1.2). */
   async function decide(
     reply: FastifyReply,
+    tenant: TenantRoute,
     session: BrowserSession,
     requestId: string,
     decision: { approved: boolean; rememberConsent: boolean },
@@ -209,6 +228,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     try {
       const { redirectUrl } = await authz.authz.decide(
         { requestId, subject: session.subject, authTime: session.authTime, ...decision },
+        { headers: { ...tenant.rpcHeaders } },
       );
       return reply.code(status).headers(NO_STORE).header("location", redirectUrl).send();
     } catch (error) {
@@ -234,7 +254,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * address for its failure limits.
    */
   app.post(
-    paths.token,
+    routing.at(paths.token),
     { schema: { body: TOKEN_REQUEST }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin },
     async (request, reply) => {
       const form = request.body as Partial<Record<string, string>>;
@@ -285,7 +305,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
 
   /** RFC 7662 §2: the caller (a resource server) authenticates as a confidential client. */
   app.post(
-    paths.introspect,
+    routing.at(paths.introspect),
     { schema: { body: TOKEN_OPERATION_REQUEST }, schemaErrorFormatter: describeFormErrors },
     async (request, reply) => {
       const form = request.body as Partial<Record<string, string>>;
@@ -323,7 +343,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
 
   /** RFC 7009 §2: 200 for any token the client may revoke, including unknown and invalid ones (§2.2). */
   app.post(
-    paths.revoke,
+    routing.at(paths.revoke),
     { schema: { body: TOKEN_OPERATION_REQUEST }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin },
     async (request, reply) => {
       const form = request.body as Partial<Record<string, string>>;
@@ -345,10 +365,12 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * path. The protocol facts come from the authz service (GetMetadata); the
    * endpoints are the issuer plus the configured paths.
    */
-  app.get(paths.metadata, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (_request, reply) => {
+  app.get(routing.metadataPath, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (request, reply) => {
+    const tenant = tenantOf(request);
+    const issuer = tenant.issuer;
     let facts;
     try {
-      facts = await metadata();
+      facts = await documentsOf(tenant).metadata();
     } catch (error) {
       return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic: false }));
     }
@@ -379,10 +401,10 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
   });
 
   /** The JWK Set (RFC 7517 §5) that verifies access tokens, from GetJwks, verbatim. */
-  app.get(paths.jwks, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (_request, reply) => {
+  app.get(routing.at(paths.jwks), { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (request, reply) => {
     let set;
     try {
-      set = await jwks();
+      set = await documentsOf(tenantOf(request)).jwks();
     } catch (error) {
       return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic: false }));
     }
@@ -400,7 +422,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    */
   function clientCallOptions(request: FastifyRequest): { callOptions: CallOptions; usedBasic: boolean } {
     const authorization = request.headers.authorization;
-    const headers = { ...authz.forBrowser(request.ip).headers };
+    const headers = { ...authz.forBrowser(request.ip).headers, ...tenantOf(request).rpcHeaders };
     if (authorization !== undefined) headers.authorization = authorization;
     return { callOptions: { headers }, usedBasic: authorization !== undefined && /^basic(?:\s|$)/i.test(authorization) };
   }

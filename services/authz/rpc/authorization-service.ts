@@ -81,7 +81,11 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
 
     async introspect(request, context) {
       // Without a tenant named, the token's `iss` says which (rpc/tenant.ts).
-      const result = await serverForToken(context, tenants, request.token).server.introspect(clientCall(context, options, request), request.token, request.tokenTypeHint);
+      const { tenant, server: own } = serverForToken(context, tenants, request.token);
+      const call = clientCall(context, options, request);
+      // The gateway in a named tenant, with its service credential and no client credentials (authorization-server.ts).
+      const asGateway = tenant !== DEFAULT_TENANT && call.credentials.authorization === undefined && request.clientId === "" && request.clientSecret === "" && isGateway(context, options);
+      const result = asGateway ? await own.introspectForGateway(request.token, request.tokenTypeHint) : await own.introspect(call, request.token, request.tokenTypeHint);
       return toIntrospectResponse(result);
     },
 
