@@ -97,7 +97,7 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
       const issuer = tenants.names.size === 0 ? undefined : unverifiedIssuer(token);
       const tenant = (issuer === undefined ? undefined : tenants.ofIssuer(issuer)) ?? DEFAULT_TENANT;
       try {
-        return toIntrospected(await authz.authz.introspect({ token }, tenant === DEFAULT_TENANT ? authz.asGatewayClient : authz.asGatewayIn(tenant)), tenants);
+        return toIntrospected(await authz.authz.introspect({ token }, tenants.names.size === 0 ? authz.asGatewayClient : authz.asGatewayIn(tenant)), tenants);
       } catch (error) {
         // A tenant the authz service no longer has (removed by a reload this gateway has not seen yet): its tokens are dead.
         if (error instanceof ConnectError && error.code === Code.NotFound) return INACTIVE;

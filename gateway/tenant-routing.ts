@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { TENANT_HEADER } from "../contract/metadata.js";
 import { DEFAULT_TENANT } from "../startup/tenant-name.js";
 import type { GatewayDeps } from "./deps.js";
 import { NOT_FOUND, sendErrorResponse } from "./oauth-error-response.js";
@@ -33,7 +34,10 @@ export interface TenantRouting {
 }
 
 export function defaultTenantRouting(deps: Pick<GatewayDeps, "config">): TenantRouting {
-  const route: TenantRoute = Object.freeze({ name: DEFAULT_TENANT, base: "", issuer: deps.config.issuer.replace(/\/+$/, ""), rpcHeaders: Object.freeze({}) });
+  // The default tenant is named in its calls too: without a name, Introspect would follow a token's iss
+  // to another tenant, and /oauth2/introspect would answer for it.
+  const rpcHeaders: Readonly<Record<string, string>> = Object.freeze({ [TENANT_HEADER]: DEFAULT_TENANT });
+  const route: TenantRoute = Object.freeze({ name: DEFAULT_TENANT, base: "", issuer: deps.config.issuer.replace(/\/+$/, ""), rpcHeaders });
   return { at: (path) => path, metadataPath: deps.config.paths.metadata, resolve: () => route };
 }
 

@@ -23,8 +23,8 @@ export interface AuthzClient {
   /** The metadata that names a tenant (contract/metadata.ts); none for the default tenant, as before tenants. */
   tenantHeaders(tenant: string): Record<string, string>;
   /**
-   * Introspect for the guard, for a token of `tenant`: the default tenant's as
-   * asGatewayClient; another's, with the service credential alone (the
+   * Introspect for the guard, for a token of `tenant`, named: the default
+   * tenant's as asGatewayClient; another's, with the service credential alone (the
    * gateway guards every tenant's routes; its own client is the default
    * tenant's), or, for a guard-only gateway without one, as its own client,
    * which must then be a client of that tenant.
@@ -73,8 +73,7 @@ export function createAuthzClient(config: GatewayConfig["authz"], options: Authz
     forBrowser: (address) => ({ headers: { [CLIENT_ADDRESS_HEADER]: address } }),
     tenantHeaders: (tenant): Record<string, string> => (tenant === DEFAULT_TENANT ? {} : { [TENANT_HEADER]: tenant }),
     asGatewayIn(tenant) {
-      const headers: Record<string, string> = {};
-      if (tenant !== DEFAULT_TENANT) headers[TENANT_HEADER] = tenant;
+      const headers: Record<string, string> = { [TENANT_HEADER]: tenant };
       if (tenant === DEFAULT_TENANT || config.serviceCredential === undefined) headers.authorization = `Basic ${basic}`;
       return { headers };
     },
