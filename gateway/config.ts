@@ -431,7 +431,9 @@ function checkTenants(file: SalvagedFile, problems: string[]): string[] {
 function checkTenantPaths(config: GatewayConfig, problems: string[]): void {
   const firstSegment = (path: string) => path.split("/")[1] ?? "";
   const taken = new Map<string, string>();
-  for (const [name, path] of Object.entries(config.paths)) taken.set(firstSegment(path), `the gateway's path ${path} (gateway.paths.${name})`);
+  for (const [name, path] of Object.entries(config.paths)) {
+    if (!taken.has(firstSegment(path))) taken.set(firstSegment(path), `the gateway's path ${path} (gateway.paths.${name})`);
+  }
   for (const route of config.routes) {
     const segment = firstSegment(route.path);
     if (segment !== "*" && segment !== "**" && !taken.has(segment)) taken.set(segment, `the path ${route.path} of route ${JSON.stringify(route.name)}`);

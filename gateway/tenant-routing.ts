@@ -5,6 +5,9 @@ import type { GatewayDeps } from "./deps.js";
 import { NOT_FOUND, sendErrorResponse } from "./oauth-error-response.js";
 import { sendErrorPage } from "./views/error-page.js";
 
+/** TENANT_NAME as a find-my-way parameter pattern. */
+const SLUG_PATTERN = "^[a-z0-9-]+$";
+
 /** The tenant a browser endpoint request is for, and what serving it needs. */
 export interface TenantRoute {
   /** DEFAULT_TENANT or a tenant's name. */
@@ -45,8 +48,10 @@ export function defaultTenantRouting(deps: Pick<GatewayDeps, "config">): TenantR
 export function namedTenantRouting(deps: Pick<GatewayDeps, "config" | "tenants" | "authz">): TenantRouting {
   const routes = new Map<string, TenantRoute>();
   return {
-    at: (path) => `/:tenant${path}`,
-    metadataPath: `${deps.config.paths.metadata}/:tenant`,
+    // Only a slug is a tenant's segment (startup/tenant-name.ts): anything else (an empty segment, as in
+    // //oauth2/token) is no route here and goes to the guard, which refuses it as it did before tenants.
+    at: (path) => `/:tenant(${SLUG_PATTERN})${path}`,
+    metadataPath: `${deps.config.paths.metadata}/:tenant(${SLUG_PATTERN})`,
     resolve(request) {
       const name = (request.params as { tenant?: string }).tenant;
       if (name === undefined || !deps.tenants().names.has(name)) return undefined;
