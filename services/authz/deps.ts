@@ -118,6 +118,10 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
         issuers.set(tenantPolicy.issuer, name);
       }),
     );
+    const throwaway = [...policy.tenants.values()].filter((tenant) => tenant.signingKeys === undefined).length;
+    if (throwaway > 0 && previous === undefined) {
+      log.warn({ tenants: throwaway }, "tenants without signingKeys got throwaway keys; tokens die with this process. Development only.");
+    }
     const defaultTenant = tenants.get(DEFAULT_TENANT)!;
     return { config: policy, keys: defaultTenant.keys, server: defaultTenant.server, tenants, issuers };
   };
@@ -191,7 +195,8 @@ async function loadKeyRing(tenant: string, issuer: string, signingKeys: AuthzCon
     return ring;
   }
   const ring = await createKeyRing({ jwks: await generateDevelopmentJwks(), activeKid: undefined, issuer });
-  log.warn(
+  // Said once for the top level; a named tenant's (there may be a thousand) at debug, counted by build().
+  (tenant === DEFAULT_TENANT ? log.warn.bind(log) : log.debug.bind(log))(
     { tenant, activeKid: ring.activeKid },
     "no signing keys configured (authz.signingKeys): generated a throwaway key; tokens die with this process and replicas cannot verify each other's. Development only.",
   );
