@@ -9,6 +9,11 @@
  *   (f)  fastify with the gateway's proxy plugin and no check        (the framework's share)
  *   (c)  the sidecar with a cached token                             bar: c/b ≥ 0.85, p99 added ≤ 0.5 ms
  *   (d)  the sidecar with caching off (an Introspect RPC per request)
+ * the sidecar at a fixed offered rate (open loop, half of what (b) carried in
+ * the same round): the latency the guard adds at a load both can carry; at
+ * saturation, p99 measures the queue, whose length follows from the rates:
+ *   (br) the bare http-proxy at that rate
+ *   (cr) the sidecar, cached token, at that rate                     bar: p99 added ≤ 0.5 ms
  * the check endpoint (nginx auth_request, Traefik forwardAuth):
  *   (n0) nginx proxying to the upstream without auth_request          the baseline of n1
  *   (n1) the same nginx with auth_request to gatehouse, cached token  reported
@@ -39,9 +44,9 @@
  *   BENCH_ROUNDS (default 1)           interleaved rounds; with more than one, medians too
  *   REDIS_URL                          a Redis to use; default: a redis-server started here
  *   BENCH_PROFILE=dir                  CPU profile of one gateway, its top functions printed:
- *   BENCH_PROFILE_TARGET               c (default), d, or entrances
+ *   BENCH_PROFILE_TARGET               c (default), d, entrances, or b (the bare proxy, to compare)
  *
- * The default run measures 22 phases of 6 s (2.2 minutes): about 3 minutes with
+ * The default run measures 26 phases of 6 s (2.6 minutes): about 3.5 minutes with
  * the build and start-up; the run stops with an error past its planned time
  * plus 2 minutes. If nginx
  * is not installed, n0 and n1 are reported as not run, and the rest runs.
@@ -72,6 +77,7 @@ const CHECK_PATH = "/.gatehouse/check";
 
 const SECTIONS = [
   { name: "sidecar", keys: ["a", "b", "f", "c", "d"] },
+  { name: "sidecar at a fixed rate", keys: ["br", "cr"] },
   { name: "check endpoint", keys: ["n0", "n1", "g0", "g1"] },
   { name: "ext_authz", keys: ["e0", "e1"] },
 ] as const;
@@ -87,6 +93,11 @@ const RATIOS: readonly RatioSpec[] = [
       { min: 0.85, source: "issue 10" },
       { min: 0.95, source: "issue 16" },
     ],
+  },
+  {
+    phase: "cr",
+    baseline: "br",
+    what: "the sidecar, cached token, against the bare http-proxy, both offered half of (b)'s rate",
     addedP99BarMs: 0.5,
   },
   { phase: "d", baseline: "b", what: "the sidecar with caching off" },
@@ -188,9 +199,10 @@ async function main(): Promise<void> {
 
     // The production artefacts (`npm run build`) and the baselines, each in its own process.
     const authz = start(runNode("dist/services/authz/main.js", { env: { ...env, GATEHOUSE_CONFIG: cachedConfig, LOG_LEVEL: "warn" } }));
-    const helper = (needed: boolean, entry: string, extra: Record<string, string>) => (needed ? start(runTs(entry, { env: extra })) : undefined);
-    const echo = helper(needs("a", "b", "f", "c", "d", "n0", "n1"), "bench/lib/echo-upstream-main.ts", { PORT: String(ports.upstream) });
-    const bare = helper(needs("b"), "bench/lib/bare-proxy.ts", { PORT: String(ports.bareProxy), TARGET: `http://${upstream}` });
+    const helper = (needed: boolean, entry: string, extra: Record<string, string>, target = "") =>
+      needed ? start(runTs(entry, { env: extra, nodeArgs: profile(target) })) : undefined;
+    const echo = helper(needs("a", "b", "br", "f", "c", "cr", "d", "n0", "n1"), "bench/lib/echo-upstream-main.ts", { PORT: String(ports.upstream) });
+    const bare = helper(needs("b", "br"), "bench/lib/bare-proxy.ts", { PORT: String(ports.bareProxy), TARGET: `http://${upstream}` }, "b");
     const plain = helper(needs("f"), "bench/lib/fastify-proxy.ts", { PORT: String(ports.fastifyProxy), TARGET: `http://${upstream}` });
     const bareGet = helper(needs("g0"), "bench/lib/bare-fastify-get.ts", { PORT: String(ports.bareGet) });
     const grpcEcho = helper(needs("e0"), "bench/lib/grpc-echo-main.ts", { PORT: String(ports.grpcEcho) });
@@ -198,7 +210,7 @@ async function main(): Promise<void> {
     // The gateways run at their default log level (info), as deployed.
     const gateway = (needed: boolean, file: () => string, target: string) =>
       needed ? start(runNode("dist/gateway/main.js", { env: { ...env, GATEHOUSE_CONFIG: file() }, nodeArgs: profile(target) })) : undefined;
-    const cached = gateway(needs("c"), () => cachedConfig, "c");
+    const cached = gateway(needs("c", "cr"), () => cachedConfig, "c");
     const uncached = gateway(needs("d"), () => config("sidecar-uncached", ports.uncached, { cacheTtlSeconds: 0 }), "d");
     const entrances = gateway(
       needs("n1", "g1", "e1"),
@@ -242,7 +254,9 @@ async function main(): Promise<void> {
     };
     for (const [name, pid] of Object.entries(pids)) if (pid === undefined) delete pids[name];
 
-    const http = (key: string, name: string, servers: string[], url: string, headers: Record<string, string>): Phase => ({
+    /** The rate (br) and (cr) are offered: half of what (b) carried at this connection count, in this round. */
+    let fixedRate: number | undefined;
+    const http = (key: string, name: string, servers: string[], url: string, headers: Record<string, string>, openLoop = false): Phase => ({
       key,
       name,
       servers,
@@ -250,8 +264,11 @@ async function main(): Promise<void> {
         const response = await fetch(url, { headers });
         if (response.status !== 200) throw new Error(`(${key}) ${url} answered ${response.status}: ${(await response.text()).slice(0, 300)}`);
       },
-      run: (connections, phaseSeconds, cpu) =>
-        runHttpLoad(name, { url, method: "GET", connections, seconds: phaseSeconds, headers, subMillisecond: true, ...(cpu === undefined ? {} : { cpu }) }),
+      run(connections, phaseSeconds, cpu) {
+        if (openLoop && fixedRate === undefined) throw new Error(`(${key}) needs phase b in the same run: its rate is half of b's`);
+        const rate = openLoop ? { rate: fixedRate! } : {};
+        return runHttpLoad(name, { url, method: "GET", connections, seconds: phaseSeconds, headers, subMillisecond: true, ...rate, ...(cpu === undefined ? {} : { cpu }) });
+      },
     });
     const grpc = (key: string, name: string, servers: string[], open: () => CheckedCall): Phase => {
       const channel = open();
@@ -271,6 +288,8 @@ async function main(): Promise<void> {
       f: () => http("f", "(f) fastify + proxy plugin, no check", ["fastify proxy"], local(ports.fastifyProxy), bearer),
       c: () => http("c", "(c) sidecar, cached token", ["gateway (c)"], local(ports.cached), bearer),
       d: () => http("d", "(d) sidecar, caching off", ["gateway (d)"], local(ports.uncached), bearer),
+      br: () => http("br", "(br) bare http-proxy, fixed rate", ["bare proxy"], local(ports.bareProxy), bearer, true),
+      cr: () => http("cr", "(cr) sidecar, cached, fixed rate", ["gateway (c)"], local(ports.cached), bearer, true),
       n0: () => http("n0", "(n0) nginx proxying, no auth_request", ["nginx (n0)"], local(ports.plainNginx), bearer),
       n1: () => http("n1", "(n1) nginx + auth_request, cached", ["nginx (n1)", "gateway (entrances)"], local(ports.guardNginx), bearer),
       // The same request to both: the bare GET ignores what the check reads.
@@ -294,6 +313,7 @@ async function main(): Promise<void> {
             if (phase === undefined) continue;
             await phase.run(connections, WARM_UP_SECONDS);
             const result = await phase.run(connections, seconds, pids);
+            if (key === "b") fixedRate = result.rps / 2;
             sectionRuns.push({ key, section: section.name, connections, round, servers: phase.servers, result });
           }
           const skipped = section.keys.filter((key) => notRun.has(key));
@@ -316,7 +336,7 @@ async function main(): Promise<void> {
     if (rounds > 1) out(`\n${formatMedians(runs, RATIOS)}`);
 
     if (profileDir !== undefined) {
-      const target = { c: cached, d: uncached, entrances }[profileTarget];
+      const target = { b: bare, c: cached, d: uncached, entrances }[profileTarget];
       if (target !== undefined) {
         await target.stop("SIGTERM");
         out(`\n${summariseProfile(profileDir)}`);

@@ -33,12 +33,15 @@
  *                                    of the same run (the overload report runs single-tenant only)
  *
  * The overload report (README, "Overload"), for each mode: saturation is measured in the
- * run, as the connection count where authorization_code throughput stops
- * growing (short probes at 4, 8, 16, ... connections; the first that adds
- * less than 10 % over half as many); then one phase each at 1×, 2× and 5×
- * that many connections prints req/s served, the share answered 503
- * with temporarily_unavailable (shed by either process, or timed out), any other
- * errors, and p50/p99 over all answers.
+ * run, as the rate where authorization_code throughput stops growing (short
+ * closed-loop probes at 4, 8, 16, ... connections; the first that adds less
+ * than 10 % over half as many); then one phase each offers 1×, 2× and 5× that
+ * rate, open loop (autocannon's overallRate over up to 1,024 connections, so
+ * that the queue builds in the server, not in the load generator), and prints
+ * the rate offered and sent, req/s served, the share answered 503 with
+ * temporarily_unavailable (shed by either process, or timed out), any other
+ * errors, and p50/p99 over all answers. More connections in a closed loop
+ * would not overload anything: each waits for its answer before it asks again.
  */
 import { startRedisServer } from "../test/support/redis-server.js";
 import { createPkcePair } from "./lib/contender.js";
@@ -198,7 +201,10 @@ async function runMode(
   }
 }
 
-type Hammer = (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "connections" | "check">) => Promise<LoadResult>;
+type Hammer = (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "connections" | "check" | "rate">) => Promise<LoadResult>;
+
+/** Connections the open-loop overload phases may use: enough for 5× saturation to queue in the server for a while. */
+const OVERLOAD_CONNECTIONS = 1024;
 
 /**
  * Saturation measured in this run, then 1×, 2× and 5× of it: what share is
@@ -206,13 +212,18 @@ type Hammer = (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "
  */
 async function overloadReport(mode: string, gateway: GatehouseTwoProcess, hammer: Hammer, exchangeBody: (code: string) => string, measuredRps: number): Promise<string> {
   const probeSeconds = Math.max(1, Math.round(seconds / 2));
-  // Enough codes for every phase (up to 7 probes and 3 phases) at 1.5× the rate just measured.
-  log("minting codes for the overload report ...");
-  const codes = await gateway.mintCodes(Math.ceil(1.5 * Math.max(measuredRps, 500) * (7 * probeSeconds + 3 * seconds)));
+  // Every request takes a code, a shed one too; before each phase the stock is topped up to 1.5× what it may take.
+  const codes: string[] = [];
+  const stock = async (count: number) => {
+    if (codes.length >= count) return;
+    log(`minting ${count - codes.length} codes for the overload report ...`);
+    codes.push(...(await gateway.mintCodes(count - codes.length)));
+  };
   const body = () => exchangeBody(codes.pop() ?? "none-left");
   let saturation = 4;
   let previous = 0;
   for (let c = 4; c <= 256; c *= 2) {
+    await stock(Math.ceil(1.5 * 2 * Math.max(previous, measuredRps, 500) * probeSeconds));
     const probe = await hammer(`${mode} saturation probe: ${c} connections`, { seconds: probeSeconds, connections: c, body, maxRequests: codes.length });
     log(`${mode} saturation probe: ${c} connections, ${probe.rps.toFixed(0)} req/s`);
     if (previous > 0 && probe.rps < previous * 1.1) break;
@@ -220,8 +231,10 @@ async function overloadReport(mode: string, gateway: GatehouseTwoProcess, hammer
     previous = probe.rps;
   }
   const rows: string[][] = [];
+  const logStart = gateway.output().length;
   for (const factor of [1, 2, 5]) {
-    const c = saturation * factor;
+    const offered = factor * previous;
+    await stock(Math.ceil(1.5 * offered * seconds));
     let shed = 0;
     const check = (status: number, text: string) => {
       if (status === 200) return undefined;
@@ -231,11 +244,13 @@ async function overloadReport(mode: string, gateway: GatehouseTwoProcess, hammer
       }
       return `${status} ${text.slice(0, 200)}`;
     };
-    const result = await hammer(`${mode} overload ${factor}x`, { seconds, connections: c, body, maxRequests: codes.length, check });
+    const result = await hammer(`${mode} overload ${factor}x`, { seconds, connections: OVERLOAD_CONNECTIONS, rate: offered, body, maxRequests: codes.length, check });
     const answered = result.requests + result.errors;
     const other = result.errors - shed;
     rows.push([
-      `${factor}× saturation (${c} connections)`,
+      `${factor}× saturation`,
+      offered.toFixed(0),
+      ((result.sent ?? result.requests) / result.seconds).toFixed(0),
       result.rps.toFixed(0),
       answered === 0 ? "-" : `${((100 * shed) / answered).toFixed(1)} %`,
       String(other),
@@ -243,11 +258,31 @@ async function overloadReport(mode: string, gateway: GatehouseTwoProcess, hammer
       result.p99.toFixed(1),
     ]);
     if (other > 0) log(`overload ${factor}x: ${result.firstError ?? `${other} other errors`}`);
+    const gauges = (await (await fetch(`${gateway.gatewayUrl}/metrics`)).text()).split("\n").filter((l) => /^gatehouse_(gateway_requests|authz_calls)_(in_flight|queued)/.test(l));
+    log(`after overload ${factor}x: ${gauges.join("; ")}`);
   }
   return [
-    `overload (${mode}): authorization_code at the token endpoint; saturation = ${saturation} connections (${previous.toFixed(0)} req/s), measured above`,
-    formatTable(["offered load", "served req/s", "503 rate", "other errors", "p50 ms", "p99 ms"], rows),
+    `overload (${mode}): authorization_code at the token endpoint; saturation ${previous.toFixed(0)} req/s (reached at ${saturation} connections, closed loop), measured above; then open loop over up to ${OVERLOAD_CONNECTIONS} connections`,
+    formatTable(["offered load", "offered req/s", "sent req/s", "served req/s", "503 rate", "other errors", "p50 ms", "p99 ms"], rows),
+    `what the processes logged meanwhile (warn and above, by message and kind; each line counts a second's events):`,
+    ...summariseLog(gateway.output().slice(logStart)),
   ].join("\n");
+}
+
+/** JSON log lines summed by message and kind: `count` where a line carries one (the overload reporter's), else 1 a line. */
+function summariseLog(output: string): string[] {
+  const sums = new Map<string, number>();
+  for (const line of output.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const entry = JSON.parse(line) as { msg?: string; kind?: string; count?: number };
+      const key = `${entry.msg ?? "?"}${entry.kind === undefined ? "" : ` (${entry.kind})`}`;
+      sums.set(key, (sums.get(key) ?? 0) + (typeof entry.count === "number" ? entry.count : 1));
+    } catch {
+      // not a log line
+    }
+  }
+  return sums.size === 0 ? ["  nothing"] : [...sums].sort((a, b) => b[1] - a[1]).map(([key, count]) => `  ${String(count).padStart(7)}  ${key}`);
 }
 
 function log(message: string): void {

@@ -24,13 +24,16 @@ import { createRequestTracing } from "./request-tracing.js";
 export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const requestTracing = createRequestTracing(deps.tracing);
-  // The guard serves most requests beneath fastify (plugins/guard.ts); it installs itself here.
-  let rawEntry: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  // The guard's entrances serve most requests beneath fastify (plugins/guard.ts, plugins/check-endpoint.ts):
+  // each entry takes a request (true) or leaves it to the next and, last, to fastify.
+  const rawEntries: Array<(req: IncomingMessage, res: ServerResponse) => boolean> = [];
+  const addRawEntry = (entry: (req: IncomingMessage, res: ServerResponse) => boolean) => void rawEntries.push(entry);
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     serverFactory: (handler) =>
       createServer((req, res) => {
-        if (rawEntry?.(req, res) !== true) handler(req, res);
+        for (const entry of rawEntries) if (entry(req, res)) return;
+        handler(req, res);
       }),
     // X-Forwarded-For/-Proto are believed only from these proxies.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
@@ -96,12 +99,14 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     realm: config.guard.realm,
     identityHeaders: config.guard.identityHeaders,
     requestTracing,
+    addRawEntry,
+    requestIdOf,
   });
   // Last: it takes every request that no route above serves.
   await app.register(guard, {
     config,
     requireHttps: config.requireHttps,
-    setRawEntry: (entry) => (rawEntry = entry),
+    setRawEntry: addRawEntry,
     requestIdOf,
     pipeline: deps.guard,
     metrics: deps.metrics,

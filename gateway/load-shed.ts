@@ -16,7 +16,7 @@ export interface GatewayOverload {
  * within the limit (gateway.overload), or sheds it: 503, Retry-After,
  * temporarily_unavailable (RFC 6749 §5.2) as JSON, or as an error page on an
  * HTML route. The slot is freed when the response closes, whether it was
- * sent or the client went away. Runs before the body is read, so a shed
+ * sent or the client went away (also while it waited for the slot). Runs before the body is read, so a shed
  * request costs almost nothing.
  */
 export function createLoadShedHook(overload: GatewayOverload) {
@@ -26,6 +26,13 @@ export function createLoadShedHook(overload: GatewayOverload) {
     if (release === undefined) {
       overload.reporter.report("shed", { route: request.routeOptions.url });
       return request.routeOptions.config?.html === true ? sendErrorPage(reply, OVERLOADED) : reply.sendOAuthError(OVERLOADED);
+    }
+    // A client that left while the request waited in the queue closed its response already: 'close'
+    // will not come again, and the slot would be held for good (at 1024 connections past saturation,
+    // every slot was lost within seconds and everything after was shed).
+    if (reply.raw.closed) {
+      release();
+      return reply.hijack();
     }
     reply.raw.once("close", release);
     return undefined;

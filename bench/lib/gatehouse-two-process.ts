@@ -28,6 +28,8 @@ export interface GatehouseTwoProcess extends RunningContender {
   /** The authz RPC port (in the all-in-one mode, the one process's optional RPC port). */
   readonly authzPort: number;
   readonly gatewayPort: number;
+  /** What the processes logged so far (JSON lines, warn and above). */
+  output(): string;
 }
 
 /** How gatehouse is deployed: two processes (scale-out), or one (all-in-one/main.ts, npm start). */
@@ -128,6 +130,7 @@ export async function startGatehouseTwoProcess(
     gatewayUrl,
     authzPort,
     gatewayPort,
+    output: () => `${authz?.output() ?? ""}${gateway!.output()}`,
     async mintCodes(count) {
       const codes: string[] = [];
       const minted = await runLoad("mint", { concurrency: 64, seconds: 120, stopWhen: () => codes.length >= count }, async () => void codes.push(await mintCode()));

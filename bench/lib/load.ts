@@ -60,6 +60,13 @@ export interface HttpLoadOptions {
    * well under a millisecond.
    */
   subMillisecond?: boolean;
+  /**
+   * Requests per second offered in all (open loop, autocannon's overallRate):
+   * the latency a server adds at a load it can carry, rather than the queue
+   * that builds at saturation. Without it, each connection sends its next
+   * request as soon as the last one is answered (closed loop).
+   */
+  rate?: number;
 }
 
 /**
@@ -87,6 +94,7 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
         connections: options.connections,
         duration: options.seconds,
         ...(options.maxRequests === undefined ? {} : { maxOverallRequests: options.maxRequests }),
+        ...(options.rate === undefined ? {} : { overallRate: Math.max(1, Math.round(options.rate)) }),
         headers: options.headers,
         requests: [
           {

@@ -5,7 +5,7 @@ import { createAuthorizationServer, type AuthorizationServer } from "./oauth/aut
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
 import { createKeyRing, generateDevelopmentJwks, type KeyRing } from "./oauth/key-ring.js";
-import { cryptoRandom, type RandomSource } from "./oauth/secrets.js";
+import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
 import { createMemoryStores } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStores } from "./store/redis-store.js";
@@ -85,13 +85,15 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   };
   const store = storeOf(undefined);
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
+  // One pool for the process: every tenant's context (and every reload) draws from it.
+  const pooledRandom = createPooledRandom();
   const buildTenant = (name: string, policy: ServerPolicy, keys: KeyRing, keySource: string): RunningTenant => {
     const ctx: OAuthContext = {
       policy,
       store: name === DEFAULT_TENANT ? store : storeOf(name),
       keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
       clock,
-      random: overrides.random ?? cryptoRandom,
+      random: overrides.random ?? pooledRandom,
       sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
       trace: stepTracer,
     };

@@ -63,10 +63,11 @@ beforeAll(async () => {
   config = await table.gatewayConfig(port, (file) => ((file.gateway as Record<string, unknown>).trustedProxies = ["127.0.0.1"]));
   const deps = createGatewayDeps(config, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
   app = await buildApp(deps);
-  app.addHook("onRequest", async (request) => {
+  await app.listen({ host: "127.0.0.1", port });
+  // Every request nginx sends to the check endpoint, whichever way the gateway serves it (beneath fastify or through it).
+  app.server.prependListener("request", (request: { url?: string }) => {
     if (request.url === config.paths.check) checks++;
   });
-  await app.listen({ host: "127.0.0.1", port });
   gatehouse = `http://127.0.0.1:${port}`;
   nginx = await startNginx({
     port: nginxPort,
@@ -157,6 +158,28 @@ describe("the check endpoint behind nginx", () => {
     for (const target of ["/.gatehouse/check", "/%2egatehouse/check", "/x/../.gatehouse/check"]) {
       const response = await sendRawRequest(nginx.url, { method: "GET", target, headers: [["X-Original-URI", "/api/notes/1"], ["X-Original-Method", "GET"], ["Authorization", `Bearer ${table.tokens.read}`]] });
       expect(response.status, target).toBe(404);
+    }
+    expect(table.upstream.received).toHaveLength(0);
+  });
+
+  it("answers the same beneath fastify (the exact path, with a query) and through fastify's route (Expect: 100-continue)", async () => {
+    const ask = (target: string, extra: Array<[string, string]>, token: string | undefined) =>
+      sendRawRequest(gatehouse, {
+        method: "GET",
+        target,
+        headers: [["X-Original-Method", "GET"], ["X-Original-URI", "/api/notes/1"], ...(token === undefined ? [] : ([["Authorization", `Bearer ${token}`]] as Array<[string, string]>)), ...extra],
+      });
+    for (const [target, extra] of [
+      [config.paths.check, []],
+      [`${config.paths.check}?from=nginx`, []],
+      [config.paths.check, [["Expect", "100-continue"]]],
+    ] as Array<[string, Array<[string, string]>]>) {
+      const allowed = await ask(target, extra, table.tokens.read);
+      expect(allowed.status, target).toBe(200);
+      expect(allowed.headers["x-gatehouse-subject"], target).toBe("user-alice");
+      const refused = await ask(target, extra, undefined);
+      expect(refused.status, target).toBe(401);
+      expect(refused.headers["www-authenticate"], target).toMatch(/^Bearer realm="decision-table"/);
     }
     expect(table.upstream.received).toHaveLength(0);
   });

@@ -79,9 +79,10 @@ function overloadPatch(limits: { gateway: object; authz: object }) {
   };
 }
 
-function tokenRequest(stack: TestStack, fields: Record<string, string>): Promise<Response> {
+function tokenRequest(stack: TestStack, fields: Record<string, string>, signal?: AbortSignal): Promise<Response> {
   return fetch(`${stack.gateway.url}${stack.gateway.config.paths.token}`, {
     method: "POST",
+    ...(signal === undefined ? {} : { signal }),
     headers: { "content-type": "application/x-www-form-urlencoded", ...basic("web", SECRETS.web).headers },
     body: new URLSearchParams(fields).toString(),
   });
@@ -198,6 +199,51 @@ describe("Overload: beyond the limits, requests are shed with 503, Retry-After a
     expect(await sample(authzMetrics(), "gatehouse_authz_calls_in_flight")).toBe(1);
     gate.release();
     await idle();
+  });
+});
+
+describe("Overload: a request that leaves while it waits in the gateway's queue", () => {
+  const gate = createGate();
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({
+      redisUrl: inject("redisUrl"),
+      patch: overloadPatch({ gateway: { maxConcurrent: 1, maxQueue: 4, queueTimeoutMs: 60_000 }, authz: { maxConcurrent: 8, maxQueue: 8, defaultBudgetMs: 120_000 } }),
+      authzOverrides: { sleep: gate.sleep },
+    });
+  });
+  afterAll(async () => {
+    gate.release();
+    await stack.close();
+  });
+
+  it("frees the slot it is handed once it gets one: the next request is served, and nothing stays in flight", async () => {
+    const metrics = `${stack.gateway.url}${stack.gateway.config.paths.metrics}`;
+    const gauge = (name: string) => sample(metrics, name);
+    // The one slot: a second failed login, held by its delay until the gate opens.
+    const agent = new UserAgent(stack.gateway.url);
+    const html = await (await agent.get("/login")).text();
+    expect((await agent.submit(html, "/login", { username: "leaver", password: "wrong" })).status).toBe(401);
+    gate.arm();
+    const held = agent.submit(html, "/login", { username: "leaver", password: "wrong" });
+    await waitFor(async () => (await gauge("gatehouse_gateway_requests_in_flight")) === 1, { budgetMs: 5_000, what: "the held login to take the slot" });
+
+    // A token request queues behind it, and its client gives up while it waits.
+    const leaving = new AbortController();
+    const left = tokenRequest(stack, { grant_type: "authorization_code", code: "whatever" }, leaving.signal).catch((error: unknown) => error);
+    await waitFor(async () => (await gauge("gatehouse_gateway_requests_queued")) === 1, { budgetMs: 5_000, what: "the token request to queue" });
+    leaving.abort();
+    expect(await left).toBeInstanceOf(Error);
+
+    gate.release();
+    expect((await held).status).toBe(401);
+    await waitFor(async () => (await gauge("gatehouse_gateway_requests_in_flight")) === 0 && (await gauge("gatehouse_gateway_requests_queued")) === 0, {
+      budgetMs: 5_000,
+      what: "the slot handed to the request that left to be freed",
+    });
+    const next = await tokenRequest(stack, { grant_type: "authorization_code", code: "whatever" });
+    expect(next.status).toBe(400);
+    expect(await next.json()).toMatchObject({ error: "invalid_grant" });
   });
 });
 

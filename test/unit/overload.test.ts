@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { createConcurrencyLimiter } from "../../startup/concurrency-limiter.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { STANDING_QUEUE_MS, createConcurrencyLimiter } from "../../startup/concurrency-limiter.js";
 import { createOverloadReporter } from "../../startup/overload-reporter.js";
 import { propagatedTimeoutMs } from "../../services/authz/interceptors/overload.js";
 
@@ -38,6 +38,65 @@ describe("concurrency limiter", () => {
     const limiter = createConcurrencyLimiter({ maxConcurrent: 1, maxQueue: 10, queueTimeoutMs: 1 });
     limiter.acquire();
     expect(await limiter.acquire()).toBeUndefined();
+    expect(limiter.queued()).toBe(0);
+  });
+});
+
+describe("concurrency limiter past saturation (a standing queue)", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A limiter of one slot on a clock the test moves, with the slot taken. */
+  const saturated = (queueTimeoutMs = 60_000) => {
+    let time = 0;
+    const limiter = createConcurrencyLimiter({ maxConcurrent: 1, maxQueue: 10, queueTimeoutMs }, () => time);
+    const slot = limiter.acquire() as () => void;
+    return { limiter, slot, advance: (ms: number) => (time += ms) };
+  };
+  const order = (grants: Array<Promise<(() => void) | undefined>>, served: string[], names: string[]) =>
+    grants.forEach((grant, i) => void grant.then((release) => (served.push(names[i]!), release?.())));
+
+  it("a queue that drains within the interval is served in order (FIFO)", async () => {
+    const { limiter, slot, advance } = saturated();
+    const served: string[] = [];
+    const grants = [limiter.acquire(), limiter.acquire(), limiter.acquire()] as Array<Promise<(() => void) | undefined>>;
+    order(grants, served, ["a", "b", "c"]);
+    advance(STANDING_QUEUE_MS - 1);
+    slot();
+    await Promise.all(grants);
+    expect(served).toEqual(["a", "b", "c"]);
+  });
+
+  it("a queue that has stood for the interval serves its newest waiter first (adaptive LIFO): the oldest is the likeliest to be past its caller's deadline", async () => {
+    const { limiter, slot, advance } = saturated();
+    const served: string[] = [];
+    const grants = [limiter.acquire(), limiter.acquire(), limiter.acquire()] as Array<Promise<(() => void) | undefined>>;
+    order(grants, served, ["a", "b", "c"]);
+    advance(STANDING_QUEUE_MS);
+    slot();
+    await Promise.all(grants);
+    // c first; then the queue was still standing for b's turn (a waits); a last, alone, once it is no longer standing.
+    expect(served[0]).toBe("c");
+    expect(served).toHaveLength(3);
+    expect(limiter.queued()).toBe(0);
+  });
+
+  it("a request that joins a standing queue waits a tenth of the queue's wait (CoDel's target) and is shed after it; one that joined earlier keeps its wait", async () => {
+    vi.useFakeTimers();
+    const { limiter, advance } = saturated(10_000);
+    const early = limiter.acquire() as Promise<(() => void) | undefined>;
+    advance(STANDING_QUEUE_MS);
+    const late = limiter.acquire() as Promise<(() => void) | undefined>;
+    let lateAnswer: unknown = "waiting";
+    void late.then((release) => (lateAnswer = release));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(lateAnswer).toBe("waiting");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(lateAnswer).toBeUndefined();
+    expect(limiter.queued()).toBe(1);
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(await early).toBeUndefined();
     expect(limiter.queued()).toBe(0);
   });
 });

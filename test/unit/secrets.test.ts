@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { constantTimeEqual, cryptoRandom, hashSecret } from "../../services/authz/oauth/secrets.js";
+import { constantTimeEqual, createPooledRandom, cryptoRandom, hashSecret } from "../../services/authz/oauth/secrets.js";
 
 describe("constantTimeEqual", () => {
   it.each<[string, string, string, boolean]>([
@@ -56,5 +56,35 @@ describe("cryptoRandom", () => {
 
   it("RFC 6749 §10.10: two draws differ", () => {
     expect(cryptoRandom(32)).not.toBe(cryptoRandom(32));
+  });
+});
+
+describe("createPooledRandom", () => {
+  it.each<[number, number]>([
+    [12, 16],
+    [16, 22],
+    [32, 43],
+  ])("RFC 6749 §10.10: %i random bytes are %i base64url characters", (bytes, length) => {
+    expect(createPooledRandom()(bytes)).toMatch(new RegExp(`^[A-Za-z0-9_-]{${length}}$`));
+  });
+
+  it("hands every pooled byte out once: draws across many refills never repeat, and are not all zero", () => {
+    // A small pool refills every few draws; 16-byte draws of a CSPRNG never collide in practice.
+    const random = createPooledRandom(64);
+    const seen = new Set<string>();
+    for (let i = 0; i < 5_000; i++) seen.add(random(16));
+    expect(seen.size).toBe(5_000);
+    expect(seen.has(Buffer.alloc(16).toString("base64url"))).toBe(false);
+  });
+
+  it("a draw larger than the pool is served directly, at its full length", () => {
+    expect(createPooledRandom(16)(48)).toMatch(/^[A-Za-z0-9_-]{64}$/);
+  });
+
+  it("draws that do not fill the pool exactly still come out whole: the remainder is skipped, not reused", () => {
+    const random = createPooledRandom(40);
+    const draws = Array.from({ length: 100 }, () => random(16));
+    for (const draw of draws) expect(Buffer.from(draw, "base64url")).toHaveLength(16);
+    expect(new Set(draws).size).toBe(100);
   });
 });
