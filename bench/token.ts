@@ -6,6 +6,15 @@
  *   authorization_code   each request redeems one code minted beforehand
  *                        (Authorize + Decide over RPC), with PKCE and Basic auth
  *   refresh_token        each connection rotates its own refresh family, chained
+ *   client_credentials   (RFC 6749 §4.4) the client `svc` with client_secret_basic
+ *   client_credentials   the client `svc-jwt` with private_key_jwt (RFC 7523): each request
+ *     (private_key_jwt)  carries its own assertion, signed beforehand (a jti is single use)
+ *   token exchange       (RFC 8693) `web` trades a user's access token for one addressed to
+ *                        a downstream service
+ *
+ * The code exchange is the same-run baseline: the client_credentials phases
+ * print their rate as a multiple of it (issue 14 asks ≥ 1.5× with a secret).
+ * A short smoke: BENCH_SECONDS=1 BENCH_MODES=split BENCH_OVERLOAD=0.
  *
  * Both modes run, one after the other, and print side by side: the authz
  * service and the gateway each in their own process ("split"), and the two in
@@ -48,7 +57,8 @@ import { createPkcePair } from "./lib/contender.js";
 import { startGatehouseTwoProcess, type GatehouseMode, type GatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
 import { formatResults, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats } from "./lib/redis-stats.js";
-import { BENCH_REDIRECT_URI, benchTenantCount, createBenchSecrets } from "./lib/stack-config.js";
+import { SignJWT } from "jose";
+import { BENCH_DOWNSTREAM, BENCH_REDIRECT_URI, benchTenantCount, createBenchSecrets } from "./lib/stack-config.js";
 import { startOtlpSink, type OtlpSink } from "./lib/otlp-sink.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -122,7 +132,7 @@ async function runMode(
     const exchangeOnce = async (code: string, tokenPath = "/oauth2/token") => {
       const response = await fetch(`${gateway.gatewayUrl}${tokenPath}`, { method: "POST", headers, body: exchangeBody(code) });
       if (response.status !== 200) throw new Error(`token endpoint answered ${response.status}: ${await response.text()}`);
-      return (await response.json()) as { refresh_token: string };
+      return (await response.json()) as { refresh_token: string; access_token: string };
     };
 
     const pids: Record<string, number | undefined> = { ...gateway.processes, redis: ownRedisPid, "load generator": process.pid };
@@ -133,7 +143,7 @@ async function runMode(
     /** One measured autocannon phase against /oauth2/token, with the Redis commands it caused. */
     const hammer = async (
       name: string,
-      phase: Pick<HttpLoadOptions, "seconds" | "body" | "path" | "maxRequests" | "onAccepted" | "cpu" | "check"> & { connections?: number },
+      phase: Pick<HttpLoadOptions, "seconds" | "body" | "path" | "maxRequests" | "onAccepted" | "cpu" | "check"> & { connections?: number; headers?: Record<string, string> },
     ): Promise<LoadResult> => {
       const { result, redis: cost } = await measureRedis(redis, () => runHttpLoad(name, { url: gateway.tokenUrl, connections, headers, ...phase }));
       return phase.cpu === undefined ? result : { ...result, redisPerRequest: formatRedisPerRequest(cost, result.sent ?? result.requests) };
@@ -185,6 +195,9 @@ async function runMode(
       }),
     );
 
+    // The service grants (client credentials, token exchange) and the overload report: single-tenant only.
+    if (tenants === 0) results.push(...(await servicePhases(mode, secrets, gateway.tokenUrl, exchangeOnce, gateway.mintCodes, hammer, pids, exchange.rps)));
+
     if (process.env.BENCH_OVERLOAD !== "0" && tenants === 0) {
       const overload = await overloadReport(mode, gateway, (name, phase) => hammer(name, phase), exchangeBody, exchange.rps);
       process.stdout.write(`\n${overload}\n`);
@@ -205,6 +218,89 @@ type Hammer = (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "
 
 /** Connections the open-loop overload phases may use: enough for 5× saturation to queue in the server for a while. */
 const OVERLOAD_CONNECTIONS = 1024;
+
+type ServiceHammer = (
+  name: string,
+  phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "cpu"> & { headers?: Record<string, string> },
+) => Promise<LoadResult>;
+
+/**
+ * The service grants (issue 14) at the same token endpoint, after the code
+ * exchange: client_credentials with a secret and with private_key_jwt, and
+ * token exchange. Each prints its rate beside the code exchange's.
+ */
+async function servicePhases(
+  mode: string,
+  secrets: Awaited<ReturnType<typeof createBenchSecrets>>,
+  tokenUrl: string,
+  exchangeOnce: (code: string) => Promise<{ access_token: string }>,
+  mintCodes: (count: number) => Promise<string[]>,
+  hammer: ServiceHammer,
+  pids: Record<string, number | undefined>,
+  codeRps: number,
+): Promise<LoadResult[]> {
+  const form = { "content-type": "application/x-www-form-urlencoded" };
+  const ratio = (result: LoadResult) => log(`${result.name}: ${result.rps.toFixed(0)} req/s = ${(result.rps / Math.max(1, codeRps)).toFixed(2)}× the code exchange`);
+  const results: LoadResult[] = [];
+
+  const secret = await hammer(`${mode} token: client_credentials (secret, Basic)`, {
+    seconds,
+    headers: { ...form, authorization: `Basic ${Buffer.from(`svc:${secrets.svc}`).toString("base64")}` },
+    body: () => "grant_type=client_credentials&scope=read",
+    cpu: pids,
+  });
+  ratio(secret);
+  results.push(secret);
+
+  // Each assertion's jti is single use, so every request needs its own: signed before the phase, outside the measurement.
+  const count = Math.ceil(Math.max(2_000, 1.5 * secret.rps) * seconds);
+  log(`signing ${count} client assertions for the private_key_jwt phase ...`);
+  const tokenEndpoint = tokenUrl;
+  const issuer = new URL(tokenUrl).origin;
+  const assertions: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const now = Math.floor(Date.now() / 1000);
+    assertions.push(
+      await new SignJWT({ iss: "svc-jwt", sub: "svc-jwt", aud: i % 2 === 0 ? issuer : tokenEndpoint, jti: `${now}-${i}-${Math.random().toString(36).slice(2)}`, iat: now, exp: now + 240 })
+        .setProtectedHeader({ alg: "ES256", kid: "svc-jwt-1" })
+        .sign(secrets.svcJwt.privateKey),
+    );
+  }
+  const jwt = await hammer(`${mode} token: client_credentials (private_key_jwt)`, {
+    seconds,
+    headers: form,
+    body: () =>
+      new URLSearchParams({
+        grant_type: "client_credentials",
+        scope: "read",
+        client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        client_assertion: assertions.pop() ?? "none-left",
+      }).toString(),
+    maxRequests: assertions.length,
+    cpu: pids,
+  });
+  ratio(jwt);
+  results.push(jwt);
+
+  // A user's access token, exchanged again and again by web for the downstream service.
+  const [code] = await mintCodes(1);
+  const { access_token: subjectToken } = await exchangeOnce(code!);
+  const exchangeBody = new URLSearchParams({
+    grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+    subject_token: subjectToken,
+    subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
+    audience: BENCH_DOWNSTREAM,
+  }).toString();
+  const exchanged = await hammer(`${mode} token: token exchange (RFC 8693)`, {
+    seconds,
+    headers: { ...form, authorization: `Basic ${Buffer.from(`web:${secrets.web}`).toString("base64")}` },
+    body: () => exchangeBody,
+    cpu: pids,
+  });
+  ratio(exchanged);
+  results.push(exchanged);
+  return results;
+}
 
 /**
  * Saturation measured in this run, then 1×, 2× and 5× of it: what share is

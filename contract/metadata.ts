@@ -24,6 +24,14 @@ export const SERVICE_CREDENTIAL_HEADER = "gatehouse-service-credential";
 export const CLIENT_ADDRESS_HEADER = "gatehouse-client-address";
 
 /**
+ * The URL of the endpoint (token, introspection, revocation) the gateway
+ * received the request at: RFC 7523 §3 lets a client assertion name it as
+ * its `aud` instead of the issuer. Believed only together with the service
+ * credential.
+ */
+export const ENDPOINT_URL_HEADER = "gatehouse-endpoint-url";
+
+/**
  * The tenant a call is for (issue 11; README, "Tenants"): a tenant name
  * (startup/tenant-name.ts). Absent, empty or "default": the default tenant
  * (the configuration's top level), so every caller from before tenants keeps

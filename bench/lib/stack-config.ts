@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { exportJWK, generateKeyPair } from "jose";
+import { exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { stringify } from "yaml";
 import { hashSecret } from "../../services/authz/oauth/secrets.js";
 
@@ -13,20 +13,29 @@ export interface BenchSecrets {
   readonly gateway: string;
   /** The gateway's service credential. */
   readonly service: string;
+  /** The client-credentials client `svc`'s secret (client_secret_basic). */
+  readonly svc: string;
+  /** The private_key_jwt client `svc-jwt`'s signing key (ES256) and its public JWK (kid `svc-jwt-1`). */
+  readonly svcJwt: { privateKey: CryptoKey; publicJwk: JWK };
   /** Environment the configuration's secret references resolve from. */
   readonly env: Record<string, string>;
 }
 
 export const BENCH_REDIRECT_URI = "https://bench.test/cb";
+/** The audience of the service tokens bench:token issues (client credentials, token exchange). */
+export const BENCH_DOWNSTREAM = "https://downstream.bench.test";
 
 export async function createBenchSecrets(): Promise<BenchSecrets> {
   const secret = () => randomBytes(32).toString("base64url");
-  const [web, gateway, service] = [secret(), secret(), secret()];
+  const [web, gateway, service, svc] = [secret(), secret(), secret(), secret()];
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+  const assertionKey = await generateKeyPair("ES256");
   return {
     web,
     gateway,
     service,
+    svc,
+    svcJwt: { privateKey: assertionKey.privateKey, publicJwk: { ...(await exportJWK(assertionKey.publicKey)), kid: "svc-jwt-1", alg: "ES256" } },
     env: {
       BENCH_SERVICE_CREDENTIAL: service,
       BENCH_GATEWAY_CLIENT_SECRET: gateway,
@@ -69,7 +78,37 @@ export function writeBenchStackConfig(options: {
       ...(options.lifetimes === undefined ? {} : { lifetimes: options.lifetimes }),
       scopes: [{ name: "read", description: "Read" }],
       clients: [
-        { id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(options.secrets.web)}`], redirectUris: [BENCH_REDIRECT_URI], scopes: ["read"] },
+        {
+          id: "web",
+          name: "Web",
+          type: "confidential",
+          secretHashes: [`sha256:${hashSecret(options.secrets.web)}`],
+          redirectUris: [BENCH_REDIRECT_URI],
+          scopes: ["read"],
+          // RFC 8693: web exchanges its users' tokens for the downstream service (bench:token).
+          grantTypes: ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"],
+          service: { tokenExchange: { audiences: [BENCH_DOWNSTREAM], scopes: ["read"] } },
+        },
+        // RFC 6749 §4.4 clients (bench:token): one with a secret, one with private_key_jwt (RFC 7523).
+        {
+          id: "svc",
+          name: "Service",
+          type: "confidential",
+          secretHashes: [`sha256:${hashSecret(options.secrets.svc)}`],
+          grantTypes: ["client_credentials"],
+          responseTypes: [],
+          scopes: ["read"],
+          service: { defaultAudience: BENCH_DOWNSTREAM },
+        },
+        {
+          id: "svc-jwt",
+          name: "Service (private_key_jwt)",
+          type: "confidential",
+          grantTypes: ["client_credentials"],
+          responseTypes: [],
+          scopes: ["read"],
+          service: { jwks: { keys: [options.secrets.svcJwt.publicJwk] }, defaultAudience: BENCH_DOWNSTREAM },
+        },
         {
           id: "gatehouse-gateway",
           name: "Gateway",

@@ -1,6 +1,6 @@
 import type { CallOptions } from "@connectrpc/connect";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
-import type { TokenSet } from "../../gen/gatehouse/v1/authorization_service_pb.js";
+import type { Actor, TokenSet } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { AUTHORIZATION_REQUEST_PARAMETERS, serializeAuthorizationRequest, type AuthorizationParameters } from "../authorization-request.js";
 import type { BrowserSession } from "../browser-session.js";
 import { createCachedCall } from "../cached-call.js";
@@ -15,6 +15,8 @@ import { renderLoginPage } from "../views/login-page.js";
 import { formTargetOf, pageHeaders, sendPage } from "../views/page.js";
 import { oauthFailureFromRpc } from "../oauth-error-response.js";
 import { createLoadShedHook } from "../load-shed.js";
+import { ENDPOINT_URL_HEADER } from "../../contract/metadata.js";
+import { CLIENT_ASSERTION_PARAMETERS, clientFields, requestServiceGrant, SERVICE_GRANT_PARAMETERS } from "../service-grants.js";
 
 export interface OAuthRoutesOptions {
   deps: GatewayDeps;
@@ -48,6 +50,8 @@ const TOKEN_REQUEST = formSchema(
     scope: { maxLength: 1024 },
     client_id: { pattern: VSCHAR, maxLength: 256 },
     client_secret: { pattern: VSCHAR, maxLength: 512 },
+    ...CLIENT_ASSERTION_PARAMETERS,
+    ...SERVICE_GRANT_PARAMETERS,
   },
   { required: ["grant_type"], unknown: "ignore" },
 );
@@ -59,6 +63,7 @@ const TOKEN_OPERATION_REQUEST = formSchema(
     token_type_hint: { pattern: GRANT_NAME, maxLength: 64 },
     client_id: { pattern: VSCHAR, maxLength: 256 },
     client_secret: { pattern: VSCHAR, maxLength: 512 },
+    ...CLIENT_ASSERTION_PARAMETERS,
   },
   { unknown: "ignore" },
 );
@@ -258,7 +263,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     { schema: { body: TOKEN_REQUEST }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin },
     async (request, reply) => {
       const form = request.body as Partial<Record<string, string>>;
-      const { callOptions, usedBasic } = clientCallOptions(request);
+      const { callOptions, usedBasic } = clientCallOptions(request, tenantOf(request).issuer + paths.token);
       let token: TokenSet | undefined;
       try {
         switch (form.grant_type) {
@@ -268,24 +273,29 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
                 code: form.code ?? "",
                 redirectUri: form.redirect_uri ?? "",
                 codeVerifier: form.code_verifier ?? "",
-                clientId: form.client_id ?? "",
-                clientSecret: form.client_secret ?? "",
+                ...clientFields(form),
               },
               callOptions,
             ));
             break;
           case "refresh_token":
             ({ token } = await authz.authz.refresh(
-              { refreshToken: form.refresh_token ?? "", scope: form.scope ?? "", clientId: form.client_id ?? "", clientSecret: form.client_secret ?? "" },
+              { refreshToken: form.refresh_token ?? "", scope: form.scope ?? "", ...clientFields(form) },
               callOptions,
             ));
             break;
-          default:
-            return reply.sendOAuthError({
-              status: 400,
-              error: "unsupported_grant_type",
-              description: "grant_type must be authorization_code or refresh_token",
-            });
+          default: {
+            // client_credentials (RFC 6749 §4.4) and token exchange (RFC 8693).
+            const granted = await requestServiceGrant(authz.authz, form, callOptions);
+            if (granted === undefined) {
+              return reply.sendOAuthError({
+                status: 400,
+                error: "unsupported_grant_type",
+                description: "grant_type must be authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:token-exchange",
+              });
+            }
+            ({ token } = granted);
+          }
         }
       } catch (error) {
         return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic }));
@@ -299,6 +309,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       };
       if (token.refreshToken !== "") body.refresh_token = token.refreshToken;
       if (token.scope !== "") body.scope = token.scope;
+      // RFC 8693 §2.2.1.
+      if (token.issuedTokenType !== "") body.issued_token_type = token.issuedTokenType;
       return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(JSON.stringify(body));
     },
   );
@@ -309,11 +321,11 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     { schema: { body: TOKEN_OPERATION_REQUEST }, schemaErrorFormatter: describeFormErrors },
     async (request, reply) => {
       const form = request.body as Partial<Record<string, string>>;
-      const { callOptions, usedBasic } = clientCallOptions(request);
+      const { callOptions, usedBasic } = clientCallOptions(request, tenantOf(request).issuer + paths.introspect);
       let result;
       try {
         result = await authz.authz.introspect(
-          { token: form.token ?? "", tokenTypeHint: form.token_type_hint ?? "", clientId: form.client_id ?? "", clientSecret: form.client_secret ?? "" },
+          { token: form.token ?? "", tokenTypeHint: form.token_type_hint ?? "", ...clientFields(form) },
           callOptions,
         );
       } catch (error) {
@@ -336,6 +348,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         put("iss", result.iss);
         put("jti", result.jti);
         put("auth_time", result.authTime);
+        // RFC 8693 §4.1: the delegation chain of an exchanged token.
+        if (result.act !== undefined) body.act = actorClaim(result.act);
       }
       return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(JSON.stringify(body));
     },
@@ -347,10 +361,10 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     { schema: { body: TOKEN_OPERATION_REQUEST }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin },
     async (request, reply) => {
       const form = request.body as Partial<Record<string, string>>;
-      const { callOptions, usedBasic } = clientCallOptions(request);
+      const { callOptions, usedBasic } = clientCallOptions(request, tenantOf(request).issuer + paths.revoke);
       try {
         await authz.authz.revoke(
-          { token: form.token ?? "", tokenTypeHint: form.token_type_hint ?? "", clientId: form.client_id ?? "", clientSecret: form.client_secret ?? "" },
+          { token: form.token ?? "", tokenTypeHint: form.token_type_hint ?? "", ...clientFields(form) },
           callOptions,
         );
       } catch (error) {
@@ -374,6 +388,9 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     } catch (error) {
       return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic: false }));
     }
+    // An authz service older than private_key_jwt sends none: the methods it always had.
+    const authMethods = facts.tokenEndpointAuthMethodsSupported.length > 0 ? facts.tokenEndpointAuthMethodsSupported : ["client_secret_basic", "client_secret_post", "none"];
+    const signingAlgorithms = facts.tokenEndpointAuthSigningAlgValuesSupported;
     const document = {
       issuer: facts.issuer,
       authorization_endpoint: issuer + paths.authorize,
@@ -384,11 +401,15 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       // RFC 6749 §4.1.2 (query) and §4.2.2 (fragment, only with the implicit grant).
       response_modes_supported: facts.responseTypesSupported.includes("token") ? ["query", "fragment"] : ["query"],
       grant_types_supported: facts.grantTypesSupported,
-      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+      token_endpoint_auth_methods_supported: authMethods,
+      // RFC 8414 §2: the JWS algorithms of private_key_jwt (RFC 7523), the same at every endpoint.
+      ...(signingAlgorithms.length > 0 ? { token_endpoint_auth_signing_alg_values_supported: signingAlgorithms } : {}),
       introspection_endpoint: issuer + paths.introspect,
-      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      introspection_endpoint_auth_methods_supported: authMethods.filter((method) => method !== "none"),
+      ...(signingAlgorithms.length > 0 ? { introspection_endpoint_auth_signing_alg_values_supported: signingAlgorithms } : {}),
       revocation_endpoint: issuer + paths.revoke,
-      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+      revocation_endpoint_auth_methods_supported: authMethods,
+      ...(signingAlgorithms.length > 0 ? { revocation_endpoint_auth_signing_alg_values_supported: signingAlgorithms } : {}),
       code_challenge_methods_supported: facts.codeChallengeMethodsSupported,
       // RFC 9207 §3: every authorization response carries iss.
       authorization_response_iss_parameter_supported: true,
@@ -420,13 +441,19 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * its Authorization header as call metadata, untouched, and the address the
    * request came from (request.ip: X-Forwarded-For only from trusted proxies).
    */
-  function clientCallOptions(request: FastifyRequest): { callOptions: CallOptions; usedBasic: boolean } {
+  function clientCallOptions(request: FastifyRequest, endpointUrl: string): { callOptions: CallOptions; usedBasic: boolean } {
     const authorization = request.headers.authorization;
-    const headers = { ...authz.forBrowser(request.ip).headers, ...tenantOf(request).rpcHeaders };
+    // RFC 7523 §3: a client assertion may name this endpoint's URL as its aud.
+    const headers: Record<string, string> = { ...authz.forBrowser(request.ip).headers, ...tenantOf(request).rpcHeaders, [ENDPOINT_URL_HEADER]: endpointUrl };
     if (authorization !== undefined) headers.authorization = authorization;
     return { callOptions: { headers }, usedBasic: authorization !== undefined && /^basic(?:\s|$)/i.test(authorization) };
   }
 };
+
+/** RFC 8693 §4.1 `act` as JSON: `{sub, act: {sub, ...}}`, from the RPC's nested Actor. */
+function actorClaim(actor: Actor): Record<string, unknown> {
+  return actor.act === undefined ? { sub: actor.sub } : { sub: actor.sub, act: actorClaim(actor.act) };
+}
 
 /** The metadata and JWKS documents take no parameters. */
 const NO_PARAMETERS = { type: "object", maxProperties: 0 } as const;

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { AttemptPolicy, Client, Lifetimes, ScopeDefinition, ServerPolicy, User } from "./oauth/model.js";
 import { checkRegisteredRedirectUri } from "./oauth/redirect-uri.js";
+import { SUPPORTED_ALGORITHMS, type SigningAlgorithm } from "./oauth/key-ring.js";
 import { loadConfigFile } from "../../startup/config-file.js";
 import { deepFreeze } from "../../startup/deep-freeze.js";
 import type { Environment } from "../../startup/environment.js";
@@ -14,6 +15,18 @@ import { secretReference as secretRef, type SecretReference as SecretRef } from 
 import { createSecretResolver } from "../../startup/secret-resolver.js";
 import { validateConfig } from "../../startup/validate-config.js";
 import { DEFAULT_TENANT, TENANT_NAME, TENANT_NAME_MAX_LENGTH, TENANT_NAME_RULE, tenantIssuer } from "../../startup/tenant-name.js";
+import {
+  authenticatesWithoutSecret,
+  buildClientAssertionPolicy,
+  buildServiceAccountIssuers,
+  buildServiceClient,
+  clientAssertionsSchema,
+  fetchSchema,
+  FETCH_DEFAULTS,
+  serviceAccountIssuerSchema,
+  serviceClientSchema,
+  type FetchConfig,
+} from "./service-clients-config.js";
 
 export { ConfigError } from "../../startup/config-error.js";
 export type { Environment } from "../../startup/environment.js";
@@ -36,6 +49,12 @@ export interface AuthzConfig extends ServerPolicy {
   keyPrefix: string;
   /** JWK Set JSON with private keys; undefined: generate one at start (development only). */
   signingKeys: { jwks: string; activeKid: string | undefined; source: string } | undefined;
+  /**
+   * Self-rotating signing keys (authz.keyRotation); undefined: not configured.
+   * Operator keys (signingKeys) win over it. With neither, the memory store
+   * rotates with KEY_ROTATION_DEFAULTS and an ephemeral KEK (deps.ts).
+   */
+  keyRotation: KeyRotationConfig | undefined;
   /** The gateway's service credential; undefined: no caller may use the gateway-only RPCs. */
   serviceCredential: string | undefined;
   audience: string;
@@ -59,6 +78,8 @@ export interface AuthzConfig extends ServerPolicy {
   logLevel: string;
   /** OpenTelemetry trace export (OTLP/HTTP), from the OTEL_* variables; undefined: tracing off. */
   tracing: TracingConfig | undefined;
+  /** Limits of fetching clients' jwks_uri and clusters' key sets (services/authz/fetch/). */
+  fetch: FetchConfig;
   /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
   sources: readonly string[];
   /**
@@ -94,6 +115,28 @@ export interface AuthzOverload {
   redisCommandTimeoutMs: number;
 }
 
+/** authz.keyRotation: when and how self-rotating signing keys rotate (README, "Signing keys"). Durations in seconds. */
+export interface KeyRotationConfig {
+  /** The key-encryption key, 32 bytes as base64url; undefined: none configured (allowed on the memory store only: an ephemeral one). */
+  keyEncryptionKey: string | undefined;
+  /** Where the KEK came from ("env NAME" / "file PATH"), for the log. */
+  keyEncryptionKeySource: string | undefined;
+  algorithm: SigningAlgorithm;
+  rotateEverySeconds: number;
+  publishAheadSeconds: number;
+  retireMarginSeconds: number;
+  heartbeatSeconds: number;
+}
+
+/** authz.keyRotation's defaults: a new key every 30 days, published a day ahead, read every 10 s. */
+export const KEY_ROTATION_DEFAULTS = {
+  algorithm: "ES256",
+  rotateEverySeconds: 30 * 86_400,
+  publishAheadSeconds: 86_400,
+  retireMarginSeconds: 600,
+  heartbeatSeconds: 10,
+} as const satisfies Partial<KeyRotationConfig>;
+
 export type RedisConfig = (
   | { kind: "url"; url: string }
   | { kind: "sentinel"; name: string; sentinels: Array<{ host: string; port: number }>; password: string | undefined; sentinelPassword: string | undefined }
@@ -111,6 +154,22 @@ const seconds = z.number().int().positive();
 const hostPort = z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
 const SECRET_HASH = /^sha256:[A-Za-z0-9_-]{43}$/;
 
+/** The gateway's JWKS cache (gateway/plugins/oauth-routes.ts) is 30 s; a key published for less could meet a verifier that has not seen it. */
+const MIN_PUBLISH_AHEAD_SECONDS = 60;
+
+const keyRotationSchema = z.strictObject({
+  keyEncryptionKey: secretRef.optional(),
+  algorithm: z.enum(SUPPORTED_ALGORITHMS).default(KEY_ROTATION_DEFAULTS.algorithm),
+  rotateEverySeconds: seconds.default(KEY_ROTATION_DEFAULTS.rotateEverySeconds),
+  publishAheadSeconds: z
+    .number()
+    .int()
+    .min(MIN_PUBLISH_AHEAD_SECONDS, `must be at least ${MIN_PUBLISH_AHEAD_SECONDS}: longer than any cache of the JWKS should live (the gateway's is 30 s)`)
+    .default(KEY_ROTATION_DEFAULTS.publishAheadSeconds),
+  retireMarginSeconds: z.number().int().min(0).default(KEY_ROTATION_DEFAULTS.retireMarginSeconds),
+  heartbeatSeconds: z.number().int().min(1).max(3_600).default(KEY_ROTATION_DEFAULTS.heartbeatSeconds),
+});
+
 const scopeSchema = z.strictObject({
   name: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "must be a scope-token (RFC 6749 §3.3): printable ASCII, no space, quote or backslash"),
   description: z.string().min(1),
@@ -127,12 +186,15 @@ const clientSchema = z.strictObject({
   redirectUris: z.array(z.string()).default([]),
   scopes: z.array(z.string()).default([]),
   defaultScopes: z.array(z.string()).default([]),
-  grantTypes: z.array(z.enum(["authorization_code", "refresh_token"])).default(["authorization_code", "refresh_token"]),
+  grantTypes: z
+    .array(z.enum(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]))
+    .default(["authorization_code", "refresh_token"]),
   responseTypes: z.array(z.enum(["code", "token"])).default(["code"]),
   pkce: z.strictObject({ required: z.boolean().default(true), allowPlain: z.boolean().default(false) }).default({ required: true, allowPlain: false }),
   refreshGraceSeconds: z.number().int().min(0).max(300).default(0),
   firstParty: z.boolean().default(false),
   introspectAnyToken: z.boolean().default(false),
+  service: serviceClientSchema.optional(),
 });
 
 const userSchema = z.strictObject({
@@ -219,12 +281,15 @@ const fileSchema = z.strictObject({
       redis: redisSchema.optional(),
       keyPrefix: z.string().regex(/^[^{}\s]*$/, "must not contain braces or spaces").default("gatehouse:"),
       signingKeys: signingKeysSchema.optional(),
+      keyRotation: keyRotationSchema.optional(),
       serviceCredential: secretRef.optional(),
       audience: z.string().min(1).optional(),
       drainTimeoutMs: z.number().int().min(0).max(120_000).default(10_000),
       revocationHeartbeatSeconds: z.number().int().min(1).max(60).default(5),
       rpc: z.strictObject({ fastPath: z.boolean().default(true) }).default({ fastPath: true }),
       overload: overloadSchema.default(OVERLOAD_DEFAULTS),
+      clientAssertions: clientAssertionsSchema,
+      fetch: fetchSchema,
     })
     .default({ host: "127.0.0.1", port: 50051, keyPrefix: "gatehouse:", drainTimeoutMs: 10_000, revocationHeartbeatSeconds: 5, rpc: { fastPath: true }, overload: OVERLOAD_DEFAULTS }),
   lifetimes: lifetimesSchema.default(LIFETIME_DEFAULTS),
@@ -232,6 +297,7 @@ const fileSchema = z.strictObject({
   scopes: z.array(scopeSchema).default([]),
   clients: z.array(clientSchema).default([]),
   users: z.array(userSchema).default([]),
+  serviceAccountIssuers: z.array(serviceAccountIssuerSchema).default([]),
   tenants: z.array(tenantSchema).default([]),
   // The gateway's sections: validated by the gateway.
   gateway: z.unknown().optional(),
@@ -242,9 +308,11 @@ const fileSchema = z.strictObject({
 
 type ConfigFile = z.infer<typeof fileSchema>;
 /** A file's valid parts; list entries that did not parse are holes. */
-type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "tenants" | "gateway" | "routes" | "allInOne"> & SalvagedDirectory & {
-  tenants: Array<ConfigFile["tenants"][number] | undefined>;
-};
+type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "serviceAccountIssuers" | "tenants" | "gateway" | "routes" | "allInOne"> &
+  SalvagedDirectory & {
+    serviceAccountIssuers: Array<ConfigFile["serviceAccountIssuers"][number] | undefined>;
+    tenants: Array<ConfigFile["tenants"][number] | undefined>;
+  };
 /** The clients, scopes and users of the top level or of one tenant. */
 interface SalvagedDirectory {
   scopes: Array<ConfigFile["scopes"][number] | undefined>;
@@ -288,6 +356,7 @@ function salvage(raw: unknown): SalvagedFile {
     scopes: salvageList(scopeSchema, record.scopes),
     clients: salvageList(clientSchema, record.clients),
     users: salvageList(userSchema, record.users),
+    serviceAccountIssuers: salvageList(serviceAccountIssuerSchema, record.serviceAccountIssuers),
     tenants: salvageList(tenantSchema, record.tenants),
   };
 }
@@ -298,7 +367,9 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
 
   const secrets = createSecretResolver(env, problems);
   const resolve = secrets.resolve;
-  const { scopes, clients, users } = buildDirectory(file, "", requireHttps, resolve, problems);
+  const serviceAccountIssuers = buildServiceAccountIssuers(file.serviceAccountIssuers, file.issuer);
+  const directoryContext = { requireHttps, resolve, serviceAccountIssuers };
+  const { scopes, clients, users } = buildDirectory(file, "", { ...directoryContext, audience: file.authz.audience ?? file.issuer }, problems);
 
   const authz = file.authz;
   const redis =
@@ -311,6 +382,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   }
 
   const signingKeys = buildSigningKeys(authz.signingKeys, "authz.signingKeys", resolve);
+  const keyRotation = buildKeyRotation(authz.keyRotation, redis !== undefined, resolve, problems);
   const lifetimes: Lifetimes = { ...file.lifetimes };
   checkLifetimes(lifetimes, "lifetimes", problems);
 
@@ -321,10 +393,10 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     // The default tenant is the top level; a tenant called so would have two issuers.
     if (tenant.name === DEFAULT_TENANT) problems.push(`${at}.name: ${JSON.stringify(DEFAULT_TENANT)} is the top level's tenant; choose another name`);
     if (tenants.has(tenant.name)) problems.push(`${at}.name: duplicate tenant ${JSON.stringify(tenant.name)} (its issuer would be another tenant's)`);
-    const directory = buildDirectory(tenant, `${at}.`, requireHttps, resolve, problems);
+    const issuer = tenantIssuer(file.issuer, tenant.name);
+    const directory = buildDirectory(tenant, `${at}.`, { ...directoryContext, audience: tenant.audience ?? issuer }, problems);
     const tenantLifetimes: Lifetimes = { ...(tenant.lifetimes ?? lifetimes) };
     if (tenant.lifetimes !== undefined) checkLifetimes(tenantLifetimes, `${at}.lifetimes`, problems);
-    const issuer = tenantIssuer(file.issuer, tenant.name);
     tenants.set(tenant.name, {
       name: tenant.name,
       issuer,
@@ -343,6 +415,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     redis,
     keyPrefix: authz.keyPrefix,
     signingKeys,
+    keyRotation,
     serviceCredential: authz.serviceCredential === undefined ? undefined : resolve(authz.serviceCredential, "authz.serviceCredential"),
     audience: authz.audience ?? file.issuer,
     lifetimes,
@@ -356,6 +429,13 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     revocationHeartbeatSeconds: authz.revocationHeartbeatSeconds,
     logLevel: logLevel(env, problems),
     tracing: tracingConfig(env, "gatehouse-authz", problems),
+    clientAssertions: buildClientAssertionPolicy(authz.clientAssertions),
+    serviceAccountIssuers,
+    fetch: {
+      ...FETCH_DEFAULTS,
+      ...(authz.fetch ?? {}),
+      trustedCa: authz.fetch?.trustedCa === undefined ? undefined : resolve(authz.fetch.trustedCa, "authz.fetch.trustedCa"),
+    },
     sources: secrets.sources(),
     tenants,
   });
@@ -385,10 +465,17 @@ function buildSigningKeys(
 function buildDirectory(
   file: SalvagedDirectory,
   prefix: string,
-  requireHttps: boolean,
-  resolve: (ref: SecretRef, path: string) => string | undefined,
+  context: {
+    requireHttps: boolean;
+    resolve: (ref: SecretRef, path: string) => string | undefined;
+    /** The deployment's service account issuers (serviceAccountIssuers), which any directory's service clients may name. */
+    serviceAccountIssuers: ReturnType<typeof buildServiceAccountIssuers>;
+    /** This directory's access token audience: a service client's default subject audience. */
+    audience: string;
+  },
   problems: string[],
 ): Pick<ServerPolicy, "scopes" | "clients" | "users"> {
+  const { requireHttps, resolve, serviceAccountIssuers } = context;
   const scopeNames = new Set<string>();
   file.scopes.forEach((scope, i) => {
     if (scope === undefined) return;
@@ -423,9 +510,15 @@ function buildDirectory(
       }
       return [value.slice("sha256:".length)];
     });
-    if (client.type === "confidential" && client.secretHashes.length === 0) {
+    if (client.type === "confidential" && client.secretHashes.length === 0 && !authenticatesWithoutSecret(client.service)) {
       problems.push(`${at}.secretHashes: a confidential client needs at least one secret hash`);
     }
+    const service = buildServiceClient(
+      client.service,
+      client,
+      { at, issuers: new Set(serviceAccountIssuers.map((cluster) => cluster.issuer)), defaultSubjectAudience: context.audience },
+      problems,
+    );
     if (client.type === "public") {
       if (client.secretHashes.length > 0) problems.push(`${at}.secretHashes: a public client has no secret (RFC 6749 §2.1)`);
       if (!client.pkce.required) problems.push(`${at}.pkce.required: public clients must use PKCE (RFC 9700 §2.1.1)`);
@@ -454,6 +547,7 @@ function buildDirectory(
       refreshGraceSeconds: client.refreshGraceSeconds,
       firstParty: client.firstParty,
       introspectAnyToken: client.introspectAnyToken,
+      ...(service === undefined ? {} : { service }),
     });
   });
 
@@ -469,6 +563,59 @@ function buildDirectory(
     clients,
     users,
   };
+}
+
+function buildKeyRotation(
+  rotation: SalvagedFile["authz"]["keyRotation"],
+  withRedis: boolean,
+  resolve: (ref: SecretRef, path: string) => string | undefined,
+  problems: string[],
+): KeyRotationConfig | undefined {
+  if (rotation === undefined) return undefined;
+  const at = "authz.keyRotation";
+  let keyEncryptionKey: string | undefined;
+  let keyEncryptionKeySource: string | undefined;
+  if (rotation.keyEncryptionKey === undefined) {
+    if (withRedis) {
+      problems.push(`${at}.keyEncryptionKey: required with Redis, where private signing keys are stored sealed under it; give { env: NAME } or { file: PATH } holding 32 random bytes (openssl rand -base64 32)`);
+    }
+  } else {
+    const ref = rotation.keyEncryptionKey;
+    const value = resolve(ref, `${at}.keyEncryptionKey`);
+    keyEncryptionKeySource = "env" in ref ? `env ${ref.env}` : `file ${ref.file}`;
+    if (value !== undefined) {
+      keyEncryptionKey = decodeKeyEncryptionKey(value);
+      if (keyEncryptionKey === undefined) {
+        problems.push(`${at}.keyEncryptionKey: the referenced value must be 32 random bytes in base64 (44 characters) or hex (64); make one with openssl rand -base64 32`);
+      }
+    }
+  }
+  if (rotation.publishAheadSeconds >= rotation.rotateEverySeconds) {
+    problems.push(`${at}.publishAheadSeconds: must be shorter than rotateEverySeconds (${rotation.rotateEverySeconds}), since each key is published ahead within its predecessor's term`);
+  }
+  if (rotation.heartbeatSeconds * 2 > rotation.publishAheadSeconds) {
+    problems.push(`${at}.heartbeatSeconds: must be at most half of publishAheadSeconds (${rotation.publishAheadSeconds}), so that every replica reads a new key well before it signs`);
+  }
+  return {
+    keyEncryptionKey,
+    keyEncryptionKeySource,
+    algorithm: rotation.algorithm,
+    rotateEverySeconds: rotation.rotateEverySeconds,
+    publishAheadSeconds: rotation.publishAheadSeconds,
+    retireMarginSeconds: rotation.retireMarginSeconds,
+    heartbeatSeconds: rotation.heartbeatSeconds,
+  };
+}
+
+/** 32 bytes as base64 / base64url (43 or 44 characters) or hex (64), returned as base64url; undefined otherwise. */
+function decodeKeyEncryptionKey(value: string): string | undefined {
+  const text = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex").toString("base64url");
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) {
+    const bytes = Buffer.from(text.replace(/\+/g, "-").replace(/\//g, "_").replace(/=$/, ""), "base64url");
+    if (bytes.length === 32) return bytes.toString("base64url");
+  }
+  return undefined;
 }
 
 function buildRedis(

@@ -4,8 +4,10 @@ import { createHealth, type Health } from "./health.js";
 import { createAuthorizationServer, type AuthorizationServer } from "./oauth/authorization-server.js";
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
-import { createKeyRing, generateDevelopmentJwks, type KeyRing } from "./oauth/key-ring.js";
+import type { KeyRing } from "./oauth/key-ring.js";
+import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
+import { createRemoteJwksFetcher } from "./fetch/remote-jwks-fetcher.js";
 import { createMemoryStores } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStores } from "./store/redis-store.js";
@@ -16,6 +18,7 @@ import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
 import { startTracing, type Tracing } from "../../startup/tracing.js";
 import { traceStore } from "./store/traced-store.js";
 import { createStepTracer, traceKeyRing } from "./traced-core.js";
+import { loadSigningKeys, signingKeySource, type SigningKeys } from "./signing-keys.js";
 
 /** Everything the authz service runs on; built once per process. */
 export interface AuthzDeps {
@@ -29,6 +32,8 @@ export interface AuthzDeps {
   readonly tracing: Tracing;
   /** The default tenant's authorization server over the configuration in force; handlers ask per call. */
   server(): AuthorizationServer;
+  /** Re-reads self-rotating signing keys now, as their heartbeat does (signing-keys.ts); nothing for static keys. */
+  refreshSigningKeys(): Promise<void>;
   /**
    * The authorization server of tenant `name` (DEFAULT_TENANT: the top
    * level's) over the configuration in force; undefined when no such tenant
@@ -62,8 +67,8 @@ export const AUTHZ_TRACER = "gatehouse-authz";
 
 /** One tenant as it runs: its server over its policy, keys and store. */
 interface RunningTenant {
-  readonly keys: KeyRing;
-  /** What the keys were built from (JSON), so that a reload that leaves them alone keeps them. */
+  readonly signing: SigningKeys;
+  /** What the keys were built from (signingKeySource), so that a reload that leaves them alone keeps them. */
   readonly keySource: string;
   readonly server: AuthorizationServer;
 }
@@ -86,48 +91,78 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
   const store = storeOf(undefined);
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
   // One pool for the process: every tenant's context (and every reload) draws from it.
-  const pooledRandom = createPooledRandom();
-  const buildTenant = (name: string, policy: ServerPolicy, keys: KeyRing, keySource: string): RunningTenant => {
-    const ctx: OAuthContext = {
-      policy,
-      store: name === DEFAULT_TENANT ? store : storeOf(name),
-      keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
-      clock,
-      random: overrides.random ?? pooledRandom,
-      sleep: overrides.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
-      trace: stepTracer,
-    };
-    return { keys, keySource, server: createAuthorizationServer(ctx) };
-  };
+  const random = overrides.random ?? createPooledRandom();
+  const sleep = overrides.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const ephemeralKek = createEphemeralKeyEncryptionKey();
+  /**
+   * The one place a tenant's signing keys are made (signing-keys.ts), from
+   * the tenant's own fields and in the tenant's own key space: operator keys
+   * (`signingKeys`, top level or per tenant) win; else keys that rotate
+   * themselves (authz.keyRotation, the deployment's setting) in the tenant's
+   * store; else a throwaway key.
+   */
+  const keyConfigOf = (policy: AuthzConfig, tenant: ServerPolicy & { signingKeys: AuthzConfig["signingKeys"] }) => ({
+    issuer: tenant.issuer,
+    signingKeys: tenant.signingKeys,
+    keyRotation: policy.keyRotation,
+    redis: policy.redis,
+    keyPrefix: policy.keyPrefix,
+    lifetimes: tenant.lifetimes,
+  });
+  const loadKeys = (name: string, keyConfig: ReturnType<typeof keyConfigOf>) =>
+    loadSigningKeys(keyConfig, { store: stores.forTenant(name === DEFAULT_TENANT ? undefined : name).signingKeys, log: log.child({ tenant: name }), clock, random, sleep, ephemeralKek });
   /**
    * Every tenant of `policy` (the top level as DEFAULT_TENANT), keeping the
-   * key rings of `previous` where what they were built from has not changed:
-   * a reload disturbs no tenant it does not touch (and keeps development keys).
+   * signing keys of `previous` where what they are built from has not changed:
+   * a reload disturbs no tenant it does not touch.
    */
   const build = async (policy: AuthzConfig, previous?: ReadonlyMap<string, RunningTenant>) => {
-    const entries: Array<[string, ServerPolicy, AuthzConfig["signingKeys"]]> = [
-      [DEFAULT_TENANT, policy, policy.signingKeys],
-      ...[...policy.tenants.values()].map((tenant): [string, TenantConfig, AuthzConfig["signingKeys"]] => [tenant.name, tenant, tenant.signingKeys]),
-    ];
+    // Clients' jwks_uri and clusters' key sets: fetched safely, cached per configuration (shared by the tenants).
+    const remoteJwks = createRemoteJwksFetcher({ ...policy.fetch, ca: policy.fetch.trustedCa, clock });
+    const entries: Array<[string, ServerPolicy & { signingKeys: AuthzConfig["signingKeys"] }]> = [[DEFAULT_TENANT, policy], ...[...policy.tenants.values()].map((tenant): [string, TenantConfig] => [tenant.name, tenant])];
     const tenants = new Map<string, RunningTenant>();
     const issuers = new Map<string, string>();
-    await Promise.all(
-      entries.map(async ([name, tenantPolicy, signingKeys]) => {
-        const keySource = JSON.stringify([tenantPolicy.issuer, signingKeys]);
-        const kept = previous?.get(name);
-        const keys = kept !== undefined && kept.keySource === keySource ? kept.keys : await loadKeyRing(name, tenantPolicy.issuer, signingKeys, log);
-        tenants.set(name, buildTenant(name, tenantPolicy, keys, keySource));
-        issuers.set(tenantPolicy.issuer, name);
-      }),
-    );
-    const throwaway = [...policy.tenants.values()].filter((tenant) => tenant.signingKeys === undefined).length;
-    if (throwaway > 0 && previous === undefined) {
-      log.warn({ tenants: throwaway }, "tenants without signingKeys got throwaway keys; tokens die with this process. Development only.");
+    const opened: SigningKeys[] = [];
+    try {
+      await Promise.all(
+        entries.map(async ([name, tenantPolicy]) => {
+          const keyConfig = keyConfigOf(policy, tenantPolicy);
+          const keySource = signingKeySource(keyConfig);
+          const kept = previous?.get(name);
+          let signing = kept?.signing;
+          if (kept === undefined || kept.keySource !== keySource) opened.push((signing = await loadKeys(name, keyConfig)));
+          const keys = signing!.ring;
+          const ctx: OAuthContext = {
+            policy: tenantPolicy,
+            store: name === DEFAULT_TENANT ? store : storeOf(name),
+            keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
+            clock,
+            random,
+            sleep,
+            trace: stepTracer,
+            remoteJwks,
+          };
+          tenants.set(name, { signing: signing!, keySource, server: createAuthorizationServer(ctx) });
+          issuers.set(tenantPolicy.issuer, name);
+        }),
+      );
+    } catch (error) {
+      // Keys that do not load (a wrong KEK) refuse the whole configuration; what was opened for it is released.
+      for (const signing of opened) signing.close();
+      throw error;
     }
     const defaultTenant = tenants.get(DEFAULT_TENANT)!;
-    return { config: policy, keys: defaultTenant.keys, server: defaultTenant.server, tenants, issuers };
+    return { config: policy, keys: defaultTenant.signing.ring, server: defaultTenant.server, tenants, issuers };
   };
-  let current = await build(config);
+  let current: Awaited<ReturnType<typeof build>>;
+  try {
+    current = await build(config);
+  } catch (error) {
+    // Keys that do not load fail the start; what was opened for them is released.
+    await stores.close();
+    await tracing.shutdown();
+    throw error;
+  }
   if (config.tenants.size > 0) log.info({ tenants: config.tenants.size + 1 }, "tenants loaded (the top level's and the named ones)");
 
   return {
@@ -145,6 +180,9 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     server: () => current.server,
     tenantServer: (name) => current.tenants.get(name)?.server,
     tenantOfIssuer: (issuer) => current.issuers.get(issuer),
+    refreshSigningKeys: async () => {
+      await Promise.all([...current.tenants.values()].map((tenant) => tenant.signing.refresh()));
+    },
     async reload(next) {
       const before = current.config;
       const needsRestart = [
@@ -160,13 +198,18 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       // What needs a restart keeps its running value until then. Tenants added,
       // changed or removed take effect here, for the next call; a removed
       // tenant's tokens are refused from now on (its server is gone).
+      const replaced = current.tenants;
       current = await build(
         { ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, overload: before.overload, tracing: before.tracing },
-        current.tenants,
+        replaced,
       );
+      // Keys no tenant uses any more (rebuilt, or of a removed tenant) stop their heartbeat.
+      const inUse = new Set([...current.tenants.values()].map((tenant) => tenant.signing));
+      for (const tenant of replaced.values()) if (!inUse.has(tenant.signing)) tenant.signing.close();
       return { needsRestart };
     },
     async close() {
+      for (const tenant of current.tenants.values()) tenant.signing.close();
       await stores.close();
       await tracing.shutdown(); // exports what is buffered
     },
@@ -182,25 +225,4 @@ async function createStores(config: AuthzConfig, log: Logger, clock: Clock): Pro
   client.on("error", (error: Error) => log.warn({ err: { message: error.message } }, "redis connection error"));
   if (!(await waitUntilReady(client, 5_000))) log.warn("redis is not reachable yet; calls answer Unavailable until it is");
   return createRedisStores({ client, clock, keyPrefix: config.keyPrefix, replicaAckTimeoutMs: config.redis.replicaAckTimeoutMs });
-}
-
-/**
- * The one place a tenant's key ring is made (issue 11: keys per tenant).
- * Operator-supplied keys (`signingKeys`, top level or per tenant) win;
- * without them, a throwaway key. This is the seam where keys that rotate
- * themselves (built from the store) come in for tenants without `signingKeys`.
- */
-async function loadKeyRing(tenant: string, issuer: string, signingKeys: AuthzConfig["signingKeys"], log: Logger): Promise<KeyRing> {
-  if (signingKeys !== undefined) {
-    const ring = await createKeyRing({ jwks: signingKeys.jwks, activeKid: signingKeys.activeKid, issuer });
-    log.info({ tenant, activeKid: ring.activeKid, keys: ring.publicJwks.keys.length, source: signingKeys.source }, "signing keys loaded");
-    return ring;
-  }
-  const ring = await createKeyRing({ jwks: await generateDevelopmentJwks(), activeKid: undefined, issuer });
-  // Said once for the top level; a named tenant's (there may be a thousand) at debug, counted by build().
-  (tenant === DEFAULT_TENANT ? log.warn.bind(log) : log.debug.bind(log))(
-    { tenant, activeKid: ring.activeKid },
-    "no signing keys configured (authz.signingKeys): generated a throwaway key; tokens die with this process and replicas cannot verify each other's. Development only.",
-  );
-  return ring;
 }

@@ -440,8 +440,10 @@ export async function checkGatehouseConfigs(rendered: Rendered): Promise<string[
 
     if (loaded.authz !== undefined) {
       const config = loaded.authz;
-      if (config.signingKeys === undefined) problems.push(`${at}: no signing keys: each replica would sign with a throwaway key of its own`);
-      else {
+      if (config.signingKeys === undefined) {
+        // Self-rotating keys are shared through Redis; config.ts already refuses them on Redis without a KEK.
+        if (config.keyRotation === undefined) problems.push(`${at}: no signing keys (authz.signingKeys or authz.keyRotation): each replica would sign with a throwaway key of its own`);
+      } else {
         try {
           await createKeyRing({ jwks: config.signingKeys.jwks, activeKid: config.signingKeys.activeKid, issuer: config.issuer });
         } catch (error) {

@@ -142,8 +142,15 @@ describe("token endpoint errors (RFC 6749 §5.2)", () => {
     });
   });
 
-  it("unsupported_grant_type: password, client_credentials and made-up grants", async () => {
-    for (const grantType of ["password", "client_credentials", "urn:example:made-up"]) {
+  it("unauthorized_client: client_credentials (RFC 6749 §4.4) for a client not registered for it", async () => {
+    await expectOAuthError(await post("/oauth2/token", { grant_type: "client_credentials" }, basic("web", SECRETS.web).headers), {
+      status: 400,
+      error: "unauthorized_client",
+    });
+  });
+
+  it("unsupported_grant_type: password and made-up grants", async () => {
+    for (const grantType of ["password", "urn:example:made-up"]) {
       await expectOAuthError(await post("/oauth2/token", { grant_type: grantType }, basic("web", SECRETS.web).headers), {
         status: 400,
         error: "unsupported_grant_type",

@@ -16,6 +16,7 @@ describe("RFC 8414 metadata and JWKS", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
     expect(response.headers.get("access-control-allow-origin")).toBe("*");
+    const ASYMMETRIC = ["ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"];
     expect(await response.json()).toEqual({
       issuer: stack.issuer,
       authorization_endpoint: `${stack.issuer}/oauth2/authorize`,
@@ -26,11 +27,15 @@ describe("RFC 8414 metadata and JWKS", () => {
       response_types_supported: ["code", "token"],
       response_modes_supported: ["query", "fragment"],
       grant_types_supported: ["authorization_code", "refresh_token", "implicit"],
-      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+      // RFC 7523 §2.2 private_key_jwt, with asymmetric algorithms only (never none or HMAC), at every endpoint.
+      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+      token_endpoint_auth_signing_alg_values_supported: ASYMMETRIC,
       introspection_endpoint: `${stack.issuer}/oauth2/introspect`,
-      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+      introspection_endpoint_auth_signing_alg_values_supported: ASYMMETRIC,
       revocation_endpoint: `${stack.issuer}/oauth2/revoke`,
-      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "none"],
+      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+      revocation_endpoint_auth_signing_alg_values_supported: ASYMMETRIC,
       code_challenge_methods_supported: ["S256", "plain"],
       authorization_response_iss_parameter_supported: true,
     });

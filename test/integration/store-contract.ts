@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CodeGrant, RefreshFamily, Revocation, Store } from "../../services/authz/oauth/store.js";
+import type { SigningKeySet, StoredSigningKey } from "../../services/authz/oauth/signing-key-store.js";
 
 /** A store under test, with a way to move time: the clock for memory, the clock and real time for Redis TTLs. */
 export interface StoreUnderTest {
@@ -263,6 +264,79 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         expect(counts.map((c) => c.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
         await s.advance(1_200);
         expect((await s.store.attempts.get(key)).count).toBe(0);
+      });
+    });
+
+    describe("signing key sets (one per key space)", () => {
+      const storedKey = (kid: string): StoredSigningKey => ({
+        kid,
+        alg: "ES256",
+        createdAt: s.now(),
+        activatesAt: s.now() + 1_000,
+        publicJwk: { kty: "EC", crv: "P-256", x: "x", y: "y", kid, alg: "ES256", use: "sig" },
+        sealedPrivateJwk: `v1.kek.iv.tag.${kid}`,
+      });
+      const next = (current: SigningKeySet | undefined, kid: string): SigningKeySet => ({
+        generation: (current?.generation ?? 0) + 1,
+        keys: [...(current?.keys ?? []), storedKey(kid)],
+      });
+
+      it("are written by compare-and-set on the generation and read back", async () => {
+        const before = await s.store.signingKeys.read();
+        const written = next(before, unique("k"));
+        expect(await s.store.signingKeys.replace(before?.generation ?? 0, written, 60_000)).toEqual({ kind: "written", set: written });
+        expect(await s.store.signingKeys.read()).toEqual(written);
+      });
+      it("a write from a generation that is not the stored one is a conflict that returns the stored set", async () => {
+        const current = await s.store.signingKeys.read();
+        const stale = { generation: current!.generation, keys: [storedKey(unique("k"))] };
+        expect(await s.store.signingKeys.replace(current!.generation - 1, stale, 60_000)).toEqual({ kind: "conflict", set: current });
+        expect(await s.store.signingKeys.read()).toEqual(current);
+      });
+      it("of 10 concurrent writes from one generation exactly one is written; the others see the winner's set", async () => {
+        const current = await s.store.signingKeys.read();
+        const attempts = Array.from({ length: 10 }, () => next(current, unique("k")));
+        const results = await Promise.all(attempts.map((set) => s.store.signingKeys.replace(current?.generation ?? 0, set, 60_000)));
+        const winners = results.filter((r) => r.kind === "written");
+        expect(winners).toHaveLength(1);
+        for (const loser of results.filter((r) => r.kind === "conflict")) expect(loser.set).toEqual(winners[0]!.set);
+        expect(await s.store.signingKeys.read()).toEqual(winners[0]!.set);
+      });
+      it("a write that does not name the next generation is refused", async () => {
+        const current = await s.store.signingKeys.read();
+        await expect(s.store.signingKeys.replace(current!.generation, { ...current!, generation: current!.generation + 2 }, 60_000)).rejects.toThrow(/must be generation/);
+      });
+      it("of 10 concurrent claims of a slot exactly one wins until the claim expires; slots are independent", async () => {
+        const slot = unique("slot");
+        const claims = await Promise.all(Array.from({ length: 10 }, () => s.store.signingKeys.claim(slot, 200)));
+        expect(claims.filter(Boolean)).toHaveLength(1);
+        expect(await s.store.signingKeys.claim(unique("slot"), 200)).toBe(true);
+        expect(await s.store.signingKeys.claim(slot, 200)).toBe(false);
+        await s.advance(300);
+        expect(await s.store.signingKeys.claim(slot, 200)).toBe(true);
+      });
+      it("expire when not rewritten within their TTL", async () => {
+        const current = await s.store.signingKeys.read();
+        const written = next(current, unique("k"));
+        await s.store.signingKeys.replace(current!.generation, written, 200);
+        await s.advance(300);
+        expect(await s.store.signingKeys.read()).toBeUndefined();
+        // Gone means generation 0 again: the next write starts over.
+        expect((await s.store.signingKeys.replace(0, { generation: 1, keys: written.keys }, 60_000)).kind).toBe("written");
+      });
+    });
+
+    describe("client assertions (RFC 7523 §3: jti single use)", () => {
+      it("RFC 7523 §3: a jti is used once until the assertion expires; of concurrent uses exactly one wins; then it is forgotten", async () => {
+        const jti = unique("jti-");
+        const expiresAt = s.now() + 1_000;
+        const uses = await Promise.all(Array.from({ length: 10 }, () => s.store.clientAssertions.use("svc", jti, expiresAt)));
+        expect(uses.filter(Boolean)).toHaveLength(1);
+        expect(await s.store.clientAssertions.use("svc", jti, expiresAt)).toBe(false);
+        // Another client's assertion with the same jti is another assertion.
+        expect(await s.store.clientAssertions.use("other-svc", jti, expiresAt)).toBe(true);
+        await s.advance(1_200);
+        expect(await s.store.clientAssertions.use("svc", jti, s.now() + 1_000)).toBe(true);
       });
     });
 

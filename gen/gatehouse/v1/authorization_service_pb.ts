@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gatehouse/v1/authorization_service.proto.
  */
 export const file_gatehouse_v1_authorization_service: GenFile = /*@__PURE__*/
-  fileDesc("CihnYXRlaG91c2UvdjEvYXV0aG9yaXphdGlvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiuAEKEEF1dGhvcml6ZVJlcXVlc3QSFQoNcmVzcG9uc2VfdHlwZRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSFAoMcmVkaXJlY3RfdXJpGAMgASgJEg0KBXNjb3BlGAQgASgJEg0KBXN0YXRlGAUgASgJEhYKDmNvZGVfY2hhbGxlbmdlGAYgASgJEh0KFWNvZGVfY2hhbGxlbmdlX21ldGhvZBgHIAEoCRIPCgdzdWJqZWN0GAggASgJIjUKEFNjb3BlRGVzY3JpcHRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSLaAQoRQXV0aG9yaXplUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSEwoLY2xpZW50X25hbWUYAyABKAkSLgoGc2NvcGVzGAQgAygLMh4uZ2F0ZWhvdXNlLnYxLlNjb3BlRGVzY3JpcHRpb24SFAoMcmVkaXJlY3RfdXJpGAUgASgJEhMKC2ZpcnN0X3BhcnR5GAYgASgIEhoKEmNvbnNlbnRfcmVtZW1iZXJlZBgHIAEoCBISCgpleHBpcmVzX2luGAggASgDInMKDURlY2lkZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxIQCghhcHByb3ZlZBgEIAEoCBIYChByZW1lbWJlcl9jb25zZW50GAUgASgIIiYKDkRlY2lkZVJlc3BvbnNlEhQKDHJlZGlyZWN0X3VybBgBIAEoCSJuCghUb2tlblNldBIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRISCgpleHBpcmVzX2luGAMgASgDEhUKDXJlZnJlc2hfdG9rZW4YBCABKAkSDQoFc2NvcGUYBSABKAkiegoTRXhjaGFuZ2VDb2RlUmVxdWVzdBIMCgRjb2RlGAEgASgJEhQKDHJlZGlyZWN0X3VyaRgCIAEoCRIVCg1jb2RlX3ZlcmlmaWVyGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJIj0KFEV4Y2hhbmdlQ29kZVJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0ImAKDlJlZnJlc2hSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkiOAoPUmVmcmVzaFJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0ImUKEUludHJvc3BlY3RSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCSLfAQoSSW50cm9zcGVjdFJlc3BvbnNlEg4KBmFjdGl2ZRgBIAEoCBINCgVzY29wZRgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSEAoIdXNlcm5hbWUYBCABKAkSEgoKdG9rZW5fdHlwZRgFIAEoCRILCgNleHAYBiABKAMSCwoDaWF0GAcgASgDEgsKA3N1YhgIIAEoCRILCgNhdWQYCSADKAkSCwoDaXNzGAogASgJEgsKA2p0aRgLIAEoCRIRCglhdXRoX3RpbWUYDCABKAMSEAoIZ3JhbnRfaWQYDSABKAkiYQoNUmV2b2tlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIXCg90b2tlbl90eXBlX2hpbnQYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkiEAoOUmV2b2tlUmVzcG9uc2UiEAoOR2V0Sndrc1JlcXVlc3QiJAoPR2V0Sndrc1Jlc3BvbnNlEhEKCWp3a3NfanNvbhgBIAEoCSIUChJHZXRNZXRhZGF0YVJlcXVlc3QiqgEKE0dldE1ldGFkYXRhUmVzcG9uc2USDgoGaXNzdWVyGAEgASgJEhgKEHNjb3Blc19zdXBwb3J0ZWQYAiADKAkSIAoYcmVzcG9uc2VfdHlwZXNfc3VwcG9ydGVkGAMgAygJEh0KFWdyYW50X3R5cGVzX3N1cHBvcnRlZBgEIAMoCRIoCiBjb2RlX2NoYWxsZW5nZV9tZXRob2RzX3N1cHBvcnRlZBgFIAMoCSIZChdXYXRjaFJldm9jYXRpb25zUmVxdWVzdCKxAQoYV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlEi4KCnN1YnNjcmliZWQYASABKAsyGC5nYXRlaG91c2UudjEuU3Vic2NyaWJlZEgAEi4KCnJldm9jYXRpb24YAiABKAsyGC5nYXRlaG91c2UudjEuUmV2b2NhdGlvbkgAEiwKCWhlYXJ0YmVhdBgDIAEoCzIXLmdhdGVob3VzZS52MS5IZWFydGJlYXRIAEIHCgVldmVudCIoCgpTdWJzY3JpYmVkEhoKEmhlYXJ0YmVhdF9pbnRlcnZhbBgBIAEoAyJJCgpSZXZvY2F0aW9uEg0KA2p0aRgBIAEoCUgAEhIKCGdyYW50X2lkGAIgASgJSAASDgoGdGVuYW50GAMgASgJQggKBnRhcmdldCILCglIZWFydGJlYXQy3wUKFEF1dGhvcml6YXRpb25TZXJ2aWNlEkwKCUF1dGhvcml6ZRIeLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXF1ZXN0Gh8uZ2F0ZWhvdXNlLnYxLkF1dGhvcml6ZVJlc3BvbnNlEkMKBkRlY2lkZRIbLmdhdGVob3VzZS52MS5EZWNpZGVSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkRlY2lkZVJlc3BvbnNlElUKDEV4Y2hhbmdlQ29kZRIhLmdhdGVob3VzZS52MS5FeGNoYW5nZUNvZGVSZXF1ZXN0GiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlQ29kZVJlc3BvbnNlEkYKB1JlZnJlc2gSHC5nYXRlaG91c2UudjEuUmVmcmVzaFJlcXVlc3QaHS5nYXRlaG91c2UudjEuUmVmcmVzaFJlc3BvbnNlEk8KCkludHJvc3BlY3QSHy5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlcXVlc3QaIC5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlc3BvbnNlEkMKBlJldm9rZRIbLmdhdGVob3VzZS52MS5SZXZva2VSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLlJldm9rZVJlc3BvbnNlEkYKB0dldEp3a3MSHC5nYXRlaG91c2UudjEuR2V0Sndrc1JlcXVlc3QaHS5nYXRlaG91c2UudjEuR2V0Sndrc1Jlc3BvbnNlElIKC0dldE1ldGFkYXRhEiAuZ2F0ZWhvdXNlLnYxLkdldE1ldGFkYXRhUmVxdWVzdBohLmdhdGVob3VzZS52MS5HZXRNZXRhZGF0YVJlc3BvbnNlEmMKEFdhdGNoUmV2b2NhdGlvbnMSJS5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QaJi5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlMAFiBnByb3RvMw");
+  fileDesc("CihnYXRlaG91c2UvdjEvYXV0aG9yaXphdGlvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiuAEKEEF1dGhvcml6ZVJlcXVlc3QSFQoNcmVzcG9uc2VfdHlwZRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSFAoMcmVkaXJlY3RfdXJpGAMgASgJEg0KBXNjb3BlGAQgASgJEg0KBXN0YXRlGAUgASgJEhYKDmNvZGVfY2hhbGxlbmdlGAYgASgJEh0KFWNvZGVfY2hhbGxlbmdlX21ldGhvZBgHIAEoCRIPCgdzdWJqZWN0GAggASgJIjUKEFNjb3BlRGVzY3JpcHRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSLaAQoRQXV0aG9yaXplUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSEwoLY2xpZW50X25hbWUYAyABKAkSLgoGc2NvcGVzGAQgAygLMh4uZ2F0ZWhvdXNlLnYxLlNjb3BlRGVzY3JpcHRpb24SFAoMcmVkaXJlY3RfdXJpGAUgASgJEhMKC2ZpcnN0X3BhcnR5GAYgASgIEhoKEmNvbnNlbnRfcmVtZW1iZXJlZBgHIAEoCBISCgpleHBpcmVzX2luGAggASgDInMKDURlY2lkZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxIQCghhcHByb3ZlZBgEIAEoCBIYChByZW1lbWJlcl9jb25zZW50GAUgASgIIiYKDkRlY2lkZVJlc3BvbnNlEhQKDHJlZGlyZWN0X3VybBgBIAEoCSKJAQoIVG9rZW5TZXQSFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoAxIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEg0KBXNjb3BlGAUgASgJEhkKEWlzc3VlZF90b2tlbl90eXBlGAYgASgJIrMBChNFeGNoYW5nZUNvZGVSZXF1ZXN0EgwKBGNvZGUYASABKAkSFAoMcmVkaXJlY3RfdXJpGAIgASgJEhUKDWNvZGVfdmVyaWZpZXIYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNsaWVudF9zZWNyZXQYBSABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAYgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YByABKAkiPQoURXhjaGFuZ2VDb2RlUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQimQEKDlJlZnJlc2hSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiOAoPUmVmcmVzaFJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0Ip4BChFJbnRyb3NwZWN0UmVxdWVzdBINCgV0b2tlbhgBIAEoCRIXCg90b2tlbl90eXBlX2hpbnQYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkigQIKEkludHJvc3BlY3RSZXNwb25zZRIOCgZhY3RpdmUYASABKAgSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEhIKCnRva2VuX3R5cGUYBSABKAkSCwoDZXhwGAYgASgDEgsKA2lhdBgHIAEoAxILCgNzdWIYCCABKAkSCwoDYXVkGAkgAygJEgsKA2lzcxgKIAEoCRILCgNqdGkYCyABKAkSEQoJYXV0aF90aW1lGAwgASgDEhAKCGdyYW50X2lkGA0gASgJEiAKA2FjdBgOIAEoCzITLmdhdGVob3VzZS52MS5BY3RvciI2CgVBY3RvchILCgNzdWIYASABKAkSIAoDYWN0GAIgASgLMhMuZ2F0ZWhvdXNlLnYxLkFjdG9yIpoBCg1SZXZva2VSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYBSABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgGIAEoCSIQCg5SZXZva2VSZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCIkCg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJIhQKEkdldE1ldGFkYXRhUmVxdWVzdCKTAgoTR2V0TWV0YWRhdGFSZXNwb25zZRIOCgZpc3N1ZXIYASABKAkSGAoQc2NvcGVzX3N1cHBvcnRlZBgCIAMoCRIgChhyZXNwb25zZV90eXBlc19zdXBwb3J0ZWQYAyADKAkSHQoVZ3JhbnRfdHlwZXNfc3VwcG9ydGVkGAQgAygJEigKIGNvZGVfY2hhbGxlbmdlX21ldGhvZHNfc3VwcG9ydGVkGAUgAygJEi0KJXRva2VuX2VuZHBvaW50X2F1dGhfbWV0aG9kc19zdXBwb3J0ZWQYBiADKAkSOAowdG9rZW5fZW5kcG9pbnRfYXV0aF9zaWduaW5nX2FsZ192YWx1ZXNfc3VwcG9ydGVkGAcgAygJIp4BChhDbGllbnRDcmVkZW50aWFsc1JlcXVlc3QSDQoFc2NvcGUYASABKAkSEAoIcmVzb3VyY2UYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiQgoZQ2xpZW50Q3JlZGVudGlhbHNSZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmdhdGVob3VzZS52MS5Ub2tlblNldCKsAgoURXhjaGFuZ2VUb2tlblJlcXVlc3QSFQoNc3ViamVjdF90b2tlbhgBIAEoCRIaChJzdWJqZWN0X3Rva2VuX3R5cGUYAiABKAkSEwoLYWN0b3JfdG9rZW4YAyABKAkSGAoQYWN0b3JfdG9rZW5fdHlwZRgEIAEoCRIcChRyZXF1ZXN0ZWRfdG9rZW5fdHlwZRgFIAEoCRIQCghyZXNvdXJjZRgGIAEoCRIQCghhdWRpZW5jZRgHIAEoCRINCgVzY29wZRgIIAEoCRIRCgljbGllbnRfaWQYCSABKAkSFQoNY2xpZW50X3NlY3JldBgKIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYCyABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgMIAEoCSI+ChVFeGNoYW5nZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQiGQoXV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QisQEKGFdhdGNoUmV2b2NhdGlvbnNSZXNwb25zZRIuCgpzdWJzY3JpYmVkGAEgASgLMhguZ2F0ZWhvdXNlLnYxLlN1YnNjcmliZWRIABIuCgpyZXZvY2F0aW9uGAIgASgLMhguZ2F0ZWhvdXNlLnYxLlJldm9jYXRpb25IABIsCgloZWFydGJlYXQYAyABKAsyFy5nYXRlaG91c2UudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiKAoKU3Vic2NyaWJlZBIaChJoZWFydGJlYXRfaW50ZXJ2YWwYASABKAMiSQoKUmV2b2NhdGlvbhINCgNqdGkYASABKAlIABISCghncmFudF9pZBgCIAEoCUgAEg4KBnRlbmFudBgDIAEoCUIICgZ0YXJnZXQiCwoJSGVhcnRiZWF0Mp8HChRBdXRob3JpemF0aW9uU2VydmljZRJMCglBdXRob3JpemUSHi5nYXRlaG91c2UudjEuQXV0aG9yaXplUmVxdWVzdBofLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXNwb25zZRJDCgZEZWNpZGUSGy5nYXRlaG91c2UudjEuRGVjaWRlUmVxdWVzdBocLmdhdGVob3VzZS52MS5EZWNpZGVSZXNwb25zZRJVCgxFeGNoYW5nZUNvZGUSIS5nYXRlaG91c2UudjEuRXhjaGFuZ2VDb2RlUmVxdWVzdBoiLmdhdGVob3VzZS52MS5FeGNoYW5nZUNvZGVSZXNwb25zZRJGCgdSZWZyZXNoEhwuZ2F0ZWhvdXNlLnYxLlJlZnJlc2hSZXF1ZXN0Gh0uZ2F0ZWhvdXNlLnYxLlJlZnJlc2hSZXNwb25zZRJPCgpJbnRyb3NwZWN0Eh8uZ2F0ZWhvdXNlLnYxLkludHJvc3BlY3RSZXF1ZXN0GiAuZ2F0ZWhvdXNlLnYxLkludHJvc3BlY3RSZXNwb25zZRJDCgZSZXZva2USGy5nYXRlaG91c2UudjEuUmV2b2tlUmVxdWVzdBocLmdhdGVob3VzZS52MS5SZXZva2VSZXNwb25zZRJGCgdHZXRKd2tzEhwuZ2F0ZWhvdXNlLnYxLkdldEp3a3NSZXF1ZXN0Gh0uZ2F0ZWhvdXNlLnYxLkdldEp3a3NSZXNwb25zZRJSCgtHZXRNZXRhZGF0YRIgLmdhdGVob3VzZS52MS5HZXRNZXRhZGF0YVJlcXVlc3QaIS5nYXRlaG91c2UudjEuR2V0TWV0YWRhdGFSZXNwb25zZRJkChFDbGllbnRDcmVkZW50aWFscxImLmdhdGVob3VzZS52MS5DbGllbnRDcmVkZW50aWFsc1JlcXVlc3QaJy5nYXRlaG91c2UudjEuQ2xpZW50Q3JlZGVudGlhbHNSZXNwb25zZRJYCg1FeGNoYW5nZVRva2VuEiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlVG9rZW5SZXF1ZXN0GiMuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlVG9rZW5SZXNwb25zZRJjChBXYXRjaFJldm9jYXRpb25zEiUuZ2F0ZWhvdXNlLnYxLldhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0GiYuZ2F0ZWhvdXNlLnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZTABYgZwcm90bzM");
 
 /**
  * AuthorizeRequest carries the authorization request's parameters
@@ -258,6 +258,13 @@ export type TokenSet = Message<"gatehouse.v1.TokenSet"> & {
    * @generated from field: string scope = 5;
    */
   scope: string;
+
+  /**
+   * RFC 8693 §2.2.1 issued_token_type; empty outside token exchange.
+   *
+   * @generated from field: string issued_token_type = 6;
+   */
+  issuedTokenType: string;
 };
 
 /**
@@ -298,6 +305,19 @@ export type ExchangeCodeRequest = Message<"gatehouse.v1.ExchangeCodeRequest"> & 
    * @generated from field: string client_secret = 5;
    */
   clientSecret: string;
+
+  /**
+   * RFC 7523 §2.2 (private_key_jwt): client_assertion_type and the signed
+   * client_assertion, instead of client_secret.
+   *
+   * @generated from field: string client_assertion_type = 6;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 7;
+   */
+  clientAssertion: string;
 };
 
 /**
@@ -352,6 +372,19 @@ export type RefreshRequest = Message<"gatehouse.v1.RefreshRequest"> & {
    * @generated from field: string client_secret = 4;
    */
   clientSecret: string;
+
+  /**
+   * RFC 7523 §2.2 (private_key_jwt): client_assertion_type and the signed
+   * client_assertion, instead of client_secret.
+   *
+   * @generated from field: string client_assertion_type = 5;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 6;
+   */
+  clientAssertion: string;
 };
 
 /**
@@ -405,6 +438,19 @@ export type IntrospectRequest = Message<"gatehouse.v1.IntrospectRequest"> & {
    * @generated from field: string client_secret = 4;
    */
   clientSecret: string;
+
+  /**
+   * RFC 7523 §2.2 (private_key_jwt): client_assertion_type and the signed
+   * client_assertion, instead of client_secret.
+   *
+   * @generated from field: string client_assertion_type = 5;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 6;
+   */
+  clientAssertion: string;
 };
 
 /**
@@ -488,6 +534,14 @@ export type IntrospectResponse = Message<"gatehouse.v1.IntrospectResponse"> & {
    * @generated from field: string grant_id = 13;
    */
   grantId: string;
+
+  /**
+   * RFC 8693 §4.1: the acting party of a delegated token (token exchange),
+   * the earlier actors nested; absent for tokens nobody acts on.
+   *
+   * @generated from field: gatehouse.v1.Actor act = 14;
+   */
+  act?: Actor | undefined;
 };
 
 /**
@@ -496,6 +550,30 @@ export type IntrospectResponse = Message<"gatehouse.v1.IntrospectResponse"> & {
  */
 export const IntrospectResponseSchema: GenMessage<IntrospectResponse> = /*@__PURE__*/
   messageDesc(file_gatehouse_v1_authorization_service, 11);
+
+/**
+ * Actor is an RFC 8693 §4.1 `act` claim: who acts, and before them whom.
+ *
+ * @generated from message gatehouse.v1.Actor
+ */
+export type Actor = Message<"gatehouse.v1.Actor"> & {
+  /**
+   * @generated from field: string sub = 1;
+   */
+  sub: string;
+
+  /**
+   * @generated from field: gatehouse.v1.Actor act = 2;
+   */
+  act?: Actor | undefined;
+};
+
+/**
+ * Describes the message gatehouse.v1.Actor.
+ * Use `create(ActorSchema)` to create a new message.
+ */
+export const ActorSchema: GenMessage<Actor> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 12);
 
 /**
  * RevokeRequest is an RFC 7009 §2.1 revocation request.
@@ -522,6 +600,19 @@ export type RevokeRequest = Message<"gatehouse.v1.RevokeRequest"> & {
    * @generated from field: string client_secret = 4;
    */
   clientSecret: string;
+
+  /**
+   * RFC 7523 §2.2 (private_key_jwt): client_assertion_type and the signed
+   * client_assertion, instead of client_secret.
+   *
+   * @generated from field: string client_assertion_type = 5;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 6;
+   */
+  clientAssertion: string;
 };
 
 /**
@@ -529,7 +620,7 @@ export type RevokeRequest = Message<"gatehouse.v1.RevokeRequest"> & {
  * Use `create(RevokeRequestSchema)` to create a new message.
  */
 export const RevokeRequestSchema: GenMessage<RevokeRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 12);
+  messageDesc(file_gatehouse_v1_authorization_service, 13);
 
 /**
  * RevokeResponse is empty: RFC 7009 §2.2 answers 200 for any token.
@@ -544,7 +635,7 @@ export type RevokeResponse = Message<"gatehouse.v1.RevokeResponse"> & {
  * Use `create(RevokeResponseSchema)` to create a new message.
  */
 export const RevokeResponseSchema: GenMessage<RevokeResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 13);
+  messageDesc(file_gatehouse_v1_authorization_service, 14);
 
 /**
  * GetJwksRequest is empty.
@@ -559,7 +650,7 @@ export type GetJwksRequest = Message<"gatehouse.v1.GetJwksRequest"> & {
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
 export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 14);
+  messageDesc(file_gatehouse_v1_authorization_service, 15);
 
 /**
  * GetJwksResponse carries the public JWK Set as JSON, served verbatim.
@@ -578,7 +669,7 @@ export type GetJwksResponse = Message<"gatehouse.v1.GetJwksResponse"> & {
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
 export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 15);
+  messageDesc(file_gatehouse_v1_authorization_service, 16);
 
 /**
  * GetMetadataRequest is empty.
@@ -593,7 +684,7 @@ export type GetMetadataRequest = Message<"gatehouse.v1.GetMetadataRequest"> & {
  * Use `create(GetMetadataRequestSchema)` to create a new message.
  */
 export const GetMetadataRequestSchema: GenMessage<GetMetadataRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 16);
+  messageDesc(file_gatehouse_v1_authorization_service, 17);
 
 /**
  * GetMetadataResponse carries the authorization server facts of RFC 8414 §2
@@ -626,6 +717,18 @@ export type GetMetadataResponse = Message<"gatehouse.v1.GetMetadataResponse"> & 
    * @generated from field: repeated string code_challenge_methods_supported = 5;
    */
   codeChallengeMethodsSupported: string[];
+
+  /**
+   * RFC 8414 §2, used for the token, introspection and revocation endpoints alike.
+   *
+   * @generated from field: repeated string token_endpoint_auth_methods_supported = 6;
+   */
+  tokenEndpointAuthMethodsSupported: string[];
+
+  /**
+   * @generated from field: repeated string token_endpoint_auth_signing_alg_values_supported = 7;
+   */
+  tokenEndpointAuthSigningAlgValuesSupported: string[];
 };
 
 /**
@@ -633,7 +736,169 @@ export type GetMetadataResponse = Message<"gatehouse.v1.GetMetadataResponse"> & 
  * Use `create(GetMetadataResponseSchema)` to create a new message.
  */
 export const GetMetadataResponseSchema: GenMessage<GetMetadataResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 17);
+  messageDesc(file_gatehouse_v1_authorization_service, 18);
+
+/**
+ * ClientCredentialsRequest is an access token request with grant_type
+ * client_credentials (RFC 6749 §4.4.2).
+ *
+ * @generated from message gatehouse.v1.ClientCredentialsRequest
+ */
+export type ClientCredentialsRequest = Message<"gatehouse.v1.ClientCredentialsRequest"> & {
+  /**
+   * @generated from field: string scope = 1;
+   */
+  scope: string;
+
+  /**
+   * RFC 8707 §2 resource indicator: the token's audience.
+   *
+   * @generated from field: string resource = 2;
+   */
+  resource: string;
+
+  /**
+   * @generated from field: string client_id = 3;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: string client_secret = 4;
+   */
+  clientSecret: string;
+
+  /**
+   * @generated from field: string client_assertion_type = 5;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 6;
+   */
+  clientAssertion: string;
+};
+
+/**
+ * Describes the message gatehouse.v1.ClientCredentialsRequest.
+ * Use `create(ClientCredentialsRequestSchema)` to create a new message.
+ */
+export const ClientCredentialsRequestSchema: GenMessage<ClientCredentialsRequest> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 19);
+
+/**
+ * ClientCredentialsResponse is the access token response, without a refresh token.
+ *
+ * @generated from message gatehouse.v1.ClientCredentialsResponse
+ */
+export type ClientCredentialsResponse = Message<"gatehouse.v1.ClientCredentialsResponse"> & {
+  /**
+   * @generated from field: gatehouse.v1.TokenSet token = 1;
+   */
+  token?: TokenSet | undefined;
+};
+
+/**
+ * Describes the message gatehouse.v1.ClientCredentialsResponse.
+ * Use `create(ClientCredentialsResponseSchema)` to create a new message.
+ */
+export const ClientCredentialsResponseSchema: GenMessage<ClientCredentialsResponse> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 20);
+
+/**
+ * ExchangeTokenRequest is an RFC 8693 §2.1 token exchange request. An empty
+ * string is an omitted parameter.
+ *
+ * @generated from message gatehouse.v1.ExchangeTokenRequest
+ */
+export type ExchangeTokenRequest = Message<"gatehouse.v1.ExchangeTokenRequest"> & {
+  /**
+   * @generated from field: string subject_token = 1;
+   */
+  subjectToken: string;
+
+  /**
+   * @generated from field: string subject_token_type = 2;
+   */
+  subjectTokenType: string;
+
+  /**
+   * @generated from field: string actor_token = 3;
+   */
+  actorToken: string;
+
+  /**
+   * @generated from field: string actor_token_type = 4;
+   */
+  actorTokenType: string;
+
+  /**
+   * @generated from field: string requested_token_type = 5;
+   */
+  requestedTokenType: string;
+
+  /**
+   * RFC 8707 resource indicator and RFC 8693 audience: the downstream service.
+   *
+   * @generated from field: string resource = 6;
+   */
+  resource: string;
+
+  /**
+   * @generated from field: string audience = 7;
+   */
+  audience: string;
+
+  /**
+   * @generated from field: string scope = 8;
+   */
+  scope: string;
+
+  /**
+   * @generated from field: string client_id = 9;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: string client_secret = 10;
+   */
+  clientSecret: string;
+
+  /**
+   * @generated from field: string client_assertion_type = 11;
+   */
+  clientAssertionType: string;
+
+  /**
+   * @generated from field: string client_assertion = 12;
+   */
+  clientAssertion: string;
+};
+
+/**
+ * Describes the message gatehouse.v1.ExchangeTokenRequest.
+ * Use `create(ExchangeTokenRequestSchema)` to create a new message.
+ */
+export const ExchangeTokenRequestSchema: GenMessage<ExchangeTokenRequest> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 21);
+
+/**
+ * ExchangeTokenResponse is the RFC 8693 §2.2.1 response (issued_token_type in the TokenSet).
+ *
+ * @generated from message gatehouse.v1.ExchangeTokenResponse
+ */
+export type ExchangeTokenResponse = Message<"gatehouse.v1.ExchangeTokenResponse"> & {
+  /**
+   * @generated from field: gatehouse.v1.TokenSet token = 1;
+   */
+  token?: TokenSet | undefined;
+};
+
+/**
+ * Describes the message gatehouse.v1.ExchangeTokenResponse.
+ * Use `create(ExchangeTokenResponseSchema)` to create a new message.
+ */
+export const ExchangeTokenResponseSchema: GenMessage<ExchangeTokenResponse> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 22);
 
 /**
  * WatchRevocationsRequest is empty.
@@ -648,7 +913,7 @@ export type WatchRevocationsRequest = Message<"gatehouse.v1.WatchRevocationsRequ
  * Use `create(WatchRevocationsRequestSchema)` to create a new message.
  */
 export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 18);
+  messageDesc(file_gatehouse_v1_authorization_service, 23);
 
 /**
  * WatchRevocationsResponse is one event on the revocation stream.
@@ -689,7 +954,7 @@ export type WatchRevocationsResponse = Message<"gatehouse.v1.WatchRevocationsRes
  * Use `create(WatchRevocationsResponseSchema)` to create a new message.
  */
 export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 19);
+  messageDesc(file_gatehouse_v1_authorization_service, 24);
 
 /**
  * Subscribed confirms a revocation subscription.
@@ -710,7 +975,7 @@ export type Subscribed = Message<"gatehouse.v1.Subscribed"> & {
  * Use `create(SubscribedSchema)` to create a new message.
  */
 export const SubscribedSchema: GenMessage<Subscribed> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 20);
+  messageDesc(file_gatehouse_v1_authorization_service, 25);
 
 /**
  * Revocation names what was revoked: one access token, or a whole grant.
@@ -751,7 +1016,7 @@ export type Revocation = Message<"gatehouse.v1.Revocation"> & {
  * Use `create(RevocationSchema)` to create a new message.
  */
 export const RevocationSchema: GenMessage<Revocation> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 21);
+  messageDesc(file_gatehouse_v1_authorization_service, 26);
 
 /**
  * Heartbeat is an empty keep-alive event.
@@ -766,7 +1031,7 @@ export type Heartbeat = Message<"gatehouse.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 22);
+  messageDesc(file_gatehouse_v1_authorization_service, 27);
 
 /**
  * AuthorizationService is gatehouse's OAuth 2.0 authorization server: the
@@ -874,6 +1139,29 @@ export const AuthorizationService: GenService<{
     methodKind: "unary";
     input: typeof GetMetadataRequestSchema;
     output: typeof GetMetadataResponseSchema;
+  },
+  /**
+   * ClientCredentials is the client credentials grant (RFC 6749 §4.4): a
+   * confidential client's token for itself, `sub` the client (RFC 9068 §2.2).
+   *
+   * @generated from rpc gatehouse.v1.AuthorizationService.ClientCredentials
+   */
+  clientCredentials: {
+    methodKind: "unary";
+    input: typeof ClientCredentialsRequestSchema;
+    output: typeof ClientCredentialsResponseSchema;
+  },
+  /**
+   * ExchangeToken is OAuth 2.0 Token Exchange (RFC 8693): a gatehouse access
+   * token traded for one addressed to a downstream service, with the
+   * delegation chain in `act` (RFC 8693 §4.1).
+   *
+   * @generated from rpc gatehouse.v1.AuthorizationService.ExchangeToken
+   */
+  exchangeToken: {
+    methodKind: "unary";
+    input: typeof ExchangeTokenRequestSchema;
+    output: typeof ExchangeTokenResponseSchema;
   },
   /**
    * WatchRevocations streams revocations as they happen, so that caches of

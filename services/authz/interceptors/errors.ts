@@ -21,6 +21,7 @@ const STATUS: Readonly<Record<OAuthErrorCode, Code>> = {
   server_error: Code.Internal,
   temporarily_unavailable: Code.Unavailable,
   unsupported_token_type: Code.InvalidArgument,
+  invalid_target: Code.InvalidArgument,
   unauthenticated_caller: Code.Unauthenticated,
   invalid_credentials: Code.Unauthenticated,
   too_many_attempts: Code.ResourceExhausted,

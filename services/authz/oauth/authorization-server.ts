@@ -1,13 +1,16 @@
 import { createAttemptLimiter } from "./attempts.js";
 import { authorize, decide, type AuthorizationRequest, type Decision } from "./authorize.js";
-import { authenticateClient, type ClientCredentials } from "./client-auth.js";
+import { ASYMMETRIC_ALGORITHMS, authenticateClientAssertion } from "./client-assertion.js";
+import { authenticateClient, parseBasicAuthorization, type ClientCredentials } from "./client-auth.js";
 import type { OAuthContext } from "./context.js";
 import { OAuthError } from "./errors.js";
 import { exchangeCode, type CodeExchange } from "./grants/authorization-code.js";
+import { clientCredentials, type ClientCredentialsGrant } from "./grants/client-credentials.js";
+import { exchangeToken, type TokenExchangeRequest } from "./grants/token-exchange.js";
 import { refresh, type RefreshGrant } from "./grants/refresh-token.js";
 import { introspect } from "./introspect.js";
 import { createLogin } from "./login.js";
-import type { Client } from "./model.js";
+import { TOKEN_EXCHANGE_GRANT, type Client } from "./model.js";
 import { revoke } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
 import { traced } from "./trace.js";
@@ -17,6 +20,8 @@ export interface ClientCall {
   credentials: ClientCredentials;
   /** The address the request came from: the browser's or server's, as the gateway saw it, or the RPC peer. */
   clientAddress: string;
+  /** The endpoint URL the request was sent to, as the gateway reports it: an accepted `aud` of client assertions (RFC 7523 §3). */
+  endpointUrl?: string | undefined;
 }
 
 /**
@@ -34,7 +39,15 @@ export function createAuthorizationServer(ctx: OAuthContext) {
    */
   const authenticate = traced(ctx.trace, "oauth.client_authentication", async (call: ClientCall): Promise<Client> => {
     try {
-      return authenticateClient((id) => ctx.policy.clients.get(id), call.credentials);
+      const { credentials } = call;
+      const clientAssertionType = credentials.clientAssertionType ?? "";
+      const clientAssertion = credentials.clientAssertion ?? "";
+      if (clientAssertionType === "" && clientAssertion === "") return authenticateClient((id) => ctx.policy.clients.get(id), credentials);
+      // RFC 6749 §2.3: a client "MUST NOT use more than one authentication method in each request".
+      if (credentials.clientSecret !== "" || parseBasicAuthorization(credentials.authorization) !== undefined) {
+        throw new OAuthError("invalid_request", "client authenticated with more than one method");
+      }
+      return await authenticateClientAssertion(ctx, { clientId: credentials.clientId, clientAssertionType, clientAssertion }, call.endpointUrl);
     } catch (error) {
       if (error instanceof OAuthError && error.code === "invalid_client") {
         await limiter.fail([{ key: `client-auth:address:${call.clientAddress}`, max: ctx.policy.attempts.maxFailuresPerAddress }]);
@@ -45,6 +58,8 @@ export function createAuthorizationServer(ctx: OAuthContext) {
   const redeemCode = traced(ctx.trace, "oauth.code_redemption", (client: Client, exchange: CodeExchange) => exchangeCode(ctx, client, exchange));
   const rotateRefresh = traced(ctx.trace, "oauth.refresh", (client: Client, grant: RefreshGrant) => refresh(ctx, client, grant));
   const introspectToken = traced(ctx.trace, "oauth.introspection", (client: Client, token: string, hint: string) => introspect(ctx, client, token, hint));
+  const issueClientToken = traced(ctx.trace, "oauth.client_credentials", (client: Client, grant: ClientCredentialsGrant) => clientCredentials(ctx, client, grant));
+  const exchange = traced(ctx.trace, "oauth.token_exchange", (client: Client, request: TokenExchangeRequest) => exchangeToken(ctx, client, request));
   const revokeToken = traced(ctx.trace, "oauth.revocation", (client: Client, token: string, hint: string) => revoke(ctx, client, token, hint));
 
   return {
@@ -61,6 +76,8 @@ export function createAuthorizationServer(ctx: OAuthContext) {
     decide: (decision: Decision) => decide(ctx, decision),
     exchangeCode: async (call: ClientCall, exchange: CodeExchange) => redeemCode(await authenticate(call), exchange),
     refresh: async (call: ClientCall, grant: RefreshGrant) => rotateRefresh(await authenticate(call), grant),
+    clientCredentials: async (call: ClientCall, grant: ClientCredentialsGrant) => issueClientToken(await authenticate(call), grant),
+    exchangeToken: async (call: ClientCall, request: TokenExchangeRequest) => exchange(await authenticate(call), request),
     introspect: async (call: ClientCall, token: string, tokenTypeHint: string) => introspectToken(await authenticate(call), token, tokenTypeHint),
     revoke: async (call: ClientCall, token: string, tokenTypeHint: string) => revokeToken(await authenticate(call), token, tokenTypeHint),
 
@@ -81,8 +98,17 @@ export function createAuthorizationServer(ctx: OAuthContext) {
         issuer: ctx.policy.issuer,
         scopesSupported: [...ctx.policy.scopes.keys()],
         responseTypesSupported: clients.some((c) => c.responseTypes.has("token")) ? ["code", "token"] : ["code"],
-        grantTypesSupported: ["authorization_code", "refresh_token", ...(clients.some((c) => c.responseTypes.has("token")) ? ["implicit"] : [])],
+        grantTypesSupported: [
+          "authorization_code",
+          "refresh_token",
+          ...(clients.some((c) => c.responseTypes.has("token")) ? ["implicit"] : []),
+          ...(clients.some((c) => c.grantTypes.has("client_credentials")) ? ["client_credentials"] : []),
+          ...(clients.some((c) => c.grantTypes.has(TOKEN_EXCHANGE_GRANT)) ? [TOKEN_EXCHANGE_GRANT] : []),
+        ],
         codeChallengeMethodsSupported: clients.some((c) => c.pkce.allowPlain) ? ["S256", "plain"] : ["S256"],
+        // RFC 8414 §2 (and the same for introspection and revocation): private_key_jwt is always accepted from a client with keys.
+        tokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        tokenEndpointAuthSigningAlgValuesSupported: [...(ctx.policy.clientAssertions?.algorithms ?? ASYMMETRIC_ALGORITHMS)],
       };
     },
     subscribeToRevocations: ctx.store.revocationFeed.subscribe.bind(ctx.store.revocationFeed),

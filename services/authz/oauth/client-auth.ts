@@ -7,6 +7,9 @@ export interface ClientCredentials {
   authorization: string | undefined;
   clientId: string;
   clientSecret: string;
+  /** RFC 7521 §4.2 (private_key_jwt, RFC 7523 §2.2): authenticated by oauth/client-assertion.ts instead. */
+  clientAssertionType?: string;
+  clientAssertion?: string;
 }
 
 export type ClientLookup = (clientId: string) => Client | undefined;

@@ -2,6 +2,7 @@ import type { Store } from "./store.js";
 import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
 import type { ServerPolicy } from "./model.js";
+import type { RemoteJwks } from "./remote-jwks.js";
 import type { RandomSource } from "./secrets.js";
 import type { StepTracer } from "./trace.js";
 
@@ -14,6 +15,8 @@ export interface OAuthContext {
   readonly random: RandomSource;
   /** Waits; slows down repeated failures. */
   readonly sleep: (ms: number) => Promise<void>;
+  /** Fetches clients' `jwks_uri` and clusters' key sets; absent: only inline keys verify client assertions. */
+  readonly remoteJwks?: RemoteJwks | undefined;
   /** Names the protocol's steps in traces; absent: nothing is traced (the default). */
   readonly trace?: StepTracer | undefined;
 }

@@ -20,6 +20,8 @@ export type OAuthErrorCode =
   | "temporarily_unavailable"
   // RFC 7009 §2.2.1
   | "unsupported_token_type"
+  // RFC 8707 §2 and RFC 8693 §2.2.2: the requested resource or audience is not one the server issues tokens for
+  | "invalid_target"
   // gatehouse: the gateway's service credential is missing or wrong
   | "unauthenticated_caller"
   // gatehouse: a call named a tenant that is not configured (issue 11)

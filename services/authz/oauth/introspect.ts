@@ -4,7 +4,7 @@ import { OAuthError } from "./errors.js";
 import type { Client } from "./model.js";
 import { formatScope } from "./scope.js";
 import { hashSecret } from "./secrets.js";
-import { looksLikeJwt, parseRefreshToken } from "./tokens.js";
+import { looksLikeJwt, parseRefreshToken, type Actor } from "./tokens.js";
 
 /** An RFC 7662 §2.2 response. Inactive tokens carry nothing else (RFC 7662 §2.2). */
 export type Introspection =
@@ -22,6 +22,8 @@ export type Introspection =
       jti: string;
       authTime: number;
       grantId: string;
+      /** RFC 8693 §4.1; absent when nobody acts on the subject's behalf. */
+      act?: Actor | undefined;
     };
 
 const INACTIVE: Introspection = { active: false };
@@ -61,8 +63,9 @@ export async function introspect(ctx: OAuthContext, caller: Client, token: strin
       aud: [claims.aud].flat(),
       iss: claims.iss,
       jti: claims.jti,
-      authTime: claims.auth_time,
+      authTime: claims.auth_time ?? 0,
       grantId: claims.gid,
+      ...(claims.act === undefined ? {} : { act: claims.act }),
     };
   }
 

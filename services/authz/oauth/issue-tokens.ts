@@ -1,7 +1,8 @@
 import type { OAuthContext } from "./context.js";
 import { formatScope } from "./scope.js";
 import { hashSecret } from "./secrets.js";
-import { buildAccessTokenClaims, formatRefreshToken } from "./tokens.js";
+import type { ServerPolicy } from "./model.js";
+import { buildAccessTokenClaims, formatRefreshToken, type Actor } from "./tokens.js";
 
 /** Bits of randomness: RFC 6749 §10.10 asks ≥ 128 for codes and tokens; gatehouse uses 256. */
 export const SECRET_BYTES = 32;
@@ -17,6 +18,8 @@ export interface TokenSet {
   /** Empty when none is issued. */
   refreshToken: string;
   scope: string;
+  /** RFC 8693 §2.2.1 issued_token_type; absent outside token exchange. */
+  issuedTokenType?: string;
 }
 
 export interface Grant {
@@ -27,13 +30,24 @@ export interface Grant {
   authTime: number;
 }
 
+/** What a grant other than the code grant sets differently on its access token. */
+export interface AccessTokenOptions {
+  /** RFC 9068 §2.2 `aud`; default: the server's audience. */
+  audience?: string | readonly string[];
+  /** Default: lifetimes.accessToken. */
+  ttlSeconds?: number;
+  /** RFC 8693 §4.1. */
+  act?: Actor | undefined;
+}
+
 /** Signs an access token of a grant; `scopes` may be narrower than the grant's (RFC 6749 §6). */
-export async function issueAccessToken(ctx: OAuthContext, grant: Grant, scopes: readonly string[]): Promise<TokenSet> {
+export async function issueAccessToken(ctx: OAuthContext, grant: Grant, scopes: readonly string[], options: AccessTokenOptions = {}): Promise<TokenSet> {
   const { policy } = ctx;
+  const ttlSeconds = options.ttlSeconds ?? policy.lifetimes.accessToken;
   const accessToken = await ctx.keys.sign(
     buildAccessTokenClaims({
       issuer: policy.issuer,
-      audience: policy.audience,
+      audience: options.audience ?? policy.audience,
       subject: grant.subject,
       clientId: grant.clientId,
       scopes,
@@ -41,10 +55,22 @@ export async function issueAccessToken(ctx: OAuthContext, grant: Grant, scopes: 
       grantId: grant.grantId,
       authTime: grant.authTime,
       now: ctx.clock(),
-      ttlSeconds: policy.lifetimes.accessToken,
+      ttlSeconds,
+      act: options.act,
     }),
   );
-  return { accessToken, tokenType: "Bearer", expiresIn: policy.lifetimes.accessToken, refreshToken: "", scope: formatScope(scopes) };
+  return { accessToken, tokenType: "Bearer", expiresIn: ttlSeconds, refreshToken: "", scope: formatScope(scopes) };
+}
+
+/**
+ * The longest an access token of this server can live: a revocation must be
+ * remembered that long to kill every token of a grant (per-client lifetimes
+ * of service clients included).
+ */
+export function longestAccessTokenLifetime(policy: ServerPolicy): number {
+  let longest = policy.lifetimes.accessToken;
+  for (const client of policy.clients.values()) longest = Math.max(longest, client.service?.accessTokenLifetime ?? 0);
+  return longest;
 }
 
 /** A fresh refresh token of a grant, with its hash and expiry (never past the family's end). */

@@ -2,7 +2,8 @@ import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoK
 import type { AccessTokenClaims } from "./tokens.js";
 
 /** Algorithms a signing key may use; ES256 is the default (../shared/DESIGN.md, Tokens). */
-const SUPPORTED_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"] as const;
+export const SUPPORTED_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"] as const;
+export type SigningAlgorithm = (typeof SUPPORTED_ALGORITHMS)[number];
 
 /**
  * The access token signing keys: one active key signs; every key verifies, so
@@ -10,6 +11,7 @@ const SUPPORTED_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"] as co
  * caches have it, drop the old one when its tokens have expired).
  */
 export interface KeyRing {
+  /** The kid of the key that signs now (it changes when a self-rotating ring rotates). */
   readonly activeKid: string;
   /** Signs an RFC 9068 access token (`typ: at+jwt`). */
   sign(claims: AccessTokenClaims): Promise<string>;
@@ -20,11 +22,12 @@ export interface KeyRing {
    * hit.
    */
   verify(token: string, now: number): Promise<AccessTokenClaims>;
-  /** The public JWK Set (RFC 7517 §5), served by the gateway. */
+  /** The public JWK Set (RFC 7517 §5), served by the gateway: every key that is published, active or retiring now. */
   readonly publicJwks: { keys: JWK[] };
 }
 
-interface RingKey {
+/** A key imported for signing and verifying. */
+export interface RingKey {
   kid: string;
   alg: string;
   privateKey: CryptoKey;
@@ -63,18 +66,45 @@ export async function createKeyRing(options: {
     if (jwk.d === undefined) throw new KeyRingError(`signing keys: keys[${i}] (${jwk.kid}) is not a private key`);
     if (keys.some((k) => k.kid === jwk.kid)) throw new KeyRingError(`signing keys: kid ${jwk.kid} appears twice`);
     try {
-      const privateKey = (await importJWK(jwk, jwk.alg)) as CryptoKey;
-      const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...publicFields } = jwk;
-      const publicJwk: JWK = { ...publicFields, use: "sig" };
-      const publicKey = (await importJWK(publicJwk, jwk.alg)) as CryptoKey;
-      keys.push({ kid: jwk.kid, alg: jwk.alg!, privateKey, publicKey, publicJwk });
+      keys.push(await importRingKey(jwk));
     } catch (error) {
       throw new KeyRingError(`signing keys: keys[${i}] (${jwk.kid}) cannot be imported: ${(error as Error).message}`);
     }
   }
   const active = options.activeKid === undefined ? keys[0]! : keys.find((k) => k.kid === options.activeKid);
   if (active === undefined) throw new KeyRingError(`signing keys: activeKid ${options.activeKid} is not in the set`);
-  return buildKeyRing(keys, active, options.issuer, options.verifyCacheSize ?? 20_000);
+  const view = createKeyView(keys, active);
+  return buildKeyRing({ view: () => view, issuer: options.issuer, verifyCacheSize: options.verifyCacheSize });
+}
+
+/** Imports a private JWK (with kid and alg) for signing, and its public half for verifying and publishing. */
+export async function importRingKey(jwk: JWK): Promise<RingKey> {
+  const privateKey = (await importJWK(jwk, jwk.alg)) as CryptoKey;
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...publicFields } = jwk;
+  const publicJwk: JWK = { ...publicFields, use: "sig" };
+  const publicKey = (await importJWK(publicJwk, jwk.alg)) as CryptoKey;
+  return { kid: jwk.kid!, alg: jwk.alg!, privateKey, publicKey, publicJwk };
+}
+
+/** Generates a key pair for `alg`; returns the private JWK with kid and alg. */
+export async function generateSigningJwk(alg: SigningAlgorithm, kid: string): Promise<JWK> {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === "EdDSA" ? { crv: "Ed25519" } : {}) });
+  return { ...(await exportJWK(privateKey)), kid, alg };
+}
+
+/** The keys as they stand at one instant: the signer, and every key that verifies and is published. */
+export interface KeyView {
+  readonly active: RingKey;
+  readonly byKid: ReadonlyMap<string, RingKey>;
+  readonly publicJwks: { keys: JWK[] };
+}
+
+export function createKeyView(keys: readonly RingKey[], active: RingKey): KeyView {
+  return {
+    active,
+    byKid: new Map(keys.map((k) => [k.kid, k])),
+    publicJwks: { keys: keys.map((k) => k.publicJwk) },
+  };
 }
 
 /** A fresh ES256 key for development. Tokens die with the process, and replicas cannot share it. */
@@ -84,16 +114,32 @@ export async function generateDevelopmentJwks(): Promise<string> {
   return JSON.stringify({ keys: [{ ...jwk, kid: `dev-${Date.now().toString(36)}`, alg: "ES256" }] });
 }
 
-function buildKeyRing(keys: RingKey[], active: RingKey, issuer: string, verifyCacheSize: number): KeyRing {
-  const byKid = new Map(keys.map((k) => [k.kid, k]));
-  const algorithms = [...new Set(keys.map((k) => k.alg))];
-  const verified = new BoundedCache<AccessTokenClaims>(verifyCacheSize);
+/**
+ * A key ring over `view()`, asked at every signature and verification: a
+ * static ring returns one view; a self-rotating one (rotating-key-ring.ts)
+ * the view of its keys at the clock's now, held in memory. A token naming an
+ * unknown kid calls `onUnknownKid` (when given) once and is looked up again:
+ * a key may have been published since the view was read.
+ */
+export function buildKeyRing(options: {
+  view: () => KeyView;
+  issuer: string;
+  verifyCacheSize?: number | undefined;
+  onUnknownKid?: (() => Promise<void>) | undefined;
+}): KeyRing {
+  const { view, issuer, onUnknownKid } = options;
+  const verified = new BoundedCache<AccessTokenClaims>(options.verifyCacheSize ?? 20_000);
 
   return {
-    activeKid: active.kid,
-    publicJwks: { keys: keys.map((k) => k.publicJwk) },
+    get activeKid() {
+      return view().active.kid;
+    },
+    get publicJwks() {
+      return view().publicJwks;
+    },
 
     sign(claims) {
+      const { active } = view();
       return new SignJWT(claims as unknown as JWTPayload)
         .setProtectedHeader({ alg: active.alg, kid: active.kid, typ: "at+jwt" })
         .sign(active.privateKey);
@@ -104,16 +150,22 @@ function buildKeyRing(keys: RingKey[], active: RingKey, issuer: string, verifyCa
       if (claims === undefined) {
         const { payload } = await jwtVerify(
           token,
-          (header) => {
-            const key = header.kid === undefined ? undefined : byKid.get(header.kid);
+          async (header) => {
+            if (header.kid === undefined) throw new KeyRingError("unknown signing key");
+            let key = view().byKid.get(header.kid);
+            if (key === undefined && onUnknownKid !== undefined) {
+              await onUnknownKid();
+              key = view().byKid.get(header.kid);
+            }
             if (key === undefined || key.alg !== header.alg) throw new KeyRingError("unknown signing key");
             return key.publicKey;
           },
           {
-            // RFC 9068 §4: check typ, iss, exp; the algorithm must be one we sign with.
+            // RFC 9068 §4: check typ, iss, exp. The algorithm must be the named key's own (checked
+            // above, against a key that may have been published a moment ago, so not listed here).
             typ: "at+jwt",
             issuer,
-            algorithms,
+            algorithms: [...SUPPORTED_ALGORITHMS],
             currentDate: new Date(now),
             requiredClaims: ["sub", "client_id", "jti", "exp", "iat"],
           },

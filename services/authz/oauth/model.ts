@@ -1,7 +1,11 @@
+import type { JWK } from "jose";
 import type { PkcePolicy } from "./pkce.js";
 
-/** Grant types gatehouse issues tokens for (RFC 6749 §4.1, §6). */
-export type GrantType = "authorization_code" | "refresh_token";
+/** RFC 8693 §2.1: the token exchange grant type. */
+export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/** Grant types gatehouse issues tokens for (RFC 6749 §4.1, §4.4, §6; RFC 8693). */
+export type GrantType = "authorization_code" | "refresh_token" | "client_credentials" | typeof TOKEN_EXCHANGE_GRANT;
 /** Response types of the authorization endpoint (RFC 6749 §3.1.1); `token` is the implicit grant, by opt-in only (RFC 9700 §2.1.2). */
 export type ResponseType = "code" | "token";
 
@@ -31,6 +35,69 @@ export interface Client {
   firstParty: boolean;
   /** May introspect tokens issued to other clients (a resource server, the gateway). */
   introspectAnyToken: boolean;
+  /** The service-to-service settings (client credentials, private_key_jwt, token exchange); absent: none. */
+  service?: ServiceClientPolicy | undefined;
+}
+
+/**
+ * What a client that is a service may do besides the code grant. Every field
+ * has a safe default, so a client without this section behaves as before.
+ */
+export interface ServiceClientPolicy {
+  /** RFC 7523 §2.2 / OIDC Core §9 private_key_jwt: the client's public keys, registered inline. */
+  jwks?: { keys: readonly JWK[] } | undefined;
+  /** The same keys, fetched from this https URL (through the core's RemoteJwks port). */
+  jwksUri?: string | undefined;
+  /**
+   * A Kubernetes service account that authenticates as this client with its
+   * projected token (RFC 7523 §2.2 jwt-bearer assertion): the cluster's
+   * issuer (one of ServerPolicy.serviceAccountIssuers) and the token's `sub`,
+   * `system:serviceaccount:{namespace}:{name}`.
+   */
+  serviceAccount?: { issuer: string; subject: string } | undefined;
+  /** RFC 8707 resources the client may name for its own tokens (client credentials). */
+  audiences: readonly string[];
+  /** The `aud` of its client-credentials tokens when the request names no resource; absent: the server's audience. */
+  defaultAudience?: string | undefined;
+  /** Lifetime of the access tokens issued to it by client credentials and token exchange; absent: lifetimes.accessToken. */
+  accessTokenLifetime?: number | undefined;
+  /** Most tokens it may obtain per window (client credentials and token exchange), counted across replicas in the store. */
+  tokenRateLimit?: { max: number; windowSeconds: number } | undefined;
+  /** RFC 8693 token exchange policy; absent: the client may not exchange tokens. */
+  tokenExchange?: TokenExchangePolicy | undefined;
+}
+
+/** Per-client RFC 8693 policy: anything outside it is invalid_target, invalid_scope or unauthorized_client. */
+export interface TokenExchangePolicy {
+  /** Audiences (RFC 8693 `audience` or RFC 8707 `resource`) it may exchange for. */
+  audiences: readonly string[];
+  /** Scopes it may carry over from a subject token. */
+  scopes: readonly string[];
+  /** The `aud` a subject token must carry for this client to present it: tokens addressed to this service. */
+  subjectAudiences: readonly string[];
+  /** Without an actor token, issue the token with no `act` (impersonation, RFC 8693 §1.1) instead of naming this client as the actor. */
+  impersonate: boolean;
+}
+
+/** A Kubernetes cluster whose projected service account tokens authenticate clients. */
+export interface ServiceAccountIssuer {
+  /** The cluster's service account issuer (`--service-account-issuer`), compared exactly with the token's `iss`. */
+  issuer: string;
+  /** The audience the projected token must carry (the projected volume's `audience`). */
+  audience: string;
+  /** The cluster's keys: inline, or its JWKS URL (`{issuer}/openid/v1/jwks`), fetched through RemoteJwks. */
+  jwks?: { keys: readonly JWK[] } | undefined;
+  jwksUri?: string | undefined;
+}
+
+/** Bounds of client assertions (RFC 7523 §3). */
+export interface ClientAssertionPolicy {
+  /** JWS algorithms accepted: asymmetric only, never `none` or HMAC (RFC 8725 §3.1, §2.1). */
+  algorithms: readonly string[];
+  /** An assertion whose `exp` (or age since `iat`) is further than this is refused (RFC 7523 §3 item 4: "reject JWTs with an exp ... far in the future"). */
+  maxLifetimeSeconds: number;
+  /** Tolerated clock difference for `exp`, `nbf` and `iat`. */
+  clockSkewSeconds: number;
 }
 
 /** A scope the server knows (seed 002: "The scopes you specify must already exist"). */
@@ -85,4 +152,8 @@ export interface ServerPolicy {
   users: ReadonlyMap<string, User>;
   lifetimes: Lifetimes;
   attempts: AttemptPolicy;
+  /** Client assertions (private_key_jwt); absent: the defaults (oauth/client-assertion.ts). */
+  clientAssertions?: ClientAssertionPolicy | undefined;
+  /** Kubernetes clusters whose service account tokens are accepted as client assertions; absent: none. */
+  serviceAccountIssuers?: readonly ServiceAccountIssuer[] | undefined;
 }

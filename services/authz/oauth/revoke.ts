@@ -1,6 +1,7 @@
 import type { OAuthContext } from "./context.js";
 import { OAuthError } from "./errors.js";
 import type { Client } from "./model.js";
+import { longestAccessTokenLifetime } from "./issue-tokens.js";
 import { hashSecret } from "./secrets.js";
 import { looksLikeJwt, parseRefreshToken } from "./tokens.js";
 
@@ -44,8 +45,19 @@ export async function revoke(ctx: OAuthContext, caller: Client, token: string, t
     return;
   }
   if (claims.client_id !== caller.id) throw refuse();
+  if (isClientCredentialsToken(claims)) {
+    // A client-credentials token is its grant's root (oauth/grants/client-credentials.ts): revoking it
+    // revokes the grant, and so the tokens exchanged from it (RFC 8693), which hang off the same grant.
+    await revokeGrant(ctx, claims.gid);
+    return;
+  }
   await ctx.store.grants.revokeAccessToken(claims.gid, claims.jti, claims.exp * 1000 - now);
   await ctx.store.revocationFeed.announce({ jti: claims.jti });
+}
+
+/** The client's own token (RFC 9068 §2.2: sub is the client), issued with no resource owner and no actor. */
+function isClientCredentialsToken(claims: { sub: string; client_id: string; auth_time?: number; act?: unknown }): boolean {
+  return claims.sub === claims.client_id && claims.auth_time === undefined && claims.act === undefined;
 }
 
 /**
@@ -53,6 +65,7 @@ export async function revoke(ctx: OAuthContext, caller: Client, token: string, t
  * from it, and tells every replica at once (WatchRevocations).
  */
 export async function revokeGrant(ctx: OAuthContext, grantId: string): Promise<void> {
-  await ctx.store.grants.revoke(grantId, ctx.policy.lifetimes.accessToken * 1000);
+  // Tokens exchanged from the grant's (RFC 8693) hang off it too, each no longer-lived than the longest lifetime.
+  await ctx.store.grants.revoke(grantId, longestAccessTokenLifetime(ctx.policy) * 1000);
   await ctx.store.revocationFeed.announce({ grantId });
 }

@@ -1,4 +1,5 @@
 import type { CodeChallenge } from "./pkce.js";
+import type { SigningKeyStore } from "./signing-key-store.js";
 
 /**
  * The authz service's state, one narrow interface per aggregate. Two
@@ -19,6 +20,9 @@ export interface Store {
   readonly sessions: SessionStore;
   readonly consents: ConsentStore;
   readonly attempts: AttemptCounter;
+  /** The self-rotating signing keys of this key space (oauth/signing-key-store.ts). */
+  readonly signingKeys: SigningKeyStore;
+  readonly clientAssertions: ClientAssertionStore;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -205,4 +209,19 @@ export interface AttemptCounter {
   hit(key: string, windowMs: number): Promise<{ count: number; resetInMs: number }>;
   get(key: string): Promise<{ count: number; resetInMs: number }>;
   reset(key: string): Promise<void>;
+}
+
+/**
+ * The `jti`s of client assertions already used (RFC 7523 §3 item 7: "the
+ * authorization server MAY ensure that JWTs are not replayed by maintaining
+ * the set of used jti values for the length of time for which the JWT would
+ * be considered valid"), kept until the assertion expires.
+ */
+export interface ClientAssertionStore {
+  /**
+   * Atomic: records `jti` of `clientId`'s assertions until `expiresAt` (ms
+   * since the epoch). True for the first use; false for every later one,
+   * concurrent or not, until then.
+   */
+  use(clientId: string, jti: string, expiresAt: number): Promise<boolean>;
 }

@@ -10,38 +10,49 @@ import { formatScope } from "./scope.js";
 export interface AccessTokenClaims {
   iss: string;
   sub: string;
-  aud: string;
+  aud: string | string[];
   client_id: string;
   scope: string;
   jti: string;
   iat: number;
   exp: number;
-  auth_time: number;
+  /** Absent from tokens no resource owner authenticated for (client credentials, RFC 9068 §2.2). */
+  auth_time?: number;
   gid: string;
+  /** RFC 8693 §4.1: the acting party of a delegated token, the earlier actors nested within. */
+  act?: Actor;
+}
+
+/** RFC 8693 §4.1 `act`: the current actor; `act` within it, the actor before it. */
+export interface Actor {
+  sub: string;
+  act?: Actor;
 }
 
 export interface AccessTokenInput {
   issuer: string;
-  audience: string;
+  audience: string | readonly string[];
   subject: string;
   clientId: string;
   scopes: readonly string[];
   jti: string;
   grantId: string;
-  /** Seconds since the epoch. */
+  /** Seconds since the epoch; 0: no resource owner authenticated (client credentials), and the claim is left out. */
   authTime: number;
   /** ms since the epoch. */
   now: number;
   ttlSeconds: number;
+  /** RFC 8693 §4.1; absent: no `act` claim. */
+  act?: Actor | undefined;
 }
 
 /** RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; plus scope (§2.2.3) and auth_time (§2.2.1). */
 export function buildAccessTokenClaims(input: AccessTokenInput): AccessTokenClaims {
   const iat = toSeconds(input.now);
-  return {
+  const claims: AccessTokenClaims = {
     iss: input.issuer,
     sub: input.subject,
-    aud: input.audience,
+    aud: typeof input.audience === "string" ? input.audience : input.audience.length === 1 ? input.audience[0]! : [...input.audience],
     client_id: input.clientId,
     scope: formatScope(input.scopes),
     jti: input.jti,
@@ -50,6 +61,9 @@ export function buildAccessTokenClaims(input: AccessTokenInput): AccessTokenClai
     auth_time: input.authTime,
     gid: input.grantId,
   };
+  if (input.authTime === 0) delete claims.auth_time;
+  if (input.act !== undefined) claims.act = input.act;
+  return claims;
 }
 
 /** A JWS compact serialization has three dot-separated parts. */

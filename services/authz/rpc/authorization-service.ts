@@ -79,6 +79,25 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
       return { token: toTokenSet(token) };
     },
 
+    async clientCredentials(request, context) {
+      const token = await server(context).clientCredentials(clientCall(context, options, request), { scope: request.scope, resource: request.resource });
+      return { token: toTokenSet(token) };
+    },
+
+    async exchangeToken(request, context) {
+      const token = await server(context).exchangeToken(clientCall(context, options, request), {
+        subjectToken: request.subjectToken,
+        subjectTokenType: request.subjectTokenType,
+        actorToken: request.actorToken,
+        actorTokenType: request.actorTokenType,
+        requestedTokenType: request.requestedTokenType,
+        resource: request.resource,
+        audience: request.audience,
+        scope: request.scope,
+      });
+      return { token: toTokenSet(token) };
+    },
+
     async introspect(request, context) {
       // Without a tenant named, the token's `iss` says which (rpc/tenant.ts).
       const { tenant, server: own } = serverForToken(context, tenants, request.token);
@@ -139,7 +158,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
 }
 
 function toTokenSet(token: TokenSet): MessageInitShape<typeof TokenSetSchema> {
-  return { ...token, expiresIn: BigInt(token.expiresIn) };
+  return { ...token, expiresIn: BigInt(token.expiresIn), issuedTokenType: token.issuedTokenType ?? "" };
 }
 
 function toIntrospectResponse(result: Introspection) {
@@ -158,5 +177,6 @@ function toIntrospectResponse(result: Introspection) {
     jti: result.jti,
     authTime: BigInt(result.authTime),
     grantId: result.grantId,
+    act: result.act,
   };
 }

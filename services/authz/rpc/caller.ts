@@ -1,5 +1,5 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
-import { CLIENT_ADDRESS_HEADER, SERVICE_CREDENTIAL_HEADER } from "../../../contract/metadata.js";
+import { CLIENT_ADDRESS_HEADER, ENDPOINT_URL_HEADER, SERVICE_CREDENTIAL_HEADER } from "../../../contract/metadata.js";
 import type { ClientCall } from "../oauth/authorization-server.js";
 import { OAuthError } from "../oauth/errors.js";
 import { constantTimeEqual } from "../oauth/secrets.js";
@@ -26,15 +26,27 @@ export function requireGateway(context: HandlerContext, check: CallerCheck): voi
 }
 
 /** The client's credentials from metadata and fields, and where the call came from. */
-export function clientCall(context: HandlerContext, check: CallerCheck, fields: { clientId: string; clientSecret: string }): ClientCall {
-  return {
+export function clientCall(
+  context: HandlerContext,
+  check: CallerCheck,
+  fields: { clientId: string; clientSecret: string; clientAssertionType?: string; clientAssertion?: string },
+): ClientCall {
+  const call: ClientCall = {
     credentials: {
       authorization: context.requestHeader.get("authorization") ?? undefined,
       clientId: fields.clientId,
       clientSecret: fields.clientSecret,
+      clientAssertionType: fields.clientAssertionType ?? "",
+      clientAssertion: fields.clientAssertion ?? "",
     },
     clientAddress: clientAddress(context, check),
   };
+  if (call.credentials.clientAssertion !== "") {
+    // Only an assertion needs the endpoint (its aud); the header is believed from the gateway alone.
+    const endpoint = context.requestHeader.get(ENDPOINT_URL_HEADER);
+    if (endpoint !== null && endpoint !== "" && isGateway(context, check)) call.endpointUrl = endpoint;
+  }
+  return call;
 }
 
 /** The browser's address as the gateway reports it, else the RPC peer. */

@@ -15,8 +15,14 @@ export interface KeySchema {
   session(sessionHash: string): string;
   consent(subject: string, clientId: string): string;
   attempts(key: string): string;
+  /** A used client assertion's jti (RFC 7523 §3). */
+  clientAssertion(clientId: string, jti: string): string;
   /** The pub/sub channel of revocation announcements. */
   revocationChannel: string;
+  /** The self-rotating signing keys of this key space (private keys sealed under the KEK). */
+  signingKeySet: string;
+  /** The claim to generate the key of one slot (a generation of the set). */
+  signingKeyClaim(slot: string): string;
 }
 
 /**
@@ -53,6 +59,9 @@ export function createKeySchema(basePrefix: string, tenant?: string): KeySchema 
     session: (sessionHash) => `${prefix}session:${sessionHash}`,
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
+    clientAssertion: (clientId, jti) => `${prefix}assertion:${part(clientId)}:${part(jti)}`,
     revocationChannel: `${basePrefix}revocations`,
+    signingKeySet: `${prefix}signing-keys`,
+    signingKeyClaim: (slot) => `${prefix}signing-keys:claim:${part(slot)}`,
   };
 }

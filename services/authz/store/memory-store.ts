@@ -12,6 +12,7 @@ import type {
   Store,
 } from "../oauth/store.js";
 import type { TenantStores } from "./tenant-stores.js";
+import { checkNextGeneration, type SigningKeySet, type SigningKeyStore } from "../oauth/signing-key-store.js";
 
 /**
  * The reference Store: a single process's memory. It is the embedded default
@@ -185,8 +186,40 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
 
     attempts: createMemoryAttemptCounter(table, clock),
 
+    signingKeys: createMemorySigningKeyStore(table),
+    clientAssertions: {
+      async use(clientId, jti, expiresAt) {
+        const key = `assertion:${JSON.stringify([clientId, jti])}`;
+        if (table.has(key)) return false;
+        // An assertion already expired cannot be replayed either; remember it a moment all the same.
+        table.set(key, true, Math.max(1, expiresAt - clock()));
+        return true;
+      },
+    },
+
     async ping() {},
     close,
+  };
+}
+
+function createMemorySigningKeyStore(table: ExpiringMap): SigningKeyStore {
+  const current = () => table.get("signing-keys") as SigningKeySet | undefined;
+  return {
+    async read() {
+      return structuredClone(current());
+    },
+    async claim(slot, ttlMs) {
+      if (table.has(`signing-key-claim:${slot}`)) return false;
+      table.set(`signing-key-claim:${slot}`, true, ttlMs);
+      return true;
+    },
+    async replace(expectedGeneration, next, ttlMs) {
+      checkNextGeneration(expectedGeneration, next);
+      const stored = current();
+      if ((stored?.generation ?? 0) !== expectedGeneration) return { kind: "conflict", set: structuredClone(stored) };
+      table.set("signing-keys", structuredClone(next), ttlMs);
+      return { kind: "written", set: structuredClone(next) };
+    },
   };
 }
 

@@ -16,6 +16,7 @@ import type {
   Session,
   Store,
 } from "../oauth/store.js";
+import { checkNextGeneration, type SigningKeySet } from "../oauth/signing-key-store.js";
 
 export interface RedisStoreOptions {
   client: RedisClient;
@@ -260,6 +261,30 @@ function createTenantRedisStore(
         }),
     },
 
+    // Durable: a key written and then lost to a failover could already have signed tokens.
+    signingKeys: {
+      read: () =>
+        guard(async () => {
+          const value = await client.hget(keys.signingKeySet, "set");
+          return value === null ? undefined : (JSON.parse(value) as SigningKeySet);
+        }),
+      claim: (slot, ttlMs) => guard(async () => (await durable(claimSlot, [keys.signingKeyClaim(slot)], [ttlMs])) === 1),
+      replace: async (expectedGeneration, next, ttlMs) => {
+        checkNextGeneration(expectedGeneration, next);
+        return guard(async () => {
+          const json = JSON.stringify(next);
+          const [written, current] = (await durable(replaceKeySet, [keys.signingKeySet], [expectedGeneration, next.generation, json, ttlMs])) as [number, string | null];
+          if (written === 1) return { kind: "written" as const, set: JSON.parse(json) as SigningKeySet };
+          return { kind: "conflict" as const, set: current === null || current === undefined ? undefined : (JSON.parse(current) as SigningKeySet) };
+        });
+      },
+    },
+    clientAssertions: {
+      // SET NX PX is atomic on its own; durable, so that a failover cannot make a used jti usable again.
+      use: (clientId, jti, expiresAt) =>
+        guard(async () => (await durable(setIfAbsent, [keys.clientAssertion(clientId, jti)], [Math.max(1, expiresAt - clock())])) === 1),
+    },
+
     ping: () =>
       guard(async () => {
         await client.ping();
@@ -342,6 +367,7 @@ const deleteKey = defineScript(`return redis.call('DEL', KEYS[1])`);
 const takeRequest = defineScript(`return redis.call('GETDEL', KEYS[1])`);
 
 /** KEYS: access token revocation marker. ARGV: ttl ms. */
+const setIfAbsent = defineScript(`return redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) and 1 or 0`);
 const revokeAccessToken = defineScript(`return redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])`);
 
 /** KEYS: code. ARGV: tombstone ttl ms. Value "<grantId>|<json>"; a redeemed code becomes "!<grantId>". */
@@ -424,6 +450,25 @@ local count = tonumber(redis.call('GET', KEYS[1]) or '0')
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then ttl = 0 end
 return {count, ttl}
+`);
+
+/** KEYS: claim. ARGV: ttl ms. 1 for the one claimer, 0 while the claim holds. */
+const claimSlot = defineScript(`
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
+return 0
+`);
+
+/**
+ * KEYS: signing key set (a hash: generation, set). ARGV: expected generation,
+ * next generation, next set (JSON), ttl ms. Compare-and-set on the generation:
+ * {1} when written, {0, current set} when another writer got there first.
+ */
+const replaceKeySet = defineScript(`
+local generation = tonumber(redis.call('HGET', KEYS[1], 'generation') or '0')
+if generation ~= tonumber(ARGV[1]) then return {0, redis.call('HGET', KEYS[1], 'set')} end
+redis.call('HSET', KEYS[1], 'generation', ARGV[2], 'set', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {1}
 `);
 
 /**
