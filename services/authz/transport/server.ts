@@ -51,9 +51,32 @@ export function createRpcServer(handler: RpcHandler): RpcServer {
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1_000 } });
   let open = 0;
   const ended = () => void open--;
-  h1.on("request", (_request: http.IncomingMessage, response: http.ServerResponse) => {
+  /**
+   * HTTP/1.1 connections and how many of their requests are open. The h1
+   * server never listens (its connections are handed to it), so Node's own
+   * tracking, which closeIdleConnections() reads, is never set up: without
+   * this, a kept-alive idle client held a draining server for its whole grace.
+   */
+  const h1Connections = new Map<net.Socket, number>();
+  const h1Responses = new Set<http.ServerResponse>();
+  let draining = false;
+  const closeIdleH1 = () => {
+    for (const [socket, requests] of h1Connections) if (requests === 0) socket.destroy();
+  };
+  h1.on("request", (request: http.IncomingMessage, response: http.ServerResponse) => {
     open++;
-    response.once("close", ended);
+    const socket = request.socket;
+    h1Connections.set(socket, (h1Connections.get(socket) ?? 0) + 1);
+    // While draining, the answer says the connection ends with it (RFC 9112 §9.6).
+    if (draining) response.shouldKeepAlive = false;
+    h1Responses.add(response);
+    response.once("close", () => {
+      ended();
+      h1Responses.delete(response);
+      const requests = h1Connections.get(socket);
+      if (requests !== undefined) h1Connections.set(socket, requests - 1);
+      if (draining && requests === 1) socket.end();
+    });
   });
   h2.on("stream", (stream: http2.ServerHttp2Stream) => {
     open++;
@@ -83,6 +106,8 @@ export function createRpcServer(handler: RpcHandler): RpcServer {
         // The HTTP/2 session reads the bytes already buffered, then takes the socket's handle itself.
         h2.emit("connection", socket);
       } else {
+        h1Connections.set(socket, 0);
+        socket.once("close", () => h1Connections.delete(socket));
         h1.emit("connection", socket);
         socket.resume();
       }
@@ -105,17 +130,16 @@ export function createRpcServer(handler: RpcHandler): RpcServer {
 
     async close(graceMs) {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      draining = true;
+      for (const response of h1Responses) if (!response.headersSent) response.shouldKeepAlive = false;
       for (const session of sessions) session.close();
-      h1.closeIdleConnections();
+      closeIdleH1();
       const deadline = setTimeout(() => {
         for (const socket of sockets) socket.destroy();
         for (const session of sessions) session.destroy();
       }, graceMs);
-      // Keep closing HTTP/1.1 connections as their in-flight requests finish.
-      const sweep = setInterval(() => h1.closeIdleConnections(), 50);
       await closed;
       clearTimeout(deadline);
-      clearInterval(sweep);
     },
   };
 }
