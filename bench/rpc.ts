@@ -15,12 +15,16 @@
  *   BENCH_PROFILE=dir           write a CPU profile of the service to dir
  *   BENCH_PHASES                which phases (default: all of metadata, introspect,
  *                               introspect-first-seen, exchange, refresh)
+ *   BENCH_TENANTS=n             then the same phases against a service with n named tenants
+ *                               (issue 11), each call in tenant i mod n (named in its metadata),
+ *                               printed beside the single-tenant figures of the same run
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { RefreshRequestSchema, RefreshResponseSchema } from "../gen/gatehouse/v1/authorization_service_pb.js";
 import { startRedisServer } from "../test/support/redis-server.js";
-import { startBenchAuthz } from "./lib/authz-fixture.js";
+import { startBenchAuthz, type BenchAuthz, type BenchTenant } from "./lib/authz-fixture.js";
 import { formatResults, runLoad, type LoadResult } from "./lib/load.js";
+import { benchTenantCount } from "./lib/stack-config.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -29,72 +33,112 @@ const phases = new Set((process.env.BENCH_PHASES ?? "metadata,introspect,introsp
 async function main(): Promise<void> {
   const ownRedis = process.env.REDIS_URL ? undefined : await startRedisServer();
   const redisUrl = process.env.REDIS_URL ?? ownRedis!.url;
-  const authz = await startBenchAuthz({ replicas: 1, redis: { url: redisUrl }, profileDir: process.env.BENCH_PROFILE });
+  const tenantCount = benchTenantCount();
+  const results: LoadResult[] = [];
   try {
-    const cpu = { service: authz.replicas[0]!.child.pid, "load generator": process.pid, redis: ownRedis?.pid };
-    log(`authz service on :${authz.ports[0]}, Redis ${redisUrl}; ${concurrency} concurrent callers, ${seconds} s per phase`);
-    const results: LoadResult[] = [];
-
-    // Warm up connections, JIT and script caches.
-    await runLoad("warm-up", { concurrency, seconds: 1 }, () => authz.issueTokens());
-
-    if (phases.has("metadata")) {
-      results.push(await runLoad("GetMetadata (the RPC path alone)", { concurrency, seconds, cpu }, () => authz.call("GetMetadata", new Uint8Array())));
-    }
-
-    if (phases.has("introspect")) {
-      // Resource servers see the same tokens again and again.
-      // In batches of `concurrency`: the service sheds what is over its limit (authz.overload), as it should.
-      const bodies = await inBatches(1_000, concurrency, async () => authz.introspectBody((await authz.issueTokens()).accessToken));
-      results.push(
-        await runLoad("Introspect (1,000 live tokens)", { concurrency, seconds, cpu }, (w, i) =>
-          authz.call("Introspect", bodies[(w * 7919 + i) % bodies.length]!, authz.asResourceServer),
-        ),
-      );
-    }
-
-    if (phases.has("introspect-first-seen")) {
-      // Tokens never seen before: a signature verification each.
-      log("issuing tokens for the first-seen Introspect phase ...");
-      const unseen: Uint8Array[] = [];
-      await runLoad("issue", { concurrency, seconds: 4 }, async () => void unseen.push(authz.introspectBody((await authz.issueTokens()).accessToken)));
-      let next = 0;
-      results.push(
-        await runLoad("Introspect (each token first seen)", { concurrency, seconds: 1, cpu, stopWhen: () => next >= unseen.length }, () =>
-          authz.call("Introspect", unseen[next++]!, authz.asResourceServer),
-        ),
-      );
-    }
-
-    if (phases.has("exchange")) {
-      log("minting codes for ExchangeCode ...");
-      const codes: string[] = [];
-      const wanted = 5_000 * seconds;
-      await runLoad("mint", { concurrency, seconds: 60, stopWhen: () => codes.length >= wanted }, async () => void codes.push(await authz.mintCode()));
-      let next = 0;
-      results.push(
-        await runLoad("ExchangeCode", { concurrency, seconds, cpu, stopWhen: () => next >= codes.length }, () =>
-          authz.call("ExchangeCode", authz.exchangeBody(codes[next++]!), authz.asWeb),
-        ),
-      );
-    }
-
-    if (phases.has("refresh")) {
-      // Each caller rotates its own family, chained.
-      const families = await Promise.all(Array.from({ length: concurrency }, async () => (await authz.issueTokens()).refreshToken));
-      results.push(
-        await runLoad("Refresh (rotation)", { concurrency, seconds, cpu }, async (worker) => {
-          const body = toBinary(RefreshRequestSchema, create(RefreshRequestSchema, { refreshToken: families[worker]! }));
-          const { token } = fromBinary(RefreshResponseSchema, await authz.call("Refresh", body, authz.asWeb));
-          families[worker] = token!.refreshToken;
-        }),
-      );
+    for (const tenants of tenantCount === 0 ? [0] : [0, tenantCount]) {
+      // One deployment at a time: the two never share the machine.
+      const authz = await startBenchAuthz({ replicas: 1, redis: { url: redisUrl }, profileDir: process.env.BENCH_PROFILE, tenants });
+      try {
+        results.push(...(await runPhases(authz, tenants, ownRedis?.pid)));
+      } finally {
+        await authz.stop();
+      }
     }
     process.stdout.write(`\n${formatResults(results)}\n`);
   } finally {
-    await authz.stop();
     await ownRedis?.stop();
   }
+}
+
+/** Every phase against one deployment; with tenants, call i goes to tenant i mod n. */
+async function runPhases(authz: BenchAuthz, tenants: number, redisPid: number | undefined): Promise<LoadResult[]> {
+  const label = (name: string) => (tenants === 0 ? name : `${name} [${tenants} tenants]`);
+  const side: BenchTenant[] = tenants === 0 ? [authz.inTenant(undefined)] : Array.from({ length: tenants }, (_, i) => authz.inTenant(i));
+  let turn = 0;
+  const nextSide = () => side[turn++ % side.length]!;
+  const cpu = { service: authz.replicas[0]!.child.pid, "load generator": process.pid, redis: redisPid };
+  log(`authz service on :${authz.ports[0]}${tenants === 0 ? "" : `, ${tenants} tenants`}; ${concurrency} concurrent callers, ${seconds} s per phase`);
+  const results: LoadResult[] = [];
+
+  // Warm up connections, JIT and script caches.
+  await runLoad("warm-up", { concurrency, seconds: 1 }, () => nextSide().issueTokens());
+
+  if (phases.has("metadata")) {
+    results.push(
+      await runLoad(label("GetMetadata (the RPC path alone)"), { concurrency, seconds, cpu }, (w, i) =>
+        authz.call("GetMetadata", new Uint8Array(), tenants === 0 ? {} : { "gatehouse-tenant": `t${(w * 7919 + i) % tenants}` }),
+      ),
+    );
+  }
+
+  if (phases.has("introspect")) {
+    // Resource servers see the same tokens again and again.
+    // In batches of `concurrency`: the service sheds what is over its limit (authz.overload), as it should.
+    const calls = await inBatches(1_000, concurrency, async () => {
+      const tenant = nextSide();
+      return { body: authz.introspectBody((await tenant.issueTokens()).accessToken), headers: tenant.asResourceServer };
+    });
+    results.push(
+      await runLoad(label("Introspect (1,000 live tokens)"), { concurrency, seconds, cpu }, (w, i) => {
+        const { body, headers } = calls[(w * 7919 + i) % calls.length]!;
+        return authz.call("Introspect", body, headers);
+      }),
+    );
+  }
+
+  if (phases.has("introspect-first-seen")) {
+    // Tokens never seen before: a signature verification each.
+    log("issuing tokens for the first-seen Introspect phase ...");
+    const unseen: Array<{ body: Uint8Array; headers: Record<string, string> }> = [];
+    await runLoad("issue", { concurrency, seconds: 4 }, async () => {
+      const tenant = nextSide();
+      unseen.push({ body: authz.introspectBody((await tenant.issueTokens()).accessToken), headers: tenant.asResourceServer });
+    });
+    let next = 0;
+    results.push(
+      await runLoad(label("Introspect (each token first seen)"), { concurrency, seconds: 1, cpu, stopWhen: () => next >= unseen.length }, () => {
+        const { body, headers } = unseen[next++]!;
+        return authz.call("Introspect", body, headers);
+      }),
+    );
+  }
+
+  if (phases.has("exchange")) {
+    log("minting codes for ExchangeCode ...");
+    const codes: Array<{ code: string; headers: Record<string, string> }> = [];
+    const wanted = 5_000 * seconds;
+    await runLoad("mint", { concurrency, seconds: 60, stopWhen: () => codes.length >= wanted }, async () => {
+      const tenant = nextSide();
+      codes.push({ code: await tenant.mintCode(), headers: tenant.asWeb });
+    });
+    let next = 0;
+    results.push(
+      await runLoad(label("ExchangeCode"), { concurrency, seconds, cpu, stopWhen: () => next >= codes.length }, () => {
+        const { code, headers } = codes[next++]!;
+        return authz.call("ExchangeCode", authz.exchangeBody(code), headers);
+      }),
+    );
+  }
+
+  if (phases.has("refresh")) {
+    // Each caller rotates its own family, chained (in its own tenant).
+    const families = await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        const tenant = nextSide();
+        return { token: (await tenant.issueTokens()).refreshToken, headers: tenant.asWeb };
+      }),
+    );
+    results.push(
+      await runLoad(label("Refresh (rotation)"), { concurrency, seconds, cpu }, async (worker) => {
+        const family = families[worker]!;
+        const body = toBinary(RefreshRequestSchema, create(RefreshRequestSchema, { refreshToken: family.token }));
+        const { token } = fromBinary(RefreshResponseSchema, await authz.call("Refresh", body, family.headers));
+        family.token = token!.refreshToken;
+      }),
+    );
+  }
+  return results;
 }
 
 function log(message: string): void {

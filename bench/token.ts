@@ -40,6 +40,10 @@
  *                                    (bench/lib/otlp-sink.ts); compare with a run without it:
  *                                    tracing off must cost nothing measurable, on is what it costs
  *   BENCH_OVERLOAD=0                 skip the overload report
+ *   BENCH_TENANTS=n                  also run each mode with n named tenants configured (issue 11),
+ *                                    requests spread round-robin over their token endpoints
+ *                                    (/t{i}/oauth2/token), printed beside the single-tenant figures
+ *                                    of the same run (the overload report runs single-tenant only)
  *
  * The overload report (README, "Overload"), for each mode: saturation is measured in the
  * run, as the rate where authorization_code throughput stops growing (short
@@ -58,7 +62,7 @@ import { startGatehouseTwoProcess, type GatehouseMode, type GatehouseTwoProcess 
 import { formatResults, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats } from "./lib/redis-stats.js";
 import { SignJWT } from "jose";
-import { BENCH_DOWNSTREAM, BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
+import { BENCH_DOWNSTREAM, BENCH_REDIRECT_URI, benchTenantCount, createBenchSecrets } from "./lib/stack-config.js";
 import { startOtlpSink, type OtlpSink } from "./lib/otlp-sink.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -76,7 +80,11 @@ async function main(): Promise<void> {
   const { codeVerifier, codeChallenge } = createPkcePair();
   const results: LoadResult[] = [];
   try {
-    for (const mode of modes) results.push(...(await runMode(mode, { redisUrl, ownRedisPid: ownRedis?.pid, secrets, headers, codeVerifier, codeChallenge })));
+    const tenantCount = benchTenantCount();
+    for (const mode of modes) {
+      results.push(...(await runMode(mode, { redisUrl, ownRedisPid: ownRedis?.pid, secrets, headers, codeVerifier, codeChallenge, tenants: 0 })));
+      if (tenantCount > 0) results.push(...(await runMode(mode, { redisUrl, ownRedisPid: ownRedis?.pid, secrets, headers, codeVerifier, codeChallenge, tenants: tenantCount })));
+    }
     process.stdout.write(`\n${formatResults(results)}\n`);
   } finally {
     await ownRedis?.stop();
@@ -85,7 +93,7 @@ async function main(): Promise<void> {
 
 /** Both token phases against gatehouse deployed in `mode`; results named after the mode. */
 async function runMode(
-  mode: GatehouseMode,
+  deployment: GatehouseMode,
   {
     redisUrl,
     ownRedisPid,
@@ -93,7 +101,9 @@ async function runMode(
     headers,
     codeVerifier,
     codeChallenge,
+    tenants,
   }: {
+    tenants: number;
     redisUrl: string;
     ownRedisPid: number | undefined;
     secrets: Awaited<ReturnType<typeof createBenchSecrets>>;
@@ -102,6 +112,7 @@ async function runMode(
     codeChallenge: string;
   },
 ): Promise<LoadResult[]> {
+  const mode = tenants === 0 ? deployment : `${deployment} ${tenants} tenants`;
   let stack: GatehouseTwoProcess | undefined;
   let stats: RedisStats | undefined;
   const sink: OtlpSink | undefined = process.env.BENCH_TRACING === "1" ? await startOtlpSink() : undefined;
@@ -116,14 +127,14 @@ async function runMode(
         codeLifetimeSeconds: 600,
         ...(process.env.BENCH_PROFILE === undefined ? {} : { profileDir: process.env.BENCH_PROFILE }),
       },
-      { name: `token-${mode}`, mode, ...(sink === undefined ? {} : { env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: "parentbased_always_on" } }) },
+      { name: `token-${deployment}${tenants === 0 ? "" : `-${tenants}-tenants`}`, mode: deployment, tenants, ...(sink === undefined ? {} : { env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: "parentbased_always_on" } }) },
     );
     const gateway = stack;
     const redis = (stats = createRedisStats(redisUrl));
     const exchangeBody = (code: string) =>
       new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: redirectUri, code_verifier: codeVerifier }).toString();
-    const exchangeOnce = async (code: string) => {
-      const response = await fetch(gateway.tokenUrl, { method: "POST", headers, body: exchangeBody(code) });
+    const exchangeOnce = async (code: string, tokenPath = "/oauth2/token") => {
+      const response = await fetch(`${gateway.gatewayUrl}${tokenPath}`, { method: "POST", headers, body: exchangeBody(code) });
       if (response.status !== 200) throw new Error(`token endpoint answered ${response.status}: ${await response.text()}`);
       return (await response.json()) as { refresh_token: string; access_token: string };
     };
@@ -136,7 +147,7 @@ async function runMode(
     /** One measured autocannon phase against /oauth2/token, with the Redis commands it caused. */
     const hammer = async (
       name: string,
-      phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "onAccepted" | "cpu" | "check"> & { connections?: number; headers?: Record<string, string> },
+      phase: Pick<HttpLoadOptions, "seconds" | "body" | "path" | "maxRequests" | "onAccepted" | "cpu" | "check"> & { connections?: number; headers?: Record<string, string> },
     ): Promise<LoadResult> => {
       const { result, redis: cost } = await measureRedis(redis, () => runHttpLoad(name, { url: gateway.tokenUrl, connections, headers, ...phase }));
       return phase.cpu === undefined ? result : { ...result, redisPerRequest: formatRedisPerRequest(cost, result.sent ?? result.requests) };
@@ -148,12 +159,15 @@ async function runMode(
     const results: LoadResult[] = [];
 
     log("minting codes for the authorization_code phase ...");
-    const codes = await gateway.mintCodes(7_000 * seconds);
-    log(`${codes.length} codes minted`);
+    // With tenants, each code is its tenant's, redeemed at that tenant's token endpoint.
+    const codes = tenants === 0 ? (await gateway.mintCodes(7_000 * seconds)).map((code) => ({ code, tokenPath: "/oauth2/token" })) : await gateway.mintTenantCodes(7_000 * seconds);
+    log(`${codes.length} codes minted${tenants === 0 ? "" : ` over ${tenants} tenants`}`);
     let next = 0;
+    let current = codes[0]!;
     const exchange = await hammer(`${mode} token: authorization_code (PKCE, Basic)`, {
       seconds,
-      body: () => exchangeBody(codes[next++]!),
+      body: () => exchangeBody((current = codes[next++] ?? current).code),
+      ...(tenants === 0 ? {} : { path: () => current.tokenPath }),
       maxRequests: codes.length,
       cpu: pids,
     });
@@ -177,19 +191,32 @@ async function runMode(
     // Refresh: one family per connection, each response's refresh token used for the connection's next request.
     // Twice as many families as connections, so a connection never waits for a token to come back.
     // (autocannon resets a connection's context whenever its request list wraps, so the chain cannot live there.)
-    const families = await Promise.all((await gateway.mintCodes(2 * connections)).map(async (code) => (await exchangeOnce(code)).refresh_token));
+    const familyCodes = tenants === 0 ? (await gateway.mintCodes(2 * connections)).map((code) => ({ code, tokenPath: "/oauth2/token" })) : await gateway.mintTenantCodes(2 * connections);
+    const families = await Promise.all(familyCodes.map(async ({ code, tokenPath }) => ({ token: (await exchangeOnce(code, tokenPath)).refresh_token, tokenPath })));
+    let family = families[0]!;
     results.push(
       await hammer(`${mode} token: refresh_token (rotation)`, {
         seconds,
-        body: () => new URLSearchParams({ grant_type: "refresh_token", refresh_token: families.shift() ?? "none-left" }).toString(),
-        onAccepted: (body) => families.push((JSON.parse(body) as { refresh_token: string }).refresh_token),
+        body: () => new URLSearchParams({ grant_type: "refresh_token", refresh_token: (family = families.shift() ?? { token: "none-left", tokenPath: family.tokenPath }).token }).toString(),
+        // Each family stays at its tenant's endpoint: the connection's context remembers where its request went.
+        ...(tenants === 0
+          ? {}
+          : {
+              path: (context: Record<string, unknown>) => {
+                context.tokenPath = family.tokenPath;
+                return family.tokenPath;
+              },
+            }),
+        onAccepted: (body, context) =>
+          families.push({ token: (JSON.parse(body) as { refresh_token: string }).refresh_token, tokenPath: (context.tokenPath as string | undefined) ?? "/oauth2/token" }),
         cpu: pids,
       }),
     );
 
-    results.push(...(await servicePhases(mode, secrets, gateway.tokenUrl, exchangeOnce, gateway.mintCodes, hammer, pids, exchange.rps)));
+    // The service grants (client credentials, token exchange) and the overload report: single-tenant only.
+    if (tenants === 0) results.push(...(await servicePhases(mode, secrets, gateway.tokenUrl, exchangeOnce, gateway.mintCodes, hammer, pids, exchange.rps)));
 
-    if (process.env.BENCH_OVERLOAD !== "0") {
+    if (process.env.BENCH_OVERLOAD !== "0" && tenants === 0) {
       const overload = await overloadReport(mode, gateway, (name, phase) => hammer(name, phase), exchangeBody, exchange.rps);
       process.stdout.write(`\n${overload}\n`);
     }
@@ -221,7 +248,7 @@ type ServiceHammer = (
  * token exchange. Each prints its rate beside the code exchange's.
  */
 async function servicePhases(
-  mode: GatehouseMode,
+  mode: string,
   secrets: Awaited<ReturnType<typeof createBenchSecrets>>,
   tokenUrl: string,
   exchangeOnce: (code: string) => Promise<{ access_token: string }>,
@@ -297,7 +324,7 @@ async function servicePhases(
  * Saturation measured in this run, then 1×, 2× and 5× of it: what share is
  * shed (503 temporarily_unavailable with Retry-After) and how long the tail is.
  */
-async function overloadReport(mode: GatehouseMode, gateway: GatehouseTwoProcess, hammer: Hammer, exchangeBody: (code: string) => string, measuredRps: number): Promise<string> {
+async function overloadReport(mode: string, gateway: GatehouseTwoProcess, hammer: Hammer, exchangeBody: (code: string) => string, measuredRps: number): Promise<string> {
   const probeSeconds = Math.max(1, Math.round(seconds / 2));
   // Every request takes a code, a shed one too; before each phase the stock is topped up to 1.5× what it may take.
   const codes: string[] = [];

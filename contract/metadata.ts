@@ -30,3 +30,15 @@ export const CLIENT_ADDRESS_HEADER = "gatehouse-client-address";
  * credential.
  */
 export const ENDPOINT_URL_HEADER = "gatehouse-endpoint-url";
+
+/**
+ * The tenant a call is for (issue 11; README, "Tenants"): a tenant name
+ * (startup/tenant-name.ts). Absent, empty or "default": the default tenant
+ * (the configuration's top level), so every caller from before tenants keeps
+ * working. An unknown name is refused with NotFound (unknown_tenant), never
+ * answered by another tenant. Introspect without it takes the tenant whose
+ * issuer is the token's `iss` (then verified with that tenant's keys), or the
+ * default tenant for a token without one. The caller's credentials (client,
+ * or the gateway's service credential) are checked in that tenant only.
+ */
+export const TENANT_HEADER = "gatehouse-tenant";

@@ -16,6 +16,7 @@ import { pages } from "./plugins/pages.js";
 import { proxy } from "./plugins/proxy.js";
 import { requireHttps } from "./plugins/require-https.js";
 import { renderErrorPage } from "./views/error-page.js";
+import { defaultTenantRouting, namedTenantRouting } from "./tenant-routing.js";
 import { createRequestTracing } from "./request-tracing.js";
 
 /**
@@ -81,10 +82,15 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
   // only guards (a sidecar).
   const serviceCredential = config.authz.serviceCredential;
   if (serviceCredential !== undefined) {
-    await app.register(oauthRoutes, { deps, serviceCredential });
-    await app.register(openIdRoutes, { deps });
-    await app.register(endSessionRoutes, { deps, serviceCredential });
-    await app.register(pages, { deps, serviceCredential });
+    // The default tenant's endpoints at the configured paths; the named tenants' under /{tenant} (issue 11),
+    // registered whatever tenants there are now, so that a reload can add the first one.
+    app.decorateRequest("gatehouseTenant", null);
+    for (const routing of [defaultTenantRouting(deps), namedTenantRouting(deps)]) {
+      await app.register(oauthRoutes, { deps, serviceCredential, routing });
+      await app.register(openIdRoutes, { deps, routing });
+      await app.register(endSessionRoutes, { deps, serviceCredential, routing });
+      await app.register(pages, { deps, serviceCredential, routing });
+    }
   }
   await app.register(metrics, { metrics: deps.metrics, path: config.paths.metrics });
   await app.register(proxy, { timeoutMs: config.guard.upstreamTimeoutMs });

@@ -48,10 +48,19 @@ const LOGIN_NONCE_SECONDS = 3_600;
  * returned; the session itself lives in the authz service's store, so every
  * gateway replica sees it.
  */
-export function createBrowserSessions(options: { authz: AuthzClient; cookieName: string; secure: boolean }): BrowserSessions {
+export function createBrowserSessions(options: {
+  authz: AuthzClient;
+  cookieName: string;
+  secure: boolean;
+  /** The cookies' Path: a named tenant's are `/{tenant}`, so the browser sends them to that tenant's endpoints only. Default "/". */
+  path?: string;
+  /** RPC metadata for GetSession: the tenant whose store holds the session (issue 11). */
+  rpcHeaders?: Readonly<Record<string, string>>;
+}): BrowserSessions {
   const { authz, cookieName, secure } = options;
   const nonceCookie = `${cookieName}_login`;
-  const attributes = `; Path=/; HttpOnly; SameSite=Lax${secure ? "; Secure" : ""}`;
+  const attributes = `; Path=${options.path ?? "/"}; HttpOnly; SameSite=Lax${secure ? "; Secure" : ""}`;
+  const callOptions = options.rpcHeaders === undefined ? undefined : { headers: { ...options.rpcHeaders } };
   const serialize = (name: string, value: string, maxAge: number) => `${name}=${value}; Max-Age=${maxAge}${attributes}`;
   const read = (request: FastifyRequest, name: string): string | undefined => {
     const value = readCookie(request.headers.cookie, name);
@@ -67,7 +76,7 @@ export function createBrowserSessions(options: { authz: AuthzClient; cookieName:
     async lookup(request) {
       const token = read(request, cookieName);
       if (token === undefined) return undefined;
-      const session = await authz.sessions.getSession({ sessionToken: token });
+      const session = await authz.sessions.getSession({ sessionToken: token }, callOptions);
       if (!session.active) return undefined;
       return { token, subject: session.subject, authTime: session.authTime, sid: session.sid };
     },

@@ -11,6 +11,7 @@ import { salvageSection } from "../startup/salvage-section.js";
 import { secretReference as secretRef, type SecretReference } from "../startup/secret-reference.js";
 import { createSecretResolver } from "../startup/secret-resolver.js";
 import { validateConfig } from "../startup/validate-config.js";
+import { DEFAULT_TENANT, TENANT_NAME, TENANT_NAME_MAX_LENGTH, TENANT_NAME_RULE } from "../startup/tenant-name.js";
 
 export { ConfigError } from "../startup/config-error.js";
 export type { Environment } from "../startup/environment.js";
@@ -68,6 +69,13 @@ export interface GatewayConfig {
   tracing: TracingConfig | undefined;
   /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
   sources: readonly string[];
+  /**
+   * The named tenants (issue 11; README, "Tenants"), in file order. Each has
+   * the browser endpoints under `/{name}` (`/{name}` + each of `paths`) and
+   * its RFC 8414 §3.1 metadata at `{paths.metadata}/{name}`; the default
+   * tenant keeps the paths as they are. A reload may add, change or remove them.
+   */
+  tenants: readonly string[];
 }
 
 export type EndpointName =
@@ -98,7 +106,7 @@ export interface GuardConfig {
   /** Introspection results are cached at most this long, and never past the token's exp. */
   cacheTtlSeconds: number;
   cacheMaxEntries: number;
-  identityHeaders: { subject: string; client: string; scope: string };
+  identityHeaders: { subject: string; client: string; scope: string; tenant: string };
   /** What a path that no route matches gets: 404, or a passthrough to an upstream without any check. */
   unmatched: { kind: "deny" } | { kind: "passthrough"; upstream: string };
   /** Upstream used by routes that come from scopes[].routes (they name no upstream). */
@@ -136,6 +144,12 @@ export interface RouteConfig {
    * invalid_token. Empty: any audience.
    */
   audience: readonly string[];
+  /**
+   * The tenants whose tokens the route accepts (DEFAULT_TENANT for the top
+   * level's): a token of any other tenant is invalid_token here. Default: the
+   * default tenant only.
+   */
+  tenants?: readonly string[] | undefined;
 }
 
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, "must be an http(s) URL without query or fragment");
@@ -155,6 +169,7 @@ const routeSchema = z.strictObject({
   caseSensitive: z.boolean().default(true),
   errorStyle: z.enum(["rfc6750", "problem+json"]).default("rfc6750"),
   audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  tenants: z.array(z.string()).min(1, "a route accepts the tokens of at least one tenant").optional(),
 });
 
 /** Header fields that make upstream frameworks rewrite the path or method (IIS URL Rewrite, Symfony, Spring, Rails, Express method-override, Envoy). */
@@ -217,8 +232,9 @@ const gatewaySchema = z.strictObject({
           subject: z.string().regex(/^[A-Za-z0-9-]+$/).default("X-Gatehouse-Subject"),
           client: z.string().regex(/^[A-Za-z0-9-]+$/).default("X-Gatehouse-Client"),
           scope: z.string().regex(/^[A-Za-z0-9-]+$/).default("X-Gatehouse-Scope"),
+          tenant: z.string().regex(/^[A-Za-z0-9-]+$/).default("X-Gatehouse-Tenant"),
         })
-        .default({ subject: "X-Gatehouse-Subject", client: "X-Gatehouse-Client", scope: "X-Gatehouse-Scope" }),
+        .default({ subject: "X-Gatehouse-Subject", client: "X-Gatehouse-Client", scope: "X-Gatehouse-Scope", tenant: "X-Gatehouse-Tenant" }),
       unmatched: z.union([z.literal("deny"), z.strictObject({ passthrough: httpUrl })]).default("deny"),
       defaultUpstream: httpUrl.optional(),
       upstreamTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
@@ -229,7 +245,7 @@ const gatewaySchema = z.strictObject({
       realm: "gatehouse",
       cacheTtlSeconds: 30,
       cacheMaxEntries: 100_000,
-      identityHeaders: { subject: "X-Gatehouse-Subject", client: "X-Gatehouse-Client", scope: "X-Gatehouse-Scope" },
+      identityHeaders: { subject: "X-Gatehouse-Subject", client: "X-Gatehouse-Client", scope: "X-Gatehouse-Scope", tenant: "X-Gatehouse-Tenant" },
       unmatched: "deny",
       upstreamTimeoutMs: 30_000,
       overrideHeaders: [...DEFAULT_OVERRIDE_HEADERS],
@@ -250,12 +266,16 @@ const gatewaySchema = z.strictObject({
 /** A scope definition as the gateway reads it: the routes it covers; the rest is the authz service's. */
 const scopeRoutesSchema = z.looseObject({ name: z.string(), routes: z.array(z.string()).default([]) });
 
+/** A tenant as the gateway reads it: its name; the rest is the authz service's (services/authz/config.ts checks it). */
+const tenantNameSchema = z.looseObject({ name: z.string().max(TENANT_NAME_MAX_LENGTH).regex(TENANT_NAME, TENANT_NAME_RULE) });
+
 const fileSchema = z.looseObject({
   issuer: z.string(),
   requireHttps: z.boolean().default(true),
   gateway: gatewaySchema,
   routes: z.array(routeSchema).default([]),
   scopes: z.array(scopeRoutesSchema).default([]),
+  tenants: z.array(tenantNameSchema).default([]),
 });
 
 type ConfigFile = z.infer<typeof fileSchema>;
@@ -271,6 +291,7 @@ interface SalvagedFile {
   gateway: Omit<GatewaySection, "authz"> & { authz: GatewaySection["authz"] | undefined };
   routes: Array<ConfigFile["routes"][number] | undefined>;
   scopes: Array<ConfigFile["scopes"][number] | undefined>;
+  tenants: Array<ConfigFile["tenants"][number] | undefined>;
 }
 
 /** The ConfigError's message: "invalid gateway configuration: ...". */
@@ -320,6 +341,7 @@ function salvage(raw: unknown): SalvagedFile {
     },
     routes: salvageList(routeSchema, record.routes),
     scopes: salvageList(scopeRoutesSchema, record.scopes),
+    tenants: salvageList(tenantNameSchema, record.tenants),
   };
 }
 
@@ -374,13 +396,61 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     logLevel: logLevel(env, problems),
     tracing: tracingConfig(env, "gatehouse-gateway", problems),
     sources: secrets.sources(),
+    tenants: checkTenants(file, problems),
   };
   if (config.guard.extAuthz !== undefined && config.guard.extAuthz.port !== 0 && config.guard.extAuthz.port === port) {
     problems.push("gateway.guard.extAuthz.port: must differ from the gateway's own port (the Check is served on a listener of its own)");
   }
   const paths = Object.values(config.paths);
   if (new Set(paths).size !== paths.length) problems.push("gateway.paths: two endpoints share a path");
+  checkTenantPaths(config, problems);
   return deepFreeze(config);
+}
+
+/**
+ * The named tenants: slugs, each once, none called DEFAULT_TENANT; and every
+ * tenant a route names exists. Problems at their paths in the file.
+ */
+function checkTenants(file: SalvagedFile, problems: string[]): string[] {
+  const names: string[] = [];
+  file.tenants.forEach((tenant, i) => {
+    if (tenant === undefined) return;
+    if (tenant.name === DEFAULT_TENANT) problems.push(`tenants[${i}].name: ${JSON.stringify(DEFAULT_TENANT)} is the top level's tenant; choose another name`);
+    else if (names.includes(tenant.name)) problems.push(`tenants[${i}].name: duplicate tenant ${JSON.stringify(tenant.name)} (its issuer would be another tenant's)`);
+    else names.push(tenant.name);
+  });
+  // With a tenant entry that failed to parse, an unknown name may be that one: not a problem of its own.
+  if (!file.tenants.includes(undefined)) {
+    const known = new Set([DEFAULT_TENANT, ...names]);
+    file.routes.forEach((route, i) =>
+      route?.tenants?.forEach((name, j) => {
+        if (!known.has(name)) problems.push(`routes[${i}].tenants[${j}]: unknown tenant ${JSON.stringify(name)} (define it under tenants, or ${JSON.stringify(DEFAULT_TENANT)} for the top level's)`);
+      }),
+    );
+  }
+  return names;
+}
+
+/**
+ * A tenant's endpoints live under `/{name}`: a name that is the first path
+ * segment of one of the gateway's own paths or of a guarded route would make
+ * the tenant's issuer path and that path collide (`/api/oauth2/token` would be
+ * both the tenant "api"'s token endpoint and a request for the upstream).
+ */
+function checkTenantPaths(config: GatewayConfig, problems: string[]): void {
+  const firstSegment = (path: string) => path.split("/")[1] ?? "";
+  const taken = new Map<string, string>();
+  for (const [name, path] of Object.entries(config.paths)) {
+    if (!taken.has(firstSegment(path))) taken.set(firstSegment(path), `the gateway's path ${path} (gateway.paths.${name})`);
+  }
+  for (const route of config.routes) {
+    const segment = firstSegment(route.path);
+    if (segment !== "*" && segment !== "**" && !taken.has(segment)) taken.set(segment, `the path ${route.path} of route ${JSON.stringify(route.name)}`);
+  }
+  config.tenants.forEach((name, i) => {
+    const clash = taken.get(name);
+    if (clash !== undefined) problems.push(`tenants[${i}].name: the tenant's issuer path /${name} collides with ${clash}`);
+  });
 }
 
 /**
@@ -411,6 +481,7 @@ function compileRoutes(
       caseSensitive: route.caseSensitive,
       errorStyle: route.errorStyle,
       audience: route.audience === undefined ? [] : [route.audience].flat(),
+      tenants: route.tenants ?? [DEFAULT_TENANT],
     };
   });
   const fromScopes = new Map<string, RouteConfig>();
@@ -445,6 +516,7 @@ function compileRoutes(
         caseSensitive: true,
         errorStyle: "rfc6750",
         audience: [],
+        tenants: [DEFAULT_TENANT],
       });
     }),
   );

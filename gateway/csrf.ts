@@ -30,8 +30,10 @@ export interface Csrf {
  * session; the tokens also cover same-site attackers (a sibling subdomain)
  * and browsers without SameSite.
  */
-export function createCsrf(serviceCredential: string): Csrf {
-  const key = Buffer.from(hkdfSync("sha256", serviceCredential, "gatehouse-gateway", "csrf-token v1", 32));
+export function createCsrf(serviceCredential: string, tenant?: string): Csrf {
+  // Issue 11: each named tenant has a key of its own, so no token made for one tenant's form passes another's.
+  const info = tenant === undefined ? "csrf-token v1" : `csrf-token v1 tenant ${tenant}`;
+  const key = Buffer.from(hkdfSync("sha256", serviceCredential, "gatehouse-gateway", info, 32));
   const mac = (purpose: CsrfPurpose, binding: readonly string[]): Buffer => {
     const hmac = createHmac("sha256", key).update(purpose);
     // Length-prefixed, so ("ab", "c") and ("a", "bc") never collide.

@@ -11,6 +11,10 @@ import { createOverloadReporter } from "../startup/overload-reporter.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
 import { startTracing, type Tracing } from "../startup/tracing.js";
 import { createAuthenticateTracer } from "./request-tracing.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { INACTIVE } from "./guard/introspection-cache.js";
+import { createGatewayTenants, unverifiedIssuer, type GatewayTenants } from "./tenants.js";
+import { DEFAULT_TENANT } from "../startup/tenant-name.js";
 
 /** Everything the gateway runs on; built once per process (main.ts) or per test. */
 export interface GatewayDeps {
@@ -38,6 +42,8 @@ export interface GatewayDeps {
   readonly guard: GuardPipeline;
   /** The route table in force; a reload replaces it (the guard recompiles when the list changes). */
   routes(): readonly RouteConfig[];
+  /** The tenants in force (issue 11); a reload replaces them. */
+  tenants(): GatewayTenants;
   /**
    * Applies a new configuration's route table without dropping a connection.
    * Other gateway settings need a restart; a change to them is reported and
@@ -74,6 +80,7 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
     tracing,
   });
   let routes = config.routes;
+  let tenants = createGatewayTenants(config);
   const revocations = createRevocationFeed({
     // No deadline: the stream lives as long as the gateway (timeoutMs 0 overrides the transport's default).
     // It authenticates as the gateway's own client, which a guard-only sidecar also has.
@@ -85,8 +92,20 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
   const guard = createGuardPipeline({
     config,
     routes: () => routes,
-    introspect: async (token) => toIntrospected(await authz.authz.introspect({ token }, authz.asGatewayClient)),
+    introspect: async (token) => {
+      // The token's tenant is asked (its `iss`, verified there); an opaque token is the default tenant's.
+      const issuer = tenants.names.size === 0 ? undefined : unverifiedIssuer(token);
+      const tenant = (issuer === undefined ? undefined : tenants.ofIssuer(issuer)) ?? DEFAULT_TENANT;
+      try {
+        return toIntrospected(await authz.authz.introspect({ token }, tenants.names.size === 0 ? authz.asGatewayClient : authz.asGatewayIn(tenant)), tenants);
+      } catch (error) {
+        // A tenant the authz service no longer has (removed by a reload this gateway has not seen yet): its tokens are dead.
+        if (error instanceof ConnectError && error.code === Code.NotFound) return INACTIVE;
+        throw error;
+      }
+    },
     revocations,
+    tenants: () => tenants,
     clock,
     metrics,
     log,
@@ -104,14 +123,17 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
     revocations,
     guard,
     routes: () => routes,
+    tenants: () => tenants,
     reload(next) {
       compileRouteTable(next.routes); // throws on a pattern that does not compile: nothing is applied
-      const { routes: _nextRoutes, ...nextRest } = next;
-      const { routes: _routes, ...rest } = config;
+      const { routes: _nextRoutes, tenants: _nextTenants, ...nextRest } = next;
+      const { routes: _routes, tenants: _tenants, ...rest } = config;
       const needsRestart = Object.keys(rest).filter(
         (key) => key !== "logLevel" && JSON.stringify(rest[key as keyof typeof rest]) !== JSON.stringify(nextRest[key as keyof typeof nextRest]),
       );
       routes = next.routes;
+      // Tenants added, changed or removed: from the next request on (their endpoints, the guard's routes).
+      tenants = createGatewayTenants({ issuer: config.issuer, paths: config.paths, tenants: next.tenants });
       return { needsRestart };
     },
   };

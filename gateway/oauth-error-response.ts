@@ -93,6 +93,9 @@ export function oauthFailureFromRpc(error: unknown, options: { usedBasic: boolea
       return { ...base, status: 429, error: "temporarily_unavailable" };
     case "server_error":
       return { ...base, status: 500 };
+    case "unknown_tenant":
+      // A tenant removed at the authz service before this gateway reloaded: gone, as for the gateway's own 404.
+      return { status: 404, error: "not_found", description: "no such tenant" };
     case "unauthenticated_caller":
       // The gateway's own credential was refused: a deployment error, not the client's.
       return { status: 500, error: "server_error", description: "the gateway is not authorized at the authorization server" };

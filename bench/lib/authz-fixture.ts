@@ -43,12 +43,25 @@ export interface BenchAuthz {
   issueTokens(): Promise<{ accessToken: string; refreshToken: string }>;
   readonly asWeb: Record<string, string>;
   readonly asResourceServer: Record<string, string>;
+  /** The named tenants configured (options.tenants; 0: none). */
+  readonly tenants: number;
+  /** The same operations in tenant `i` (its client `web` and resource server `rs`, named in every call); undefined: the top level's. */
+  inTenant(i: number | undefined): BenchTenant;
   stop(): Promise<void>;
+}
+
+/** One tenant's side of BenchAuthz (issue 11). */
+export interface BenchTenant {
+  mintCode(): Promise<string>;
+  issueTokens(): Promise<{ accessToken: string; refreshToken: string }>;
+  readonly asWeb: Record<string, string>;
+  readonly asResourceServer: Record<string, string>;
 }
 
 const REDIRECT_URI = "https://bench.test/cb";
 
-export async function startBenchAuthz(options: { replicas: number; redis: BenchRedis; profileDir?: string }): Promise<BenchAuthz> {
+export async function startBenchAuthz(options: { replicas: number; redis: BenchRedis; profileDir?: string; /** Named tenants t0 … t{n-1} (BENCH_TENANTS). */ tenants?: number }): Promise<BenchAuthz> {
+  const tenantCount = options.tenants ?? 0;
   const secrets = { web: randomBytes(32).toString("base64url"), rs: randomBytes(32).toString("base64url"), service: randomBytes(32).toString("base64url") };
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(privateKey)), kid: "bench", alg: "ES256" }] });
@@ -70,6 +83,19 @@ export async function startBenchAuthz(options: { replicas: number; redis: BenchR
         { id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(secrets.web)}`], redirectUris: [REDIRECT_URI], scopes: ["read"] },
         { id: "rs", name: "Resource server", type: "confidential", secretHashes: [`sha256:${hashSecret(secrets.rs)}`], grantTypes: [], responseTypes: [], introspectAnyToken: true },
       ],
+      ...(tenantCount === 0
+        ? {}
+        : {
+            tenants: Array.from({ length: tenantCount }, (_, i) => ({
+              name: `t${i}`,
+              signingKeys: { source: { env: "BENCH_SIGNING_KEYS" } },
+              scopes: [{ name: "read", description: "Read" }],
+              clients: [
+                { id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(secrets.web)}`], redirectUris: [REDIRECT_URI], scopes: ["read"] },
+                { id: "rs", name: "Resource server", type: "confidential", secretHashes: [`sha256:${hashSecret(secrets.rs)}`], grantTypes: [], responseTypes: [], introspectAnyToken: true },
+              ],
+            })),
+          }),
     }),
   );
   const ports: number[] = [];
@@ -112,12 +138,27 @@ export async function startBenchAuthz(options: { replicas: number; redis: BenchR
     }),
   );
   const exchangeBody = (code: string) => toBinary(ExchangeCodeRequestSchema, create(ExchangeCodeRequestSchema, { code, redirectUri: REDIRECT_URI, codeVerifier: verifier }));
-  const mintCode = async () => {
-    const { requestId } = fromBinary(AuthorizeResponseSchema, await call("Authorize", authorizeBody, asGateway));
-    const decision = toBinary(DecideRequestSchema, create(DecideRequestSchema, { requestId, subject: "bench-user", authTime: 1n, approved: true }));
-    const { redirectUrl } = fromBinary(DecideResponseSchema, await call("Decide", decision, asGateway));
-    return new URL(redirectUrl).searchParams.get("code")!;
+  const inTenant = (i: number | undefined): BenchTenant => {
+    const named = (headers: Record<string, string>) => (i === undefined ? headers : { ...headers, "gatehouse-tenant": `t${i}` });
+    const web = named(asWeb);
+    const mint = async () => {
+      const { requestId } = fromBinary(AuthorizeResponseSchema, await call("Authorize", authorizeBody, named(asGateway)));
+      const decision = toBinary(DecideRequestSchema, create(DecideRequestSchema, { requestId, subject: "bench-user", authTime: 1n, approved: true }));
+      const { redirectUrl } = fromBinary(DecideResponseSchema, await call("Decide", decision, named(asGateway)));
+      return new URL(redirectUrl).searchParams.get("code")!;
+    };
+    return {
+      mintCode: mint,
+      async issueTokens() {
+        const { token } = fromBinary(ExchangeCodeResponseSchema, await call("ExchangeCode", exchangeBody(await mint()), web));
+        return { accessToken: token!.accessToken, refreshToken: token!.refreshToken };
+      },
+      asWeb: web,
+      asResourceServer: named(basic("rs", secrets.rs)),
+    };
   };
+  const topLevel = inTenant(undefined);
+  const mintCode = topLevel.mintCode;
 
   return {
     replicas,
@@ -126,12 +167,11 @@ export async function startBenchAuthz(options: { replicas: number; redis: BenchR
     mintCode,
     exchangeBody,
     introspectBody: (token) => toBinary(IntrospectRequestSchema, create(IntrospectRequestSchema, { token })),
-    async issueTokens() {
-      const { token } = fromBinary(ExchangeCodeResponseSchema, await call("ExchangeCode", exchangeBody(await mintCode()), asWeb));
-      return { accessToken: token!.accessToken, refreshToken: token!.refreshToken };
-    },
+    issueTokens: topLevel.issueTokens,
     asWeb,
     asResourceServer: basic("rs", secrets.rs),
+    tenants: tenantCount,
+    inTenant,
     async stop() {
       for (const client of clients) client.close();
       await Promise.all(replicas.map((replica) => replica.stop()));

@@ -13,12 +13,19 @@ import { freePort } from "../../test/support/redis-server.js";
 import { createConnectH2Client, type ConnectH2Client } from "./connect-h2.js";
 import { waitForReady, type Contender, type ContenderSetup, type RunningContender } from "./contender.js";
 import { runLoad } from "./load.js";
-import { writeBenchStackConfig } from "./stack-config.js";
+import { benchTenant, writeBenchStackConfig } from "./stack-config.js";
 
 /** A running two-process gatehouse: the contender's face plus what bench:token needs of it. */
 export interface GatehouseTwoProcess extends RunningContender {
   /** Codes for `scope` (default read); "read openid" mints OpenID Connect codes, whose exchange signs an ID Token too. */
   mintCodes(count: number, scope?: string): Promise<string[]>;
+  /** The named tenants configured (options.tenants; 0: none). */
+  readonly tenants: number;
+  /**
+   * Codes spread round-robin over the named tenants (each minted with its
+   * tenant named, issue 11), with the path of that tenant's token endpoint.
+   */
+  mintTenantCodes(count: number): Promise<Array<{ code: string; tokenPath: string }>>;
   readonly gatewayUrl: string;
   /** The authz RPC port (in the all-in-one mode, the one process's optional RPC port). */
   readonly authzPort: number;
@@ -46,7 +53,14 @@ export const gatehouseAllInOne: Contender = {
  */
 export async function startGatehouseTwoProcess(
   setup: ContenderSetup,
-  options: { name?: string; mode?: GatehouseMode; /** More environment for the processes (OTEL_* for bench:token's BENCH_TRACING). */ env?: Record<string, string> } = {},
+  options: {
+    name?: string;
+    mode?: GatehouseMode;
+    /** More environment for the processes (OTEL_* for bench:token's BENCH_TRACING). */
+    env?: Record<string, string>;
+    /** Named tenants to configure besides the top level's (BENCH_TENANTS). */
+    tenants?: number;
+  } = {},
 ): Promise<GatehouseTwoProcess> {
   const name = options.name ?? "peers";
   const allInOne = options.mode === "all-in-one";
@@ -61,6 +75,7 @@ export async function startGatehouseTwoProcess(
     authzPort,
     gatewayPort,
     lifetimes: { code: setup.codeLifetimeSeconds },
+    tenants: options.tenants ?? 0,
   });
   const env = { GATEHOUSE_CONFIG: configFile, REDIS_URL: setup.redisUrl, LOG_LEVEL: "warn", ...setup.secrets.env, ...options.env };
   const profile = (process: string) =>
@@ -105,13 +120,15 @@ export async function startGatehouseTwoProcess(
     );
   const bodies = new Map<string, Uint8Array>();
   /** Authorize + Decide over RPC, as the consent page would: one fresh code. */
-  const mintCode = async (scope: string) => {
+  const mintCode = async (scope: string, tenant?: string) => {
     if (!bodies.has(scope)) bodies.set(scope, authorizeBody(scope));
-    const { requestId } = fromBinary(AuthorizeResponseSchema, await client.call(path("Authorize"), bodies.get(scope)!, asGateway));
+    const headers = tenant === undefined ? asGateway : { ...asGateway, "gatehouse-tenant": tenant };
+    const { requestId } = fromBinary(AuthorizeResponseSchema, await client.call(path("Authorize"), bodies.get(scope)!, headers));
     const decision = toBinary(DecideRequestSchema, create(DecideRequestSchema, { requestId, subject: "bench-user", authTime: 1n, approved: true }));
-    const { redirectUrl } = fromBinary(DecideResponseSchema, await client.call(path("Decide"), decision, asGateway));
+    const { redirectUrl } = fromBinary(DecideResponseSchema, await client.call(path("Decide"), decision, headers));
     return new URL(redirectUrl).searchParams.get("code")!;
   };
+  const tenants = options.tenants ?? 0;
 
   return {
     tokenUrl: `${gatewayUrl}/oauth2/token`,
@@ -125,6 +142,18 @@ export async function startGatehouseTwoProcess(
       const codes: string[] = [];
       const minted = await runLoad("mint", { concurrency: 64, seconds: 120, stopWhen: () => codes.length >= count }, async () => void codes.push(await mintCode(scope)));
       if (codes.length < count) throw new Error(`gatehouse minted ${codes.length} of ${count} codes; first error: ${minted.firstError}`);
+      return codes.slice(0, count);
+    },
+    tenants,
+    async mintTenantCodes(count) {
+      if (tenants === 0) throw new Error("no tenants configured");
+      const codes: Array<{ code: string; tokenPath: string }> = [];
+      let turn = 0;
+      const minted = await runLoad("mint", { concurrency: 64, seconds: 120, stopWhen: () => codes.length >= count }, async () => {
+        const tenant = benchTenant(turn++ % tenants);
+        codes.push({ code: await mintCode(tenant), tokenPath: `/${tenant}/oauth2/token` });
+      });
+      if (codes.length < count) throw new Error(`gatehouse minted ${codes.length} of ${count} tenant codes; first error: ${minted.firstError}`);
       return codes.slice(0, count);
     },
     stop,

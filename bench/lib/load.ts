@@ -40,12 +40,18 @@ export interface HttpLoadOptions {
   headers: Record<string, string>;
   /** The next request's body; without it every request is the same bytes, built once. */
   body?: () => string;
+  /**
+   * The next request's path, asked right after its body (requests spread over
+   * tenants' endpoints); default: the URL's. `context` is autocannon's per
+   * connection, the same object onAccepted then gets for that request's answer.
+   */
+  path?: (context: Record<string, unknown>) => string;
   /** At most this many requests in all (e.g. as many as single-use codes were minted); the time bound still holds. */
   maxRequests?: number;
   /** What is wrong with a response, or undefined when it is what the flow expects. Default: anything but 200 is wrong. */
   check?: (status: number, body: string) => string | undefined;
-  /** Each accepted response's body (a refresh chain takes its next token from it). */
-  onAccepted?: (body: string) => void;
+  /** Each accepted response's body (a refresh chain takes its next token from it), and its connection's context. */
+  onAccepted?: (body: string, context: Record<string, unknown>) => void;
   /** Processes whose CPU is measured (name -> pid); the foreign load excludes them. */
   cpu?: Record<string, number | undefined>;
   /**
@@ -96,16 +102,17 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
             ...(body === undefined
               ? {}
               : {
-                  setupRequest: (request: autocannon.Request) => {
+                  setupRequest: (request: autocannon.Request, context: object) => {
                     sent++;
-                    return { ...request, body: body() };
+                    const next = body();
+                    return options.path === undefined ? { ...request, body: next } : { ...request, body: next, path: options.path(context as Record<string, unknown>) };
                   },
                 }),
-            onResponse: (status: number, responseBody: string) => {
+            onResponse: (status: number, responseBody: string, context: object) => {
               const problem = check(status, responseBody);
               lastAccepted = problem === undefined;
               if (problem === undefined) {
-                options.onAccepted?.(responseBody);
+                options.onAccepted?.(responseBody, context as Record<string, unknown>);
                 return;
               }
               rejected++;

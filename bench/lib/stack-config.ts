@@ -59,6 +59,8 @@ export function writeBenchStackConfig(options: {
   guard?: Record<string, unknown>;
   routes?: unknown[];
   lifetimes?: Record<string, unknown>;
+  /** Named tenants t0 … t{n-1} besides the top level's (issue 11), each with the client `web` and the same signing key. */
+  tenants?: number;
 }): string {
   const file = join(options.dir, `${options.name}.yaml`);
   writeFileSync(
@@ -130,7 +132,29 @@ export function writeBenchStackConfig(options: {
         ...(options.guard === undefined ? {} : { guard: options.guard }),
       },
       ...(options.routes === undefined ? {} : { routes: options.routes }),
+      ...(options.tenants === undefined || options.tenants === 0
+        ? {}
+        : {
+            tenants: Array.from({ length: options.tenants }, (_, i) => ({
+              name: benchTenant(i),
+              signingKeys: { source: { env: "BENCH_SIGNING_KEYS" } },
+              scopes: [{ name: "read", description: "Read" }],
+              clients: [{ id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(options.secrets.web)}`], redirectUris: [BENCH_REDIRECT_URI], scopes: ["read"] }],
+            })),
+          }),
     }),
   );
   return file;
+}
+
+/** The name of a benchmark's i-th tenant. */
+export function benchTenant(i: number): string {
+  return `t${i}`;
+}
+
+/** BENCH_TENANTS: how many tenants the tenants' run configures (0: no such run). */
+export function benchTenantCount(): number {
+  const count = Number(process.env.BENCH_TENANTS ?? 0);
+  if (!Number.isInteger(count) || count < 0 || count > 10_000) throw new Error("BENCH_TENANTS must be an integer from 0 to 10000");
+  return count;
 }

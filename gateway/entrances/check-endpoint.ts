@@ -98,7 +98,7 @@ const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
 
 export function createCheckEntrance(options: CheckEntranceOptions): CheckEntrance {
   const trusted = proxyAddr.compile([...options.trustedProxies]);
-  const identity = [options.identityHeaders.subject, options.identityHeaders.client, options.identityHeaders.scope].map((name) => name.toLowerCase());
+  const identity = [options.identityHeaders.subject, options.identityHeaders.client, options.identityHeaders.scope, options.identityHeaders.tenant ?? "X-Gatehouse-Tenant"].map((name) => name.toLowerCase());
 
   const refuse = (status: 401 | 403, error: "invalid_request" | "insufficient_scope", description: string): CheckAnswer =>
     bearerFailureResponse({ status, error, description, realm: options.realm, style: "rfc6750" });

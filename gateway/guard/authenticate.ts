@@ -1,3 +1,5 @@
+import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
+import type { GatewayTenants } from "../tenants.js";
 import { hash } from "node:crypto";
 import type { IntrospectResponse } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { INACTIVE, type IntrospectionCache, type Introspected, type Principal } from "./introspection-cache.js";
@@ -188,9 +190,13 @@ export function tokenHash(token: string): string {
  * An Introspect answer as the guard uses it. Only access tokens open routes:
  * an active refresh token (token_type refresh_token) is not a bearer token.
  */
-export function toIntrospected(response: IntrospectResponse): Introspected {
+export function toIntrospected(response: IntrospectResponse, tenants?: Pick<GatewayTenants, "names" | "ofIssuer">): Introspected {
   if (!response.active || response.tokenType !== "Bearer") return INACTIVE;
+  // Without named tenants, every token is the default tenant's, whatever its issuer (as before tenants).
+  // An issuer this gateway does not know is "": no tenant, accepted by no route.
+  const tenant = tenants === undefined || tenants.names.size === 0 ? DEFAULT_TENANT : (tenants.ofIssuer(response.iss) ?? "");
   const principal: Principal = {
+    tenant,
     active: true,
     subject: response.sub,
     clientId: response.clientId,
@@ -200,7 +206,12 @@ export function toIntrospected(response: IntrospectResponse): Introspected {
     jti: response.jti,
     grantId: response.grantId,
     audience: response.aud,
-    headerValues: { subject: headerValue(response.sub), client: headerValue(response.clientId), scope: headerValue(response.scope) },
+    headerValues: {
+      subject: headerValue(response.sub),
+      client: headerValue(response.clientId),
+      scope: headerValue(response.scope),
+      ...(tenants === undefined || tenants.names.size === 0 || tenant === "" ? {} : { tenant }),
+    },
   };
   return principal;
 }

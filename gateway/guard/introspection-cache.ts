@@ -20,8 +20,15 @@ export interface Principal {
   readonly grantId: string;
   /** RFC 7662 §2.2 / RFC 9068 §2.2 `aud`: the resources the token is meant for. */
   readonly audience: readonly string[];
-  /** The identity header values, made safe for an HTTP header once (see `headerValue`). */
-  readonly headerValues: { readonly subject: string; readonly client: string; readonly scope: string };
+  /**
+   * The tenant that issued the token (issue 11): DEFAULT_TENANT for the
+   * configuration's issuer, a tenant's name for its issuer, "" for an issuer
+   * this gateway does not know (refused by every route). Without named
+   * tenants the gateway does not look: DEFAULT_TENANT. Absent: DEFAULT_TENANT.
+   */
+  readonly tenant?: string | undefined;
+  /** The identity header values, made safe for an HTTP header once (see `headerValue`); `tenant` only where tenants are configured. */
+  readonly headerValues: { readonly subject: string; readonly client: string; readonly scope: string; readonly tenant?: string | undefined };
 }
 
 export const INACTIVE = Object.freeze({ active: false as const });

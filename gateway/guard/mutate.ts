@@ -17,6 +17,8 @@ export interface IdentityHeaderNames {
   readonly subject: string;
   readonly client: string;
   readonly scope: string;
+  /** The tenant that issued the token (issue 11); written where tenants are configured, always removed from the caller's request. */
+  readonly tenant?: string | undefined;
 }
 
 /** Where the request came from, as the gateway determined it (trusting only configured proxies). */
@@ -62,9 +64,10 @@ export function createIdentityMutation(options: { identityHeaders: IdentityHeade
   const subject = options.identityHeaders.subject.toLowerCase();
   const client = options.identityHeaders.client.toLowerCase();
   const scope = options.identityHeaders.scope.toLowerCase();
+  const tenant = (options.identityHeaders.tenant ?? "X-Gatehouse-Tenant").toLowerCase();
   /** Removed whatever their spelling; `_` folded to `-` before the lookup. */
-  const removed = new Set([subject, client, scope, ...options.overrideHeaders.map((name) => name.toLowerCase())]);
-  const protectedFromConnection = new Set([...PROTECTED_FROM_CONNECTION, subject, client, scope]);
+  const removed = new Set([subject, client, scope, tenant, ...options.overrideHeaders.map((name) => name.toLowerCase())]);
+  const protectedFromConnection = new Set([...PROTECTED_FROM_CONNECTION, subject, client, scope, tenant]);
 
   // A principal is served from the cache to many requests: its fields are built once (an
   // object with computed names is slow to make, and this is the cached path).
@@ -79,6 +82,7 @@ export function createIdentityMutation(options: { identityHeaders: IdentityHeade
         built[subject] = principal.headerValues.subject;
         built[client] = principal.headerValues.client;
         built[scope] = principal.headerValues.scope;
+        if (principal.headerValues.tenant !== undefined) built[tenant] = principal.headerValues.tenant;
         identityOf.set(principal, (fields = Object.freeze(built)));
       }
       return fields;

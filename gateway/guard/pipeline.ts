@@ -18,7 +18,9 @@
  * one route table, one introspection cache, one revocation feed.
  */
 import type { Logger } from "pino";
+import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
 import type { GatewayConfig, RouteConfig } from "../config.js";
+import type { GatewayTenants } from "../tenants.js";
 import type { GatewayMetrics, GuardOutcome } from "../metrics.js";
 import { NOT_FOUND, bearerFailureResponse, oauthErrorResponse, type BearerFailure } from "../oauth-error-response.js";
 import type { RevocationFeed } from "../revocation-feed.js";
@@ -159,6 +161,8 @@ export interface GuardPipelineDeps {
   /** RFC 7662 introspection at the authz service; rejects when it cannot answer. */
   readonly introspect: (token: string) => Promise<Introspected>;
   readonly revocations: RevocationFeed;
+  /** The tenants now (a reload replaces them): their endpoints are the gateway's own paths. Absent: none. */
+  readonly tenants?: (() => GatewayTenants) | undefined;
   readonly clock: () => number;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
@@ -172,6 +176,8 @@ export interface GuardPipelineDeps {
 
 /** Runs one authentication inside a span; what it returns is what `authenticate` returned. */
 export type AuthenticateTracer = (authenticate: () => Authentication | Promise<Authentication>) => Authentication | Promise<Authentication>;
+
+const DEFAULT_TENANTS: readonly string[] = [DEFAULT_TENANT];
 
 /** The route name of refusals that no single route answers for. */
 export const UNMATCHED = "(none)";
@@ -212,6 +218,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
   const passthrough = guard.unmatched.kind === "passthrough" ? guard.unmatched.upstream : undefined;
   /** The gateway's own endpoints: never guarded, never proxied, whatever the route table says. */
   const ownPaths = new Set(Object.values(config.paths));
+  const isOwnPath = (path: string) => ownPaths.has(path) || (deps.tenants !== undefined && deps.tenants().isOwnPath(path));
 
   // Introspection, cached while the revocation feed is live.
   const cache = guard.cacheTtlSeconds > 0 && guard.cacheMaxEntries > 0 ? createIntrospectionCache({ ttlMs: guard.cacheTtlSeconds * 1000, maxEntries: guard.cacheMaxEntries }) : undefined;
@@ -301,6 +308,12 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
       return refuse(request, route.name, "invalid_token", { status: 401, error: "invalid_token", description }, route.style);
     }
     const rule = route.config;
+    // Issue 11: a route accepts the tokens of the tenants it names (the default tenant's when it names none);
+    // a token of another tenant, or of a tenant no longer configured, is no token here.
+    const tenant = introspected.tenant ?? DEFAULT_TENANT;
+    if (!(rule.tenants ?? DEFAULT_TENANTS).includes(tenant) || (deps.tenants !== undefined && !deps.tenants().has(tenant))) {
+      return refuse(request, route.name, "invalid_token", { status: 401, error: "invalid_token", description: "the access token was not issued by a tenant this route accepts" }, route.style);
+    }
     // RFC 9068 §4: the resource server MUST check that `aud` names it; a token for another resource is invalid here.
     if (rule.audience.length > 0 && !rule.audience.some((audience) => introspected.audience.includes(audience))) {
       return refuse(request, route.name, "invalid_token", { status: 401, error: "invalid_token", description: "the access token is not meant for this resource (aud)" }, route.style);
@@ -322,7 +335,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
     const target = request.normalized ?? normalizeTarget(request.target);
     if (!target.ok) return refuse(request, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: target.reason });
     const { path } = target;
-    if (ownPaths.has(path)) {
+    if (isOwnPath(path)) {
       // Another spelling of one of the gateway's own endpoints (or a method it does not serve).
       if (!isCanonical(request.target, path)) {
         return refuse(request, UNMATCHED, "bad_request", { status: 400, error: "invalid_request", description: "use the canonical path of this endpoint" });
@@ -396,7 +409,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
 
   return {
     decide,
-    isOwnPath: (path) => ownPaths.has(path),
+    isOwnPath,
     watchConnections<H>(end: (handle: H, reason: ConnectionEnd) => void, options: { revocationGraceMs?: number } = {}): ConnectionWatch<H> {
       const watch = createConnectionWatch<H>({ end, clock, revocationGraceMs: options.revocationGraceMs });
       watches.add(watch as ConnectionWatchControl<unknown>);

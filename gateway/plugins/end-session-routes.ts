@@ -1,11 +1,12 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
-import { createBrowserSessions, type BrowserSession } from "../browser-session.js";
-import { createCsrf } from "../csrf.js";
+import type { BrowserSession } from "../browser-session.js";
 import type { GatewayDeps } from "../deps.js";
 import { acceptOnlyFormBodies, describeFormErrors, formSchema, type ParameterSyntax } from "../form-body.js";
 import { createLoadShedHook } from "../load-shed.js";
 import { oauthFailureFromRpc } from "../oauth-error-response.js";
 import { parseForm } from "../parse-form.js";
+import { createTenantBrowsers, type TenantBrowser } from "../tenant-browser.js";
+import { createTenantHook, tenantOf, type TenantRoute, type TenantRouting } from "../tenant-routing.js";
 import { sendErrorPage } from "../views/error-page.js";
 import { html } from "../views/html.js";
 import { renderMessagePage } from "../views/message-page.js";
@@ -14,6 +15,8 @@ import { formTargetOf, pageHeaders, sendPage } from "../views/page.js";
 export interface EndSessionRoutesOptions {
   deps: GatewayDeps;
   serviceCredential: string;
+  /** Where this registration lives and whose endpoint it is (tenant-routing.ts): a tenant's sessions end at its own. */
+  routing: TenantRouting;
 }
 
 /** RP-Initiated Logout 1.0 §2 parameters, bounded; what they mean is the authz service's to judge (PlanLogout). */
@@ -43,13 +46,13 @@ const CONFIRMATION_FIELDS = {
  * a "signed out" page. Ending the session triggers back-channel logout and
  * revokeOnLogout at the authz service (SessionService.Logout).
  */
-export const endSessionRoutes: FastifyPluginAsync<EndSessionRoutesOptions> = async (app, { deps, serviceCredential }) => {
+export const endSessionRoutes: FastifyPluginAsync<EndSessionRoutesOptions> = async (app, { deps, serviceCredential, routing }) => {
   const { config, authz } = deps;
-  const path = config.paths.endSession;
-  const sessions = createBrowserSessions({ authz, cookieName: config.session.cookieName, secure: config.issuer.startsWith("https:") });
-  const csrf = createCsrf(serviceCredential);
+  const path = routing.at(config.paths.endSession);
+  const browserOf = createTenantBrowsers(deps, serviceCredential);
   acceptOnlyFormBodies(app);
   app.addHook("onRequest", createLoadShedHook(deps.overload));
+  app.addHook("onRequest", createTenantHook(routing));
   app.addHook("onRequest", async (_request, reply) => {
     reply.headers(pageHeaders());
   });
@@ -86,18 +89,25 @@ export const endSessionRoutes: FastifyPluginAsync<EndSessionRoutesOptions> = asy
     confirmation: { csrfToken: string; decision: "logout" | "stay" } | undefined,
     status: 302 | 303,
   ): Promise<FastifyReply> {
+    const tenant = tenantOf(request);
+    const browser = browserOf(tenant);
+    const { sessions, csrf } = browser;
+    const calls = { headers: { ...tenant.rpcHeaders } };
     let session: BrowserSession | undefined;
     let plan;
     try {
       session = await sessions.lookup(request);
-      plan = await authz.sessions.planLogout({
-        idTokenHint: parameters.id_token_hint ?? "",
-        logoutHint: parameters.logout_hint ?? "",
-        clientId: parameters.client_id ?? "",
-        postLogoutRedirectUri: parameters.post_logout_redirect_uri ?? "",
-        state: parameters.state ?? "",
-        sessionToken: session?.token ?? "",
-      });
+      plan = await authz.sessions.planLogout(
+        {
+          idTokenHint: parameters.id_token_hint ?? "",
+          logoutHint: parameters.logout_hint ?? "",
+          clientId: parameters.client_id ?? "",
+          postLogoutRedirectUri: parameters.post_logout_redirect_uri ?? "",
+          state: parameters.state ?? "",
+          sessionToken: session?.token ?? "",
+        },
+        calls,
+      );
     } catch (error) {
       // §3: an unverified post_logout_redirect_uri is never redirected to.
       return sendErrorPage(reply, oauthFailureFromRpc(error, { usedBasic: false }));
@@ -110,14 +120,14 @@ export const endSessionRoutes: FastifyPluginAsync<EndSessionRoutesOptions> = asy
       return leave("You are signed out.");
     }
     if (plan.confirmationRequired) {
-      if (confirmation === undefined) return sendConfirmation(reply, session, parameters, plan.clientName, plan.redirectUrl);
+      if (confirmation === undefined) return sendConfirmation(reply, tenant, browser, session, parameters, plan.clientName, plan.redirectUrl);
       if (!csrf.verify(confirmation.csrfToken, "end-session", session.token)) {
         return sendErrorPage(reply, { status: 403, description: "This sign-out form was not issued to you, or has expired." });
       }
       if (confirmation.decision === "stay") return sendPage(reply, 200, renderMessagePage({ title: "Still signed in", message: "You are still signed in." }));
     }
     try {
-      await authz.sessions.logout({ sessionToken: session.token });
+      await authz.sessions.logout({ sessionToken: session.token }, calls);
     } catch (error) {
       return sendErrorPage(reply, oauthFailureFromRpc(error, { usedBasic: false }));
     }
@@ -125,11 +135,19 @@ export const endSessionRoutes: FastifyPluginAsync<EndSessionRoutesOptions> = asy
     return leave("You are signed out.");
   }
 
-  function sendConfirmation(reply: FastifyReply, session: BrowserSession, parameters: LogoutParameters, clientName: string, redirectUrl: string): FastifyReply {
+  function sendConfirmation(
+    reply: FastifyReply,
+    tenant: TenantRoute,
+    { csrf }: TenantBrowser,
+    session: BrowserSession,
+    parameters: LogoutParameters,
+    clientName: string,
+    redirectUrl: string,
+  ): FastifyReply {
     const hidden = (Object.keys(LOGOUT_PARAMETERS) as Array<keyof LogoutParameters>)
       .filter((name) => parameters[name] !== undefined && parameters[name] !== "")
       .map((name) => html`<input type="hidden" name="${name}" value="${parameters[name]!}">`);
-    const form = html`<form method="post" action="${path}">
+    const form = html`<form method="post" action="${tenant.base + config.paths.endSession}">
 <input type="hidden" name="csrf_token" value="${csrf.token("end-session", session.token)}">
 ${hidden}
 <div class="actions">

@@ -8,9 +8,10 @@ import {
   serializeAuthorizationRequest,
   type AuthorizationParameters,
 } from "../authorization-request.js";
-import { createBrowserSessions, type BrowserSession } from "../browser-session.js";
+import type { BrowserSession } from "../browser-session.js";
 import { createCachedCall } from "../cached-call.js";
-import { createCsrf } from "../csrf.js";
+import { createTenantBrowsers } from "../tenant-browser.js";
+import { createTenantHook, tenantOf, type TenantRoute, type TenantRouting } from "../tenant-routing.js";
 import type { GatewayDeps } from "../deps.js";
 import { acceptOnlyFormBodies, describeFormErrors, formSchema, GRANT_NAME, VSCHAR } from "../form-body.js";
 import { parseForm } from "../parse-form.js";
@@ -28,6 +29,8 @@ export interface OAuthRoutesOptions {
   deps: GatewayDeps;
   /** The gateway's service credential: these endpoints exist only on a gateway that has one. It also keys the CSRF tokens. */
   serviceCredential: string;
+  /** Where this registration lives and whose endpoints they are: the default tenant's, or the named tenants' under `/:tenant` (tenant-routing.ts). */
+  routing: TenantRouting;
 }
 
 /** RFC 6749 §5.1: "The authorization server MUST include the HTTP Cache-Control response header field with a value of no-store ... as well as the Pragma response header field with a value of no-cache". */
@@ -89,20 +92,31 @@ const CONSENT_DECISION = formSchema(
  * redirect target is a URL the authz service returned (Decide, or an error
  * detail's redirect_url), never one built from the request.
  */
-export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, { deps, serviceCredential }) => {
+export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, { deps, serviceCredential, routing }) => {
   const { config, authz } = deps;
   const { paths } = config;
-  const issuer = config.issuer.replace(/\/+$/, "");
-  const sessions = createBrowserSessions({ authz, cookieName: config.session.cookieName, secure: config.issuer.startsWith("https:") });
-  const csrf = createCsrf(serviceCredential);
-  const metadata = createCachedCall(() => authz.authz.getMetadata({}), { ttlMs: PUBLIC_DOCUMENT_TTL_MS, now: deps.clock });
-  const jwks = createCachedCall(() => authz.authz.getJwks({}), { ttlMs: PUBLIC_DOCUMENT_TTL_MS, now: deps.clock });
+  const browserOf = createTenantBrowsers(deps, serviceCredential);
+  // Per tenant: each tenant's metadata and JWKS are its own (one cached call each, made on first use).
+  const documents = new Map<string, { metadata: () => ReturnType<typeof authz.authz.getMetadata>; jwks: () => ReturnType<typeof authz.authz.getJwks> }>();
+  const documentsOf = (tenant: TenantRoute) => {
+    let entry = documents.get(tenant.name);
+    if (entry === undefined) {
+      const options = { headers: { ...tenant.rpcHeaders } };
+      entry = {
+        metadata: createCachedCall(() => authz.authz.getMetadata({}, options), { ttlMs: PUBLIC_DOCUMENT_TTL_MS, now: deps.clock }),
+        jwks: createCachedCall(() => authz.authz.getJwks({}, options), { ttlMs: PUBLIC_DOCUMENT_TTL_MS, now: deps.clock }),
+      };
+      documents.set(tenant.name, entry);
+    }
+    return entry;
+  };
   acceptOnlyFormBodies(app);
 
   app.addHook("onRequest", async (request, reply) => {
     if (request.routeOptions.config?.html === true) reply.headers(pageHeaders());
   });
   app.addHook("onRequest", createLoadShedHook(deps.overload));
+  app.addHook("onRequest", createTenantHook(routing));
 
   /**
    * RFC 6749 §4.1.1 / §4.2.1 authorization endpoint (GET, RFC 6749 §3.1).
@@ -111,7 +125,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * verified, so there is nowhere safe to redirect).
    */
   app.get(
-    paths.authorize,
+    routing.at(paths.authorize),
     {
       config: { html: true },
       // A HEAD must not park authorization requests at the authz service.
@@ -126,6 +140,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     },
     async (request, reply) => {
       const parameters = request.query as AuthorizationParameters;
+      const tenant = tenantOf(request);
+      const { sessions, csrf } = browserOf(tenant);
       let session: BrowserSession | undefined;
       try {
         session = await sessions.lookup(request);
@@ -147,7 +163,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
             authTime: session?.authTime ?? 0n,
             ...openIdParameters(parameters),
           },
-          authz.forBrowser(request.ip),
+          { headers: { ...authz.forBrowser(request.ip).headers, ...tenant.rpcHeaders } },
         );
       } catch (error) {
         return sendAuthorizationFailure(reply, error);
@@ -160,7 +176,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         // with the request that forced the login relaxed (afterLogin), so that it does not force it again.
         const nonce = sessions.loginNonce(request, reply);
         const page = renderLoginPage({
-          action: paths.login,
+          action: tenant.base + paths.login,
           csrfToken: csrf.token("login", nonce),
           clientName: pending.clientName,
           authorizationRequest: serializeAuthorizationRequest(afterLogin(parameters)),
@@ -170,10 +186,10 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         return sendPage(reply, 200, page, formTargets);
       }
       if ((pending.firstParty || pending.consentRemembered) && !pending.consentRequired) {
-        return decide(reply, session, pending.requestId, { approved: true, rememberConsent: false }, 302);
+        return decide(reply, tenant, session, pending.requestId, { approved: true, rememberConsent: false }, 302);
       }
       const page = renderConsentPage({
-        action: paths.consent,
+        action: tenant.base + paths.consent,
         csrfToken: csrf.token("consent", session.token, pending.requestId),
         requestId: pending.requestId,
         clientName: pending.clientName,
@@ -182,7 +198,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         redirectUri: pending.redirectUri,
         subject: session.subject,
         userName: pending.userName,
-        switchAccount: { action: paths.logout, csrfToken: csrf.token("logout", session.token), authorizationRequest: resume },
+        switchAccount: { action: tenant.base + paths.logout, csrfToken: csrf.token("logout", session.token), authorizationRequest: resume },
       });
       return sendPage(reply, 200, page, formTargets);
     },
@@ -196,11 +212,12 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * session cookie, which a cross-site POST does not carry, comes along.
    */
   app.post(
-    paths.authorize,
+    routing.at(paths.authorize),
     { config: { html: true }, schema: { body: formSchema(AUTHORIZATION_REQUEST_PARAMETERS, { unknown: "ignore" }) }, schemaErrorFormatter: describeFormErrors },
     async (request, reply) => {
       const query = new URLSearchParams(request.body as Record<string, string>).toString();
-      return reply.code(303).header("location", query === "" ? paths.authorize : `${paths.authorize}?${query}`).send();
+      const endpoint = tenantOf(request).base + paths.authorize;
+      return reply.code(303).header("location", query === "" ? endpoint : `${endpoint}?${query}`).send();
     },
   );
 
@@ -210,10 +227,12 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * resource owner asserted to Decide is that session's subject.
    */
   app.post(
-    paths.consent,
+    routing.at(paths.consent),
     { config: { html: true }, schema: { body: CONSENT_DECISION }, schemaErrorFormatter: describeFormErrors },
     async (request, reply) => {
       const form = request.body as { request_id: string; csrf_token: string; decision: "allow" | "deny"; remember?: "yes" };
+      const tenant = tenantOf(request);
+      const { sessions, csrf } = browserOf(tenant);
       let session: BrowserSession | undefined;
       try {
         session = await sessions.lookup(request);
@@ -228,13 +247,14 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       }
       const approved = form.decision === "allow";
       // RFC 9700 §4.12: a redirect that answers a POST is a 303, so the browser follows it with GET.
-      return decide(reply, session, form.request_id, { approved, rememberConsent: approved && form.remember === "yes" }, 303);
+      return decide(reply, tenant, session, form.request_id, { approved, rememberConsent: approved && form.remember === "yes" }, 303);
     },
   );
 
   /** Calls Decide and sends the browser exactly where the authz service says (RFC 6749 §4.1.2). */
   async function decide(
     reply: FastifyReply,
+    tenant: TenantRoute,
     session: BrowserSession,
     requestId: string,
     decision: { approved: boolean; rememberConsent: boolean },
@@ -243,6 +263,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     try {
       const { redirectUrl } = await authz.authz.decide(
         { requestId, subject: session.subject, authTime: session.authTime, sid: session.sid, ...decision },
+        { headers: { ...tenant.rpcHeaders } },
       );
       return reply.code(status).headers(NO_STORE).header("location", redirectUrl).send();
     } catch (error) {
@@ -268,11 +289,11 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * address for its failure limits.
    */
   app.post(
-    paths.token,
+    routing.at(paths.token),
     { schema: { body: TOKEN_REQUEST }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin },
     async (request, reply) => {
       const form = request.body as Partial<Record<string, string>>;
-      const { callOptions, usedBasic } = clientCallOptions(request, issuer + paths.token);
+      const { callOptions, usedBasic } = clientCallOptions(request, tenantOf(request).issuer + paths.token);
       let token: TokenSet | undefined;
       try {
         switch (form.grant_type) {
@@ -328,11 +349,11 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
 
   /** RFC 7662 §2: the caller (a resource server) authenticates as a confidential client. */
   app.post(
-    paths.introspect,
+    routing.at(paths.introspect),
     { schema: { body: TOKEN_OPERATION_REQUEST }, schemaErrorFormatter: describeFormErrors },
     async (request, reply) => {
       const form = request.body as Partial<Record<string, string>>;
-      const { callOptions, usedBasic } = clientCallOptions(request, issuer + paths.introspect);
+      const { callOptions, usedBasic } = clientCallOptions(request, tenantOf(request).issuer + paths.introspect);
       let result;
       try {
         result = await authz.authz.introspect(
@@ -368,11 +389,11 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
 
   /** RFC 7009 §2: 200 for any token the client may revoke, including unknown and invalid ones (§2.2). */
   app.post(
-    paths.revoke,
+    routing.at(paths.revoke),
     { schema: { body: TOKEN_OPERATION_REQUEST }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin },
     async (request, reply) => {
       const form = request.body as Partial<Record<string, string>>;
-      const { callOptions, usedBasic } = clientCallOptions(request, issuer + paths.revoke);
+      const { callOptions, usedBasic } = clientCallOptions(request, tenantOf(request).issuer + paths.revoke);
       try {
         await authz.authz.revoke(
           { token: form.token ?? "", tokenTypeHint: form.token_type_hint ?? "", ...clientFields(form) },
@@ -390,12 +411,14 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    * path. The protocol facts come from the authz service (GetMetadata); the
    * endpoints are the issuer plus the configured paths.
    */
-  /** The same document at OpenID Connect Discovery 1.0 §4's path (gateway/server-metadata.ts). */
-  for (const path of [paths.metadata, paths.openidConfiguration])
-  app.get(path, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (_request, reply) => {
+  // The same document at OpenID Connect Discovery 1.0 §4's path, `{issuer}/.well-known/openid-configuration` (gateway/server-metadata.ts).
+  for (const path of [routing.metadataPath, routing.at(paths.openidConfiguration)])
+  app.get(path, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (request, reply) => {
+    const tenant = tenantOf(request);
+    const issuer = tenant.issuer;
     let facts;
     try {
-      facts = await metadata();
+      facts = await documentsOf(tenant).metadata();
     } catch (error) {
       return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic: false }));
     }
@@ -408,10 +431,10 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
   });
 
   /** The JWK Set (RFC 7517 §5) that verifies access tokens, from GetJwks, verbatim. */
-  app.get(paths.jwks, { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (_request, reply) => {
+  app.get(routing.at(paths.jwks), { schema: { querystring: NO_PARAMETERS }, onRequest: allowAnyOrigin }, async (request, reply) => {
     let set;
     try {
-      set = await jwks();
+      set = await documentsOf(tenantOf(request)).jwks();
     } catch (error) {
       return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic: false }));
     }
@@ -430,7 +453,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
   function clientCallOptions(request: FastifyRequest, endpointUrl: string): { callOptions: CallOptions; usedBasic: boolean } {
     const authorization = request.headers.authorization;
     // RFC 7523 §3: a client assertion may name this endpoint's URL as its aud.
-    const headers: Record<string, string> = { ...authz.forBrowser(request.ip).headers, [ENDPOINT_URL_HEADER]: endpointUrl };
+    const headers: Record<string, string> = { ...authz.forBrowser(request.ip).headers, ...tenantOf(request).rpcHeaders, [ENDPOINT_URL_HEADER]: endpointUrl };
     if (authorization !== undefined) headers.authorization = authorization;
     return { callOptions: { headers }, usedBasic: authorization !== undefined && /^basic(?:\s|$)/i.test(authorization) };
   }

@@ -6,9 +6,12 @@ import { acceptOnlyFormBodies, describeFormErrors, formSchema, VSCHAR } from "..
 import { createLoadShedHook } from "../load-shed.js";
 import type { BearerFailure } from "../oauth-error-response.js";
 import { oauthFailureFromRpc } from "../oauth-error-response.js";
+import { createTenantHook, tenantOf, type TenantRouting } from "../tenant-routing.js";
 
 export interface OpenIdRoutesOptions {
   deps: GatewayDeps;
+  /** Where this registration lives and whose endpoints they are (tenant-routing.ts). */
+  routing: TenantRouting;
 }
 
 /** RFC 6750 §2.2: the form-encoded body parameter; anything else in the form is ignored. */
@@ -20,11 +23,13 @@ const USERINFO_FORM = formSchema({ access_token: { pattern: VSCHAR, maxLength: 8
  * POST, answered from the authz service's GetUserInfo. It uses no cookies, so
  * any origin may call it (a browser-based client).
  */
-export const openIdRoutes: FastifyPluginAsync<OpenIdRoutesOptions> = async (app, { deps }) => {
+export const openIdRoutes: FastifyPluginAsync<OpenIdRoutesOptions> = async (app, { deps, routing }) => {
   const { config, authz } = deps;
   const realm = config.guard.realm;
   acceptOnlyFormBodies(app);
   app.addHook("onRequest", createLoadShedHook(deps.overload));
+  app.addHook("onRequest", createTenantHook(routing));
+  const userinfo = routing.at(config.paths.userinfo);
 
   const answer = async (request: FastifyRequest, reply: FastifyReply, bodyToken: string | undefined) => {
     const header = request.headers.authorization;
@@ -45,7 +50,7 @@ export const openIdRoutes: FastifyPluginAsync<OpenIdRoutesOptions> = async (app,
     if (token === undefined || token === "") return reply.sendBearerFailure({ status: 401, realm, style: "rfc6750" });
     let claimsJson: string;
     try {
-      ({ claimsJson } = await authz.authz.getUserInfo({ accessToken: token }, authz.forBrowser(request.ip)));
+      ({ claimsJson } = await authz.authz.getUserInfo({ accessToken: token }, { headers: { ...authz.forBrowser(request.ip).headers, ...tenantOf(request).rpcHeaders } }));
     } catch (error) {
       const [detail] = ConnectError.from(error).findDetails(OAuthErrorDetailSchema);
       switch (detail?.error) {
@@ -64,14 +69,14 @@ export const openIdRoutes: FastifyPluginAsync<OpenIdRoutesOptions> = async (app,
   };
 
   // A browser-based client sends the token in the Authorization header, which needs a CORS preflight.
-  app.options(config.paths.userinfo, { onRequest: allowAnyOrigin }, async (_request, reply) =>
+  app.options(userinfo, { onRequest: allowAnyOrigin }, async (_request, reply) =>
     reply
       .code(204)
       .headers({ "access-control-allow-methods": "GET, POST", "access-control-allow-headers": "authorization, content-type", "access-control-max-age": "600" })
       .send(),
   );
-  app.get(config.paths.userinfo, { onRequest: allowAnyOrigin }, async (request, reply) => answer(request, reply, undefined));
-  app.post(config.paths.userinfo, { schema: { body: USERINFO_FORM }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin }, async (request, reply) =>
+  app.get(userinfo, { onRequest: allowAnyOrigin }, async (request, reply) => answer(request, reply, undefined));
+  app.post(userinfo, { schema: { body: USERINFO_FORM }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin }, async (request, reply) =>
     answer(request, reply, (request.body as { access_token?: string } | undefined)?.access_token),
   );
 };

@@ -1,9 +1,10 @@
 import { ConnectError } from "@connectrpc/connect";
-import type { FastifyPluginAsync, FastifyReply } from "fastify";
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { OAuthErrorDetailSchema } from "../../gen/gatehouse/v1/errors_pb.js";
 import { parseResumedAuthorizationRequest } from "../authorization-request.js";
-import { createBrowserSessions, type BrowserSession } from "../browser-session.js";
-import { createCsrf } from "../csrf.js";
+import type { BrowserSession } from "../browser-session.js";
+import { createTenantBrowsers } from "../tenant-browser.js";
+import { createTenantHook, tenantOf, type TenantRouting } from "../tenant-routing.js";
 import type { GatewayDeps } from "../deps.js";
 import { acceptOnlyFormBodies, describeFormErrors, formSchema, UNICODECHARNOCRLF } from "../form-body.js";
 import { sendErrorPage } from "../views/error-page.js";
@@ -17,6 +18,8 @@ export interface PagesOptions {
   deps: GatewayDeps;
   /** The gateway's service credential: these endpoints exist only on a gateway that has one. It also keys the CSRF tokens. */
   serviceCredential: string;
+  /** Where this registration lives and whose pages they are (tenant-routing.ts). */
+  routing: TenantRouting;
 }
 
 const TOKEN_FIELD = { pattern: "^[A-Za-z0-9_-]+$", maxLength: 64 } as const;
@@ -47,32 +50,36 @@ const NO_PARAMETERS = { type: "object", maxProperties: 0 } as const;
  * shows the outcome, and never says whether the username or the password
  * was wrong.
  */
-export const pages: FastifyPluginAsync<PagesOptions> = async (app, { deps, serviceCredential }) => {
+export const pages: FastifyPluginAsync<PagesOptions> = async (app, { deps, serviceCredential, routing }) => {
   const { config, authz } = deps;
   const { paths } = config;
-  const sessions = createBrowserSessions({ authz, cookieName: config.session.cookieName, secure: config.issuer.startsWith("https:") });
-  const csrf = createCsrf(serviceCredential);
+  const browserOf = createTenantBrowsers(deps, serviceCredential);
   acceptOnlyFormBodies(app);
   app.addHook("onRequest", async (_request, reply) => {
     reply.headers(pageHeaders());
   });
   app.addHook("onRequest", createLoadShedHook(deps.overload));
+  app.addHook("onRequest", createTenantHook(routing));
   const html = { config: { html: true }, schemaErrorFormatter: describeFormErrors };
 
   /** The login form, or who is signed in. */
-  app.get(paths.login, { ...html, schema: { querystring: NO_PARAMETERS } }, async (request, reply) => {
+  app.get(routing.at(paths.login), { ...html, schema: { querystring: NO_PARAMETERS } }, async (request, reply) => {
+    const tenant = tenantOf(request);
+    const { sessions, csrf } = browserOf(tenant);
     let session: BrowserSession | undefined;
     try {
       session = await sessions.lookup(request);
     } catch (error) {
       return sendErrorPage(reply, oauthFailureFromRpc(error, { usedBasic: false }));
     }
-    if (session !== undefined) return sendSignedIn(reply, session);
+    if (session !== undefined) return sendSignedIn(request, reply, session);
     const nonce = sessions.loginNonce(request, reply);
-    return sendPage(reply, 200, renderLoginPage({ action: paths.login, csrfToken: csrf.token("login", nonce) }));
+    return sendPage(reply, 200, renderLoginPage({ action: tenant.base + paths.login, csrfToken: csrf.token("login", nonce) }));
   });
 
-  app.post(paths.login, { ...html, schema: { body: LOGIN_FORM } }, async (request, reply) => {
+  app.post(routing.at(paths.login), { ...html, schema: { body: LOGIN_FORM } }, async (request, reply) => {
+    const tenant = tenantOf(request);
+    const { sessions, csrf } = browserOf(tenant);
     const form = request.body as { username?: string; password?: string; csrf_token: string; authorization_request?: string };
     const resume = form.authorization_request === undefined ? undefined : parseResumedAuthorizationRequest(form.authorization_request);
     if (form.authorization_request !== undefined && resume === undefined) {
@@ -81,7 +88,7 @@ export const pages: FastifyPluginAsync<PagesOptions> = async (app, { deps, servi
     const showForm = (status: number, problem: string) => {
       const nonce = sessions.loginNonce(request, reply);
       const page = renderLoginPage({
-        action: paths.login,
+        action: tenant.base + paths.login,
         csrfToken: csrf.token("login", nonce),
         ...(resume === undefined ? {} : { authorizationRequest: resume }),
         ...(form.username === undefined ? {} : { username: form.username }),
@@ -100,7 +107,7 @@ export const pages: FastifyPluginAsync<PagesOptions> = async (app, { deps, servi
     try {
       opened = await authz.sessions.login(
         { username: form.username, password: form.password, clientAddress: request.ip },
-        authz.forBrowser(request.ip),
+        { headers: { ...authz.forBrowser(request.ip).headers, ...tenant.rpcHeaders } },
       );
     } catch (error) {
       const connectError = ConnectError.from(error);
@@ -119,14 +126,15 @@ export const pages: FastifyPluginAsync<PagesOptions> = async (app, { deps, servi
     }
     // A new session replaces whatever this browser had (no session fixation); ending the old one is best effort.
     const previous = sessions.tokenOf(request);
-    if (previous !== undefined) await authz.sessions.logout({ sessionToken: previous }).catch(() => undefined);
+    if (previous !== undefined) await authz.sessions.logout({ sessionToken: previous }, { headers: { ...tenant.rpcHeaders } }).catch(() => undefined);
     sessions.open(reply, opened.sessionToken, Number(opened.expiresIn));
     // RFC 9700 §4.12: a POST that carried credentials is answered with 303, never 307.
-    return reply.code(303).header("location", resume === undefined ? paths.login : `${paths.authorize}?${resume}`).send();
+    return reply.code(303).header("location", resume === undefined ? tenant.base + paths.login : `${tenant.base}${paths.authorize}?${resume}`).send();
   });
 
   /** A sign-out button for a signed-in browser (a GET never signs out: links and prefetches must not). */
-  app.get(paths.logout, { ...html, schema: { querystring: NO_PARAMETERS } }, async (request, reply) => {
+  app.get(routing.at(paths.logout), { ...html, schema: { querystring: NO_PARAMETERS } }, async (request, reply) => {
+    const { sessions } = browserOf(tenantOf(request));
     let session: BrowserSession | undefined;
     try {
       session = await sessions.lookup(request);
@@ -134,11 +142,13 @@ export const pages: FastifyPluginAsync<PagesOptions> = async (app, { deps, servi
       return sendErrorPage(reply, oauthFailureFromRpc(error, { usedBasic: false }));
     }
     if (session === undefined) return sendPage(reply, 200, renderMessagePage({ title: "Signed out", message: "You are not signed in." }));
-    return sendSignedIn(reply, session);
+    return sendSignedIn(request, reply, session);
   });
 
   /** Ends the session (SessionService.Logout) and removes the cookie. */
-  app.post(paths.logout, { ...html, schema: { body: LOGOUT_FORM } }, async (request, reply) => {
+  app.post(routing.at(paths.logout), { ...html, schema: { body: LOGOUT_FORM } }, async (request, reply) => {
+    const tenant = tenantOf(request);
+    const { sessions, csrf } = browserOf(tenant);
     const form = request.body as { csrf_token: string; authorization_request?: string };
     const resume = form.authorization_request === undefined ? undefined : parseResumedAuthorizationRequest(form.authorization_request);
     if (form.authorization_request !== undefined && resume === undefined) {
@@ -150,22 +160,23 @@ export const pages: FastifyPluginAsync<PagesOptions> = async (app, { deps, servi
         return sendErrorPage(reply, { status: 403, description: "This sign-out form was not issued to you, or has expired." });
       }
       try {
-        await authz.sessions.logout({ sessionToken: token });
+        await authz.sessions.logout({ sessionToken: token }, { headers: { ...tenant.rpcHeaders } });
       } catch (error) {
         // The session is still live at the authz service: say so rather than pretend.
         return sendErrorPage(reply, oauthFailureFromRpc(error, { usedBasic: false }));
       }
     }
     sessions.clear(reply);
-    if (resume !== undefined) return reply.code(303).header("location", `${paths.authorize}?${resume}`).send();
+    if (resume !== undefined) return reply.code(303).header("location", `${tenant.base}${paths.authorize}?${resume}`).send();
     return sendPage(reply, 200, renderMessagePage({ title: "Signed out", message: "You are signed out." }));
   });
 
-  function sendSignedIn(reply: FastifyReply, session: BrowserSession): FastifyReply {
+  function sendSignedIn(request: FastifyRequest, reply: FastifyReply, session: BrowserSession): FastifyReply {
+    const tenant = tenantOf(request);
     const page = renderMessagePage({
       title: "Signed in",
       message: `You are signed in as ${session.subject}.`,
-      form: signOutForm(paths.logout, csrf.token("logout", session.token)),
+      form: signOutForm(tenant.base + paths.logout, browserOf(tenant).csrf.token("logout", session.token)),
     });
     return sendPage(reply, 200, page);
   }

@@ -1,6 +1,7 @@
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { CLIENT_ADDRESS_HEADER, SERVICE_CREDENTIAL_HEADER } from "../../contract/metadata.js";
+import { CLIENT_ADDRESS_HEADER, SERVICE_CREDENTIAL_HEADER, TENANT_HEADER } from "../../contract/metadata.js";
+import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
 import type { GatewayConfig } from "../config.js";
@@ -19,6 +20,16 @@ export interface AuthzClient {
   readonly asGatewayClient: { headers: Record<string, string> };
   /** Call options that pass the browser's address along. */
   forBrowser(address: string): { headers: Record<string, string> };
+  /** The metadata that names a tenant (contract/metadata.ts); none for the default tenant, as before tenants. */
+  tenantHeaders(tenant: string): Record<string, string>;
+  /**
+   * Introspect for the guard, for a token of `tenant`, named: the default
+   * tenant's as asGatewayClient; another's, with the service credential alone (the
+   * gateway guards every tenant's routes; its own client is the default
+   * tenant's), or, for a guard-only gateway without one, as its own client,
+   * which must then be a client of that tenant.
+   */
+  asGatewayIn(tenant: string): { headers: Record<string, string> };
 }
 
 /**
@@ -60,6 +71,12 @@ export function createAuthzClient(config: GatewayConfig["authz"], options: Authz
     sessions: createClient(SessionService, transport),
     asGatewayClient: { headers: { authorization: `Basic ${basic}` } },
     forBrowser: (address) => ({ headers: { [CLIENT_ADDRESS_HEADER]: address } }),
+    tenantHeaders: (tenant): Record<string, string> => (tenant === DEFAULT_TENANT ? {} : { [TENANT_HEADER]: tenant }),
+    asGatewayIn(tenant) {
+      const headers: Record<string, string> = { [TENANT_HEADER]: tenant };
+      if (tenant === DEFAULT_TENANT || config.serviceCredential === undefined) headers.authorization = `Basic ${basic}`;
+      return { headers };
+    },
   };
 }
 

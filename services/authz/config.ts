@@ -14,6 +14,7 @@ import { salvageSection } from "../../startup/salvage-section.js";
 import { secretReference as secretRef, type SecretReference as SecretRef } from "../../startup/secret-reference.js";
 import { createSecretResolver } from "../../startup/secret-resolver.js";
 import { validateConfig } from "../../startup/validate-config.js";
+import { DEFAULT_TENANT, TENANT_NAME, TENANT_NAME_MAX_LENGTH, TENANT_NAME_RULE, tenantIssuer } from "../../startup/tenant-name.js";
 import {
   buildOpenIdClient,
   buildOpenIdPolicy,
@@ -88,6 +89,19 @@ export interface AuthzConfig extends ServerPolicy {
   fetch: FetchConfig;
   /** The files this configuration was read from (the YAML and referenced secrets): a change to one reloads it. */
   sources: readonly string[];
+  /**
+   * The named tenants (issue 11; README, "Tenants"), by name, in file order.
+   * The top level is the default tenant, at the issuer itself; each of these
+   * is a whole authorization server of its own at `{issuer}/{name}`.
+   */
+  tenants: ReadonlyMap<string, TenantConfig>;
+}
+
+/** One named tenant: its own policy (issuer, audience, clients, scopes, users, lifetimes, limits) and signing keys. */
+export interface TenantConfig extends ServerPolicy {
+  name: string;
+  /** As AuthzConfig.signingKeys, for this tenant; undefined: generated (development only). */
+  signingKeys: AuthzConfig["signingKeys"];
 }
 
 /**
@@ -231,6 +245,42 @@ const overloadSchema = z.strictObject({
   redisCommandTimeoutMs: ms(60_000).default(OVERLOAD_DEFAULTS.redisCommandTimeoutMs),
 });
 
+const LIFETIME_DEFAULTS = { accessToken: 600, code: 60, refreshToken: 14 * 86_400, refreshFamily: 90 * 86_400, request: 600, session: 8 * 3_600, consent: 30 * 86_400 };
+const lifetimesSchema = z.strictObject({
+  accessToken: seconds.default(600),
+  code: seconds.max(600).default(60),
+  refreshToken: seconds.default(14 * 86_400),
+  refreshFamily: seconds.default(90 * 86_400),
+  request: seconds.default(600),
+  session: seconds.default(8 * 3_600),
+  consent: seconds.default(30 * 86_400),
+});
+const ATTEMPT_DEFAULTS = { windowSeconds: 900, maxFailuresPerUser: 5, maxFailuresPerAddress: 50, delayPerFailureMs: 250, maxDelayMs: 2_000 };
+const attemptsSchema = z.strictObject({
+  windowSeconds: seconds.default(900),
+  maxFailuresPerUser: seconds.default(5),
+  maxFailuresPerAddress: seconds.default(50),
+  delayPerFailureMs: z.number().int().min(0).max(5_000).default(250),
+  maxDelayMs: z.number().int().min(0).max(10_000).default(2_000),
+});
+const signingKeysSchema = z.strictObject({ source: secretRef, activeKid: z.string().optional() });
+
+/**
+ * A named tenant: what the top level holds for the default tenant. Lifetimes
+ * and limits it does not set are the top level's. Its scopes' `routes` are
+ * not read: a guarded route names the tenants it accepts (gateway routes[].tenants).
+ */
+const tenantSchema = z.strictObject({
+  name: z.string().max(TENANT_NAME_MAX_LENGTH).regex(TENANT_NAME, TENANT_NAME_RULE),
+  audience: z.string().min(1).optional(),
+  signingKeys: signingKeysSchema.optional(),
+  lifetimes: lifetimesSchema.optional(),
+  attempts: attemptsSchema.optional(),
+  scopes: z.array(scopeSchema).default([]),
+  clients: z.array(clientSchema).default([]),
+  users: z.array(userSchema).default([]),
+});
+
 const fileSchema = z.strictObject({
   issuer: z.string(),
   requireHttps: z.boolean().default(true),
@@ -240,7 +290,7 @@ const fileSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(50051),
       redis: redisSchema.optional(),
       keyPrefix: z.string().regex(/^[^{}\s]*$/, "must not contain braces or spaces").default("gatehouse:"),
-      signingKeys: z.strictObject({ source: secretRef, activeKid: z.string().optional() }).optional(),
+      signingKeys: signingKeysSchema.optional(),
       keyRotation: keyRotationSchema.optional(),
       serviceCredential: secretRef.optional(),
       audience: z.string().min(1).optional(),
@@ -253,30 +303,13 @@ const fileSchema = z.strictObject({
       fetch: fetchSchema,
     })
     .default({ host: "127.0.0.1", port: 50051, keyPrefix: "gatehouse:", drainTimeoutMs: 10_000, revocationHeartbeatSeconds: 5, rpc: { fastPath: true }, overload: OVERLOAD_DEFAULTS }),
-  lifetimes: z
-    .strictObject({
-      accessToken: seconds.default(600),
-      code: seconds.max(600).default(60),
-      refreshToken: seconds.default(14 * 86_400),
-      refreshFamily: seconds.default(90 * 86_400),
-      request: seconds.default(600),
-      session: seconds.default(8 * 3_600),
-      consent: seconds.default(30 * 86_400),
-    })
-    .default({ accessToken: 600, code: 60, refreshToken: 14 * 86_400, refreshFamily: 90 * 86_400, request: 600, session: 8 * 3_600, consent: 30 * 86_400 }),
-  attempts: z
-    .strictObject({
-      windowSeconds: seconds.default(900),
-      maxFailuresPerUser: seconds.default(5),
-      maxFailuresPerAddress: seconds.default(50),
-      delayPerFailureMs: z.number().int().min(0).max(5_000).default(250),
-      maxDelayMs: z.number().int().min(0).max(10_000).default(2_000),
-    })
-    .default({ windowSeconds: 900, maxFailuresPerUser: 5, maxFailuresPerAddress: 50, delayPerFailureMs: 250, maxDelayMs: 2_000 }),
+  lifetimes: lifetimesSchema.default(LIFETIME_DEFAULTS),
+  attempts: attemptsSchema.default(ATTEMPT_DEFAULTS),
   scopes: z.array(scopeSchema).default([]),
   clients: z.array(clientSchema).default([]),
   users: z.array(userSchema).default([]),
   serviceAccountIssuers: z.array(serviceAccountIssuerSchema).default([]),
+  tenants: z.array(tenantSchema).default([]),
   // The gateway's sections: validated by the gateway.
   gateway: z.unknown().optional(),
   routes: z.unknown().optional(),
@@ -286,12 +319,17 @@ const fileSchema = z.strictObject({
 
 type ConfigFile = z.infer<typeof fileSchema>;
 /** A file's valid parts; list entries that did not parse are holes. */
-type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "serviceAccountIssuers" | "gateway" | "routes" | "allInOne"> & {
-  serviceAccountIssuers: Array<ConfigFile["serviceAccountIssuers"][number] | undefined>;
+type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "serviceAccountIssuers" | "tenants" | "gateway" | "routes" | "allInOne"> &
+  SalvagedDirectory & {
+    serviceAccountIssuers: Array<ConfigFile["serviceAccountIssuers"][number] | undefined>;
+    tenants: Array<ConfigFile["tenants"][number] | undefined>;
+  };
+/** The clients, scopes and users of the top level or of one tenant. */
+interface SalvagedDirectory {
   scopes: Array<ConfigFile["scopes"][number] | undefined>;
   clients: Array<ConfigFile["clients"][number] | undefined>;
   users: Array<ConfigFile["users"][number] | undefined>;
-};
+}
 
 /** The ConfigError's message: "invalid configuration: ...". */
 const SUBJECT = "configuration";
@@ -330,6 +368,7 @@ function salvage(raw: unknown): SalvagedFile {
     clients: salvageList(clientSchema, record.clients),
     users: salvageList(userSchema, record.users),
     serviceAccountIssuers: salvageList(serviceAccountIssuerSchema, record.serviceAccountIssuers),
+    tenants: salvageList(tenantSchema, record.tenants),
   };
 }
 
@@ -339,20 +378,133 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
 
   const secrets = createSecretResolver(env, problems);
   const resolve = secrets.resolve;
+  const serviceAccountIssuers = buildServiceAccountIssuers(file.serviceAccountIssuers, file.issuer);
+  // OpenID Connect's acr and pairwise salt are the deployment's, the same in every tenant (authz.openid).
+  const openid = buildOpenIdPolicy(file.authz.openid, resolve);
+  const directoryContext = { requireHttps, resolve, serviceAccountIssuers, openid, pairwiseSaltConfigured: file.authz.openid?.pairwiseSalt !== undefined };
+  const { scopes, clients, users } = buildDirectory(file, "", { ...directoryContext, audience: file.authz.audience ?? file.issuer }, problems);
 
+  const authz = file.authz;
+  const redis =
+    env.REDIS_URL !== undefined && env.REDIS_URL !== ""
+      ? ({ kind: "url", url: env.REDIS_URL, replicaAckTimeoutMs: undefined } as const)
+      : buildRedis(authz.redis, resolve);
+  const port = portOverride(env, "GATEHOUSE_AUTHZ_PORT", authz.port, problems);
+  if (authz.overload.redisCommandTimeoutMs >= authz.overload.defaultBudgetMs) {
+    problems.push("authz.overload.redisCommandTimeoutMs: must be shorter than defaultBudgetMs, so that a Redis timeout is answered before the call's budget runs out");
+  }
+
+  const signingKeys = buildSigningKeys(authz.signingKeys, "authz.signingKeys", resolve);
+  const keyRotation = buildKeyRotation(authz.keyRotation, redis !== undefined, resolve, problems);
+  const lifetimes: Lifetimes = { ...file.lifetimes };
+  checkLifetimes(lifetimes, "lifetimes", problems);
+
+  const tenants = new Map<string, TenantConfig>();
+  file.tenants.forEach((tenant, i) => {
+    if (tenant === undefined) return;
+    const at = `tenants[${i}]`;
+    // The default tenant is the top level; a tenant called so would have two issuers.
+    if (tenant.name === DEFAULT_TENANT) problems.push(`${at}.name: ${JSON.stringify(DEFAULT_TENANT)} is the top level's tenant; choose another name`);
+    if (tenants.has(tenant.name)) problems.push(`${at}.name: duplicate tenant ${JSON.stringify(tenant.name)} (its issuer would be another tenant's)`);
+    const issuer = tenantIssuer(file.issuer, tenant.name);
+    const directory = buildDirectory(tenant, `${at}.`, { ...directoryContext, audience: tenant.audience ?? issuer }, problems);
+    const tenantLifetimes: Lifetimes = { ...(tenant.lifetimes ?? lifetimes) };
+    if (tenant.lifetimes !== undefined) checkLifetimes(tenantLifetimes, `${at}.lifetimes`, problems);
+    tenants.set(tenant.name, {
+      name: tenant.name,
+      issuer,
+      audience: tenant.audience ?? issuer,
+      ...directory,
+      lifetimes: tenantLifetimes,
+      attempts: tenant.attempts ?? file.attempts,
+      signingKeys: buildSigningKeys(tenant.signingKeys, `${at}.signingKeys`, resolve),
+    });
+  });
+
+  return deepFreeze({
+    issuer: file.issuer,
+    requireHttps,
+    listen: { host: authz.host, port },
+    redis,
+    keyPrefix: authz.keyPrefix,
+    signingKeys,
+    keyRotation,
+    serviceCredential: authz.serviceCredential === undefined ? undefined : resolve(authz.serviceCredential, "authz.serviceCredential"),
+    audience: authz.audience ?? file.issuer,
+    lifetimes,
+    attempts: file.attempts,
+    scopes,
+    clients,
+    users,
+    ...openid,
+    drainTimeoutMs: authz.drainTimeoutMs,
+    rpc: authz.rpc,
+    overload: authz.overload,
+    revocationHeartbeatSeconds: authz.revocationHeartbeatSeconds,
+    logLevel: logLevel(env, problems),
+    tracing: tracingConfig(env, "gatehouse-authz", problems),
+    clientAssertions: buildClientAssertionPolicy(authz.clientAssertions),
+    serviceAccountIssuers,
+    fetch: {
+      ...FETCH_DEFAULTS,
+      ...(authz.fetch ?? {}),
+      trustedCa: authz.fetch?.trustedCa === undefined ? undefined : resolve(authz.fetch.trustedCa, "authz.fetch.trustedCa"),
+    },
+    sources: secrets.sources(),
+    tenants,
+  });
+}
+
+function checkLifetimes(lifetimes: Lifetimes, at: string, problems: string[]): void {
+  if (lifetimes.refreshToken > lifetimes.refreshFamily) problems.push(`${at}.refreshToken: must not exceed ${at}.refreshFamily`);
+}
+
+function buildSigningKeys(
+  section: z.infer<typeof signingKeysSchema> | undefined,
+  at: string,
+  resolve: (ref: SecretRef, path: string) => string | undefined,
+): AuthzConfig["signingKeys"] {
+  if (section === undefined) return undefined;
+  const jwks = resolve(section.source, `${at}.source`);
+  if (jwks === undefined) return undefined;
+  const source = "env" in section.source ? `env ${section.source.env}` : `file ${section.source.file}`;
+  return { jwks, activeKid: section.activeKid, source };
+}
+
+/**
+ * The scopes, clients and users of the top level (`at` "") or of one tenant
+ * (`at` "tenants[i]."), checked within that directory only: client ids and
+ * usernames are unique per tenant, and two tenants may both have a "web".
+ */
+function buildDirectory(
+  file: SalvagedDirectory,
+  prefix: string,
+  context: {
+    requireHttps: boolean;
+    resolve: (ref: SecretRef, path: string) => string | undefined;
+    /** The deployment's service account issuers (serviceAccountIssuers), which any directory's service clients may name. */
+    serviceAccountIssuers: ReturnType<typeof buildServiceAccountIssuers>;
+    /** This directory's access token audience: a service client's default subject audience. */
+    audience: string;
+    /** authz.openid as policy (acr, pairwise salt), and whether a pairwise salt is configured at all. */
+    openid: Pick<ServerPolicy, "acr" | "pairwiseSalt">;
+    pairwiseSaltConfigured: boolean;
+  },
+  problems: string[],
+): Pick<ServerPolicy, "scopes" | "clients" | "users" | "acr" | "pairwiseSalt"> {
+  const { requireHttps, resolve, serviceAccountIssuers } = context;
   const scopeNames = new Set<string>();
   file.scopes.forEach((scope, i) => {
     if (scope === undefined) return;
-    if (scopeNames.has(scope.name)) problems.push(`scopes[${i}].name: duplicate scope ${JSON.stringify(scope.name)}`);
+    if (scopeNames.has(scope.name)) problems.push(`${prefix}scopes[${i}].name: duplicate scope ${JSON.stringify(scope.name)}`);
     scopeNames.add(scope.name);
   });
 
   const scopesComplete = !file.scopes.includes(undefined);
-  const serviceAccountIssuers = buildServiceAccountIssuers(file.serviceAccountIssuers, file.issuer);
   const clients = new Map<string, Client>();
   file.clients.forEach((client, i) => {
     if (client === undefined) return;
-    const at = `clients[${i}]`;
+    const at = `${prefix}clients[${i}]`;
     if (clients.has(client.id)) problems.push(`${at}.id: duplicate client id ${JSON.stringify(client.id)}`);
     client.redirectUris.forEach((uri, j) => {
       const problem = checkRegisteredRedirectUri(uri, requireHttps);
@@ -381,7 +533,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     const service = buildServiceClient(
       client.service,
       client,
-      { at, issuers: new Set(serviceAccountIssuers.map((cluster) => cluster.issuer)), defaultSubjectAudience: file.authz.audience ?? file.issuer },
+      { at, issuers: new Set(serviceAccountIssuers.map((cluster) => cluster.issuer)), defaultSubjectAudience: context.audience },
       problems,
     );
     if (client.type === "public") {
@@ -412,7 +564,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       refreshGraceSeconds: client.refreshGraceSeconds,
       firstParty: client.firstParty,
       introspectAnyToken: client.introspectAnyToken,
-      ...buildOpenIdClient(client, at, problems, file.authz.openid?.pairwiseSalt !== undefined, requireHttps),
+      ...buildOpenIdClient(client, at, problems, context.pairwiseSaltConfigured, requireHttps),
       ...(service === undefined ? {} : { service }),
     });
   });
@@ -420,7 +572,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   const users = new Map<string, User>();
   file.users.forEach((user, i) => {
     if (user === undefined) return;
-    if (users.has(user.username)) problems.push(`users[${i}].username: duplicate user ${JSON.stringify(user.username)}`);
+    if (users.has(user.username)) problems.push(`${prefix}users[${i}].username: duplicate user ${JSON.stringify(user.username)}`);
     users.set(user.username, {
       username: user.username,
       subject: user.subject ?? user.username,
@@ -429,61 +581,12 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     });
   });
 
-  const authz = file.authz;
-  const redis =
-    env.REDIS_URL !== undefined && env.REDIS_URL !== ""
-      ? ({ kind: "url", url: env.REDIS_URL, replicaAckTimeoutMs: undefined } as const)
-      : buildRedis(authz.redis, resolve);
-  const port = portOverride(env, "GATEHOUSE_AUTHZ_PORT", authz.port, problems);
-  if (authz.overload.redisCommandTimeoutMs >= authz.overload.defaultBudgetMs) {
-    problems.push("authz.overload.redisCommandTimeoutMs: must be shorter than defaultBudgetMs, so that a Redis timeout is answered before the call's budget runs out");
-  }
-
-  let signingKeys: AuthzConfig["signingKeys"];
-  if (authz.signingKeys !== undefined) {
-    const jwks = resolve(authz.signingKeys.source, "authz.signingKeys.source");
-    if (jwks !== undefined) {
-      const source = "env" in authz.signingKeys.source ? `env ${authz.signingKeys.source.env}` : `file ${authz.signingKeys.source.file}`;
-      signingKeys = { jwks, activeKid: authz.signingKeys.activeKid, source };
-    }
-  }
-
-  const keyRotation = buildKeyRotation(authz.keyRotation, redis !== undefined, resolve, problems);
-
-  const lifetimes: Lifetimes = { ...file.lifetimes };
-  if (lifetimes.refreshToken > lifetimes.refreshFamily) problems.push("lifetimes.refreshToken: must not exceed lifetimes.refreshFamily");
-
-  return deepFreeze({
-    issuer: file.issuer,
-    requireHttps,
-    listen: { host: authz.host, port },
-    redis,
-    keyPrefix: authz.keyPrefix,
-    signingKeys,
-    keyRotation,
-    serviceCredential: authz.serviceCredential === undefined ? undefined : resolve(authz.serviceCredential, "authz.serviceCredential"),
-    audience: authz.audience ?? file.issuer,
-    lifetimes,
-    attempts: file.attempts,
+  return {
     scopes: new Map(file.scopes.flatMap((scope) => (scope === undefined ? [] : [[scope.name, { name: scope.name, description: scope.description }] as const]))),
-    ...buildOpenIdPolicy(authz.openid, resolve),
+    ...context.openid,
     clients,
     users,
-    drainTimeoutMs: authz.drainTimeoutMs,
-    rpc: authz.rpc,
-    overload: authz.overload,
-    revocationHeartbeatSeconds: authz.revocationHeartbeatSeconds,
-    logLevel: logLevel(env, problems),
-    tracing: tracingConfig(env, "gatehouse-authz", problems),
-    clientAssertions: buildClientAssertionPolicy(authz.clientAssertions),
-    serviceAccountIssuers,
-    fetch: {
-      ...FETCH_DEFAULTS,
-      ...(authz.fetch ?? {}),
-      trustedCa: authz.fetch?.trustedCa === undefined ? undefined : resolve(authz.fetch.trustedCa, "authz.fetch.trustedCa"),
-    },
-    sources: secrets.sources(),
-  });
+  };
 }
 
 function buildKeyRotation(

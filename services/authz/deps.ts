@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { AuthzConfig } from "./config.js";
+import type { AuthzConfig, TenantConfig } from "./config.js";
 import { createHealth, type Health } from "./health.js";
 import { createAuthorizationServer, type AuthorizationServer } from "./oauth/authorization-server.js";
 import { systemClock, type Clock } from "./oauth/clock.js";
@@ -8,10 +8,13 @@ import { KeyRingError, type KeyRing } from "./oauth/key-ring.js";
 import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
 import { createRemoteJwksFetcher } from "./fetch/remote-jwks-fetcher.js";
-import { createMemoryStore } from "./store/memory-store.js";
+import { createMemoryStores } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
-import { createRedisStore } from "./store/redis-store.js";
+import { createRedisStores } from "./store/redis-store.js";
+import type { TenantStores } from "./store/tenant-stores.js";
 import type { Store } from "./oauth/store.js";
+import type { ServerPolicy } from "./oauth/model.js";
+import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
 import { startTracing, type Tracing } from "../../startup/tracing.js";
 import { createBackChannelLogoutSender, type BackChannelLogoutSender } from "./back-channel-logout-sender.js";
 import { verifySectorIdentifierUris } from "./sector-identifiers.js";
@@ -31,10 +34,20 @@ export interface AuthzDeps {
   readonly tracing: Tracing;
   /** Sends OpenID Connect Back-Channel Logout tokens in the background. */
   readonly backChannelLogout: BackChannelLogoutSender;
-  /** The authorization server over the configuration in force; handlers ask per call. */
+  /** The default tenant's authorization server over the configuration in force; handlers ask per call. */
   server(): AuthorizationServer;
   /** Re-reads self-rotating signing keys now, as their heartbeat does (signing-keys.ts); nothing for static keys. */
   refreshSigningKeys(): Promise<void>;
+  /**
+   * The authorization server of tenant `name` (DEFAULT_TENANT: the top
+   * level's) over the configuration in force; undefined when no such tenant
+   * is configured now (a removed tenant's calls are refused from the reload on).
+   */
+  tenantServer(name: string): AuthorizationServer | undefined;
+  /** The name of the tenant whose issuer is `issuer` (exactly), if any. */
+  tenantOfIssuer(issuer: string): string | undefined;
+  /** Every tenant's store; the gateway's revocation stream listens to all of them at once. */
+  readonly stores: TenantStores;
   /**
    * Applies a new configuration without dropping a connection: clients,
    * scopes, users, lifetimes, limits, the gateway credential and the signing
@@ -59,62 +72,124 @@ const SESSION_SWEEP_INTERVAL_MS = 15_000;
 /** The instrumentation scope of the authz service's spans. */
 export const AUTHZ_TRACER = "gatehouse-authz";
 
-/** The composition root: the store for the configured Redis (or memory), the key ring, the server. */
+/** One tenant as it runs: its server over its policy, keys and store. */
+interface RunningTenant {
+  readonly signing: SigningKeys;
+  /** What the keys were built from (signingKeySource), so that a reload that leaves them alone keeps them. */
+  readonly keySource: string;
+  readonly server: AuthorizationServer;
+}
+
+/**
+ * The composition root: the stores for the configured Redis (or memory), and
+ * one authorization server per tenant (issue 11), each over its own context:
+ * its policy, its key ring, its store (its own key space). The protocol core
+ * never learns that there are other tenants.
+ */
 export async function createAuthzDeps(config: AuthzConfig, log: Logger, overrides: DepsOverrides = {}): Promise<AuthzDeps> {
   const clock = overrides.clock ?? systemClock;
   const tracing = startTracing(config.tracing, { scope: AUTHZ_TRACER });
-  const untracedStore = await createStore(config, log, clock);
+  const stores = await createStores(config, log, clock);
   // Tracing on: every store operation and signature is a span; off, the core gets the plain ones.
-  const store = tracing.enabled ? traceStore(untracedStore, tracing, config.redis === undefined ? "memory" : "redis") : untracedStore;
+  const storeOf = (tenant: string | undefined): Store => {
+    const store = stores.forTenant(tenant);
+    return tracing.enabled ? traceStore(store, tracing, config.redis === undefined ? "memory" : "redis") : store;
+  };
+  const store = storeOf(undefined);
   const stepTracer = tracing.enabled ? createStepTracer(tracing) : undefined;
   const backChannelLogout = createBackChannelLogoutSender({ log, ...(overrides.sleep === undefined ? {} : { sleep: overrides.sleep }) });
-  // One pool for the process: every context (and every reload) draws from it.
+  // One pool for the process: every tenant's context (and every reload) draws from it.
   const random = overrides.random ?? createPooledRandom();
   const sleep = overrides.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const ephemeralKek = createEphemeralKeyEncryptionKey();
-  const loadKeys = (policy: AuthzConfig) => loadSigningKeys(policy, { store: untracedStore.signingKeys, log, clock, random, sleep, ephemeralKek });
-  const build = (policy: AuthzConfig, signing: SigningKeys) => {
-    const keys = signing.ring;
-    const ctx: OAuthContext = {
-      policy,
-      store,
-      keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
-      clock,
-      random,
-      sleep,
-      trace: stepTracer,
-      backChannelLogout,
-      // Clients' jwks_uri and clusters' key sets: fetched safely, cached per configuration.
-      remoteJwks: createRemoteJwksFetcher({
-        ...policy.fetch,
-        ca: policy.fetch.trustedCa,
-        clock,
-      }),
-    };
-    return { config: policy, keys, signing, server: createAuthorizationServer(ctx) };
+  /**
+   * The one place a tenant's signing keys are made (signing-keys.ts), from
+   * the tenant's own fields and in the tenant's own key space: operator keys
+   * (`signingKeys`, top level or per tenant) win; else keys that rotate
+   * themselves (authz.keyRotation, the deployment's setting) in the tenant's
+   * store; else a throwaway key.
+   */
+  const keyConfigOf = (policy: AuthzConfig, tenant: ServerPolicy & { signingKeys: AuthzConfig["signingKeys"] }) => ({
+    issuer: tenant.issuer,
+    signingKeys: tenant.signingKeys,
+    keyRotation: policy.keyRotation,
+    redis: policy.redis,
+    keyPrefix: policy.keyPrefix,
+    lifetimes: tenant.lifetimes,
+  });
+  const loadKeys = (name: string, keyConfig: ReturnType<typeof keyConfigOf>) =>
+    loadSigningKeys(keyConfig, { store: stores.forTenant(name === DEFAULT_TENANT ? undefined : name).signingKeys, log: log.child({ tenant: name }), clock, random, sleep, ephemeralKek });
+  /**
+   * Every tenant of `policy` (the top level as DEFAULT_TENANT), keeping the
+   * signing keys of `previous` where what they are built from has not changed:
+   * a reload disturbs no tenant it does not touch.
+   */
+  const build = async (policy: AuthzConfig, previous?: ReadonlyMap<string, RunningTenant>) => {
+    // Clients' jwks_uri and clusters' key sets: fetched safely, cached per configuration (shared by the tenants).
+    const remoteJwks = createRemoteJwksFetcher({ ...policy.fetch, ca: policy.fetch.trustedCa, clock });
+    // OpenID Connect Core §8.1: every tenant's pairwise clients with a sector_identifier_uri, checked before anything starts.
+    await verifySectorIdentifierUris(policy);
+    for (const tenant of policy.tenants.values()) await verifySectorIdentifierUris({ clients: tenant.clients, fetch: policy.fetch }, undefined, `tenants[name=${tenant.name}].`);
+    const entries: Array<[string, ServerPolicy & { signingKeys: AuthzConfig["signingKeys"] }]> = [[DEFAULT_TENANT, policy], ...[...policy.tenants.values()].map((tenant): [string, TenantConfig] => [tenant.name, tenant])];
+    const tenants = new Map<string, RunningTenant>();
+    const issuers = new Map<string, string>();
+    const opened: SigningKeys[] = [];
+    try {
+      await Promise.all(
+        entries.map(async ([name, tenantPolicy]) => {
+          const keyConfig = keyConfigOf(policy, tenantPolicy);
+          const keySource = signingKeySource(keyConfig);
+          const kept = previous?.get(name);
+          let signing = kept?.signing;
+          if (kept === undefined || kept.keySource !== keySource) opened.push((signing = await loadKeys(name, keyConfig)));
+          const keys = signing!.ring;
+          checkIdTokenAlgorithms(tenantPolicy, keys, name);
+          const ctx: OAuthContext = {
+            policy: tenantPolicy,
+            store: name === DEFAULT_TENANT ? store : storeOf(name),
+            keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
+            clock,
+            random,
+            sleep,
+            trace: stepTracer,
+            backChannelLogout,
+            remoteJwks,
+          };
+          tenants.set(name, { signing: signing!, keySource, server: createAuthorizationServer(ctx) });
+          issuers.set(tenantPolicy.issuer, name);
+        }),
+      );
+    } catch (error) {
+      // Keys that do not load (a wrong KEK) refuse the whole configuration; what was opened for it is released.
+      for (const signing of opened) signing.close();
+      throw error;
+    }
+    const defaultTenant = tenants.get(DEFAULT_TENANT)!;
+    return { config: policy, keys: defaultTenant.signing.ring, server: defaultTenant.server, tenants, issuers };
   };
-  let signing: SigningKeys;
+  let current: Awaited<ReturnType<typeof build>>;
   try {
-    await verifySectorIdentifierUris(config);
-    signing = await loadKeys(config);
-    checkIdTokenAlgorithms(config, signing.ring);
+    current = await build(config);
   } catch (error) {
-    // Keys that do not load (a wrong KEK) fail the start; what was opened for them is released.
-    await store.close();
+    // Keys that do not load fail the start; what was opened for them is released.
+    await stores.close();
     await tracing.shutdown();
     throw error;
   }
-  let current = build(config, signing);
+  if (config.tenants.size > 0) log.info({ tenants: config.tenants.size + 1 }, "tenants loaded (the top level's and the named ones)");
 
   // Back-Channel Logout for sessions that expire: every replica sweeps; each expired session is taken by one.
   const sweeper = setInterval(() => {
-    current.server.endExpiredSessions().catch((error: unknown) => log.warn({ err: error }, "sweeping expired sessions failed; retried on the next sweep"));
+    for (const [name, tenant] of current.tenants) {
+      tenant.server.endExpiredSessions().catch((error: unknown) => log.warn({ err: error, tenant: name }, "sweeping expired sessions failed; retried on the next sweep"));
+    }
   }, SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
 
   return {
     log,
     store,
+    stores,
     tracing,
     backChannelLogout,
     health: createHealth(() => store),
@@ -125,7 +200,11 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       return current.keys;
     },
     server: () => current.server,
-    refreshSigningKeys: () => current.signing.refresh(),
+    tenantServer: (name) => current.tenants.get(name)?.server,
+    tenantOfIssuer: (issuer) => current.issuers.get(issuer),
+    refreshSigningKeys: async () => {
+      await Promise.all([...current.tenants.values()].map((tenant) => tenant.signing.refresh()));
+    },
     async reload(next) {
       const before = current.config;
       const needsRestart = [
@@ -138,43 +217,46 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
       ]
         .filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b))
         .map(([name]) => name as string);
-      await verifySectorIdentifierUris(next);
-      const sameKeys = signingKeySource(before) === signingKeySource(next);
-      const signing = sameKeys ? current.signing : await loadKeys(next);
-      checkIdTokenAlgorithms(next, signing.ring);
-      const replaced = current.signing;
-      // What needs a restart keeps its running value until then.
-      current = build({ ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, overload: before.overload, tracing: before.tracing }, signing);
-      if (!sameKeys) replaced.close();
+      // What needs a restart keeps its running value until then. Tenants added,
+      // changed or removed take effect here, for the next call; a removed
+      // tenant's tokens are refused from now on (its server is gone).
+      const replaced = current.tenants;
+      current = await build(
+        { ...next, listen: before.listen, redis: before.redis, keyPrefix: before.keyPrefix, rpc: before.rpc, overload: before.overload, tracing: before.tracing },
+        replaced,
+      );
+      // Keys no tenant uses any more (rebuilt, or of a removed tenant) stop their heartbeat.
+      const inUse = new Set([...current.tenants.values()].map((tenant) => tenant.signing));
+      for (const tenant of replaced.values()) if (!inUse.has(tenant.signing)) tenant.signing.close();
       return { needsRestart };
     },
     async close() {
       clearInterval(sweeper);
       backChannelLogout.close();
-      current.signing.close();
-      await store.close();
+      for (const tenant of current.tenants.values()) tenant.signing.close();
+      await stores.close();
       await tracing.shutdown(); // exports what is buffered
     },
   };
 }
 
-async function createStore(config: AuthzConfig, log: Logger, clock: Clock): Promise<Store> {
+async function createStores(config: AuthzConfig, log: Logger, clock: Clock): Promise<TenantStores> {
   if (config.redis === undefined) {
     log.warn("no Redis configured: using the in-memory store (one process only; state is lost on restart)");
-    return createMemoryStore({ clock });
+    return createMemoryStores({ clock });
   }
   const client = createRedisClient(config.redis, { commandTimeoutMs: config.overload.redisCommandTimeoutMs });
   client.on("error", (error: Error) => log.warn({ err: { message: error.message } }, "redis connection error"));
   if (!(await waitUntilReady(client, 5_000))) log.warn("redis is not reachable yet; calls answer Unavailable until it is");
-  return createRedisStore({ client, clock, keyPrefix: config.keyPrefix, replicaAckTimeoutMs: config.redis.replicaAckTimeoutMs });
+  return createRedisStores({ client, clock, keyPrefix: config.keyPrefix, replicaAckTimeoutMs: config.redis.replicaAckTimeoutMs });
 }
 
 /** OpenID Connect Registration §2 id_token_signed_response_alg: only algorithms the ring can sign with. */
-function checkIdTokenAlgorithms(config: AuthzConfig, ring: KeyRing): void {
+function checkIdTokenAlgorithms(config: Pick<ServerPolicy, "clients">, ring: KeyRing, tenant: string): void {
   for (const client of config.clients.values()) {
     const alg = client.idTokenSignedResponseAlg;
     if (alg !== undefined && !ring.idTokenAlgorithms.includes(alg)) {
-      throw new KeyRingError(`clients ${client.id}: idTokenSignedResponseAlg ${alg} has no key in the signing keys (${ring.idTokenAlgorithms.join(", ")})`);
+      throw new KeyRingError(`${tenant === DEFAULT_TENANT ? "" : `tenants[name=${tenant}].`}clients ${client.id}: idTokenSignedResponseAlg ${alg} has no key in the signing keys (${ring.idTokenAlgorithms.join(", ")})`);
     }
   }
 }

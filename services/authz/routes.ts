@@ -11,9 +11,10 @@ import { createSessionService } from "./rpc/session-service.js";
 /** The services the authz process serves. */
 export function createServices(deps: AuthzDeps): ServiceRegistration[] {
   const check = { serviceCredential: () => deps.config.serviceCredential };
+  const tenants = { server: deps.tenantServer, ofIssuer: deps.tenantOfIssuer, subscribeAll: deps.stores.subscribeAll };
   return [
-    registration(AuthorizationService, createAuthorizationService({ ...check, server: deps.server, heartbeatSeconds: () => deps.config.revocationHeartbeatSeconds })),
-    registration(SessionService, createSessionService({ ...check, server: deps.server })),
+    registration(AuthorizationService, createAuthorizationService({ ...check, tenants, heartbeatSeconds: () => deps.config.revocationHeartbeatSeconds })),
+    registration(SessionService, createSessionService({ ...check, tenants })),
     registration(Health, createHealthService({ health: deps.health, watchIntervalMs: 1_000 })),
   ];
 }

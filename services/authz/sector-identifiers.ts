@@ -33,22 +33,24 @@ export function createDocumentFetcher(fetch: AuthzConfig["fetch"]): DocumentFetc
 export async function verifySectorIdentifierUris(
   config: Pick<AuthzConfig, "clients" | "fetch">,
   fetchDocument: DocumentFetcher = createDocumentFetcher(config.fetch),
+  /** Where the clients are in the file (a tenant's: `tenants[name=…].`). */
+  at = "",
 ): Promise<void> {
   const checks = [...config.clients.values()]
     .filter((client) => client.sectorIdentifierUri !== undefined)
     .map(async (client) => {
-      const at = `clients[id=${client.id}].sectorIdentifierUri`;
+      const path = `${at}clients[id=${client.id}].sectorIdentifierUri`;
       let document: unknown;
       try {
         document = await fetchDocument(client.sectorIdentifierUri!);
       } catch (error) {
-        return `${at}: ${client.sectorIdentifierUri} could not be fetched: ${(error as Error).message}`;
+        return `${path}: ${client.sectorIdentifierUri} could not be fetched: ${(error as Error).message}`;
       }
       if (!Array.isArray(document) || !document.every((entry) => typeof entry === "string")) {
-        return `${at}: the document must be a JSON array of URIs`;
+        return `${path}: the document must be a JSON array of URIs`;
       }
       const missing = client.redirectUris.filter((uri) => !document.includes(uri));
-      return missing.length === 0 ? undefined : `${at}: the document does not list ${missing.join(", ")}`;
+      return missing.length === 0 ? undefined : `${path}: the document does not list ${missing.join(", ")}`;
     });
   const problems = (await Promise.all(checks)).filter((problem): problem is string => problem !== undefined);
   if (problems.length > 0) throw new ConfigError(problems);

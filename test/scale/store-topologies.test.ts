@@ -15,13 +15,13 @@ afterAll(async () => {
   await Promise.all([cluster?.stop(), sentinel?.stop()]);
 });
 
-async function storeOn(config: Parameters<typeof createRedisClient>[0]): Promise<StoreUnderTest> {
+async function storeOn(config: Parameters<typeof createRedisClient>[0], tenant?: string): Promise<StoreUnderTest> {
   let now = Date.now();
   const client = createRedisClient(config);
   if (!(await waitUntilReady(client, scaledBudget(5_000)))) throw new Error(`the store's Redis client was not ready within ${scaledBudget(5_000)} ms`);
   // Replicas acknowledge every single-use write here, as in production on these topologies
   // (within 500 ms there; scaled here, since a busy machine's replica acknowledges late).
-  const store = createRedisStore({ client, clock: () => now, keyPrefix: `contract-${randomBytes(4).toString("hex")}:`, replicaAckTimeoutMs: scaledBudget(500) });
+  const store = createRedisStore({ client, clock: () => now, keyPrefix: `contract-${randomBytes(4).toString("hex")}:`, replicaAckTimeoutMs: scaledBudget(500), tenant });
   return {
     store,
     now: () => now,
@@ -35,6 +35,11 @@ async function storeOn(config: Parameters<typeof createRedisClient>[0]): Promise
 
 defineStoreContract("Redis Cluster (3 masters, 3 replicas)", () =>
   storeOn({ kind: "cluster", nodes: cluster.nodes.slice(0, 1).map(({ host, port }) => ({ host, port })), password: undefined }),
+);
+
+// Issue 11: a tenant's key space (its own prefix, the hash tag per grant) keeps every script on one slot.
+defineStoreContract("Redis Cluster (3 masters, 3 replicas), tenant-scoped store", () =>
+  storeOn({ kind: "cluster", nodes: cluster.nodes.slice(0, 1).map(({ host, port }) => ({ host, port })), password: undefined }, "acme"),
 );
 
 defineStoreContract("Redis Sentinel (master, replica, 3 sentinels)", () =>

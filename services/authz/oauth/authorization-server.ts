@@ -66,6 +66,15 @@ export function createAuthorizationServer(ctx: OAuthContext) {
   const revokeToken = traced(ctx.trace, "oauth.revocation", (client: Client, token: string, hint: string) => revoke(ctx, client, token, hint));
 
   return {
+    /**
+     * Introspection for the deployment's gateway in a named tenant (issue 11),
+     * asked with the gateway's service credential and no client credentials:
+     * the gateway guards routes of every tenant, and its own client is the
+     * default tenant's. It may read any token of this tenant, as a client with
+     * introspectAnyToken may; it sees nothing of another tenant (this server's
+     * keys and store are this tenant's alone).
+     */
+    introspectForGateway: (token: string, tokenTypeHint: string) => introspectToken(GATEWAY_INTROSPECTOR, token, tokenTypeHint),
     authorize: (request: AuthorizationRequest) => authorize(ctx, request),
     decide: (decision: Decision) => decide(ctx, decision),
     exchangeCode: async (call: ClientCall, exchange: CodeExchange) => redeemCode(await authenticate(call), exchange),
@@ -128,3 +137,20 @@ export function createAuthorizationServer(ctx: OAuthContext) {
 }
 
 export type AuthorizationServer = ReturnType<typeof createAuthorizationServer>;
+
+/** The gateway as an introspecting party (introspectForGateway): no client of any tenant, no grants, no redirects. */
+const GATEWAY_INTROSPECTOR: Client = Object.freeze<Client>({
+  id: "",
+  name: "gatehouse gateway",
+  type: "confidential",
+  secretHashes: [],
+  redirectUris: [],
+  scopes: [],
+  defaultScopes: [],
+  grantTypes: new Set(),
+  responseTypes: new Set(),
+  pkce: { required: true, allowPlain: false },
+  refreshGraceSeconds: 0,
+  firstParty: false,
+  introspectAnyToken: true,
+});

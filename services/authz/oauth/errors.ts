@@ -33,6 +33,8 @@ export type OAuthErrorCode =
   | "invalid_target"
   // gatehouse: the gateway's service credential is missing or wrong
   | "unauthenticated_caller"
+  // gatehouse: a call named a tenant that is not configured (issue 11)
+  | "unknown_tenant"
   // gatehouse: login page and rate limits
   | "invalid_credentials"
   | "too_many_attempts";

@@ -1,31 +1,34 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Revocation } from "../oauth/store.js";
 import {
   AuthorizationService,
   type TokenSetSchema,
   type WatchRevocationsResponseSchema,
 } from "../../../gen/gatehouse/v1/authorization_service_pb.js";
-import type { AuthorizationServer } from "../oauth/authorization-server.js";
 import { OAuthError } from "../oauth/errors.js";
 import type { Introspection } from "../oauth/introspect.js";
 import type { TokenSet } from "../oauth/issue-tokens.js";
 import { clientCall, isGateway, requireGateway, type CallerCheck } from "./caller.js";
 import { EventQueue } from "./event-queue.js";
+import { serverFor, serverForToken, type TenantDirectory } from "./tenant.js";
+import { DEFAULT_TENANT } from "../../../startup/tenant-name.js";
 
 export interface AuthorizationServiceOptions extends CallerCheck {
-  /** The current server; a function so a configuration reload swaps it for the next call. */
-  server: () => AuthorizationServer;
+  /** The tenants' servers as configured now: a reload swaps them for the next call. Each call names its tenant (rpc/tenant.ts). */
+  tenants: TenantDirectory;
   /** Seconds between WatchRevocations heartbeats, as configured now (a reload may change it for new streams). */
   heartbeatSeconds: () => number;
 }
 
 /** Thin translation between gatehouse.v1 messages and the protocol core (oauth/). */
 export function createAuthorizationService(options: AuthorizationServiceOptions): ServiceImpl<typeof AuthorizationService> {
-  const { server } = options;
+  const { tenants } = options;
+  const server = (context: HandlerContext) => serverFor(context, tenants).server;
   return {
     async authorize(request, context) {
       requireGateway(context, options);
-      const pending = await server().authorize({
+      const pending = await server(context).authorize({
         responseType: request.responseType,
         clientId: request.clientId,
         redirectUri: request.redirectUri,
@@ -63,7 +66,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
 
     async decide(request, context) {
       requireGateway(context, options);
-      const redirectUrl = await server().decide({
+      const redirectUrl = await server(context).decide({
         requestId: request.requestId,
         subject: request.subject,
         authTime: Number(request.authTime),
@@ -75,7 +78,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
     },
 
     async exchangeCode(request, context) {
-      const token = await server().exchangeCode(clientCall(context, options, request), {
+      const token = await server(context).exchangeCode(clientCall(context, options, request), {
         code: request.code,
         redirectUri: request.redirectUri,
         codeVerifier: request.codeVerifier,
@@ -84,7 +87,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
     },
 
     async refresh(request, context) {
-      const token = await server().refresh(clientCall(context, options, request), {
+      const token = await server(context).refresh(clientCall(context, options, request), {
         refreshToken: request.refreshToken,
         scope: request.scope,
       });
@@ -92,12 +95,12 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
     },
 
     async clientCredentials(request, context) {
-      const token = await server().clientCredentials(clientCall(context, options, request), { scope: request.scope, resource: request.resource });
+      const token = await server(context).clientCredentials(clientCall(context, options, request), { scope: request.scope, resource: request.resource });
       return { token: toTokenSet(token) };
     },
 
     async exchangeToken(request, context) {
-      const token = await server().exchangeToken(clientCall(context, options, request), {
+      const token = await server(context).exchangeToken(clientCall(context, options, request), {
         subjectToken: request.subjectToken,
         subjectTokenType: request.subjectTokenType,
         actorToken: request.actorToken,
@@ -111,42 +114,58 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
     },
 
     async introspect(request, context) {
-      const result = await server().introspect(clientCall(context, options, request), request.token, request.tokenTypeHint);
+      // Without a tenant named, the token's `iss` says which (rpc/tenant.ts).
+      const { tenant, server: own } = serverForToken(context, tenants, request.token);
+      const call = clientCall(context, options, request);
+      // The gateway in a named tenant, with its service credential and no client credentials (authorization-server.ts).
+      const asGateway = tenant !== DEFAULT_TENANT && call.credentials.authorization === undefined && request.clientId === "" && request.clientSecret === "" && isGateway(context, options);
+      const result = asGateway ? await own.introspectForGateway(request.token, request.tokenTypeHint) : await own.introspect(call, request.token, request.tokenTypeHint);
       return toIntrospectResponse(result);
     },
 
     async revoke(request, context) {
-      await server().revoke(clientCall(context, options, request), request.token, request.tokenTypeHint);
+      await server(context).revoke(clientCall(context, options, request), request.token, request.tokenTypeHint);
       return {};
     },
 
-    async getJwks() {
-      return { jwksJson: JSON.stringify(server().jwks()) };
+    async getJwks(_request, context) {
+      return { jwksJson: JSON.stringify(server(context).jwks()) };
     },
 
-    async getMetadata() {
-      return server().metadata();
+    async getMetadata(_request, context) {
+      return server(context).metadata();
     },
 
     // The access token is the credential (OpenID Connect Core §5.3.1): no caller check beyond it.
-    async getUserInfo(request) {
-      return { claimsJson: JSON.stringify(await server().userInfo(request.accessToken)) };
+    // Its tenant is the one named, or without a name the one whose issuer the token names (as Introspect).
+    async getUserInfo(request, context) {
+      const { server: own } = serverForToken(context, tenants, request.accessToken);
+      return { claimsJson: JSON.stringify(await own.userInfo(request.accessToken)) };
     },
 
     async *watchRevocations(_request, context) {
-      // The gateway, or a resource server's guard authenticating as its own client.
-      if (!isGateway(context, options)) await server().authorizeRevocationWatcher(clientCall(context, options, { clientId: "", clientSecret: "" }));
       const queue = new EventQueue<MessageInitShape<typeof WatchRevocationsResponseSchema>>();
-      const subscription = await server().subscribeToRevocations(
-        (revocation) =>
-          queue.push({
-            event: {
-              case: "revocation",
-              value: { target: "jti" in revocation ? { case: "jti", value: revocation.jti } : { case: "grantId", value: revocation.grantId } },
+      const push = (revocation: Revocation, tenant: string | undefined) =>
+        queue.push({
+          event: {
+            case: "revocation",
+            value: {
+              target: "jti" in revocation ? { case: "jti", value: revocation.jti } : { case: "grantId", value: revocation.grantId },
+              tenant: tenant === undefined || tenant === DEFAULT_TENANT ? "" : tenant,
             },
-          }),
-        (reason) => queue.fail(new OAuthError("temporarily_unavailable", "the revocation feed was interrupted", { cause: reason })),
-      );
+          },
+        });
+      const broken = (reason: Error) => queue.fail(new OAuthError("temporarily_unavailable", "the revocation feed was interrupted", { cause: reason }));
+      let subscription;
+      if (isGateway(context, options)) {
+        // The gateway guards routes of every tenant: one stream carries every tenant's revocations.
+        subscription = await tenants.subscribeAll(push, broken);
+      } else {
+        // A resource server's guard authenticating as its own client, in its tenant: that tenant's revocations only.
+        const { tenant, server: own } = serverFor(context, tenants);
+        await own.authorizeRevocationWatcher(clientCall(context, options, { clientId: "", clientSecret: "" }));
+        subscription = await own.subscribeToRevocations((revocation) => push(revocation, tenant), broken);
+      }
       const seconds = options.heartbeatSeconds();
       const heartbeat = setInterval(() => queue.push({ event: { case: "heartbeat", value: {} } }), seconds * 1000);
       try {

@@ -1,15 +1,18 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { SessionService } from "../../../gen/gatehouse/v1/session_service_pb.js";
-import type { AuthorizationServer } from "../oauth/authorization-server.js";
 import { clientAddress, requireGateway, type CallerCheck } from "./caller.js";
+import { serverFor, type TenantDirectory } from "./tenant.js";
 
-/** The login page's RPCs; gateway only. */
-export function createSessionService(options: CallerCheck & { server: () => AuthorizationServer }): ServiceImpl<typeof SessionService> {
-  const { server } = options;
+/**
+ * The login page's RPCs; gateway only. Sessions live in the store of the
+ * call's tenant: a session token of one tenant is unknown to every other.
+ */
+export function createSessionService(options: CallerCheck & { tenants: TenantDirectory }): ServiceImpl<typeof SessionService> {
+  const server = (context: HandlerContext) => serverFor(context, options.tenants).server;
   return {
     async login(request, context) {
       requireGateway(context, options);
-      const session = await server().login({
+      const session = await server(context).login({
         username: request.username,
         password: request.password,
         clientAddress: request.clientAddress !== "" ? request.clientAddress : clientAddress(context, options),
@@ -19,14 +22,14 @@ export function createSessionService(options: CallerCheck & { server: () => Auth
 
     async getSession(request, context) {
       requireGateway(context, options);
-      const session = await server().getSession(request.sessionToken);
+      const session = await server(context).getSession(request.sessionToken);
       if (session === undefined) return { active: false };
       return { active: true, subject: session.subject, authTime: BigInt(session.authTime), sid: session.sid };
     },
 
     async planLogout(request, context) {
       requireGateway(context, options);
-      return server().planLogout({
+      return server(context).planLogout({
         idTokenHint: request.idTokenHint,
         logoutHint: request.logoutHint,
         clientId: request.clientId,
@@ -38,7 +41,7 @@ export function createSessionService(options: CallerCheck & { server: () => Auth
 
     async logout(request, context) {
       requireGateway(context, options);
-      await server().logout(request.sessionToken);
+      await server(context).logout(request.sessionToken);
       return {};
     },
   };

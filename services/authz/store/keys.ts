@@ -29,9 +29,27 @@ export interface KeySchema {
   signingKeyClaim(slot: string): string;
 }
 
-/** `prefix` namespaces one deployment (or one test run) within a Redis. */
-export function createKeySchema(prefix: string): KeySchema {
-  if (/[{}]/.test(prefix)) throw new Error("the Redis key prefix must not contain { or }: it would change the hash tags");
+/**
+ * `prefix` namespaces one deployment (or one test run) within a Redis;
+ * `tenant` one tenant within it (undefined: the default tenant, whose keys are
+ * exactly those of a deployment without tenants, so existing data stays
+ * readable).
+ *
+ * A tenant's keys all start with `{prefix}t:{tenant}:`, outside the hash tag:
+ * one literal prefix per tenant, so Redis ACL key patterns
+ * (`~gatehouse:t:acme:*`) and SCAN can address one tenant, while the hash tag
+ * stays per grant and a tenant's keys spread over every Cluster slot (a tag
+ * holding the tenant would put each tenant's whole key space on one slot).
+ * Scripts touch the keys of one grant of one tenant, so they stay on one slot.
+ *
+ * The revocation channel is the deployment's, shared by every tenant: one
+ * subscription per process whatever the number of tenants; each announcement
+ * names its tenant (redis-store.ts).
+ */
+export function createKeySchema(basePrefix: string, tenant?: string): KeySchema {
+  if (/[{}]/.test(basePrefix)) throw new Error("the Redis key prefix must not contain { or }: it would change the hash tags");
+  if (tenant !== undefined && !/^[a-z0-9]+(?:-[a-z0-9]+)*$/.test(tenant)) throw new Error(`not a tenant name: ${JSON.stringify(tenant)}`);
+  const prefix = tenant === undefined ? basePrefix : `${basePrefix}t:${tenant}:`;
   const grant = (grantId: string) => `${prefix}{g:${grantId}}`;
   // Subjects and client ids are free text; encoding keeps ":" and "{" out of keys.
   const part = (value: string) => Buffer.from(value, "utf8").toString("base64url");
@@ -48,7 +66,7 @@ export function createKeySchema(prefix: string): KeySchema {
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
     clientAssertion: (clientId, jti) => `${prefix}assertion:${part(clientId)}:${part(jti)}`,
-    revocationChannel: `${prefix}revocations`,
+    revocationChannel: `${basePrefix}revocations`,
     signingKeySet: `${prefix}signing-keys`,
     signingKeyClaim: (slot) => `${prefix}signing-keys:claim:${part(slot)}`,
   };

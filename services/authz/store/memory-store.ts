@@ -13,6 +13,7 @@ import type {
   SessionParticipant,
   Store,
 } from "../oauth/store.js";
+import type { TenantStores } from "./tenant-stores.js";
 import { checkNextGeneration, type SigningKeySet, type SigningKeyStore } from "../oauth/signing-key-store.js";
 
 /**
@@ -22,11 +23,47 @@ import { checkNextGeneration, type SigningKeySet, type SigningKeyStore } from ".
  * one Lua script per operation.
  */
 export function createMemoryStore(options: { clock: Clock; sweepIntervalMs?: number }): Store {
-  const { clock } = options;
-  const table = new ExpiringMap(clock);
-  const sweep = setInterval(() => table.sweep(), options.sweepIntervalMs ?? 30_000);
-  sweep.unref();
-  const listeners = new Set<(revocation: Revocation) => void>();
+  return createMemoryStores(options).forTenant(undefined);
+}
+
+type FeedListener = (revocation: Revocation, tenant: string | undefined) => void;
+
+/**
+ * Every tenant's store in one process's memory (tenant-stores.ts): each
+ * tenant has a table of its own, so nothing of one is visible to another;
+ * revocations travel through one feed, each with its tenant.
+ */
+export function createMemoryStores(options: { clock: Clock; sweepIntervalMs?: number }): TenantStores {
+  const listeners = new Set<FeedListener>();
+  const stores = new Map<string | undefined, Store>();
+  const sweeps: NodeJS.Timeout[] = [];
+  const close = async () => {
+    for (const sweep of sweeps) clearInterval(sweep);
+    listeners.clear();
+  };
+  return {
+    forTenant(tenant) {
+      let store = stores.get(tenant);
+      if (store === undefined) {
+        const table = new ExpiringMap(options.clock);
+        const sweep = setInterval(() => table.sweep(), options.sweepIntervalMs ?? 30_000);
+        sweep.unref();
+        sweeps.push(sweep);
+        store = createTenantMemoryStore(options.clock, table, tenant, listeners, close);
+        stores.set(tenant, store);
+      }
+      return store;
+    },
+    async subscribeAll(onRevocation) {
+      listeners.add(onRevocation);
+      return { unsubscribe: () => listeners.delete(onRevocation) };
+    },
+    async ping() {},
+    close,
+  };
+}
+
+function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: string | undefined, listeners: Set<FeedListener>, close: () => Promise<void>): Store {
   /** Scheduled session ends (Back-Channel Logout on expiry); taken by the sweeper. */
   const expiries: SessionExpiry[] = [];
 
@@ -116,12 +153,15 @@ export function createMemoryStore(options: { clock: Clock; sweepIntervalMs?: num
 
     revocationFeed: {
       async announce(revocation) {
-        for (const listener of [...listeners]) listener(revocation);
+        for (const listener of [...listeners]) listener(revocation, tenant);
       },
       async subscribe(onRevocation) {
         // In one process nothing can break between announcer and subscriber.
-        listeners.add(onRevocation);
-        return { unsubscribe: () => listeners.delete(onRevocation) };
+        const listener: FeedListener = (revocation, from) => {
+          if (from === tenant) onRevocation(revocation);
+        };
+        listeners.add(listener);
+        return { unsubscribe: () => listeners.delete(listener) };
       },
     },
 
@@ -183,10 +223,7 @@ export function createMemoryStore(options: { clock: Clock; sweepIntervalMs?: num
     },
 
     async ping() {},
-    async close() {
-      clearInterval(sweep);
-      listeners.clear();
-    },
+    close,
   };
 }
 

@@ -4,6 +4,7 @@ import type { Clock } from "../oauth/clock.js";
 import { StoreUnavailableError } from "../oauth/errors.js";
 import { createKeySchema } from "./keys.js";
 import { waitUntilReady, type RedisClient } from "./redis-client.js";
+import type { TenantStores } from "./tenant-stores.js";
 import type {
   CodeGrant,
   CodeRedemption,
@@ -29,6 +30,8 @@ export interface RedisStoreOptions {
    * without replicas). See `durable` below.
    */
   replicaAckTimeoutMs?: number | undefined;
+  /** The tenant whose key space this store is (store/keys.ts); undefined: the default tenant. */
+  tenant?: string | undefined;
 }
 
 /**
@@ -38,9 +41,46 @@ export interface RedisStoreOptions {
  * Codes and tokens appear only as hashes; every key has a TTL.
  */
 export function createRedisStore(options: RedisStoreOptions): Store {
+  return createRedisStores(options).forTenant(options.tenant);
+}
+
+/**
+ * Every tenant's store over one Redis client and one subscriber connection
+ * (tenant-stores.ts). Closing any of them closes the client, and with it all.
+ */
+export function createRedisStores(options: Omit<RedisStoreOptions, "tenant">): TenantStores {
+  const subscriptions = createSubscriptions(options.client, createKeySchema(options.keyPrefix).revocationChannel);
+  const close = async () => {
+    subscriptions.close();
+    options.client.disconnect();
+  };
+  const stores = new Map<string | undefined, Store>();
+  return {
+    forTenant(tenant) {
+      let store = stores.get(tenant);
+      if (store === undefined) {
+        store = createTenantRedisStore(options, tenant, subscriptions, close);
+        stores.set(tenant, store);
+      }
+      return store;
+    },
+    subscribeAll: (onRevocation, onBroken) => subscriptions.add(onRevocation, onBroken),
+    ping: () =>
+      guard(async () => {
+        await options.client.ping();
+      }),
+    close,
+  };
+}
+
+function createTenantRedisStore(
+  options: Omit<RedisStoreOptions, "tenant">,
+  tenant: string | undefined,
+  subscriptions: ReturnType<typeof createSubscriptions>,
+  close: () => Promise<void>,
+): Store {
   const { client, clock } = options;
-  const keys = createKeySchema(options.keyPrefix);
-  const subscriptions = createSubscriptions(client, keys.revocationChannel);
+  const keys = createKeySchema(options.keyPrefix, tenant);
 
   /**
    * Runs a write of OAuth state so that a failover cannot undo it. Redis
@@ -171,9 +211,13 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     revocationFeed: {
       announce: (revocation) =>
         guard(async () => {
-          await client.publish(keys.revocationChannel, JSON.stringify(revocation));
+          // The default tenant's announcements are as before tenants; another's name it.
+          await client.publish(keys.revocationChannel, JSON.stringify(tenant === undefined ? revocation : { ...revocation, tenant }));
         }),
-      subscribe: (onRevocation, onBroken) => subscriptions.add(onRevocation, onBroken),
+      subscribe: (onRevocation, onBroken) =>
+        subscriptions.add((revocation, from) => {
+          if (from === tenant) onRevocation(revocation);
+        }, onBroken),
     },
 
     sessions: {
@@ -276,10 +320,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
         await client.ping();
       }),
 
-    async close() {
-      subscriptions.close();
-      client.disconnect();
-    },
+    close,
   };
 }
 
@@ -488,7 +529,7 @@ return {1}
  * missed, so caches fed by them must not be trusted until resubscribed.
  */
 function createSubscriptions(client: RedisClient, channel: string) {
-  const listeners = new Map<symbol, { onRevocation: (r: Revocation) => void; onBroken: (e: Error) => void }>();
+  const listeners = new Map<symbol, { onRevocation: (r: Revocation, tenant: string | undefined) => void; onBroken: (e: Error) => void }>();
   let subscriber: RedisClient | undefined;
 
   const breakAll = (reason: Error) => {
@@ -503,12 +544,15 @@ function createSubscriptions(client: RedisClient, channel: string) {
     created.on("message", (from: string, message: string) => {
       if (from !== channel) return;
       let revocation: Revocation;
+      let tenant: string | undefined;
       try {
-        revocation = JSON.parse(message) as Revocation;
+        const { tenant: named, ...rest } = JSON.parse(message) as Revocation & { tenant?: unknown };
+        revocation = rest;
+        tenant = typeof named === "string" ? named : undefined;
       } catch {
         return;
       }
-      for (const listener of listeners.values()) listener.onRevocation(revocation);
+      for (const listener of listeners.values()) listener.onRevocation(revocation, tenant);
     });
     created.on("error", () => {
       // Connection errors surface as "close"; ioredis reconnects by itself.
@@ -519,7 +563,7 @@ function createSubscriptions(client: RedisClient, channel: string) {
   };
 
   return {
-    async add(onRevocation: (r: Revocation) => void, onBroken: (e: Error) => void): Promise<RevocationSubscription> {
+    async add(onRevocation: (r: Revocation, tenant: string | undefined) => void, onBroken: (e: Error) => void): Promise<RevocationSubscription> {
       const connection = connect();
       try {
         if (!(await waitUntilReady(connection, 2_000))) throw new Error(`Redis not ready (status ${connection.status})`);
