@@ -151,7 +151,7 @@ export async function startGatehouseTwoProcess(
       let turn = 0;
       const minted = await runLoad("mint", { concurrency: 64, seconds: 120, stopWhen: () => codes.length >= count }, async () => {
         const tenant = benchTenant(turn++ % tenants);
-        codes.push({ code: await mintCode(tenant), tokenPath: `/${tenant}/oauth2/token` });
+        codes.push({ code: await mintCode("read", tenant), tokenPath: `/${tenant}/oauth2/token` });
       });
       if (codes.length < count) throw new Error(`gatehouse minted ${codes.length} of ${count} tenant codes; first error: ${minted.firstError}`);
       return codes.slice(0, count);
