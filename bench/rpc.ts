@@ -147,9 +147,23 @@ function log(message: string): void {
 
 await main();
 
-/** `count` results of `make`, at most `batch` at a time. */
+/**
+ * `count` results of `make`, at most `batch` at a time. A call the service
+ * sheds (503, temporarily_unavailable: the warm-up's last calls may still be
+ * in flight, and a tenant's first calls are slower) is retried after its
+ * Retry-After, as a client would, up to 10 times.
+ */
 async function inBatches<T>(count: number, batch: number, make: () => Promise<T>): Promise<T[]> {
   const results: T[] = [];
-  while (results.length < count) results.push(...(await Promise.all(Array.from({ length: Math.min(batch, count - results.length) }, make))));
+  const retried = async (attempt = 1): Promise<T> => {
+    try {
+      return await make();
+    } catch (error) {
+      if (attempt >= 10 || !String(error).includes("HTTP 503")) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      return retried(attempt + 1);
+    }
+  };
+  while (results.length < count) results.push(...(await Promise.all(Array.from({ length: Math.min(batch, count - results.length) }, () => retried()))));
   return results;
 }
