@@ -13,7 +13,8 @@ import { startTracing, type Tracing } from "../startup/tracing.js";
 import { createAuthenticateTracer } from "./request-tracing.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { INACTIVE } from "./guard/introspection-cache.js";
-import { createGatewayTenants, unverifiedIssuer, type GatewayTenants } from "./tenants.js";
+import { unverifiedIssuer } from "../contract/token-issuer.js";
+import { createGatewayTenants, type GatewayTenants } from "./tenants.js";
 import { DEFAULT_TENANT } from "../startup/tenant-name.js";
 
 /** Everything the gateway runs on; built once per process (main.ts) or per test. */

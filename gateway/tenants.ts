@@ -43,21 +43,3 @@ export function createGatewayTenants(config: Pick<GatewayConfig, "issuer" | "pat
     },
   };
 }
-
-/**
- * A compact JWS's payload `iss`, unverified: only to choose which tenant to
- * ask (that tenant's keys verify it at the authz service); undefined for
- * anything else (an opaque token is the default tenant's).
- */
-export function unverifiedIssuer(token: string): string | undefined {
-  const first = token.indexOf(".");
-  const second = first === -1 ? -1 : token.indexOf(".", first + 1);
-  if (second === -1 || second - first > 8_192) return undefined;
-  try {
-    const payload: unknown = JSON.parse(Buffer.from(token.slice(first + 1, second), "base64url").toString("utf8"));
-    const iss = typeof payload === "object" && payload !== null ? (payload as { iss?: unknown }).iss : undefined;
-    return typeof iss === "string" ? iss : undefined;
-  } catch {
-    return undefined;
-  }
-}

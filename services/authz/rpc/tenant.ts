@@ -1,3 +1,4 @@
+import { unverifiedIssuer } from "../../../contract/token-issuer.js";
 import type { HandlerContext } from "@connectrpc/connect";
 import { TENANT_HEADER } from "../../../contract/metadata.js";
 import { DEFAULT_TENANT } from "../../../startup/tenant-name.js";
@@ -46,18 +47,4 @@ function known(tenants: TenantDirectory, name: string): AuthorizationServer {
   const server = tenants.server(name);
   if (server === undefined) throw new OAuthError("unknown_tenant", `no tenant ${JSON.stringify(name.slice(0, 64))} is configured`);
   return server;
-}
-
-/** A compact JWS's payload `iss`, unverified; undefined for anything else. */
-function unverifiedIssuer(token: string): string | undefined {
-  const first = token.indexOf(".");
-  const second = first === -1 ? -1 : token.indexOf(".", first + 1);
-  if (second === -1 || second - first > 8_192) return undefined;
-  try {
-    const payload: unknown = JSON.parse(Buffer.from(token.slice(first + 1, second), "base64url").toString("utf8"));
-    const iss = typeof payload === "object" && payload !== null ? (payload as { iss?: unknown }).iss : undefined;
-    return typeof iss === "string" ? iss : undefined;
-  } catch {
-    return undefined;
-  }
 }
