@@ -44,6 +44,8 @@ export interface AuthzDeps {
    * is configured now (a removed tenant's calls are refused from the reload on).
    */
   tenantServer(name: string): AuthorizationServer | undefined;
+  /** The protocol context of tenant `name` as the server above runs on it (the admin API works on it); undefined: no such tenant. */
+  tenantContext(name: string): OAuthContext | undefined;
   /** The name of the tenant whose issuer is `issuer` (exactly), if any. */
   tenantOfIssuer(issuer: string): string | undefined;
   /** Every tenant's store; the gateway's revocation stream listens to all of them at once. */
@@ -78,6 +80,7 @@ interface RunningTenant {
   /** What the keys were built from (signingKeySource), so that a reload that leaves them alone keeps them. */
   readonly keySource: string;
   readonly server: AuthorizationServer;
+  readonly ctx: OAuthContext;
 }
 
 /**
@@ -155,7 +158,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
             backChannelLogout,
             remoteJwks,
           };
-          tenants.set(name, { signing: signing!, keySource, server: createAuthorizationServer(ctx) });
+          tenants.set(name, { signing: signing!, keySource, server: createAuthorizationServer(ctx), ctx });
           issuers.set(tenantPolicy.issuer, name);
         }),
       );
@@ -201,6 +204,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     },
     server: () => current.server,
     tenantServer: (name) => current.tenants.get(name)?.server,
+    tenantContext: (name) => current.tenants.get(name)?.ctx,
     tenantOfIssuer: (issuer) => current.issuers.get(issuer),
     refreshSigningKeys: async () => {
       await Promise.all([...current.tenants.values()].map((tenant) => tenant.signing.refresh()));

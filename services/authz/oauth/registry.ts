@@ -119,3 +119,8 @@ export interface AuditLog {
 export function resourceWithin(resource: string, prefix: string): boolean {
   return resource === prefix || resource.startsWith(`${prefix}/`);
 }
+
+/** Byte order of the UTF-8 encoding: how the registry orders ids (Redis ZRANGEBYLEX's order). */
+export function compareIds(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}

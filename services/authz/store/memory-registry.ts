@@ -1,5 +1,5 @@
 import type { Clock } from "../oauth/clock.js";
-import { AUDIT_EVENTS_KEPT, resourceWithin, type AuditLog, type AuditRecord, type EntryMeta, type RegistryCollection, type RegistryStore } from "../oauth/registry.js";
+import { AUDIT_EVENTS_KEPT, compareIds, resourceWithin, type AuditLog, type AuditRecord, type EntryMeta, type RegistryCollection, type RegistryStore } from "../oauth/registry.js";
 
 /**
  * The reference registry and audit log (oauth/registry.ts) of one tenant, in
@@ -9,11 +9,6 @@ import { AUDIT_EVENTS_KEPT, resourceWithin, type AuditLog, type AuditRecord, typ
  */
 export function createMemoryRegistry(): RegistryStore {
   return { clients: createCollection(), scopes: createCollection(), users: createCollection() };
-}
-
-/** Byte order of the UTF-8 encoding: Redis ZRANGEBYLEX's. */
-export function compareIds(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }
 
 function createCollection<T extends EntryMeta>(): RegistryCollection<T> {
