@@ -4,6 +4,7 @@ import { createHealth, type Health } from "./health.js";
 import { createAuthorizationServer, type AuthorizationServer } from "./oauth/authorization-server.js";
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
+import { configurationSource, createDirectory } from "./oauth/directory.js";
 import { KeyRingError, type KeyRing } from "./oauth/key-ring.js";
 import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
@@ -147,9 +148,12 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
           if (kept === undefined || kept.keySource !== keySource) opened.push((signing = await loadKeys(name, keyConfig)));
           const keys = signing!.ring;
           checkIdTokenAlgorithms(tenantPolicy, keys, name);
+          const tenantStore = name === DEFAULT_TENANT ? store : storeOf(name);
           const ctx: OAuthContext = {
             policy: tenantPolicy,
-            store: name === DEFAULT_TENANT ? store : storeOf(name),
+            // The configuration's entries first: what the file declares cannot be shadowed at run time.
+            directory: createDirectory([configurationSource(tenantPolicy)]),
+            store: tenantStore,
             keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
             clock,
             random,
