@@ -5,6 +5,7 @@ import { createAuthorizationServer, type AuthorizationServer } from "./oauth/aut
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
 import { configurationSource, createDirectory } from "./oauth/directory.js";
+import { registrySource } from "./oauth/registry.js";
 import { KeyRingError, type KeyRing } from "./oauth/key-ring.js";
 import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
@@ -151,8 +152,9 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
           const tenantStore = name === DEFAULT_TENANT ? store : storeOf(name);
           const ctx: OAuthContext = {
             policy: tenantPolicy,
-            // The configuration's entries first: what the file declares cannot be shadowed at run time.
-            directory: createDirectory([configurationSource(tenantPolicy)]),
+            // The configuration's entries first: what the file declares cannot be shadowed at run time;
+            // then the registry's (admin API, dynamic registration), read from the store on every lookup.
+            directory: createDirectory([configurationSource(tenantPolicy), registrySource(tenantStore.registry)]),
             store: tenantStore,
             keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
             clock,

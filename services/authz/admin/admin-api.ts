@@ -2,7 +2,7 @@ import type { OAuthContext } from "../oauth/context.js";
 import type { Client, GrantType, ResponseType, ScopeDefinition, User } from "../oauth/model.js";
 import { TOKEN_EXCHANGE_GRANT } from "../oauth/model.js";
 import { hashPassword } from "../oauth/password.js";
-import { compareIds, type AuditRecord, type EntryMeta, type JsonObject, type RegistryCollection, type StoredClient, type StoredScope, type StoredUser } from "../oauth/registry.js";
+import { compareIds, userOfStored, type AuditRecord, type EntryMeta, type JsonObject, type RegistryCollection, type StoredClient, type StoredScope, type StoredUser } from "../oauth/registry.js";
 import { hashSecret } from "../oauth/secrets.js";
 import { AdminError, managedByConfiguration, notFound, refuseViolations } from "./admin-error.js";
 import { decodePageToken, encodePageToken, pageSizeOf } from "./page-token.js";
@@ -601,11 +601,6 @@ export function createAdminApi(deps: AdminApiDeps) {
 }
 
 export type AdminApi = ReturnType<typeof createAdminApi>;
-
-/** The core's User of a stored user. */
-export function userOfStored(stored: StoredUser): User {
-  return Object.assign({ username: stored.username, subject: stored.subject, passwordHash: stored.passwordHash }, { groups: [...stored.groups], disabled: stored.disabled }) as User;
-}
 
 /** The groups of a user (the model's field, issue 12). */
 function userGroups(user: User): readonly string[] {

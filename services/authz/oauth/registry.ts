@@ -1,4 +1,5 @@
-import type { Client, GrantType, ResponseType } from "./model.js";
+import type { DirectorySource } from "./directory.js";
+import type { Client, GrantType, ResponseType, ScopeDefinition, User } from "./model.js";
 
 /**
  * The tenant's registry: clients, scopes and users created at run time (by
@@ -123,4 +124,43 @@ export function resourceWithin(resource: string, prefix: string): boolean {
 /** Byte order of the UTF-8 encoding: how the registry orders ids (Redis ZRANGEBYLEX's order). */
 export function compareIds(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+/** The core's User of a stored user. */
+export function userOfStored(stored: StoredUser): User {
+  return Object.assign({ username: stored.username, subject: stored.subject, passwordHash: stored.passwordHash }, { groups: [...stored.groups], disabled: stored.disabled }) as User;
+}
+
+/** Scopes read per round trip when the directory asks for all of them. */
+const SCOPE_PAGE = 1_000;
+
+/**
+ * The registry as a directory source (oauth/directory.ts), after the
+ * configuration's: every lookup asks the store, so an entry created, changed
+ * or deleted at one replica is what every replica answers from the next
+ * request on, with no cache to invalidate (issue 12).
+ */
+export function registrySource(registry: RegistryStore): DirectorySource {
+  return {
+    findClient: async (clientId) => {
+      const stored = await registry.clients.get(clientId);
+      return stored === undefined ? undefined : clientOfStored(stored);
+    },
+    findUser: async (username) => {
+      const stored = await registry.users.get(username);
+      return stored === undefined ? undefined : userOfStored(stored);
+    },
+    findUserBySubject: async (subject) => {
+      const stored = await registry.users.getByAlias(subject);
+      return stored === undefined ? undefined : userOfStored(stored);
+    },
+    scopes: async () => {
+      const scopes = new Map<string, ScopeDefinition>();
+      for (let after: string | undefined, page; (page = await registry.scopes.list(after, SCOPE_PAGE)).length > 0; after = page[page.length - 1]!.id) {
+        for (const { entry } of page) scopes.set(entry.name, { name: entry.name, description: entry.description });
+        if (page.length < SCOPE_PAGE) break;
+      }
+      return scopes;
+    },
+  };
 }
