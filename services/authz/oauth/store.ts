@@ -45,6 +45,8 @@ export interface ParkedRequest {
   codeChallenge?: CodeChallenge | undefined;
   /** OpenID Connect Core §3.1.2.1: echoed in the ID Token; absent when the request had none. */
   nonce?: string | undefined;
+  /** RFC 8707 §2: the resources the request named (known ones, in order); absent or empty: none. */
+  resources?: string[] | undefined;
 }
 
 /**
@@ -72,6 +74,8 @@ export interface CodeGrant {
   nonce?: string | undefined;
   /** The login session the code was issued in (the ID Token's `sid`). */
   sid?: string | undefined;
+  /** RFC 8707 §2: the resources of the authorization request, the `aud` of the grant's tokens; absent or empty: the server's audience. */
+  resources?: string[] | undefined;
 }
 
 export type CodeRedemption =
@@ -110,6 +114,8 @@ export interface RefreshFamily {
   familyExpiresAt: number;
   /** The login session the grant was issued in (ID Tokens of refreshes carry it); absent: none known. */
   sid?: string | undefined;
+  /** RFC 8707 §2.2: the grant's resources; a refresh may narrow its token to some of them. Absent or empty: the server's audience. */
+  resources?: string[] | undefined;
 }
 
 export interface RotateInput {

@@ -160,6 +160,7 @@ function createTenantRedisStore(
               family.familyExpiresAt,
               family.tokenExpiresAt - clock(),
               family.sid ?? "",
+              family.resources === undefined || family.resources.length === 0 ? "" : JSON.stringify(family.resources),
             ],
           );
           return created === 1;
@@ -341,6 +342,7 @@ function parseFamily(grantId: string, fields: string[]): RefreshFamily {
     tokenExpiresAt: Number(record.get("tokenExpiresAt")),
     familyExpiresAt: Number(record.get("familyExpiresAt")),
     ...(record.get("sid") ? { sid: record.get("sid")! } : {}),
+    ...(record.get("resources") ? { resources: JSON.parse(record.get("resources")!) as string[] } : {}),
   };
 }
 
@@ -391,12 +393,12 @@ redis.call('SET', KEYS[1], '!' .. string.sub(value, 1, sep - 1), 'PX', ARGV[1])
 return value
 `);
 
-/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms, sid. */
+/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms, sid, resources. */
 const createFamily = defineScript(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'clientId', ARGV[1], 'subject', ARGV[2], 'scopes', ARGV[3], 'authTime', ARGV[4],
-  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7], 'sid', ARGV[9])
+  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7], 'sid', ARGV[9], 'resources', ARGV[10])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return 1
 `);
