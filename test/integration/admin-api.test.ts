@@ -4,6 +4,10 @@ import { ClientType, ManagedBy } from "../../gen/gatehouse/v1/admin_service_pb.j
 import { ADMIN_SECRETS, adminClient, adminFailure, withAdminCredentials, type AdminClient } from "../support/admin.js";
 import { basic, failureOf, obtainCode, pkcePair, SECRETS, startTestAuthz, type TestAuthz } from "../support/authz.js";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SERVICE_CREDENTIAL_HEADER } from "../../contract/metadata.js";
 
 /**
  * Issue 12, Administration: AdminService against a real authz service on a
@@ -352,3 +356,36 @@ describe("two authz replicas over one Redis", () => {
     expect((await failureOf(codeFlow(b, "shared", clientSecret, "https://shared.test/cb"))).oauth?.error).toBe("invalid_request");
   });
 });
+
+describe("the gateway's service credential as a list of named credentials (rotation without a window)", () => {
+  let t: TestAuthz;
+  const NEXT = "gateway-service-credential-next-0123456789abcdef";
+  beforeAll(async () => {
+    t = await startTestAuthz({
+      patch: (file) => {
+        (file.authz as Record<string, unknown>).serviceCredential = [
+          { name: "gateway", secret: { env: "TEST_SERVICE_CREDENTIAL" } },
+          { name: "gateway-next", secret: { file: writeSecretFile(NEXT) } },
+        ];
+      },
+    });
+  });
+  afterAll(() => t.close());
+
+  it("either credential may call the gateway-only RPCs; any other is Unauthenticated", async () => {
+    for (const credential of [SECRETS.service, NEXT]) {
+      const session = await t.sessions.login({ username: "alice", password: "correct horse", clientAddress: "192.0.2.9" }, { headers: { [SERVICE_CREDENTIAL_HEADER]: credential } });
+      expect(session.subject).toBe("user-alice");
+    }
+    const failure = await failureOf(t.sessions.login({ username: "alice", password: "correct horse" }, { headers: { [SERVICE_CREDENTIAL_HEADER]: `${NEXT}x` } }));
+    expect(failure.code).toBe(Code.Unauthenticated);
+  });
+});
+
+/** A mounted-secret file, as Kubernetes provides one. */
+function writeSecretFile(value: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-secret-"));
+  const path = join(dir, "credential");
+  writeFileSync(path, `${value}\n`);
+  return path;
+}
