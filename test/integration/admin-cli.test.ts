@@ -2,6 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_SECRETS, withAdminCredentials } from "../support/admin.js";
 import { runAdminCli } from "../support/admin-cli.js";
 import { startTestAuthz, type TestAuthz } from "../support/authz.js";
+import { scaledBudget } from "../support/scaled-budget.js";
+
+/** Each run starts a process under tsx (seconds each on a busy machine); a test makes up to eight. */
+const CLI_TEST = { timeout: scaledBudget(30_000) };
 
 /**
  * Issue 12: `gatehouse admin …` run as a child process against a real authz
@@ -18,7 +22,7 @@ describe("gatehouse admin (the command line)", () => {
   });
   afterAll(() => t.close());
 
-  it("creates a client (--json: the API's message, the secret once), lists it in a table, and the audit trail names the credential", async () => {
+  it("creates a client (--json: the API's message, the secret once), lists it in a table, and the audit trail names the credential", CLI_TEST, async () => {
     const created = await runAdminCli(["clients", "create", "cli-app", "--name", "CLI App", "--type", "confidential", "--redirect-uri", "https://cli.test/cb", "--scope", "read", "--json"], env);
     expect(created).toMatchObject({ code: 0, stderr: "" });
     const json = JSON.parse(created.stdout) as { client: Record<string, unknown>; clientSecret: string };
@@ -41,7 +45,7 @@ describe("gatehouse admin (the command line)", () => {
     ]);
   });
 
-  it("users and groups: a password from stdin, groups added and removed", async () => {
+  it("users and groups: a password from stdin, groups added and removed", CLI_TEST, async () => {
     const created = await runAdminCli(["users", "create", "carol", "--group", "staff", "--password-stdin"], env, "a good long password\n");
     expect(created).toMatchObject({ code: 0, stderr: "" });
     expect(created.stdout).toMatch(/^USERNAME\s+SUBJECT\s+GROUPS\s+DISABLED\s+MANAGED BY\ncarol\s+carol\s+staff\s+no\s+admin\n$/);
@@ -53,7 +57,7 @@ describe("gatehouse admin (the command line)", () => {
     expect(JSON.parse(groups.stdout)).toEqual({ groups: ["ops", "audit"] });
   });
 
-  it("exit 1 with the API's status and message, one line per bad field", async () => {
+  it("exit 1 with the API's status and message, one line per bad field", CLI_TEST, async () => {
     const bad = await runAdminCli(["clients", "create", "bad-app", "--name", "Bad", "--type", "public", "--redirect-uri", "https://x.test/cb#f", "--scope", "nope"], env);
     expect(bad.code).toBe(1);
     expect(bad.stdout).toBe("");
@@ -72,7 +76,7 @@ describe("gatehouse admin (the command line)", () => {
     expect(missing).toMatchObject({ code: 1, stderr: "gatehouse admin: NotFound: clients/nobody does not exist\n" });
   });
 
-  it("exit 2 for a usage error, before anything is sent", async () => {
+  it("exit 2 for a usage error, before anything is sent", CLI_TEST, async () => {
     const cases: Array<[string[], Record<string, string>, RegExp]> = [
       [["clients"], env, /name a resource and an action/],
       [["clients", "fly"], env, /unknown command "clients fly"/],
