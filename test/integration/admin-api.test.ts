@@ -307,6 +307,35 @@ for (const backend of ["memory", "redis"] as const) {
       });
     });
 
+    describe("a user's remembered consents", () => {
+      it("are listed by client and revoked one by one: the next request asks again; every revocation is audited", async () => {
+        const decide = async (clientId: string, redirectUri: string, scope: string) => {
+          const pending = await t.authz.authorize({ responseType: "code", clientId, redirectUri, scope, state: "s", codeChallenge: pkcePair().challenge, codeChallengeMethod: "S256" }, t.asGateway);
+          await t.authz.decide({ requestId: pending.requestId, subject: "user-alice", authTime: 1_700_000_000n, approved: true, rememberConsent: true }, t.asGateway);
+        };
+        await decide("web", "https://web.test/callback", "read write");
+        await decide("spa", "https://spa.test/callback", "read");
+        const { consents } = await ops.listUserConsents({ parent: "users/alice" });
+        expect(consents.map((c) => [c.name, c.clientId, c.scopes])).toEqual([
+          ["users/alice/consents/spa", "spa", ["read"]],
+          ["users/alice/consents/web", "web", ["read", "write"]],
+        ]);
+        const firstPage = await ops.listUserConsents({ parent: "users/alice", pageSize: 1 });
+        expect(firstPage.consents.map((c) => c.clientId)).toEqual(["spa"]);
+        expect((await ops.listUserConsents({ parent: "users/alice", pageSize: 1, pageToken: firstPage.nextPageToken })).consents.map((c) => c.clientId)).toEqual(["web"]);
+
+        await ops.revokeUserConsent({ name: "users/alice/consents/web" });
+        expect((await ops.listUserConsents({ parent: "users/alice" })).consents.map((c) => c.clientId)).toEqual(["spa"]);
+        const again = await t.authz.authorize({ responseType: "code", clientId: "web", redirectUri: "https://web.test/callback", scope: "read", state: "s", codeChallenge: pkcePair().challenge, codeChallengeMethod: "S256" }, t.asGateway);
+        expect(again.consentRequired).toBe(true);
+        expect((await adminFailure(ops.revokeUserConsent({ name: "users/alice/consents/web" }))).code).toBe(Code.NotFound);
+        expect((await adminFailure(ops.revokeUserConsent({ name: "users/alice/grants/web" }))).violations[0]!.field).toBe("name");
+        expect((await adminFailure(ops.listUserConsents({ parent: "users/nobody" }))).code).toBe(Code.NotFound);
+        const [event] = (await ops.listAuditEvents({ resource: "users/alice/consents/web" })).auditEvents;
+        expect(event).toMatchObject({ actor: "ops", action: "RevokeUserConsent", before: { clientId: "web", scopes: ["read", "write"] } });
+      });
+    });
+
     describe("tenants (the gatehouse-tenant header)", () => {
       it("a tenant's entries are its own; an unknown tenant is NotFound", async () => {
         const acme = adminClient(t.running.url, ADMIN_SECRETS.ops, "acme");
