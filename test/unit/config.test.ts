@@ -134,8 +134,8 @@ describe("parseAuthzConfig: a valid file", () => {
     expect([...config.scopes.keys()]).toEqual(["read", "write", "notes:read"]);
     expect(config.scopes.get("notes:read")).toEqual({ name: "notes:read", description: "Read notes" });
     expect([...config.users.values()]).toEqual([
-      { username: "alice", subject: "user-1", passwordHash: PASSWORD_HASH },
-      { username: "bob", subject: "bob", passwordHash: PASSWORD_HASH },
+      { username: "alice", subject: "user-1", passwordHash: PASSWORD_HASH, groups: [], disabled: false },
+      { username: "bob", subject: "bob", passwordHash: PASSWORD_HASH, groups: [], disabled: false },
     ]);
   });
 

@@ -17,6 +17,7 @@ import { TOKEN_EXCHANGE_GRANT, type Client } from "./model.js";
 import { revoke } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
 import { traced } from "./trace.js";
+import { findUserRights } from "./user-rights.js";
 
 /** Who is calling on behalf of a client, and from where (for failure limits). */
 export interface ClientCall {
@@ -89,7 +90,11 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       if (sessionToken === "") return undefined;
       const sessionHash = hashSecret(sessionToken);
       const session = await ctx.store.sessions.get(sessionHash);
-      return session === undefined ? undefined : { ...session, sid: sessionIdOf(sessionHash) };
+      if (session === undefined) return undefined;
+      // Issue 12: a blocked user's sessions are ended, and one that slipped past the block (opened while it was
+      // being written) is no session either.
+      if ((await findUserRights(ctx, session.subject))?.disabled === true) return undefined;
+      return { ...session, sid: sessionIdOf(sessionHash) };
     },
     /** OpenID Connect Core §5.3 (oauth/userinfo.ts). */
     userInfo: traced(ctx.trace, "oidc.userinfo", (accessToken: string) => userInfo(ctx, accessToken)),

@@ -205,5 +205,6 @@ function toIntrospectResponse(result: Introspection) {
     authTime: BigInt(result.authTime),
     grantId: result.grantId,
     act: result.act,
+    groups: [...result.groups],
   };
 }

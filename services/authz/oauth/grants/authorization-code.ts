@@ -6,6 +6,7 @@ import type { Client } from "../model.js";
 import { verifyCodeVerifier } from "../pkce.js";
 import { revokeGrant } from "../revoke.js";
 import { hashSecret } from "../secrets.js";
+import { verifyGrantRights } from "../user-rights.js";
 
 /** An access token request with grant_type=authorization_code (RFC 6749 §4.1.3), from an authenticated client. */
 export interface CodeExchange {
@@ -46,6 +47,8 @@ export async function exchangeCode(ctx: OAuthContext, client: Client, exchange: 
     throw new OAuthError("invalid_grant", "redirect_uri does not match the authorization request");
   }
   verifyCodeVerifier(exchange.codeVerifier, grant.codeChallenge);
+  // Issue 12: a user blocked (or stripped of a scope's groups) since the code was issued gets no tokens from it.
+  await verifyGrantRights(ctx, grant);
 
   const accessTokens = await issueAccessToken(ctx, grant, grant.scopes);
   // OpenID Connect Core §3.1.3.3: the openid scope makes the response carry an ID Token.
