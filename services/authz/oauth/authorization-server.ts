@@ -17,7 +17,7 @@ import { TOKEN_EXCHANGE_GRANT, type Client } from "./model.js";
 import { revoke } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
 import { traced } from "./trace.js";
-import { findUserRights } from "./user-rights.js";
+import { blockUser, findUserRights, setUserGroups, unblockUser, userRightsChanged } from "./user-rights.js";
 
 /** Who is calling on behalf of a client, and from where (for failure limits). */
 export interface ClientCall {
@@ -126,6 +126,18 @@ export function createAuthorizationServer(ctx: OAuthContext) {
         tokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         tokenEndpointAuthSigningAlgValuesSupported: [...(ctx.policy.clientAssertions?.algorithms ?? ASYMMETRIC_ALGORITHMS)],
       };
+    },
+    /**
+     * Issue 12 (oauth/user-rights.ts): an administrator's operations on a
+     * user's rights and state, in this tenant. The AdminService calls these;
+     * they are not exposed to clients or the gateway.
+     */
+    users: {
+      blockUser: (subject: string) => blockUser(ctx, subject),
+      unblockUser: (subject: string) => unblockUser(ctx, subject),
+      setUserGroups: (subject: string, groups: readonly string[] | undefined) => setUserGroups(ctx, subject, groups),
+      userRightsChanged: (subject: string, before: readonly string[], after: readonly string[]) => userRightsChanged(ctx, subject, before, after),
+      findUserRights: (subject: string) => findUserRights(ctx, subject),
     },
     subscribeToRevocations: ctx.store.revocationFeed.subscribe.bind(ctx.store.revocationFeed),
     /**
