@@ -20,7 +20,7 @@ import {
 import { toSeconds } from "./clock.js";
 import { subjectFor } from "./subject-identifier.js";
 import { findUserBySubject } from "./user-claims.js";
-import { findUserRights, scopesBeyondRights } from "./user-rights.js";
+import { findUserRights, scopesBeyondRights } from "./current-rights.js";
 
 /** The parameters of an authorization request (RFC 6749 §4.1.1, §4.2.1; RFC 7636 §4.3). "" is omitted. */
 export interface AuthorizationRequest {

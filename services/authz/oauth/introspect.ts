@@ -5,7 +5,7 @@ import type { Client } from "./model.js";
 import { formatScope, parseScope } from "./scope.js";
 import { hashSecret } from "./secrets.js";
 import { looksLikeJwt, parseRefreshToken, type Actor } from "./tokens.js";
-import { findUserRights, mayHoldScope, type UserRights } from "./user-rights.js";
+import { findUserRights, mayHoldScope, type UserRights } from "./current-rights.js";
 
 /**
  * The resource owner of an access token, with their current rights; undefined

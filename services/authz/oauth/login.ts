@@ -5,7 +5,7 @@ import { OAuthError } from "./errors.js";
 import { SECRET_BYTES } from "./issue-tokens.js";
 import { hashPassword, verifyPassword } from "./password.js";
 import { hashSecret } from "./secrets.js";
-import { findUserRights } from "./user-rights.js";
+import { findUserRights } from "./current-rights.js";
 
 export interface LoginAttempt {
   username: string;

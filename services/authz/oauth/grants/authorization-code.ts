@@ -6,7 +6,7 @@ import type { Client } from "../model.js";
 import { verifyCodeVerifier } from "../pkce.js";
 import { revokeGrant } from "../revoke.js";
 import { hashSecret } from "../secrets.js";
-import { verifyGrantRights } from "../user-rights.js";
+import { verifyGrantRights } from "../current-rights.js";
 
 /** An access token request with grant_type=authorization_code (RFC 6749 §4.1.3), from an authenticated client. */
 export interface CodeExchange {

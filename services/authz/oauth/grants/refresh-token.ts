@@ -7,7 +7,7 @@ import type { Client } from "../model.js";
 import { resolveRefreshScope } from "../scope.js";
 import { hashSecret } from "../secrets.js";
 import { parseRefreshToken } from "../tokens.js";
-import { verifyGrantRights } from "../user-rights.js";
+import { verifyGrantRights } from "../current-rights.js";
 
 /** An access token request with grant_type=refresh_token (RFC 6749 §6), from an authenticated client. */
 export interface RefreshGrant {
