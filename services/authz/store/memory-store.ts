@@ -206,9 +206,10 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
         const key = `consent:${JSON.stringify([subject, clientId])}`;
         const granted = new Set([...(get<string[]>(key) ?? []), ...scopes]);
         table.set(key, [...granted], ttlSeconds * 1000);
-        // The subject's index lives as long as its latest consent (issue 12: listed by an administrator).
+        // The subject's index lives as long as its longest-lived consent (issue 12: listed by an administrator).
         const indexKey = `consents-of:${subject}`;
-        table.set(indexKey, [...new Set([...(get<string[]>(indexKey) ?? []), clientId])], ttlSeconds * 1000);
+        const indexTtl = Math.max(ttlSeconds * 1000, (table.expiresAt(indexKey) ?? 0) - clock());
+        table.set(indexKey, [...new Set([...(get<string[]>(indexKey) ?? []), clientId])], indexTtl);
       },
       async get(subject, clientId) {
         return [...(get<string[]>(`consent:${JSON.stringify([subject, clientId])}`) ?? [])];
