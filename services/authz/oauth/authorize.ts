@@ -20,7 +20,6 @@ import {
 } from "./authentication-request.js";
 import { toSeconds } from "./clock.js";
 import { subjectFor } from "./subject-identifier.js";
-import { findUserBySubject } from "./user-claims.js";
 
 /** The parameters of an authorization request (RFC 6749 §4.1.1, §4.2.1; RFC 7636 §4.3). "" is omitted. */
 export interface AuthorizationRequest {
@@ -81,7 +80,7 @@ export interface PendingAuthorization {
 export async function authorize(ctx: OAuthContext, request: AuthorizationRequest): Promise<PendingAuthorization> {
   const { policy } = ctx;
   if (request.clientId === "") throw new OAuthError("invalid_request", "client_id is required");
-  const client = policy.clients.get(request.clientId);
+  const client = await ctx.directory.findClient(request.clientId);
   if (client === undefined) throw new OAuthError("invalid_request", "unknown client_id");
   const redirectUri = matchRedirectUri(client.redirectUris, request.redirectUri);
 
@@ -97,12 +96,13 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
       }),
     });
 
+  const knownScopes = await ctx.directory.scopes();
   let parked: ParkedRequest;
   let consentRemembered: boolean;
   let interaction: Interaction;
   try {
     refuseRequestObjects(request.request ?? "", request.requestUri ?? "");
-    parked = validate(ctx, client, redirectUri, request);
+    parked = validate(ctx, client, redirectUri, request, knownScopes);
     const prompt = parsePrompt(request.prompt ?? "");
     const maxAge = parseMaxAge(request.maxAge ?? "");
     checkDisplay(request.display ?? "");
@@ -127,10 +127,10 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
   return {
     loginRequired: interaction.login,
     consentRequired: interaction.consent,
-    userName: request.subject === "" ? "" : (findUserBySubject(policy, request.subject)?.claims?.name ?? ""),
+    userName: request.subject === "" ? "" : ((await ctx.directory.findUserBySubject(request.subject))?.claims?.name ?? ""),
     requestId,
     client,
-    scopes: parked.scopes.map((name) => policy.scopes.get(name)!),
+    scopes: parked.scopes.map((name) => knownScopes.get(name)!),
     redirectUri,
     consentRemembered,
     expiresIn: policy.lifetimes.request,
@@ -138,7 +138,7 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
   };
 }
 
-function validate(ctx: OAuthContext, client: Client, redirectUri: string, request: AuthorizationRequest): ParkedRequest {
+function validate(ctx: OAuthContext, client: Client, redirectUri: string, request: AuthorizationRequest, knownScopes: ReadonlyMap<string, unknown>): ParkedRequest {
   // RFC 6749 §3.1.1: response_type is required; §4.1.2.1 names the errors.
   if (request.responseType === "") throw new OAuthError("invalid_request", "response_type is required");
   if (request.responseType !== "code" && request.responseType !== "token") {
@@ -148,7 +148,7 @@ function validate(ctx: OAuthContext, client: Client, redirectUri: string, reques
     throw new OAuthError("unauthorized_client", `this client may not use response_type ${request.responseType}`);
   }
   const scopes = resolveRequestedScopes(request.scope, {
-    known: ctx.policy.scopes,
+    known: knownScopes,
     allowed: client.scopes,
     defaults: client.defaultScopes,
   });
@@ -232,7 +232,7 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
   if (decision.subject === "") throw new OAuthError("invalid_request", "subject is required");
   const parked = await store.requests.take(hashSecret(decision.requestId));
   if (parked === undefined) throw new OAuthError("invalid_request", "the authorization request expired or was already decided");
-  const client = policy.clients.get(parked.clientId);
+  const client = await ctx.directory.findClient(parked.clientId);
   if (client === undefined || !client.redirectUris.includes(parked.redirectUri)) {
     // The configuration changed under the parked request: the redirect is no longer verified.
     throw new OAuthError("invalid_request", "the client or its redirect URI is no longer registered");

@@ -1,4 +1,5 @@
 import type { CodeChallenge } from "./pkce.js";
+import type { AuditLog, RegistryStore } from "./registry.js";
 import type { SigningKeyStore } from "./signing-key-store.js";
 
 /**
@@ -23,6 +24,10 @@ export interface Store {
   /** The self-rotating signing keys of this key space (oauth/signing-key-store.ts). */
   readonly signingKeys: SigningKeyStore;
   readonly clientAssertions: ClientAssertionStore;
+  /** Clients, scopes and users created at run time (admin API, dynamic registration); oauth/registry.ts. */
+  readonly registry: RegistryStore;
+  /** The admin API's audit trail, bounded (oauth/registry.ts). */
+  readonly audit: AuditLog;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -27,6 +27,16 @@ export interface KeySchema {
   signingKeySet: string;
   /** The claim to generate the key of one slot (a generation of the set). */
   signingKeyClaim(slot: string): string;
+  /**
+   * One collection of the tenant's registry (oauth/registry.ts): entries
+   * (a hash of JSON by id), their ids in order (a sorted set, lexicographic)
+   * and aliases (a hash alias -> id). The tenant's registry shares one hash
+   * tag, so a script that touches all three runs on one Cluster slot.
+   * No TTL: entries are configuration, kept until deleted.
+   */
+  registry(collection: "clients" | "scopes" | "users"): { entries: string; order: string; aliases: string };
+  /** The tenant's audit trail: a stream trimmed to its last AUDIT_EVENTS_KEPT events. */
+  auditLog: string;
 }
 
 /**
@@ -69,5 +79,10 @@ export function createKeySchema(basePrefix: string, tenant?: string): KeySchema 
     revocationChannel: `${basePrefix}revocations`,
     signingKeySet: `${prefix}signing-keys`,
     signingKeyClaim: (slot) => `${prefix}signing-keys:claim:${part(slot)}`,
+    registry: (collection) => {
+      const base = `${prefix}{registry${tenant === undefined ? "" : `:${tenant}`}}:${collection}`;
+      return { entries: `${base}:entries`, order: `${base}:order`, aliases: `${base}:aliases` };
+    },
+    auditLog: `${prefix}audit`,
   };
 }

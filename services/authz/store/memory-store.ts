@@ -14,6 +14,7 @@ import type {
   Store,
 } from "../oauth/store.js";
 import type { TenantStores } from "./tenant-stores.js";
+import { createMemoryAuditLog, createMemoryRegistry } from "./memory-registry.js";
 import { checkNextGeneration, type SigningKeySet, type SigningKeyStore } from "../oauth/signing-key-store.js";
 
 /**
@@ -70,6 +71,8 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
   const get = <T>(key: string): T | undefined => table.get(key) as T | undefined;
 
   return {
+    registry: createMemoryRegistry(),
+    audit: createMemoryAuditLog(clock),
     requests: {
       async park(requestHash, request, ttlSeconds) {
         table.set(`request:${requestHash}`, structuredClone(request), ttlSeconds * 1000);

@@ -1,8 +1,9 @@
-import { createHash } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import type { Clock } from "../oauth/clock.js";
 import { StoreUnavailableError } from "../oauth/errors.js";
 import { createKeySchema } from "./keys.js";
+import { defineScript, guard, type Script } from "./redis-script.js";
+import { createRedisAuditLog, createRedisRegistry } from "./redis-registry.js";
 import { waitUntilReady, type RedisClient } from "./redis-client.js";
 import type { TenantStores } from "./tenant-stores.js";
 import type {
@@ -209,6 +210,9 @@ function createTenantRedisStore(
         ),
     },
 
+    registry: createRedisRegistry(client, keys),
+    audit: createRedisAuditLog(client, keys),
+
     revocationFeed: {
       announce: (revocation) =>
         guard(async () => {
@@ -339,51 +343,6 @@ function parseFamily(grantId: string, fields: string[]): RefreshFamily {
     familyExpiresAt: Number(record.get("familyExpiresAt")),
     ...(record.get("sid") ? { sid: record.get("sid")! } : {}),
     ...(record.get("resources") ? { resources: JSON.parse(record.get("resources")!) as string[] } : {}),
-  };
-}
-
-/**
- * Turns a failure to reach Redis into StoreUnavailableError (RPC Unavailable).
- * A Redis reply error other than a cluster or replication state is a bug in a
- * script or a command and is left as is (server_error).
- */
-async function guard<T>(operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation();
-  } catch (error) {
-    if (isReplyError(error) && !/^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|LOADING|READONLY|MASTERDOWN|NOREPLICAS|BUSY)/.test(error.message)) {
-      throw error;
-    }
-    throw new StoreUnavailableError(error);
-  }
-}
-
-function isReplyError(error: unknown): error is Error {
-  return error instanceof Error && error.name === "ReplyError";
-}
-
-interface Script {
-  readonly lua: string;
-  readonly sha: string;
-  /** Runs by SHA-1, sending the text on the first NOSCRIPT (per node, on a cluster). */
-  run(client: RedisClient, scriptKeys: string[], args: Array<string | number>): Promise<unknown>;
-}
-
-function defineScript(lua: string): Script {
-  const sha = createHash("sha1").update(lua).digest("hex");
-  return {
-    lua,
-    sha,
-    async run(client, scriptKeys, args) {
-      try {
-        return await client.evalsha(sha, scriptKeys.length, ...scriptKeys, ...args);
-      } catch (error) {
-        if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
-          return client.eval(lua, scriptKeys.length, ...scriptKeys, ...args);
-        }
-        throw error;
-      }
-    },
   };
 }
 
