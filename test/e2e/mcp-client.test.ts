@@ -81,6 +81,8 @@ class BrowserClientProvider implements OAuthClientProvider {
   #tokens: OAuthTokens | undefined;
   #verifier = "";
   readonly authorizationUrls: URL[] = [];
+  /** SEP-991: when set (an https URL), the SDK uses it as the client_id where the server supports metadata documents. */
+  clientMetadataUrl?: string;
 
   constructor(
     readonly openBrowser: (url: URL) => Promise<void>,
