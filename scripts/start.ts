@@ -35,6 +35,8 @@ const env: NodeJS.ProcessEnv = {
   ...process.env,
   GATEHOUSE_CONFIG: configFile,
   GATEHOUSE_SERVICE_CREDENTIAL: process.env.GATEHOUSE_SERVICE_CREDENTIAL ?? randomBytes(32).toString("base64url"),
+  // The demo's admin credential (authz.admin.credentials in config/dev.yaml), printed below with an example command.
+  GATEHOUSE_ADMIN_CREDENTIAL: process.env.GATEHOUSE_ADMIN_CREDENTIAL ?? randomBytes(32).toString("base64url"),
   GATEHOUSE_GATEWAY_CLIENT_SECRET: gatewayClientSecret,
   GATEHOUSE_GATEWAY_CLIENT_SECRET_HASH: `sha256:${hashSecret(gatewayClientSecret)}`,
 };
@@ -94,12 +96,22 @@ if (only === "authz") {
   const file = parse(readFileSync(configFile, "utf8")) as {
     issuer: string;
     gateway?: { host?: string; port?: number };
+    authz?: { host?: string; port?: number; admin?: unknown };
     clients?: Array<{ id: string; redirectUris?: string[] }>;
     resources?: Array<{ uri: string }>;
   };
   const issuer = file.issuer.replace(/\/+$/, "");
   const gatewayUrl = `http://${file.gateway?.host ?? "127.0.0.1"}:${process.env.GATEHOUSE_GATEWAY_PORT ?? file.gateway?.port ?? 8080}`;
   const demoRedirect = file.clients?.find((c) => c.id === "demo-app")?.redirectUris?.[0];
+  // The authz service's Connect port (all-in-one serves it too unless allInOne.serveRpc is false).
+  const authzUrl = `http://${file.authz?.host ?? "127.0.0.1"}:${process.env.GATEHOUSE_AUTHZ_PORT ?? file.authz?.port ?? 50051}`;
+  const adminExample =
+    file.authz?.admin === undefined
+      ? []
+      : [
+          "  Admin API (AdminService), for example:",
+          `    GATEHOUSE_ADMIN_URL=${authzUrl} GATEHOUSE_ADMIN_CREDENTIAL=${env.GATEHOUSE_ADMIN_CREDENTIAL} npm run -s admin -- clients list`,
+        ];
   // One process for both by default: fewer processes, a faster start, no RPC hop.
   if (split) run("gateway", "gateway/main.ts");
   else run("gatehouse (all-in-one)", "all-in-one/main.ts");
@@ -136,6 +148,7 @@ if (only === "authz") {
         split
           ? "  Authz service:     its own process; Connect/gRPC on the port in the config (authz.port)"
           : "  Authz service:     in the gateway's process (all-in-one); Connect/gRPC also on authz.port unless allInOne.serveRpc is false",
+        ...adminExample,
         "  Ctrl-C stops everything.",
         "",
         "",

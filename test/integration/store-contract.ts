@@ -463,6 +463,26 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
       });
     });
 
+    describe("remembered consents by subject (issue 12)", () => {
+      it("lists a subject's consents by client, forgets one, and leaves out expired ones", async () => {
+        const subject = unique("subject-");
+        await s.store.consents.remember(subject, "web", ["read"], 60);
+        await s.store.consents.remember(subject, "web", ["write"], 60);
+        await s.store.consents.remember(subject, "spa", ["read"], 1);
+        await s.store.consents.remember(unique("other-"), "web", ["read"], 60);
+        const sorted = async () => (await s.store.consents.listOfSubject(subject)).map((c) => ({ ...c, scopes: [...c.scopes].sort() })).sort((a, b) => a.clientId.localeCompare(b.clientId));
+        expect(await sorted()).toEqual([
+          { clientId: "spa", scopes: ["read"] },
+          { clientId: "web", scopes: ["read", "write"] },
+        ]);
+        await s.advance(1_200);
+        expect(await sorted()).toEqual([{ clientId: "web", scopes: ["read", "write"] }]);
+        await s.store.consents.forget(subject, "web");
+        expect(await s.store.consents.get(subject, "web")).toEqual([]);
+        expect(await s.store.consents.listOfSubject(subject)).toEqual([]);
+      });
+    });
+
     it("answers ping", async () => {
       await s.store.ping();
     });

@@ -126,6 +126,9 @@ export async function testEnvironment(redisUrl?: string): Promise<Record<string,
     TEST_SERVICE_CREDENTIAL: SECRETS.service,
     TEST_GATEWAY_CLIENT_SECRET: SECRETS.gateway,
     TEST_SIGNING_KEYS: await testSigningKeys(),
+    // The admin API's credentials (test/support/admin.ts); used only by tests that configure authz.admin.
+    TEST_ADMIN_OPS: "admin-ops-credential-0123456789abcdefghijklmnop",
+    TEST_ADMIN_CI: "admin-ci-credential-0123456789abcdefghijklmnopq",
     ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }),
   };
 }

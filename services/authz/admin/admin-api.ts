@@ -115,6 +115,11 @@ export interface UserView {
   createdBy?: string | undefined;
 }
 
+export interface ConsentView {
+  clientId: string;
+  scopes: string[];
+}
+
 export interface Page<T> {
   items: T[];
   nextPageToken: string;
@@ -297,6 +302,12 @@ export function createAdminApi(deps: AdminApiDeps) {
     const items = await Promise.all(page.map((e) => e.view()));
     const more = merged.length > size;
     return { items, nextPageToken: more ? encodePageToken(list, tenant.name, "", page[page.length - 1]!.id) : "" };
+  };
+
+  const requireUser = async (tenant: AdminTenant, username: string): Promise<User> => {
+    const found = await findUser(tenant, username);
+    if (found === undefined) throw notFound(`users/${username}`);
+    return found.user;
   };
 
   return {
@@ -579,14 +590,26 @@ export function createAdminApi(deps: AdminApiDeps) {
       await audit(tenant, actor, "DeleteUser", resource, before, undefined);
     },
 
-    /** The user named so (for the routes below it: grants, consents, sessions). */
-    async requireUser(tenant: AdminTenant, username: string): Promise<User> {
-      const found = await findUser(tenant, username);
-      if (found === undefined) throw notFound(`users/${username}`);
-      return found.user;
-    },
 
     audit,
+
+    // ---- what a user holds: remembered consents ----
+
+    async listUserConsents(tenant: AdminTenant, username: string, pageSize: number, pageToken: string): Promise<Page<ConsentView>> {
+      const user = await requireUser(tenant, username);
+      const consents = (await tenant.ctx.store.consents.listOfSubject(user.subject)).map((c) => ({ clientId: c.clientId, scopes: [...c.scopes].sort() }));
+      return pageOf(tenant, `users/${username}/consents`, consents, (c) => c.clientId, pageSize, pageToken);
+    },
+
+    /** Forgets a remembered consent (the next request asks the user again); grants already issued stay. */
+    async revokeUserConsent(tenant: AdminTenant, actor: string, username: string, clientId: string): Promise<void> {
+      const user = await requireUser(tenant, username);
+      const resource = `users/${username}/consents/${clientId}`;
+      const scopes = await tenant.ctx.store.consents.get(user.subject, clientId);
+      if (scopes.length === 0) throw notFound(resource);
+      await tenant.ctx.store.consents.forget(user.subject, clientId);
+      await audit(tenant, actor, "RevokeUserConsent", resource, { clientId, scopes: [...scopes].sort() }, undefined);
+    },
 
     // ---- audit trail ----
 
@@ -626,6 +649,15 @@ function fieldsOfStored(stored: StoredClient): ClientFields {
     introspectAnyToken: stored.introspectAnyToken,
     postLogoutRedirectUris: [...(stored.postLogoutRedirectUris ?? [])],
   };
+}
+
+/** One page of a list held whole in memory (a user's consents, grants, sessions: a handful), by `key` order. */
+function pageOf<T>(tenant: AdminTenant, list: string, items: readonly T[], key: (item: T) => string, pageSize: number, pageToken: string): Page<T> {
+  const size = pageSizeOf(pageSize);
+  const after = decodePageToken(pageToken, list, tenant.name, "");
+  const sorted = [...items].sort((a, b) => compareIds(key(a), key(b))).filter((item) => after === undefined || compareIds(key(item), after) > 0);
+  const page = sorted.slice(0, size);
+  return { items: page, nextPageToken: sorted.length > size ? encodePageToken(list, tenant.name, "", key(page[page.length - 1]!)) : "" };
 }
 
 /** AIP-134: a mask is required here, and every path must be one the resource lets change. */

@@ -249,6 +249,14 @@ export interface ConsentStore {
   /** Adds scopes to what the subject has granted the client. */
   remember(subject: string, clientId: string, scopes: readonly string[], ttlSeconds: number): Promise<void>;
   get(subject: string, clientId: string): Promise<string[]>;
+  /**
+   * Issue 12: the subject's remembered consents, by client, so that an
+   * administrator can list and revoke them. Indexed under the subject for as
+   * long as the latest consent lives; expired ones are left out (and forgotten).
+   */
+  listOfSubject(subject: string): Promise<Array<{ clientId: string; scopes: string[] }>>;
+  /** Forgets the subject's consent to the client: the next authorization request asks again. */
+  forget(subject: string, clientId: string): Promise<void>;
 }
 
 /** Fixed-window counters for rate limiting, shared by every replica. */

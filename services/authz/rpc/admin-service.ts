@@ -152,8 +152,18 @@ export function createAdminService(options: AdminServiceOptions): ServiceImpl<ty
 
     listUserGrants: (_request, context) => call(context, async () => notYet("ListUserGrants")),
     revokeUserGrant: (_request, context) => call(context, async () => notYet("RevokeUserGrant")),
-    listUserConsents: (_request, context) => call(context, async () => notYet("ListUserConsents")),
-    revokeUserConsent: (_request, context) => call(context, async () => notYet("RevokeUserConsent")),
+    listUserConsents: (request, context) =>
+      call(context, async (tenant) => {
+        const username = idOf(request.parent, "users", "parent");
+        const page = await api.listUserConsents(tenant, username, request.pageSize, request.pageToken);
+        return { consents: page.items.map((c) => ({ name: `users/${username}/consents/${c.clientId}`, clientId: c.clientId, scopes: c.scopes })), nextPageToken: page.nextPageToken };
+      }),
+    revokeUserConsent: (request, context) =>
+      call(context, async (tenant, actor) => {
+        const [username, clientId] = childOf(request.name, "consents");
+        await api.revokeUserConsent(tenant, actor, username, clientId);
+        return {};
+      }),
     listUserSessions: (_request, context) => call(context, async () => notYet("ListUserSessions")),
     endUserSession: (_request, context) => call(context, async () => notYet("EndUserSession")),
 
@@ -186,6 +196,16 @@ function idOf(name: string, collection: string, field: string): string {
     throw connectErrorOfAdmin(new AdminError("invalid_argument", `${field}: ${description}`, [{ field, description }]));
   }
   return name.slice(prefix.length);
+}
+
+/** `users/{user}/{collection}/{id}` (AIP-122): the username and the id; InvalidArgument on `name` otherwise. */
+function childOf(name: string, collection: string): [string, string] {
+  const match = /^users\/([^/]+)\/([^/]+)\/(.+)$/.exec(name);
+  if (match === null || match[2] !== collection) {
+    const description = `must be a resource name users/{user}/${collection}/{id}`;
+    throw connectErrorOfAdmin(new AdminError("invalid_argument", `name: ${description}`, [{ field: "name", description }]));
+  }
+  return [match[1]!, match[3]!];
 }
 
 function maskPaths(mask: FieldMask | undefined): string[] {

@@ -18,6 +18,8 @@ export interface KeySchema {
   /** One sorted set of every session's expiry (score: ms since the epoch). */
   sessionExpiries: string;
   consent(subject: string, clientId: string): string;
+  /** The clients a subject has remembered consents for (issue 12), as long as the latest consent lives. */
+  consentsOfSubject(subject: string): string;
   attempts(key: string): string;
   /** A used client assertion's jti (RFC 7523 §3). */
   clientAssertion(clientId: string, jti: string): string;
@@ -74,6 +76,7 @@ export function createKeySchema(basePrefix: string, tenant?: string): KeySchema 
     sessionParticipants: (sid) => `${prefix}session-participants:${part(sid)}`,
     sessionExpiries: `${prefix}session-expiries`,
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
+    consentsOfSubject: (subject) => `${prefix}consents-of:${part(subject)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
     clientAssertion: (clientId, jti) => `${prefix}assertion:${part(clientId)}:${part(jti)}`,
     revocationChannel: `${basePrefix}revocations`,

@@ -274,9 +274,28 @@ function createTenantRedisStore(
         guard(async () => {
           if (scopes.length === 0) return;
           const key = keys.consent(subject, clientId);
-          await client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec();
+          const index = keys.consentsOfSubject(subject);
+          // Two keys of two slots (on a cluster): two transactions. The index lives as long as the latest consent.
+          await Promise.all([
+            client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec(),
+            client.multi().sadd(index, clientId).pexpire(index, ttlSeconds * 1000).exec(),
+          ]);
         }),
       get: (subject, clientId) => guard(() => client.smembers(keys.consent(subject, clientId))),
+      listOfSubject: (subject) =>
+        guard(async () => {
+          const index = keys.consentsOfSubject(subject);
+          const clientIds = await client.smembers(index);
+          const scopes = await Promise.all(clientIds.map((clientId) => client.smembers(keys.consent(subject, clientId))));
+          const gone = clientIds.filter((_, i) => scopes[i]!.length === 0);
+          if (gone.length > 0) await client.srem(index, ...gone);
+          return clientIds.flatMap((clientId, i) => (scopes[i]!.length === 0 ? [] : [{ clientId, scopes: scopes[i]! }]));
+        }),
+      forget: (subject, clientId) =>
+        guard(async () => {
+          await client.del(keys.consent(subject, clientId));
+          await client.srem(keys.consentsOfSubject(subject), clientId);
+        }),
     },
 
     attempts: {
