@@ -239,6 +239,34 @@ describe("issue 12: blocking a user", () => {
     expect(await status(gateways[0], "/staff/x", tokens.access_token)).toBe(401);
   });
 
+  it("an administrator lists a user's sessions and grants, ends one session and revokes one grant, at either replica", async () => {
+    const before = await users(replicas[0]).listSessions("user-bob");
+    const browser = await signedIn("bob", gateways[1]);
+    const tokens = await codeFlow(browser, DEFAULT_TENANT, "read");
+    const after = await users(replicas[1]).listSessions("user-bob");
+    const added = after.filter((s) => !before.some((b) => b.sid === s.sid));
+    expect(added).toHaveLength(1);
+    expect(added[0]!.sid).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    const grants = await users(replicas[0]).listGrants("user-bob");
+    // A refresh token is `{grantId}.{secret}` (oauth/tokens.ts): the grant this flow started.
+    const grantId = tokens.refresh_token.split(".")[0]!;
+    const grant = grants.find((g) => g.grantId === grantId)!;
+    expect(grant).toMatchObject({ clientId: "web", scopes: ["read"] });
+    expect(JSON.stringify(grants)).not.toContain(tokens.refresh_token);
+
+    expect(await users(replicas[0]).endSession("user-alice", added[0]!.sid)).toBe(false);
+    expect(await users(replicas[0]).endSession("user-bob", added[0]!.sid)).toBe(true);
+    expect(await (await browser.get("/login")).text()).toContain('name="password"');
+    expect((await users(replicas[1]).listSessions("user-bob")).map((s) => s.sid)).toEqual(before.map((s) => s.sid));
+
+    expect(await users(replicas[1]).revokeGrant("user-alice", grantId)).toBe(false);
+    expect(await users(replicas[1]).revokeGrant("user-bob", grantId)).toBe(true);
+    expect(await users(replicas[1]).revokeGrant("user-bob", grantId)).toBe(false);
+    expect((await refresh(gateways[0].url, DEFAULT_TENANT, tokens.refresh_token)).status).toBe(400);
+    expect((await users(replicas[0]).listGrants("user-bob")).map((g) => g.grantId)).not.toContain(grantId);
+    expect((await users(replicas[0]).listGrants("user-bob")).length).toBe(grants.length - 1);
+  });
+
   it("a user the configuration disables cannot sign in, and stays disabled through unblock; an unknown subject is said so", async () => {
     const refused = await signIn(new UserAgent(gateways[0].url), DEFAULT_TENANT, "carol");
     expect(refused.status).toBe(403);
