@@ -16,7 +16,7 @@ export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/;
 export const USERNAME = /^[^\s\p{Cc}/]{1,256}$/u;
 /** Subjects: printable ASCII (RFC 7519 `sub` is a StringOrURI; a narrower set keeps logs and keys plain). */
 export const SUBJECT = /^[\x21-\x7E]{1,256}$/;
-/** Group names: slugs (README, "Users, groups and blocking"). */
+/** Group names: slugs (README, "Users' rights: groups and blocking"). */
 export const GROUP_SLUG = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 export const GROUP_MAX_LENGTH = 63;
 export const PASSWORD_MIN_LENGTH = 12;

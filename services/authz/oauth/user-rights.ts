@@ -28,7 +28,7 @@ export {
  * decision: authorization (what the consent page offers), code exchange,
  * refresh, introspection (what the guard gets) and login.
  *
- * Precedence (README, "Users, groups and blocking"): the directory's entry
+ * Precedence (README, "Users' rights: groups and blocking"): the directory's entry
  * (the configuration's users, then users created at run time) says who the
  * user is, their groups and whether the configuration disables them; the
  * store's user state (UserStateStore, written by blockUser / unblockUser /
