@@ -3,7 +3,7 @@ import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { AuthorizationServer } from "../../services/authz/oauth/authorization-server.js";
 import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
-import { SECRETS, TEST_PASSWORD_HASH, WEB_REDIRECT, startTestAuthz, type TestAuthz } from "../support/authz.js";
+import { SECRETS, TEST_PASSWORD_HASH, WEB_REDIRECT, basic, pkcePair, startTestAuthz, type TestAuthz } from "../support/authz.js";
 import { startEchoUpstream, type EchoUpstream } from "../support/echo-upstream.js";
 import { UserAgent } from "../support/gateway-oauth-flow.js";
 import { freePort } from "../support/redis-server.js";
@@ -187,6 +187,43 @@ describe("issue 12: routes that require groups, at two gateways", () => {
     expect(back.searchParams.get("error")).toBe("access_denied");
     expect(back.searchParams.get("state")).toBe("s-1");
     expect(back.searchParams.get("iss")).toBe(issuer);
+  });
+});
+
+describe("issue 12: rights are read again when the resource owner decides", () => {
+  it("a scope whose group the user left after the request was parked is not granted; nothing left, or the user blocked: access_denied to the client", async () => {
+    const [replica] = replicas;
+    const pkce = pkcePair();
+    const park = async (scope: string) =>
+      (
+        await replica.authz.authorize(
+          { responseType: "code", clientId: "web", redirectUri: WEB_REDIRECT, scope, state: "st", codeChallenge: pkce.challenge, codeChallengeMethod: "S256", subject: "user-bob", authTime: 1n },
+          replica.asGateway,
+        )
+      ).requestId;
+    const decide = async (requestId: string) =>
+      new URL((await replica.authz.decide({ requestId, subject: "user-bob", authTime: 1n, approved: true }, replica.asGateway)).redirectUrl);
+
+    await users(replica).setUserGroups("user-bob", ["admins"]);
+    const both = await park("read admin");
+    const onlyAdmin = await park("admin");
+    await users(replica).setUserGroups("user-bob", undefined);
+    const narrowed = await decide(both);
+    const { token } = await replica.authz.exchangeCode({ code: narrowed.searchParams.get("code")!, redirectUri: WEB_REDIRECT, codeVerifier: pkce.verifier }, basic("web", SECRETS.web));
+    expect(token?.scope).toBe("read");
+    const denied = await decide(onlyAdmin);
+    expect(denied.searchParams.get("error")).toBe("access_denied");
+    expect(denied.searchParams.get("state")).toBe("st");
+
+    const beforeBlock = await park("read");
+    await users(replica).blockUser("user-bob");
+    try {
+      const blocked = await decide(beforeBlock);
+      expect(blocked.searchParams.get("error")).toBe("access_denied");
+      expect(blocked.searchParams.get("error_description")).toContain("disabled");
+    } finally {
+      await users(replica).unblockUser("user-bob");
+    }
   });
 });
 
