@@ -1,5 +1,6 @@
 import { z } from "zod";
-import type { AttemptPolicy, Client, Lifetimes, ScopeDefinition, ServerPolicy, User } from "./oauth/model.js";
+import type { AttemptPolicy, Client, Lifetimes, ProtectedResource, ScopeDefinition, ServerPolicy, User } from "./oauth/model.js";
+import { resourceUriProblem } from "../../startup/resource-uri.js";
 import { checkRegisteredRedirectUri } from "./oauth/redirect-uri.js";
 import { SUPPORTED_ALGORITHMS, type SigningAlgorithm } from "./oauth/key-ring.js";
 import { loadConfigFile } from "../../startup/config-file.js";
@@ -14,6 +15,7 @@ import { salvageSection } from "../../startup/salvage-section.js";
 import { secretReference as secretRef, type SecretReference as SecretRef } from "../../startup/secret-reference.js";
 import { createSecretResolver } from "../../startup/secret-resolver.js";
 import { validateConfig } from "../../startup/validate-config.js";
+import { GROUP_NAME, GROUP_NAME_MAX_LENGTH, GROUP_NAME_RULE } from "../../startup/group-name.js";
 import { DEFAULT_TENANT, TENANT_NAME, TENANT_NAME_MAX_LENGTH, TENANT_NAME_RULE, tenantIssuer } from "../../startup/tenant-name.js";
 import {
   buildOpenIdClient,
@@ -206,11 +208,17 @@ const namedCredentialSchema = z.strictObject({
 });
 /** Admin secrets open every tenant's directory: at least this long (openssl rand -base64 32 gives 44). */
 const ADMIN_SECRET_MIN_LENGTH = 32;
+/** Issue 12: a list of group slugs, each at most once. */
+const groupList = z
+  .array(z.string().max(GROUP_NAME_MAX_LENGTH).regex(GROUP_NAME, GROUP_NAME_RULE))
+  .refine((groups) => new Set(groups).size === groups.length, "a group is listed twice");
 
 const scopeSchema = z.strictObject({
   name: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "must be a scope-token (RFC 6749 §3.3): printable ASCII, no space, quote or backslash"),
   description: z.string().min(1),
   routes: z.array(z.unknown()).optional(),
+  /** Only members of one of these groups may be granted the scope; absent: everyone. */
+  groups: groupList.min(1, "list at least one group, or leave groups out for a scope open to every user").optional(),
 });
 
 const clientSchema = z.strictObject({
@@ -241,6 +249,8 @@ const userSchema = z.strictObject({
   subject: z.string().min(1).optional(),
   passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, "must be scrypt$N$r$p$salt$hash; make one with `npm run hash-password`"),
   claims: standardClaimsSchema.optional(),
+  groups: groupList.default([]),
+  disabled: z.boolean().default(false),
 });
 
 /** false: do not wait for replicas; a number: wait that many ms at most. */
@@ -300,9 +310,22 @@ const signingKeysSchema = z.strictObject({ source: secretRef, activeKid: z.strin
  * and limits it does not set are the top level's. Its scopes' `routes` are
  * not read: a guarded route names the tenants it accepts (gateway routes[].tenants).
  */
+/**
+ * A protected resource (RFC 8707 §2, RFC 9728): its canonical URI, which
+ * clients name with `resource` and tokens carry in `aud`, its name for the
+ * consent page, and the scopes the gateway advertises for it (read by the
+ * gateway; gateway/config.ts).
+ */
+const resourceSchema = z.strictObject({
+  uri: z.string().min(1),
+  name: z.string().min(1).max(200).optional(),
+  scopes: z.array(z.string().min(1)).optional(),
+});
+
 const tenantSchema = z.strictObject({
   name: z.string().max(TENANT_NAME_MAX_LENGTH).regex(TENANT_NAME, TENANT_NAME_RULE),
   audience: z.string().min(1).optional(),
+  resources: z.array(resourceSchema).default([]),
   signingKeys: signingKeysSchema.optional(),
   lifetimes: lifetimesSchema.optional(),
   attempts: attemptsSchema.optional(),
@@ -340,6 +363,7 @@ const fileSchema = z.strictObject({
   clients: z.array(clientSchema).default([]),
   users: z.array(userSchema).default([]),
   serviceAccountIssuers: z.array(serviceAccountIssuerSchema).default([]),
+  resources: z.array(resourceSchema).default([]),
   tenants: z.array(tenantSchema).default([]),
   // The gateway's sections: validated by the gateway.
   gateway: z.unknown().optional(),
@@ -350,8 +374,9 @@ const fileSchema = z.strictObject({
 
 type ConfigFile = z.infer<typeof fileSchema>;
 /** A file's valid parts; list entries that did not parse are holes. */
-type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "serviceAccountIssuers" | "tenants" | "gateway" | "routes" | "allInOne"> &
+type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "serviceAccountIssuers" | "tenants" | "gateway" | "routes" | "allInOne" | "resources"> &
   SalvagedDirectory & {
+    resources: Array<ConfigFile["resources"][number] | undefined>;
     serviceAccountIssuers: Array<ConfigFile["serviceAccountIssuers"][number] | undefined>;
     tenants: Array<ConfigFile["tenants"][number] | undefined>;
   };
@@ -399,6 +424,7 @@ function salvage(raw: unknown): SalvagedFile {
     clients: salvageList(clientSchema, record.clients),
     users: salvageList(userSchema, record.users),
     serviceAccountIssuers: salvageList(serviceAccountIssuerSchema, record.serviceAccountIssuers),
+    resources: salvageList(resourceSchema, record.resources),
     tenants: salvageList(tenantSchema, record.tenants),
   };
 }
@@ -454,6 +480,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       ...directory,
       lifetimes: tenantLifetimes,
       attempts: tenant.attempts ?? file.attempts,
+      resources: buildResources(tenant.resources, `${at}.resources`, requireHttps, problems),
       signingKeys: buildSigningKeys(tenant.signingKeys, `${at}.signingKeys`, resolve),
     });
   });
@@ -475,6 +502,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     scopes,
     clients,
     users,
+    resources: buildResources(file.resources, "resources", requireHttps, problems),
     ...openid,
     drainTimeoutMs: authz.drainTimeoutMs,
     rpc: authz.rpc,
@@ -519,6 +547,28 @@ function resolveCredentials(
     credentials.push({ name: entry.name, secret });
   });
   return credentials;
+}
+
+/**
+ * The protected resources of the top level or of a tenant, by canonical URI:
+ * RFC 8707 §2, each an absolute URI without a fragment; https unless
+ * requireHttps is off; each once.
+ */
+function buildResources(
+  entries: ReadonlyArray<z.infer<typeof resourceSchema> | undefined>,
+  at: string,
+  requireHttps: boolean,
+  problems: string[],
+): ReadonlyMap<string, ProtectedResource> {
+  const resources = new Map<string, ProtectedResource>();
+  entries.forEach((entry, i) => {
+    if (entry === undefined) return;
+    const problem = resourceUriProblem(entry.uri, requireHttps);
+    if (problem !== undefined) problems.push(`${at}[${i}].uri: ${problem}`);
+    else if (resources.has(entry.uri)) problems.push(`${at}[${i}].uri: duplicate resource ${JSON.stringify(entry.uri)}`);
+    else resources.set(entry.uri, { uri: entry.uri, name: entry.name ?? "" });
+  });
+  return resources;
 }
 
 function checkLifetimes(lifetimes: Lifetimes, at: string, problems: string[]): void {
@@ -644,11 +694,17 @@ function buildDirectory(
       subject: user.subject ?? user.username,
       passwordHash: user.passwordHash,
       ...(user.claims === undefined ? {} : { claims: user.claims }),
+      groups: user.groups,
+      disabled: user.disabled,
     });
   });
 
   return {
-    scopes: new Map(file.scopes.flatMap((scope) => (scope === undefined ? [] : [[scope.name, { name: scope.name, description: scope.description }] as const]))),
+    scopes: new Map(
+      file.scopes.flatMap((scope) =>
+        scope === undefined ? [] : [[scope.name, { name: scope.name, description: scope.description, ...(scope.groups === undefined ? {} : { groups: scope.groups }) }] as const],
+      ),
+    ),
     ...context.openid,
     clients,
     users,
