@@ -1,3 +1,4 @@
+import { GROUP_NAME_RULE } from "../../startup/group-name.js";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ClientType, ManagedBy } from "../../gen/gatehouse/v1/admin_service_pb.js";
@@ -295,7 +296,7 @@ for (const backend of ["memory", "redis"] as const) {
           { field: "user_id", description: "must be 1-256 characters without spaces, slashes or control characters" },
           { field: "user.subject", description: "must be 1-256 printable ASCII characters without spaces" },
           { field: "user.groups[2]", description: "duplicate of user.groups[1]" },
-          { field: "user.groups[0]", description: "must be a group slug: lower-case letters and digits, joined by single hyphens" },
+          { field: "user.groups[0]", description: GROUP_NAME_RULE },
           { field: "password", description: "must be at least 12 characters" },
         ]);
         expect((await adminFailure(ops.createUser({ userId: "alice" }))).code).toBe(Code.AlreadyExists);
