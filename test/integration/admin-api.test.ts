@@ -3,7 +3,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ClientType, ManagedBy } from "../../gen/gatehouse/v1/admin_service_pb.js";
 import { ADMIN_SECRETS, adminClient, adminFailure, withAdminCredentials, type AdminClient } from "../support/admin.js";
-import { basic, failureOf, obtainCode, pkcePair, SECRETS, startTestAuthz, type TestAuthz } from "../support/authz.js";
+import { basic, failureOf, issueTokens, obtainCode, pkcePair, SECRETS, startTestAuthz, type TestAuthz } from "../support/authz.js";
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { pino } from "pino";
@@ -307,6 +307,42 @@ for (const backend of ["memory", "redis"] as const) {
         expect((await adminFailure(ops.setUserPassword({ name: "users/alice", password: "a long new password" }))).code).toBe(Code.FailedPrecondition);
         expect((await adminFailure(ops.deleteUser({ name: "users/alice" }))).code).toBe(Code.FailedPrecondition);
         expect((await ops.getUser({ name: "users/alice" })).user).toMatchObject({ managedBy: ManagedBy.CONFIGURATION, subject: "user-alice" });
+      });
+    });
+
+    describe("issue 12: a user's sessions and grants, and blocking, through the rights core", () => {
+      it("sessions and grants are listed, one ended or revoked; DisableUser ends the rest, refuses login and refresh; EnableUser restores login, not grants; each audited", async () => {
+        const login = () => t.sessions.login({ username: "alice", password: "correct horse", clientAddress: "192.0.2.7" }, t.asGateway);
+        const [first, second] = [await login(), await login()];
+        const { sessions } = await ops.listUserSessions({ parent: "users/alice" });
+        expect(sessions.map((x) => x.name)).toEqual(expect.arrayContaining([`users/alice/sessions/${first.sid}`, `users/alice/sessions/${second.sid}`]));
+        await ops.endUserSession({ name: `users/alice/sessions/${first.sid}` });
+        expect((await t.sessions.getSession({ sessionToken: first.sessionToken }, t.asGateway)).active).toBe(false);
+        expect((await t.sessions.getSession({ sessionToken: second.sessionToken }, t.asGateway)).active).toBe(true);
+        expect((await adminFailure(ops.endUserSession({ name: `users/alice/sessions/${first.sid}` }))).code).toBe(Code.NotFound);
+
+        const [kept, revoked] = [await issueTokens(t, { scope: "read" }), await issueTokens(t, { scope: "read" })];
+        const grantOf = (refreshToken: string) => refreshToken.split(".")[0]!;
+        const { grants } = await ops.listUserGrants({ parent: "users/alice" });
+        expect(grants.map((g) => g.name)).toEqual(expect.arrayContaining([grantOf(kept.refreshToken), grantOf(revoked.refreshToken)].map((id) => `users/alice/grants/${id}`)));
+        expect(json(grants)).not.toContain(kept.refreshToken);
+        await ops.revokeUserGrant({ name: `users/alice/grants/${grantOf(revoked.refreshToken)}` });
+        expect((await failureOf(t.authz.refresh({ refreshToken: revoked.refreshToken }, basic("web", SECRETS.web)))).oauth?.error).toBe("invalid_grant");
+        expect((await t.authz.refresh({ refreshToken: kept.refreshToken }, basic("web", SECRETS.web))).token).toBeDefined();
+
+        const disabled = await ops.disableUser({ name: "users/alice" });
+        expect(disabled.user?.disabled).toBe(true);
+        expect((await t.sessions.getSession({ sessionToken: second.sessionToken }, t.asGateway)).active).toBe(false);
+        expect((await ops.listUserSessions({ parent: "users/alice" })).sessions).toEqual([]);
+        expect((await ops.listUserGrants({ parent: "users/alice" })).grants).toEqual([]);
+        expect((await failureOf(login())).oauth?.error).toBe("account_disabled");
+        expect((await ops.getUser({ name: "users/alice" })).user?.disabled).toBe(true);
+
+        const enabled = await ops.enableUser({ name: "users/alice" });
+        expect(enabled.user?.disabled).toBe(false);
+        expect((await login()).sid).not.toBe("");
+        const actions = (await ops.listAuditEvents({ resource: "users/alice" })).auditEvents.map((e) => e.action);
+        expect(actions).toEqual(expect.arrayContaining(["DisableUser", "EnableUser"]));
       });
     });
 
