@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CodeGrant, RefreshFamily, Revocation, Store } from "../../services/authz/oauth/store.js";
+import type { CodeGrant, RefreshFamily, RegisteredClient, Revocation, Store } from "../../services/authz/oauth/store.js";
 import type { SigningKeySet, StoredSigningKey } from "../../services/authz/oauth/signing-key-store.js";
 
 /** A store under test, with a way to move time: the clock for memory, the clock and real time for Redis TTLs. */
@@ -369,6 +369,49 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         expect(await s.store.clientAssertions.use("other-svc", jti, expiresAt)).toBe(true);
         await s.advance(1_200);
         expect(await s.store.clientAssertions.use("svc", jti, s.now() + 1_000)).toBe(true);
+      });
+    });
+
+    describe("registered clients (RFC 7591, RFC 7592)", () => {
+      const registered = (clientId = unique("dyn-")): RegisteredClient => ({
+        clientId,
+        metadata: { redirect_uris: ["http://127.0.0.1/cb"], token_endpoint_auth_method: "none", grant_types: ["authorization_code"], response_types: ["code"], scope: "read", client_name: "CLI" },
+        registrationAccessTokenHash: unique("rat"),
+        issuedAt: 1_700_000_000,
+        lastUsedAt: s.now(),
+      });
+      it("RFC 7591 §3.2.1: a created client reads back as stored; an id is created once, of 10 concurrent creations one wins", async () => {
+        const client = registered();
+        const results = await Promise.all(Array.from({ length: 10 }, () => s.store.registeredClients.create(client, 60_000)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await s.store.registeredClients.get(client.clientId)).toEqual(client);
+        expect(await s.store.registeredClients.get(unique("dyn-"))).toBeUndefined();
+      });
+      it("RFC 7592 §2.2, §2.3: replace changes only an existing client; delete removes it once", async () => {
+        const client = registered();
+        expect(await s.store.registeredClients.replace(client, 60_000)).toBe(false);
+        await s.store.registeredClients.create(client, 60_000);
+        const updated = { ...client, metadata: { ...client.metadata, client_name: "CLI 2" } };
+        expect(await s.store.registeredClients.replace(updated, 60_000)).toBe(true);
+        expect((await s.store.registeredClients.get(client.clientId))?.metadata.client_name).toBe("CLI 2");
+        expect(await s.store.registeredClients.delete(client.clientId)).toBe(true);
+        expect(await s.store.registeredClients.delete(client.clientId)).toBe(false);
+        expect(await s.store.registeredClients.get(client.clientId)).toBeUndefined();
+        expect(await s.store.registeredClients.replace(updated, 60_000)).toBe(false);
+      });
+      it("a client not touched within its TTL is gone; a touch records the use and renews the TTL", async () => {
+        const kept = registered();
+        const dropped = registered();
+        await s.store.registeredClients.create(kept, 400);
+        await s.store.registeredClients.create(dropped, 400);
+        await s.advance(200);
+        await s.store.registeredClients.touch(kept.clientId, s.now(), 400);
+        await s.advance(300);
+        expect(await s.store.registeredClients.get(dropped.clientId)).toBeUndefined();
+        expect((await s.store.registeredClients.get(kept.clientId))?.lastUsedAt).toBe(kept.lastUsedAt + 200);
+        // A touch of a client that is gone does not bring it back.
+        await s.store.registeredClients.touch(dropped.clientId, s.now(), 400);
+        expect(await s.store.registeredClients.get(dropped.clientId)).toBeUndefined();
       });
     });
 

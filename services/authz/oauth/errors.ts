@@ -29,6 +29,9 @@ export type OAuthErrorCode =
   | "consent_required"
   | "request_not_supported"
   | "request_uri_not_supported"
+  // RFC 7591 §3.2.2: a registration's redirect URIs or other metadata are refused
+  | "invalid_redirect_uri"
+  | "invalid_client_metadata"
   // RFC 8707 §2 and RFC 8693 §2.2.2: the requested resource or audience is not one the server issues tokens for
   | "invalid_target"
   // gatehouse: the gateway's service credential is missing or wrong

@@ -1,3 +1,4 @@
+import type { ClientMetadata } from "./client-metadata.js";
 import type { CodeChallenge } from "./pkce.js";
 import type { SigningKeyStore } from "./signing-key-store.js";
 
@@ -23,6 +24,8 @@ export interface Store {
   /** The self-rotating signing keys of this key space (oauth/signing-key-store.ts). */
   readonly signingKeys: SigningKeyStore;
   readonly clientAssertions: ClientAssertionStore;
+  /** Clients that registered themselves (RFC 7591), until unused for the policy's period. */
+  readonly registeredClients: RegisteredClientStore;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -261,4 +264,39 @@ export interface ClientAssertionStore {
    * concurrent or not, until then.
    */
   use(clientId: string, jti: string, expiresAt: number): Promise<boolean>;
+}
+
+/** A client registered by RFC 7591 dynamic registration, as stored. */
+export interface RegisteredClient {
+  clientId: string;
+  /** The registered metadata (RFC 7591 §2), as validated (oauth/client-metadata.ts). */
+  metadata: ClientMetadata;
+  /** SHA-256 (base64url) of the client_secret of a confidential client; absent: public. */
+  secretHash?: string | undefined;
+  /** SHA-256 (base64url) of the RFC 7592 registration access token. */
+  registrationAccessTokenHash: string;
+  /** RFC 7591 §3.2.1 client_id_issued_at, seconds since the epoch. */
+  issuedAt: number;
+  /** Last authorization or token request, ms since the epoch, written at most once per touch interval. */
+  lastUsedAt: number;
+}
+
+/**
+ * Dynamically registered clients (RFC 7591, RFC 7592), by client id. Every
+ * record expires `ttlMs` after its last write or touch, so an open
+ * registration endpoint cannot grow the store without bound; readers also
+ * compare `lastUsedAt` with their clock. Shaped to fold into the store
+ * aggregate of clients created at run time (the admin plane's): the
+ * registration fields are what it adds.
+ */
+export interface RegisteredClientStore {
+  /** Atomic: stores the record unless the id exists. Returns whether it was stored. */
+  create(client: RegisteredClient, ttlMs: number): Promise<boolean>;
+  get(clientId: string): Promise<RegisteredClient | undefined>;
+  /** Atomic: replaces an existing record (RFC 7592 §2.2); false when there is none. */
+  replace(client: RegisteredClient, ttlMs: number): Promise<boolean>;
+  /** Records a use: `lastUsedAt` and a fresh TTL, if the record still exists. */
+  touch(clientId: string, lastUsedAt: number, ttlMs: number): Promise<void>;
+  /** Removes the record (RFC 7592 §2.3); false when there was none. */
+  delete(clientId: string): Promise<boolean>;
 }

@@ -21,6 +21,8 @@ export interface KeySchema {
   attempts(key: string): string;
   /** A used client assertion's jti (RFC 7523 §3). */
   clientAssertion(clientId: string, jti: string): string;
+  /** A dynamically registered client (RFC 7591), by client id. */
+  registeredClient(clientId: string): string;
   /** The pub/sub channel of revocation announcements. */
   revocationChannel: string;
   /** The self-rotating signing keys of this key space (private keys sealed under the KEK). */
@@ -66,6 +68,7 @@ export function createKeySchema(basePrefix: string, tenant?: string): KeySchema 
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
     clientAssertion: (clientId, jti) => `${prefix}assertion:${part(clientId)}:${part(jti)}`,
+    registeredClient: (clientId) => `${prefix}registered-client:${part(clientId)}`,
     revocationChannel: `${basePrefix}revocations`,
     signingKeySet: `${prefix}signing-keys`,
     signingKeyClaim: (slot) => `${prefix}signing-keys:claim:${part(slot)}`,

@@ -5,6 +5,7 @@ import type {
   CodeRedemption,
   ParkedRequest,
   RefreshFamily,
+  RegisteredClient,
   Revocation,
   RotateInput,
   Rotation,
@@ -219,6 +220,35 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
         // An assertion already expired cannot be replayed either; remember it a moment all the same.
         table.set(key, true, Math.max(1, expiresAt - clock()));
         return true;
+      },
+    },
+
+    registeredClients: {
+      async create(client, ttlMs) {
+        const key = `registered-client:${client.clientId}`;
+        if (table.has(key)) return false;
+        table.set(key, structuredClone(client), ttlMs);
+        return true;
+      },
+      async get(clientId) {
+        return structuredClone(get<RegisteredClient>(`registered-client:${clientId}`));
+      },
+      async replace(client, ttlMs) {
+        const key = `registered-client:${client.clientId}`;
+        if (!table.has(key)) return false;
+        table.set(key, structuredClone(client), ttlMs);
+        return true;
+      },
+      async touch(clientId, lastUsedAt, ttlMs) {
+        const key = `registered-client:${clientId}`;
+        const current = get<RegisteredClient>(key);
+        if (current !== undefined) table.set(key, { ...current, lastUsedAt }, ttlMs);
+      },
+      async delete(clientId) {
+        const key = `registered-client:${clientId}`;
+        const existed = table.has(key);
+        table.delete(key);
+        return existed;
       },
     },
 

@@ -16,6 +16,7 @@ import type {
   Session,
   SessionExpiry,
   Store,
+  RegisteredClient,
 } from "../oauth/store.js";
 import { checkNextGeneration, type SigningKeySet } from "../oauth/signing-key-store.js";
 
@@ -315,6 +316,26 @@ function createTenantRedisStore(
         guard(async () => (await durable(setIfAbsent, [keys.clientAssertion(clientId, jti)], [Math.max(1, expiresAt - clock())])) === 1),
     },
 
+    // Durable writes: a deleted client that a failover brought back could sign in again.
+    registeredClients: {
+      create: (registered, ttlMs) =>
+        guard(async () => (await durable(createRegisteredClient, [keys.registeredClient(registered.clientId)], [JSON.stringify(registered), registered.lastUsedAt, ttlMs])) === 1),
+      get: (clientId) =>
+        guard(async () => {
+          const [record, lastUsedAt] = await client.hmget(keys.registeredClient(clientId), "record", "lastUsedAt");
+          if (record === null || record === undefined) return undefined;
+          return { ...(JSON.parse(record) as RegisteredClient), lastUsedAt: Number(lastUsedAt) };
+        }),
+      replace: (registered, ttlMs) =>
+        guard(async () => (await durable(replaceRegisteredClient, [keys.registeredClient(registered.clientId)], [JSON.stringify(registered), registered.lastUsedAt, ttlMs])) === 1),
+      // Not durable: a lost touch costs at most one touch interval of the client's life.
+      touch: (clientId, lastUsedAt, ttlMs) =>
+        guard(async () => {
+          await touchRegisteredClient.run(client, [keys.registeredClient(clientId)], [lastUsedAt, ttlMs]);
+        }),
+      delete: (clientId) => guard(async () => Number(await durable(deleteKey, [keys.registeredClient(clientId)], [])) === 1),
+    },
+
     ping: () =>
       guard(async () => {
         await client.ping();
@@ -390,6 +411,30 @@ const CONNECTED_REPLICAS = "return tonumber(string.match(redis.call('INFO', 'rep
 
 /** KEYS: one key. ARGV: value, ttl ms. SET as a script, so that it can run durably like the others. */
 const setWithTtl = defineScript(`return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])`);
+
+/** KEYS: a registered client's hash. ARGV: record JSON, lastUsedAt, ttl ms. Creates it unless it exists. */
+const createRegisteredClient = defineScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'lastUsedAt', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`);
+
+/** KEYS: a registered client's hash. ARGV: record JSON, lastUsedAt, ttl ms. Replaces it only if it exists. */
+const replaceRegisteredClient = defineScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'lastUsedAt', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`);
+
+/** KEYS: a registered client's hash. ARGV: lastUsedAt, ttl ms. Records a use if it still exists. */
+const touchRegisteredClient = defineScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'lastUsedAt', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`);
 
 /** KEYS: one key. */
 const deleteKey = defineScript(`return redis.call('DEL', KEYS[1])`);
