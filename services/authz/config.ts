@@ -34,6 +34,7 @@ import {
   serviceClientSchema,
   type FetchConfig,
 } from "./service-clients-config.js";
+import { buildRegistrationPolicy, registrationSchema } from "./registration-config.js";
 
 export { ConfigError } from "../../startup/config-error.js";
 export type { Environment } from "../../startup/environment.js";
@@ -279,6 +280,7 @@ const tenantSchema = z.strictObject({
   scopes: z.array(scopeSchema).default([]),
   clients: z.array(clientSchema).default([]),
   users: z.array(userSchema).default([]),
+  registration: registrationSchema,
 });
 
 const fileSchema = z.strictObject({
@@ -310,6 +312,7 @@ const fileSchema = z.strictObject({
   users: z.array(userSchema).default([]),
   serviceAccountIssuers: z.array(serviceAccountIssuerSchema).default([]),
   tenants: z.array(tenantSchema).default([]),
+  registration: registrationSchema,
   // The gateway's sections: validated by the gateway.
   gateway: z.unknown().optional(),
   routes: z.unknown().optional(),
@@ -362,6 +365,7 @@ function salvage(raw: unknown): SalvagedFile {
     issuer: typeof record.issuer === "string" ? record.issuer : "https://issuer.invalid",
     requireHttps: section(shape.requireHttps, record.requireHttps),
     authz: section(shape.authz, record.authz),
+    registration: salvageSection(shape.registration, record.registration),
     lifetimes: section(shape.lifetimes, record.lifetimes),
     attempts: section(shape.attempts, record.attempts),
     scopes: salvageList(scopeSchema, record.scopes),
@@ -383,6 +387,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   const openid = buildOpenIdPolicy(file.authz.openid, resolve);
   const directoryContext = { requireHttps, resolve, serviceAccountIssuers, openid, pairwiseSaltConfigured: file.authz.openid?.pairwiseSalt !== undefined };
   const { scopes, clients, users } = buildDirectory(file, "", { ...directoryContext, audience: file.authz.audience ?? file.issuer }, problems);
+  const registration = buildRegistrationPolicy(file.registration, "registration", { scopes: new Set(scopes.keys()), resolve }, problems);
 
   const authz = file.authz;
   const redis =
@@ -418,6 +423,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       lifetimes: tenantLifetimes,
       attempts: tenant.attempts ?? file.attempts,
       signingKeys: buildSigningKeys(tenant.signingKeys, `${at}.signingKeys`, resolve),
+      registration: buildRegistrationPolicy(tenant.registration, `${at}.registration`, { scopes: new Set(directory.scopes.keys()), resolve }, problems),
     });
   });
 
@@ -445,6 +451,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     tracing: tracingConfig(env, "gatehouse-authz", problems),
     clientAssertions: buildClientAssertionPolicy(authz.clientAssertions),
     serviceAccountIssuers,
+    registration,
     fetch: {
       ...FETCH_DEFAULTS,
       ...(authz.fetch ?? {}),

@@ -8,6 +8,8 @@ import { KeyRingError, type KeyRing } from "./oauth/key-ring.js";
 import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
 import { createRemoteJwksFetcher } from "./fetch/remote-jwks-fetcher.js";
+import { createClientMetadataDocumentFetcher } from "./fetch/client-metadata-document-fetcher.js";
+import type { LookupAddress } from "node:dns";
 import { createMemoryStores } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStores } from "./store/redis-store.js";
@@ -64,6 +66,8 @@ export interface DepsOverrides {
   clock?: Clock;
   random?: RandomSource;
   sleep?: (ms: number) => Promise<void>;
+  /** The DNS resolver of fetches on a client's say-so (fetch/safe-https-get.ts); tests answer as a rebinding name server would. */
+  resolveHost?: (hostname: string) => Promise<LookupAddress[]>;
 }
 
 /** How often expired sessions are looked for (their Back-Channel Logout is at most this late). */
@@ -126,7 +130,15 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
    */
   const build = async (policy: AuthzConfig, previous?: ReadonlyMap<string, RunningTenant>) => {
     // Clients' jwks_uri and clusters' key sets: fetched safely, cached per configuration (shared by the tenants).
-    const remoteJwks = createRemoteJwksFetcher({ ...policy.fetch, ca: policy.fetch.trustedCa, clock });
+    const remoteJwks = createRemoteJwksFetcher({ ...policy.fetch, ca: policy.fetch.trustedCa, clock, resolve: overrides.resolveHost });
+    // Client ID Metadata Documents (issue 15): the same fetcher's guards, 5 KB, cached within the same bounds.
+    const metadataDocuments = createClientMetadataDocumentFetcher({
+      ...policy.fetch,
+      ca: policy.fetch.trustedCa,
+      clock,
+      resolve: overrides.resolveHost,
+      failureCacheSeconds: policy.fetch.refetchCooldownSeconds,
+    });
     // OpenID Connect Core §8.1: every tenant's pairwise clients with a sector_identifier_uri, checked before anything starts.
     await verifySectorIdentifierUris(policy);
     for (const tenant of policy.tenants.values()) await verifySectorIdentifierUris({ clients: tenant.clients, fetch: policy.fetch }, undefined, `tenants[name=${tenant.name}].`);
@@ -154,6 +166,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
             trace: stepTracer,
             backChannelLogout,
             remoteJwks,
+            metadataDocuments,
           };
           tenants.set(name, { signing: signing!, keySource, server: createAuthorizationServer(ctx) });
           issuers.set(tenantPolicy.issuer, name);

@@ -35,6 +35,7 @@ const STATUS: Readonly<Record<OAuthErrorCode, Code>> = {
   invalid_credentials: Code.Unauthenticated,
   too_many_attempts: Code.ResourceExhausted,
   unknown_tenant: Code.NotFound,
+  registration_not_supported: Code.NotFound,
 };
 
 /**

@@ -36,6 +36,8 @@ export type OAuthErrorCode =
   | "invalid_target"
   // gatehouse: the gateway's service credential is missing or wrong
   | "unauthenticated_caller"
+  // gatehouse: the tenant's registration policy is off (RFC 7591 endpoint absent: 404)
+  | "registration_not_supported"
   // gatehouse: a call named a tenant that is not configured (issue 11)
   | "unknown_tenant"
   // gatehouse: login page and rate limits
