@@ -198,9 +198,12 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         redirectUri: pending.redirectUri,
         subject: session.subject,
         userName: pending.userName,
+        clientSource: pending.clientSource,
+        clientHost: pending.clientHost,
+        logoUri: pending.logoUri,
         switchAccount: { action: tenant.base + paths.logout, csrfToken: csrf.token("logout", session.token), authorizationRequest: resume },
       });
-      return sendPage(reply, 200, page, formTargets);
+      return sendPage(reply, 200, page, formTargets, logoOrigin(pending.logoUri));
     },
   );
 
@@ -462,6 +465,17 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
 /** RFC 8693 §4.1 `act` as JSON: `{sub, act: {sub, ...}}`, from the RPC's nested Actor. */
 function actorClaim(actor: Actor): Record<string, unknown> {
   return actor.act === undefined ? { sub: actor.sub } : { sub: actor.sub, act: actorClaim(actor.act) };
+}
+
+/** The CSP img-src of a client's logo: its https origin, or nothing. */
+function logoOrigin(logoUri: string): string[] {
+  if (logoUri === "") return [];
+  try {
+    const url = new URL(logoUri);
+    return url.protocol === "https:" && /^[A-Za-z0-9.:[\]-]+$/.test(url.host) ? [url.origin] : [];
+  } catch {
+    return [];
+  }
 }
 
 /** The metadata and JWKS documents take no parameters. */

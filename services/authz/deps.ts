@@ -4,6 +4,9 @@ import { createHealth, type Health } from "./health.js";
 import { createAuthorizationServer, type AuthorizationServer } from "./oauth/authorization-server.js";
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
+import { configurationSource, createDirectory } from "./oauth/directory.js";
+import { registeredClientSource } from "./oauth/registration.js";
+import { metadataDocumentSource } from "./oauth/client-metadata-document.js";
 import { KeyRingError, type KeyRing } from "./oauth/key-ring.js";
 import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
@@ -156,9 +159,14 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
           if (kept === undefined || kept.keySource !== keySource) opened.push((signing = await loadKeys(name, keyConfig)));
           const keys = signing!.ring;
           checkIdTokenAlgorithms(tenantPolicy, keys, name);
+          const tenantStore = name === DEFAULT_TENANT ? store : storeOf(name);
+          const sourceContext = { policy: tenantPolicy, store: tenantStore, clock, random, metadataDocuments };
           const ctx: OAuthContext = {
             policy: tenantPolicy,
-            store: name === DEFAULT_TENANT ? store : storeOf(name),
+            // The configuration's entries first: what the file declares cannot be shadowed at run time.
+            // Then clients that registered themselves (RFC 7591), then https client ids (Client ID Metadata Documents).
+            directory: createDirectory([configurationSource(tenantPolicy), registeredClientSource(sourceContext), metadataDocumentSource(sourceContext)]),
+            store: tenantStore,
             keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
             clock,
             random,

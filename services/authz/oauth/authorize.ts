@@ -4,7 +4,7 @@ import { OAuthError, StoreUnavailableError } from "./errors.js";
 import { ID_BYTES, SECRET_BYTES, issueAccessToken } from "./issue-tokens.js";
 import type { Client, ScopeDefinition } from "./model.js";
 import { parseCodeChallenge } from "./pkce.js";
-import { matchRedirectUri } from "./redirect-uri.js";
+import { matchesLoopbackAnyPort, matchRedirectUri } from "./redirect-uri.js";
 import { isSubsetOf, resolveRequestedScopes } from "./scope.js";
 import { hashSecret } from "./secrets.js";
 import type { ParkedRequest } from "./store.js";
@@ -19,7 +19,6 @@ import {
 } from "./authentication-request.js";
 import { toSeconds } from "./clock.js";
 import { subjectFor } from "./subject-identifier.js";
-import { findUserBySubject } from "./user-claims.js";
 
 /** The parameters of an authorization request (RFC 6749 §4.1.1, §4.2.1; RFC 7636 §4.3). "" is omitted. */
 export interface AuthorizationRequest {
@@ -76,9 +75,9 @@ export interface PendingAuthorization {
 export async function authorize(ctx: OAuthContext, request: AuthorizationRequest): Promise<PendingAuthorization> {
   const { policy } = ctx;
   if (request.clientId === "") throw new OAuthError("invalid_request", "client_id is required");
-  const client = policy.clients.get(request.clientId);
+  const client = await ctx.directory.findClient(request.clientId);
   if (client === undefined) throw new OAuthError("invalid_request", "unknown client_id");
-  const redirectUri = matchRedirectUri(client.redirectUris, request.redirectUri);
+  const redirectUri = matchRedirectUri(client.redirectUris, request.redirectUri, { loopbackAnyPort: client.loopbackRedirectAnyPort });
 
   // From here on the redirect URI is verified: errors go back to the client.
   const responseMode = request.responseType === "token" ? "fragment" : "query";
@@ -92,12 +91,13 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
       }),
     });
 
+  const knownScopes = await ctx.directory.scopes();
   let parked: ParkedRequest;
   let consentRemembered: boolean;
   let interaction: Interaction;
   try {
     refuseRequestObjects(request.request ?? "", request.requestUri ?? "");
-    parked = validate(ctx, client, redirectUri, request);
+    parked = validate(client, redirectUri, request, knownScopes);
     const prompt = parsePrompt(request.prompt ?? "");
     const maxAge = parseMaxAge(request.maxAge ?? "");
     checkDisplay(request.display ?? "");
@@ -122,17 +122,17 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
   return {
     loginRequired: interaction.login,
     consentRequired: interaction.consent,
-    userName: request.subject === "" ? "" : (findUserBySubject(policy, request.subject)?.claims?.name ?? ""),
+    userName: request.subject === "" ? "" : ((await ctx.directory.findUserBySubject(request.subject))?.claims?.name ?? ""),
     requestId,
     client,
-    scopes: parked.scopes.map((name) => policy.scopes.get(name)!),
+    scopes: parked.scopes.map((name) => knownScopes.get(name)!),
     redirectUri,
     consentRemembered,
     expiresIn: policy.lifetimes.request,
   };
 }
 
-function validate(ctx: OAuthContext, client: Client, redirectUri: string, request: AuthorizationRequest): ParkedRequest {
+function validate(client: Client, redirectUri: string, request: AuthorizationRequest, knownScopes: ReadonlyMap<string, unknown>): ParkedRequest {
   // RFC 6749 §3.1.1: response_type is required; §4.1.2.1 names the errors.
   if (request.responseType === "") throw new OAuthError("invalid_request", "response_type is required");
   if (request.responseType !== "code" && request.responseType !== "token") {
@@ -142,7 +142,7 @@ function validate(ctx: OAuthContext, client: Client, redirectUri: string, reques
     throw new OAuthError("unauthorized_client", `this client may not use response_type ${request.responseType}`);
   }
   const scopes = resolveRequestedScopes(request.scope, {
-    known: ctx.policy.scopes,
+    known: knownScopes,
     allowed: client.scopes,
     defaults: client.defaultScopes,
   });
@@ -213,8 +213,8 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
   if (decision.subject === "") throw new OAuthError("invalid_request", "subject is required");
   const parked = await store.requests.take(hashSecret(decision.requestId));
   if (parked === undefined) throw new OAuthError("invalid_request", "the authorization request expired or was already decided");
-  const client = policy.clients.get(parked.clientId);
-  if (client === undefined || !client.redirectUris.includes(parked.redirectUri)) {
+  const client = await ctx.directory.findClient(parked.clientId);
+  if (client === undefined || !isRegisteredRedirectUri(client, parked.redirectUri)) {
     // The configuration changed under the parked request: the redirect is no longer verified.
     throw new OAuthError("invalid_request", "the client or its redirect URI is no longer registered");
   }
@@ -263,4 +263,10 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
     policy.lifetimes.code,
   );
   return respond({ code });
+}
+
+/** The redirect URI is still the client's: exactly, or (RFC 8252 §7.3) a loopback one with another port. */
+function isRegisteredRedirectUri(client: Client, redirectUri: string): boolean {
+  if (client.redirectUris.includes(redirectUri)) return true;
+  return client.loopbackRedirectAnyPort === true && client.redirectUris.some((uri) => matchesLoopbackAnyPort(uri, redirectUri));
 }

@@ -1,5 +1,6 @@
 import { clientFromMetadata, parseClientMetadata } from "./client-metadata.js";
 import type { OAuthContext } from "./context.js";
+import type { DirectorySource } from "./directory.js";
 import { OAuthError } from "./errors.js";
 import type { Client } from "./model.js";
 
@@ -58,7 +59,7 @@ export function checkClientIdUrl(clientId: string): string | undefined {
  * are validated as a registration's (client-metadata.ts), and it is always
  * a public client (§4.1: no shared secrets).
  */
-export async function resolveMetadataDocumentClient(ctx: OAuthContext, clientId: string): Promise<Client | undefined> {
+export async function resolveMetadataDocumentClient(ctx: Pick<OAuthContext, "policy" | "metadataDocuments">, clientId: string): Promise<Client | undefined> {
   if (ctx.policy.registration?.clientIdMetadataDocuments !== true || ctx.metadataDocuments === undefined) return undefined;
   if (!isMetadataDocumentClientId(clientId)) return undefined;
   const problem = checkClientIdUrl(clientId);
@@ -75,4 +76,9 @@ export async function resolveMetadataDocumentClient(ctx: OAuthContext, clientId:
   }
   const metadata = parseClientMetadata(document, ctx.policy.registration, "metadata-document");
   return clientFromMetadata(clientId, metadata, "metadata-document");
+}
+
+/** Client ID Metadata Documents as the last source of the tenant's directory (oauth/directory.ts). */
+export function metadataDocumentSource(ctx: Pick<OAuthContext, "policy" | "metadataDocuments">): DirectorySource {
+  return { findClient: (clientId) => resolveMetadataDocumentClient(ctx, clientId) };
 }

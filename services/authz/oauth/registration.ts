@@ -1,5 +1,7 @@
 import { clientFromMetadata, parseClientMetadata, type ClientMetadata } from "./client-metadata.js";
+import { isMetadataDocumentClientId } from "./client-metadata-document.js";
 import type { OAuthContext } from "./context.js";
+import type { DirectorySource } from "./directory.js";
 import { OAuthError } from "./errors.js";
 import { ID_BYTES, SECRET_BYTES } from "./issue-tokens.js";
 import type { Client, RegistrationPolicy } from "./model.js";
@@ -56,7 +58,7 @@ export const REGISTRATION_OFF: RegistrationPolicy = Object.freeze({
  * and compared in constant time; a registered client is forgotten when it
  * has not been used for `unusedClientTtlSeconds`.
  */
-export function createRegistration(ctx: OAuthContext) {
+export function createRegistration(ctx: RegistrationContext) {
   const policy = () => ctx.policy.registration ?? REGISTRATION_OFF;
   const ttlMs = () => policy().unusedClientTtlSeconds * 1000;
 
@@ -194,6 +196,15 @@ export function createRegistration(ctx: OAuthContext) {
 }
 
 export type Registration = ReturnType<typeof createRegistration>;
+
+/** What registration needs of the context: no directory (it is one of the directory's sources). */
+export type RegistrationContext = Pick<OAuthContext, "policy" | "store" | "clock" | "random">;
+
+/** Dynamically registered clients as a source of the tenant's directory (oauth/directory.ts), after the configuration's. */
+export function registeredClientSource(ctx: RegistrationContext): DirectorySource {
+  const registration = createRegistration(ctx);
+  return { findClient: (clientId) => (isMetadataDocumentClientId(clientId) ? undefined : registration.findClient(clientId)) };
+}
 
 /** Registration is off for this tenant: the endpoint does not exist (the gateway answers 404). */
 function registrationOff(): OAuthError {

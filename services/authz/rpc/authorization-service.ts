@@ -61,6 +61,9 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         loginRequired: pending.loginRequired,
         consentRequired: pending.consentRequired,
         userName: pending.userName,
+        clientSource: pending.client.source === undefined || pending.client.source === "config" ? "" : pending.client.source,
+        logoUri: pending.client.logoUri ?? "",
+        clientHost: pending.client.source === "metadata-document" ? new URL(pending.client.id).host : "",
       };
     },
 
