@@ -79,7 +79,7 @@ describe("RFC 7591 registration policies", () => {
 
   it("policy initialAccessToken: RFC 7591 §3 / RFC 6750 §3.1: no or a wrong token is 401 invalid_token with a Bearer challenge; the right one registers", async () => {
     const metadata = { redirect_uris: ["https://app.example/cb"], client_name: "Acme CLI" };
-    for (const headers of [{}, { authorization: `Bearer ${INITIAL_ACCESS_TOKEN.slice(0, -1)}x` }]) {
+    for (const headers of [{}, { authorization: `Bearer ${INITIAL_ACCESS_TOKEN.slice(0, -1)}x` }] as Array<Record<string, string>>) {
       const refused = await register("/acme", metadata, headers);
       expect(refused.status).toBe(401);
       expect(refused.headers.get("www-authenticate")).toMatch(/^Bearer .*error="invalid_token"/);
