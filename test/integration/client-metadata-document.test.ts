@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { createClientMetadataDocumentFetcher, METADATA_DOCUMENT_MAX_BYTES } from "../../services/authz/fetch/client-metadata-document-fetcher.js";
-import { ClientMetadataDocumentError } from "../../services/authz/oauth/client-metadata-document.js";
+import { ClientMetadataDocumentError } from "../../services/authz/oauth/metadata-documents.js";
 import { UserAgent, unescapeHtml } from "../support/gateway-oauth-flow.js";
 import { startLocalHttpsServer, type LocalHttpsServer } from "../support/local-https-server.js";
 import { startTestStack, type TestStack } from "../support/stack.js";

@@ -1,5 +1,5 @@
 import type { Clock } from "../oauth/clock.js";
-import { ClientMetadataDocumentError, type ClientMetadataDocuments } from "../oauth/client-metadata-document.js";
+import { ClientMetadataDocumentError, type ClientMetadataDocuments } from "../oauth/metadata-documents.js";
 import { cacheSeconds } from "./remote-jwks-fetcher.js";
 import { safeHttpsGet, type SafeGetOptions } from "./safe-https-get.js";
 

@@ -3,21 +3,7 @@ import type { OAuthContext } from "./context.js";
 import type { DirectorySource } from "./directory.js";
 import { OAuthError } from "./errors.js";
 import type { Client } from "./model.js";
-
-/**
- * The port through which the core reads Client ID Metadata Documents
- * (draft-ietf-oauth-client-id-metadata-document): implemented over the one
- * SSRF-guarded fetcher (fetch/client-metadata-document-fetcher.ts), cached
- * per the document's HTTP caching headers within bounds.
- */
-export interface ClientMetadataDocuments {
-  /** The JSON document at `url`; throws ClientMetadataDocumentError when it cannot be had. */
-  get(url: string): Promise<unknown>;
-}
-
-export class ClientMetadataDocumentError extends Error {
-  override readonly name = "ClientMetadataDocumentError";
-}
+import { ClientMetadataDocumentError } from "./metadata-documents.js";
 
 /** True when `clientId` is meant as a metadata document URL (an https URL), valid or not. */
 export function isMetadataDocumentClientId(clientId: string): boolean {

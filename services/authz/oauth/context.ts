@@ -1,5 +1,5 @@
 import type { BackChannelLogout } from "./back-channel-logout.js";
-import type { ClientMetadataDocuments } from "./client-metadata-document.js";
+import type { ClientMetadataDocuments } from "./metadata-documents.js";
 import type { Directory } from "./directory.js";
 import type { Store } from "./store.js";
 import type { Clock } from "./clock.js";
