@@ -179,6 +179,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
           action: tenant.base + paths.login,
           csrfToken: csrf.token("login", nonce),
           clientName: pending.clientName,
+          clientHost: pending.clientHost,
           authorizationRequest: serializeAuthorizationRequest(afterLogin(parameters)),
           // OpenID Connect Core §3.1.2.1 login_hint: pre-fills the user name.
           ...(parameters.login_hint === undefined || parameters.login_hint === "" ? {} : { username: parameters.login_hint }),

@@ -238,6 +238,12 @@ describe("a Client ID Metadata Document client through the gateway", () => {
     expect(tokens.access_token).toBeTypeOf("string");
   });
 
+  it("CIMD: the login page names the document's host beside its self-asserted name", async () => {
+    const page = await new UserAgent(stack.gateway.url).get(`/oauth2/authorize?${new URLSearchParams({ response_type: "code", client_id: clientId("/mcp-client.json"), redirect_uri: "http://127.0.0.1/callback", code_challenge: "x".repeat(43), code_challenge_method: "S256" })}`);
+    expect(page.status).toBe(200);
+    expect(unescapeHtml(await page.text())).toContain(`to continue to <strong>Friendly MCP Client</strong> (published by <strong>localhost:${server.port}</strong>)`);
+  });
+
   it("CIMD §4.1: a document whose client_id is not its URL is refused, shown to the user and never redirected", async () => {
     documents.set("/impostor.json", { client_id: clientId("/mcp-client.json"), client_name: "Impostor", redirect_uris: ["http://127.0.0.1/callback"] });
     const agent = new UserAgent(stack.gateway.url);
