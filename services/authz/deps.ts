@@ -7,6 +7,7 @@ import type { OAuthContext } from "./oauth/context.js";
 import { configurationSource, createDirectory } from "./oauth/directory.js";
 import { registeredClientSource } from "./oauth/registration.js";
 import { metadataDocumentSource } from "./oauth/client-metadata-document.js";
+import { registrySource } from "./oauth/registry.js";
 import { KeyRingError, type KeyRing } from "./oauth/key-ring.js";
 import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
@@ -49,6 +50,8 @@ export interface AuthzDeps {
    * is configured now (a removed tenant's calls are refused from the reload on).
    */
   tenantServer(name: string): AuthorizationServer | undefined;
+  /** The protocol context of tenant `name` as the server above runs on it (the admin API works on it); undefined: no such tenant. */
+  tenantContext(name: string): OAuthContext | undefined;
   /** The name of the tenant whose issuer is `issuer` (exactly), if any. */
   tenantOfIssuer(issuer: string): string | undefined;
   /** Every tenant's store; the gateway's revocation stream listens to all of them at once. */
@@ -75,6 +78,11 @@ export interface DepsOverrides {
 
 /** How often expired sessions are looked for (their Back-Channel Logout is at most this late). */
 const SESSION_SWEEP_INTERVAL_MS = 15_000;
+/** How often registered clients unused for too long are deleted (lookups refuse them at once; this frees the store). */
+const REGISTRATION_SWEEP_INTERVAL_MS = 10 * 60_000;
+/** Registry entries looked at per page of a sweep, and at most this many pages per tenant per sweep. */
+const REGISTRATION_SWEEP_PAGE = 500;
+const REGISTRATION_SWEEP_PAGES = 20;
 
 /** The instrumentation scope of the authz service's spans. */
 export const AUTHZ_TRACER = "gatehouse-authz";
@@ -85,6 +93,7 @@ interface RunningTenant {
   /** What the keys were built from (signingKeySource), so that a reload that leaves them alone keeps them. */
   readonly keySource: string;
   readonly server: AuthorizationServer;
+  readonly ctx: OAuthContext;
 }
 
 /**
@@ -163,9 +172,11 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
           const sourceContext = { policy: tenantPolicy, store: tenantStore, clock, random, metadataDocuments };
           const ctx: OAuthContext = {
             policy: tenantPolicy,
-            // The configuration's entries first: what the file declares cannot be shadowed at run time.
-            // Then clients that registered themselves (RFC 7591), then https client ids (Client ID Metadata Documents).
-            directory: createDirectory([configurationSource(tenantPolicy), registeredClientSource(sourceContext), metadataDocumentSource(sourceContext)]),
+            // The configuration's entries first: what the file declares cannot be shadowed at run time;
+            // then the registry's (admin API), read from the store on every lookup; then clients that
+            // registered themselves (RFC 7591, in the registry, forgotten when unused); then https client
+            // ids (Client ID Metadata Documents).
+            directory: createDirectory([configurationSource(tenantPolicy), registrySource(tenantStore.registry), registeredClientSource(sourceContext), metadataDocumentSource(sourceContext)]),
             store: tenantStore,
             keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
             clock,
@@ -176,7 +187,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
             remoteJwks,
             metadataDocuments,
           };
-          tenants.set(name, { signing: signing!, keySource, server: createAuthorizationServer(ctx) });
+          tenants.set(name, { signing: signing!, keySource, server: createAuthorizationServer(ctx), ctx });
           issuers.set(tenantPolicy.issuer, name);
         }),
       );
@@ -206,6 +217,21 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     }
   }, SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
+  // RFC 7591 clients unused for registration.unusedClientTtlSeconds: every replica sweeps (a delete is idempotent).
+  const registrationSweeper = setInterval(() => {
+    for (const [name, tenant] of current.tenants) {
+      if (!tenant.server.registration.enabled()) continue;
+      void (async () => {
+        let after: string | undefined;
+        for (let page = 0; page < REGISTRATION_SWEEP_PAGES; page++) {
+          const { next } = await tenant.server.registration.sweepUnused(after, REGISTRATION_SWEEP_PAGE);
+          if (next === undefined) return;
+          after = next;
+        }
+      })().catch((error: unknown) => log.warn({ err: error, tenant: name }, "sweeping unused registered clients failed; retried on the next sweep"));
+    }
+  }, REGISTRATION_SWEEP_INTERVAL_MS);
+  registrationSweeper.unref();
 
   return {
     log,
@@ -222,6 +248,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     },
     server: () => current.server,
     tenantServer: (name) => current.tenants.get(name)?.server,
+    tenantContext: (name) => current.tenants.get(name)?.ctx,
     tenantOfIssuer: (issuer) => current.issuers.get(issuer),
     refreshSigningKeys: async () => {
       await Promise.all([...current.tenants.values()].map((tenant) => tenant.signing.refresh()));
@@ -253,6 +280,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     },
     async close() {
       clearInterval(sweeper);
+      clearInterval(registrationSweeper);
       backChannelLogout.close();
       for (const tenant of current.tenants.values()) tenant.signing.close();
       await stores.close();

@@ -244,6 +244,21 @@ describe("expiry of unused dynamic clients (the clock is the authz service's, mo
     expect(unescapeHtml(gone.html)).toContain("unknown client_id");
     expect((await fetch(unused.registration_client_uri!, { headers: { authorization: `Bearer ${unused.registration_access_token!}` } })).status).toBe(401);
     expect((await ask(used)).status).toBe(200);
+
+    // The sweep deletes what lookups already refuse, from the tenant's registry, and nothing else.
+    const deps = stack.authz.running.deps;
+    const registry = deps.store.registry.clients;
+    expect(await registry.get(unused.client_id!)).toMatchObject({ source: "registration" });
+    const registration = deps.server().registration;
+    let deleted = 0;
+    for (let after: string | undefined, page; ; after = page.next) {
+      page = await registration.sweepUnused(after, 2);
+      deleted += page.deleted;
+      if (page.next === undefined) break;
+    }
+    expect(deleted).toBeGreaterThanOrEqual(1);
+    expect(await registry.get(unused.client_id!)).toBeUndefined();
+    expect(await registry.get(used.client_id!)).toMatchObject({ source: "registration" });
   });
 });
 

@@ -87,7 +87,7 @@ describe("parseClientMetadata (RFC 7591 §2)", () => {
     const metadata = parseClientMetadata(minimal, PUBLIC_ONLY, "registration");
     expect(metadata).toEqual({ redirect_uris: ["http://127.0.0.1/cb"], token_endpoint_auth_method: "none", grant_types: ["authorization_code"], response_types: ["code"], scope: "read write" });
     const client = clientFromMetadata("id", metadata, "registration");
-    expect(client).toMatchObject({ type: "public", pkce: { required: true, allowPlain: false }, firstParty: false, loopbackRedirectAnyPort: true, source: "registration" });
+    expect(client).toMatchObject({ type: "public", pkce: { required: true, allowPlain: false }, firstParty: false, loopbackRedirectAnyPort: true, selfRegistered: "registration" });
   });
 
   it("RFC 7591 §2: with confidential clients allowed, the omitted method is the RFC's default client_secret_basic", () => {

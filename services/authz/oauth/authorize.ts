@@ -2,7 +2,8 @@ import { buildAuthorizationResponseUrl } from "./authorization-response.js";
 import type { OAuthContext } from "./context.js";
 import { OAuthError, StoreUnavailableError } from "./errors.js";
 import { ID_BYTES, SECRET_BYTES, issueAccessToken } from "./issue-tokens.js";
-import type { Client, ScopeDefinition } from "./model.js";
+import type { Client, ProtectedResource, ScopeDefinition } from "./model.js";
+import { knownResources, resolveResourceIndicators } from "./resource.js";
 import { parseCodeChallenge } from "./pkce.js";
 import { matchesLoopbackAnyPort, matchRedirectUri } from "./redirect-uri.js";
 import { isSubsetOf, resolveRequestedScopes } from "./scope.js";
@@ -45,6 +46,8 @@ export interface AuthorizationRequest {
   /** §6.1/§6.2: refused (request_not_supported, request_uri_not_supported). */
   request?: string;
   requestUri?: string;
+  /** RFC 8707 §2 `resource`, each occurrence in order; absent or empty: none. */
+  resources?: readonly string[];
 }
 
 /** A validated, parked request: what the consent page needs. */
@@ -61,6 +64,8 @@ export interface PendingAuthorization {
   consentRequired: boolean;
   /** The signed-in user's name (standard claim `name`), for the consent page's greeting; "" when unknown. */
   userName: string;
+  /** RFC 8707: the resources the grant's tokens will be for, for the consent page; empty: the server's default audience. */
+  resources: ProtectedResource[];
 }
 
 /**
@@ -97,13 +102,13 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
   let interaction: Interaction;
   try {
     refuseRequestObjects(request.request ?? "", request.requestUri ?? "");
-    parked = validate(client, redirectUri, request, knownScopes);
+    parked = validate(ctx, client, redirectUri, request, knownScopes);
     const prompt = parsePrompt(request.prompt ?? "");
     const maxAge = parseMaxAge(request.maxAge ?? "");
     checkDisplay(request.display ?? "");
     // ui_locales, claims_locales and login_hint are hints (§3.1.2.1): accepted; the pages are in English.
     const hintMismatch = await idTokenHintNamesAnother(ctx, client, request.idTokenHint ?? "", request.subject);
-    consentRemembered = await rememberedConsent(ctx, request.subject, client.id, parked.scopes);
+    consentRemembered = await rememberedConsent(ctx, request.subject, client.id, consentEntries(parked));
     interaction = decideInteraction({
       prompt,
       maxAge,
@@ -129,10 +134,11 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
     redirectUri,
     consentRemembered,
     expiresIn: policy.lifetimes.request,
+    resources: (parked.resources ?? []).map((uri) => policy.resources?.get(uri) ?? { uri, name: "" }),
   };
 }
 
-function validate(client: Client, redirectUri: string, request: AuthorizationRequest, knownScopes: ReadonlyMap<string, unknown>): ParkedRequest {
+function validate(ctx: OAuthContext, client: Client, redirectUri: string, request: AuthorizationRequest, knownScopes: ReadonlyMap<string, unknown>): ParkedRequest {
   // RFC 6749 §3.1.1: response_type is required; §4.1.2.1 names the errors.
   if (request.responseType === "") throw new OAuthError("invalid_request", "response_type is required");
   if (request.responseType !== "code" && request.responseType !== "token") {
@@ -147,6 +153,8 @@ function validate(client: Client, redirectUri: string, request: AuthorizationReq
     defaults: client.defaultScopes,
   });
   const nonce = parseNonce(request.nonce ?? "");
+  // RFC 8707 §2: each resource absolute, without a fragment, and one this server knows; else invalid_target.
+  const resources = resolveResourceIndicators(request.resources ?? [], knownResources(ctx.policy, client));
   // PKCE binds the code to the client instance (RFC 7636 §4.4); the implicit grant has no code.
   const codeChallenge =
     request.responseType === "code"
@@ -161,7 +169,18 @@ function validate(client: Client, redirectUri: string, request: AuthorizationReq
     state: request.state,
     codeChallenge,
     ...(nonce === undefined ? {} : { nonce }),
+    ...(resources.length === 0 ? {} : { resources }),
   };
+}
+
+/**
+ * What a remembered consent covers: the scopes, and the RFC 8707 resources the
+ * client reaches with them, so that consent to one MCP server is not taken for
+ * another. A resource is remembered as "resource {uri}": a scope token cannot
+ * contain a space (RFC 6749 §3.3), so the two never collide in one set.
+ */
+function consentEntries(parked: ParkedRequest): string[] {
+  return [...parked.scopes, ...(parked.resources ?? []).map((uri) => `resource ${uri}`)];
 }
 
 async function rememberedConsent(ctx: OAuthContext, subject: string, clientId: string, scopes: readonly string[]): Promise<boolean> {
@@ -226,7 +245,7 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
     return respond({ error: "access_denied", error_description: "the resource owner denied the request" });
   }
   if (decision.rememberConsent) {
-    await store.consents.remember(decision.subject, client.id, parked.scopes, policy.lifetimes.consent);
+    await store.consents.remember(decision.subject, client.id, consentEntries(parked), policy.lifetimes.consent);
   }
   const grantId = ctx.random(ID_BYTES);
 
@@ -236,6 +255,7 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
       ctx,
       { grantId, clientId: client.id, subject: decision.subject, scopes: parked.scopes, authTime: decision.authTime },
       parked.scopes,
+      parked.resources === undefined || parked.resources.length === 0 ? {} : { audience: parked.resources },
     );
     return respond({ access_token: token.accessToken, token_type: token.tokenType, expires_in: token.expiresIn, scope: token.scope });
   }
@@ -259,6 +279,8 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
       codeChallenge: parked.codeChallenge,
       ...(parked.nonce === undefined ? {} : { nonce: parked.nonce }),
       ...(decision.sid === undefined || decision.sid === "" ? {} : { sid: decision.sid }),
+      // RFC 8707: the code is bound to the resources of the authorization request.
+      ...(parked.resources === undefined || parked.resources.length === 0 ? {} : { resources: parked.resources }),
     },
     policy.lifetimes.code,
   );

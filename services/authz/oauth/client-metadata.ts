@@ -163,7 +163,7 @@ export function clientFromMetadata(
     refreshGraceSeconds: 0,
     firstParty: false,
     introspectAnyToken: false,
-    source,
+    selfRegistered: source,
     loopbackRedirectAnyPort: true,
     ...(metadata.logo_uri === undefined ? {} : { logoUri: metadata.logo_uri }),
     ...(metadata.client_uri === undefined ? {} : { clientUri: metadata.client_uri }),

@@ -62,13 +62,14 @@ export interface Client {
   /** The service-to-service settings (client credentials, private_key_jwt, token exchange); absent: none. */
   service?: ServiceClientPolicy | undefined;
   /**
-   * Where the client was registered: the configuration (absent), RFC 7591
-   * dynamic registration, or a Client ID Metadata Document whose URL is its id
+   * How a client registered itself: RFC 7591 dynamic registration, or a
+   * Client ID Metadata Document whose URL is its id; absent: an operator
+   * registered it (the configuration, the admin API)
    * (draft-ietf-oauth-client-id-metadata-document). The last two are
    * self-asserted: the consent page says so, and their loopback redirect URIs
    * match with any port (RFC 8252 §7.3).
    */
-  source?: "config" | "registration" | "metadata-document" | undefined;
+  selfRegistered?: "registration" | "metadata-document" | undefined;
   /** RFC 8252 §7.3: a loopback redirect URI matches whatever port the request names (native apps' ephemeral ports). */
   loopbackRedirectAnyPort?: boolean | undefined;
   /** RFC 7591 §2 `logo_uri`, shown on the consent page. */
@@ -236,6 +237,12 @@ export interface ServerPolicy {
   serviceAccountIssuers?: readonly ServiceAccountIssuer[] | undefined;
   /** How clients may register themselves (RFC 7591, Client ID Metadata Documents); absent: they may not. */
   registration?: RegistrationPolicy | undefined;
+  /**
+   * The protected resources (RFC 8707 §2, RFC 9728) this server issues tokens
+   * for, by canonical URI (the config's `resources`, per tenant); absent: none
+   * besides `audience` and service clients' audiences.
+   */
+  resources?: ReadonlyMap<string, ProtectedResource> | undefined;
 }
 
 /**
@@ -260,4 +267,12 @@ export interface RegistrationPolicy {
   touchIntervalSeconds: number;
   /** draft-ietf-oauth-client-id-metadata-document: an https client_id is resolved by fetching it. */
   clientIdMetadataDocuments: boolean;
+}
+
+/** A protected resource a client may name with RFC 8707 `resource` (an MCP server, an API). */
+export interface ProtectedResource {
+  /** The canonical URI (RFC 8707 §2: absolute, no fragment): the `aud` of tokens for it. */
+  uri: string;
+  /** RFC 9728 §2 resource_name, shown on the consent page; "" when none. */
+  name: string;
 }

@@ -6,7 +6,25 @@ import { OAuthError } from "./errors.js";
 import { ID_BYTES, SECRET_BYTES } from "./issue-tokens.js";
 import type { Client, RegistrationPolicy } from "./model.js";
 import { constantTimeEqual, hashSecret } from "./secrets.js";
-import type { RegisteredClient } from "./store.js";
+import type { StoredClient } from "./registry.js";
+
+/** What registration keeps beside the client (RFC 7591 §3.2.1, RFC 7592 §3). */
+export interface RegistrationRecord {
+  /** The registered metadata (RFC 7591 §2), as validated (oauth/client-metadata.ts). */
+  metadata: ClientMetadata;
+  /** SHA-256 (base64url) of the RFC 7592 registration access token. */
+  registrationAccessTokenHash: string;
+  /** RFC 7591 §3.2.1 client_id_issued_at, seconds since the epoch. */
+  issuedAt: number;
+  /** Last authorization or token request, ms since the epoch, written at most once per touch interval. */
+  lastUsedAt: number;
+}
+
+/**
+ * A dynamically registered client as the tenant's registry (oauth/registry.ts)
+ * stores it: the core's client, `source: "registration"`, and the record.
+ */
+export type RegisteredClient = StoredClient & { registration: RegistrationRecord };
 
 /** A registration request (RFC 7591 §3.1) as the gateway passes it on. */
 export interface RegistrationRequest {
@@ -62,12 +80,30 @@ export function createRegistration(ctx: RegistrationContext) {
   const policy = () => ctx.policy.registration ?? REGISTRATION_OFF;
   const ttlMs = () => policy().unusedClientTtlSeconds * 1000;
 
-  /** The record, unless it is gone or unused for longer than the policy allows (judged by the core's clock, not the store's). */
+  const clients = () => ctx.store.registry.clients;
+  const expired = (record: RegisteredClient, now: number) => now - record.registration.lastUsedAt >= ttlMs();
+  /** The registered client, unless it is gone or unused for longer than the policy allows (judged by the core's clock). */
   const live = async (clientId: string): Promise<RegisteredClient | undefined> => {
     if (clientId === "") return undefined;
-    const record = await ctx.store.registeredClients.get(clientId);
-    if (record === undefined || ctx.clock() - record.lastUsedAt >= ttlMs()) return undefined;
-    return record;
+    const stored = await clients().get(clientId);
+    if (stored === undefined || stored.source !== "registration" || !("registration" in stored)) return undefined;
+    const record = stored as RegisteredClient;
+    return expired(record, ctx.clock()) ? undefined : record;
+  };
+  /** The registry entry of a client registered with `metadata` (plain JSON, as the registry keeps clients). */
+  const entryOf = (clientId: string, metadata: ClientMetadata, secretHash: string | undefined, registration: RegistrationRecord, createdAt: number): RegisteredClient => {
+    const { grantTypes, responseTypes, ...client } = clientFromMetadata(clientId, metadata, "registration", secretHash);
+    return {
+      ...client,
+      grantTypes: [...grantTypes],
+      responseTypes: [...responseTypes],
+      createdAt,
+      updatedAt: ctx.clock(),
+      source: "registration",
+      createdBy: "registration",
+      revision: 1,
+      registration,
+    };
   };
 
   /**
@@ -80,16 +116,16 @@ export function createRegistration(ctx: RegistrationContext) {
     if (policy().mode === "off") throw registrationOff();
     const record = await live(clientId);
     const presented = hashSecret(token);
-    const matches = constantTimeEqual(presented, record?.registrationAccessTokenHash ?? hashSecret(""));
+    const matches = constantTimeEqual(presented, record?.registration.registrationAccessTokenHash ?? hashSecret(""));
     if (record === undefined || token === "" || !matches) throw new OAuthError("invalid_token", "the registration access token is not valid for this client");
     return record;
   };
 
   const information = (record: RegisteredClient, registrationAccessToken: string, clientSecret?: string): ClientInformation => ({
-    clientId: record.clientId,
-    metadata: record.metadata,
-    clientIdIssuedAt: record.issuedAt,
-    confidential: record.secretHash !== undefined,
+    clientId: record.id,
+    metadata: record.registration.metadata,
+    clientIdIssuedAt: record.registration.issuedAt,
+    confidential: record.secretHashes.length > 0,
     registrationAccessToken,
     ...(clientSecret === undefined ? {} : { clientSecret }),
   });
@@ -122,15 +158,10 @@ export function createRegistration(ctx: RegistrationContext) {
       const clientSecret = metadata.token_endpoint_auth_method === "none" ? undefined : ctx.random(SECRET_BYTES);
       const registrationAccessToken = ctx.random(SECRET_BYTES);
       const now = ctx.clock();
-      const record: RegisteredClient = {
-        clientId: ctx.random(ID_BYTES),
-        metadata,
-        ...(clientSecret === undefined ? {} : { secretHash: hashSecret(clientSecret) }),
-        registrationAccessTokenHash: hashSecret(registrationAccessToken),
-        issuedAt: Math.floor(now / 1000),
-        lastUsedAt: now,
-      };
-      if (!(await ctx.store.registeredClients.create(record, ttlMs()))) throw new OAuthError("server_error", "a generated client id collided");
+      const clientId = ctx.random(ID_BYTES);
+      const registration: RegistrationRecord = { metadata, registrationAccessTokenHash: hashSecret(registrationAccessToken), issuedAt: Math.floor(now / 1000), lastUsedAt: now };
+      const record = entryOf(clientId, metadata, clientSecret === undefined ? undefined : hashSecret(clientSecret), registration, now);
+      if (!(await clients().create(clientId, record))) throw new OAuthError("server_error", "a generated client id collided");
       return information(record, registrationAccessToken, clientSecret);
     },
 
@@ -156,26 +187,28 @@ export function createRegistration(ctx: RegistrationContext) {
       }
       if (fields.client_secret !== undefined) {
         // §2.2: "If included, this MUST match the client_secret value the client currently holds."
-        const matches = typeof fields.client_secret === "string" && record.secretHash !== undefined && constantTimeEqual(hashSecret(fields.client_secret), record.secretHash);
+        const matches = typeof fields.client_secret === "string" && record.secretHashes[0] !== undefined && constantTimeEqual(hashSecret(fields.client_secret), record.secretHashes[0]);
         if (!matches) throw new OAuthError("invalid_client_metadata", "client_secret does not match the client's secret");
       }
       const metadata = parseClientMetadata(body, policy(), "registration");
-      let secretHash = metadata.token_endpoint_auth_method === "none" ? undefined : record.secretHash;
+      const currentHash = record.secretHashes[0];
+      let secretHash = metadata.token_endpoint_auth_method === "none" ? undefined : currentHash;
       let clientSecret: string | undefined;
       if (metadata.token_endpoint_auth_method !== "none" && secretHash === undefined) {
         clientSecret = ctx.random(SECRET_BYTES);
         secretHash = hashSecret(clientSecret);
       }
-      const updated: RegisteredClient = { ...record, metadata, secretHash };
-      if (secretHash === undefined) delete updated.secretHash;
-      if (!(await ctx.store.registeredClients.replace(updated, ttlMs()))) throw new OAuthError("invalid_token", "the registration access token is not valid for this client");
+      const updated = entryOf(record.id, metadata, secretHash, { ...record.registration, metadata }, record.createdAt);
+      const result = await clients().replace(record.id, record.revision, updated);
+      if (result === "missing") throw new OAuthError("invalid_token", "the registration access token is not valid for this client");
+      if (result === "conflict") throw new OAuthError("temporarily_unavailable", "the registration changed while it was updated; try again", { retryAfter: 1 });
       return information(updated, registrationAccessToken, clientSecret);
     },
 
     /** RFC 7592 §2.3: deprovisions the client; its refresh tokens stop working with it (client authentication fails). */
     async remove(clientId: string, registrationAccessToken: string): Promise<void> {
       await authorizeManagement(clientId, registrationAccessToken);
-      await ctx.store.registeredClients.delete(clientId);
+      await clients().delete(clientId);
     },
 
     /**
@@ -189,8 +222,29 @@ export function createRegistration(ctx: RegistrationContext) {
       const record = await live(clientId);
       if (record === undefined) return undefined;
       const now = ctx.clock();
-      if (now - record.lastUsedAt >= policy().touchIntervalSeconds * 1000) await ctx.store.registeredClients.touch(clientId, now, ttlMs());
-      return clientFromMetadata(record.clientId, record.metadata, "registration", record.secretHash);
+      if (now - record.registration.lastUsedAt >= policy().touchIntervalSeconds * 1000) {
+        // A concurrent touch or update wins: either records a use as recent as this one.
+        const touched: RegisteredClient = { ...record, registration: { ...record.registration, lastUsedAt: now } };
+        await clients().replace(record.id, record.revision, touched);
+      }
+      return clientFromMetadata(record.id, record.registration.metadata, "registration", record.secretHashes[0]);
+    },
+
+    /**
+     * Deletes registered clients unused for longer than the policy allows,
+     * looking at up to `limit` registry entries from after `after`; returns
+     * how many were deleted and where to go on (undefined: the end). Every
+     * replica may sweep: deleting twice is harmless.
+     */
+    async sweepUnused(after: string | undefined, limit: number): Promise<{ deleted: number; next: string | undefined }> {
+      const page = await clients().list(after, limit);
+      const now = ctx.clock();
+      let deleted = 0;
+      for (const { id, entry } of page) {
+        if (entry.source !== "registration" || !("registration" in entry)) continue;
+        if (expired(entry as RegisteredClient, now) && (await clients().delete(id))) deleted++;
+      }
+      return { deleted, next: page.length < limit ? undefined : page[page.length - 1]!.id };
     },
   };
 }

@@ -1,5 +1,5 @@
-import type { ClientMetadata } from "./client-metadata.js";
 import type { CodeChallenge } from "./pkce.js";
+import type { AuditLog, RegistryStore } from "./registry.js";
 import type { SigningKeyStore } from "./signing-key-store.js";
 
 /**
@@ -24,8 +24,10 @@ export interface Store {
   /** The self-rotating signing keys of this key space (oauth/signing-key-store.ts). */
   readonly signingKeys: SigningKeyStore;
   readonly clientAssertions: ClientAssertionStore;
-  /** Clients that registered themselves (RFC 7591), until unused for the policy's period. */
-  readonly registeredClients: RegisteredClientStore;
+  /** Clients, scopes and users created at run time (admin API, dynamic registration); oauth/registry.ts. */
+  readonly registry: RegistryStore;
+  /** The admin API's audit trail, bounded (oauth/registry.ts). */
+  readonly audit: AuditLog;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -43,6 +45,8 @@ export interface ParkedRequest {
   codeChallenge?: CodeChallenge | undefined;
   /** OpenID Connect Core §3.1.2.1: echoed in the ID Token; absent when the request had none. */
   nonce?: string | undefined;
+  /** RFC 8707 §2: the resources the request named (known ones, in order); absent or empty: none. */
+  resources?: string[] | undefined;
 }
 
 /**
@@ -70,6 +74,8 @@ export interface CodeGrant {
   nonce?: string | undefined;
   /** The login session the code was issued in (the ID Token's `sid`). */
   sid?: string | undefined;
+  /** RFC 8707 §2: the resources of the authorization request, the `aud` of the grant's tokens; absent or empty: the server's audience. */
+  resources?: string[] | undefined;
 }
 
 export type CodeRedemption =
@@ -108,6 +114,8 @@ export interface RefreshFamily {
   familyExpiresAt: number;
   /** The login session the grant was issued in (ID Tokens of refreshes carry it); absent: none known. */
   sid?: string | undefined;
+  /** RFC 8707 §2.2: the grant's resources; a refresh may narrow its token to some of them. Absent or empty: the server's audience. */
+  resources?: string[] | undefined;
 }
 
 export interface RotateInput {
@@ -241,6 +249,14 @@ export interface ConsentStore {
   /** Adds scopes to what the subject has granted the client. */
   remember(subject: string, clientId: string, scopes: readonly string[], ttlSeconds: number): Promise<void>;
   get(subject: string, clientId: string): Promise<string[]>;
+  /**
+   * Issue 12: the subject's remembered consents, by client, so that an
+   * administrator can list and revoke them. Indexed under the subject for as
+   * long as the latest consent lives; expired ones are left out (and forgotten).
+   */
+  listOfSubject(subject: string): Promise<Array<{ clientId: string; scopes: string[] }>>;
+  /** Forgets the subject's consent to the client: the next authorization request asks again. */
+  forget(subject: string, clientId: string): Promise<void>;
 }
 
 /** Fixed-window counters for rate limiting, shared by every replica. */
@@ -264,39 +280,4 @@ export interface ClientAssertionStore {
    * concurrent or not, until then.
    */
   use(clientId: string, jti: string, expiresAt: number): Promise<boolean>;
-}
-
-/** A client registered by RFC 7591 dynamic registration, as stored. */
-export interface RegisteredClient {
-  clientId: string;
-  /** The registered metadata (RFC 7591 §2), as validated (oauth/client-metadata.ts). */
-  metadata: ClientMetadata;
-  /** SHA-256 (base64url) of the client_secret of a confidential client; absent: public. */
-  secretHash?: string | undefined;
-  /** SHA-256 (base64url) of the RFC 7592 registration access token. */
-  registrationAccessTokenHash: string;
-  /** RFC 7591 §3.2.1 client_id_issued_at, seconds since the epoch. */
-  issuedAt: number;
-  /** Last authorization or token request, ms since the epoch, written at most once per touch interval. */
-  lastUsedAt: number;
-}
-
-/**
- * Dynamically registered clients (RFC 7591, RFC 7592), by client id. Every
- * record expires `ttlMs` after its last write or touch, so an open
- * registration endpoint cannot grow the store without bound; readers also
- * compare `lastUsedAt` with their clock. Shaped to fold into the store
- * aggregate of clients created at run time (the admin plane's): the
- * registration fields are what it adds.
- */
-export interface RegisteredClientStore {
-  /** Atomic: stores the record unless the id exists. Returns whether it was stored. */
-  create(client: RegisteredClient, ttlMs: number): Promise<boolean>;
-  get(clientId: string): Promise<RegisteredClient | undefined>;
-  /** Atomic: replaces an existing record (RFC 7592 §2.2); false when there is none. */
-  replace(client: RegisteredClient, ttlMs: number): Promise<boolean>;
-  /** Records a use: `lastUsedAt` and a fresh TTL, if the record still exists. */
-  touch(clientId: string, lastUsedAt: number, ttlMs: number): Promise<void>;
-  /** Removes the record (RFC 7592 §2.3); false when there was none. */
-  delete(clientId: string): Promise<boolean>;
 }

@@ -48,6 +48,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         claimsLocales: request.claimsLocales,
         request: request.request,
         requestUri: request.requestUri,
+        resources: request.resource,
       });
       return {
         requestId: pending.requestId,
@@ -61,9 +62,10 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         loginRequired: pending.loginRequired,
         consentRequired: pending.consentRequired,
         userName: pending.userName,
-        clientSource: pending.client.source === undefined || pending.client.source === "config" ? "" : pending.client.source,
+        clientSource: pending.client.selfRegistered ?? "",
         logoUri: pending.client.logoUri ?? "",
-        clientHost: pending.client.source === "metadata-document" ? new URL(pending.client.id).host : "",
+        clientHost: pending.client.selfRegistered === "metadata-document" ? new URL(pending.client.id).host : "",
+        resources: pending.resources,
       };
     },
 
@@ -85,6 +87,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         code: request.code,
         redirectUri: request.redirectUri,
         codeVerifier: request.codeVerifier,
+        resources: request.resource,
       });
       return { token: toTokenSet(token) };
     },
@@ -93,6 +96,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
       const token = await server(context).refresh(clientCall(context, options, request), {
         refreshToken: request.refreshToken,
         scope: request.scope,
+        resources: request.resource,
       });
       return { token: toTokenSet(token) };
     },

@@ -5,7 +5,6 @@ import type {
   CodeRedemption,
   ParkedRequest,
   RefreshFamily,
-  RegisteredClient,
   Revocation,
   RotateInput,
   Rotation,
@@ -15,6 +14,7 @@ import type {
   Store,
 } from "../oauth/store.js";
 import type { TenantStores } from "./tenant-stores.js";
+import { createMemoryAuditLog, createMemoryRegistry } from "./memory-registry.js";
 import { checkNextGeneration, type SigningKeySet, type SigningKeyStore } from "../oauth/signing-key-store.js";
 
 /**
@@ -71,6 +71,8 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
   const get = <T>(key: string): T | undefined => table.get(key) as T | undefined;
 
   return {
+    registry: createMemoryRegistry(),
+    audit: createMemoryAuditLog(clock),
     requests: {
       async park(requestHash, request, ttlSeconds) {
         table.set(`request:${requestHash}`, structuredClone(request), ttlSeconds * 1000);
@@ -204,9 +206,28 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
         const key = `consent:${JSON.stringify([subject, clientId])}`;
         const granted = new Set([...(get<string[]>(key) ?? []), ...scopes]);
         table.set(key, [...granted], ttlSeconds * 1000);
+        // The subject's index lives as long as its latest consent (issue 12: listed by an administrator).
+        const indexKey = `consents-of:${subject}`;
+        table.set(indexKey, [...new Set([...(get<string[]>(indexKey) ?? []), clientId])], ttlSeconds * 1000);
       },
       async get(subject, clientId) {
         return [...(get<string[]>(`consent:${JSON.stringify([subject, clientId])}`) ?? [])];
+      },
+      async listOfSubject(subject) {
+        const indexKey = `consents-of:${subject}`;
+        const index = get<string[]>(indexKey) ?? [];
+        const live = index.flatMap((clientId) => {
+          const scopes = get<string[]>(`consent:${JSON.stringify([subject, clientId])}`);
+          return scopes === undefined ? [] : [{ clientId, scopes: [...scopes] }];
+        });
+        if (live.length < index.length) table.set(indexKey, live.map((c) => c.clientId), (table.expiresAt(indexKey) ?? 0) - clock());
+        return live;
+      },
+      async forget(subject, clientId) {
+        table.delete(`consent:${JSON.stringify([subject, clientId])}`);
+        const indexKey = `consents-of:${subject}`;
+        const index = get<string[]>(indexKey);
+        if (index !== undefined) table.set(indexKey, index.filter((id) => id !== clientId), (table.expiresAt(indexKey) ?? 0) - clock());
       },
     },
 
@@ -220,35 +241,6 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
         // An assertion already expired cannot be replayed either; remember it a moment all the same.
         table.set(key, true, Math.max(1, expiresAt - clock()));
         return true;
-      },
-    },
-
-    registeredClients: {
-      async create(client, ttlMs) {
-        const key = `registered-client:${client.clientId}`;
-        if (table.has(key)) return false;
-        table.set(key, structuredClone(client), ttlMs);
-        return true;
-      },
-      async get(clientId) {
-        return structuredClone(get<RegisteredClient>(`registered-client:${clientId}`));
-      },
-      async replace(client, ttlMs) {
-        const key = `registered-client:${client.clientId}`;
-        if (!table.has(key)) return false;
-        table.set(key, structuredClone(client), ttlMs);
-        return true;
-      },
-      async touch(clientId, lastUsedAt, ttlMs) {
-        const key = `registered-client:${clientId}`;
-        const current = get<RegisteredClient>(key);
-        if (current !== undefined) table.set(key, { ...current, lastUsedAt }, ttlMs);
-      },
-      async delete(clientId) {
-        const key = `registered-client:${clientId}`;
-        const existed = table.has(key);
-        table.delete(key);
-        return existed;
       },
     },
 
