@@ -18,6 +18,7 @@ import { revoke } from "./revoke.js";
 import { createRegistration } from "./registration.js";
 import { hashSecret } from "./secrets.js";
 import { traced } from "./trace.js";
+import { blockUser, findUserRights, setUserGroups, unblockUser, userRightsChanged } from "./user-rights.js";
 
 /** Who is calling on behalf of a client, and from where (for failure limits). */
 export interface ClientCall {
@@ -97,7 +98,11 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       if (sessionToken === "") return undefined;
       const sessionHash = hashSecret(sessionToken);
       const session = await ctx.store.sessions.get(sessionHash);
-      return session === undefined ? undefined : { ...session, sid: sessionIdOf(sessionHash) };
+      if (session === undefined) return undefined;
+      // Issue 12: a blocked user's sessions are ended, and one that slipped past the block (opened while it was
+      // being written) is no session either.
+      if ((await findUserRights(ctx, session.subject))?.disabled === true) return undefined;
+      return { ...session, sid: sessionIdOf(sessionHash) };
     },
     /** OpenID Connect Core §5.3 (oauth/userinfo.ts). */
     userInfo: traced(ctx.trace, "oidc.userinfo", (accessToken: string) => userInfo(ctx, accessToken)),
@@ -132,6 +137,18 @@ export function createAuthorizationServer(ctx: OAuthContext) {
         registrationSupported: registration.enabled(),
         clientIdMetadataDocumentSupported: ctx.policy.registration?.clientIdMetadataDocuments === true && ctx.metadataDocuments !== undefined,
       };
+    },
+    /**
+     * Issue 12 (oauth/user-rights.ts): an administrator's operations on a
+     * user's rights and state, in this tenant. The AdminService calls these;
+     * they are not exposed to clients or the gateway.
+     */
+    users: {
+      blockUser: (subject: string) => blockUser(ctx, subject),
+      unblockUser: (subject: string) => unblockUser(ctx, subject),
+      setUserGroups: (subject: string, groups: readonly string[] | undefined) => setUserGroups(ctx, subject, groups),
+      userRightsChanged: (subject: string, before: readonly string[], after: readonly string[]) => userRightsChanged(ctx, subject, before, after),
+      findUserRights: (subject: string) => findUserRights(ctx, subject),
     },
     subscribeToRevocations: ctx.store.revocationFeed.subscribe.bind(ctx.store.revocationFeed),
     /**
