@@ -132,6 +132,17 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         expect((await s.store.grants.get(f.grantId))?.sid).toBe("sid-0123456789");
       });
 
+      it("RFC 8707: keep the grant's resources through rotations; a family without them reads back without them", async () => {
+        const f = family({ resources: ["https://a.example/mcp", "https://b.example/mcp"] });
+        await s.store.grants.create(f);
+        expect(await s.store.grants.get(f.grantId)).toEqual(f);
+        await s.store.grants.rotate(rotation(f, f.tokenHash));
+        expect((await s.store.grants.get(f.grantId))?.resources).toEqual(["https://a.example/mcp", "https://b.example/mcp"]);
+        const plain = family();
+        await s.store.grants.create(plain);
+        expect((await s.store.grants.get(plain.grantId))?.resources).toBeUndefined();
+      });
+
       it("rotate replaces the current token, once: the old one is then reuse and revokes the family", async () => {
         const f = family();
         await s.store.grants.create(f);

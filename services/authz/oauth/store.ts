@@ -306,7 +306,7 @@ export interface ConsentStore {
   /**
    * Issue 12: the subject's remembered consents, by client, so that an
    * administrator can list and revoke them. Indexed under the subject for as
-   * long as the latest consent lives; expired ones are left out (and forgotten).
+   * long as its longest-lived consent; expired ones are left out (and forgotten).
    */
   listOfSubject(subject: string): Promise<Array<{ clientId: string; scopes: string[] }>>;
   /** Forgets the subject's consent to the client: the next authorization request asks again. */

@@ -319,8 +319,8 @@ function createTenantRedisStore(
           if (scopes.length === 0) return;
           const key = keys.consent(subject, clientId);
           const index = keys.consentsOfSubject(subject);
-          // Two keys of two slots (on a cluster): two commands. The index lives as long as the longest-lived consent it lists.
-          await Promise.all([client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec(), addLongest.run(client, [index], [clientId, ttlSeconds * 1000])]);
+          // Two keys of two slots (on a cluster): two commands. The index lives as long as the longest-lived consent.
+          await Promise.all([client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec(), indexMember.run(client, [index], [clientId, ttlSeconds * 1000])]);
         }),
       get: (subject, clientId) => guard(() => client.smembers(keys.consent(subject, clientId))),
       listOfSubject: (subject) =>
@@ -429,6 +429,13 @@ const CONNECTED_REPLICAS = "return tonumber(string.match(redis.call('INFO', 'rep
 /** KEYS: one key. ARGV: value, ttl ms. SET as a script, so that it can run durably like the others. */
 const setWithTtl = defineScript(`return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])`);
 
+/** KEYS: a set. ARGV: member, ttl ms. Adds the member; the set's TTL only ever grows (a subject's index of consents). */
+const indexMember = defineScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`);
+
 /** KEYS: one key. */
 const deleteKey = defineScript(`return redis.call('DEL', KEYS[1])`);
 
@@ -461,16 +468,6 @@ const takeSet = defineScript(`
 local members = redis.call('SMEMBERS', KEYS[1])
 redis.call('DEL', KEYS[1])
 return members
-`);
-
-/**
- * KEYS: set; ARGV: member, ttl ms. Adds the member and extends the set's life
- * to at least `ttl`, never shortening it (an index outlives every entry it lists).
- */
-const addLongest = defineScript(`
-redis.call('SADD', KEYS[1], ARGV[1])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 1
 `);
 
 /** KEYS: request. GETDEL as a script, so it can run durably like the others. */
