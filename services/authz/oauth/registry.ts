@@ -149,7 +149,9 @@ export function registrySource(registry: RegistryStore): DirectorySource {
   return {
     findClient: async (clientId) => {
       const stored = await registry.clients.get(clientId);
-      return stored === undefined ? undefined : clientOfStored(stored);
+      // Clients that registered themselves (with their RFC 7591 record) are registration's to answer
+      // (oauth/registration.ts): they expire when unused.
+      return stored === undefined || "registration" in stored ? undefined : clientOfStored(stored);
     },
     findUser: async (username) => {
       const stored = await registry.users.get(username);
