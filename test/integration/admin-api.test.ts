@@ -1,9 +1,12 @@
+import { GROUP_NAME_RULE } from "../../startup/group-name.js";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ClientType, ManagedBy } from "../../gen/gatehouse/v1/admin_service_pb.js";
 import { ADMIN_SECRETS, adminClient, adminFailure, withAdminCredentials, type AdminClient } from "../support/admin.js";
 import { basic, failureOf, issueTokens, obtainCode, pkcePair, SECRETS, startTestAuthz, type TestAuthz } from "../support/authz.js";
 import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -295,7 +298,7 @@ for (const backend of ["memory", "redis"] as const) {
           { field: "user_id", description: "must be 1-256 characters without spaces, slashes or control characters" },
           { field: "user.subject", description: "must be 1-256 printable ASCII characters without spaces" },
           { field: "user.groups[2]", description: "duplicate of user.groups[1]" },
-          { field: "user.groups[0]", description: "must be a group slug: lower-case letters and digits, joined by single hyphens" },
+          { field: "user.groups[0]", description: GROUP_NAME_RULE },
           { field: "password", description: "must be at least 12 characters" },
         ]);
         expect((await adminFailure(ops.createUser({ userId: "alice" }))).code).toBe(Code.AlreadyExists);
@@ -459,3 +462,33 @@ function writeSecretFile(value: string): string {
   writeFileSync(path, `${value}\n`);
   return path;
 }
+
+describe("audit events are logged as JSON by the authz service's logger", () => {
+  let t: TestAuthz;
+  const lines: Array<Record<string, unknown>> = [];
+  beforeAll(async () => {
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString("utf8").split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    t = await startTestAuthz({ patch, log: pino({ level: "info" }, stream) });
+  });
+  afterAll(() => t.close());
+
+  it("one line per change: who, what, before and after, when; never the secret or its digest", async () => {
+    const ops = adminClient(t.running.url, ADMIN_SECRETS.ops);
+    const { clientSecret } = await ops.createClient({ clientId: "logged", client: CODE_CLIENT("https://logged.test/cb") });
+    await ops.rotateClientSecret({ name: "clients/logged" });
+    const audit = lines.filter((line) => line.audit !== undefined).map((line) => line.audit as Record<string, unknown>);
+    expect(audit).toEqual([
+      expect.objectContaining({ actor: "ops", action: "CreateClient", resource: "clients/logged", tenant: "default", time: expect.any(Number), after: expect.objectContaining({ clientId: "logged", secretCount: 1 }) }),
+      expect.objectContaining({ actor: "ops", action: "RotateClientSecret", resource: "clients/logged", before: expect.objectContaining({ secretCount: 1 }) }),
+    ]);
+    expect(audit[0]!.before).toBeUndefined();
+    const text = JSON.stringify(lines);
+    expect(text).not.toContain(clientSecret);
+    expect(text).not.toMatch(/secretHashes/);
+  });
+});

@@ -1,6 +1,6 @@
 import type { OAuthContext } from "../oauth/context.js";
+import { findUserRights } from "../oauth/current-rights.js";
 import type { User } from "../oauth/model.js";
-import { effectiveRights } from "../oauth/current-rights.js";
 import {
   blockUser,
   endUserSession,
@@ -13,12 +13,13 @@ import {
 import type { UserRightsCalls } from "./admin-api.js";
 
 /**
- * The admin API's calls into oauth/user-rights.ts (issue 12): blocking ends
- * the user's sessions, revokes their grants and tells every gateway; a change
- * of groups is announced so that every gateway drops what it cached of the
- * user; a user's sessions and grants are listed from the store's per-subject
- * indexes. The admin API has found the user already. A user the
- * configuration disables stays disabled when unblocked (README, "Users' rights").
+ * The admin API's calls into the resource owner's rights (oauth/user-rights.ts,
+ * oauth/current-rights.ts, issue 12): the admin API decides who may do what to
+ * which user; what blocking, unblocking or a change of groups does to
+ * sessions, grants and the gateways' caches is the core's, in one place. A
+ * user's sessions and grants are listed from the store's per-subject indexes.
+ * A user the configuration disables stays disabled when unblocked (README,
+ * "Users' rights").
  */
 export const userRightsCalls: UserRightsCalls = {
   async block(ctx, subject) {
@@ -30,8 +31,11 @@ export const userRightsCalls: UserRightsCalls = {
   async rightsChanged(ctx, subject, before, after) {
     await userRightsChanged(ctx, subject, before, after);
   },
+  async currentGroups(ctx: OAuthContext, user: User) {
+    return (await findUserRights(ctx, user.subject))?.groups ?? user.groups;
+  },
   async isDisabled(ctx: OAuthContext, user: User) {
-    return effectiveRights(user, await ctx.store.userStates.get(user.subject)).disabled;
+    return (await findUserRights(ctx, user.subject))?.disabled ?? user.disabled;
   },
   listSessions: (ctx, subject) => listUserSessions(ctx, subject),
   endSession: (ctx, subject, sid) => endUserSession(ctx, subject, sid),

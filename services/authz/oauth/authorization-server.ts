@@ -15,6 +15,7 @@ import { userInfo } from "./userinfo.js";
 import { endExpiredSessions, endSession, planLogout, type LogoutRequest } from "./end-session.js";
 import { TOKEN_EXCHANGE_GRANT, type Client } from "./model.js";
 import { revoke } from "./revoke.js";
+import { createRegistration } from "./registration.js";
 import { hashSecret } from "./secrets.js";
 import { traced } from "./trace.js";
 import {
@@ -44,6 +45,7 @@ export interface ClientCall {
  */
 export function createAuthorizationServer(ctx: OAuthContext) {
   const limiter = createAttemptLimiter(ctx);
+  const registration = createRegistration(ctx);
 
   /**
    * Client authentication (oauth/client-auth.ts) with failures counted per
@@ -100,6 +102,8 @@ export function createAuthorizationServer(ctx: OAuthContext) {
     revoke: async (call: ClientCall, token: string, tokenTypeHint: string) => revokeToken(await authenticate(call), token, tokenTypeHint),
 
     login: createLogin(ctx, limiter),
+    /** RFC 7591 / RFC 7592 (oauth/registration.ts). */
+    registration,
     async getSession(sessionToken: string) {
       if (sessionToken === "") return undefined;
       const sessionHash = hashSecret(sessionToken);
@@ -139,6 +143,9 @@ export function createAuthorizationServer(ctx: OAuthContext) {
         // RFC 8414 §2 (and the same for introspection and revocation): private_key_jwt is always accepted from a client with keys.
         tokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         tokenEndpointAuthSigningAlgValuesSupported: [...(ctx.policy.clientAssertions?.algorithms ?? ASYMMETRIC_ALGORITHMS)],
+        // RFC 8414 §2 registration_endpoint (when the policy is not off) and the CIMD draft's client_id_metadata_document_supported.
+        registrationSupported: registration.enabled(),
+        clientIdMetadataDocumentSupported: ctx.policy.registration?.clientIdMetadataDocuments === true && ctx.metadataDocuments !== undefined,
       };
     },
     /**
