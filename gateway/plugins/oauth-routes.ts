@@ -199,6 +199,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         clientName: pending.clientName,
         clientId: pending.clientId,
         scopes: pending.scopes,
+        withheldScopes: pending.withheldScopes,
         resources: pending.resources,
         redirectUri: pending.redirectUri,
         subject: session.subject,

@@ -11,6 +11,8 @@ export interface ConsentPageView {
   clientId: string;
   /** Each requested scope with the description the configuration gives it. */
   scopes: ReadonlyArray<{ name: string; description: string }>;
+  /** Issue 12: what the client asked for that the user's account may not grant (not part of the grant); absent or empty: none. */
+  withheldScopes?: ReadonlyArray<{ name: string; description: string }>;
   /** RFC 8707: the resources (an MCP server, an API) the client will reach with these permissions; empty: none named. */
   resources?: ReadonlyArray<{ uri: string; name: string }>;
   /** Where the browser goes afterwards, shown so the resource owner can recognise the client. */
@@ -50,6 +52,12 @@ ${provenance(view)}
 ${view.scopes.map((scope) => html`<li>${scope.description}<code>${scope.name}</code></li>`)}
 </ul>
 ${view.scopes.length === 0 ? html`<p class="muted">It asks for no particular permission, only to know that you signed in.</p>` : undefined}
+${(view.withheldScopes ?? []).length === 0
+  ? undefined
+  : html`<p class="muted">It also asked for what your account does not have the rights for; it will not get it:</p>
+<ul class="scopes withheld">
+${(view.withheldScopes ?? []).map((scope) => html`<li>${scope.description}<code>${scope.name}</code></li>`)}
+</ul>`}
 ${(view.resources ?? []).length === 0
   ? undefined
   : html`<p class="muted">At:</p>

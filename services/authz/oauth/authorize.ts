@@ -67,6 +67,8 @@ export interface PendingAuthorization {
   userName: string;
   /** RFC 8707: the resources the grant's tokens will be for, for the consent page; empty: the server's default audience. */
   resources: ProtectedResource[];
+  /** Issue 12: requested scopes the signed-in user's groups do not allow (left out of `scopes` and of the grant). */
+  withheldScopes: ScopeDefinition[];
 }
 
 /**
@@ -101,11 +103,16 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
   let parked: ParkedRequest;
   let consentRemembered: boolean;
   let interaction: Interaction;
+  let withheld: string[] = [];
   try {
     refuseRequestObjects(request.request ?? "", request.requestUri ?? "");
     parked = validate(ctx, client, redirectUri, request, knownScopes);
     // Issue 12: a signed-in user is offered only the scopes their groups allow (before login nobody is known yet).
-    if (request.subject !== "") parked = { ...parked, scopes: await scopesWithinRights(ctx, request.subject, parked.scopes, knownScopes) };
+    if (request.subject !== "") {
+      const requested = parked.scopes;
+      parked = { ...parked, scopes: await scopesWithinRights(ctx, request.subject, requested, knownScopes) };
+      withheld = requested.filter((scope) => !parked.scopes.includes(scope));
+    }
     const prompt = parsePrompt(request.prompt ?? "");
     const maxAge = parseMaxAge(request.maxAge ?? "");
     checkDisplay(request.display ?? "");
@@ -138,6 +145,7 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
     consentRemembered,
     expiresIn: policy.lifetimes.request,
     resources: (parked.resources ?? []).map((uri) => policy.resources?.get(uri) ?? { uri, name: "" }),
+    withheldScopes: withheld.map((name) => knownScopes.get(name)!),
   };
 }
 

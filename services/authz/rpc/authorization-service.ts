@@ -66,6 +66,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         logoUri: pending.client.logoUri ?? "",
         clientHost: pending.client.selfRegistered === "metadata-document" ? new URL(pending.client.id).host : "",
         resources: pending.resources,
+        withheldScopes: pending.withheldScopes.map((scope) => ({ name: scope.name, description: scope.description })),
       };
     },
 
