@@ -18,7 +18,17 @@ import { revoke } from "./revoke.js";
 import { createRegistration } from "./registration.js";
 import { hashSecret } from "./secrets.js";
 import { traced } from "./trace.js";
-import { blockUser, findUserRights, setUserGroups, unblockUser, userRightsChanged } from "./user-rights.js";
+import {
+  blockUser,
+  endUserSession,
+  findUserRights,
+  listUserGrants,
+  listUserSessions,
+  revokeUserGrant,
+  setUserGroups,
+  unblockUser,
+  userRightsChanged,
+} from "./user-rights.js";
 
 /** Who is calling on behalf of a client, and from where (for failure limits). */
 export interface ClientCall {
@@ -149,6 +159,10 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       setUserGroups: (subject: string, groups: readonly string[] | undefined) => setUserGroups(ctx, subject, groups),
       userRightsChanged: (subject: string, before: readonly string[], after: readonly string[]) => userRightsChanged(ctx, subject, before, after),
       findUserRights: (subject: string) => findUserRights(ctx, subject),
+      listSessions: (subject: string) => listUserSessions(ctx, subject),
+      endSession: (subject: string, sid: string) => endUserSession(ctx, subject, sid),
+      listGrants: (subject: string) => listUserGrants(ctx, subject),
+      revokeGrant: (subject: string, grantId: string) => revokeUserGrant(ctx, subject, grantId),
     },
     subscribeToRevocations: ctx.store.revocationFeed.subscribe.bind(ctx.store.revocationFeed),
     /**

@@ -54,6 +54,11 @@ export interface StoredUser extends EntryMeta {
   /** scrypt$N$r$p$salt$hash (oauth/password.ts); "" until a password is set: no login. */
   passwordHash: string;
   groups: string[];
+  /**
+   * The entry's own flag (User.disabled): false for users the admin API
+   * creates. Blocking is the store's user state (oauth/user-rights.ts), laid
+   * over it, which works for the configuration's users too.
+   */
   disabled: boolean;
 }
 
@@ -128,7 +133,7 @@ export function compareIds(a: string, b: string): number {
 
 /** The core's User of a stored user. */
 export function userOfStored(stored: StoredUser): User {
-  return Object.assign({ username: stored.username, subject: stored.subject, passwordHash: stored.passwordHash }, { groups: [...stored.groups], disabled: stored.disabled }) as User;
+  return { username: stored.username, subject: stored.subject, passwordHash: stored.passwordHash, groups: [...stored.groups], disabled: stored.disabled };
 }
 
 /** Scopes read per round trip when the directory asks for all of them. */
