@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifySchema, FastifySchemaValidationError } from "fastify";
-import { parseForm } from "./parse-form.js";
+import { parseForm, REPEATABLE_PARAMETERS } from "./parse-form.js";
 
 /**
  * Makes an encapsulated fastify context accept `application/x-www-form-urlencoded`
@@ -19,7 +19,7 @@ export function acceptOnlyFormBodies(app: FastifyInstance): void {
       return;
     }
     try {
-      done(null, parseForm(body as Buffer));
+      done(null, parseForm(body as Buffer, { repeatable: REPEATABLE_PARAMETERS }));
     } catch (error) {
       done(error as Error, undefined);
     }
@@ -34,6 +34,8 @@ export interface ParameterSyntax {
   pattern?: string;
   maxLength: number;
   enum?: readonly string[];
+  /** The parameter may be given up to this many times (RFC 8707 §2 `resource`; parseForm's `repeatable`): its value is an array. */
+  maxRepeats?: number;
 }
 
 /** RFC 6749 Appendix A: VSCHAR = %x20-7E. */
@@ -54,10 +56,10 @@ export function formSchema(
   options: { required?: readonly string[]; unknown: "ignore" | "reject" },
 ): FastifySchema["body"] {
   const properties = Object.fromEntries(
-    Object.entries(parameters).map(([name, syntax]) => [
-      name,
-      { type: "string", maxLength: syntax.maxLength, ...(syntax.pattern === undefined ? {} : { pattern: syntax.pattern }), ...(syntax.enum === undefined ? {} : { enum: syntax.enum }) },
-    ]),
+    Object.entries(parameters).map(([name, syntax]) => {
+      const value = { type: "string", maxLength: syntax.maxLength, ...(syntax.pattern === undefined ? {} : { pattern: syntax.pattern }), ...(syntax.enum === undefined ? {} : { enum: syntax.enum }) };
+      return [name, syntax.maxRepeats === undefined ? value : { type: "array", items: value, maxItems: syntax.maxRepeats }];
+    }),
   );
   return {
     type: "object",
@@ -75,13 +77,15 @@ export function formSchema(
  */
 export function describeFormErrors(errors: FastifySchemaValidationError[]): Error {
   const [first] = errors;
-  const name = first?.instancePath.replace(/^\//, "") ?? "";
+  // A repeatable parameter's value is an array: its items' paths end in their index.
+  const name = first?.instancePath.replace(/^\//, "").replace(/\/\d+$/, "") ?? "";
   let message: string;
   if (first === undefined) message = "invalid request";
   else if (first.keyword === "required") message = `${String((first.params as { missingProperty?: unknown }).missingProperty)} is required`;
   else if (first.keyword === "type" && name === "") message = "the request must carry an application/x-www-form-urlencoded body";
   else if (first.schemaPath.startsWith("#/propertyNames")) message = "the form has an unexpected field";
   else if (first.keyword === "maxLength") message = `${describe(name)} is too long`;
+  else if (first.keyword === "maxItems") message = `${describe(name)} is given too many times`;
   else message = `${describe(name)} is malformed`;
   return clientError(message);
 }

@@ -14,16 +14,17 @@ import { createTenantBrowsers } from "../tenant-browser.js";
 import { createTenantHook, tenantOf, type TenantRoute, type TenantRouting } from "../tenant-routing.js";
 import type { GatewayDeps } from "../deps.js";
 import { acceptOnlyFormBodies, describeFormErrors, formSchema, GRANT_NAME, VSCHAR } from "../form-body.js";
-import { parseForm } from "../parse-form.js";
+import { parseForm, REPEATABLE_PARAMETERS } from "../parse-form.js";
 import { renderConsentPage } from "../views/consent-page.js";
 import { sendErrorPage } from "../views/error-page.js";
 import { renderLoginPage } from "../views/login-page.js";
+import { renderMessagePage } from "../views/message-page.js";
 import { formTargetOf, pageHeaders, sendPage } from "../views/page.js";
 import { oauthFailureFromRpc } from "../oauth-error-response.js";
 import { createLoadShedHook } from "../load-shed.js";
 import { buildServerMetadata } from "../server-metadata.js";
 import { ENDPOINT_URL_HEADER } from "../../contract/metadata.js";
-import { CLIENT_ASSERTION_PARAMETERS, clientFields, requestServiceGrant, SERVICE_GRANT_PARAMETERS } from "../service-grants.js";
+import { CLIENT_ASSERTION_PARAMETERS, clientFields, OnlyOneResource, requestServiceGrant, SERVICE_GRANT_PARAMETERS } from "../service-grants.js";
 
 export interface OAuthRoutesOptions {
   deps: GatewayDeps;
@@ -135,7 +136,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       preValidation: async (request) => {
         const url = request.raw.url ?? "";
         const mark = url.indexOf("?");
-        request.query = mark === -1 ? {} : parseForm(url.slice(mark + 1));
+        request.query = mark === -1 ? {} : parseForm(url.slice(mark + 1), { repeatable: REPEATABLE_PARAMETERS });
       },
     },
     async (request, reply) => {
@@ -161,6 +162,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
             codeChallengeMethod: parameters.code_challenge_method ?? "",
             subject: session?.subject ?? "",
             authTime: session?.authTime ?? 0n,
+            // RFC 8707 §2: every resource indicator, in order.
+            resource: parameters.resource ?? [],
             ...openIdParameters(parameters),
           },
           { headers: { ...authz.forBrowser(request.ip).headers, ...tenant.rpcHeaders } },
@@ -195,6 +198,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         clientName: pending.clientName,
         clientId: pending.clientId,
         scopes: pending.scopes,
+        resources: pending.resources,
         redirectUri: pending.redirectUri,
         subject: session.subject,
         userName: pending.userName,
@@ -215,9 +219,11 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     routing.at(paths.authorize),
     { config: { html: true }, schema: { body: formSchema(AUTHORIZATION_REQUEST_PARAMETERS, { unknown: "ignore" }) }, schemaErrorFormatter: describeFormErrors },
     async (request, reply) => {
-      const query = new URLSearchParams(request.body as Record<string, string>).toString();
+      const query = new URLSearchParams();
+      // Every parameter as posted, a repeated `resource` (RFC 8707 §2) as each of its values.
+      for (const [name, value] of Object.entries(request.body as Record<string, string | string[]>)) for (const one of [value].flat()) query.append(name, one);
       const endpoint = tenantOf(request).base + paths.authorize;
-      return reply.code(303).header("location", query === "" ? endpoint : `${endpoint}?${query}`).send();
+      return reply.code(303).header("location", query.size === 0 ? endpoint : `${endpoint}?${query.toString()}`).send();
     },
   );
 
@@ -277,6 +283,17 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    */
   function sendAuthorizationFailure(reply: FastifyReply, error: unknown): FastifyReply {
     const failure = oauthFailureFromRpc(error, { usedBasic: false });
+    if (failure.redirectUrl !== undefined && failure.error === "access_denied") {
+      // Issue 12: the authz service refused the request for the resource owner (their account lacks the rights
+      // for what the client asked, or is disabled). Redirecting at once would leave them with whatever the client
+      // makes of access_denied; they are told why first, and the link carries the client's answer (RFC 6749 §4.1.2.1).
+      const page = renderMessagePage({
+        title: "You cannot continue",
+        message: `${failure.description.replace(/^the resource owner's account/, "Your account")}. Ask your administrator if you need this access.`,
+        link: { href: failure.redirectUrl, text: "Return to the application" },
+      });
+      return sendPage(reply, 403, page, [formTargetOf(failure.redirectUrl)].filter((t): t is string => t !== undefined));
+    }
     if (failure.redirectUrl !== undefined) return reply.sendOAuthError(failure);
     return sendErrorPage(reply, failure);
   }
@@ -292,7 +309,10 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     routing.at(paths.token),
     { schema: { body: TOKEN_REQUEST }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin },
     async (request, reply) => {
-      const form = request.body as Partial<Record<string, string>>;
+      // RFC 8707 §2: `resource` may repeat (an array, form-body.ts); every other parameter is one string.
+      const { resource, ...fields } = request.body as Record<string, string | string[] | undefined>;
+      const form = fields as Partial<Record<string, string>>;
+      const resources = (resource ?? []) as string[];
       const { callOptions, usedBasic } = clientCallOptions(request, tenantOf(request).issuer + paths.token);
       let token: TokenSet | undefined;
       try {
@@ -303,6 +323,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
                 code: form.code ?? "",
                 redirectUri: form.redirect_uri ?? "",
                 codeVerifier: form.code_verifier ?? "",
+                resource: resources,
                 ...clientFields(form),
               },
               callOptions,
@@ -310,13 +331,13 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
             break;
           case "refresh_token":
             ({ token } = await authz.authz.refresh(
-              { refreshToken: form.refresh_token ?? "", scope: form.scope ?? "", ...clientFields(form) },
+              { refreshToken: form.refresh_token ?? "", scope: form.scope ?? "", resource: resources, ...clientFields(form) },
               callOptions,
             ));
             break;
           default: {
             // client_credentials (RFC 6749 §4.4) and token exchange (RFC 8693).
-            const granted = await requestServiceGrant(authz.authz, form, callOptions);
+            const granted = await requestServiceGrant(authz.authz, form, resources, callOptions);
             if (granted === undefined) {
               return reply.sendOAuthError({
                 status: 400,
@@ -328,6 +349,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
           }
         }
       } catch (error) {
+        if (error instanceof OnlyOneResource) return reply.sendOAuthError({ status: 400, error: error.error, description: error.message });
         return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic }));
       }
       if (token === undefined) return reply.sendOAuthError({ status: 500, error: "server_error", description: "the authorization server returned no token" });
@@ -382,6 +404,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         put("auth_time", result.authTime);
         // RFC 8693 §4.1: the delegation chain of an exchanged token.
         if (result.act !== undefined) body.act = actorClaim(result.act);
+        // Issue 12: the resource owner's current groups (RFC 7662 §2.2 allows further members).
+        if (result.groups.length > 0) body.groups = [...result.groups];
       }
       return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(JSON.stringify(body));
     },

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CodeGrant, RefreshFamily, Revocation, Store } from "../../services/authz/oauth/store.js";
 import type { SigningKeySet, StoredSigningKey } from "../../services/authz/oauth/signing-key-store.js";
+import { AUDIT_EVENTS_KEPT, type StoredScope, type StoredUser } from "../../services/authz/oauth/registry.js";
 
 /** A store under test, with a way to move time: the clock for memory, the clock and real time for Redis TTLs. */
 export interface StoreUnderTest {
@@ -129,6 +130,17 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         expect(await s.store.grants.get(f.grantId)).toEqual(f);
         await s.store.grants.rotate(rotation(f, f.tokenHash));
         expect((await s.store.grants.get(f.grantId))?.sid).toBe("sid-0123456789");
+      });
+
+      it("RFC 8707: keep the grant's resources through rotations; a family without them reads back without them", async () => {
+        const f = family({ resources: ["https://a.example/mcp", "https://b.example/mcp"] });
+        await s.store.grants.create(f);
+        expect(await s.store.grants.get(f.grantId)).toEqual(f);
+        await s.store.grants.rotate(rotation(f, f.tokenHash));
+        expect((await s.store.grants.get(f.grantId))?.resources).toEqual(["https://a.example/mcp", "https://b.example/mcp"]);
+        const plain = family();
+        await s.store.grants.create(plain);
+        expect((await s.store.grants.get(plain.grantId))?.resources).toBeUndefined();
       });
 
       it("rotate replaces the current token, once: the old one is then reuse and revokes the family", async () => {
@@ -269,6 +281,82 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
       });
     });
 
+    describe("issue 12: a subject's sessions, grants and state", () => {
+      it("sessions are indexed by subject: listed while live, all ended at once, each once under concurrency; others' untouched", async () => {
+        const alice = unique("subject-alice-");
+        const bob = unique("subject-bob-");
+        const [a1, a2, a3, b1] = [unique("s"), unique("s"), unique("s"), unique("s")];
+        await s.store.sessions.create(a1, { subject: alice, authTime: 1 }, 60);
+        await s.store.sessions.create(a2, { subject: alice, authTime: 2 }, 60);
+        await s.store.sessions.create(a3, { subject: alice, authTime: 3 }, 60);
+        await s.store.sessions.create(b1, { subject: bob, authTime: 4 }, 60);
+        const listed = await s.store.sessions.listOfSubject(alice);
+        expect(listed.map((x) => x.sessionHash).sort()).toEqual([a1, a2, a3].sort());
+        expect(listed.find((x) => x.sessionHash === a2)!.session).toEqual({ subject: alice, authTime: 2 });
+        // A session ended by logout is no longer listed, nor ended again.
+        await s.store.sessions.delete(a3);
+        expect((await s.store.sessions.listOfSubject(alice)).map((x) => x.sessionHash).sort()).toEqual([a1, a2].sort());
+        const ended = await Promise.all([s.store.sessions.deleteAllOfSubject(alice), s.store.sessions.deleteAllOfSubject(alice)]);
+        expect(ended.flat().sort()).toEqual([a1, a2].sort());
+        expect(await s.store.sessions.get(a1)).toBeUndefined();
+        expect(await s.store.sessions.get(a2)).toBeUndefined();
+        expect(await s.store.sessions.listOfSubject(alice)).toEqual([]);
+        expect(await s.store.sessions.get(b1)).toEqual({ subject: bob, authTime: 4 });
+        expect((await s.store.sessions.listOfSubject(bob)).map((x) => x.sessionHash)).toEqual([b1]);
+        // A session opened after the sweep is indexed anew.
+        const a4 = unique("s");
+        await s.store.sessions.create(a4, { subject: alice, authTime: 5 }, 60);
+        expect((await s.store.sessions.listOfSubject(alice)).map((x) => x.sessionHash)).toEqual([a4]);
+      });
+
+      it("an expired session is neither listed nor reported ended", async () => {
+        const subject = unique("subject-");
+        const id = unique("s");
+        await s.store.sessions.create(id, { subject, authTime: 1 }, 1);
+        await s.advance(1_200);
+        expect(await s.store.sessions.listOfSubject(subject)).toEqual([]);
+        expect(await s.store.sessions.deleteAllOfSubject(subject)).toEqual([]);
+      });
+
+      it("refresh families are indexed by subject: live ones listed (rotations included), revoked ones not", async () => {
+        const subject = unique("subject-");
+        const [f1, f2, f3] = [family({ subject }), family({ subject }), family({ subject })];
+        const other = family({ subject: unique("subject-") });
+        for (const f of [f1, f2, f3, other]) expect(await s.store.grants.create(f)).toBe(true);
+        expect((await s.store.grants.listOfSubject(subject)).map((f) => f.grantId).sort()).toEqual([f1, f2, f3].map((f) => f.grantId).sort());
+        const next = unique("n");
+        expect((await s.store.grants.rotate(rotation(f1, f1.tokenHash, 0, next))).kind).toBe("rotated");
+        await s.store.grants.revoke(f2.grantId, 60_000);
+        const listed = await s.store.grants.listOfSubject(subject);
+        expect(listed.map((f) => f.grantId).sort()).toEqual([f1, f3].map((f) => f.grantId).sort());
+        expect(listed.find((f) => f.grantId === f1.grantId)!.tokenHash).toBe(next);
+        expect((await s.store.grants.listOfSubject(other.subject)).map((f) => f.grantId)).toEqual([other.grantId]);
+        expect(await s.store.grants.listOfSubject(unique("nobody-"))).toEqual([]);
+      });
+
+      it("user state is stored by subject, replaced, deleted, and does not expire with the protocol's state", async () => {
+        const subject = unique("subject-");
+        expect(await s.store.userStates.get(subject)).toBeUndefined();
+        await s.store.userStates.put(subject, { disabled: true });
+        expect(await s.store.userStates.get(subject)).toEqual({ disabled: true });
+        await s.store.userStates.put(subject, { disabled: false, groups: ["staff", "ops"] });
+        expect(await s.store.userStates.get(subject)).toEqual({ disabled: false, groups: ["staff", "ops"] });
+        expect(await s.store.userStates.get(unique("subject-"))).toBeUndefined();
+        await s.advance(1_200);
+        expect(await s.store.userStates.get(subject)).toEqual({ disabled: false, groups: ["staff", "ops"] });
+        await s.store.userStates.delete(subject);
+        expect(await s.store.userStates.get(subject)).toBeUndefined();
+      });
+
+      it("the revocation feed carries a subject whose rights changed", async () => {
+        const received: Revocation[] = [];
+        const subscription = await s.store.revocationFeed.subscribe((r) => received.push(r), () => {});
+        await s.store.revocationFeed.announce({ subject: "user-alice" });
+        await expect.poll(() => received).toContainEqual({ subject: "user-alice" });
+        subscription.unsubscribe();
+      });
+    });
+
     describe("consents", () => {
       it("accumulate per subject and client", async () => {
         const subject = unique("subject:with{odd}chars ");
@@ -369,6 +457,105 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         expect(await s.store.clientAssertions.use("other-svc", jti, expiresAt)).toBe(true);
         await s.advance(1_200);
         expect(await s.store.clientAssertions.use("svc", jti, s.now() + 1_000)).toBe(true);
+      });
+    });
+
+    describe("the registry (clients, scopes, users created at run time; issue 12)", () => {
+      const meta = { createdAt: 1, updatedAt: 1, source: "admin" as const, createdBy: "ops", revision: 0 };
+      const scope = (name: string, description = "d"): StoredScope => ({ ...meta, name, description });
+      const user = (username: string, subject: string): StoredUser => ({ ...meta, username, subject, passwordHash: "", groups: ["staff"], disabled: false });
+
+      it("creates an entry once: of 10 concurrent creates of one id exactly one wins, at revision 1", async () => {
+        const id = unique("scope-");
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => s.store.registry.scopes.create(id, scope(id, `d${i}`))));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await s.store.registry.scopes.get(id)).toMatchObject({ name: id, revision: 1 });
+        expect(await s.store.registry.scopes.get(unique("none-"))).toBeUndefined();
+      });
+      it("replaces by compare-and-set on the revision: of concurrent replaces from one revision exactly one wins", async () => {
+        const id = unique("scope-");
+        await s.store.registry.scopes.create(id, scope(id));
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => s.store.registry.scopes.replace(id, 1, scope(id, `new${i}`))));
+        expect(results.filter((r) => r === "replaced")).toHaveLength(1);
+        expect(results.filter((r) => r === "conflict")).toHaveLength(9);
+        const stored = await s.store.registry.scopes.get(id);
+        expect(stored?.revision).toBe(2);
+        expect(stored?.description).toMatch(/^new\d$/);
+        expect(await s.store.registry.scopes.replace(unique("none-"), 1, scope("x"))).toBe("missing");
+      });
+      it("an alias is unique beside the id, finds its entry, and goes with it", async () => {
+        const [a, b, subject] = [unique("u-"), unique("u-"), unique("sub-")];
+        expect(await s.store.registry.users.create(a, user(a, subject), subject)).toBe(true);
+        expect(await s.store.registry.users.create(b, user(b, subject), subject)).toBe(false);
+        expect(await s.store.registry.users.getByAlias(subject)).toMatchObject({ username: a });
+        expect(await s.store.registry.users.delete(a, subject)).toBe(true);
+        expect(await s.store.registry.users.delete(a, subject)).toBe(false);
+        expect(await s.store.registry.users.getByAlias(subject)).toBeUndefined();
+        expect(await s.store.registry.users.create(b, user(b, subject), subject)).toBe(true);
+      });
+      it("lists in byte order of the ids, a page at a time after the last id seen", async () => {
+        const base = unique("list-");
+        const ids = ["b", "a", "c", "B", "a-2", "é"].map((suffix) => `${base}${suffix}`);
+        for (const id of ids) await s.store.registry.clients.create(id, { ...meta, id } as never);
+        const seen: string[] = [];
+        let after: string | undefined = base;
+        for (;;) {
+          const page = await s.store.registry.clients.list(after, 2);
+          seen.push(...page.map((e) => e.id).filter((id) => id.startsWith(base)));
+          if (page.length < 2) break;
+          after = page[page.length - 1]!.id;
+        }
+        expect(seen).toEqual([...ids].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
+        await s.store.registry.clients.delete(`${base}c`);
+        expect((await s.store.registry.clients.list(`${base}b`, 10)).map((e) => e.id).filter((id) => id.startsWith(base))).toEqual([`${base}é`]);
+      });
+    });
+
+    describe("the audit log (issue 12)", () => {
+      it("lists newest first, pages by id, filters by resource and what lies below it", async () => {
+        const tag = unique("res");
+        const appended = [];
+        for (const resource of [`clients/${tag}`, `users/${tag}`, `users/${tag}/grants/g1`, `users/${tag}x`, `clients/${tag}`]) {
+          appended.push(await s.store.audit.append({ actor: "ops", action: "Change", resource, after: { n: appended.length } }));
+        }
+        const ids = appended.map((e) => e.id);
+        expect(new Set(ids).size).toBe(5);
+        const newest = await s.store.audit.list(undefined, 5);
+        expect(newest.map((e) => e.id)).toEqual([...ids].reverse());
+        expect(newest[0]).toMatchObject({ actor: "ops", action: "Change", resource: `clients/${tag}`, after: { n: 4 } });
+        expect((await s.store.audit.list(ids[3], 2)).map((e) => e.id)).toEqual([ids[2], ids[1]]);
+        expect((await s.store.audit.list(undefined, 10, `users/${tag}`)).map((e) => e.id)).toEqual([ids[2], ids[1]]);
+        expect((await s.store.audit.list(ids[2], 10, `users/${tag}`)).map((e) => e.id)).toEqual([ids[1]]);
+      });
+      it(`keeps the last ${AUDIT_EVENTS_KEPT} events`, async () => {
+        const tag = unique("bulk");
+        const first = await s.store.audit.append({ actor: "ops", action: "First", resource: `scopes/${tag}` });
+        for (let i = 0; i < AUDIT_EVENTS_KEPT; i += 500) {
+          await Promise.all(Array.from({ length: 500 }, (_, j) => s.store.audit.append({ actor: "ops", action: "Bulk", resource: `scopes/${tag}/${i + j}` })));
+        }
+        const all = await s.store.audit.list(undefined, 1_000_000);
+        expect(all).toHaveLength(AUDIT_EVENTS_KEPT);
+        expect(all.some((e) => e.id === first.id)).toBe(false);
+      });
+    });
+
+    describe("remembered consents by subject (issue 12)", () => {
+      it("lists a subject's consents by client, forgets one, and leaves out expired ones", async () => {
+        const subject = unique("subject-");
+        await s.store.consents.remember(subject, "web", ["read"], 60);
+        await s.store.consents.remember(subject, "web", ["write"], 60);
+        await s.store.consents.remember(subject, "spa", ["read"], 1);
+        await s.store.consents.remember(unique("other-"), "web", ["read"], 60);
+        const sorted = async () => (await s.store.consents.listOfSubject(subject)).map((c) => ({ ...c, scopes: [...c.scopes].sort() })).sort((a, b) => a.clientId.localeCompare(b.clientId));
+        expect(await sorted()).toEqual([
+          { clientId: "spa", scopes: ["read"] },
+          { clientId: "web", scopes: ["read", "write"] },
+        ]);
+        await s.advance(1_200);
+        expect(await sorted()).toEqual([{ clientId: "web", scopes: ["read", "write"] }]);
+        await s.store.consents.forget(subject, "web");
+        expect(await s.store.consents.get(subject, "web")).toEqual([]);
+        expect(await s.store.consents.listOfSubject(subject)).toEqual([]);
       });
     });
 

@@ -85,6 +85,29 @@ for (const [name, make] of [
       expect(await globex.consents.get("alice", "web")).toEqual([]);
       await acme.attempts.hit("login:alice", 60_000);
       expect((await globex.attempts.get("login:alice")).count).toBe(0);
+
+      // Issue 12: the registry and the audit trail are the tenant's.
+      const meta = { createdAt: 1, updatedAt: 1, source: "admin" as const, createdBy: "ops", revision: 0 };
+      expect(await acme.registry.scopes.create("read", { ...meta, name: "read", description: "acme's" })).toBe(true);
+      expect(await globex.registry.scopes.get("read")).toBeUndefined();
+      expect(await fallback.registry.scopes.list(undefined, 10)).toEqual([]);
+      expect(await globex.registry.scopes.create("read", { ...meta, name: "read", description: "globex's" })).toBe(true);
+      expect((await acme.registry.scopes.get("read"))?.description).toBe("acme's");
+      expect(await acme.registry.users.create("alice", { ...meta, username: "alice", subject: "alice", passwordHash: "", groups: [], disabled: false }, "alice")).toBe(true);
+      expect(await globex.registry.users.getByAlias("alice")).toBeUndefined();
+      await acme.audit.append({ actor: "ops", action: "CreateScope", resource: "scopes/read" });
+      expect(await globex.audit.list(undefined, 10)).toEqual([]);
+      expect(await acme.audit.list(undefined, 10)).toHaveLength(1);
+      // Issue 12: a subject's index and state are its tenant's: alice of acme is not alice of globex.
+      await globex.sessions.create("s2", { subject: "alice", authTime: 2 }, 60);
+      expect((await acme.sessions.listOfSubject("alice")).map((x) => x.sessionHash)).toEqual(["s1"]);
+      expect(await acme.sessions.deleteAllOfSubject("alice")).toEqual(["s1"]);
+      expect(await globex.sessions.get("s2")).toEqual({ subject: "alice", authTime: 2 });
+      expect((await globex.grants.listOfSubject("alice"))).toEqual([]);
+      expect((await acme.grants.listOfSubject("alice")).map((f) => f.grantId)).toEqual(["g1"]);
+      await acme.userStates.put("alice", { disabled: true });
+      expect(await globex.userStates.get("alice")).toBeUndefined();
+      expect(await fallback.userStates.get("alice")).toBeUndefined();
     });
 
     it("a tenant's subscribers hear only its revocations; subscribeAll hears every tenant's, each with its tenant", async () => {

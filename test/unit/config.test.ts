@@ -134,8 +134,8 @@ describe("parseAuthzConfig: a valid file", () => {
     expect([...config.scopes.keys()]).toEqual(["read", "write", "notes:read"]);
     expect(config.scopes.get("notes:read")).toEqual({ name: "notes:read", description: "Read notes" });
     expect([...config.users.values()]).toEqual([
-      { username: "alice", subject: "user-1", passwordHash: PASSWORD_HASH },
-      { username: "bob", subject: "bob", passwordHash: PASSWORD_HASH },
+      { username: "alice", subject: "user-1", passwordHash: PASSWORD_HASH, groups: [], disabled: false },
+      { username: "bob", subject: "bob", passwordHash: PASSWORD_HASH, groups: [], disabled: false },
     ]);
   });
 
@@ -425,6 +425,36 @@ describe("parseAuthzConfig: client rules", () => {
     expect(problemsOf(text)).toEqual(['scopes[2].name: duplicate scope "read"', 'users[1].username: duplicate user "alice"']);
   });
 
+  it("issue 12: users' groups and disabled, scopes' groups are read; group names must be slugs, listed once", () => {
+    const config = parseAuthzConfig(
+      yaml({
+        issuer: ISSUER,
+        scopes: [...SCOPES, { name: "admin", description: "Administer", groups: ["admins", "ops"] }],
+        users: [
+          { username: "alice", passwordHash: PASSWORD_HASH, groups: ["admins"] },
+          { username: "bob", passwordHash: PASSWORD_HASH, disabled: true },
+        ],
+      }),
+      {},
+    );
+    expect(config.scopes.get("admin")).toEqual({ name: "admin", description: "Administer", groups: ["admins", "ops"] });
+    expect(config.scopes.get("read")).toEqual({ name: "read", description: expect.any(String) });
+    expect(config.users.get("alice")).toMatchObject({ groups: ["admins"], disabled: false });
+    expect(config.users.get("bob")).toMatchObject({ groups: [], disabled: true });
+    const problems = problemsOf(
+      yaml({
+        issuer: ISSUER,
+        scopes: [...SCOPES, { name: "admin", description: "Administer", groups: [] }, { name: "audit", description: "Audit", groups: ["Auditors"] }],
+        users: [{ username: "alice", passwordHash: PASSWORD_HASH, groups: ["ops", "ops"] }],
+      }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^scopes\[\d\]\.groups: list at least one group/),
+      expect.stringMatching(/^scopes\[\d\]\.groups\[0\]: must be a group slug/),
+      expect.stringMatching(/^users\[0\]\.groups: a group is listed twice/),
+    ]);
+  });
+
   it("a refresh token may not outlive its family", () => {
     const text = yaml({ issuer: ISSUER, lifetimes: { refreshToken: 100, refreshFamily: 99 } });
     expect(problemsOf(text)).toEqual(["lifetimes.refreshToken: must not exceed lifetimes.refreshFamily"]);
@@ -680,5 +710,39 @@ describe("loading from the file GATEHOUSE_CONFIG names", () => {
     const gateway = configErrorOf(() => loadGatewayConfig({ GATEHOUSE_CONFIG: missing }));
     expect([authz.problems, gateway.problems]).toEqual([[`${missing}: cannot read the configuration file (ENOENT)`], [`${missing}: cannot read the configuration file (ENOENT)`]]);
     expect([authz.message.split("\n")[0], gateway.message.split("\n")[0]]).toEqual(["invalid configuration:", "invalid gateway configuration:"]);
+  });
+});
+
+describe("parseAuthzConfig: named credentials (issue 12)", () => {
+  const ADMIN = "a".repeat(32);
+  it("the service credential is one secret reference, or a list of named ones; every one is accepted, the first is the gateway's", () => {
+    const single = parseAuthzConfig(yaml({ issuer: ISSUER, authz: { serviceCredential: { env: "SVC" } } }), { SVC: "one" });
+    expect(single.serviceCredentials).toEqual([{ name: "gateway", secret: "one" }]);
+    expect(single.serviceCredential).toBe("one");
+    const list = parseAuthzConfig(
+      yaml({ issuer: ISSUER, authz: { serviceCredential: [{ name: "gateway-next", secret: { env: "NEXT" } }, { name: "gateway", secret: { env: "SVC" } }] } }),
+      { SVC: "one", NEXT: "two" },
+    );
+    expect(list.serviceCredentials).toEqual([
+      { name: "gateway-next", secret: "two" },
+      { name: "gateway", secret: "one" },
+    ]);
+    expect(list.serviceCredential).toBe("two");
+  });
+  it("the admin API is off without credentials, on with a list of named ones", () => {
+    expect(parseAuthzConfig(`issuer: ${ISSUER}\n`, {}).admin).toEqual({ credentials: [] });
+    const config = parseAuthzConfig(yaml({ issuer: ISSUER, authz: { admin: { credentials: [{ name: "ops", secret: { env: "ADMIN" } }] } } }), { ADMIN });
+    expect(config.admin.credentials).toEqual([{ name: "ops", secret: ADMIN }]);
+  });
+  it.each<[string, Document, Environment, string[]]>([
+    ["a duplicate name", { admin: { credentials: [{ name: "ops", secret: { env: "A" } }, { name: "ops", secret: { env: "B" } }] } }, { A: ADMIN, B: `${ADMIN}b` }, ['authz.admin.credentials[1].name: duplicate credential name "ops"']],
+    ["one secret under two names", { admin: { credentials: [{ name: "ops", secret: { env: "A" } }, { name: "ci", secret: { env: "A" } }] } }, { A: ADMIN }, ["authz.admin.credentials[1].secret: the same secret as another credential; give each its own"]],
+    ["a short admin secret", { admin: { credentials: [{ name: "ops", secret: { env: "A" } }] } }, { A: "short" }, ["authz.admin.credentials[0].secret: must be at least 32 characters (make one with openssl rand -base64 32)"]],
+    ["an unset variable", { admin: { credentials: [{ name: "ops", secret: { env: "A" } }] } }, {}, ["authz.admin.credentials[0].secret: environment variable A is not set"]],
+    ["a bad name", { admin: { credentials: [{ name: "o p s", secret: { env: "A" } }] } }, { A: ADMIN }, ["authz.admin.credentials[0].name: must be 1-64 of A-Z a-z 0-9 . _ -"]],
+    ["an empty service credential list", { serviceCredential: [] }, {}, [expect.stringMatching(/^authz\.serviceCredential: /) as unknown as string]],
+    ["a service credential in the list with an unset variable", { serviceCredential: [{ name: "gw", secret: { env: "S" } }] }, {}, ["authz.serviceCredential[0].secret: environment variable S is not set"]],
+  ])("%s is a problem at its path", (_name, authz, env, problems) => {
+    expect(problemsOf(yaml({ issuer: ISSUER, authz }), env)).toEqual(problems);
   });
 });

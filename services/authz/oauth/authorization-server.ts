@@ -1,7 +1,7 @@
 import { createAttemptLimiter } from "./attempts.js";
 import { authorize, decide, type AuthorizationRequest, type Decision } from "./authorize.js";
 import { ASYMMETRIC_ALGORITHMS, authenticateClientAssertion } from "./client-assertion.js";
-import { authenticateClient, parseBasicAuthorization, type ClientCredentials } from "./client-auth.js";
+import { authenticateClient, parseBasicAuthorization, presentedClientId, type ClientCredentials } from "./client-auth.js";
 import type { OAuthContext } from "./context.js";
 import { OAuthError } from "./errors.js";
 import { exchangeCode, type CodeExchange } from "./grants/authorization-code.js";
@@ -17,6 +17,7 @@ import { TOKEN_EXCHANGE_GRANT, type Client } from "./model.js";
 import { revoke } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
 import { traced } from "./trace.js";
+import { blockUser, findUserRights, setUserGroups, unblockUser, userRightsChanged } from "./user-rights.js";
 
 /** Who is calling on behalf of a client, and from where (for failure limits). */
 export interface ClientCall {
@@ -45,7 +46,11 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       const { credentials } = call;
       const clientAssertionType = credentials.clientAssertionType ?? "";
       const clientAssertion = credentials.clientAssertion ?? "";
-      if (clientAssertionType === "" && clientAssertion === "") return authenticateClient((id) => ctx.policy.clients.get(id), credentials);
+      if (clientAssertionType === "" && clientAssertion === "") {
+        const clientId = presentedClientId(credentials);
+        const client = clientId === "" ? undefined : await ctx.directory.findClient(clientId);
+        return authenticateClient((id) => (id === clientId ? client : undefined), credentials);
+      }
       // RFC 6749 §2.3: a client "MUST NOT use more than one authentication method in each request".
       if (credentials.clientSecret !== "" || parseBasicAuthorization(credentials.authorization) !== undefined) {
         throw new OAuthError("invalid_request", "client authenticated with more than one method");
@@ -89,7 +94,11 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       if (sessionToken === "") return undefined;
       const sessionHash = hashSecret(sessionToken);
       const session = await ctx.store.sessions.get(sessionHash);
-      return session === undefined ? undefined : { ...session, sid: sessionIdOf(sessionHash) };
+      if (session === undefined) return undefined;
+      // Issue 12: a blocked user's sessions are ended, and one that slipped past the block (opened while it was
+      // being written) is no session either.
+      if ((await findUserRights(ctx, session.subject))?.disabled === true) return undefined;
+      return { ...session, sid: sessionIdOf(sessionHash) };
     },
     /** OpenID Connect Core §5.3 (oauth/userinfo.ts). */
     userInfo: traced(ctx.trace, "oidc.userinfo", (accessToken: string) => userInfo(ctx, accessToken)),
@@ -121,6 +130,18 @@ export function createAuthorizationServer(ctx: OAuthContext) {
         tokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         tokenEndpointAuthSigningAlgValuesSupported: [...(ctx.policy.clientAssertions?.algorithms ?? ASYMMETRIC_ALGORITHMS)],
       };
+    },
+    /**
+     * Issue 12 (oauth/user-rights.ts): an administrator's operations on a
+     * user's rights and state, in this tenant. The AdminService calls these;
+     * they are not exposed to clients or the gateway.
+     */
+    users: {
+      blockUser: (subject: string) => blockUser(ctx, subject),
+      unblockUser: (subject: string) => unblockUser(ctx, subject),
+      setUserGroups: (subject: string, groups: readonly string[] | undefined) => setUserGroups(ctx, subject, groups),
+      userRightsChanged: (subject: string, before: readonly string[], after: readonly string[]) => userRightsChanged(ctx, subject, before, after),
+      findUserRights: (subject: string) => findUserRights(ctx, subject),
     },
     subscribeToRevocations: ctx.store.revocationFeed.subscribe.bind(ctx.store.revocationFeed),
     /**

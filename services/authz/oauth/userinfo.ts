@@ -1,10 +1,11 @@
 import type { OAuthContext } from "./context.js";
+import { findUserRights } from "./current-rights.js";
 import { OAuthError } from "./errors.js";
 import { OPENID_SCOPE } from "./id-token.js";
 import { parseScope } from "./scope.js";
 import { subjectFor } from "./subject-identifier.js";
 import { looksLikeJwt } from "./tokens.js";
-import { claimsForScopes, findUserBySubject } from "./user-claims.js";
+import { claimsForScopes } from "./user-claims.js";
 
 /**
  * OpenID Connect Core §5.3 UserInfo: the claims about the user that the
@@ -22,10 +23,12 @@ export async function userInfo(ctx: OAuthContext, accessToken: string): Promise<
     throw new OAuthError("invalid_token", "the access token is invalid or expired");
   }
   if (await ctx.store.grants.isRevoked(claims.gid, claims.jti)) throw new OAuthError("invalid_token", "the access token was revoked");
+  // Issue 12: a blocked user's tokens open nothing, UserInfo included.
+  if ((await findUserRights(ctx, claims.sub))?.disabled === true) throw new OAuthError("invalid_token", "the access token was revoked");
   const scopes = parseScope(claims.scope);
   if (!scopes.includes(OPENID_SCOPE)) throw new OAuthError("insufficient_scope", "the access token was not granted the openid scope");
-  const client = ctx.policy.clients.get(claims.client_id);
+  const client = await ctx.directory.findClient(claims.client_id);
   if (client === undefined) throw new OAuthError("invalid_token", "the access token's client is no longer registered");
-  const user = findUserBySubject(ctx.policy, claims.sub);
+  const user = await ctx.directory.findUserBySubject(claims.sub);
   return { sub: subjectFor(ctx.policy, client, claims.sub), ...claimsForScopes(user?.claims, scopes) };
 }

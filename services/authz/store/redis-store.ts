@@ -1,8 +1,9 @@
-import { createHash } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import type { Clock } from "../oauth/clock.js";
 import { StoreUnavailableError } from "../oauth/errors.js";
 import { createKeySchema } from "./keys.js";
+import { defineScript, guard, type Script } from "./redis-script.js";
+import { createRedisAuditLog, createRedisRegistry } from "./redis-registry.js";
 import { waitUntilReady, type RedisClient } from "./redis-client.js";
 import type { TenantStores } from "./tenant-stores.js";
 import type {
@@ -16,6 +17,8 @@ import type {
   Session,
   SessionExpiry,
   Store,
+  StoredSession,
+  UserState,
 } from "../oauth/store.js";
 import { checkNextGeneration, type SigningKeySet } from "../oauth/signing-key-store.js";
 
@@ -146,6 +149,8 @@ function createTenantRedisStore(
     grants: {
       create: (family) =>
         guard(async () => {
+          // Indexed first: a family that exists is always found by its subject (the index is another slot's key).
+          await addToIndex.run(client, [keys.subjectGrants(family.subject)], [family.grantId, family.familyExpiresAt - clock()]);
           const created = await durable(
             createFamily,
             [keys.family(family.grantId), keys.grantRevoked(family.grantId)],
@@ -159,6 +164,7 @@ function createTenantRedisStore(
               family.familyExpiresAt,
               family.tokenExpiresAt - clock(),
               family.sid ?? "",
+              family.resources === undefined || family.resources.length === 0 ? "" : JSON.stringify(family.resources),
             ],
           );
           return created === 1;
@@ -190,6 +196,20 @@ function createTenantRedisStore(
           )) as [Rotation["kind"], string | undefined];
           return kind === "grace" ? { kind, sealedTokens: sealedTokens ?? "" } : { kind };
         }),
+      listOfSubject: (subject) =>
+        guard(async () => {
+          const key = keys.subjectGrants(subject);
+          const families: RefreshFamily[] = [];
+          const ended: string[] = [];
+          // One grant at a time: each family's keys are a slot of their own on a cluster.
+          for (const grantId of await client.smembers(key)) {
+            const fields = (await getFamily.run(client, [keys.family(grantId), keys.grantRevoked(grantId)], [])) as string[] | null;
+            if (fields === null || fields.length === 0) ended.push(grantId);
+            else families.push(parseFamily(grantId, fields));
+          }
+          if (ended.length > 0) await client.srem(key, ...ended);
+          return families;
+        }),
       wasRotatedOut: (grantId, tokenHash) => guard(async () => (await client.exists(keys.familyUsedToken(grantId, tokenHash))) > 0),
       revoke: (grantId, revokedTtlMs) =>
         guard(async () => {
@@ -208,6 +228,9 @@ function createTenantRedisStore(
         ),
     },
 
+    registry: createRedisRegistry(client, keys),
+    audit: createRedisAuditLog(client, keys),
+
     revocationFeed: {
       announce: (revocation) =>
         guard(async () => {
@@ -223,7 +246,33 @@ function createTenantRedisStore(
     sessions: {
       create: (sessionHash, session, ttlSeconds) =>
         guard(async () => {
+          // Indexed first: a session that exists is always found by its subject (the index is another slot's key).
+          await addToIndex.run(client, [keys.subjectSessions(session.subject)], [sessionHash, ttlSeconds * 1000]);
           await durable(setWithTtl, [keys.session(sessionHash)], [JSON.stringify(session), ttlSeconds * 1000]);
+        }),
+      listOfSubject: (subject) =>
+        guard(async () => {
+          const key = keys.subjectSessions(subject);
+          const hashes = await client.smembers(key);
+          const sessions: StoredSession[] = [];
+          const ended: string[] = [];
+          for (const sessionHash of hashes) {
+            const value = await client.get(keys.session(sessionHash));
+            if (value === null) ended.push(sessionHash);
+            else sessions.push({ sessionHash, session: JSON.parse(value) as Session });
+          }
+          if (ended.length > 0) await client.srem(key, ...ended);
+          return sessions;
+        }),
+      deleteAllOfSubject: (subject) =>
+        guard(async () => {
+          // The index is taken in one step: of two concurrent calls, each session goes to one.
+          const hashes = (await durable(takeSet, [keys.subjectSessions(subject)], [])) as string[];
+          const ended: string[] = [];
+          for (const sessionHash of hashes) {
+            if (Number(await durable(deleteKey, [keys.session(sessionHash)], [])) > 0) ended.push(sessionHash);
+          }
+          return ended;
         }),
       get: (sessionHash) =>
         guard(async () => {
@@ -269,9 +318,25 @@ function createTenantRedisStore(
         guard(async () => {
           if (scopes.length === 0) return;
           const key = keys.consent(subject, clientId);
-          await client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec();
+          const index = keys.consentsOfSubject(subject);
+          // Two keys of two slots (on a cluster): two commands. The index lives as long as the longest-lived consent.
+          await Promise.all([client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec(), indexMember.run(client, [index], [clientId, ttlSeconds * 1000])]);
         }),
       get: (subject, clientId) => guard(() => client.smembers(keys.consent(subject, clientId))),
+      listOfSubject: (subject) =>
+        guard(async () => {
+          const index = keys.consentsOfSubject(subject);
+          const clientIds = await client.smembers(index);
+          const scopes = await Promise.all(clientIds.map((clientId) => client.smembers(keys.consent(subject, clientId))));
+          const gone = clientIds.filter((_, i) => scopes[i]!.length === 0);
+          if (gone.length > 0) await client.srem(index, ...gone);
+          return clientIds.flatMap((clientId, i) => (scopes[i]!.length === 0 ? [] : [{ clientId, scopes: scopes[i]! }]));
+        }),
+      forget: (subject, clientId) =>
+        guard(async () => {
+          await client.del(keys.consent(subject, clientId));
+          await client.srem(keys.consentsOfSubject(subject), clientId);
+        }),
     },
 
     attempts: {
@@ -315,6 +380,23 @@ function createTenantRedisStore(
         guard(async () => (await durable(setIfAbsent, [keys.clientAssertion(clientId, jti)], [Math.max(1, expiresAt - clock())])) === 1),
     },
 
+    // Durable: a block lost to a failover would let a blocked user back in.
+    userStates: {
+      get: (subject) =>
+        guard(async () => {
+          const value = await client.get(keys.userState(subject));
+          return value === null ? undefined : (JSON.parse(value) as UserState);
+        }),
+      put: (subject, state) =>
+        guard(async () => {
+          await durable(setForever, [keys.userState(subject)], [JSON.stringify(state)]);
+        }),
+      delete: (subject) =>
+        guard(async () => {
+          await durable(deleteKey, [keys.userState(subject)], []);
+        }),
+    },
+
     ping: () =>
       guard(async () => {
         await client.ping();
@@ -337,51 +419,7 @@ function parseFamily(grantId: string, fields: string[]): RefreshFamily {
     tokenExpiresAt: Number(record.get("tokenExpiresAt")),
     familyExpiresAt: Number(record.get("familyExpiresAt")),
     ...(record.get("sid") ? { sid: record.get("sid")! } : {}),
-  };
-}
-
-/**
- * Turns a failure to reach Redis into StoreUnavailableError (RPC Unavailable).
- * A Redis reply error other than a cluster or replication state is a bug in a
- * script or a command and is left as is (server_error).
- */
-async function guard<T>(operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation();
-  } catch (error) {
-    if (isReplyError(error) && !/^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|LOADING|READONLY|MASTERDOWN|NOREPLICAS|BUSY)/.test(error.message)) {
-      throw error;
-    }
-    throw new StoreUnavailableError(error);
-  }
-}
-
-function isReplyError(error: unknown): error is Error {
-  return error instanceof Error && error.name === "ReplyError";
-}
-
-interface Script {
-  readonly lua: string;
-  readonly sha: string;
-  /** Runs by SHA-1, sending the text on the first NOSCRIPT (per node, on a cluster). */
-  run(client: RedisClient, scriptKeys: string[], args: Array<string | number>): Promise<unknown>;
-}
-
-function defineScript(lua: string): Script {
-  const sha = createHash("sha1").update(lua).digest("hex");
-  return {
-    lua,
-    sha,
-    async run(client, scriptKeys, args) {
-      try {
-        return await client.evalsha(sha, scriptKeys.length, ...scriptKeys, ...args);
-      } catch (error) {
-        if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
-          return client.eval(lua, scriptKeys.length, ...scriptKeys, ...args);
-        }
-        throw error;
-      }
-    },
+    ...(record.get("resources") ? { resources: JSON.parse(record.get("resources")!) as string[] } : {}),
   };
 }
 
@@ -391,8 +429,25 @@ const CONNECTED_REPLICAS = "return tonumber(string.match(redis.call('INFO', 'rep
 /** KEYS: one key. ARGV: value, ttl ms. SET as a script, so that it can run durably like the others. */
 const setWithTtl = defineScript(`return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])`);
 
+/** KEYS: a set. ARGV: member, ttl ms. Adds the member; the set's TTL only ever grows (a subject's index of consents). */
+const indexMember = defineScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`);
+
 /** KEYS: one key. */
 const deleteKey = defineScript(`return redis.call('DEL', KEYS[1])`);
+
+/** KEYS: one key. ARGV: value. An administrator's record: no TTL (store.ts UserStateStore). */
+const setForever = defineScript(`return redis.call('SET', KEYS[1], ARGV[1])`);
+
+/** KEYS: an index set. ARGV: member, ttl ms. Adds the member; the set's TTL only ever grows, to its longest-lived member's. */
+const addToIndex = defineScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[2]))) end
+return 1
+`);
 
 /** KEYS: a sorted set. ARGV: score, member, ttl ms. Adds the member; the set's TTL only ever grows. */
 const scheduleDue = defineScript(`
@@ -432,12 +487,12 @@ redis.call('SET', KEYS[1], '!' .. string.sub(value, 1, sep - 1), 'PX', ARGV[1])
 return value
 `);
 
-/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms, sid. */
+/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms, sid, resources. */
 const createFamily = defineScript(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'clientId', ARGV[1], 'subject', ARGV[2], 'scopes', ARGV[3], 'authTime', ARGV[4],
-  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7], 'sid', ARGV[9])
+  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7], 'sid', ARGV[9], 'resources', ARGV[10])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return 1
 `);

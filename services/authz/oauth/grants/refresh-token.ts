@@ -4,14 +4,18 @@ import { openTokenPair, sealTokenPair } from "../grace-seal.js";
 import { issueIdToken, OPENID_SCOPE } from "../id-token.js";
 import { issueAccessToken, mintRefreshToken, type TokenSet } from "../issue-tokens.js";
 import type { Client } from "../model.js";
+import { narrowResources } from "../resource.js";
 import { resolveRefreshScope } from "../scope.js";
 import { hashSecret } from "../secrets.js";
 import { parseRefreshToken } from "../tokens.js";
+import { verifyGrantRights } from "../current-rights.js";
 
 /** An access token request with grant_type=refresh_token (RFC 6749 §6), from an authenticated client. */
 export interface RefreshGrant {
   refreshToken: string;
   scope: string;
+  /** RFC 8707 §2.2 `resource`, each occurrence: narrows the new access token to some of the grant's resources; absent or empty: all. */
+  resources?: readonly string[];
 }
 
 /**
@@ -35,7 +39,12 @@ export async function refresh(ctx: OAuthContext, client: Client, request: Refres
   if (family === undefined) throw new OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked");
   // RFC 6749 §6: "validate the refresh token and ensure that it was issued to the authenticated client".
   if (family.clientId !== client.id) throw new OAuthError("invalid_grant", "the refresh token was issued to another client");
+  // Seed 003 (issue 12): "as long as ... the user is not blocked or its rights were changed": checked against the
+  // user's current state, whichever token of the family is presented; a grant beyond them is revoked.
+  await verifyGrantRights(ctx, family);
   const scopes = resolveRefreshScope(request.scope, family.scopes);
+  // RFC 8707 §2.2: a refresh may ask for a token for some of the grant's resources (each one of them).
+  const audience = narrowResources(request.resources ?? [], family.resources);
 
   const presentedHash = hashSecret(request.refreshToken);
   const graceMs = client.refreshGraceSeconds * 1000;
@@ -49,7 +58,7 @@ export async function refresh(ctx: OAuthContext, client: Client, request: Refres
     return settle(ctx, rotation, request.refreshToken, grantId);
   }
 
-  const tokens = await issueAccessToken(ctx, family, scopes);
+  const tokens = await issueAccessToken(ctx, family, scopes, audience === undefined ? {} : { audience });
   // OpenID Connect Core §12.2: a refresh of an openid grant returns a new ID Token
   // with the same sub and auth_time, and no nonce.
   const idToken = scopes.includes(OPENID_SCOPE)
