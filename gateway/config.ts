@@ -53,6 +53,13 @@ export interface GatewayConfig {
   trustedProxies: readonly string[];
   session: { cookieName: string };
   bodyLimitBytes: number;
+  /**
+   * The token and introspection endpoints served beneath fastify
+   * (plugins/lean-token-endpoints.ts), as the guard and the check endpoint
+   * are; false: through fastify's request cycle only (the same answers,
+   * more CPU per request). For comparing the two in a benchmark.
+   */
+  leanEndpoints: boolean;
   guard: GuardConfig;
   /** The route table: explicit routes first, then those compiled from scopes[].routes. */
   routes: readonly RouteConfig[];
@@ -222,6 +229,7 @@ const gatewaySchema = z.strictObject({
   trustedProxies: z.array(z.string().min(1)).default([]),
   session: z.strictObject({ cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/).default("gatehouse_session") }).default({ cookieName: "gatehouse_session" }),
   bodyLimitBytes: z.number().int().min(1_024).max(1_048_576).default(16_384),
+  leanEndpoints: z.boolean().default(true),
   guard: z
     .strictObject({
       realm: z.string().regex(/^[^"\\]+$/, "must not contain quotes or backslashes").default("gatehouse"),
@@ -334,6 +342,7 @@ function salvage(raw: unknown): SalvagedFile {
       trustedProxies: part(shape.trustedProxies, "trustedProxies"),
       session: part(shape.session, "session"),
       bodyLimitBytes: part(shape.bodyLimitBytes, "bodyLimitBytes"),
+      leanEndpoints: part(shape.leanEndpoints, "leanEndpoints"),
       // An invalid guard section stands in with an upstream, so that routes do not also report a missing one.
       guard: guard.success ? guard.data : { ...shape.guard.parse(undefined), defaultUpstream: "http://upstream.invalid" },
       drainTimeoutMs: part(shape.drainTimeoutMs, "drainTimeoutMs"),
@@ -383,6 +392,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     trustedProxies: g.trustedProxies,
     session: g.session,
     bodyLimitBytes: g.bodyLimitBytes,
+    leanEndpoints: g.leanEndpoints,
     guard: {
       ...g.guard,
       unmatched: g.guard.unmatched === "deny" ? { kind: "deny" } : { kind: "passthrough", upstream: g.guard.unmatched.passthrough },
