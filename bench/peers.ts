@@ -29,12 +29,16 @@
  *   BENCH_OPERATIONS                which operations (default: code,refresh,introspect)
  *   REDIS_URL                       a Redis to use; default: a redis-server started here
  *   BENCH_PROFILE=dir               write CPU profiles of every contender's processes to dir
+ *   BENCH_VARIANTS                  gatehouse variants to measure beside the defaults, comma-separated:
+ *                                   split-fastify, all-in-one-fastify (the endpoints through fastify only),
+ *                                   split-http1 (the gateway → authz hop over HTTP/1.1)
+ *   BENCH_CONTENDERS                which of split, all-in-one, peer to run (default all three)
  */
 import { startRedisServer } from "../test/support/redis-server.js";
 import { predictThroughput } from "./lib/capacity-model.js";
 import { createPkcePair, type Contender, type RunningContender } from "./lib/contender.js";
 import { formatForeignLoad } from "./lib/foreign-load.js";
-import { gatehouseAllInOne, gatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
+import { GATEHOUSE_VARIANTS, gatehouseAllInOne, gatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
 import { formatCpuMs, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { oidcProviderPeer } from "./lib/oidc-provider-contender.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisCost } from "./lib/redis-stats.js";
@@ -56,7 +60,22 @@ const SINGLE_USE_BURST = 32;
  * (the two-process deployment, and all-in-one: gateway and authz core in one
  * process), each with its ratio to the peer.
  */
-const CONTENDERS: readonly Contender[] = [gatehouseTwoProcess, gatehouseAllInOne, oidcProviderPeer];
+const BASE_CONTENDERS: Readonly<Record<string, Contender>> = { split: gatehouseTwoProcess, "all-in-one": gatehouseAllInOne, peer: oidcProviderPeer };
+const CONTENDERS: readonly Contender[] = [
+  ...(process.env.BENCH_CONTENDERS ?? "split,all-in-one,peer").split(",").map((key) => {
+    const contender = BASE_CONTENDERS[key.trim()];
+    if (contender === undefined) throw new Error(`BENCH_CONTENDERS: unknown contender ${JSON.stringify(key)} (${Object.keys(BASE_CONTENDERS).join(", ")})`);
+    return contender;
+  }),
+  ...(process.env.BENCH_VARIANTS ?? "")
+    .split(",")
+    .filter((key) => key.trim() !== "")
+    .map((key) => {
+      const variant = GATEHOUSE_VARIANTS[key.trim()];
+      if (variant === undefined) throw new Error(`BENCH_VARIANTS: unknown variant ${JSON.stringify(key)} (${Object.keys(GATEHOUSE_VARIANTS).join(", ")})`);
+      return variant;
+    }),
+].sort((a, b) => (a.side === b.side ? 0 : a.side === "peer" ? 1 : -1));
 
 /** One flow as the load generator drives it against one contender. */
 interface Operation {

@@ -47,6 +47,13 @@ export interface GatewayConfig {
      * measured faster), or "connect", connect-es's own. Both speak the same protocol; one suite tests both.
      */
     transport: "lean" | "connect";
+    /**
+     * The lean transport's HTTP version to the authz service: "2", one
+     * kept-alive h2c session per endpoint; "1.1", a pool of kept-alive
+     * HTTP/1.1 connections (README, Speed: measured against each other).
+     * Absent (a client built by hand): "2".
+     */
+    httpVersion?: "2" | "1.1";
   };
   paths: Readonly<Record<EndpointName, string>>;
   /** Addresses or CIDRs of proxies whose X-Forwarded-For/-Proto are believed. */
@@ -224,6 +231,7 @@ const gatewaySchema = z.strictObject({
     clientSecret: secretRef,
     timeoutMs: z.number().int().min(100).max(30_000).default(2_000),
     transport: z.enum(["lean", "connect"]).default("lean"),
+    httpVersion: z.enum(["2", "1.1"]).default("2"),
   }),
   paths: z.strictObject(Object.fromEntries(Object.keys(DEFAULT_PATHS).map((k) => [k, path.optional()])) as Record<EndpointName, z.ZodOptional<typeof path>>).default({}),
   trustedProxies: z.array(z.string().min(1)).default([]),
@@ -375,7 +383,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   }
 
   // Without a valid authz section (the schema said why), its secrets are not looked at.
-  const authz = g.authz ?? { endpoints, serviceCredential: undefined, clientId: "", clientSecret: undefined, timeoutMs: 0, transport: "lean" as const };
+  const authz = g.authz ?? { endpoints, serviceCredential: undefined, clientId: "", clientSecret: undefined, timeoutMs: 0, transport: "lean" as const, httpVersion: "2" as const };
   const config: GatewayConfig = {
     issuer: file.issuer,
     requireHttps: file.requireHttps,
@@ -387,6 +395,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       clientSecret: authz.clientSecret === undefined ? "" : resolveSecret(authz.clientSecret, "gateway.authz.clientSecret"),
       timeoutMs: authz.timeoutMs,
       transport: authz.transport,
+      httpVersion: authz.httpVersion,
     },
     paths: { ...DEFAULT_PATHS, ...Object.fromEntries(Object.entries(g.paths).filter(([, v]) => v !== undefined)) },
     trustedProxies: g.trustedProxies,

@@ -93,6 +93,7 @@ function createNetworkTransport(config: GatewayConfig["authz"], header: Record<s
             defaultTimeoutMs: config.timeoutMs,
             header,
             pingIntervalMs,
+            httpVersion: config.httpVersion,
             // connect-es carries the one stream, WatchRevocations.
             streams: createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, pingIntervalMs, pingTimeoutMs: 2_000 }),
           }),
