@@ -76,10 +76,15 @@ export function parseAllInOneConfig(text: string, env: Environment, source = "co
   } catch {
     // Unparseable YAML: both sides reported it already.
   }
-  if (authz !== undefined && gateway !== undefined && authz.serviceCredential !== gateway.authz.serviceCredential) {
+  if (
+    authz !== undefined &&
+    gateway !== undefined &&
+    gateway.authz.serviceCredential !== authz.serviceCredential &&
+    !authz.serviceCredentials.some((credential) => credential.secret === gateway.authz.serviceCredential)
+  ) {
     // The in-process calls go through the same caller check as the RPC port: with two different
     // credentials every browser endpoint would fail, so the process does not start.
-    problems.push("gateway.authz.serviceCredential: must be the same secret as authz.serviceCredential in the all-in-one process");
+    problems.push("gateway.authz.serviceCredential: must be the same secret as (one of) authz.serviceCredential in the all-in-one process");
   }
   if (problems.length > 0 || authz === undefined || gateway === undefined || section === undefined) throw new ConfigError(problems, SUBJECT);
   return deepFreeze({

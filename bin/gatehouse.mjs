@@ -7,6 +7,7 @@
  *   gatehouse authz            the authz service (services/authz/main.ts)
  *   gatehouse gateway          the gateway (gateway/main.ts)
  *   gatehouse all-in-one       both in one process, the gateway calling the service in process (all-in-one/main.ts)
+ *   gatehouse admin …          the admin API's command line (cli/admin/main.ts; `gatehouse admin --help`)
  *   gatehouse generate-jwks    a JWK Set with a new signing key (scripts/generate-jwks.ts)
  *   gatehouse hash-secret      a client secret and its sha256: digest (scripts/hash-secret.ts)
  *   gatehouse hash-password    the scrypt hash of a user's password (scripts/hash-password.ts)
@@ -15,6 +16,7 @@ const COMMANDS = {
   authz: "../dist/services/authz/main.js",
   gateway: "../dist/gateway/main.js",
   "all-in-one": "../dist/all-in-one/main.js",
+  admin: "../dist/cli/admin/main.js",
   "generate-jwks": "../dist/scripts/generate-jwks.js",
   "hash-secret": "../dist/scripts/hash-secret.js",
   "hash-password": "../dist/scripts/hash-password.js",

@@ -1,6 +1,6 @@
 /**
- * The demo's processes: `tsx demo/main.ts client` or `tsx demo/main.ts
- * resource-server`. scripts/start.ts runs both next to the authz service and
+ * The demo's processes: `tsx demo/main.ts client`, `tsx demo/main.ts
+ * resource-server` or `tsx demo/main.ts mcp-server`. scripts/start.ts runs both next to the authz service and
  * the gateway. Settings come from the environment, which start.ts fills from
  * the gatehouse configuration file:
  *
@@ -10,9 +10,11 @@
  *   DEMO_SCOPE          default "openid profile email profile:read notes:read"
  *   DEMO_API_BASE       where the client calls the API: the gateway (default: the issuer)
  *   DEMO_API_PORT       where the resource server listens (default 3001, loopback only)
+ *   DEMO_MCP_PORT       where the demo MCP server listens (default 3002, loopback only)
  */
 import { createDemoClient } from "./demo-client.js";
 import { createDemoResourceServer } from "./demo-resource-server.js";
+import { createDemoMcpServer } from "./demo-mcp-server.js";
 
 async function main(): Promise<void> {
   const role = process.argv[2];
@@ -47,7 +49,20 @@ async function main(): Promise<void> {
     process.once("SIGINT", stop);
     return;
   }
-  throw new Error("usage: demo/main.ts client|resource-server");
+  if (role === "mcp-server") {
+    const port = Number(process.env.DEMO_MCP_PORT ?? 3002);
+    const server = createDemoMcpServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", resolve);
+    });
+    process.stdout.write(`demo MCP server listening on http://127.0.0.1:${port}/mcp\n`);
+    const stop = () => server.close(() => process.exit(0));
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+    return;
+  }
+  throw new Error("usage: demo/main.ts client|resource-server|mcp-server");
 }
 
 main().catch((error: unknown) => {

@@ -15,6 +15,7 @@ import { openIdRoutes } from "./plugins/openid-routes.js";
 import { endSessionRoutes } from "./plugins/end-session-routes.js";
 import { pages } from "./plugins/pages.js";
 import { proxy } from "./plugins/proxy.js";
+import { protectedResourceMetadata } from "./plugins/protected-resource-metadata.js";
 import { requireHttps } from "./plugins/require-https.js";
 import { renderErrorPage } from "./views/error-page.js";
 import { defaultTenantRouting, namedTenantRouting } from "./tenant-routing.js";
@@ -98,6 +99,8 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     }
   }
   await app.register(metrics, { metrics: deps.metrics, path: config.paths.metrics });
+  // RFC 9728 metadata of the protected resources the guard serves: on every gateway, guard-only sidecars too.
+  await app.register(protectedResourceMetadata, { pipeline: deps.guard });
   await app.register(proxy, { timeoutMs: config.guard.upstreamTimeoutMs });
   // The guard's second entrance, for nginx auth_request, Traefik forwardAuth and Caddy forward_auth: same pipeline.
   await app.register(checkEndpoint, {

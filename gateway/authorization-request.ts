@@ -1,5 +1,5 @@
 import type { ParameterSyntax } from "./form-body.js";
-import { parseForm } from "./parse-form.js";
+import { parseForm, REPEATABLE_PARAMETERS } from "./parse-form.js";
 
 /**
  * The authorization request's parameters (RFC 6749 §4.1.1, §4.2.1; RFC 7636
@@ -30,9 +30,14 @@ export const AUTHORIZATION_REQUEST_PARAMETERS = {
   // §6: refused by the authz service with request_not_supported / request_uri_not_supported.
   request: { maxLength: 4096 },
   request_uri: { maxLength: 2048 },
+  // RFC 8707 §2: may repeat; each is judged by the authz service (invalid_target, by redirect).
+  resource: { maxLength: 2048, maxRepeats: 16 },
 } as const satisfies Record<string, ParameterSyntax>;
 
-export type AuthorizationParameters = Partial<Record<keyof typeof AUTHORIZATION_REQUEST_PARAMETERS, string>>;
+export type AuthorizationParameters = Partial<Record<Exclude<keyof typeof AUTHORIZATION_REQUEST_PARAMETERS, "resource">, string>> & {
+  /** RFC 8707 §2 resource indicators, in order (parseForm's repeatable parameter). */
+  resource?: string[];
+};
 
 /** The OpenID Connect parameters as AuthorizeRequest fields (empty when absent). */
 export function openIdParameters(parameters: AuthorizationParameters) {
@@ -76,8 +81,7 @@ export function afterLogin(parameters: AuthorizationParameters): AuthorizationPa
 export function serializeAuthorizationRequest(parameters: AuthorizationParameters): string {
   const out = new URLSearchParams();
   for (const name of Object.keys(AUTHORIZATION_REQUEST_PARAMETERS) as Array<keyof AuthorizationParameters>) {
-    const value = parameters[name];
-    if (value !== undefined && value !== "") out.append(name, value);
+    for (const value of [parameters[name] ?? []].flat()) if (value !== "") out.append(name, value);
   }
   return out.toString();
 }
@@ -88,18 +92,19 @@ export function serializeAuthorizationRequest(parameters: AuthorizationParameter
  * a parameter beyond its bound.
  */
 export function parseResumedAuthorizationRequest(text: string): string | undefined {
-  let parsed: Record<string, string>;
+  let parsed: Record<string, string | string[]>;
   try {
-    parsed = parseForm(Buffer.from(text, "utf8"));
+    parsed = parseForm(Buffer.from(text, "utf8"), { repeatable: REPEATABLE_PARAMETERS });
   } catch {
     return undefined;
   }
-  const parameters: AuthorizationParameters = {};
+  const parameters: Record<string, string | string[]> = {};
   for (const [name, syntax] of Object.entries(AUTHORIZATION_REQUEST_PARAMETERS) as Array<[keyof AuthorizationParameters, ParameterSyntax]>) {
     const value = parsed[name];
     if (value === undefined) continue;
-    if (value.length > syntax.maxLength) return undefined;
+    const values = [value].flat();
+    if (values.some((one) => one.length > syntax.maxLength) || values.length > (syntax.maxRepeats ?? 1)) return undefined;
     parameters[name] = value;
   }
-  return parameters.client_id === undefined ? undefined : serializeAuthorizationRequest(parameters);
+  return parameters.client_id === undefined ? undefined : serializeAuthorizationRequest(parameters as AuthorizationParameters);
 }

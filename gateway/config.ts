@@ -11,7 +11,8 @@ import { salvageSection } from "../startup/salvage-section.js";
 import { secretReference as secretRef, type SecretReference } from "../startup/secret-reference.js";
 import { createSecretResolver } from "../startup/secret-resolver.js";
 import { validateConfig } from "../startup/validate-config.js";
-import { DEFAULT_TENANT, TENANT_NAME, TENANT_NAME_MAX_LENGTH, TENANT_NAME_RULE } from "../startup/tenant-name.js";
+import { DEFAULT_TENANT, TENANT_NAME, TENANT_NAME_MAX_LENGTH, TENANT_NAME_RULE, tenantIssuer } from "../startup/tenant-name.js";
+import { resourceUriProblem } from "../startup/resource-uri.js";
 
 export { ConfigError } from "../startup/config-error.js";
 export type { Environment } from "../startup/environment.js";
@@ -164,6 +165,32 @@ export interface RouteConfig {
    * default tenant only.
    */
   tenants?: readonly string[] | undefined;
+  /**
+   * The protected resource the route serves (RFC 9728; `routes[].resource`
+   * names one of the `resources` of each of its tenants): its metadata is
+   * served, its challenges point at it (§5.1), and `audience` is its URI.
+   * Absent: a route of no declared resource.
+   */
+  resource?: ProtectedResourceConfig | undefined;
+}
+
+/**
+ * A protected resource as the guard serves it (RFC 9728 §2, §3): what its
+ * metadata document says, and where that document lives.
+ */
+export interface ProtectedResourceConfig {
+  /** The canonical URI (RFC 8707 §2, RFC 9728 §1.2 resource identifier); tokens for it carry it in `aud`. */
+  uri: string;
+  /** RFC 9728 §2 resource_name; "" when none. */
+  name: string;
+  /** RFC 9728 §2 scopes_supported: the resource's `scopes`, or the scopes of the routes that serve it. */
+  scopes: readonly string[];
+  /** RFC 9728 §2 authorization_servers: the issuers of the tenants whose tokens the resource's routes accept. */
+  authorizationServers: readonly string[];
+  /** RFC 9728 §3.1: `/.well-known/oauth-protected-resource` followed by the URI's path (none for "/"). */
+  metadataPath: string;
+  /** The URI's origin plus metadataPath: the `resource_metadata` of challenges (§5.1). */
+  metadataUrl: string;
 }
 
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, "must be an http(s) URL without query or fragment");
@@ -184,6 +211,15 @@ const routeSchema = z.strictObject({
   errorStyle: z.enum(["rfc6750", "problem+json"]).default("rfc6750"),
   audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   tenants: z.array(z.string()).min(1, "a route accepts the tokens of at least one tenant").optional(),
+  /** The canonical URI of a protected resource declared under `resources` (of each of the route's tenants). */
+  resource: z.string().min(1).optional(),
+});
+
+/** A protected resource as the gateway reads it (the authz service checks the same entries: services/authz/config.ts). */
+const resourceSchema = z.looseObject({
+  uri: z.string().min(1),
+  name: z.string().min(1).max(200).optional(),
+  scopes: z.array(z.string().min(1)).optional(),
 });
 
 /** Header fields that make upstream frameworks rewrite the path or method (IIS URL Rewrite, Symfony, Spring, Rails, Express method-override, Envoy). */
@@ -283,7 +319,10 @@ const gatewaySchema = z.strictObject({
 const scopeRoutesSchema = z.looseObject({ name: z.string(), routes: z.array(z.string()).default([]) });
 
 /** A tenant as the gateway reads it: its name; the rest is the authz service's (services/authz/config.ts checks it). */
-const tenantNameSchema = z.looseObject({ name: z.string().max(TENANT_NAME_MAX_LENGTH).regex(TENANT_NAME, TENANT_NAME_RULE) });
+const tenantNameSchema = z.looseObject({
+  name: z.string().max(TENANT_NAME_MAX_LENGTH).regex(TENANT_NAME, TENANT_NAME_RULE),
+  resources: z.array(resourceSchema).default([]),
+});
 
 const fileSchema = z.looseObject({
   issuer: z.string(),
@@ -291,6 +330,7 @@ const fileSchema = z.looseObject({
   gateway: gatewaySchema,
   routes: z.array(routeSchema).default([]),
   scopes: z.array(scopeRoutesSchema).default([]),
+  resources: z.array(resourceSchema).default([]),
   tenants: z.array(tenantNameSchema).default([]),
 });
 
@@ -307,6 +347,7 @@ interface SalvagedFile {
   gateway: Omit<GatewaySection, "authz"> & { authz: GatewaySection["authz"] | undefined };
   routes: Array<ConfigFile["routes"][number] | undefined>;
   scopes: Array<ConfigFile["scopes"][number] | undefined>;
+  resources: Array<ConfigFile["resources"][number] | undefined>;
   tenants: Array<ConfigFile["tenants"][number] | undefined>;
 }
 
@@ -358,6 +399,7 @@ function salvage(raw: unknown): SalvagedFile {
     },
     routes: salvageList(routeSchema, record.routes),
     scopes: salvageList(scopeRoutesSchema, record.scopes),
+    resources: salvageList(resourceSchema, record.resources),
     tenants: salvageList(tenantNameSchema, record.tenants),
   };
 }
@@ -374,7 +416,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
 
   problems.push(...checkIssuer(file.issuer, file.requireHttps));
 
-  const routes = compileRoutes(file.routes, file.scopes, g.guard.defaultUpstream, problems);
+  const routes = attachResources(compileRoutes(file.routes, file.scopes, g.guard.defaultUpstream, problems), file, problems);
   const port = portOverride(env, "GATEHOUSE_GATEWAY_PORT", g.port, problems);
   const endpointsEnv = env.GATEHOUSE_AUTHZ_ENDPOINTS;
   const endpoints = endpointsEnv === undefined || endpointsEnv === "" ? (g.authz?.endpoints ?? []) : endpointsEnv.split(",").map((e) => e.trim());
@@ -473,6 +515,86 @@ function checkTenantPaths(config: GatewayConfig, problems: string[]): void {
 }
 
 /**
+ * RFC 9728: each route that names a `resource` gets the protected resource it
+ * serves, declared under `resources` (the top level's for the default tenant,
+ * `tenants[].resources` for a named one) of every tenant the route accepts.
+ * Routes that name the same URI serve one resource: one metadata document,
+ * whose authorization servers are the issuers of all their tenants and whose
+ * scopes are the resource's `scopes` or else all of theirs. Its token
+ * audience is the URI (RFC 8707 §2, RFC 9068 §4), so `audience` may not be
+ * given beside it. Problems at their paths.
+ */
+function attachResources(routes: RouteConfig[], file: SalvagedFile, problems: string[]): RouteConfig[] {
+  const declared = new Map<string, Map<string, { name: string; scopes: readonly string[] | undefined }>>();
+  const declare = (tenant: string, entries: ReadonlyArray<z.infer<typeof resourceSchema> | undefined>, at: string) => {
+    const own = new Map<string, { name: string; scopes: readonly string[] | undefined }>();
+    entries.forEach((entry, i) => {
+      if (entry === undefined) return;
+      const problem = resourceUriProblem(entry.uri, file.requireHttps);
+      if (problem !== undefined) problems.push(`${at}[${i}].uri: ${problem}`);
+      else if (own.has(entry.uri)) problems.push(`${at}[${i}].uri: duplicate resource ${JSON.stringify(entry.uri)}`);
+      else own.set(entry.uri, { name: entry.name ?? "", scopes: entry.scopes });
+    });
+    declared.set(tenant, own);
+  };
+  declare(DEFAULT_TENANT, file.resources, "resources");
+  file.tenants.forEach((tenant, i) => {
+    if (tenant !== undefined) declare(tenant.name, tenant.resources, `tenants[${i}].resources`);
+  });
+
+  // One resource per URI, shared by the routes that serve it.
+  const served = new Map<string, { name: string; scopes: Set<string>; declaredScopes: readonly string[] | undefined; issuers: Set<string> }>();
+  routes.forEach((route, i) => {
+    if (route.resource === undefined) return;
+    const at = `routes[${i}].resource`;
+    const uri = route.resource.uri;
+    if (route.audience.length > 0) problems.push(`routes[${i}].audience: a route with a resource accepts tokens for that resource only; leave audience out`);
+    let entry = served.get(uri);
+    for (const tenant of route.tenants ?? [DEFAULT_TENANT]) {
+      const resource = declared.get(tenant)?.get(uri);
+      if (resource === undefined) {
+        problems.push(`${at}: ${JSON.stringify(uri)} is not declared under ${tenant === DEFAULT_TENANT ? "resources" : `the resources of tenant ${JSON.stringify(tenant)}`}`);
+        continue;
+      }
+      if (entry === undefined) {
+        entry = { name: resource.name, scopes: new Set(), declaredScopes: resource.scopes, issuers: new Set() };
+        served.set(uri, entry);
+      }
+      entry.issuers.add(tenant === DEFAULT_TENANT ? file.issuer : tenantIssuer(file.issuer, tenant));
+    }
+    for (const scope of route.scopes) entry?.scopes.add(scope);
+  });
+
+  const byPath = new Map<string, string>();
+  const resources = new Map<string, ProtectedResourceConfig>();
+  for (const [uri, entry] of served) {
+    const url = new URL(uri);
+    const metadataPath = `${WELL_KNOWN_PROTECTED_RESOURCE}${url.pathname === "/" ? "" : url.pathname}`;
+    const other = byPath.get(metadataPath);
+    if (other !== undefined) problems.push(`resources: ${JSON.stringify(uri)} and ${JSON.stringify(other)} would have their metadata at the same path ${metadataPath}`);
+    byPath.set(metadataPath, uri);
+    resources.set(uri, {
+      uri,
+      name: entry.name,
+      scopes: entry.declaredScopes ?? [...entry.scopes],
+      authorizationServers: [...entry.issuers],
+      metadataPath,
+      metadataUrl: url.origin + metadataPath,
+    });
+  }
+  return routes.map((route) => {
+    if (route.resource === undefined) return route;
+    const resource = resources.get(route.resource.uri);
+    // Undeclared (a problem already): the route keeps no resource, and the configuration is refused anyway.
+    if (resource === undefined) return { ...route, resource: undefined };
+    return { ...route, resource, audience: [resource.uri] };
+  });
+}
+
+/** RFC 9728 §3: the well-known URI suffix of protected resource metadata. */
+export const WELL_KNOWN_PROTECTED_RESOURCE = "/.well-known/oauth-protected-resource";
+
+/**
  * Both forms of the route table compile to one list: explicit `routes`, and
  * the routes each scope definition lists (seed 000: the resources a scope
  * covers). Scope routes with the same methods and pattern merge into one route
@@ -501,6 +623,8 @@ function compileRoutes(
       errorStyle: route.errorStyle,
       audience: route.audience === undefined ? [] : [route.audience].flat(),
       tenants: route.tenants ?? [DEFAULT_TENANT],
+      // Resolved against `resources` by attachResources, once every route is known.
+      ...(route.resource === undefined ? {} : { resource: { uri: route.resource, name: "", scopes: [], authorizationServers: [], metadataPath: "", metadataUrl: "" } }),
     };
   });
   const fromScopes = new Map<string, RouteConfig>();

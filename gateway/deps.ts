@@ -87,7 +87,7 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
     // It authenticates as the gateway's own client, which a guard-only sidecar also has.
     watch: (signal) => authz.authz.watchRevocations({}, { signal, timeoutMs: 0, headers: authz.asGatewayClient.headers }),
     clock,
-    log: log.child({ component: "revocation-feed" }),
+    log: log.child({ part: "revocation-feed" }),
     metrics: metrics.revocationFeed,
   });
   const guard = createGuardPipeline({

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifySchema, FastifySchemaValidationError } from "fastify";
-import { parseForm } from "./parse-form.js";
+import { parseForm, REPEATABLE_PARAMETERS } from "./parse-form.js";
 
 /**
  * Makes an encapsulated fastify context accept `application/x-www-form-urlencoded`
@@ -19,7 +19,7 @@ export function acceptOnlyFormBodies(app: FastifyInstance): void {
       return;
     }
     try {
-      done(null, parseForm(body as Buffer));
+      done(null, parseForm(body as Buffer, { repeatable: REPEATABLE_PARAMETERS }));
     } catch (error) {
       done(error as Error, undefined);
     }
@@ -34,6 +34,8 @@ export interface ParameterSyntax {
   pattern?: string;
   maxLength: number;
   enum?: readonly string[];
+  /** The parameter may be given up to this many times (RFC 8707 §2 `resource`; parseForm's `repeatable`): its value is an array. */
+  maxRepeats?: number;
 }
 
 /** RFC 6749 Appendix A: VSCHAR = %x20-7E. */
@@ -54,10 +56,10 @@ export function formSchema(
   options: { required?: readonly string[]; unknown: "ignore" | "reject" },
 ): FastifySchema["body"] {
   const properties = Object.fromEntries(
-    Object.entries(parameters).map(([name, syntax]) => [
-      name,
-      { type: "string", maxLength: syntax.maxLength, ...(syntax.pattern === undefined ? {} : { pattern: syntax.pattern }), ...(syntax.enum === undefined ? {} : { enum: syntax.enum }) },
-    ]),
+    Object.entries(parameters).map(([name, syntax]) => {
+      const value = { type: "string", maxLength: syntax.maxLength, ...(syntax.pattern === undefined ? {} : { pattern: syntax.pattern }), ...(syntax.enum === undefined ? {} : { enum: syntax.enum }) };
+      return [name, syntax.maxRepeats === undefined ? value : { type: "array", items: value, maxItems: syntax.maxRepeats }];
+    }),
   );
   return {
     type: "object",
@@ -75,13 +77,15 @@ export function formSchema(
  */
 export function describeFormErrors(errors: FastifySchemaValidationError[]): Error {
   const [first] = errors;
-  const name = first?.instancePath.replace(/^\//, "") ?? "";
+  // A repeatable parameter's value is an array: its items' paths end in their index.
+  const name = first?.instancePath.replace(/^\//, "").replace(/\/\d+$/, "") ?? "";
   let message: string;
   if (first === undefined) message = "invalid request";
   else if (first.keyword === "required") message = `${String((first.params as { missingProperty?: unknown }).missingProperty)} is required`;
   else if (first.keyword === "type" && name === "") message = "the request must carry an application/x-www-form-urlencoded body";
   else if (first.schemaPath.startsWith("#/propertyNames")) message = "the form has an unexpected field";
   else if (first.keyword === "maxLength") message = `${describe(name)} is too long`;
+  else if (first.keyword === "maxItems") message = `${describe(name)} is given too many times`;
   else message = `${describe(name)} is malformed`;
   return clientError(message);
 }
@@ -102,27 +106,50 @@ function clientError(message: string): Error {
  * (plugins/lean-token-endpoints.ts), so that both ways in refuse the same
  * input with the same words. The order is ajv's (allErrors off): `required`
  * in its order, then each unknown parameter (in the form's order), then each
- * known one in the table's order, length before syntax.
+ * known one in the table's order: its type, then for a repeatable one its
+ * count, then length before syntax (of each value in turn).
  */
 export function checkForm(
-  form: Readonly<Record<string, string>>,
+  form: Readonly<Record<string, string | readonly string[]>>,
   parameters: Readonly<Record<string, ParameterSyntax>>,
   options: { required?: readonly string[]; unknown: "ignore" },
 ): string | undefined {
   for (const name of options.required ?? []) if (form[name] === undefined) return `${name} is required`;
   for (const name in form) {
     if (Object.hasOwn(parameters, name)) continue;
-    if (form[name]!.length > UNKNOWN_PARAMETER_MAX_LENGTH) return `${describe(name)} is too long`;
+    // fastify's ajv coerces types "array"-wise: a repeated parameter's one value passes as a string, two do not.
+    const given = form[name]!;
+    const value = typeof given === "string" ? given : given.length === 1 ? given[0]! : undefined;
+    if (value === undefined) return `${describe(name)} is malformed`;
+    if (value.length > UNKNOWN_PARAMETER_MAX_LENGTH && codePoints(value) > UNKNOWN_PARAMETER_MAX_LENGTH) return `${describe(name)} is too long`;
   }
   for (const name in parameters) {
     const value = form[name];
     if (value === undefined) continue;
     const syntax = parameters[name]!;
-    // JSON Schema's maxLength counts code points, as ajv does (not UTF-16 units).
-    if (value.length > syntax.maxLength && codePoints(value) > syntax.maxLength) return `${describe(name)} is too long`;
-    if (syntax.pattern !== undefined && !compiledPattern(syntax.pattern).test(value)) return `${describe(name)} is malformed`;
-    if (syntax.enum !== undefined && !syntax.enum.includes(value)) return `${describe(name)} is malformed`;
+    if (syntax.maxRepeats === undefined) {
+      const one = typeof value === "string" ? value : value.length === 1 ? value[0]! : undefined;
+      if (one === undefined) return `${describe(name)} is malformed`;
+      const refused = checkValue(one, syntax);
+      if (refused !== undefined) return `${describe(name)} ${refused}`;
+      continue;
+    }
+    if (typeof value === "string") return `${describe(name)} is malformed`;
+    if (value.length > syntax.maxRepeats) return `${describe(name)} is given too many times`;
+    for (const item of value) {
+      const refused = checkValue(item, syntax);
+      if (refused !== undefined) return `${describe(name)} ${refused}`;
+    }
   }
+  return undefined;
+}
+
+/** One value against its syntax: "is too long", "is malformed", or undefined. */
+function checkValue(value: string, syntax: ParameterSyntax): string | undefined {
+  // JSON Schema's maxLength counts code points, as ajv does (not UTF-16 units).
+  if (value.length > syntax.maxLength && codePoints(value) > syntax.maxLength) return "is too long";
+  if (syntax.pattern !== undefined && !compiledPattern(syntax.pattern).test(value)) return "is malformed";
+  if (syntax.enum !== undefined && !syntax.enum.includes(value)) return "is malformed";
   return undefined;
 }
 

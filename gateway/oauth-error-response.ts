@@ -35,8 +35,10 @@ export interface BearerFailure {
   /** invalid_request, invalid_token, insufficient_scope; none for a request without a token (RFC 6750 §3.1). */
   error?: "invalid_request" | "invalid_token" | "insufficient_scope";
   description?: string;
-  /** RFC 6750 §3: the scope the resource needs, for insufficient_scope. */
+  /** RFC 6750 §3: the scope the resource needs (insufficient_scope, and the challenges of a protected resource's routes). */
   scope?: string;
+  /** RFC 9728 §5.1: the URL of the protected resource's metadata, on its 401 and 403 challenges. */
+  resourceMetadata?: string;
   realm: string;
   style: "rfc6750" | "problem+json";
   retryAfter?: number;
@@ -139,6 +141,7 @@ export function bearerFailureResponse(failure: BearerFailure): ErrorResponse {
   if (failure.error !== undefined) params.push(`error=${quote(failure.error)}`);
   if (failure.description !== undefined) params.push(`error_description=${quote(failure.description)}`);
   if (failure.scope !== undefined) params.push(`scope=${quote(failure.scope)}`);
+  if (failure.resourceMetadata !== undefined) params.push(`resource_metadata=${quote(failure.resourceMetadata)}`);
   const headers: Record<string, string> = { "cache-control": "no-store" };
   // RFC 6750 §3: every refusal of the request itself carries the challenge with its error
   // code: 401, 403, and the 400 invalid_request of §3.1 (a token in the query, two

@@ -15,12 +15,20 @@
  * A parameter with an empty value is left out of the result, as RFC 6749 §3.1
  * asks ("Parameters sent without a value MUST be treated as if they were
  * omitted"), but still counts for the duplicate check.
+ *
+ * The one exception to the duplicate rule is a name in `repeatable`: RFC 8707
+ * §2 lets `resource` be given several times. Such a name's values are
+ * collected, in order, into an array (one value is an array of one).
  */
-export function parseForm(input: Uint8Array | string, options: { maxParameters?: number } = {}): Record<string, string> {
+export function parseForm(input: Uint8Array | string, options?: { maxParameters?: number }): Record<string, string>;
+export function parseForm(input: Uint8Array | string, options: { maxParameters?: number; repeatable: ReadonlySet<string> }): Record<string, string | string[]>;
+export function parseForm(input: Uint8Array | string, options: { maxParameters?: number; repeatable?: ReadonlySet<string> } = {}): Record<string, string | string[]> {
   const bytes = typeof input === "string" ? Buffer.from(input, "latin1") : input;
   const maxParameters = options.maxParameters ?? MAX_PARAMETERS;
-  const result: Record<string, string> = Object.create(null) as Record<string, string>;
+  const repeatable = options.repeatable;
+  const result: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
   const seen = new Set<string>();
+  let count = 0;
   let start = 0;
   while (start <= bytes.length) {
     let end = bytes.indexOf(AMPERSAND, start);
@@ -31,10 +39,14 @@ export function parseForm(input: Uint8Array | string, options: { maxParameters?:
       const name = decodeComponent(bytes, start, split);
       const value = split === end ? "" : decodeComponent(bytes, split + 1, end);
       if (name === "") throw new FormError("a parameter has no name");
-      if (seen.has(name)) throw new FormError(`${describeName(name)} is given more than once`);
-      seen.add(name);
-      if (seen.size > maxParameters) throw new FormError("too many parameters");
-      if (value !== "") result[name] = value;
+      if (++count > maxParameters) throw new FormError("too many parameters");
+      if (repeatable?.has(name) === true) {
+        if (value !== "") ((result[name] ??= []) as string[]).push(value);
+      } else {
+        if (seen.has(name)) throw new FormError(`${describeName(name)} is given more than once`);
+        seen.add(name);
+        if (value !== "") result[name] = value;
+      }
     }
     start = end + 1;
   }
@@ -47,6 +59,9 @@ export class FormError extends Error {
   readonly statusCode = 400;
   readonly code = "GATEHOUSE_MALFORMED_FORM";
 }
+
+/** The parameters that may repeat (RFC 8707 §2: `resource`), for the endpoints that take them. */
+export const REPEATABLE_PARAMETERS: ReadonlySet<string> = new Set(["resource"]);
 
 /** No request gatehouse understands has more than a dozen parameters. */
 const MAX_PARAMETERS = 64;

@@ -17,7 +17,8 @@ export const CLIENT_ASSERTION_PARAMETERS: Record<string, ParameterSyntax> = {
 
 /** The token endpoint's parameters of the client credentials grant (RFC 6749 §4.4.2, RFC 8707 §2) and token exchange (RFC 8693 §2.1). */
 export const SERVICE_GRANT_PARAMETERS: Record<string, ParameterSyntax> = {
-  resource: { pattern: VSCHAR, maxLength: 2048 },
+  // RFC 8707 §2: may repeat (the code and refresh grants take several; the service grants one).
+  resource: { pattern: VSCHAR, maxLength: 2048, maxRepeats: 16 },
   audience: { pattern: VSCHAR, maxLength: 2048 },
   subject_token: { pattern: VSCHAR, maxLength: 8192 },
   subject_token_type: { pattern: GRANT_NAME, maxLength: 256 },
@@ -40,16 +41,21 @@ export function clientFields(form: Form) {
 
 /**
  * The token request of a service grant as its RPC (ClientCredentials,
- * ExchangeToken); undefined for any other grant type.
+ * ExchangeToken); undefined for any other grant type. `resources`: the
+ * request's `resource` parameters (RFC 8707 §2), in order.
  */
 export async function requestServiceGrant(
   authz: Client<typeof AuthorizationService>,
   form: Form,
+  resources: readonly string[],
   callOptions: CallOptions,
 ): Promise<{ token?: TokenSet | undefined } | undefined> {
+  // These grants' RPCs take one resource: a second is refused here rather than silently dropped.
+  if ((form.grant_type === "client_credentials" || form.grant_type === TOKEN_EXCHANGE_GRANT) && resources.length > 1) throw new OnlyOneResource();
+  const resource = resources[0] ?? "";
   switch (form.grant_type) {
     case "client_credentials":
-      return authz.clientCredentials({ scope: form.scope ?? "", resource: form.resource ?? "", ...clientFields(form) }, callOptions);
+      return authz.clientCredentials({ scope: form.scope ?? "", resource, ...clientFields(form) }, callOptions);
     case TOKEN_EXCHANGE_GRANT:
       return authz.exchangeToken(
         {
@@ -58,7 +64,7 @@ export async function requestServiceGrant(
           actorToken: form.actor_token ?? "",
           actorTokenType: form.actor_token_type ?? "",
           requestedTokenType: form.requested_token_type ?? "",
-          resource: form.resource ?? "",
+          resource,
           audience: form.audience ?? "",
           scope: form.scope ?? "",
           ...clientFields(form),
@@ -67,5 +73,13 @@ export async function requestServiceGrant(
       );
     default:
       return undefined;
+  }
+}
+
+/** RFC 8707 §2 invalid_target: the client credentials and token exchange grants take one `resource` at a time. */
+export class OnlyOneResource extends Error {
+  readonly error = "invalid_target";
+  constructor() {
+    super("this grant takes one resource at a time");
   }
 }

@@ -55,22 +55,29 @@ type Form = Partial<Record<string, string>>;
 /**
  * RFC 6749 §3.2 token endpoint: the form's grant as its RPC
  * (authorization_code §4.1.3, refresh_token §6, client_credentials §4.4,
- * token exchange RFC 8693). "unsupported" for any other grant type; an RPC's
- * failure is thrown as the RPC threw it.
+ * token exchange RFC 8693), with the request's `resource` parameters
+ * (RFC 8707 §2, in order). "unsupported" for any other grant type; an RPC's
+ * failure is thrown as the RPC threw it, and a second resource for a grant
+ * that takes one as OnlyOneResource (service-grants.ts).
  */
-export async function requestToken(authz: Client<typeof AuthorizationService>, form: Form, callOptions: CallOptions): Promise<TokenSet | undefined | "unsupported"> {
+export async function requestToken(
+  authz: Client<typeof AuthorizationService>,
+  form: Form,
+  resources: readonly string[],
+  callOptions: CallOptions,
+): Promise<TokenSet | undefined | "unsupported"> {
   switch (form.grant_type) {
     case "authorization_code":
       return (
         await authz.exchangeCode(
-          { code: form.code ?? "", redirectUri: form.redirect_uri ?? "", codeVerifier: form.code_verifier ?? "", ...clientFields(form) },
+          { code: form.code ?? "", redirectUri: form.redirect_uri ?? "", codeVerifier: form.code_verifier ?? "", resource: [...resources], ...clientFields(form) },
           callOptions,
         )
       ).token;
     case "refresh_token":
-      return (await authz.refresh({ refreshToken: form.refresh_token ?? "", scope: form.scope ?? "", ...clientFields(form) }, callOptions)).token;
+      return (await authz.refresh({ refreshToken: form.refresh_token ?? "", scope: form.scope ?? "", resource: [...resources], ...clientFields(form) }, callOptions)).token;
     default: {
-      const granted = await requestServiceGrant(authz, form, callOptions);
+      const granted = await requestServiceGrant(authz, form, resources, callOptions);
       return granted === undefined ? "unsupported" : granted.token;
     }
   }

@@ -15,6 +15,8 @@
  * issuer, and the redirect URI of the client `demo-app` (its port is where
  * the demo client listens). DEMO_API_PORT (default 3001) is where the demo
  * resource server listens; the gateway's routes send /api/* there.
+ * DEMO_MCP_PORT (default 3002) is where the demo MCP server listens, when the
+ * configuration declares a resource at /mcp; the route /mcp goes there.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -33,6 +35,8 @@ const env: NodeJS.ProcessEnv = {
   ...process.env,
   GATEHOUSE_CONFIG: configFile,
   GATEHOUSE_SERVICE_CREDENTIAL: process.env.GATEHOUSE_SERVICE_CREDENTIAL ?? randomBytes(32).toString("base64url"),
+  // The demo's admin credential (authz.admin.credentials in config/dev.yaml), printed below with an example command.
+  GATEHOUSE_ADMIN_CREDENTIAL: process.env.GATEHOUSE_ADMIN_CREDENTIAL ?? randomBytes(32).toString("base64url"),
   GATEHOUSE_GATEWAY_CLIENT_SECRET: gatewayClientSecret,
   GATEHOUSE_GATEWAY_CLIENT_SECRET_HASH: `sha256:${hashSecret(gatewayClientSecret)}`,
 };
@@ -92,11 +96,22 @@ if (only === "authz") {
   const file = parse(readFileSync(configFile, "utf8")) as {
     issuer: string;
     gateway?: { host?: string; port?: number };
+    authz?: { host?: string; port?: number; admin?: unknown };
     clients?: Array<{ id: string; redirectUris?: string[] }>;
+    resources?: Array<{ uri: string }>;
   };
   const issuer = file.issuer.replace(/\/+$/, "");
   const gatewayUrl = `http://${file.gateway?.host ?? "127.0.0.1"}:${process.env.GATEHOUSE_GATEWAY_PORT ?? file.gateway?.port ?? 8080}`;
   const demoRedirect = file.clients?.find((c) => c.id === "demo-app")?.redirectUris?.[0];
+  // The authz service's Connect port (all-in-one serves it too unless allInOne.serveRpc is false).
+  const authzUrl = `http://${file.authz?.host ?? "127.0.0.1"}:${process.env.GATEHOUSE_AUTHZ_PORT ?? file.authz?.port ?? 50051}`;
+  const adminExample =
+    file.authz?.admin === undefined
+      ? []
+      : [
+          "  Admin API (AdminService), for example:",
+          `    GATEHOUSE_ADMIN_URL=${authzUrl} GATEHOUSE_ADMIN_CREDENTIAL=${env.GATEHOUSE_ADMIN_CREDENTIAL} npm run -s admin -- clients list`,
+        ];
   // One process for both by default: fewer processes, a faster start, no RPC hop.
   if (split) run("gateway", "gateway/main.ts");
   else run("gatehouse (all-in-one)", "all-in-one/main.ts");
@@ -105,6 +120,9 @@ if (only === "authz") {
     run("demo client", "demo/main.ts", ["client"], demo);
     run("demo resource server", "demo/main.ts", ["resource-server"], { DEMO_API_PORT: process.env.DEMO_API_PORT ?? "3001" });
   }
+  // The demo MCP server (issue 15), behind the gateway at /mcp as a protected resource (config: resources, routes).
+  const mcpResource = file.resources?.find((r) => new URL(r.uri).pathname === "/mcp")?.uri;
+  if (mcpResource !== undefined) run("demo MCP server", "demo/main.ts", ["mcp-server"], { DEMO_MCP_PORT: process.env.DEMO_MCP_PORT ?? "3002" });
   try {
     await waitFor(`${gatewayUrl}/readyz`);
     const demoUrl = demoRedirect === undefined ? undefined : new URL("/", demoRedirect).href;
@@ -123,9 +141,13 @@ if (only === "authz") {
               `  Gateway (issuer):  ${issuer}   metadata: ${issuer}/.well-known/oauth-authorization-server`,
               `  Demo API:          ${issuer}/api/...  (guarded by the gateway; upstream http://127.0.0.1:${process.env.DEMO_API_PORT ?? "3001"})`,
             ]),
+        ...(mcpResource === undefined
+          ? []
+          : [`  Demo MCP server:   ${mcpResource}  (connect any MCP client; it signs in through gatehouse, see the README)`]),
         split
           ? "  Authz service:     its own process; Connect/gRPC on the port in the config (authz.port)"
           : "  Authz service:     in the gateway's process (all-in-one); Connect/gRPC also on authz.port unless allInOne.serveRpc is false",
+        ...adminExample,
         "  Ctrl-C stops everything.",
         "",
         "",

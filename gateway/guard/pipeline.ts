@@ -19,7 +19,7 @@
  */
 import type { Logger } from "pino";
 import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
-import type { GatewayConfig, RouteConfig } from "../config.js";
+import { WELL_KNOWN_PROTECTED_RESOURCE, type GatewayConfig, type ProtectedResourceConfig, type RouteConfig } from "../config.js";
 import type { GatewayTenants } from "../tenants.js";
 import type { GatewayMetrics, GuardOutcome } from "../metrics.js";
 import { NOT_FOUND, bearerFailureResponse, oauthErrorResponse, type BearerFailure } from "../oauth-error-response.js";
@@ -128,6 +128,15 @@ export interface Allowance {
 
 export type GuardDecision = Refusal | Allowance;
 
+/** An RFC 9728 §2 protected resource metadata document (the members gatehouse sets). */
+export interface ProtectedResourceMetadata {
+  readonly resource: string;
+  readonly authorization_servers: readonly string[];
+  readonly scopes_supported: readonly string[];
+  readonly bearer_methods_supported: readonly string[];
+  readonly resource_name?: string;
+}
+
 /** The guard's decision for one request; synchronous when the token's check was cached. */
 export interface GuardPipeline {
   /**
@@ -137,6 +146,12 @@ export interface GuardPipeline {
   decide(request: GuardRequest): GuardDecision | Promise<GuardDecision>;
   /** True for a normalised path that is one of the gateway's own endpoints (never guarded, never proxied). */
   isOwnPath(path: string): boolean;
+  /**
+   * RFC 9728 §3.2: the metadata document of the protected resource whose
+   * metadata path (§3.1) is `path`, among the resources of the route table in
+   * force; undefined when none is.
+   */
+  protectedResourceMetadata(path: string): ProtectedResourceMetadata | undefined;
   /**
    * A watch over connections an entrance holds open for allowed requests:
    * `end(handle, reason)` is called when the token of a handle's principal
@@ -203,6 +218,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
   let compiledFrom: readonly RouteConfig[] | undefined;
   let table!: RouteTable;
   let routeOf!: Map<CompiledRoute, Route>;
+  let metadataOf!: Map<string, ProtectedResourceMetadata>;
   const currentTable = (): RouteTable => {
     const source = deps.routes();
     if (source !== compiledFrom) {
@@ -210,6 +226,7 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
       for (const overlap of compiled.overlaps) log.warn({ problem: overlap }, "guard: overlapping routes");
       table = compiled.table;
       routeOf = new Map(table.routes.map((route) => [route, { config: route.config, name: route.config.name, style: route.config.errorStyle }]));
+      metadataOf = new Map(source.flatMap((route) => (route.resource === undefined ? [] : [[route.resource.metadataPath, describeResource(route.resource)]])));
       compiledFrom = source;
     }
     return table;
@@ -218,7 +235,9 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
   const passthrough = guard.unmatched.kind === "passthrough" ? guard.unmatched.upstream : undefined;
   /** The gateway's own endpoints: never guarded, never proxied, whatever the route table says. */
   const ownPaths = new Set(Object.values(config.paths));
-  const isOwnPath = (path: string) => ownPaths.has(path) || (deps.tenants !== undefined && deps.tenants().isOwnPath(path));
+  // RFC 9728 §3: the metadata of protected resources, under /.well-known/oauth-protected-resource, is the gateway's to answer.
+  const isOwnPath = (path: string) =>
+    ownPaths.has(path) || isProtectedResourceMetadataPath(path) || (deps.tenants !== undefined && deps.tenants().isOwnPath(path));
 
   // Introspection, cached while the revocation feed is live.
   const cache = guard.cacheTtlSeconds > 0 && guard.cacheMaxEntries > 0 ? createIntrospectionCache({ ttlMs: guard.cacheTtlSeconds * 1000, maxEntries: guard.cacheMaxEntries }) : undefined;
@@ -243,6 +262,17 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
   const reportedAmbiguities = new Set<string>();
 
   // --- refusals ------------------------------------------------------------------
+
+  /**
+   * A protected resource's challenges (RFC 9728 §5.1, the MCP authorization
+   * spec's scope challenge): every 401 and 403 of its routes names its
+   * metadata and the scope the route needs.
+   */
+  const challengeOf = (route: Route, failure: Omit<BearerFailure, "realm" | "style">): Omit<BearerFailure, "realm" | "style"> => {
+    const resource = route.config.resource;
+    if (resource === undefined || (failure.status !== 401 && failure.status !== 403)) return failure;
+    return { ...failure, scope: failure.scope ?? requiredScope(route.config), resourceMetadata: resource.metadataUrl };
+  };
 
   const refuse = (request: GuardRequest, route: string, outcome: GuardOutcome, failure: Omit<BearerFailure, "realm" | "style">, style: Route["style"] = "rfc6750"): Refusal => {
     metrics.guardRequest(route, outcome);
@@ -270,6 +300,10 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
     const response = oauthErrorResponse({ status: 500, error: "server_error", description });
     return { kind: "refuse", route: UNMATCHED, outcome, status: 500, error: "server_error", description, headers: response.headers, body: response.body };
   };
+
+  /** A refusal by one route: its style, and its resource's challenge parameters. */
+  const refuseAt = (request: GuardRequest, route: Route, outcome: GuardOutcome, failure: Omit<BearerFailure, "realm" | "style">): Refusal =>
+    refuse(request, route.name, outcome, challengeOf(route, failure), route.style);
 
   const unavailable = (request: GuardRequest, route: Route, error: unknown): Refusal => {
     const cause = error instanceof TokenCheckUnavailable ? error.cause : error;
@@ -305,27 +339,22 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
   const proceed = (request: GuardRequest, route: Route, introspected: Authentication, target: NormalizedTarget): GuardDecision => {
     if (!introspected.active) {
       const description = "malformed" in introspected ? "the access token is malformed" : "the access token is invalid, expired or revoked";
-      return refuse(request, route.name, "invalid_token", { status: 401, error: "invalid_token", description }, route.style);
+      return refuseAt(request, route, "invalid_token", { status: 401, error: "invalid_token", description });
     }
     const rule = route.config;
     // Issue 11: a route accepts the tokens of the tenants it names (the default tenant's when it names none);
     // a token of another tenant, or of a tenant no longer configured, is no token here.
     const tenant = introspected.tenant ?? DEFAULT_TENANT;
     if (!(rule.tenants ?? DEFAULT_TENANTS).includes(tenant) || (deps.tenants !== undefined && !deps.tenants().has(tenant))) {
-      return refuse(request, route.name, "invalid_token", { status: 401, error: "invalid_token", description: "the access token was not issued by a tenant this route accepts" }, route.style);
+      return refuseAt(request, route, "invalid_token", { status: 401, error: "invalid_token", description: "the access token was not issued by a tenant this route accepts" });
     }
     // RFC 9068 §4: the resource server MUST check that `aud` names it; a token for another resource is invalid here.
+    // A route of a protected resource accepts exactly the tokens for its URI (RFC 8707 §2): no token passthrough between servers.
     if (rule.audience.length > 0 && !rule.audience.some((audience) => introspected.audience.includes(audience))) {
-      return refuse(request, route.name, "invalid_token", { status: 401, error: "invalid_token", description: "the access token is not meant for this resource (aud)" }, route.style);
+      return refuseAt(request, route, "invalid_token", { status: 401, error: "invalid_token", description: "the access token is not meant for this resource (aud)" });
     }
     if (!authorizeScopes(rule, introspected.scopes)) {
-      return refuse(
-        request,
-        route.name,
-        "insufficient_scope",
-        { status: 403, error: "insufficient_scope", description: describeRequirement(rule), scope: requiredScope(rule) },
-        route.style,
-      );
+      return refuseAt(request, route, "insufficient_scope", { status: 403, error: "insufficient_scope", description: describeRequirement(rule), scope: requiredScope(rule) });
     }
     return allow(request, route, introspected, target);
   };
@@ -380,10 +409,11 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
     const credential = extractBearer(request.headers, request.rawHeaders, target.search);
     switch (credential.kind) {
       case "none":
-        // RFC 6750 §3.1: a request without authentication gets a challenge without an error code or description.
-        return refuse(request, route.name, "missing_token", { status: 401 }, route.style);
+        // RFC 6750 §3.1: a request without authentication gets a challenge without an error code or description
+        // (a protected resource's adds where its metadata is and the scope it needs, RFC 9728 §5.1).
+        return refuseAt(request, route, "missing_token", { status: 401 });
       case "malformed":
-        return refuse(request, route.name, "invalid_token", { status: 401, error: "invalid_token", description: credential.description }, route.style);
+        return refuseAt(request, route, "invalid_token", { status: 401, error: "invalid_token", description: credential.description });
       case "invalid_request":
         return refuse(request, route.name, "bad_request", { status: 400, error: "invalid_request", description: credential.description }, route.style);
     }
@@ -410,6 +440,10 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
   return {
     decide,
     isOwnPath,
+    protectedResourceMetadata(path) {
+      currentTable();
+      return metadataOf.get(path);
+    },
     watchConnections<H>(end: (handle: H, reason: ConnectionEnd) => void, options: { revocationGraceMs?: number } = {}): ConnectionWatch<H> {
       const watch = createConnectionWatch<H>({ end, clock, revocationGraceMs: options.revocationGraceMs });
       watches.add(watch as ConnectionWatchControl<unknown>);
@@ -424,6 +458,23 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
       await deps.revocations.stop();
     },
   };
+}
+
+/** True for `/.well-known/oauth-protected-resource` and the paths under it (RFC 9728 §3.1). */
+export function isProtectedResourceMetadataPath(path: string): boolean {
+  return path.startsWith(WELL_KNOWN_PROTECTED_RESOURCE) && (path.length === WELL_KNOWN_PROTECTED_RESOURCE.length || path.charCodeAt(WELL_KNOWN_PROTECTED_RESOURCE.length) === 0x2f);
+}
+
+/** RFC 9728 §2: a resource's metadata document. */
+function describeResource(resource: ProtectedResourceConfig): ProtectedResourceMetadata {
+  return Object.freeze({
+    resource: resource.uri,
+    authorization_servers: resource.authorizationServers,
+    scopes_supported: resource.scopes,
+    // RFC 6750 §2.1 only: the guard takes the token from the Authorization header and nowhere else.
+    bearer_methods_supported: ["header"],
+    ...(resource.name === "" ? {} : { resource_name: resource.name }),
+  });
 }
 
 /** The path of a request target, without its query (for logs: a query may carry secrets). */

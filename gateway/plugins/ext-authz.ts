@@ -19,7 +19,7 @@ export interface ExtAuthzOptions {
  * letting calls in flight finish (HTTP/2 GOAWAY).
  */
 export const extAuthz: FastifyPluginAsync<ExtAuthzOptions> = async (app, options) => {
-  const log = app.log.child({ component: "ext-authz" });
+  const log = app.log.child({ part: "ext-authz" });
   const server = createExtAuthzServer({ check: createExtAuthzCheck(options.pipeline), log });
   app.addHook("onReady", async () => {
     const address = await server.listen(options.listen.port, options.listen.host);

@@ -5,7 +5,8 @@ import fp from "fastify-plugin";
 import type { Logger } from "pino";
 import type { GatewayDeps } from "../deps.js";
 import { checkForm } from "../form-body.js";
-import { FormError, parseForm } from "../parse-form.js";
+import { FormError, parseForm, REPEATABLE_PARAMETERS } from "../parse-form.js";
+import { OnlyOneResource } from "../service-grants.js";
 import { OVERLOADED, oauthErrorResponse, oauthFailureFromRpc, writeErrorResponse, type OAuthFailure } from "../oauth-error-response.js";
 import type { TenantRoute, TenantRouting } from "../tenant-routing.js";
 import { createTlsCheck } from "../tls-check.js";
@@ -126,18 +127,22 @@ const plugin: FastifyPluginAsync<LeanTokenEndpointsOptions> = async (app, { deps
   /** The form, checked, and its RPC's answer. */
   const answer = (req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, tenant: TenantRoute, body: Buffer): void => {
     const cors = endpoint === "token" ? ANY_ORIGIN : undefined;
-    let form: Record<string, string>;
+    let parsed: Record<string, string | string[]>;
     try {
-      form = parseForm(body);
+      parsed = parseForm(body, { repeatable: REPEATABLE_PARAMETERS });
     } catch (error) {
       if (!(error instanceof FormError)) return fail(res, endpoint, error);
       return writeFailure(res, cors, { status: 400, error: "invalid_request", description: error.message.length <= 200 ? error.message : "invalid request" });
     }
     const refused =
       endpoint === "token"
-        ? checkForm(form, TOKEN_REQUEST_PARAMETERS, { required: TOKEN_REQUEST_REQUIRED, unknown: "ignore" })
-        : checkForm(form, TOKEN_OPERATION_PARAMETERS, { unknown: "ignore" });
+        ? checkForm(parsed, TOKEN_REQUEST_PARAMETERS, { required: TOKEN_REQUEST_REQUIRED, unknown: "ignore" })
+        : checkForm(parsed, TOKEN_OPERATION_PARAMETERS, { unknown: "ignore" });
     if (refused !== undefined) return writeFailure(res, cors, { status: 400, error: "invalid_request", description: refused.slice(0, 200) });
+    // RFC 8707 §2: `resource` may repeat (an array); after the check, every other parameter is one string.
+    const { resource, ...fields } = parsed;
+    const form = fields as Record<string, string>;
+    const resources = (resource ?? []) as string[];
 
     // What the authz service needs to authenticate the client (RFC 6749 §2.3.1), as oauth-routes.ts clientCallOptions.
     const authorization = req.headers.authorization;
@@ -150,7 +155,8 @@ const plugin: FastifyPluginAsync<LeanTokenEndpointsOptions> = async (app, { deps
     if (authorization !== undefined) rpcHeaders.authorization = authorization;
     const usedBasic = authorization !== undefined && BASIC.test(authorization);
     const callOptions = { headers: rpcHeaders };
-    const rpcFailed = (error: unknown) => writeFailure(res, cors, oauthFailureFromRpc(error, { usedBasic }));
+    const rpcFailed = (error: unknown) =>
+      writeFailure(res, cors, error instanceof OnlyOneResource ? { status: 400, error: error.error, description: error.message } : oauthFailureFromRpc(error, { usedBasic }));
 
     if (endpoint === "introspect") {
       requestIntrospection(authz.authz, form, callOptions).then(
@@ -159,7 +165,7 @@ const plugin: FastifyPluginAsync<LeanTokenEndpointsOptions> = async (app, { deps
       );
       return;
     }
-    requestToken(authz.authz, form, callOptions).then((token) => {
+    requestToken(authz.authz, form, resources, callOptions).then((token) => {
       if (token === "unsupported") return writeFailure(res, cors, { status: 400, error: "unsupported_grant_type", description: UNSUPPORTED_GRANT_TYPE });
       if (token === undefined) return writeFailure(res, cors, { status: 500, error: "server_error", description: "the authorization server returned no token" });
       writeJson(res, cors, tokenResponseBody(token));

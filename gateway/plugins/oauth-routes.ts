@@ -14,7 +14,7 @@ import { createTenantBrowsers } from "../tenant-browser.js";
 import { createTenantHook, tenantOf, type TenantRoute, type TenantRouting } from "../tenant-routing.js";
 import type { GatewayDeps } from "../deps.js";
 import { acceptOnlyFormBodies, describeFormErrors, formSchema } from "../form-body.js";
-import { parseForm } from "../parse-form.js";
+import { parseForm, REPEATABLE_PARAMETERS } from "../parse-form.js";
 import { renderConsentPage } from "../views/consent-page.js";
 import { sendErrorPage } from "../views/error-page.js";
 import { renderLoginPage } from "../views/login-page.js";
@@ -23,7 +23,7 @@ import { oauthFailureFromRpc } from "../oauth-error-response.js";
 import { createLoadShedHook } from "../load-shed.js";
 import { buildServerMetadata } from "../server-metadata.js";
 import { ENDPOINT_URL_HEADER } from "../../contract/metadata.js";
-import { clientFields } from "../service-grants.js";
+import { clientFields, OnlyOneResource } from "../service-grants.js";
 import {
   ANY_ORIGIN,
   introspectionResponseBody,
@@ -114,7 +114,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       preValidation: async (request) => {
         const url = request.raw.url ?? "";
         const mark = url.indexOf("?");
-        request.query = mark === -1 ? {} : parseForm(url.slice(mark + 1));
+        request.query = mark === -1 ? {} : parseForm(url.slice(mark + 1), { repeatable: REPEATABLE_PARAMETERS });
       },
     },
     async (request, reply) => {
@@ -140,6 +140,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
             codeChallengeMethod: parameters.code_challenge_method ?? "",
             subject: session?.subject ?? "",
             authTime: session?.authTime ?? 0n,
+            // RFC 8707 §2: every resource indicator, in order.
+            resource: parameters.resource ?? [],
             ...openIdParameters(parameters),
           },
           { headers: { ...authz.forBrowser(request.ip).headers, ...tenant.rpcHeaders } },
@@ -174,6 +176,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         clientName: pending.clientName,
         clientId: pending.clientId,
         scopes: pending.scopes,
+        resources: pending.resources,
         redirectUri: pending.redirectUri,
         subject: session.subject,
         userName: pending.userName,
@@ -194,9 +197,11 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     routing.at(paths.authorize),
     { config: { html: true }, schema: { body: formSchema(AUTHORIZATION_REQUEST_PARAMETERS, { unknown: "ignore" }) }, schemaErrorFormatter: describeFormErrors },
     async (request, reply) => {
-      const query = new URLSearchParams(request.body as Record<string, string>).toString();
+      const query = new URLSearchParams();
+      // Every parameter as posted, a repeated `resource` (RFC 8707 §2) as each of its values.
+      for (const [name, value] of Object.entries(request.body as Record<string, string | string[]>)) for (const one of [value].flat()) query.append(name, one);
       const endpoint = tenantOf(request).base + paths.authorize;
-      return reply.code(303).header("location", query === "" ? endpoint : `${endpoint}?${query}`).send();
+      return reply.code(303).header("location", query.size === 0 ? endpoint : `${endpoint}?${query.toString()}`).send();
     },
   );
 
@@ -271,12 +276,16 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     routing.at(paths.token),
     { schema: { body: TOKEN_REQUEST }, schemaErrorFormatter: describeFormErrors, onRequest: allowAnyOrigin },
     async (request, reply) => {
-      const form = request.body as Partial<Record<string, string>>;
+      // RFC 8707 §2: `resource` may repeat (an array, form-body.ts); every other parameter is one string.
+      const { resource, ...fields } = request.body as Record<string, string | string[] | undefined>;
+      const form = fields as Partial<Record<string, string>>;
+      const resources = (resource ?? []) as string[];
       const { callOptions, usedBasic } = clientCallOptions(request, tenantOf(request).issuer + paths.token);
       let token: TokenSet | undefined | "unsupported";
       try {
-        token = await requestToken(authz.authz, form, callOptions);
+        token = await requestToken(authz.authz, form, resources, callOptions);
       } catch (error) {
+        if (error instanceof OnlyOneResource) return reply.sendOAuthError({ status: 400, error: error.error, description: error.message });
         return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic }));
       }
       if (token === "unsupported") return reply.sendOAuthError({ status: 400, error: "unsupported_grant_type", description: UNSUPPORTED_GRANT_TYPE });

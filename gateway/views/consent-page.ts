@@ -11,6 +11,8 @@ export interface ConsentPageView {
   clientId: string;
   /** Each requested scope with the description the configuration gives it. */
   scopes: ReadonlyArray<{ name: string; description: string }>;
+  /** RFC 8707: the resources (an MCP server, an API) the client will reach with these permissions; empty: none named. */
+  resources?: ReadonlyArray<{ uri: string; name: string }>;
   /** Where the browser goes afterwards, shown so the resource owner can recognise the client. */
   redirectUri: string;
   subject: string;
@@ -36,6 +38,12 @@ export function renderConsentPage(view: ConsentPageView): string {
 ${view.scopes.map((scope) => html`<li>${scope.description}<code>${scope.name}</code></li>`)}
 </ul>
 ${view.scopes.length === 0 ? html`<p class="muted">It asks for no particular permission, only to know that you signed in.</p>` : undefined}
+${(view.resources ?? []).length === 0
+  ? undefined
+  : html`<p class="muted">At:</p>
+<ul class="scopes resources">
+${(view.resources ?? []).map((resource) => html`<li>${resource.name === "" ? hostOf(resource.uri) : resource.name}<code>${resource.uri}</code></li>`)}
+</ul>`}
 <form method="post" action="${view.action}">
 <input type="hidden" name="request_id" value="${view.requestId}">
 <input type="hidden" name="csrf_token" value="${view.csrfToken}">

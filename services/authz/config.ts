@@ -1,5 +1,6 @@
 import { z } from "zod";
-import type { AttemptPolicy, Client, Lifetimes, ScopeDefinition, ServerPolicy, User } from "./oauth/model.js";
+import type { AttemptPolicy, Client, Lifetimes, ProtectedResource, ScopeDefinition, ServerPolicy, User } from "./oauth/model.js";
+import { resourceUriProblem } from "../../startup/resource-uri.js";
 import { checkRegisteredRedirectUri } from "./oauth/redirect-uri.js";
 import { SUPPORTED_ALGORITHMS, type SigningAlgorithm } from "./oauth/key-ring.js";
 import { loadConfigFile } from "../../startup/config-file.js";
@@ -62,8 +63,23 @@ export interface AuthzConfig extends ServerPolicy {
    * rotates with KEY_ROTATION_DEFAULTS and an ephemeral KEK (deps.ts).
    */
   keyRotation: KeyRotationConfig | undefined;
-  /** The gateway's service credential; undefined: no caller may use the gateway-only RPCs. */
+  /**
+   * The gateway's service credential: the first of serviceCredentials (what
+   * the all-in-one process hands its in-process gateway); undefined: none.
+   */
   serviceCredential: string | undefined;
+  /**
+   * Every service credential that the gateway-only RPCs accept
+   * (authz.serviceCredential: one secret reference, or a list of named ones,
+   * so that a credential rotates without a window); empty: nobody may call them.
+   */
+  serviceCredentials: readonly NamedCredential[];
+  /**
+   * The admin API (AdminService, issue 12): the named credentials it accepts
+   * (authz.admin.credentials); empty: the API is off and every call is
+   * Unauthenticated.
+   */
+  admin: { credentials: readonly NamedCredential[] };
   audience: string;
   lifetimes: Lifetimes;
   attempts: AttemptPolicy;
@@ -95,6 +111,12 @@ export interface AuthzConfig extends ServerPolicy {
    * is a whole authorization server of its own at `{issuer}/{name}`.
    */
   tenants: ReadonlyMap<string, TenantConfig>;
+}
+
+/** A credential with a name that logs and audit events can show (never the secret). */
+export interface NamedCredential {
+  name: string;
+  secret: string;
 }
 
 /** One named tenant: its own policy (issuer, audience, clients, scopes, users, lifetimes, limits) and signing keys. */
@@ -176,6 +198,15 @@ const keyRotationSchema = z.strictObject({
   retireMarginSeconds: z.number().int().min(0).default(KEY_ROTATION_DEFAULTS.retireMarginSeconds),
   heartbeatSeconds: z.number().int().min(1).max(3_600).default(KEY_ROTATION_DEFAULTS.heartbeatSeconds),
 });
+
+/** How a credential is named in logs and the audit trail. */
+const CREDENTIAL_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+const namedCredentialSchema = z.strictObject({
+  name: z.string().regex(CREDENTIAL_NAME, "must be 1-64 of A-Z a-z 0-9 . _ -"),
+  secret: secretRef,
+});
+/** Admin secrets open every tenant's directory: at least this long (openssl rand -base64 32 gives 44). */
+const ADMIN_SECRET_MIN_LENGTH = 32;
 
 const scopeSchema = z.strictObject({
   name: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "must be a scope-token (RFC 6749 §3.3): printable ASCII, no space, quote or backslash"),
@@ -270,9 +301,22 @@ const signingKeysSchema = z.strictObject({ source: secretRef, activeKid: z.strin
  * and limits it does not set are the top level's. Its scopes' `routes` are
  * not read: a guarded route names the tenants it accepts (gateway routes[].tenants).
  */
+/**
+ * A protected resource (RFC 8707 §2, RFC 9728): its canonical URI, which
+ * clients name with `resource` and tokens carry in `aud`, its name for the
+ * consent page, and the scopes the gateway advertises for it (read by the
+ * gateway; gateway/config.ts).
+ */
+const resourceSchema = z.strictObject({
+  uri: z.string().min(1),
+  name: z.string().min(1).max(200).optional(),
+  scopes: z.array(z.string().min(1)).optional(),
+});
+
 const tenantSchema = z.strictObject({
   name: z.string().max(TENANT_NAME_MAX_LENGTH).regex(TENANT_NAME, TENANT_NAME_RULE),
   audience: z.string().min(1).optional(),
+  resources: z.array(resourceSchema).default([]),
   signingKeys: signingKeysSchema.optional(),
   lifetimes: lifetimesSchema.optional(),
   attempts: attemptsSchema.optional(),
@@ -292,7 +336,8 @@ const fileSchema = z.strictObject({
       keyPrefix: z.string().regex(/^[^{}\s]*$/, "must not contain braces or spaces").default("gatehouse:"),
       signingKeys: signingKeysSchema.optional(),
       keyRotation: keyRotationSchema.optional(),
-      serviceCredential: secretRef.optional(),
+      serviceCredential: z.union([secretRef, z.array(namedCredentialSchema).min(1, "list at least one credential, or leave serviceCredential out")]).optional(),
+      admin: z.strictObject({ credentials: z.array(namedCredentialSchema).default([]) }).optional(),
       audience: z.string().min(1).optional(),
       drainTimeoutMs: z.number().int().min(0).max(120_000).default(10_000),
       revocationHeartbeatSeconds: z.number().int().min(1).max(60).default(5),
@@ -309,6 +354,7 @@ const fileSchema = z.strictObject({
   clients: z.array(clientSchema).default([]),
   users: z.array(userSchema).default([]),
   serviceAccountIssuers: z.array(serviceAccountIssuerSchema).default([]),
+  resources: z.array(resourceSchema).default([]),
   tenants: z.array(tenantSchema).default([]),
   // The gateway's sections: validated by the gateway.
   gateway: z.unknown().optional(),
@@ -319,8 +365,9 @@ const fileSchema = z.strictObject({
 
 type ConfigFile = z.infer<typeof fileSchema>;
 /** A file's valid parts; list entries that did not parse are holes. */
-type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "serviceAccountIssuers" | "tenants" | "gateway" | "routes" | "allInOne"> &
+type SalvagedFile = Omit<ConfigFile, "scopes" | "clients" | "users" | "serviceAccountIssuers" | "tenants" | "gateway" | "routes" | "allInOne" | "resources"> &
   SalvagedDirectory & {
+    resources: Array<ConfigFile["resources"][number] | undefined>;
     serviceAccountIssuers: Array<ConfigFile["serviceAccountIssuers"][number] | undefined>;
     tenants: Array<ConfigFile["tenants"][number] | undefined>;
   };
@@ -368,6 +415,7 @@ function salvage(raw: unknown): SalvagedFile {
     clients: salvageList(clientSchema, record.clients),
     users: salvageList(userSchema, record.users),
     serviceAccountIssuers: salvageList(serviceAccountIssuerSchema, record.serviceAccountIssuers),
+    resources: salvageList(resourceSchema, record.resources),
     tenants: salvageList(tenantSchema, record.tenants),
   };
 }
@@ -395,6 +443,12 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   }
 
   const signingKeys = buildSigningKeys(authz.signingKeys, "authz.signingKeys", resolve);
+  const serviceCredentials =
+    authz.serviceCredential === undefined
+      ? []
+      : Array.isArray(authz.serviceCredential)
+        ? resolveCredentials(authz.serviceCredential, "authz.serviceCredential", resolve, problems)
+        : resolveCredentials([{ name: "gateway", secret: authz.serviceCredential }], "authz.serviceCredential", (ref, path) => resolve(ref, path.replace(/\[0\]\.secret$/, "")), problems);
   const keyRotation = buildKeyRotation(authz.keyRotation, redis !== undefined, resolve, problems);
   const lifetimes: Lifetimes = { ...file.lifetimes };
   checkLifetimes(lifetimes, "lifetimes", problems);
@@ -417,6 +471,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       ...directory,
       lifetimes: tenantLifetimes,
       attempts: tenant.attempts ?? file.attempts,
+      resources: buildResources(tenant.resources, `${at}.resources`, requireHttps, problems),
       signingKeys: buildSigningKeys(tenant.signingKeys, `${at}.signingKeys`, resolve),
     });
   });
@@ -429,13 +484,16 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     keyPrefix: authz.keyPrefix,
     signingKeys,
     keyRotation,
-    serviceCredential: authz.serviceCredential === undefined ? undefined : resolve(authz.serviceCredential, "authz.serviceCredential"),
+    serviceCredential: serviceCredentials[0]?.secret,
+    serviceCredentials,
+    admin: { credentials: resolveCredentials(authz.admin?.credentials ?? [], "authz.admin.credentials", resolve, problems, ADMIN_SECRET_MIN_LENGTH) },
     audience: authz.audience ?? file.issuer,
     lifetimes,
     attempts: file.attempts,
     scopes,
     clients,
     users,
+    resources: buildResources(file.resources, "resources", requireHttps, problems),
     ...openid,
     drainTimeoutMs: authz.drainTimeoutMs,
     rpc: authz.rpc,
@@ -453,6 +511,55 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     sources: secrets.sources(),
     tenants,
   });
+}
+
+/**
+ * Named credentials with their secrets resolved: names unique, secrets
+ * distinct (one secret under two names would make the name a guess), and at
+ * least `minLength` characters.
+ */
+function resolveCredentials(
+  list: ReadonlyArray<z.infer<typeof namedCredentialSchema>>,
+  at: string,
+  resolve: (ref: SecretRef, path: string) => string | undefined,
+  problems: string[],
+  minLength = 1,
+): NamedCredential[] {
+  const credentials: NamedCredential[] = [];
+  list.forEach((entry, i) => {
+    if (credentials.some((c) => c.name === entry.name)) problems.push(`${at}[${i}].name: duplicate credential name ${JSON.stringify(entry.name)}`);
+    const secret = resolve(entry.secret, `${at}[${i}].secret`);
+    if (secret === undefined) return;
+    if (secret.length < minLength) {
+      problems.push(`${at}[${i}].secret: must be at least ${minLength} characters (make one with openssl rand -base64 32)`);
+      return;
+    }
+    if (credentials.some((c) => c.secret === secret)) problems.push(`${at}[${i}].secret: the same secret as another credential; give each its own`);
+    credentials.push({ name: entry.name, secret });
+  });
+  return credentials;
+}
+
+/**
+ * The protected resources of the top level or of a tenant, by canonical URI:
+ * RFC 8707 §2, each an absolute URI without a fragment; https unless
+ * requireHttps is off; each once.
+ */
+function buildResources(
+  entries: ReadonlyArray<z.infer<typeof resourceSchema> | undefined>,
+  at: string,
+  requireHttps: boolean,
+  problems: string[],
+): ReadonlyMap<string, ProtectedResource> {
+  const resources = new Map<string, ProtectedResource>();
+  entries.forEach((entry, i) => {
+    if (entry === undefined) return;
+    const problem = resourceUriProblem(entry.uri, requireHttps);
+    if (problem !== undefined) problems.push(`${at}[${i}].uri: ${problem}`);
+    else if (resources.has(entry.uri)) problems.push(`${at}[${i}].uri: duplicate resource ${JSON.stringify(entry.uri)}`);
+    else resources.set(entry.uri, { uri: entry.uri, name: entry.name ?? "" });
+  });
+  return resources;
 }
 
 function checkLifetimes(lifetimes: Lifetimes, at: string, problems: string[]): void {

@@ -4,6 +4,8 @@ import { createHealth, type Health } from "./health.js";
 import { createAuthorizationServer, type AuthorizationServer } from "./oauth/authorization-server.js";
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
+import { configurationSource, createDirectory } from "./oauth/directory.js";
+import { registrySource } from "./oauth/registry.js";
 import { KeyRingError, type KeyRing } from "./oauth/key-ring.js";
 import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
@@ -44,6 +46,8 @@ export interface AuthzDeps {
    * is configured now (a removed tenant's calls are refused from the reload on).
    */
   tenantServer(name: string): AuthorizationServer | undefined;
+  /** The protocol context of tenant `name` as the server above runs on it (the admin API works on it); undefined: no such tenant. */
+  tenantContext(name: string): OAuthContext | undefined;
   /** The name of the tenant whose issuer is `issuer` (exactly), if any. */
   tenantOfIssuer(issuer: string): string | undefined;
   /** Every tenant's store; the gateway's revocation stream listens to all of them at once. */
@@ -78,6 +82,7 @@ interface RunningTenant {
   /** What the keys were built from (signingKeySource), so that a reload that leaves them alone keeps them. */
   readonly keySource: string;
   readonly server: AuthorizationServer;
+  readonly ctx: OAuthContext;
 }
 
 /**
@@ -144,9 +149,13 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
           if (kept === undefined || kept.keySource !== keySource) opened.push((signing = await loadKeys(name, keyConfig)));
           const keys = signing!.ring;
           checkIdTokenAlgorithms(tenantPolicy, keys, name);
+          const tenantStore = name === DEFAULT_TENANT ? store : storeOf(name);
           const ctx: OAuthContext = {
             policy: tenantPolicy,
-            store: name === DEFAULT_TENANT ? store : storeOf(name),
+            // The configuration's entries first: what the file declares cannot be shadowed at run time;
+            // then the registry's (admin API, dynamic registration), read from the store on every lookup.
+            directory: createDirectory([configurationSource(tenantPolicy), registrySource(tenantStore.registry)]),
+            store: tenantStore,
             keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
             clock,
             random,
@@ -155,7 +164,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
             backChannelLogout,
             remoteJwks,
           };
-          tenants.set(name, { signing: signing!, keySource, server: createAuthorizationServer(ctx) });
+          tenants.set(name, { signing: signing!, keySource, server: createAuthorizationServer(ctx), ctx });
           issuers.set(tenantPolicy.issuer, name);
         }),
       );
@@ -201,6 +210,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     },
     server: () => current.server,
     tenantServer: (name) => current.tenants.get(name)?.server,
+    tenantContext: (name) => current.tenants.get(name)?.ctx,
     tenantOfIssuer: (issuer) => current.issuers.get(issuer),
     refreshSigningKeys: async () => {
       await Promise.all([...current.tenants.values()].map((tenant) => tenant.signing.refresh()));

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, runTs, type RunningProcess } from "../support/process.js";
 import { freePort } from "../support/redis-server.js";
 import { scaledBudget } from "../support/scaled-budget.js";
+import { runAdminCli } from "../support/admin-cli.js";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
 
 /**
@@ -74,6 +75,15 @@ afterAll(async () => {
 });
 
 describe("npm start", () => {
+  it("prints an admin command that works against the demo (issue 12)", { timeout: scaledBudget(25_000) }, async () => {
+    const line = await started.waitFor(/GATEHOUSE_ADMIN_URL=\S+ GATEHOUSE_ADMIN_CREDENTIAL=\S+ npm run -s admin -- clients list/);
+    const [, url, credential] = /GATEHOUSE_ADMIN_URL=(\S+) GATEHOUSE_ADMIN_CREDENTIAL=(\S+)/.exec(line)!;
+    const run = await runAdminCli(["clients", "list"], { GATEHOUSE_ADMIN_URL: url, GATEHOUSE_ADMIN_CREDENTIAL: credential });
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^demo-app\s+Gatehouse Demo App\s+public\s.*configuration$/m);
+  });
+
   it("prints a URL where a newcomer signs in, approves, and sees the tokens and the API's answer", { timeout: scaledBudget(25_000) }, async () => {
     expect(demoUrl).toMatch(/^http:\/\/localhost:\d+\/$/);
     const context = await browser.newContext();

@@ -255,7 +255,7 @@ describe("the all-in-one process's in-process calls", () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).problems).toEqual([
       expect.stringMatching(/^allInOne\.inProcess: /),
-      "gateway.authz.serviceCredential: must be the same secret as authz.serviceCredential in the all-in-one process",
+      "gateway.authz.serviceCredential: must be the same secret as (one of) authz.serviceCredential in the all-in-one process",
     ]);
   });
 });

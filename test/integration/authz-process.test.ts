@@ -84,6 +84,7 @@ describe("the authz service process", { timeout: PROCESS_TEST_BUDGET_MS }, () =>
         REDIS_URL: undefined,
         GATEHOUSE_AUTHZ_PORT: String(port),
         GATEHOUSE_SERVICE_CREDENTIAL: "dev-credential",
+        GATEHOUSE_ADMIN_CREDENTIAL: "dev-admin-credential-0123456789abcdef",
         GATEHOUSE_GATEWAY_CLIENT_SECRET_HASH: "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
       },
     });

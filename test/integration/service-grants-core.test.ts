@@ -1,3 +1,4 @@
+import { configurationSource, createDirectory } from "../../services/authz/oauth/directory.js";
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuthorizationServer, type AuthorizationServer, type ClientCall } from "../../services/authz/oauth/authorization-server.js";
@@ -74,7 +75,7 @@ beforeAll(async () => {
     },
   });
   const keys = await createKeyRing({ jwks: await testSigningKeys(), activeKid: undefined, issuer: ISSUER });
-  ctx = { policy: config, store: createMemoryStore({ clock: () => now }), keys, clock: () => now, random: cryptoRandom, sleep: async () => {} };
+  ctx = { policy: config, directory: createDirectory([configurationSource(config)]), store: createMemoryStore({ clock: () => now }), keys, clock: () => now, random: cryptoRandom, sleep: async () => {} };
   server = createAuthorizationServer(ctx);
 });
 afterAll(() => ctx.store.close());

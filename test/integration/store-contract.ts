@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CodeGrant, RefreshFamily, Revocation, Store } from "../../services/authz/oauth/store.js";
 import type { SigningKeySet, StoredSigningKey } from "../../services/authz/oauth/signing-key-store.js";
+import { AUDIT_EVENTS_KEPT, type StoredScope, type StoredUser } from "../../services/authz/oauth/registry.js";
 
 /** A store under test, with a way to move time: the clock for memory, the clock and real time for Redis TTLs. */
 export interface StoreUnderTest {
@@ -369,6 +370,105 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         expect(await s.store.clientAssertions.use("other-svc", jti, expiresAt)).toBe(true);
         await s.advance(1_200);
         expect(await s.store.clientAssertions.use("svc", jti, s.now() + 1_000)).toBe(true);
+      });
+    });
+
+    describe("the registry (clients, scopes, users created at run time; issue 12)", () => {
+      const meta = { createdAt: 1, updatedAt: 1, source: "admin" as const, createdBy: "ops", revision: 0 };
+      const scope = (name: string, description = "d"): StoredScope => ({ ...meta, name, description });
+      const user = (username: string, subject: string): StoredUser => ({ ...meta, username, subject, passwordHash: "", groups: ["staff"], disabled: false });
+
+      it("creates an entry once: of 10 concurrent creates of one id exactly one wins, at revision 1", async () => {
+        const id = unique("scope-");
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => s.store.registry.scopes.create(id, scope(id, `d${i}`))));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await s.store.registry.scopes.get(id)).toMatchObject({ name: id, revision: 1 });
+        expect(await s.store.registry.scopes.get(unique("none-"))).toBeUndefined();
+      });
+      it("replaces by compare-and-set on the revision: of concurrent replaces from one revision exactly one wins", async () => {
+        const id = unique("scope-");
+        await s.store.registry.scopes.create(id, scope(id));
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => s.store.registry.scopes.replace(id, 1, scope(id, `new${i}`))));
+        expect(results.filter((r) => r === "replaced")).toHaveLength(1);
+        expect(results.filter((r) => r === "conflict")).toHaveLength(9);
+        const stored = await s.store.registry.scopes.get(id);
+        expect(stored?.revision).toBe(2);
+        expect(stored?.description).toMatch(/^new\d$/);
+        expect(await s.store.registry.scopes.replace(unique("none-"), 1, scope("x"))).toBe("missing");
+      });
+      it("an alias is unique beside the id, finds its entry, and goes with it", async () => {
+        const [a, b, subject] = [unique("u-"), unique("u-"), unique("sub-")];
+        expect(await s.store.registry.users.create(a, user(a, subject), subject)).toBe(true);
+        expect(await s.store.registry.users.create(b, user(b, subject), subject)).toBe(false);
+        expect(await s.store.registry.users.getByAlias(subject)).toMatchObject({ username: a });
+        expect(await s.store.registry.users.delete(a, subject)).toBe(true);
+        expect(await s.store.registry.users.delete(a, subject)).toBe(false);
+        expect(await s.store.registry.users.getByAlias(subject)).toBeUndefined();
+        expect(await s.store.registry.users.create(b, user(b, subject), subject)).toBe(true);
+      });
+      it("lists in byte order of the ids, a page at a time after the last id seen", async () => {
+        const base = unique("list-");
+        const ids = ["b", "a", "c", "B", "a-2", "é"].map((suffix) => `${base}${suffix}`);
+        for (const id of ids) await s.store.registry.clients.create(id, { ...meta, id } as never);
+        const seen: string[] = [];
+        let after: string | undefined = base;
+        for (;;) {
+          const page = await s.store.registry.clients.list(after, 2);
+          seen.push(...page.map((e) => e.id).filter((id) => id.startsWith(base)));
+          if (page.length < 2) break;
+          after = page[page.length - 1]!.id;
+        }
+        expect(seen).toEqual([...ids].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
+        await s.store.registry.clients.delete(`${base}c`);
+        expect((await s.store.registry.clients.list(`${base}b`, 10)).map((e) => e.id).filter((id) => id.startsWith(base))).toEqual([`${base}é`]);
+      });
+    });
+
+    describe("the audit log (issue 12)", () => {
+      it("lists newest first, pages by id, filters by resource and what lies below it", async () => {
+        const tag = unique("res");
+        const appended = [];
+        for (const resource of [`clients/${tag}`, `users/${tag}`, `users/${tag}/grants/g1`, `users/${tag}x`, `clients/${tag}`]) {
+          appended.push(await s.store.audit.append({ actor: "ops", action: "Change", resource, after: { n: appended.length } }));
+        }
+        const ids = appended.map((e) => e.id);
+        expect(new Set(ids).size).toBe(5);
+        const newest = await s.store.audit.list(undefined, 5);
+        expect(newest.map((e) => e.id)).toEqual([...ids].reverse());
+        expect(newest[0]).toMatchObject({ actor: "ops", action: "Change", resource: `clients/${tag}`, after: { n: 4 } });
+        expect((await s.store.audit.list(ids[3], 2)).map((e) => e.id)).toEqual([ids[2], ids[1]]);
+        expect((await s.store.audit.list(undefined, 10, `users/${tag}`)).map((e) => e.id)).toEqual([ids[2], ids[1]]);
+        expect((await s.store.audit.list(ids[2], 10, `users/${tag}`)).map((e) => e.id)).toEqual([ids[1]]);
+      });
+      it(`keeps the last ${AUDIT_EVENTS_KEPT} events`, async () => {
+        const tag = unique("bulk");
+        const first = await s.store.audit.append({ actor: "ops", action: "First", resource: `scopes/${tag}` });
+        for (let i = 0; i < AUDIT_EVENTS_KEPT; i += 500) {
+          await Promise.all(Array.from({ length: 500 }, (_, j) => s.store.audit.append({ actor: "ops", action: "Bulk", resource: `scopes/${tag}/${i + j}` })));
+        }
+        const all = await s.store.audit.list(undefined, 1_000_000);
+        expect(all).toHaveLength(AUDIT_EVENTS_KEPT);
+        expect(all.some((e) => e.id === first.id)).toBe(false);
+      });
+    });
+
+    describe("remembered consents by subject (issue 12)", () => {
+      it("lists a subject's consents by client, forgets one, and leaves out expired ones", async () => {
+        const subject = unique("subject-");
+        await s.store.consents.remember(subject, "web", ["read"], 60);
+        await s.store.consents.remember(subject, "web", ["write"], 60);
+        await s.store.consents.remember(subject, "spa", ["read"], 1);
+        await s.store.consents.remember(unique("other-"), "web", ["read"], 60);
+        const sorted = async () => (await s.store.consents.listOfSubject(subject)).map((c) => ({ ...c, scopes: [...c.scopes].sort() })).sort((a, b) => a.clientId.localeCompare(b.clientId));
+        expect(await sorted()).toEqual([
+          { clientId: "spa", scopes: ["read"] },
+          { clientId: "web", scopes: ["read", "write"] },
+        ]);
+        await s.advance(1_200);
+        expect(await sorted()).toEqual([{ clientId: "web", scopes: ["read", "write"] }]);
+        await s.store.consents.forget(subject, "web");
+        expect(await s.store.consents.get(subject, "web")).toEqual([]);
+        expect(await s.store.consents.listOfSubject(subject)).toEqual([]);
       });
     });
 

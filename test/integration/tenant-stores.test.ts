@@ -85,6 +85,19 @@ for (const [name, make] of [
       expect(await globex.consents.get("alice", "web")).toEqual([]);
       await acme.attempts.hit("login:alice", 60_000);
       expect((await globex.attempts.get("login:alice")).count).toBe(0);
+
+      // Issue 12: the registry and the audit trail are the tenant's.
+      const meta = { createdAt: 1, updatedAt: 1, source: "admin" as const, createdBy: "ops", revision: 0 };
+      expect(await acme.registry.scopes.create("read", { ...meta, name: "read", description: "acme's" })).toBe(true);
+      expect(await globex.registry.scopes.get("read")).toBeUndefined();
+      expect(await fallback.registry.scopes.list(undefined, 10)).toEqual([]);
+      expect(await globex.registry.scopes.create("read", { ...meta, name: "read", description: "globex's" })).toBe(true);
+      expect((await acme.registry.scopes.get("read"))?.description).toBe("acme's");
+      expect(await acme.registry.users.create("alice", { ...meta, username: "alice", subject: "alice", passwordHash: "", groups: [], disabled: false }, "alice")).toBe(true);
+      expect(await globex.registry.users.getByAlias("alice")).toBeUndefined();
+      await acme.audit.append({ actor: "ops", action: "CreateScope", resource: "scopes/read" });
+      expect(await globex.audit.list(undefined, 10)).toEqual([]);
+      expect(await acme.audit.list(undefined, 10)).toHaveLength(1);
     });
 
     it("a tenant's subscribers hear only its revocations; subscribeAll hears every tenant's, each with its tenant", async () => {

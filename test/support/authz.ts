@@ -126,6 +126,9 @@ export async function testEnvironment(redisUrl?: string): Promise<Record<string,
     TEST_SERVICE_CREDENTIAL: SECRETS.service,
     TEST_GATEWAY_CLIENT_SECRET: SECRETS.gateway,
     TEST_SIGNING_KEYS: await testSigningKeys(),
+    // The admin API's credentials (test/support/admin.ts); used only by tests that configure authz.admin.
+    TEST_ADMIN_OPS: "admin-ops-credential-0123456789abcdefghijklmnop",
+    TEST_ADMIN_CI: "admin-ci-credential-0123456789abcdefghijklmnopq",
     ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }),
   };
 }
@@ -182,7 +185,7 @@ export function pkcePair(): { verifier: string; challenge: string } {
 /** Runs Authorize and an approving Decide; returns the code and the redirect it came in. */
 export async function obtainCode(
   t: Pick<TestAuthz, "authz" | "asGateway">,
-  request: { clientId: string; redirectUri?: string; scope?: string; state?: string; codeChallenge?: string; codeChallengeMethod?: string; subject?: string },
+  request: { clientId: string; redirectUri?: string; scope?: string; state?: string; codeChallenge?: string; codeChallengeMethod?: string; subject?: string; resource?: string[] },
 ): Promise<{ code: string; redirect: URL }> {
   const pending = await t.authz.authorize(
     {
@@ -193,6 +196,7 @@ export async function obtainCode(
       state: request.state ?? "state-1",
       codeChallenge: request.codeChallenge ?? "",
       codeChallengeMethod: request.codeChallengeMethod ?? (request.codeChallenge ? "S256" : ""),
+      resource: request.resource ?? [],
     },
     t.asGateway,
   );
@@ -207,12 +211,12 @@ export async function obtainCode(
 }
 
 /** A confidential web client's full code flow with PKCE, ending in a token set. */
-export async function issueTokens(t: Pick<TestAuthz, "authz" | "asGateway">, options: { clientId?: "web" | "grace"; scope?: string } = {}) {
+export async function issueTokens(t: Pick<TestAuthz, "authz" | "asGateway">, options: { clientId?: "web" | "grace"; scope?: string; resource?: string[] } = {}) {
   const clientId = options.clientId ?? "web";
   const secret = clientId === "web" ? SECRETS.web : SECRETS.grace;
   const pkce = pkcePair();
   const redirectUri = clientId === "web" ? WEB_REDIRECT : "https://grace.test/cb";
-  const { code } = await obtainCode(t, { clientId, redirectUri, scope: options.scope ?? "read write", codeChallenge: pkce.challenge });
+  const { code } = await obtainCode(t, { clientId, redirectUri, scope: options.scope ?? "read write", codeChallenge: pkce.challenge, ...(options.resource === undefined ? {} : { resource: options.resource }) });
   const { token } = await t.authz.exchangeCode({ code, redirectUri, codeVerifier: pkce.verifier }, basic(clientId, secret));
   return token!;
 }

@@ -28,7 +28,7 @@ import { gatewaySection } from "./stack.js";
  */
 
 /** The tokens the table uses. */
-export type TokenName = "read" | "write" | "admin" | "readAdmin" | "expired" | "revoked" | "refresh";
+export type TokenName = "read" | "write" | "admin" | "readAdmin" | "expired" | "revoked" | "refresh" | "mcp";
 
 /** What an entrance sends for a case. */
 export interface DecisionRequest {
@@ -52,6 +52,8 @@ export interface DecisionExpectation {
   readonly outcome: GuardOutcome;
   /** The refusal carries `WWW-Authenticate: Bearer ...` (RFC 6750 §3). */
   readonly challenge: boolean;
+  /** Parameters the challenge must carry besides realm and error (RFC 9728 §5.1 resource_metadata, scope). */
+  readonly challengeParams?: Readonly<Record<string, string>>;
   /** The request reaches the upstream, with the verified identity headers (never the caller's). */
   readonly identity: boolean;
   /**
@@ -83,6 +85,9 @@ export interface DecisionCase {
 
 /** The audience of the fixture's tokens (authz.audience). */
 export const TABLE_AUDIENCE = "https://api.gatehouse.test";
+/** A protected resource (RFC 9728) of the table: its routes take only the `mcp` token, issued for it (RFC 8707). */
+export const TABLE_MCP_RESOURCE = "https://mcp.gatehouse.test/mcp";
+const TABLE_MCP_METADATA = "https://mcp.gatehouse.test/.well-known/oauth-protected-resource/mcp";
 /** The subject and client of the fixture's tokens, as the identity headers carry them. */
 export const TABLE_SUBJECT = "user-alice";
 export const TABLE_CLIENT = "web";
@@ -103,6 +108,8 @@ export function decisionTableRoutes(upstream: string): Array<Record<string, unkn
     { name: "overlap-get", methods: ["GET"], path: "/api/overlap/x", scopes: ["write"], upstream },
     { name: "other-audience", path: "/api/partner/**", scopes: ["read"], upstream, audience: "https://partner.example" },
     { name: "our-audience", path: "/api/mine/**", scopes: ["read"], upstream, audience: ["https://partner.example", TABLE_AUDIENCE] },
+    { name: "mcp", path: "/mcp/**", scopes: ["read"], upstream, resource: TABLE_MCP_RESOURCE },
+    { name: "mcp-admin", path: "/mcp-admin/**", scopes: ["admin"], upstream, resource: TABLE_MCP_RESOURCE },
   ];
 }
 
@@ -163,6 +170,7 @@ export const GUARD_DECISION_TABLE: readonly DecisionCase[] = [
     expect: allowed("/api/mine/x"),
   },
   { name: "a case-insensitive route in another letter case", kind: "allowed", request: get("/LOOSE/a/ITEMS", bearer("read")), expect: allowed("/LOOSE/a/ITEMS") },
+  { name: "RFC 8707 §2: a protected resource's route takes a token issued for it (aud)", kind: "allowed", request: get("/mcp/tools", bearer("mcp")), expect: allowed("/mcp/tools") },
 
   // --- refusals ------------------------------------------------------------------------------------
   { name: "RFC 6750 §3.1: no token: 401 with a challenge and no error code", kind: "refusal", request: get("/api/notes/1"), expect: refused(401, undefined, "missing_token") },
@@ -182,6 +190,25 @@ export const GUARD_DECISION_TABLE: readonly DecisionCase[] = [
   { name: "RFC 6750 §3.1 insufficient_scope: a live token without the scope", kind: "refusal", request: get("/api/notes/1", bearer("write")), expect: refused(403, "insufficient_scope", "insufficient_scope") },
   { name: "scopeMode all: one of two scopes is not enough", kind: "refusal", request: get("/api/report", bearer("read")), expect: refused(403, "insufficient_scope", "insufficient_scope") },
   { name: "RFC 9068 §4: a token for another audience is invalid_token", kind: "refusal", request: get("/api/partner/x", bearer("read")), expect: refused(401, "invalid_token", "invalid_token") },
+  {
+    name: "RFC 9728 §5.1: no token at a protected resource: 401 naming its metadata and the scope",
+    kind: "refusal",
+    request: get("/mcp/tools"),
+    expect: { ...refused(401, undefined, "missing_token"), challengeParams: { scope: "read", resource_metadata: TABLE_MCP_METADATA } },
+  },
+  {
+    name: "RFC 8707 §2, RFC 9068 §4: a token not issued for the resource is invalid_token there (no token passthrough)",
+    kind: "refusal",
+    request: get("/mcp/tools", bearer("read")),
+    expect: { ...refused(401, "invalid_token", "invalid_token"), challengeParams: { scope: "read", resource_metadata: TABLE_MCP_METADATA } },
+  },
+  {
+    name: "RFC 9728 §5.1: the resource's token without the route's scope: 403 insufficient_scope with the scope and the metadata",
+    kind: "refusal",
+    request: get("/mcp-admin/x", bearer("mcp")),
+    expect: { ...refused(403, "insufficient_scope", "insufficient_scope"), challengeParams: { scope: "admin", resource_metadata: TABLE_MCP_METADATA } },
+  },
+  { name: "a token for the protected resource is invalid_token at a route of another audience", kind: "refusal", request: get("/api/mine/x", bearer("mcp")), expect: refused(401, "invalid_token", "invalid_token") },
   { name: "no route: deny by default", kind: "refusal", request: get("/nothing/here", bearer("readAdmin")), expect: refused(404, "not_found", "not_found") },
   { name: "a method no route lists for the path is no route", kind: "refusal", request: { method: "DELETE", target: "/api/report", headers: [bearer("readAdmin")] }, expect: refused(404, "not_found", "not_found") },
   { name: "two routes cover the request: denied (a configuration problem)", kind: "refusal", request: get("/api/overlap/x", bearer("readAdmin")), expect: refused(500, "server_error", "ambiguous_route") },
@@ -342,6 +369,7 @@ export async function startGuardDecisionFixture(options: { redisUrl: string }): 
     file.requireHttps = false;
     (file.authz as Record<string, unknown>).audience = TABLE_AUDIENCE;
     file.routes = decisionTableRoutes(upstream.url);
+    file.resources = [{ uri: TABLE_MCP_RESOURCE, name: "Decision table MCP server" }];
     const gateway = (file.gateway as Record<string, unknown> | undefined) ?? {};
     file.gateway = { ...gateway, guard: { ...((gateway.guard as Record<string, unknown> | undefined) ?? {}), realm: REALM, upstreamTimeoutMs: 5_000 } };
   };
@@ -354,7 +382,14 @@ export async function startGuardDecisionFixture(options: { redisUrl: string }): 
     overrides: { clock: () => Date.now() + offset },
   });
   const issue = async (scope: string) => issueTokens(authz, { scope });
-  const [read, write, admin, readAdmin, revoked] = await Promise.all([issue("read"), issue("write"), issue("admin"), issue("read admin"), issue("read")]);
+  const [read, write, admin, readAdmin, revoked, mcp] = await Promise.all([
+    issue("read"),
+    issue("write"),
+    issue("admin"),
+    issue("read admin"),
+    issue("read"),
+    issueTokens(authz, { scope: "read", resource: [TABLE_MCP_RESOURCE] }),
+  ]);
   // Access tokens live 600 s; one issued two hours ago is long expired.
   offset = -2 * 3_600_000;
   const expired = await issue("read");
@@ -368,9 +403,10 @@ export async function startGuardDecisionFixture(options: { redisUrl: string }): 
     expired: expired.accessToken,
     revoked: revoked.accessToken,
     refresh: read.refreshToken,
+    mcp: mcp.accessToken,
   };
   const fill = (text: string) => text.replace(/\{(\w+)\}/g, (whole, name: string) => (name in tokens ? tokens[name as TokenName] : whole));
-  const scopeOf: Record<string, string> = { [tokens.read]: "read", [tokens.write]: "write", [tokens.admin]: "admin", [tokens.readAdmin]: "read admin" };
+  const scopeOf: Record<string, string> = { [tokens.read]: "read", [tokens.write]: "write", [tokens.admin]: "admin", [tokens.readAdmin]: "read admin", [tokens.mcp]: "read" };
 
   return {
     authz,
@@ -396,8 +432,11 @@ export async function startGuardDecisionFixture(options: { redisUrl: string }): 
       expect(observed.status, label).toBe(e.status);
       if (e.challenge) {
         expect(observed.wwwAuthenticate, label).toMatch(new RegExp(`^Bearer realm="${REALM}"`));
-        if (e.error === undefined) expect(observed.wwwAuthenticate, label).toBe(`Bearer realm="${REALM}"`);
+        const params = Object.entries(e.challengeParams ?? {});
+        if (e.error === undefined && params.length === 0) expect(observed.wwwAuthenticate, label).toBe(`Bearer realm="${REALM}"`);
+        else if (e.error === undefined) expect(observed.wwwAuthenticate, label).not.toContain("error=");
         else expect(observed.wwwAuthenticate, label).toContain(`error="${e.error}"`);
+        for (const [name, value] of params) expect(observed.wwwAuthenticate, label).toContain(`${name}="${value}"`);
       } else {
         expect(observed.wwwAuthenticate, label).toBeUndefined();
       }

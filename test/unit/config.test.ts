@@ -682,3 +682,37 @@ describe("loading from the file GATEHOUSE_CONFIG names", () => {
     expect([authz.message.split("\n")[0], gateway.message.split("\n")[0]]).toEqual(["invalid configuration:", "invalid gateway configuration:"]);
   });
 });
+
+describe("parseAuthzConfig: named credentials (issue 12)", () => {
+  const ADMIN = "a".repeat(32);
+  it("the service credential is one secret reference, or a list of named ones; every one is accepted, the first is the gateway's", () => {
+    const single = parseAuthzConfig(yaml({ issuer: ISSUER, authz: { serviceCredential: { env: "SVC" } } }), { SVC: "one" });
+    expect(single.serviceCredentials).toEqual([{ name: "gateway", secret: "one" }]);
+    expect(single.serviceCredential).toBe("one");
+    const list = parseAuthzConfig(
+      yaml({ issuer: ISSUER, authz: { serviceCredential: [{ name: "gateway-next", secret: { env: "NEXT" } }, { name: "gateway", secret: { env: "SVC" } }] } }),
+      { SVC: "one", NEXT: "two" },
+    );
+    expect(list.serviceCredentials).toEqual([
+      { name: "gateway-next", secret: "two" },
+      { name: "gateway", secret: "one" },
+    ]);
+    expect(list.serviceCredential).toBe("two");
+  });
+  it("the admin API is off without credentials, on with a list of named ones", () => {
+    expect(parseAuthzConfig(`issuer: ${ISSUER}\n`, {}).admin).toEqual({ credentials: [] });
+    const config = parseAuthzConfig(yaml({ issuer: ISSUER, authz: { admin: { credentials: [{ name: "ops", secret: { env: "ADMIN" } }] } } }), { ADMIN });
+    expect(config.admin.credentials).toEqual([{ name: "ops", secret: ADMIN }]);
+  });
+  it.each<[string, Document, Environment, string[]]>([
+    ["a duplicate name", { admin: { credentials: [{ name: "ops", secret: { env: "A" } }, { name: "ops", secret: { env: "B" } }] } }, { A: ADMIN, B: `${ADMIN}b` }, ['authz.admin.credentials[1].name: duplicate credential name "ops"']],
+    ["one secret under two names", { admin: { credentials: [{ name: "ops", secret: { env: "A" } }, { name: "ci", secret: { env: "A" } }] } }, { A: ADMIN }, ["authz.admin.credentials[1].secret: the same secret as another credential; give each its own"]],
+    ["a short admin secret", { admin: { credentials: [{ name: "ops", secret: { env: "A" } }] } }, { A: "short" }, ["authz.admin.credentials[0].secret: must be at least 32 characters (make one with openssl rand -base64 32)"]],
+    ["an unset variable", { admin: { credentials: [{ name: "ops", secret: { env: "A" } }] } }, {}, ["authz.admin.credentials[0].secret: environment variable A is not set"]],
+    ["a bad name", { admin: { credentials: [{ name: "o p s", secret: { env: "A" } }] } }, { A: ADMIN }, ["authz.admin.credentials[0].name: must be 1-64 of A-Z a-z 0-9 . _ -"]],
+    ["an empty service credential list", { serviceCredential: [] }, {}, [expect.stringMatching(/^authz\.serviceCredential: /) as unknown as string]],
+    ["a service credential in the list with an unset variable", { serviceCredential: [{ name: "gw", secret: { env: "S" } }] }, {}, ["authz.serviceCredential[0].secret: environment variable S is not set"]],
+  ])("%s is a problem at its path", (_name, authz, env, problems) => {
+    expect(problemsOf(yaml({ issuer: ISSUER, authz }), env)).toEqual(problems);
+  });
+});

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gatehouse/v1/authorization_service.proto.
  */
 export const file_gatehouse_v1_authorization_service: GenFile = /*@__PURE__*/
-  fileDesc("CihnYXRlaG91c2UvdjEvYXV0aG9yaXphdGlvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEiiQMKEEF1dGhvcml6ZVJlcXVlc3QSFQoNcmVzcG9uc2VfdHlwZRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSFAoMcmVkaXJlY3RfdXJpGAMgASgJEg0KBXNjb3BlGAQgASgJEg0KBXN0YXRlGAUgASgJEhYKDmNvZGVfY2hhbGxlbmdlGAYgASgJEh0KFWNvZGVfY2hhbGxlbmdlX21ldGhvZBgHIAEoCRIPCgdzdWJqZWN0GAggASgJEhEKCWF1dGhfdGltZRgJIAEoAxINCgVub25jZRgKIAEoCRIOCgZwcm9tcHQYCyABKAkSDwoHbWF4X2FnZRgMIAEoCRISCgpsb2dpbl9oaW50GA0gASgJEhUKDWlkX3Rva2VuX2hpbnQYDiABKAkSDwoHZGlzcGxheRgPIAEoCRISCgp1aV9sb2NhbGVzGBAgASgJEhYKDmNsYWltc19sb2NhbGVzGBEgASgJEg8KB3JlcXVlc3QYEiABKAkSEwoLcmVxdWVzdF91cmkYEyABKAkiNQoQU2NvcGVEZXNjcmlwdGlvbhIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIp8CChFBdXRob3JpemVSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRITCgtjbGllbnRfbmFtZRgDIAEoCRIuCgZzY29wZXMYBCADKAsyHi5nYXRlaG91c2UudjEuU2NvcGVEZXNjcmlwdGlvbhIUCgxyZWRpcmVjdF91cmkYBSABKAkSEwoLZmlyc3RfcGFydHkYBiABKAgSGgoSY29uc2VudF9yZW1lbWJlcmVkGAcgASgIEhIKCmV4cGlyZXNfaW4YCCABKAMSFgoObG9naW5fcmVxdWlyZWQYCSABKAgSGAoQY29uc2VudF9yZXF1aXJlZBgKIAEoCBIRCgl1c2VyX25hbWUYCyABKAkigAEKDURlY2lkZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhEKCWF1dGhfdGltZRgDIAEoAxIQCghhcHByb3ZlZBgEIAEoCBIYChByZW1lbWJlcl9jb25zZW50GAUgASgIEgsKA3NpZBgGIAEoCSImCg5EZWNpZGVSZXNwb25zZRIUCgxyZWRpcmVjdF91cmwYASABKAkimwEKCFRva2VuU2V0EhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAMSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRINCgVzY29wZRgFIAEoCRIZChFpc3N1ZWRfdG9rZW5fdHlwZRgGIAEoCRIQCghpZF90b2tlbhgHIAEoCSKzAQoTRXhjaGFuZ2VDb2RlUmVxdWVzdBIMCgRjb2RlGAEgASgJEhQKDHJlZGlyZWN0X3VyaRgCIAEoCRIVCg1jb2RlX3ZlcmlmaWVyGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgGIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAcgASgJIj0KFEV4Y2hhbmdlQ29kZVJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0IpkBCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJEg0KBXNjb3BlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgFIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAYgASgJIjgKD1JlZnJlc2hSZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmdhdGVob3VzZS52MS5Ub2tlblNldCKeAQoRSW50cm9zcGVjdFJlcXVlc3QSDQoFdG9rZW4YASABKAkSFwoPdG9rZW5fdHlwZV9oaW50GAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgFIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAYgASgJIoECChJJbnRyb3NwZWN0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEg0KBXNjb3BlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIQCgh1c2VybmFtZRgEIAEoCRISCgp0b2tlbl90eXBlGAUgASgJEgsKA2V4cBgGIAEoAxILCgNpYXQYByABKAMSCwoDc3ViGAggASgJEgsKA2F1ZBgJIAMoCRILCgNpc3MYCiABKAkSCwoDanRpGAsgASgJEhEKCWF1dGhfdGltZRgMIAEoAxIQCghncmFudF9pZBgNIAEoCRIgCgNhY3QYDiABKAsyEy5nYXRlaG91c2UudjEuQWN0b3IiNgoFQWN0b3ISCwoDc3ViGAEgASgJEiAKA2FjdBgCIAEoCzITLmdhdGVob3VzZS52MS5BY3RvciKaAQoNUmV2b2tlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIXCg90b2tlbl90eXBlX2hpbnQYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkiEAoOUmV2b2tlUmVzcG9uc2UiEAoOR2V0Sndrc1JlcXVlc3QiJAoPR2V0Sndrc1Jlc3BvbnNlEhEKCWp3a3NfanNvbhgBIAEoCSIUChJHZXRNZXRhZGF0YVJlcXVlc3QimwMKE0dldE1ldGFkYXRhUmVzcG9uc2USDgoGaXNzdWVyGAEgASgJEhgKEHNjb3Blc19zdXBwb3J0ZWQYAiADKAkSIAoYcmVzcG9uc2VfdHlwZXNfc3VwcG9ydGVkGAMgAygJEh0KFWdyYW50X3R5cGVzX3N1cHBvcnRlZBgEIAMoCRIoCiBjb2RlX2NoYWxsZW5nZV9tZXRob2RzX3N1cHBvcnRlZBgFIAMoCRItCiV0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZHNfc3VwcG9ydGVkGAYgAygJEjgKMHRva2VuX2VuZHBvaW50X2F1dGhfc2lnbmluZ19hbGdfdmFsdWVzX3N1cHBvcnRlZBgHIAMoCRIfChdzdWJqZWN0X3R5cGVzX3N1cHBvcnRlZBgIIAMoCRItCiVpZF90b2tlbl9zaWduaW5nX2FsZ192YWx1ZXNfc3VwcG9ydGVkGAkgAygJEhgKEGNsYWltc19zdXBwb3J0ZWQYCiADKAkSHAoUYWNyX3ZhbHVlc19zdXBwb3J0ZWQYCyADKAkingEKGENsaWVudENyZWRlbnRpYWxzUmVxdWVzdBINCgVzY29wZRgBIAEoCRIQCghyZXNvdXJjZRgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYBSABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgGIAEoCSJCChlDbGllbnRDcmVkZW50aWFsc1Jlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0IqwCChRFeGNoYW5nZVRva2VuUmVxdWVzdBIVCg1zdWJqZWN0X3Rva2VuGAEgASgJEhoKEnN1YmplY3RfdG9rZW5fdHlwZRgCIAEoCRITCgthY3Rvcl90b2tlbhgDIAEoCRIYChBhY3Rvcl90b2tlbl90eXBlGAQgASgJEhwKFHJlcXVlc3RlZF90b2tlbl90eXBlGAUgASgJEhAKCHJlc291cmNlGAYgASgJEhAKCGF1ZGllbmNlGAcgASgJEg0KBXNjb3BlGAggASgJEhEKCWNsaWVudF9pZBgJIAEoCRIVCg1jbGllbnRfc2VjcmV0GAogASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgLIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAwgASgJIj4KFUV4Y2hhbmdlVG9rZW5SZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmdhdGVob3VzZS52MS5Ub2tlblNldCIqChJHZXRVc2VySW5mb1JlcXVlc3QSFAoMYWNjZXNzX3Rva2VuGAEgASgJIioKE0dldFVzZXJJbmZvUmVzcG9uc2USEwoLY2xhaW1zX2pzb24YASABKAkiGQoXV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QisQEKGFdhdGNoUmV2b2NhdGlvbnNSZXNwb25zZRIuCgpzdWJzY3JpYmVkGAEgASgLMhguZ2F0ZWhvdXNlLnYxLlN1YnNjcmliZWRIABIuCgpyZXZvY2F0aW9uGAIgASgLMhguZ2F0ZWhvdXNlLnYxLlJldm9jYXRpb25IABIsCgloZWFydGJlYXQYAyABKAsyFy5nYXRlaG91c2UudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiKAoKU3Vic2NyaWJlZBIaChJoZWFydGJlYXRfaW50ZXJ2YWwYASABKAMiSQoKUmV2b2NhdGlvbhINCgNqdGkYASABKAlIABISCghncmFudF9pZBgCIAEoCUgAEg4KBnRlbmFudBgDIAEoCUIICgZ0YXJnZXQiCwoJSGVhcnRiZWF0MvMHChRBdXRob3JpemF0aW9uU2VydmljZRJMCglBdXRob3JpemUSHi5nYXRlaG91c2UudjEuQXV0aG9yaXplUmVxdWVzdBofLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXNwb25zZRJDCgZEZWNpZGUSGy5nYXRlaG91c2UudjEuRGVjaWRlUmVxdWVzdBocLmdhdGVob3VzZS52MS5EZWNpZGVSZXNwb25zZRJVCgxFeGNoYW5nZUNvZGUSIS5nYXRlaG91c2UudjEuRXhjaGFuZ2VDb2RlUmVxdWVzdBoiLmdhdGVob3VzZS52MS5FeGNoYW5nZUNvZGVSZXNwb25zZRJGCgdSZWZyZXNoEhwuZ2F0ZWhvdXNlLnYxLlJlZnJlc2hSZXF1ZXN0Gh0uZ2F0ZWhvdXNlLnYxLlJlZnJlc2hSZXNwb25zZRJPCgpJbnRyb3NwZWN0Eh8uZ2F0ZWhvdXNlLnYxLkludHJvc3BlY3RSZXF1ZXN0GiAuZ2F0ZWhvdXNlLnYxLkludHJvc3BlY3RSZXNwb25zZRJDCgZSZXZva2USGy5nYXRlaG91c2UudjEuUmV2b2tlUmVxdWVzdBocLmdhdGVob3VzZS52MS5SZXZva2VSZXNwb25zZRJGCgdHZXRKd2tzEhwuZ2F0ZWhvdXNlLnYxLkdldEp3a3NSZXF1ZXN0Gh0uZ2F0ZWhvdXNlLnYxLkdldEp3a3NSZXNwb25zZRJSCgtHZXRNZXRhZGF0YRIgLmdhdGVob3VzZS52MS5HZXRNZXRhZGF0YVJlcXVlc3QaIS5nYXRlaG91c2UudjEuR2V0TWV0YWRhdGFSZXNwb25zZRJkChFDbGllbnRDcmVkZW50aWFscxImLmdhdGVob3VzZS52MS5DbGllbnRDcmVkZW50aWFsc1JlcXVlc3QaJy5nYXRlaG91c2UudjEuQ2xpZW50Q3JlZGVudGlhbHNSZXNwb25zZRJYCg1FeGNoYW5nZVRva2VuEiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlVG9rZW5SZXF1ZXN0GiMuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlVG9rZW5SZXNwb25zZRJjChBXYXRjaFJldm9jYXRpb25zEiUuZ2F0ZWhvdXNlLnYxLldhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0GiYuZ2F0ZWhvdXNlLnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZTABElIKC0dldFVzZXJJbmZvEiAuZ2F0ZWhvdXNlLnYxLkdldFVzZXJJbmZvUmVxdWVzdBohLmdhdGVob3VzZS52MS5HZXRVc2VySW5mb1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CihnYXRlaG91c2UvdjEvYXV0aG9yaXphdGlvbl9zZXJ2aWNlLnByb3RvEgxnYXRlaG91c2UudjEimwMKEEF1dGhvcml6ZVJlcXVlc3QSFQoNcmVzcG9uc2VfdHlwZRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSFAoMcmVkaXJlY3RfdXJpGAMgASgJEg0KBXNjb3BlGAQgASgJEg0KBXN0YXRlGAUgASgJEhYKDmNvZGVfY2hhbGxlbmdlGAYgASgJEh0KFWNvZGVfY2hhbGxlbmdlX21ldGhvZBgHIAEoCRIPCgdzdWJqZWN0GAggASgJEhEKCWF1dGhfdGltZRgJIAEoAxINCgVub25jZRgKIAEoCRIOCgZwcm9tcHQYCyABKAkSDwoHbWF4X2FnZRgMIAEoCRISCgpsb2dpbl9oaW50GA0gASgJEhUKDWlkX3Rva2VuX2hpbnQYDiABKAkSDwoHZGlzcGxheRgPIAEoCRISCgp1aV9sb2NhbGVzGBAgASgJEhYKDmNsYWltc19sb2NhbGVzGBEgASgJEg8KB3JlcXVlc3QYEiABKAkSEwoLcmVxdWVzdF91cmkYEyABKAkSEAoIcmVzb3VyY2UYFCADKAkiMAoTUmVzb3VyY2VEZXNjcmlwdGlvbhILCgN1cmkYASABKAkSDAoEbmFtZRgCIAEoCSI1ChBTY29wZURlc2NyaXB0aW9uEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAki1QIKEUF1dGhvcml6ZVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhMKC2NsaWVudF9uYW1lGAMgASgJEi4KBnNjb3BlcxgEIAMoCzIeLmdhdGVob3VzZS52MS5TY29wZURlc2NyaXB0aW9uEhQKDHJlZGlyZWN0X3VyaRgFIAEoCRITCgtmaXJzdF9wYXJ0eRgGIAEoCBIaChJjb25zZW50X3JlbWVtYmVyZWQYByABKAgSEgoKZXhwaXJlc19pbhgIIAEoAxIWCg5sb2dpbl9yZXF1aXJlZBgJIAEoCBIYChBjb25zZW50X3JlcXVpcmVkGAogASgIEhEKCXVzZXJfbmFtZRgLIAEoCRI0CglyZXNvdXJjZXMYDCADKAsyIS5nYXRlaG91c2UudjEuUmVzb3VyY2VEZXNjcmlwdGlvbiKAAQoNRGVjaWRlUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEg8KB3N1YmplY3QYAiABKAkSEQoJYXV0aF90aW1lGAMgASgDEhAKCGFwcHJvdmVkGAQgASgIEhgKEHJlbWVtYmVyX2NvbnNlbnQYBSABKAgSCwoDc2lkGAYgASgJIiYKDkRlY2lkZVJlc3BvbnNlEhQKDHJlZGlyZWN0X3VybBgBIAEoCSKbAQoIVG9rZW5TZXQSFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoAxIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEg0KBXNjb3BlGAUgASgJEhkKEWlzc3VlZF90b2tlbl90eXBlGAYgASgJEhAKCGlkX3Rva2VuGAcgASgJIsUBChNFeGNoYW5nZUNvZGVSZXF1ZXN0EgwKBGNvZGUYASABKAkSFAoMcmVkaXJlY3RfdXJpGAIgASgJEhUKDWNvZGVfdmVyaWZpZXIYAyABKAkSEQoJY2xpZW50X2lkGAQgASgJEhUKDWNsaWVudF9zZWNyZXQYBSABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAYgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YByABKAkSEAoIcmVzb3VyY2UYCCADKAkiPQoURXhjaGFuZ2VDb2RlUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQiqwEKDlJlZnJlc2hSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkSEAoIcmVzb3VyY2UYByADKAkiOAoPUmVmcmVzaFJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0Ip4BChFJbnRyb3NwZWN0UmVxdWVzdBINCgV0b2tlbhgBIAEoCRIXCg90b2tlbl90eXBlX2hpbnQYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhUKDWNsaWVudF9zZWNyZXQYBCABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAUgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YBiABKAkigQIKEkludHJvc3BlY3RSZXNwb25zZRIOCgZhY3RpdmUYASABKAgSDQoFc2NvcGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEhIKCnRva2VuX3R5cGUYBSABKAkSCwoDZXhwGAYgASgDEgsKA2lhdBgHIAEoAxILCgNzdWIYCCABKAkSCwoDYXVkGAkgAygJEgsKA2lzcxgKIAEoCRILCgNqdGkYCyABKAkSEQoJYXV0aF90aW1lGAwgASgDEhAKCGdyYW50X2lkGA0gASgJEiAKA2FjdBgOIAEoCzITLmdhdGVob3VzZS52MS5BY3RvciI2CgVBY3RvchILCgNzdWIYASABKAkSIAoDYWN0GAIgASgLMhMuZ2F0ZWhvdXNlLnYxLkFjdG9yIpoBCg1SZXZva2VSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3Rva2VuX3R5cGVfaGludBgCIAEoCRIRCgljbGllbnRfaWQYAyABKAkSFQoNY2xpZW50X3NlY3JldBgEIAEoCRIdChVjbGllbnRfYXNzZXJ0aW9uX3R5cGUYBSABKAkSGAoQY2xpZW50X2Fzc2VydGlvbhgGIAEoCSIQCg5SZXZva2VSZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCIkCg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJIhQKEkdldE1ldGFkYXRhUmVxdWVzdCKbAwoTR2V0TWV0YWRhdGFSZXNwb25zZRIOCgZpc3N1ZXIYASABKAkSGAoQc2NvcGVzX3N1cHBvcnRlZBgCIAMoCRIgChhyZXNwb25zZV90eXBlc19zdXBwb3J0ZWQYAyADKAkSHQoVZ3JhbnRfdHlwZXNfc3VwcG9ydGVkGAQgAygJEigKIGNvZGVfY2hhbGxlbmdlX21ldGhvZHNfc3VwcG9ydGVkGAUgAygJEi0KJXRva2VuX2VuZHBvaW50X2F1dGhfbWV0aG9kc19zdXBwb3J0ZWQYBiADKAkSOAowdG9rZW5fZW5kcG9pbnRfYXV0aF9zaWduaW5nX2FsZ192YWx1ZXNfc3VwcG9ydGVkGAcgAygJEh8KF3N1YmplY3RfdHlwZXNfc3VwcG9ydGVkGAggAygJEi0KJWlkX3Rva2VuX3NpZ25pbmdfYWxnX3ZhbHVlc19zdXBwb3J0ZWQYCSADKAkSGAoQY2xhaW1zX3N1cHBvcnRlZBgKIAMoCRIcChRhY3JfdmFsdWVzX3N1cHBvcnRlZBgLIAMoCSKeAQoYQ2xpZW50Q3JlZGVudGlhbHNSZXF1ZXN0Eg0KBXNjb3BlGAEgASgJEhAKCHJlc291cmNlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIVCg1jbGllbnRfc2VjcmV0GAQgASgJEh0KFWNsaWVudF9hc3NlcnRpb25fdHlwZRgFIAEoCRIYChBjbGllbnRfYXNzZXJ0aW9uGAYgASgJIkIKGUNsaWVudENyZWRlbnRpYWxzUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5nYXRlaG91c2UudjEuVG9rZW5TZXQirAIKFEV4Y2hhbmdlVG9rZW5SZXF1ZXN0EhUKDXN1YmplY3RfdG9rZW4YASABKAkSGgoSc3ViamVjdF90b2tlbl90eXBlGAIgASgJEhMKC2FjdG9yX3Rva2VuGAMgASgJEhgKEGFjdG9yX3Rva2VuX3R5cGUYBCABKAkSHAoUcmVxdWVzdGVkX3Rva2VuX3R5cGUYBSABKAkSEAoIcmVzb3VyY2UYBiABKAkSEAoIYXVkaWVuY2UYByABKAkSDQoFc2NvcGUYCCABKAkSEQoJY2xpZW50X2lkGAkgASgJEhUKDWNsaWVudF9zZWNyZXQYCiABKAkSHQoVY2xpZW50X2Fzc2VydGlvbl90eXBlGAsgASgJEhgKEGNsaWVudF9hc3NlcnRpb24YDCABKAkiPgoVRXhjaGFuZ2VUb2tlblJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuZ2F0ZWhvdXNlLnYxLlRva2VuU2V0IioKEkdldFVzZXJJbmZvUmVxdWVzdBIUCgxhY2Nlc3NfdG9rZW4YASABKAkiKgoTR2V0VXNlckluZm9SZXNwb25zZRITCgtjbGFpbXNfanNvbhgBIAEoCSIZChdXYXRjaFJldm9jYXRpb25zUmVxdWVzdCKxAQoYV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlEi4KCnN1YnNjcmliZWQYASABKAsyGC5nYXRlaG91c2UudjEuU3Vic2NyaWJlZEgAEi4KCnJldm9jYXRpb24YAiABKAsyGC5nYXRlaG91c2UudjEuUmV2b2NhdGlvbkgAEiwKCWhlYXJ0YmVhdBgDIAEoCzIXLmdhdGVob3VzZS52MS5IZWFydGJlYXRIAEIHCgVldmVudCIoCgpTdWJzY3JpYmVkEhoKEmhlYXJ0YmVhdF9pbnRlcnZhbBgBIAEoAyJJCgpSZXZvY2F0aW9uEg0KA2p0aRgBIAEoCUgAEhIKCGdyYW50X2lkGAIgASgJSAASDgoGdGVuYW50GAMgASgJQggKBnRhcmdldCILCglIZWFydGJlYXQy8wcKFEF1dGhvcml6YXRpb25TZXJ2aWNlEkwKCUF1dGhvcml6ZRIeLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXF1ZXN0Gh8uZ2F0ZWhvdXNlLnYxLkF1dGhvcml6ZVJlc3BvbnNlEkMKBkRlY2lkZRIbLmdhdGVob3VzZS52MS5EZWNpZGVSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLkRlY2lkZVJlc3BvbnNlElUKDEV4Y2hhbmdlQ29kZRIhLmdhdGVob3VzZS52MS5FeGNoYW5nZUNvZGVSZXF1ZXN0GiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlQ29kZVJlc3BvbnNlEkYKB1JlZnJlc2gSHC5nYXRlaG91c2UudjEuUmVmcmVzaFJlcXVlc3QaHS5nYXRlaG91c2UudjEuUmVmcmVzaFJlc3BvbnNlEk8KCkludHJvc3BlY3QSHy5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlcXVlc3QaIC5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlc3BvbnNlEkMKBlJldm9rZRIbLmdhdGVob3VzZS52MS5SZXZva2VSZXF1ZXN0GhwuZ2F0ZWhvdXNlLnYxLlJldm9rZVJlc3BvbnNlEkYKB0dldEp3a3MSHC5nYXRlaG91c2UudjEuR2V0Sndrc1JlcXVlc3QaHS5nYXRlaG91c2UudjEuR2V0Sndrc1Jlc3BvbnNlElIKC0dldE1ldGFkYXRhEiAuZ2F0ZWhvdXNlLnYxLkdldE1ldGFkYXRhUmVxdWVzdBohLmdhdGVob3VzZS52MS5HZXRNZXRhZGF0YVJlc3BvbnNlEmQKEUNsaWVudENyZWRlbnRpYWxzEiYuZ2F0ZWhvdXNlLnYxLkNsaWVudENyZWRlbnRpYWxzUmVxdWVzdBonLmdhdGVob3VzZS52MS5DbGllbnRDcmVkZW50aWFsc1Jlc3BvbnNlElgKDUV4Y2hhbmdlVG9rZW4SIi5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlcXVlc3QaIy5nYXRlaG91c2UudjEuRXhjaGFuZ2VUb2tlblJlc3BvbnNlEmMKEFdhdGNoUmV2b2NhdGlvbnMSJS5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QaJi5nYXRlaG91c2UudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlMAESUgoLR2V0VXNlckluZm8SIC5nYXRlaG91c2UudjEuR2V0VXNlckluZm9SZXF1ZXN0GiEuZ2F0ZWhvdXNlLnYxLkdldFVzZXJJbmZvUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * AuthorizeRequest carries the authorization request's parameters
@@ -126,6 +126,16 @@ export type AuthorizeRequest = Message<"gatehouse.v1.AuthorizeRequest"> & {
    * @generated from field: string request_uri = 19;
    */
   requestUri: string;
+
+  /**
+   * RFC 8707 §2 resource indicators, each an absolute URI without a fragment,
+   * in request order (the parameter may repeat); one the tenant does not know
+   * is invalid_target. The access tokens of the grant carry exactly these in
+   * `aud`.
+   *
+   * @generated from field: repeated string resource = 20;
+   */
+  resource: string[];
 };
 
 /**
@@ -134,6 +144,35 @@ export type AuthorizeRequest = Message<"gatehouse.v1.AuthorizeRequest"> & {
  */
 export const AuthorizeRequestSchema: GenMessage<AuthorizeRequest> = /*@__PURE__*/
   messageDesc(file_gatehouse_v1_authorization_service, 0);
+
+/**
+ * ResourceDescription is a protected resource (RFC 8707, RFC 9728) as the
+ * consent page shows it.
+ *
+ * @generated from message gatehouse.v1.ResourceDescription
+ */
+export type ResourceDescription = Message<"gatehouse.v1.ResourceDescription"> & {
+  /**
+   * The resource's canonical URI (RFC 8707 §2).
+   *
+   * @generated from field: string uri = 1;
+   */
+  uri: string;
+
+  /**
+   * Its human-readable name (RFC 9728 §2 resource_name); empty when none is configured.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message gatehouse.v1.ResourceDescription.
+ * Use `create(ResourceDescriptionSchema)` to create a new message.
+ */
+export const ResourceDescriptionSchema: GenMessage<ResourceDescription> = /*@__PURE__*/
+  messageDesc(file_gatehouse_v1_authorization_service, 1);
 
 /**
  * ScopeDescription is a scope as the consent page shows it.
@@ -157,7 +196,7 @@ export type ScopeDescription = Message<"gatehouse.v1.ScopeDescription"> & {
  * Use `create(ScopeDescriptionSchema)` to create a new message.
  */
 export const ScopeDescriptionSchema: GenMessage<ScopeDescription> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 1);
+  messageDesc(file_gatehouse_v1_authorization_service, 2);
 
 /**
  * AuthorizeResponse describes a validated, parked authorization request.
@@ -240,6 +279,14 @@ export type AuthorizeResponse = Message<"gatehouse.v1.AuthorizeResponse"> & {
    * @generated from field: string user_name = 11;
    */
   userName: string;
+
+  /**
+   * RFC 8707: the resources the client will reach with the grant, in request
+   * order; empty when the request named none (the server's default audience).
+   *
+   * @generated from field: repeated gatehouse.v1.ResourceDescription resources = 12;
+   */
+  resources: ResourceDescription[];
 };
 
 /**
@@ -247,7 +294,7 @@ export type AuthorizeResponse = Message<"gatehouse.v1.AuthorizeResponse"> & {
  * Use `create(AuthorizeResponseSchema)` to create a new message.
  */
 export const AuthorizeResponseSchema: GenMessage<AuthorizeResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 2);
+  messageDesc(file_gatehouse_v1_authorization_service, 3);
 
 /**
  * DecideRequest is the resource owner's decision on a parked request.
@@ -299,7 +346,7 @@ export type DecideRequest = Message<"gatehouse.v1.DecideRequest"> & {
  * Use `create(DecideRequestSchema)` to create a new message.
  */
 export const DecideRequestSchema: GenMessage<DecideRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 3);
+  messageDesc(file_gatehouse_v1_authorization_service, 4);
 
 /**
  * DecideResponse carries the authorization response (RFC 6749 §4.1.2, §4.1.2.1,
@@ -319,7 +366,7 @@ export type DecideResponse = Message<"gatehouse.v1.DecideResponse"> & {
  * Use `create(DecideResponseSchema)` to create a new message.
  */
 export const DecideResponseSchema: GenMessage<DecideResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 4);
+  messageDesc(file_gatehouse_v1_authorization_service, 5);
 
 /**
  * TokenSet is a successful access token response (RFC 6749 §5.1).
@@ -375,7 +422,7 @@ export type TokenSet = Message<"gatehouse.v1.TokenSet"> & {
  * Use `create(TokenSetSchema)` to create a new message.
  */
 export const TokenSetSchema: GenMessage<TokenSet> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 5);
+  messageDesc(file_gatehouse_v1_authorization_service, 6);
 
 /**
  * ExchangeCodeRequest is an access token request with grant_type
@@ -421,6 +468,14 @@ export type ExchangeCodeRequest = Message<"gatehouse.v1.ExchangeCodeRequest"> & 
    * @generated from field: string client_assertion = 7;
    */
   clientAssertion: string;
+
+  /**
+   * RFC 8707 §2.2: resource indicators narrowing the token to some of the
+   * grant's resources; empty: all of them.
+   *
+   * @generated from field: repeated string resource = 8;
+   */
+  resource: string[];
 };
 
 /**
@@ -428,7 +483,7 @@ export type ExchangeCodeRequest = Message<"gatehouse.v1.ExchangeCodeRequest"> & 
  * Use `create(ExchangeCodeRequestSchema)` to create a new message.
  */
 export const ExchangeCodeRequestSchema: GenMessage<ExchangeCodeRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 6);
+  messageDesc(file_gatehouse_v1_authorization_service, 7);
 
 /**
  * ExchangeCodeResponse is the access token response.
@@ -447,7 +502,7 @@ export type ExchangeCodeResponse = Message<"gatehouse.v1.ExchangeCodeResponse"> 
  * Use `create(ExchangeCodeResponseSchema)` to create a new message.
  */
 export const ExchangeCodeResponseSchema: GenMessage<ExchangeCodeResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 7);
+  messageDesc(file_gatehouse_v1_authorization_service, 8);
 
 /**
  * RefreshRequest is an access token request with grant_type refresh_token
@@ -488,6 +543,14 @@ export type RefreshRequest = Message<"gatehouse.v1.RefreshRequest"> & {
    * @generated from field: string client_assertion = 6;
    */
   clientAssertion: string;
+
+  /**
+   * RFC 8707 §2.2: resource indicators narrowing the new access token to some
+   * of the grant's resources; empty: all of them.
+   *
+   * @generated from field: repeated string resource = 7;
+   */
+  resource: string[];
 };
 
 /**
@@ -495,7 +558,7 @@ export type RefreshRequest = Message<"gatehouse.v1.RefreshRequest"> & {
  * Use `create(RefreshRequestSchema)` to create a new message.
  */
 export const RefreshRequestSchema: GenMessage<RefreshRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 8);
+  messageDesc(file_gatehouse_v1_authorization_service, 9);
 
 /**
  * RefreshResponse is the access token response, with a new refresh token.
@@ -514,7 +577,7 @@ export type RefreshResponse = Message<"gatehouse.v1.RefreshResponse"> & {
  * Use `create(RefreshResponseSchema)` to create a new message.
  */
 export const RefreshResponseSchema: GenMessage<RefreshResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 9);
+  messageDesc(file_gatehouse_v1_authorization_service, 10);
 
 /**
  * IntrospectRequest is an RFC 7662 §2.1 introspection request.
@@ -561,7 +624,7 @@ export type IntrospectRequest = Message<"gatehouse.v1.IntrospectRequest"> & {
  * Use `create(IntrospectRequestSchema)` to create a new message.
  */
 export const IntrospectRequestSchema: GenMessage<IntrospectRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 10);
+  messageDesc(file_gatehouse_v1_authorization_service, 11);
 
 /**
  * IntrospectResponse is an RFC 7662 §2.2 introspection response. When
@@ -652,7 +715,7 @@ export type IntrospectResponse = Message<"gatehouse.v1.IntrospectResponse"> & {
  * Use `create(IntrospectResponseSchema)` to create a new message.
  */
 export const IntrospectResponseSchema: GenMessage<IntrospectResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 11);
+  messageDesc(file_gatehouse_v1_authorization_service, 12);
 
 /**
  * Actor is an RFC 8693 §4.1 `act` claim: who acts, and before them whom.
@@ -676,7 +739,7 @@ export type Actor = Message<"gatehouse.v1.Actor"> & {
  * Use `create(ActorSchema)` to create a new message.
  */
 export const ActorSchema: GenMessage<Actor> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 12);
+  messageDesc(file_gatehouse_v1_authorization_service, 13);
 
 /**
  * RevokeRequest is an RFC 7009 §2.1 revocation request.
@@ -723,7 +786,7 @@ export type RevokeRequest = Message<"gatehouse.v1.RevokeRequest"> & {
  * Use `create(RevokeRequestSchema)` to create a new message.
  */
 export const RevokeRequestSchema: GenMessage<RevokeRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 13);
+  messageDesc(file_gatehouse_v1_authorization_service, 14);
 
 /**
  * RevokeResponse is empty: RFC 7009 §2.2 answers 200 for any token.
@@ -738,7 +801,7 @@ export type RevokeResponse = Message<"gatehouse.v1.RevokeResponse"> & {
  * Use `create(RevokeResponseSchema)` to create a new message.
  */
 export const RevokeResponseSchema: GenMessage<RevokeResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 14);
+  messageDesc(file_gatehouse_v1_authorization_service, 15);
 
 /**
  * GetJwksRequest is empty.
@@ -753,7 +816,7 @@ export type GetJwksRequest = Message<"gatehouse.v1.GetJwksRequest"> & {
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
 export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 15);
+  messageDesc(file_gatehouse_v1_authorization_service, 16);
 
 /**
  * GetJwksResponse carries the public JWK Set as JSON, served verbatim.
@@ -772,7 +835,7 @@ export type GetJwksResponse = Message<"gatehouse.v1.GetJwksResponse"> & {
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
 export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 16);
+  messageDesc(file_gatehouse_v1_authorization_service, 17);
 
 /**
  * GetMetadataRequest is empty.
@@ -787,7 +850,7 @@ export type GetMetadataRequest = Message<"gatehouse.v1.GetMetadataRequest"> & {
  * Use `create(GetMetadataRequestSchema)` to create a new message.
  */
 export const GetMetadataRequestSchema: GenMessage<GetMetadataRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 17);
+  messageDesc(file_gatehouse_v1_authorization_service, 18);
 
 /**
  * GetMetadataResponse carries the authorization server facts of RFC 8414 §2
@@ -861,7 +924,7 @@ export type GetMetadataResponse = Message<"gatehouse.v1.GetMetadataResponse"> & 
  * Use `create(GetMetadataResponseSchema)` to create a new message.
  */
 export const GetMetadataResponseSchema: GenMessage<GetMetadataResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 18);
+  messageDesc(file_gatehouse_v1_authorization_service, 19);
 
 /**
  * ClientCredentialsRequest is an access token request with grant_type
@@ -908,7 +971,7 @@ export type ClientCredentialsRequest = Message<"gatehouse.v1.ClientCredentialsRe
  * Use `create(ClientCredentialsRequestSchema)` to create a new message.
  */
 export const ClientCredentialsRequestSchema: GenMessage<ClientCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 19);
+  messageDesc(file_gatehouse_v1_authorization_service, 20);
 
 /**
  * ClientCredentialsResponse is the access token response, without a refresh token.
@@ -927,7 +990,7 @@ export type ClientCredentialsResponse = Message<"gatehouse.v1.ClientCredentialsR
  * Use `create(ClientCredentialsResponseSchema)` to create a new message.
  */
 export const ClientCredentialsResponseSchema: GenMessage<ClientCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 20);
+  messageDesc(file_gatehouse_v1_authorization_service, 21);
 
 /**
  * ExchangeTokenRequest is an RFC 8693 §2.1 token exchange request. An empty
@@ -1004,7 +1067,7 @@ export type ExchangeTokenRequest = Message<"gatehouse.v1.ExchangeTokenRequest"> 
  * Use `create(ExchangeTokenRequestSchema)` to create a new message.
  */
 export const ExchangeTokenRequestSchema: GenMessage<ExchangeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 21);
+  messageDesc(file_gatehouse_v1_authorization_service, 22);
 
 /**
  * ExchangeTokenResponse is the RFC 8693 §2.2.1 response (issued_token_type in the TokenSet).
@@ -1023,7 +1086,7 @@ export type ExchangeTokenResponse = Message<"gatehouse.v1.ExchangeTokenResponse"
  * Use `create(ExchangeTokenResponseSchema)` to create a new message.
  */
 export const ExchangeTokenResponseSchema: GenMessage<ExchangeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 22);
+  messageDesc(file_gatehouse_v1_authorization_service, 23);
 
 /**
  * GetUserInfoRequest carries the access token (OpenID Connect Core §5.3.1).
@@ -1042,7 +1105,7 @@ export type GetUserInfoRequest = Message<"gatehouse.v1.GetUserInfoRequest"> & {
  * Use `create(GetUserInfoRequestSchema)` to create a new message.
  */
 export const GetUserInfoRequestSchema: GenMessage<GetUserInfoRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 23);
+  messageDesc(file_gatehouse_v1_authorization_service, 24);
 
 /**
  * GetUserInfoResponse carries the UserInfo claims (Core §5.3.2) as a JSON
@@ -1062,7 +1125,7 @@ export type GetUserInfoResponse = Message<"gatehouse.v1.GetUserInfoResponse"> & 
  * Use `create(GetUserInfoResponseSchema)` to create a new message.
  */
 export const GetUserInfoResponseSchema: GenMessage<GetUserInfoResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 24);
+  messageDesc(file_gatehouse_v1_authorization_service, 25);
 
 /**
  * WatchRevocationsRequest is empty.
@@ -1077,7 +1140,7 @@ export type WatchRevocationsRequest = Message<"gatehouse.v1.WatchRevocationsRequ
  * Use `create(WatchRevocationsRequestSchema)` to create a new message.
  */
 export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 25);
+  messageDesc(file_gatehouse_v1_authorization_service, 26);
 
 /**
  * WatchRevocationsResponse is one event on the revocation stream.
@@ -1118,7 +1181,7 @@ export type WatchRevocationsResponse = Message<"gatehouse.v1.WatchRevocationsRes
  * Use `create(WatchRevocationsResponseSchema)` to create a new message.
  */
 export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 26);
+  messageDesc(file_gatehouse_v1_authorization_service, 27);
 
 /**
  * Subscribed confirms a revocation subscription.
@@ -1139,7 +1202,7 @@ export type Subscribed = Message<"gatehouse.v1.Subscribed"> & {
  * Use `create(SubscribedSchema)` to create a new message.
  */
 export const SubscribedSchema: GenMessage<Subscribed> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 27);
+  messageDesc(file_gatehouse_v1_authorization_service, 28);
 
 /**
  * Revocation names what was revoked: one access token, or a whole grant.
@@ -1180,7 +1243,7 @@ export type Revocation = Message<"gatehouse.v1.Revocation"> & {
  * Use `create(RevocationSchema)` to create a new message.
  */
 export const RevocationSchema: GenMessage<Revocation> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 28);
+  messageDesc(file_gatehouse_v1_authorization_service, 29);
 
 /**
  * Heartbeat is an empty keep-alive event.
@@ -1195,7 +1258,7 @@ export type Heartbeat = Message<"gatehouse.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_authorization_service, 29);
+  messageDesc(file_gatehouse_v1_authorization_service, 30);
 
 /**
  * AuthorizationService is gatehouse's OAuth 2.0 authorization server: the

@@ -1,7 +1,7 @@
 import { createAttemptLimiter } from "./attempts.js";
 import { authorize, decide, type AuthorizationRequest, type Decision } from "./authorize.js";
 import { ASYMMETRIC_ALGORITHMS, authenticateClientAssertion } from "./client-assertion.js";
-import { authenticateClient, parseBasicAuthorization, type ClientCredentials } from "./client-auth.js";
+import { authenticateClient, parseBasicAuthorization, presentedClientId, type ClientCredentials } from "./client-auth.js";
 import type { OAuthContext } from "./context.js";
 import { OAuthError } from "./errors.js";
 import { exchangeCode, type CodeExchange } from "./grants/authorization-code.js";
@@ -45,7 +45,11 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       const { credentials } = call;
       const clientAssertionType = credentials.clientAssertionType ?? "";
       const clientAssertion = credentials.clientAssertion ?? "";
-      if (clientAssertionType === "" && clientAssertion === "") return authenticateClient((id) => ctx.policy.clients.get(id), credentials);
+      if (clientAssertionType === "" && clientAssertion === "") {
+        const clientId = presentedClientId(credentials);
+        const client = clientId === "" ? undefined : await ctx.directory.findClient(clientId);
+        return authenticateClient((id) => (id === clientId ? client : undefined), credentials);
+      }
       // RFC 6749 §2.3: a client "MUST NOT use more than one authentication method in each request".
       if (credentials.clientSecret !== "" || parseBasicAuthorization(credentials.authorization) !== undefined) {
         throw new OAuthError("invalid_request", "client authenticated with more than one method");

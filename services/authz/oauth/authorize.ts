@@ -2,7 +2,8 @@ import { buildAuthorizationResponseUrl } from "./authorization-response.js";
 import type { OAuthContext } from "./context.js";
 import { OAuthError, StoreUnavailableError } from "./errors.js";
 import { ID_BYTES, SECRET_BYTES, issueAccessToken } from "./issue-tokens.js";
-import type { Client, ScopeDefinition } from "./model.js";
+import type { Client, ProtectedResource, ScopeDefinition } from "./model.js";
+import { knownResources, resolveResourceIndicators } from "./resource.js";
 import { parseCodeChallenge } from "./pkce.js";
 import { matchRedirectUri } from "./redirect-uri.js";
 import { isSubsetOf, resolveRequestedScopes } from "./scope.js";
@@ -19,7 +20,6 @@ import {
 } from "./authentication-request.js";
 import { toSeconds } from "./clock.js";
 import { subjectFor } from "./subject-identifier.js";
-import { findUserBySubject } from "./user-claims.js";
 
 /** The parameters of an authorization request (RFC 6749 §4.1.1, §4.2.1; RFC 7636 §4.3). "" is omitted. */
 export interface AuthorizationRequest {
@@ -46,6 +46,8 @@ export interface AuthorizationRequest {
   /** §6.1/§6.2: refused (request_not_supported, request_uri_not_supported). */
   request?: string;
   requestUri?: string;
+  /** RFC 8707 §2 `resource`, each occurrence in order; absent or empty: none. */
+  resources?: readonly string[];
 }
 
 /** A validated, parked request: what the consent page needs. */
@@ -62,6 +64,8 @@ export interface PendingAuthorization {
   consentRequired: boolean;
   /** The signed-in user's name (standard claim `name`), for the consent page's greeting; "" when unknown. */
   userName: string;
+  /** RFC 8707: the resources the grant's tokens will be for, for the consent page; empty: the server's default audience. */
+  resources: ProtectedResource[];
 }
 
 /**
@@ -76,7 +80,7 @@ export interface PendingAuthorization {
 export async function authorize(ctx: OAuthContext, request: AuthorizationRequest): Promise<PendingAuthorization> {
   const { policy } = ctx;
   if (request.clientId === "") throw new OAuthError("invalid_request", "client_id is required");
-  const client = policy.clients.get(request.clientId);
+  const client = await ctx.directory.findClient(request.clientId);
   if (client === undefined) throw new OAuthError("invalid_request", "unknown client_id");
   const redirectUri = matchRedirectUri(client.redirectUris, request.redirectUri);
 
@@ -92,18 +96,19 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
       }),
     });
 
+  const knownScopes = await ctx.directory.scopes();
   let parked: ParkedRequest;
   let consentRemembered: boolean;
   let interaction: Interaction;
   try {
     refuseRequestObjects(request.request ?? "", request.requestUri ?? "");
-    parked = validate(ctx, client, redirectUri, request);
+    parked = validate(ctx, client, redirectUri, request, knownScopes);
     const prompt = parsePrompt(request.prompt ?? "");
     const maxAge = parseMaxAge(request.maxAge ?? "");
     checkDisplay(request.display ?? "");
     // ui_locales, claims_locales and login_hint are hints (§3.1.2.1): accepted; the pages are in English.
     const hintMismatch = await idTokenHintNamesAnother(ctx, client, request.idTokenHint ?? "", request.subject);
-    consentRemembered = await rememberedConsent(ctx, request.subject, client.id, parked.scopes);
+    consentRemembered = await rememberedConsent(ctx, request.subject, client.id, consentEntries(parked));
     interaction = decideInteraction({
       prompt,
       maxAge,
@@ -122,17 +127,18 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
   return {
     loginRequired: interaction.login,
     consentRequired: interaction.consent,
-    userName: request.subject === "" ? "" : (findUserBySubject(policy, request.subject)?.claims?.name ?? ""),
+    userName: request.subject === "" ? "" : ((await ctx.directory.findUserBySubject(request.subject))?.claims?.name ?? ""),
     requestId,
     client,
-    scopes: parked.scopes.map((name) => policy.scopes.get(name)!),
+    scopes: parked.scopes.map((name) => knownScopes.get(name)!),
     redirectUri,
     consentRemembered,
     expiresIn: policy.lifetimes.request,
+    resources: (parked.resources ?? []).map((uri) => policy.resources?.get(uri) ?? { uri, name: "" }),
   };
 }
 
-function validate(ctx: OAuthContext, client: Client, redirectUri: string, request: AuthorizationRequest): ParkedRequest {
+function validate(ctx: OAuthContext, client: Client, redirectUri: string, request: AuthorizationRequest, knownScopes: ReadonlyMap<string, unknown>): ParkedRequest {
   // RFC 6749 §3.1.1: response_type is required; §4.1.2.1 names the errors.
   if (request.responseType === "") throw new OAuthError("invalid_request", "response_type is required");
   if (request.responseType !== "code" && request.responseType !== "token") {
@@ -142,11 +148,13 @@ function validate(ctx: OAuthContext, client: Client, redirectUri: string, reques
     throw new OAuthError("unauthorized_client", `this client may not use response_type ${request.responseType}`);
   }
   const scopes = resolveRequestedScopes(request.scope, {
-    known: ctx.policy.scopes,
+    known: knownScopes,
     allowed: client.scopes,
     defaults: client.defaultScopes,
   });
   const nonce = parseNonce(request.nonce ?? "");
+  // RFC 8707 §2: each resource absolute, without a fragment, and one this server knows; else invalid_target.
+  const resources = resolveResourceIndicators(request.resources ?? [], knownResources(ctx.policy, client));
   // PKCE binds the code to the client instance (RFC 7636 §4.4); the implicit grant has no code.
   const codeChallenge =
     request.responseType === "code"
@@ -161,7 +169,18 @@ function validate(ctx: OAuthContext, client: Client, redirectUri: string, reques
     state: request.state,
     codeChallenge,
     ...(nonce === undefined ? {} : { nonce }),
+    ...(resources.length === 0 ? {} : { resources }),
   };
+}
+
+/**
+ * What a remembered consent covers: the scopes, and the RFC 8707 resources the
+ * client reaches with them, so that consent to one MCP server is not taken for
+ * another. A resource is remembered as "resource {uri}": a scope token cannot
+ * contain a space (RFC 6749 §3.3), so the two never collide in one set.
+ */
+function consentEntries(parked: ParkedRequest): string[] {
+  return [...parked.scopes, ...(parked.resources ?? []).map((uri) => `resource ${uri}`)];
 }
 
 async function rememberedConsent(ctx: OAuthContext, subject: string, clientId: string, scopes: readonly string[]): Promise<boolean> {
@@ -213,7 +232,7 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
   if (decision.subject === "") throw new OAuthError("invalid_request", "subject is required");
   const parked = await store.requests.take(hashSecret(decision.requestId));
   if (parked === undefined) throw new OAuthError("invalid_request", "the authorization request expired or was already decided");
-  const client = policy.clients.get(parked.clientId);
+  const client = await ctx.directory.findClient(parked.clientId);
   if (client === undefined || !client.redirectUris.includes(parked.redirectUri)) {
     // The configuration changed under the parked request: the redirect is no longer verified.
     throw new OAuthError("invalid_request", "the client or its redirect URI is no longer registered");
@@ -226,7 +245,7 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
     return respond({ error: "access_denied", error_description: "the resource owner denied the request" });
   }
   if (decision.rememberConsent) {
-    await store.consents.remember(decision.subject, client.id, parked.scopes, policy.lifetimes.consent);
+    await store.consents.remember(decision.subject, client.id, consentEntries(parked), policy.lifetimes.consent);
   }
   const grantId = ctx.random(ID_BYTES);
 
@@ -236,6 +255,7 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
       ctx,
       { grantId, clientId: client.id, subject: decision.subject, scopes: parked.scopes, authTime: decision.authTime },
       parked.scopes,
+      parked.resources === undefined || parked.resources.length === 0 ? {} : { audience: parked.resources },
     );
     return respond({ access_token: token.accessToken, token_type: token.tokenType, expires_in: token.expiresIn, scope: token.scope });
   }
@@ -259,6 +279,8 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
       codeChallenge: parked.codeChallenge,
       ...(parked.nonce === undefined ? {} : { nonce: parked.nonce }),
       ...(decision.sid === undefined || decision.sid === "" ? {} : { sid: decision.sid }),
+      // RFC 8707: the code is bound to the resources of the authorization request.
+      ...(parked.resources === undefined || parked.resources.length === 0 ? {} : { resources: parked.resources }),
     },
     policy.lifetimes.code,
   );

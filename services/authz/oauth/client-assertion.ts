@@ -67,7 +67,7 @@ export async function authenticateClientAssertion(ctx: OAuthContext, credentials
   // RFC 7523 §3 items 1 and 2.B: for client authentication, iss and sub are both the client_id.
   const clientId = typeof unverified.sub === "string" ? unverified.sub : "";
   if (credentials.clientId !== "" && credentials.clientId !== clientId) throw refused("sub is not the client_id of the request");
-  const client = ctx.policy.clients.get(clientId);
+  const client = await ctx.directory.findClient(clientId);
   const service = client?.service;
   if (client === undefined || client.type !== "confidential" || service === undefined || (service.jwks === undefined && service.jwksUri === undefined)) {
     throw refused("no client with registered keys has this client_id");

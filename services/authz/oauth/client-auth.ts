@@ -52,6 +52,20 @@ export function authenticateClient(lookup: ClientLookup, credentials: ClientCred
   return client;
 }
 
+/**
+ * The client_id a request names (HTTP Basic's user, else the body's), before
+ * it is authenticated, so that the caller can look the client up (the
+ * directory is async) and hand authenticateClient a ready answer. "" when it
+ * names none or the header is malformed: authenticateClient then refuses.
+ */
+export function presentedClientId(credentials: ClientCredentials): string {
+  try {
+    return parseBasicAuthorization(credentials.authorization)?.clientId ?? credentials.clientId;
+  } catch {
+    return "";
+  }
+}
+
 /** Compares the secret's digest with each registered digest in constant time (all of them, always). */
 function matchesSecret(client: Client, secret: string): boolean {
   const digest = hashSecret(secret);

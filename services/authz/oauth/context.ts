@@ -1,4 +1,5 @@
 import type { BackChannelLogout } from "./back-channel-logout.js";
+import type { Directory } from "./directory.js";
 import type { Store } from "./store.js";
 import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
@@ -9,7 +10,10 @@ import type { StepTracer } from "./trace.js";
 
 /** What every operation of the protocol core works with; built once per process (deps.ts). */
 export interface OAuthContext {
+  /** The tenant's settings; its clients, users and scopes are what the configuration declares (see `directory`). */
   readonly policy: ServerPolicy;
+  /** Every client, user and scope of the tenant, the configuration's and those created at run time: look them up here. */
+  readonly directory: Directory;
   readonly store: Store;
   readonly keys: KeyRing;
   readonly clock: Clock;

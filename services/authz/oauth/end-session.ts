@@ -9,7 +9,6 @@ import { revokeGrant } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
 import { subjectFor } from "./subject-identifier.js";
 import type { IdTokenClaims } from "./tokens.js";
-import { findUserBySubject } from "./user-claims.js";
 
 export type { BackChannelLogout, LogoutTokenDelivery } from "./back-channel-logout.js";
 
@@ -69,7 +68,7 @@ export async function planLogout(ctx: OAuthContext, request: LogoutRequest): Pro
   const clientId = request.clientId !== "" ? request.clientId : hintAudience;
   let client: Client | undefined;
   if (clientId !== undefined) {
-    client = policy.clients.get(clientId);
+    client = await ctx.directory.findClient(clientId);
     if (client === undefined) throw new OAuthError("invalid_request", "unknown client_id");
   }
 
@@ -93,7 +92,7 @@ export async function planLogout(ctx: OAuthContext, request: LogoutRequest): Pro
   }
   if (tied && request.logoutHint !== "" && session !== undefined) {
     // §2 logout_hint: a hint naming someone other than the signed-in user unties the request.
-    const user = findUserBySubject(policy, session.subject);
+    const user = await ctx.directory.findUserBySubject(session.subject);
     tied = request.logoutHint === session.subject || request.logoutHint === user?.username;
   }
   return {
@@ -143,7 +142,7 @@ async function endParticipation(ctx: OAuthContext, sid: string, subject: string)
   const participants = await ctx.store.sessions.takeParticipants(sid);
   const notified = new Set<string>();
   for (const participant of participants) {
-    const client = ctx.policy.clients.get(participant.clientId);
+    const client = await ctx.directory.findClient(participant.clientId);
     if (client === undefined) continue;
     if (client.revokeOnLogout === true) await revokeGrant(ctx, participant.grantId);
     if (client.backchannelLogoutUri !== undefined && !notified.has(client.id)) {

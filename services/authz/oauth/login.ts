@@ -55,7 +55,7 @@ export function createLogin(ctx: OAuthContext, limiter: AttemptLimiter) {
     ];
     await limiter.check(keys);
 
-    const user = ctx.policy.users.get(attempt.username);
+    const user = await ctx.directory.findUser(attempt.username);
     const matched = await verifyPassword(attempt.password, user?.passwordHash ?? (await decoy));
     if (user === undefined || !matched) {
       await limiter.fail(keys);

@@ -220,4 +220,18 @@ export interface ServerPolicy {
   clientAssertions?: ClientAssertionPolicy | undefined;
   /** Kubernetes clusters whose service account tokens are accepted as client assertions; absent: none. */
   serviceAccountIssuers?: readonly ServiceAccountIssuer[] | undefined;
+  /**
+   * The protected resources (RFC 8707 §2, RFC 9728) this server issues tokens
+   * for, by canonical URI (the config's `resources`, per tenant); absent: none
+   * besides `audience` and service clients' audiences.
+   */
+  resources?: ReadonlyMap<string, ProtectedResource> | undefined;
+}
+
+/** A protected resource a client may name with RFC 8707 `resource` (an MCP server, an API). */
+export interface ProtectedResource {
+  /** The canonical URI (RFC 8707 §2: absolute, no fragment): the `aud` of tokens for it. */
+  uri: string;
+  /** RFC 9728 §2 resource_name, shown on the consent page; "" when none. */
+  name: string;
 }

@@ -1,4 +1,5 @@
 import type { CodeChallenge } from "./pkce.js";
+import type { AuditLog, RegistryStore } from "./registry.js";
 import type { SigningKeyStore } from "./signing-key-store.js";
 
 /**
@@ -23,6 +24,10 @@ export interface Store {
   /** The self-rotating signing keys of this key space (oauth/signing-key-store.ts). */
   readonly signingKeys: SigningKeyStore;
   readonly clientAssertions: ClientAssertionStore;
+  /** Clients, scopes and users created at run time (admin API, dynamic registration); oauth/registry.ts. */
+  readonly registry: RegistryStore;
+  /** The admin API's audit trail, bounded (oauth/registry.ts). */
+  readonly audit: AuditLog;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -40,6 +45,8 @@ export interface ParkedRequest {
   codeChallenge?: CodeChallenge | undefined;
   /** OpenID Connect Core §3.1.2.1: echoed in the ID Token; absent when the request had none. */
   nonce?: string | undefined;
+  /** RFC 8707 §2: the resources the request named (known ones, in order); absent or empty: none. */
+  resources?: string[] | undefined;
 }
 
 /**
@@ -67,6 +74,8 @@ export interface CodeGrant {
   nonce?: string | undefined;
   /** The login session the code was issued in (the ID Token's `sid`). */
   sid?: string | undefined;
+  /** RFC 8707 §2: the resources of the authorization request, the `aud` of the grant's tokens; absent or empty: the server's audience. */
+  resources?: string[] | undefined;
 }
 
 export type CodeRedemption =
@@ -105,6 +114,8 @@ export interface RefreshFamily {
   familyExpiresAt: number;
   /** The login session the grant was issued in (ID Tokens of refreshes carry it); absent: none known. */
   sid?: string | undefined;
+  /** RFC 8707 §2.2: the grant's resources; a refresh may narrow its token to some of them. Absent or empty: the server's audience. */
+  resources?: string[] | undefined;
 }
 
 export interface RotateInput {
@@ -238,6 +249,14 @@ export interface ConsentStore {
   /** Adds scopes to what the subject has granted the client. */
   remember(subject: string, clientId: string, scopes: readonly string[], ttlSeconds: number): Promise<void>;
   get(subject: string, clientId: string): Promise<string[]>;
+  /**
+   * Issue 12: the subject's remembered consents, by client, so that an
+   * administrator can list and revoke them. Indexed under the subject for as
+   * long as the latest consent lives; expired ones are left out (and forgotten).
+   */
+  listOfSubject(subject: string): Promise<Array<{ clientId: string; scopes: string[] }>>;
+  /** Forgets the subject's consent to the client: the next authorization request asks again. */
+  forget(subject: string, clientId: string): Promise<void>;
 }
 
 /** Fixed-window counters for rate limiting, shared by every replica. */

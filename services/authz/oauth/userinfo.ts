@@ -4,7 +4,7 @@ import { OPENID_SCOPE } from "./id-token.js";
 import { parseScope } from "./scope.js";
 import { subjectFor } from "./subject-identifier.js";
 import { looksLikeJwt } from "./tokens.js";
-import { claimsForScopes, findUserBySubject } from "./user-claims.js";
+import { claimsForScopes } from "./user-claims.js";
 
 /**
  * OpenID Connect Core §5.3 UserInfo: the claims about the user that the
@@ -24,8 +24,8 @@ export async function userInfo(ctx: OAuthContext, accessToken: string): Promise<
   if (await ctx.store.grants.isRevoked(claims.gid, claims.jti)) throw new OAuthError("invalid_token", "the access token was revoked");
   const scopes = parseScope(claims.scope);
   if (!scopes.includes(OPENID_SCOPE)) throw new OAuthError("insufficient_scope", "the access token was not granted the openid scope");
-  const client = ctx.policy.clients.get(claims.client_id);
+  const client = await ctx.directory.findClient(claims.client_id);
   if (client === undefined) throw new OAuthError("invalid_token", "the access token's client is no longer registered");
-  const user = findUserBySubject(ctx.policy, claims.sub);
+  const user = await ctx.directory.findUserBySubject(claims.sub);
   return { sub: subjectFor(ctx.policy, client, claims.sub), ...claimsForScopes(user?.claims, scopes) };
 }

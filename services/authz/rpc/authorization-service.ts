@@ -48,6 +48,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         claimsLocales: request.claimsLocales,
         request: request.request,
         requestUri: request.requestUri,
+        resources: request.resource,
       });
       return {
         requestId: pending.requestId,
@@ -61,6 +62,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         loginRequired: pending.loginRequired,
         consentRequired: pending.consentRequired,
         userName: pending.userName,
+        resources: pending.resources,
       };
     },
 
@@ -82,6 +84,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         code: request.code,
         redirectUri: request.redirectUri,
         codeVerifier: request.codeVerifier,
+        resources: request.resource,
       });
       return { token: toTokenSet(token) };
     },
@@ -90,6 +93,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
       const token = await server(context).refresh(clientCall(context, options, request), {
         refreshToken: request.refreshToken,
         scope: request.scope,
+        resources: request.resource,
       });
       return { token: toTokenSet(token) };
     },

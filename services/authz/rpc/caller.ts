@@ -1,23 +1,44 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { CLIENT_ADDRESS_HEADER, ENDPOINT_URL_HEADER, SERVICE_CREDENTIAL_HEADER } from "../../../contract/metadata.js";
 import type { ClientCall } from "../oauth/authorization-server.js";
 import { OAuthError } from "../oauth/errors.js";
-import { constantTimeEqual } from "../oauth/secrets.js";
 
 /** The TCP peer of a call, set by the server for every request (server.ts). */
 export const kPeerAddress = createContextKey<string>("", { description: "peer address" });
 
 
 export interface CallerCheck {
-  /** The gateway's credential in force (a reload may change it); undefined: nobody may call the gateway-only RPCs. */
-  serviceCredential: () => string | undefined;
+  /** The gateway's credentials in force (a reload may change them); empty: nobody may call the gateway-only RPCs. */
+  serviceCredentials: () => readonly NamedSecret[];
 }
 
-/** True when the call carries the gateway's service credential. */
+/** A credential and the name logs show for it. */
+export interface NamedSecret {
+  readonly name: string;
+  readonly secret: string;
+}
+
+/**
+ * The credential whose secret `presented` is, if any. Every credential is
+ * compared, each in constant time over SHA-256 digests (equal lengths, so
+ * not even a secret's length leaks), and the loop does not stop at a match:
+ * the answer takes as long whichever credential matched, or none.
+ */
+export function matchCredential(presented: string | null, credentials: readonly NamedSecret[]): NamedSecret | undefined {
+  if (presented === null || presented === "") return undefined;
+  const digest = createHash("sha256").update(presented, "utf8").digest();
+  let found: NamedSecret | undefined;
+  for (const credential of credentials) {
+    const expected = createHash("sha256").update(credential.secret, "utf8").digest();
+    if (timingSafeEqual(digest, expected) && found === undefined) found = credential;
+  }
+  return found;
+}
+
+/** True when the call carries one of the gateway's service credentials. */
 export function isGateway(context: HandlerContext, check: CallerCheck): boolean {
-  const presented = context.requestHeader.get(SERVICE_CREDENTIAL_HEADER);
-  const expected = check.serviceCredential();
-  return presented !== null && expected !== undefined && constantTimeEqual(presented, expected);
+  return matchCredential(context.requestHeader.get(SERVICE_CREDENTIAL_HEADER), check.serviceCredentials()) !== undefined;
 }
 
 /** Gateway-only RPCs assert who the resource owner is; anyone else is refused (../shared/DESIGN.md). */

@@ -18,6 +18,8 @@ export interface KeySchema {
   /** One sorted set of every session's expiry (score: ms since the epoch). */
   sessionExpiries: string;
   consent(subject: string, clientId: string): string;
+  /** The clients a subject has remembered consents for (issue 12), as long as the latest consent lives. */
+  consentsOfSubject(subject: string): string;
   attempts(key: string): string;
   /** A used client assertion's jti (RFC 7523 §3). */
   clientAssertion(clientId: string, jti: string): string;
@@ -27,6 +29,16 @@ export interface KeySchema {
   signingKeySet: string;
   /** The claim to generate the key of one slot (a generation of the set). */
   signingKeyClaim(slot: string): string;
+  /**
+   * One collection of the tenant's registry (oauth/registry.ts): entries
+   * (a hash of JSON by id), their ids in order (a sorted set, lexicographic)
+   * and aliases (a hash alias -> id). The tenant's registry shares one hash
+   * tag, so a script that touches all three runs on one Cluster slot.
+   * No TTL: entries are configuration, kept until deleted.
+   */
+  registry(collection: "clients" | "scopes" | "users"): { entries: string; order: string; aliases: string };
+  /** The tenant's audit trail: a stream trimmed to its last AUDIT_EVENTS_KEPT events. */
+  auditLog: string;
 }
 
 /**
@@ -64,10 +76,16 @@ export function createKeySchema(basePrefix: string, tenant?: string): KeySchema 
     sessionParticipants: (sid) => `${prefix}session-participants:${part(sid)}`,
     sessionExpiries: `${prefix}session-expiries`,
     consent: (subject, clientId) => `${prefix}consent:${part(subject)}:${part(clientId)}`,
+    consentsOfSubject: (subject) => `${prefix}consents-of:${part(subject)}`,
     attempts: (key) => `${prefix}attempts:${part(key)}`,
     clientAssertion: (clientId, jti) => `${prefix}assertion:${part(clientId)}:${part(jti)}`,
     revocationChannel: `${basePrefix}revocations`,
     signingKeySet: `${prefix}signing-keys`,
     signingKeyClaim: (slot) => `${prefix}signing-keys:claim:${part(slot)}`,
+    registry: (collection) => {
+      const base = `${prefix}{registry${tenant === undefined ? "" : `:${tenant}`}}:${collection}`;
+      return { entries: `${base}:entries`, order: `${base}:order`, aliases: `${base}:aliases` };
+    },
+    auditLog: `${prefix}audit`,
   };
 }

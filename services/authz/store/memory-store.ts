@@ -14,6 +14,7 @@ import type {
   Store,
 } from "../oauth/store.js";
 import type { TenantStores } from "./tenant-stores.js";
+import { createMemoryAuditLog, createMemoryRegistry } from "./memory-registry.js";
 import { checkNextGeneration, type SigningKeySet, type SigningKeyStore } from "../oauth/signing-key-store.js";
 
 /**
@@ -70,6 +71,8 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
   const get = <T>(key: string): T | undefined => table.get(key) as T | undefined;
 
   return {
+    registry: createMemoryRegistry(),
+    audit: createMemoryAuditLog(clock),
     requests: {
       async park(requestHash, request, ttlSeconds) {
         table.set(`request:${requestHash}`, structuredClone(request), ttlSeconds * 1000);
@@ -203,9 +206,28 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
         const key = `consent:${JSON.stringify([subject, clientId])}`;
         const granted = new Set([...(get<string[]>(key) ?? []), ...scopes]);
         table.set(key, [...granted], ttlSeconds * 1000);
+        // The subject's index lives as long as its latest consent (issue 12: listed by an administrator).
+        const indexKey = `consents-of:${subject}`;
+        table.set(indexKey, [...new Set([...(get<string[]>(indexKey) ?? []), clientId])], ttlSeconds * 1000);
       },
       async get(subject, clientId) {
         return [...(get<string[]>(`consent:${JSON.stringify([subject, clientId])}`) ?? [])];
+      },
+      async listOfSubject(subject) {
+        const indexKey = `consents-of:${subject}`;
+        const index = get<string[]>(indexKey) ?? [];
+        const live = index.flatMap((clientId) => {
+          const scopes = get<string[]>(`consent:${JSON.stringify([subject, clientId])}`);
+          return scopes === undefined ? [] : [{ clientId, scopes: [...scopes] }];
+        });
+        if (live.length < index.length) table.set(indexKey, live.map((c) => c.clientId), (table.expiresAt(indexKey) ?? 0) - clock());
+        return live;
+      },
+      async forget(subject, clientId) {
+        table.delete(`consent:${JSON.stringify([subject, clientId])}`);
+        const indexKey = `consents-of:${subject}`;
+        const index = get<string[]>(indexKey);
+        if (index !== undefined) table.set(indexKey, index.filter((id) => id !== clientId), (table.expiresAt(indexKey) ?? 0) - clock());
       },
     },
 

@@ -1,8 +1,9 @@
-import { createHash } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import type { Clock } from "../oauth/clock.js";
 import { StoreUnavailableError } from "../oauth/errors.js";
 import { createKeySchema } from "./keys.js";
+import { defineScript, guard, type Script } from "./redis-script.js";
+import { createRedisAuditLog, createRedisRegistry } from "./redis-registry.js";
 import { waitUntilReady, type RedisClient } from "./redis-client.js";
 import type { TenantStores } from "./tenant-stores.js";
 import type {
@@ -159,6 +160,7 @@ function createTenantRedisStore(
               family.familyExpiresAt,
               family.tokenExpiresAt - clock(),
               family.sid ?? "",
+              family.resources === undefined || family.resources.length === 0 ? "" : JSON.stringify(family.resources),
             ],
           );
           return created === 1;
@@ -207,6 +209,9 @@ function createTenantRedisStore(
             : (await client.exists(keys.grantRevoked(grantId), keys.accessTokenRevoked(grantId, jti))) > 0,
         ),
     },
+
+    registry: createRedisRegistry(client, keys),
+    audit: createRedisAuditLog(client, keys),
 
     revocationFeed: {
       announce: (revocation) =>
@@ -269,9 +274,28 @@ function createTenantRedisStore(
         guard(async () => {
           if (scopes.length === 0) return;
           const key = keys.consent(subject, clientId);
-          await client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec();
+          const index = keys.consentsOfSubject(subject);
+          // Two keys of two slots (on a cluster): two transactions. The index lives as long as the latest consent.
+          await Promise.all([
+            client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec(),
+            client.multi().sadd(index, clientId).pexpire(index, ttlSeconds * 1000).exec(),
+          ]);
         }),
       get: (subject, clientId) => guard(() => client.smembers(keys.consent(subject, clientId))),
+      listOfSubject: (subject) =>
+        guard(async () => {
+          const index = keys.consentsOfSubject(subject);
+          const clientIds = await client.smembers(index);
+          const scopes = await Promise.all(clientIds.map((clientId) => client.smembers(keys.consent(subject, clientId))));
+          const gone = clientIds.filter((_, i) => scopes[i]!.length === 0);
+          if (gone.length > 0) await client.srem(index, ...gone);
+          return clientIds.flatMap((clientId, i) => (scopes[i]!.length === 0 ? [] : [{ clientId, scopes: scopes[i]! }]));
+        }),
+      forget: (subject, clientId) =>
+        guard(async () => {
+          await client.del(keys.consent(subject, clientId));
+          await client.srem(keys.consentsOfSubject(subject), clientId);
+        }),
     },
 
     attempts: {
@@ -337,51 +361,7 @@ function parseFamily(grantId: string, fields: string[]): RefreshFamily {
     tokenExpiresAt: Number(record.get("tokenExpiresAt")),
     familyExpiresAt: Number(record.get("familyExpiresAt")),
     ...(record.get("sid") ? { sid: record.get("sid")! } : {}),
-  };
-}
-
-/**
- * Turns a failure to reach Redis into StoreUnavailableError (RPC Unavailable).
- * A Redis reply error other than a cluster or replication state is a bug in a
- * script or a command and is left as is (server_error).
- */
-async function guard<T>(operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation();
-  } catch (error) {
-    if (isReplyError(error) && !/^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|LOADING|READONLY|MASTERDOWN|NOREPLICAS|BUSY)/.test(error.message)) {
-      throw error;
-    }
-    throw new StoreUnavailableError(error);
-  }
-}
-
-function isReplyError(error: unknown): error is Error {
-  return error instanceof Error && error.name === "ReplyError";
-}
-
-interface Script {
-  readonly lua: string;
-  readonly sha: string;
-  /** Runs by SHA-1, sending the text on the first NOSCRIPT (per node, on a cluster). */
-  run(client: RedisClient, scriptKeys: string[], args: Array<string | number>): Promise<unknown>;
-}
-
-function defineScript(lua: string): Script {
-  const sha = createHash("sha1").update(lua).digest("hex");
-  return {
-    lua,
-    sha,
-    async run(client, scriptKeys, args) {
-      try {
-        return await client.evalsha(sha, scriptKeys.length, ...scriptKeys, ...args);
-      } catch (error) {
-        if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
-          return client.eval(lua, scriptKeys.length, ...scriptKeys, ...args);
-        }
-        throw error;
-      }
-    },
+    ...(record.get("resources") ? { resources: JSON.parse(record.get("resources")!) as string[] } : {}),
   };
 }
 
@@ -432,12 +412,12 @@ redis.call('SET', KEYS[1], '!' .. string.sub(value, 1, sep - 1), 'PX', ARGV[1])
 return value
 `);
 
-/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms, sid. */
+/** KEYS: family, revoked. ARGV: clientId, subject, scopes, authTime, tokenHash, tokenExpiresAt, familyExpiresAt, ttl ms, sid, resources. */
 const createFamily = defineScript(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'clientId', ARGV[1], 'subject', ARGV[2], 'scopes', ARGV[3], 'authTime', ARGV[4],
-  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7], 'sid', ARGV[9])
+  'tokenHash', ARGV[5], 'tokenExpiresAt', ARGV[6], 'familyExpiresAt', ARGV[7], 'sid', ARGV[9], 'resources', ARGV[10])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return 1
 `);

@@ -2,7 +2,7 @@ import type { Tracing } from "../../../startup/tracing.js";
 import type { Store } from "../oauth/store.js";
 
 /** The aggregates whose every operation is one Redis round trip or script (or one memory operation). */
-const AGGREGATES = ["requests", "codes", "grants", "sessions", "consents", "attempts", "clientAssertions"] as const;
+const AGGREGATES = ["requests", "codes", "grants", "sessions", "consents", "attempts", "clientAssertions", "audit"] as const;
 
 /**
  * The store with a span around every operation (`store.codes.redeem`,
@@ -30,6 +30,8 @@ export function traceStore(store: Store, tracing: Tracing, system: "redis" | "me
     announce: (revocation) => tracing.inSpan("store.revocationFeed.announce", () => store.revocationFeed.announce(revocation), attributes),
     subscribe: (onRevocation, onBroken) => store.revocationFeed.subscribe(onRevocation, onBroken),
   };
+  // The registry's collections are one level deeper: store.registry.clients.get, ...
+  traced.registry = { clients: wrap(store.registry.clients, "registry.clients"), scopes: wrap(store.registry.scopes, "registry.scopes"), users: wrap(store.registry.users, "registry.users") };
   traced.ping = () => store.ping();
   traced.close = () => store.close();
   return traced;

@@ -4,6 +4,7 @@ import { issueIdToken, OPENID_SCOPE } from "../id-token.js";
 import { issueAccessToken, mintRefreshToken, type TokenSet } from "../issue-tokens.js";
 import type { Client } from "../model.js";
 import { verifyCodeVerifier } from "../pkce.js";
+import { narrowResources } from "../resource.js";
 import { revokeGrant } from "../revoke.js";
 import { hashSecret } from "../secrets.js";
 
@@ -12,6 +13,8 @@ export interface CodeExchange {
   code: string;
   redirectUri: string;
   codeVerifier: string;
+  /** RFC 8707 §2.2 `resource` of the token request, each occurrence; absent or empty: all of the grant's. */
+  resources?: readonly string[];
 }
 
 /**
@@ -46,8 +49,10 @@ export async function exchangeCode(ctx: OAuthContext, client: Client, exchange: 
     throw new OAuthError("invalid_grant", "redirect_uri does not match the authorization request");
   }
   verifyCodeVerifier(exchange.codeVerifier, grant.codeChallenge);
+  // RFC 8707 §2.2: the token is for the grant's resources, or the ones of them the request names.
+  const audience = narrowResources(exchange.resources ?? [], grant.resources);
 
-  const accessTokens = await issueAccessToken(ctx, grant, grant.scopes);
+  const accessTokens = await issueAccessToken(ctx, grant, grant.scopes, audience === undefined ? {} : { audience });
   // OpenID Connect Core §3.1.3.3: the openid scope makes the response carry an ID Token.
   const tokens: TokenSet = grant.scopes.includes(OPENID_SCOPE)
     ? {
@@ -74,6 +79,7 @@ export async function exchangeCode(ctx: OAuthContext, client: Client, exchange: 
     tokenExpiresAt: refresh.tokenExpiresAt,
     familyExpiresAt,
     ...(grant.sid === undefined ? {} : { sid: grant.sid }),
+    ...(grant.resources === undefined || grant.resources.length === 0 ? {} : { resources: grant.resources }),
   });
   return { ...tokens, refreshToken: refresh.refreshToken };
 }

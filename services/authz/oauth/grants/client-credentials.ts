@@ -36,7 +36,7 @@ export async function clientCredentials(ctx: OAuthContext, client: Client, reque
   const service = client.service;
   // RFC 6749 §3.3: an omitted scope takes the client's defaults, or else everything it may ask for.
   const scopes = resolveRequestedScopes(request.scope, {
-    known: ctx.policy.scopes,
+    known: await ctx.directory.scopes(),
     allowed: client.scopes,
     defaults: client.defaultScopes.length > 0 ? client.defaultScopes : client.scopes,
   });

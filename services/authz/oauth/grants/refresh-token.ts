@@ -4,6 +4,7 @@ import { openTokenPair, sealTokenPair } from "../grace-seal.js";
 import { issueIdToken, OPENID_SCOPE } from "../id-token.js";
 import { issueAccessToken, mintRefreshToken, type TokenSet } from "../issue-tokens.js";
 import type { Client } from "../model.js";
+import { narrowResources } from "../resource.js";
 import { resolveRefreshScope } from "../scope.js";
 import { hashSecret } from "../secrets.js";
 import { parseRefreshToken } from "../tokens.js";
@@ -12,6 +13,8 @@ import { parseRefreshToken } from "../tokens.js";
 export interface RefreshGrant {
   refreshToken: string;
   scope: string;
+  /** RFC 8707 §2.2 `resource`, each occurrence: narrows the new access token to some of the grant's resources; absent or empty: all. */
+  resources?: readonly string[];
 }
 
 /**
@@ -36,6 +39,8 @@ export async function refresh(ctx: OAuthContext, client: Client, request: Refres
   // RFC 6749 §6: "validate the refresh token and ensure that it was issued to the authenticated client".
   if (family.clientId !== client.id) throw new OAuthError("invalid_grant", "the refresh token was issued to another client");
   const scopes = resolveRefreshScope(request.scope, family.scopes);
+  // RFC 8707 §2.2: a refresh may ask for a token for some of the grant's resources (each one of them).
+  const audience = narrowResources(request.resources ?? [], family.resources);
 
   const presentedHash = hashSecret(request.refreshToken);
   const graceMs = client.refreshGraceSeconds * 1000;
@@ -49,7 +54,7 @@ export async function refresh(ctx: OAuthContext, client: Client, request: Refres
     return settle(ctx, rotation, request.refreshToken, grantId);
   }
 
-  const tokens = await issueAccessToken(ctx, family, scopes);
+  const tokens = await issueAccessToken(ctx, family, scopes, audience === undefined ? {} : { audience });
   // OpenID Connect Core §12.2: a refresh of an openid grant returns a new ID Token
   // with the same sub and auth_time, and no nonce.
   const idToken = scopes.includes(OPENID_SCOPE)

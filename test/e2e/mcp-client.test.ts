@@ -1,0 +1,224 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { auth, UnauthorizedError, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
+import { decodeJwt } from "jose";
+import { chromium, type Browser, type BrowserContext } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createDemoMcpServer } from "../../demo/demo-mcp-server.js";
+import { freePort } from "../support/redis-server.js";
+import { scaledBudget } from "../support/scaled-budget.js";
+import { startTestStack, type TestStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
+
+/**
+ * Issue 15 end to end: the official MCP TypeScript SDK's client (`Client`,
+ * `StreamableHTTPClientTransport`, and its own OAuth flow driven through an
+ * `OAuthClientProvider`, which only stores what the SDK hands it and opens
+ * the authorization URL in Chromium) against the demo MCP server behind the
+ * gateway's guard. Nothing in the client knows gatehouse: it starts from the
+ * bare 401 and discovers the rest (RFC 9728 metadata, RFC 8414 metadata),
+ * sends RFC 8707 `resource` as the MCP authorization spec asks, and the
+ * browser signs in and consents at the gateway's pages.
+ *
+ * Budgets: a flow is five pages and a dozen HTTP calls: 2 to 4 s on a quiet
+ * two-core machine, 30 s quiet per test, scaled by TEST_TIME_SCALE.
+ */
+const TEST_BUDGET_MS = scaledBudget(30_000);
+let stack: TestStack;
+let browser: Browser;
+let mcpServer: Server;
+let callbackServer: Server;
+let callbackUrl: string;
+/** The codes that reached the MCP client's redirect URI, as its own small web server received them. */
+const codes: string[] = [];
+
+beforeAll(async () => {
+  mcpServer = createDemoMcpServer();
+  await new Promise<void>((resolve) => mcpServer.listen(0, "127.0.0.1", resolve));
+  const mcpUpstream = `http://127.0.0.1:${(mcpServer.address() as AddressInfo).port}`;
+  // The MCP client's redirect URI: a loopback web server of its own (RFC 8252 §7.3), which receives the code.
+  const callbackPort = await freePort();
+  callbackUrl = `http://127.0.0.1:${callbackPort}/callback`;
+  callbackServer = createServer((request, response) => {
+    const code = new URL(request.url ?? "/", callbackUrl).searchParams.get("code");
+    if (code !== null) codes.push(code);
+    response.writeHead(200, { "content-type": "text/plain" });
+    response.end(code === null ? "no code" : "Signed in. You can close this window.");
+  });
+  await new Promise<void>((resolve) => callbackServer.listen(callbackPort, "127.0.0.1", resolve));
+
+  stack = await startTestStack({
+    redisUrl: inject("redisUrl"),
+    patch: (file) => {
+      const issuer = file.issuer as string;
+      (file.scopes as unknown[]).push({ name: "mcp:tools", description: "Use the tools of the demo MCP server" });
+      // A client registered beforehand (the SDK's clientInformation()): public, PKCE, the loopback redirect URI.
+      (file.clients as unknown[]).push({ id: "mcp-client", name: "Test MCP Client", type: "public", redirectUris: [callbackUrl], scopes: ["mcp:tools"] });
+      file.resources = [{ uri: `${issuer}/mcp`, name: "Demo MCP server", scopes: ["mcp:tools"] }];
+      file.routes = [{ name: "mcp", path: "/mcp", scopes: ["mcp:tools"], resource: `${issuer}/mcp`, upstream: mcpUpstream }];
+    },
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+}, scaledBudget(20_000));
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.close();
+  for (const server of [mcpServer, callbackServer]) if (server !== undefined) await new Promise((resolve) => server.close(resolve));
+});
+
+/**
+ * What an MCP client application keeps for the SDK: it stores and returns
+ * what it is given, and sends the user's browser to the authorization URL.
+ * No OAuth logic of its own.
+ */
+class BrowserClientProvider implements OAuthClientProvider {
+  #client: OAuthClientInformationMixed | undefined;
+  #tokens: OAuthTokens | undefined;
+  #verifier = "";
+  readonly authorizationUrls: URL[] = [];
+
+  constructor(
+    readonly openBrowser: (url: URL) => Promise<void>,
+    preRegistered?: OAuthClientInformationMixed,
+  ) {
+    this.#client = preRegistered;
+  }
+
+  get redirectUrl(): string {
+    return callbackUrl;
+  }
+  get clientMetadata(): OAuthClientMetadata {
+    return { client_name: "Test MCP Client", redirect_uris: [callbackUrl], grant_types: ["authorization_code", "refresh_token"], response_types: ["code"], token_endpoint_auth_method: "none" };
+  }
+  clientInformation() {
+    return this.#client;
+  }
+  saveClientInformation(information: OAuthClientInformationMixed) {
+    this.#client = information;
+  }
+  tokens() {
+    return this.#tokens;
+  }
+  saveTokens(tokens: OAuthTokens) {
+    this.#tokens = tokens;
+  }
+  async redirectToAuthorization(url: URL) {
+    this.authorizationUrls.push(url);
+    await this.openBrowser(url);
+  }
+  saveCodeVerifier(verifier: string) {
+    this.#verifier = verifier;
+  }
+  codeVerifier() {
+    return this.#verifier;
+  }
+  invalidateCredentials(scope: "all" | "client" | "tokens" | "verifier" | "discovery") {
+    if (scope === "all" || scope === "tokens") this.#tokens = undefined;
+    if (scope === "all" || scope === "client") this.#client = undefined;
+  }
+}
+
+/** The browser's part: sign in as alice and allow, on the gateway's pages; the redirect lands at the callback server. */
+async function signInAndAllow(context: BrowserContext, url: URL): Promise<void> {
+  const page = await context.newPage();
+  await page.goto(url.href);
+  await page.getByLabel("Username").fill("alice");
+  await page.getByLabel("Password").fill("correct horse");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Allow" }).waitFor();
+  const consent = (await page.textContent("main"))!;
+  expect(consent).toContain("Test MCP Client wants to access your account");
+  expect(consent).toContain("Use the tools of the demo MCP server");
+  // RFC 8707: the page names the resource the client will reach.
+  expect(consent).toContain("Demo MCP server");
+  expect(consent).toContain(`${stack.issuer}/mcp`);
+  await page.getByRole("button", { name: "Allow" }).click();
+  await page.waitForURL((target) => target.href.startsWith(callbackUrl));
+  await page.close();
+}
+
+describe("the official MCP client through the sidecar", () => {
+  it(
+    "MCP authorization 2025-11-25: from a bare 401 the SDK discovers the resource (RFC 9728) and the authorization server (RFC 8414), signs in with PKCE and resource (RFC 8707), calls the tool, refreshes, and is refused after revocation",
+    { timeout: TEST_BUDGET_MS },
+    async () => {
+      const context = await browser.newContext();
+      context.setDefaultTimeout(scaledBudget(10_000));
+      const requested: string[] = [];
+      // Only observes: every request the SDK makes, by method and URL.
+      const recordingFetch: typeof fetch = (input, init) => {
+        requested.push(`${init?.method ?? "GET"} ${input instanceof Request ? input.url : String(input)}`);
+        return fetch(input, init);
+      };
+      const provider = new BrowserClientProvider((url) => signInAndAllow(context, url), { client_id: "mcp-client" });
+      const serverUrl = new URL(`${stack.issuer}/mcp`);
+
+      // 1. A bare request: 401, then discovery, then the browser; the SDK stops at REDIRECT.
+      const first = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider, fetch: recordingFetch });
+      await expect(new Client({ name: "gatehouse-test", version: "1.0.0" }).connect(first)).rejects.toThrow(UnauthorizedError);
+      expect(requested.slice(0, 3)).toEqual([
+        `POST ${stack.issuer}/mcp`,
+        `GET ${stack.issuer}/.well-known/oauth-protected-resource/mcp`,
+        `GET ${stack.issuer}/.well-known/oauth-authorization-server`,
+      ]);
+      expect(provider.authorizationUrls).toHaveLength(1);
+      const authorizationUrl = provider.authorizationUrls[0]!;
+      expect(authorizationUrl.origin + authorizationUrl.pathname).toBe(`${stack.issuer}/oauth2/authorize`);
+      expect(authorizationUrl.searchParams.get("resource")).toBe(`${stack.issuer}/mcp`);
+      expect(authorizationUrl.searchParams.get("scope")).toBe("mcp:tools");
+      expect(authorizationUrl.searchParams.get("code_challenge_method")).toBe("S256");
+      expect(codes).toHaveLength(1);
+
+      // 2. The redirect's code, exchanged by the SDK (with the same resource).
+      await first.finishAuth(codes[0]!);
+      const accessToken = provider.tokens()!.access_token;
+      expect(decodeJwt(accessToken).aud).toBe(`${stack.issuer}/mcp`);
+      expect(provider.tokens()!.refresh_token).toBeDefined();
+
+      // 3. Connected: the tool answers with the identity the guard asserted.
+      const client = new Client({ name: "gatehouse-test", version: "1.0.0" });
+      await client.connect(new StreamableHTTPClientTransport(serverUrl, { authProvider: provider, fetch: recordingFetch }));
+      expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(["whoami"]);
+      const who = await client.callTool({ name: "whoami", arguments: {} });
+      expect(who.structuredContent).toEqual({ subject: "user-alice", client: "mcp-client", scope: ["mcp:tools"] });
+
+      // 4. A refresh through the SDK's own auth(): a new access token for the same resource, which the server takes.
+      expect(await auth(provider, { serverUrl, fetchFn: recordingFetch })).toBe("AUTHORIZED");
+      const refreshed = provider.tokens()!;
+      expect(refreshed.access_token).not.toBe(accessToken);
+      expect(decodeJwt(refreshed.access_token).aud).toBe(`${stack.issuer}/mcp`);
+      expect((await client.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({ subject: "user-alice" });
+
+      // 5. The user revokes the grant (RFC 7009, the refresh token revokes its family): the guard refuses the
+      //    access token, the SDK's refresh fails (invalid_grant), and it starts over at the authorization endpoint.
+      const revoked = await fetch(`${stack.issuer}/oauth2/revoke`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ token: refreshed.refresh_token!, client_id: "mcp-client" }),
+      });
+      expect(revoked.status).toBe(200);
+      await waitFor(
+        async () => {
+          const response = await fetch(serverUrl, { method: "POST", headers: { authorization: `Bearer ${refreshed.access_token}`, "content-type": "application/json" }, body: "{}" });
+          return response.status === 401;
+        },
+        { budgetMs: 2_000, what: "the guard to refuse the revoked access token" },
+      );
+      const before = provider.authorizationUrls.length;
+      const browserless = new BrowserClientProvider(async () => undefined, provider.clientInformation());
+      browserless.saveTokens(refreshed);
+      const afterRevocation = new Client({ name: "gatehouse-test", version: "1.0.0" });
+      await expect(afterRevocation.connect(new StreamableHTTPClientTransport(serverUrl, { authProvider: browserless }))).rejects.toThrow(UnauthorizedError);
+      expect(browserless.tokens()).toBeUndefined();
+      expect(browserless.authorizationUrls).toHaveLength(1);
+      expect(provider.authorizationUrls).toHaveLength(before);
+      await client.close();
+      await context.close();
+    },
+  );
+});
