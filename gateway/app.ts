@@ -90,7 +90,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     const routings = [defaultTenantRouting(deps), namedTenantRouting(deps)];
     // The token and introspection endpoints beneath fastify too; with tracing on, fastify's hooks set up
     // each request's span and trace context, so its routes serve them (plugins/lean-token-endpoints.ts).
-    if (config.leanEndpoints && !deps.tracing.enabled) await app.register(leanTokenEndpoints, { deps, routings, addRawEntry });
+    if (config.leanEndpoints && !deps.tracing.enabled) await app.register(leanTokenEndpoints, { deps, routings, addRawEntry, requestIdOf });
     for (const routing of routings) {
       await app.register(oauthRoutes, { deps, serviceCredential, routing });
       await app.register(openIdRoutes, { deps, routing });

@@ -23,6 +23,7 @@ import {
   UNSUPPORTED_GRANT_TYPE,
 } from "../token-endpoints.js";
 import { CLIENT_ADDRESS_HEADER, ENDPOINT_URL_HEADER } from "../../contract/metadata.js";
+import { logIdsOf } from "../../startup/tracing.js";
 
 export interface LeanTokenEndpointsOptions {
   deps: GatewayDeps;
@@ -30,6 +31,8 @@ export interface LeanTokenEndpointsOptions {
   routings: readonly TenantRouting[];
   /** Installs an entry beneath fastify (gateway/app.ts): it returns false for what it leaves to fastify. */
   addRawEntry: (entry: (req: IncomingMessage, res: ServerResponse) => boolean) => void;
+  /** The request id of a raw request, as fastify's genReqId would give it. */
+  requestIdOf: (req: IncomingMessage) => string;
 }
 
 /**
@@ -53,7 +56,7 @@ export interface LeanTokenEndpointsOptions {
  * tracing on, the routes through fastify serve every request (their spans
  * and trace context are set up by fastify's hooks), and this is not installed.
  */
-const plugin: FastifyPluginAsync<LeanTokenEndpointsOptions> = async (app, { deps, routings, addRawEntry }) => {
+const plugin: FastifyPluginAsync<LeanTokenEndpointsOptions> = async (app, { deps, routings, addRawEntry, requestIdOf }) => {
   const { config, authz, overload } = deps;
   const log = app.log as unknown as Logger;
   const cameOverTls = createTlsCheck({ enabled: config.requireHttps, trustedProxies: config.trustedProxies });
@@ -117,10 +120,17 @@ const plugin: FastifyPluginAsync<LeanTokenEndpointsOptions> = async (app, { deps
       // A client that left while the request waited for a slot: 'close' will not come again (load-shed.ts).
       if (res.closed) return release();
       res.once("close", release);
-      readBody(req, bytes, (body) => answer(req, res, endpoint, tenant, body));
+      readBody(req, bytes, (body) => {
+        // A bug must not escape into the server's event handlers (it would end the process): a 500, as fastify answers it.
+        try {
+          answer(req, res, endpoint, tenant, body);
+        } catch (error) {
+          fail(req, res, endpoint, error);
+        }
+      });
     };
     const release = overload.limiter.acquire();
-    if (release instanceof Promise) release.then(admitted, (error: unknown) => fail(res, endpoint, error));
+    if (release instanceof Promise) release.then(admitted, (error: unknown) => fail(req, res, endpoint, error));
     else admitted(release);
   };
 
@@ -131,7 +141,7 @@ const plugin: FastifyPluginAsync<LeanTokenEndpointsOptions> = async (app, { deps
     try {
       parsed = parseForm(body, { repeatable: REPEATABLE_PARAMETERS });
     } catch (error) {
-      if (!(error instanceof FormError)) return fail(res, endpoint, error);
+      if (!(error instanceof FormError)) return fail(req, res, endpoint, error);
       return writeFailure(res, cors, { status: 400, error: "invalid_request", description: error.message.length <= 200 ? error.message : "invalid request" });
     }
     const refused =
@@ -173,8 +183,9 @@ const plugin: FastifyPluginAsync<LeanTokenEndpointsOptions> = async (app, { deps
   };
 
   /** What fastify's error handler answers for a bug: a bare server_error, the cause logged (plugins/oauth-errors.ts). */
-  const fail = (res: ServerResponse, endpoint: Endpoint, error: unknown) => {
-    log.error({ err: error }, "unhandled error");
+  const fail = (req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, error: unknown) => {
+    // The request's id and trace ids, as fastify's child logger gives them (app.ts; tracing is off here).
+    log.error({ reqId: requestIdOf(req), ...logIdsOf(undefined, req.headers.traceparent), err: error }, "unhandled error");
     writeFailure(res, endpoint === "token" ? ANY_ORIGIN : undefined, { status: 500, error: "server_error", description: "the server failed to handle the request" });
   };
 };
