@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { GROUP_NAME, GROUP_NAME_MAX_LENGTH, GROUP_NAME_RULE } from "../startup/group-name.js";
 import { loadConfigFile } from "../startup/config-file.js";
 import { deepFreeze } from "../startup/deep-freeze.js";
 import type { Environment } from "../startup/environment.js";
@@ -148,6 +149,14 @@ export interface RouteConfig {
   scopes: readonly string[];
   /** any: one of the scopes suffices (default); all: every one is needed. */
   scopeMode: "any" | "all";
+  /**
+   * Issue 12: groups the resource owner must be in (their current groups, as
+   * introspection reports them), besides the scopes; empty: none required.
+   * Missing them is a 403 without an RFC 6750 error code (guard/authorize.ts).
+   */
+  groups?: readonly string[] | undefined;
+  /** any: one of the groups suffices (default); all: every one is needed. */
+  groupMode?: "any" | "all" | undefined;
   upstream: string;
   forwardAuthorization: boolean;
   caseSensitive: boolean;
@@ -205,6 +214,12 @@ const routeSchema = z.strictObject({
   path,
   scopes: z.array(z.string().min(1)).min(1, "a guarded route needs at least one scope"),
   scopeMode: z.enum(["any", "all"]).default("any"),
+  groups: z
+    .array(z.string().max(GROUP_NAME_MAX_LENGTH).regex(GROUP_NAME, GROUP_NAME_RULE))
+    .min(1, "list at least one group, or leave groups out for a route open to every user")
+    .refine((groups) => new Set(groups).size === groups.length, "a group is listed twice")
+    .optional(),
+  groupMode: z.enum(["any", "all"]).default("any"),
   upstream: httpUrl.optional(),
   forwardAuthorization: z.boolean().default(false),
   caseSensitive: z.boolean().default(true),
@@ -617,6 +632,8 @@ function compileRoutes(
       path: route.path,
       scopes: route.scopes,
       scopeMode: route.scopeMode,
+      groups: route.groups ?? [],
+      groupMode: route.groupMode,
       upstream: upstream ?? "",
       forwardAuthorization: route.forwardAuthorization,
       caseSensitive: route.caseSensitive,
@@ -654,6 +671,8 @@ function compileRoutes(
         path: match[2]!,
         scopes: [scope.name],
         scopeMode: "any",
+        groups: [],
+        groupMode: "any",
         upstream: defaultUpstream,
         forwardAuthorization: false,
         caseSensitive: true,

@@ -19,6 +19,8 @@ export type GuardOutcome =
   | "invalid_token"
   /** 403 insufficient_scope. */
   | "insufficient_scope"
+  /** 403 without an RFC 6750 code: the token is good, its resource owner lacks the route's groups (issue 12). */
+  | "insufficient_rights"
   /** 503: the token could not be checked. */
   | "unavailable"
   /** 400: an ambiguous path, or RFC 6750 §3.1 invalid_request. */
@@ -48,7 +50,7 @@ export interface GatewayMetrics {
   overload(kind: GatewayOverloadKind): void;
   /** Requests holding a slot of the endpoints' limit and requests queued for one, read at scrape time. */
   load(read: () => { inFlight: number; queued: number }): void;
-  readonly revocationFeed: { up(live: boolean): void; revocation(kind: "jti" | "grant_id"): void; reconnect(): void };
+  readonly revocationFeed: { up(live: boolean): void; revocation(kind: "jti" | "grant_id" | "subject"): void; reconnect(): void };
 }
 
 export function createGatewayMetrics(): GatewayMetrics {

@@ -1,9 +1,15 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { WatchRevocationsResponse } from "../gen/gatehouse/v1/authorization_service_pb.js";
+import { DEFAULT_TENANT } from "../startup/tenant-name.js";
 
-/** What a revocation names: one access token, or a whole grant (refresh family). */
-export type RevocationTarget = { readonly jti: string } | { readonly grantId: string };
+/**
+ * What a revocation names: one access token, or a whole grant (refresh
+ * family), or (issue 12) a resource owner of a tenant whose rights or state
+ * changed: every cached result of their tokens is stale. A tenant as the
+ * guard names it (DEFAULT_TENANT for the top level's).
+ */
+export type RevocationTarget = { readonly jti: string } | { readonly grantId: string } | { readonly subject: string; readonly tenant: string };
 
 export interface RevocationListener {
   /** Evict what the revocation names. */
@@ -32,7 +38,7 @@ export interface RevocationFeed {
 
 export interface RevocationFeedMetrics {
   up(live: boolean): void;
-  revocation(kind: "jti" | "grant_id"): void;
+  revocation(kind: "jti" | "grant_id" | "subject"): void;
   reconnect(): void;
 }
 
@@ -103,6 +109,11 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
             } else if (target.case === "grantId") {
               metrics.revocation("grant_id");
               for (const listener of listeners) listener.revoked({ grantId: target.value });
+            } else if (target.case === "subject") {
+              metrics.revocation("subject");
+              // A subject is a user of one tenant: the same name in another tenant is someone else.
+              const tenant = event.value.tenant === "" ? DEFAULT_TENANT : event.value.tenant;
+              for (const listener of listeners) listener.revoked({ subject: target.value, tenant });
             }
           }
         }

@@ -124,6 +124,8 @@ export function introspectionResponseBody(result: IntrospectResponse): string {
     put("auth_time", result.authTime);
     // RFC 8693 §4.1: the delegation chain of an exchanged token.
     if (result.act !== undefined) body.act = actorClaim(result.act);
+    // Issue 12: the resource owner's current groups (RFC 7662 §2.2 allows further members).
+    if (result.groups.length > 0) body.groups = [...result.groups];
   }
   return JSON.stringify(body);
 }

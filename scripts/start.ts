@@ -125,6 +125,7 @@ if (only === "authz") {
   if (mcpResource !== undefined) run("demo MCP server", "demo/main.ts", ["mcp-server"], { DEMO_MCP_PORT: process.env.DEMO_MCP_PORT ?? "3002" });
   try {
     await waitFor(`${gatewayUrl}/readyz`);
+    if (mcpResource !== undefined) await waitFor(`http://127.0.0.1:${process.env.DEMO_MCP_PORT ?? "3002"}/healthz`);
     const demoUrl = demoRedirect === undefined ? undefined : new URL("/", demoRedirect).href;
     if (demoUrl !== undefined) await waitFor(new URL("/healthz", demoRedirect).href);
     process.stdout.write(

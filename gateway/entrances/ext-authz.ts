@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
-import type { Allowance, GuardDecision, GuardPipeline, GuardRequest, Refusal } from "../guard/pipeline.js";
+import { isProtectedResourceMetadataPath, type Allowance, type GuardDecision, type GuardPipeline, type GuardRequest, type Refusal } from "../guard/pipeline.js";
 import type { CheckAnswer, EnvoyCheck, EnvoyHttpRequest, HeaderToSet } from "./ext-authz-wire.js";
 import { parseTraceparent, type TraceIds } from "../../startup/trace-context.js";
 
@@ -25,11 +25,14 @@ const NOT_SET = new Set(["connection", "keep-alive", "proxy-connection", "transf
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** The pipeline behind a `Check`: the same decision the sidecar and the check endpoint make. */
-export function createExtAuthzCheck(pipeline: Pick<GuardPipeline, "decide">): ExtAuthzCheck {
+export function createExtAuthzCheck(pipeline: Pick<GuardPipeline, "decide" | "protectedResourceMetadata">): ExtAuthzCheck {
   return (check) => {
     // The network (TCP) filter sends no HTTP attributes: there is no request to decide on.
     if (check.http === undefined) return WITHOUT_HTTP;
     const request = toGuardRequest(check.http, check.peer);
+    // RFC 9728 §3: behind Envoy the metadata of a protected resource is answered here, as the sidecar's gateway serves it.
+    const metadata = protectedResourceMetadataAnswer(pipeline, request);
+    if (metadata !== undefined) return metadata;
     const decision = pipeline.decide(request);
     return decision instanceof Promise ? decision.then((d) => toCheckAnswer(d, request.target)) : toCheckAnswer(decision, request.target);
   };
@@ -85,6 +88,35 @@ export function toGuardRequest(http: EnvoyHttpRequest, peer: string): GuardReque
 function logIdsOf(traceparent: string | undefined): { logIds: TraceIds } | Record<string, never> {
   const parsed = traceparent === undefined ? undefined : parseTraceparent(traceparent);
   return parsed === undefined ? {} : { logIds: { trace_id: parsed.trace_id, span_id: parsed.span_id } };
+}
+
+/**
+ * A GET (or HEAD) of a protected resource's metadata path (RFC 9728 §3.1) at
+ * its canonical spelling: Envoy answers the client with the document itself
+ * (a "denied" response with status 200, as Envoy passes any status on), with
+ * the CORS header the gateway's own endpoint sends. Anything else: undefined,
+ * and the pipeline decides (an unknown metadata path is its 404).
+ */
+function protectedResourceMetadataAnswer(pipeline: Pick<GuardPipeline, "protectedResourceMetadata">, request: GuardRequest): CheckAnswer | undefined {
+  if (request.method !== "GET" && request.method !== "HEAD") return undefined;
+  const target = request.target;
+  const mark = target.indexOf("?");
+  const path = mark === -1 ? target : target.slice(0, mark);
+  if (!isProtectedResourceMetadataPath(path)) return undefined;
+  const document = pipeline.protectedResourceMetadata(path);
+  if (document === undefined) return undefined;
+  return {
+    kind: "denied",
+    code: Code.PermissionDenied,
+    message: "protected_resource_metadata",
+    httpStatus: 200,
+    headers: [
+      ["content-type", "application/json; charset=utf-8"],
+      ["access-control-allow-origin", "*"],
+      ["cache-control", "public, max-age=60"],
+    ],
+    body: request.method === "HEAD" ? "" : JSON.stringify(document),
+  };
 }
 
 /** The pipeline's decision as Envoy takes it. */

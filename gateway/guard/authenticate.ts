@@ -206,6 +206,7 @@ export function toIntrospected(response: IntrospectResponse, tenants?: Pick<Gate
     jti: response.jti,
     grantId: response.grantId,
     audience: response.aud,
+    groups: new Set(response.groups),
     headerValues: {
       subject: headerValue(response.sub),
       client: headerValue(response.clientId),

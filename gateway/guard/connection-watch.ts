@@ -1,5 +1,6 @@
 import type { Principal } from "./introspection-cache.js";
 import type { RevocationTarget } from "../revocation-feed.js";
+import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
 
 /**
  * Connections that outlive the check that let them in (WebSockets, server-sent
@@ -27,7 +28,7 @@ export interface ConnectionWatch<H> {
 
 /** The pipeline's side of a watch. */
 export interface ConnectionWatchControl<H> extends ConnectionWatch<H> {
-  /** Ends every connection of the revoked token or grant (after revocationGraceMs); returns how many. */
+  /** Ends every connection of the revoked token or grant, or of the resource owner whose rights changed (after revocationGraceMs); returns how many. */
   revoked(target: RevocationTarget): number;
   /** Ends every connection whose token has expired at `now`; returns how many. */
   sweep(now: number): number;
@@ -132,7 +133,10 @@ export function createConnectionWatch<H>(options: ConnectionWatchOptions<H>): Co
       const matches =
         "jti" in target
           ? (principal: Principal) => target.jti !== "" && principal.jti === target.jti
-          : (principal: Principal) => target.grantId !== "" && principal.grantId === target.grantId;
+          : "grantId" in target
+            ? (principal: Principal) => target.grantId !== "" && principal.grantId === target.grantId
+            : // Issue 12: the user's rights or state changed; the connection is ended and may be opened again, checked anew.
+              (principal: Principal) => target.subject !== "" && principal.subject === target.subject && (principal.tenant ?? DEFAULT_TENANT) === target.tenant;
       if (graceMs <= 0) return endAll(matches, "revoked");
       const until = options.clock() + graceMs;
       let count = 0;

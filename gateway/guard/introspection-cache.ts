@@ -1,9 +1,12 @@
+import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
+
 /**
  * The guard's cache of introspection results (RFC 7662), keyed by a hash of
  * the token, never the token. An entry lives at most the configured TTL and
  * never past the token's `exp`, and `exp` is checked again on every hit. It is
- * evicted at once when the token (its `jti`) or its grant is revoked; the
- * revocation feed tells. Pure: time is an argument.
+ * evicted at once when the token (its `jti`) or its grant is revoked, or when
+ * its resource owner's rights or state change (issue 12); the revocation feed
+ * tells. Pure: time is an argument.
  */
 
 /** What the guard knows about a live access token. */
@@ -20,6 +23,11 @@ export interface Principal {
   readonly grantId: string;
   /** RFC 7662 §2.2 / RFC 9068 §2.2 `aud`: the resources the token is meant for. */
   readonly audience: readonly string[];
+  /**
+   * Issue 12: the resource owner's groups as the authz service reported them
+   * at introspection (their current rights, not the token's); absent: none.
+   */
+  readonly groups?: ReadonlySet<string> | undefined;
   /**
    * The tenant that issued the token (issue 11): DEFAULT_TENANT for the
    * configuration's issuer, a tenant's name for its issuer, "" for an issuer
@@ -52,6 +60,11 @@ export interface IntrospectionCache {
   evictToken(jti: string): number;
   /** Drops every entry of tokens of this grant (refresh family); returns how many were dropped. */
   evictGrant(grantId: string): number;
+  /**
+   * Drops every entry of tokens of this resource owner in this tenant (issue
+   * 12: their rights or state changed); returns how many were dropped.
+   */
+  evictSubject(tenant: string, subject: string): number;
   clear(): void;
 }
 
@@ -68,6 +81,28 @@ export function createIntrospectionCache(options: { ttlMs: number; maxEntries: n
   const entries = new Map<string, Entry>();
   const byJti = new Map<string, string>();
   const byGrant = new Map<string, Set<string>>();
+  const bySubject = new Map<string, Set<string>>();
+  // A subject is a user of one tenant; NUL cannot occur in a tenant name.
+  const subjectKey = (tenant: string, subject: string) => `${tenant}\u0000${subject}`;
+  const subjectKeyOf = (result: Principal) => subjectKey(result.tenant ?? DEFAULT_TENANT, result.subject);
+  const addTo = (index: Map<string, Set<string>>, key: string, tokenHash: string) => {
+    let hashes = index.get(key);
+    if (hashes === undefined) index.set(key, (hashes = new Set()));
+    hashes.add(tokenHash);
+  };
+  const removeFrom = (index: Map<string, Set<string>>, key: string, tokenHash: string) => {
+    const hashes = index.get(key);
+    if (hashes === undefined) return;
+    hashes.delete(tokenHash);
+    if (hashes.size === 0) index.delete(key);
+  };
+  const evictAll = (index: Map<string, Set<string>>, key: string): number => {
+    const hashes = index.get(key);
+    if (hashes === undefined) return 0;
+    let evicted = 0;
+    for (const tokenHash of [...hashes]) if (remove(tokenHash)) evicted++;
+    return evicted;
+  };
 
   const remove = (tokenHash: string): boolean => {
     const entry = entries.get(tokenHash);
@@ -76,11 +111,8 @@ export function createIntrospectionCache(options: { ttlMs: number; maxEntries: n
     const { result } = entry;
     if (result.active) {
       if (byJti.get(result.jti) === tokenHash) byJti.delete(result.jti);
-      const hashes = byGrant.get(result.grantId);
-      if (hashes !== undefined) {
-        hashes.delete(tokenHash);
-        if (hashes.size === 0) byGrant.delete(result.grantId);
-      }
+      removeFrom(byGrant, result.grantId, tokenHash);
+      if (result.subject !== "") removeFrom(bySubject, subjectKeyOf(result), tokenHash);
     }
     return true;
   };
@@ -120,11 +152,8 @@ export function createIntrospectionCache(options: { ttlMs: number; maxEntries: n
       entries.set(tokenHash, { result, validUntil });
       if (result.active) {
         if (result.jti !== "") byJti.set(result.jti, tokenHash);
-        if (result.grantId !== "") {
-          let hashes = byGrant.get(result.grantId);
-          if (hashes === undefined) byGrant.set(result.grantId, (hashes = new Set()));
-          hashes.add(tokenHash);
-        }
+        if (result.grantId !== "") addTo(byGrant, result.grantId, tokenHash);
+        if (result.subject !== "") addTo(bySubject, subjectKeyOf(result), tokenHash);
       }
     },
 
@@ -134,17 +163,18 @@ export function createIntrospectionCache(options: { ttlMs: number; maxEntries: n
     },
 
     evictGrant(grantId) {
-      const hashes = byGrant.get(grantId);
-      if (hashes === undefined) return 0;
-      let evicted = 0;
-      for (const tokenHash of [...hashes]) if (remove(tokenHash)) evicted++;
-      return evicted;
+      return evictAll(byGrant, grantId);
+    },
+
+    evictSubject(tenant, subject) {
+      return evictAll(bySubject, subjectKey(tenant, subject));
     },
 
     clear() {
       entries.clear();
       byJti.clear();
       byGrant.clear();
+      bySubject.clear();
     },
   };
 }

@@ -12,7 +12,8 @@
  * Deny by default: normalise the target once → exactly one rule matches
  * (none or two: refuse; the gateway's own paths are never guarded) →
  * authenticate the bearer token (Authorization only) → authorize (audience,
- * scope) → the identity headers to write and the caller's copies to strip.
+ * scope, the resource owner's groups) → the identity headers to write and the
+ * caller's copies to strip.
  *
  * One pipeline serves every entrance of a gateway process (GatewayDeps.guard):
  * one route table, one introspection cache, one revocation feed.
@@ -25,7 +26,7 @@ import type { GatewayMetrics, GuardOutcome } from "../metrics.js";
 import { NOT_FOUND, bearerFailureResponse, oauthErrorResponse, type BearerFailure } from "../oauth-error-response.js";
 import type { RevocationFeed } from "../revocation-feed.js";
 import { createAuthenticator, extractBearer, TokenCheckUnavailable, type Authentication } from "./authenticate.js";
-import { authorizeScopes, describeRequirement, requiredScope } from "./authorize.js";
+import { authorizeGroups, authorizeScopes, describeRequirement, INSUFFICIENT_RIGHTS_DESCRIPTION, requiredScope } from "./authorize.js";
 import { createConnectionWatch, type ConnectionEnd, type ConnectionWatch, type ConnectionWatchControl } from "./connection-watch.js";
 import { createIntrospectionCache, type Introspected, type Principal } from "./introspection-cache.js";
 import { createIdentityMutation } from "./mutate.js";
@@ -193,6 +194,7 @@ export interface GuardPipelineDeps {
 export type AuthenticateTracer = (authenticate: () => Authentication | Promise<Authentication>) => Authentication | Promise<Authentication>;
 
 const DEFAULT_TENANTS: readonly string[] = [DEFAULT_TENANT];
+const NO_GROUPS: ReadonlySet<string> = new Set();
 
 /** The route name of refusals that no single route answers for. */
 export const UNMATCHED = "(none)";
@@ -250,7 +252,8 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
     revoked: (target) => {
       if (cache !== undefined) {
         if ("jti" in target) cache.evictToken(target.jti);
-        else cache.evictGrant(target.grantId);
+        else if ("grantId" in target) cache.evictGrant(target.grantId);
+        else cache.evictSubject(target.tenant, target.subject);
       }
       for (const watch of watches) watch.revoked(target);
     },
@@ -355,6 +358,17 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
     }
     if (!authorizeScopes(rule, introspected.scopes)) {
       return refuseAt(request, route, "insufficient_scope", { status: 403, error: "insufficient_scope", description: describeRequirement(rule), scope: requiredScope(rule) });
+    }
+    // Issue 12: the resource owner's current groups (introspected, not the token's) must satisfy the route too.
+    // Refused 403 without an RFC 6750 code: RFC 6750 §3.1 has three, and each would mislead here:
+    // insufficient_scope tells the client to ask for a scope, which cannot help; invalid_token to get a new
+    // token, which cannot help either; invalid_request is about the request's form. RFC 9110 §15.5.4's 403
+    // says what is meant, "the server understood the request but refuses to fulfill it"; the challenge
+    // keeps only an error_description (RFC 6750 §3 asks for WWW-Authenticate whenever the token does not
+    // enable access) and the body carries the same text in the route's style (README, "Users' rights").
+    if (!authorizeGroups(rule, introspected.groups ?? NO_GROUPS)) {
+      log.info({ reqId: request.requestId, ...request.logIds, route: route.name, subject: introspected.subject, required: rule.groups, groupMode: rule.groupMode ?? "any" }, "guard: the resource owner lacks the route's groups");
+      return refuse(request, route.name, "insufficient_rights", { status: 403, description: INSUFFICIENT_RIGHTS_DESCRIPTION }, route.style);
     }
     return allow(request, route, introspected, target);
   };

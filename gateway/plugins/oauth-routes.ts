@@ -18,6 +18,7 @@ import { parseForm, REPEATABLE_PARAMETERS } from "../parse-form.js";
 import { renderConsentPage } from "../views/consent-page.js";
 import { sendErrorPage } from "../views/error-page.js";
 import { renderLoginPage } from "../views/login-page.js";
+import { renderMessagePage } from "../views/message-page.js";
 import { formTargetOf, pageHeaders, sendPage } from "../views/page.js";
 import { oauthFailureFromRpc } from "../oauth-error-response.js";
 import { createLoadShedHook } from "../load-shed.js";
@@ -261,6 +262,17 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
    */
   function sendAuthorizationFailure(reply: FastifyReply, error: unknown): FastifyReply {
     const failure = oauthFailureFromRpc(error, { usedBasic: false });
+    if (failure.redirectUrl !== undefined && failure.error === "access_denied") {
+      // Issue 12: the authz service refused the request for the resource owner (their account lacks the rights
+      // for what the client asked, or is disabled). Redirecting at once would leave them with whatever the client
+      // makes of access_denied; they are told why first, and the link carries the client's answer (RFC 6749 §4.1.2.1).
+      const page = renderMessagePage({
+        title: "You cannot continue",
+        message: `${failure.description.replace(/^the resource owner's account/, "Your account")}. Ask your administrator if you need this access.`,
+        link: { href: failure.redirectUrl, text: "Return to the application" },
+      });
+      return sendPage(reply, 403, page, [formTargetOf(failure.redirectUrl)].filter((t): t is string => t !== undefined));
+    }
     if (failure.redirectUrl !== undefined) return reply.sendOAuthError(failure);
     return sendErrorPage(reply, failure);
   }

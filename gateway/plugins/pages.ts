@@ -120,6 +120,9 @@ export const pages: FastifyPluginAsync<PagesOptions> = async (app, { deps, servi
         case "too_many_attempts":
           if (detail.retryAfter > 0n) reply.header("retry-after", String(detail.retryAfter));
           return showForm(429, "Too many attempts. Try again later.");
+        case "account_disabled":
+          // Issue 12: the authz service says so only after the password verified.
+          return showForm(403, "This account is disabled. Ask your administrator to enable it.");
         default:
           return sendErrorPage(reply, oauthFailureFromRpc(connectError, { usedBasic: false }));
       }

@@ -15,6 +15,7 @@ import { salvageSection } from "../../startup/salvage-section.js";
 import { secretReference as secretRef, type SecretReference as SecretRef } from "../../startup/secret-reference.js";
 import { createSecretResolver } from "../../startup/secret-resolver.js";
 import { validateConfig } from "../../startup/validate-config.js";
+import { GROUP_NAME, GROUP_NAME_MAX_LENGTH, GROUP_NAME_RULE } from "../../startup/group-name.js";
 import { DEFAULT_TENANT, TENANT_NAME, TENANT_NAME_MAX_LENGTH, TENANT_NAME_RULE, tenantIssuer } from "../../startup/tenant-name.js";
 import {
   buildOpenIdClient,
@@ -207,11 +208,17 @@ const namedCredentialSchema = z.strictObject({
 });
 /** Admin secrets open every tenant's directory: at least this long (openssl rand -base64 32 gives 44). */
 const ADMIN_SECRET_MIN_LENGTH = 32;
+/** Issue 12: a list of group slugs, each at most once. */
+const groupList = z
+  .array(z.string().max(GROUP_NAME_MAX_LENGTH).regex(GROUP_NAME, GROUP_NAME_RULE))
+  .refine((groups) => new Set(groups).size === groups.length, "a group is listed twice");
 
 const scopeSchema = z.strictObject({
   name: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "must be a scope-token (RFC 6749 §3.3): printable ASCII, no space, quote or backslash"),
   description: z.string().min(1),
   routes: z.array(z.unknown()).optional(),
+  /** Only members of one of these groups may be granted the scope; absent: everyone. */
+  groups: groupList.min(1, "list at least one group, or leave groups out for a scope open to every user").optional(),
 });
 
 const clientSchema = z.strictObject({
@@ -242,6 +249,8 @@ const userSchema = z.strictObject({
   subject: z.string().min(1).optional(),
   passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, "must be scrypt$N$r$p$salt$hash; make one with `npm run hash-password`"),
   claims: standardClaimsSchema.optional(),
+  groups: groupList.default([]),
+  disabled: z.boolean().default(false),
 });
 
 /** false: do not wait for replicas; a number: wait that many ms at most. */
@@ -685,11 +694,17 @@ function buildDirectory(
       subject: user.subject ?? user.username,
       passwordHash: user.passwordHash,
       ...(user.claims === undefined ? {} : { claims: user.claims }),
+      groups: user.groups,
+      disabled: user.disabled,
     });
   });
 
   return {
-    scopes: new Map(file.scopes.flatMap((scope) => (scope === undefined ? [] : [[scope.name, { name: scope.name, description: scope.description }] as const]))),
+    scopes: new Map(
+      file.scopes.flatMap((scope) =>
+        scope === undefined ? [] : [[scope.name, { name: scope.name, description: scope.description, ...(scope.groups === undefined ? {} : { groups: scope.groups }) }] as const],
+      ),
+    ),
     ...context.openid,
     clients,
     users,

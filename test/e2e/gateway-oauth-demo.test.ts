@@ -26,6 +26,7 @@ let started: RunningProcess;
 let browser: Browser;
 let dir: string;
 let demoUrl: string;
+let issuer: string;
 
 /** Rewrites every occurrence of `from` in the file's strings (upstream URLs the guard's routes may name). */
 function replaceInStrings(value: unknown, from: string, to: string): unknown {
@@ -38,10 +39,13 @@ function replaceInStrings(value: unknown, from: string, to: string): unknown {
 }
 
 beforeAll(async () => {
-  const ports = { gateway: await freePort(), authz: await freePort(), demo: await freePort(), api: await freePort() };
+  const ports = { gateway: await freePort(), authz: await freePort(), demo: await freePort(), api: await freePort(), mcp: await freePort() };
   let file = parse(readFileSync(join(ROOT, "config/dev.yaml"), "utf8")) as Record<string, any>;
   file = replaceInStrings(file, "127.0.0.1:3001", `127.0.0.1:${ports.api}`) as Record<string, any>;
   file = replaceInStrings(file, "localhost:3001", `localhost:${ports.api}`) as Record<string, any>;
+  file = replaceInStrings(file, "127.0.0.1:3002", `127.0.0.1:${ports.mcp}`) as Record<string, any>;
+  // The demo MCP server's resource URI is on the gateway's origin (resources, routes[].resource).
+  file = replaceInStrings(file, "http://localhost:8080", `http://localhost:${ports.gateway}`) as Record<string, any>;
   file.issuer = `http://localhost:${ports.gateway}`;
   file.authz.port = ports.authz;
   file.gateway.port = ports.gateway;
@@ -57,11 +61,12 @@ beforeAll(async () => {
   writeFileSync(join(dir, "config.yaml"), stringify(file));
 
   started = runTs("scripts/start.ts", {
-    env: { GATEHOUSE_CONFIG: join(dir, "config.yaml"), DEMO_API_PORT: String(ports.api), REDIS_URL: undefined, LOG_LEVEL: "warn" },
+    env: { GATEHOUSE_CONFIG: join(dir, "config.yaml"), DEMO_API_PORT: String(ports.api), DEMO_MCP_PORT: String(ports.mcp), REDIS_URL: undefined, LOG_LEVEL: "warn" },
   });
   // scripts/start.ts starts three processes under tsx (gatehouse all-in-one on its memory store, the demo app and its API): about 5 s quiet.
   const line = await started.waitFor(/Open (http\S+) and click/, 25_000);
   demoUrl = /Open (http\S+) and click/.exec(line)![1]!;
+  issuer = file.issuer as string;
   expect(started.output()).toContain("Demo user: demo   password: demo-password");
   browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
 }, scaledBudget(40_000));
@@ -133,5 +138,23 @@ describe("npm start", () => {
     } finally {
       await context.close();
     }
+  });
+});
+
+describe("npm start: the demo MCP server (issue 15)", () => {
+  it("is printed, and answers as a protected resource: a 401 naming its metadata, and the metadata naming the issuer", async () => {
+    expect(started.output()).toContain(`Demo MCP server:   ${issuer}/mcp`);
+    const challenge = await fetch(`${issuer}/mcp`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(challenge.status).toBe(401);
+    expect(challenge.headers.get("www-authenticate")).toContain(`resource_metadata="${issuer}/.well-known/oauth-protected-resource/mcp"`);
+    expect(challenge.headers.get("www-authenticate")).toContain('scope="mcp:tools"');
+    const metadata = await (await fetch(`${issuer}/.well-known/oauth-protected-resource/mcp`)).json();
+    expect(metadata).toEqual({
+      resource: `${issuer}/mcp`,
+      authorization_servers: [issuer],
+      scopes_supported: ["mcp:tools"],
+      bearer_methods_supported: ["header"],
+      resource_name: "gatehouse demo MCP server",
+    });
   });
 });

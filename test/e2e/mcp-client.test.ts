@@ -81,6 +81,8 @@ class BrowserClientProvider implements OAuthClientProvider {
   #tokens: OAuthTokens | undefined;
   #verifier = "";
   readonly authorizationUrls: URL[] = [];
+  /** SEP-991: when set (an https URL), the SDK uses it as the client_id where the server supports metadata documents. */
+  clientMetadataUrl?: string;
 
   constructor(
     readonly openBrowser: (url: URL) => Promise<void>,
@@ -132,7 +134,8 @@ async function signInAndAllow(context: BrowserContext, url: URL): Promise<void> 
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("button", { name: "Allow" }).waitFor();
   const consent = (await page.textContent("main"))!;
-  expect(consent).toContain("Test MCP Client wants to access your account");
+  expect(consent).toContain("Test MCP Client");
+  expect(consent).toContain("wants to access your account");
   expect(consent).toContain("Use the tools of the demo MCP server");
   // RFC 8707: the page names the resource the client will reach.
   expect(consent).toContain("Demo MCP server");
@@ -142,83 +145,101 @@ async function signInAndAllow(context: BrowserContext, url: URL): Promise<void> 
   await page.close();
 }
 
+/** How the client gets its client_id: registered in the configuration beforehand, or by RFC 7591 dynamic registration. */
+type Registration = { kind: "pre-registered" } | { kind: "dynamic" };
+
+/**
+ * The whole flow with the SDK, as an MCP client application runs it: a bare
+ * request, discovery, registration when it has no client, the browser, the
+ * tool, a refresh, and a revocation.
+ */
+async function runOfficialClient(registration: Registration): Promise<void> {
+  const context = await browser.newContext();
+  context.setDefaultTimeout(scaledBudget(10_000));
+  const requested: string[] = [];
+  // Only observes: every request the SDK makes, by method and URL.
+  const recordingFetch: typeof fetch = (input, init) => {
+    requested.push(`${init?.method ?? "GET"} ${input instanceof Request ? input.url : String(input)}`);
+    return fetch(input, init);
+  };
+  const provider = new BrowserClientProvider((url) => signInAndAllow(context, url), registration.kind === "pre-registered" ? { client_id: "mcp-client" } : undefined);
+  const serverUrl = new URL(`${stack.issuer}/mcp`);
+  const codesBefore = codes.length;
+
+  // 1. A bare request: 401, then discovery, then the browser; the SDK stops at REDIRECT.
+  const first = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider, fetch: recordingFetch });
+  await expect(new Client({ name: "gatehouse-test", version: "1.0.0" }).connect(first)).rejects.toThrow(UnauthorizedError);
+  expect(requested.slice(0, 3)).toEqual([
+    `POST ${stack.issuer}/mcp`,
+    `GET ${stack.issuer}/.well-known/oauth-protected-resource/mcp`,
+    `GET ${stack.issuer}/.well-known/oauth-authorization-server`,
+  ]);
+  const clientId = provider.clientInformation()!.client_id;
+  if (registration.kind === "dynamic") {
+    // RFC 7591: the SDK registered itself at the metadata's registration_endpoint.
+    expect(requested[3]).toBe(`POST ${stack.issuer}/oauth2/register`);
+    expect(clientId).not.toBe("mcp-client");
+  } else {
+    expect(clientId).toBe("mcp-client");
+  }
+  expect(provider.authorizationUrls).toHaveLength(1);
+  const authorizationUrl = provider.authorizationUrls[0]!;
+  expect(authorizationUrl.origin + authorizationUrl.pathname).toBe(`${stack.issuer}/oauth2/authorize`);
+  expect(authorizationUrl.searchParams.get("client_id")).toBe(clientId);
+  expect(authorizationUrl.searchParams.get("resource")).toBe(`${stack.issuer}/mcp`);
+  expect(authorizationUrl.searchParams.get("scope")).toBe("mcp:tools");
+  expect(authorizationUrl.searchParams.get("code_challenge_method")).toBe("S256");
+  expect(codes).toHaveLength(codesBefore + 1);
+
+  // 2. The redirect's code, exchanged by the SDK (with the same resource).
+  await first.finishAuth(codes.at(-1)!);
+  const accessToken = provider.tokens()!.access_token;
+  expect(decodeJwt(accessToken)).toMatchObject({ aud: `${stack.issuer}/mcp`, client_id: clientId });
+  expect(provider.tokens()!.refresh_token).toBeDefined();
+
+  // 3. Connected: the tool answers with the identity the guard asserted.
+  const client = new Client({ name: "gatehouse-test", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(serverUrl, { authProvider: provider, fetch: recordingFetch }));
+  expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(["whoami"]);
+  const who = await client.callTool({ name: "whoami", arguments: {} });
+  expect(who.structuredContent).toEqual({ subject: "user-alice", client: clientId, scope: ["mcp:tools"] });
+
+  // 4. A refresh through the SDK's own auth(): a new access token for the same resource, which the server takes.
+  expect(await auth(provider, { serverUrl, fetchFn: recordingFetch })).toBe("AUTHORIZED");
+  const refreshed = provider.tokens()!;
+  expect(refreshed.access_token).not.toBe(accessToken);
+  expect(decodeJwt(refreshed.access_token).aud).toBe(`${stack.issuer}/mcp`);
+  expect((await client.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({ subject: "user-alice" });
+
+  // 5. The user revokes the grant (RFC 7009, the refresh token revokes its family): the guard refuses the
+  //    access token, the SDK's refresh fails (invalid_grant), and it starts over at the authorization endpoint.
+  const revoked = await fetch(`${stack.issuer}/oauth2/revoke`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ token: refreshed.refresh_token!, client_id: clientId }),
+  });
+  expect(revoked.status).toBe(200);
+  await waitFor(
+    async () => {
+      const response = await fetch(serverUrl, { method: "POST", headers: { authorization: `Bearer ${refreshed.access_token}`, "content-type": "application/json" }, body: "{}" });
+      return response.status === 401;
+    },
+    { budgetMs: 2_000, what: "the guard to refuse the revoked access token" },
+  );
+  const browserless = new BrowserClientProvider(async () => undefined, provider.clientInformation());
+  browserless.saveTokens(refreshed);
+  const afterRevocation = new Client({ name: "gatehouse-test", version: "1.0.0" });
+  await expect(afterRevocation.connect(new StreamableHTTPClientTransport(serverUrl, { authProvider: browserless }))).rejects.toThrow(UnauthorizedError);
+  expect(browserless.tokens()).toBeUndefined();
+  expect(browserless.authorizationUrls).toHaveLength(1);
+  await client.close();
+  await context.close();
+}
+
 describe("the official MCP client through the sidecar", () => {
   it(
-    "MCP authorization 2025-11-25: from a bare 401 the SDK discovers the resource (RFC 9728) and the authorization server (RFC 8414), signs in with PKCE and resource (RFC 8707), calls the tool, refreshes, and is refused after revocation",
+    "MCP authorization 2025-11-25 with a client registered beforehand: from a bare 401 the SDK discovers the resource (RFC 9728) and the authorization server (RFC 8414), signs in with PKCE and resource (RFC 8707), calls the tool, refreshes, and is refused after revocation",
     { timeout: TEST_BUDGET_MS },
-    async () => {
-      const context = await browser.newContext();
-      context.setDefaultTimeout(scaledBudget(10_000));
-      const requested: string[] = [];
-      // Only observes: every request the SDK makes, by method and URL.
-      const recordingFetch: typeof fetch = (input, init) => {
-        requested.push(`${init?.method ?? "GET"} ${input instanceof Request ? input.url : String(input)}`);
-        return fetch(input, init);
-      };
-      const provider = new BrowserClientProvider((url) => signInAndAllow(context, url), { client_id: "mcp-client" });
-      const serverUrl = new URL(`${stack.issuer}/mcp`);
-
-      // 1. A bare request: 401, then discovery, then the browser; the SDK stops at REDIRECT.
-      const first = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider, fetch: recordingFetch });
-      await expect(new Client({ name: "gatehouse-test", version: "1.0.0" }).connect(first)).rejects.toThrow(UnauthorizedError);
-      expect(requested.slice(0, 3)).toEqual([
-        `POST ${stack.issuer}/mcp`,
-        `GET ${stack.issuer}/.well-known/oauth-protected-resource/mcp`,
-        `GET ${stack.issuer}/.well-known/oauth-authorization-server`,
-      ]);
-      expect(provider.authorizationUrls).toHaveLength(1);
-      const authorizationUrl = provider.authorizationUrls[0]!;
-      expect(authorizationUrl.origin + authorizationUrl.pathname).toBe(`${stack.issuer}/oauth2/authorize`);
-      expect(authorizationUrl.searchParams.get("resource")).toBe(`${stack.issuer}/mcp`);
-      expect(authorizationUrl.searchParams.get("scope")).toBe("mcp:tools");
-      expect(authorizationUrl.searchParams.get("code_challenge_method")).toBe("S256");
-      expect(codes).toHaveLength(1);
-
-      // 2. The redirect's code, exchanged by the SDK (with the same resource).
-      await first.finishAuth(codes[0]!);
-      const accessToken = provider.tokens()!.access_token;
-      expect(decodeJwt(accessToken).aud).toBe(`${stack.issuer}/mcp`);
-      expect(provider.tokens()!.refresh_token).toBeDefined();
-
-      // 3. Connected: the tool answers with the identity the guard asserted.
-      const client = new Client({ name: "gatehouse-test", version: "1.0.0" });
-      await client.connect(new StreamableHTTPClientTransport(serverUrl, { authProvider: provider, fetch: recordingFetch }));
-      expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(["whoami"]);
-      const who = await client.callTool({ name: "whoami", arguments: {} });
-      expect(who.structuredContent).toEqual({ subject: "user-alice", client: "mcp-client", scope: ["mcp:tools"] });
-
-      // 4. A refresh through the SDK's own auth(): a new access token for the same resource, which the server takes.
-      expect(await auth(provider, { serverUrl, fetchFn: recordingFetch })).toBe("AUTHORIZED");
-      const refreshed = provider.tokens()!;
-      expect(refreshed.access_token).not.toBe(accessToken);
-      expect(decodeJwt(refreshed.access_token).aud).toBe(`${stack.issuer}/mcp`);
-      expect((await client.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({ subject: "user-alice" });
-
-      // 5. The user revokes the grant (RFC 7009, the refresh token revokes its family): the guard refuses the
-      //    access token, the SDK's refresh fails (invalid_grant), and it starts over at the authorization endpoint.
-      const revoked = await fetch(`${stack.issuer}/oauth2/revoke`, {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ token: refreshed.refresh_token!, client_id: "mcp-client" }),
-      });
-      expect(revoked.status).toBe(200);
-      await waitFor(
-        async () => {
-          const response = await fetch(serverUrl, { method: "POST", headers: { authorization: `Bearer ${refreshed.access_token}`, "content-type": "application/json" }, body: "{}" });
-          return response.status === 401;
-        },
-        { budgetMs: 2_000, what: "the guard to refuse the revoked access token" },
-      );
-      const before = provider.authorizationUrls.length;
-      const browserless = new BrowserClientProvider(async () => undefined, provider.clientInformation());
-      browserless.saveTokens(refreshed);
-      const afterRevocation = new Client({ name: "gatehouse-test", version: "1.0.0" });
-      await expect(afterRevocation.connect(new StreamableHTTPClientTransport(serverUrl, { authProvider: browserless }))).rejects.toThrow(UnauthorizedError);
-      expect(browserless.tokens()).toBeUndefined();
-      expect(browserless.authorizationUrls).toHaveLength(1);
-      expect(provider.authorizationUrls).toHaveLength(before);
-      await client.close();
-      await context.close();
-    },
+    () => runOfficialClient({ kind: "pre-registered" }),
   );
 });

@@ -324,10 +324,15 @@ for (const backend of ["memory", "redis"] as const) {
         expect(firstPage.consents.map((c) => c.clientId)).toEqual(["spa"]);
         expect((await ops.listUserConsents({ parent: "users/alice", pageSize: 1, pageToken: firstPage.nextPageToken })).consents.map((c) => c.clientId)).toEqual(["web"]);
 
+        const askWeb = () =>
+          t.authz.authorize(
+            { responseType: "code", clientId: "web", redirectUri: "https://web.test/callback", scope: "read", state: "s", codeChallenge: pkcePair().challenge, codeChallengeMethod: "S256", subject: "user-alice", authTime: BigInt(Math.floor(Date.now() / 1000)) },
+            t.asGateway,
+          );
+        expect((await askWeb()).consentRemembered).toBe(true);
         await ops.revokeUserConsent({ name: "users/alice/consents/web" });
         expect((await ops.listUserConsents({ parent: "users/alice" })).consents.map((c) => c.clientId)).toEqual(["spa"]);
-        const again = await t.authz.authorize({ responseType: "code", clientId: "web", redirectUri: "https://web.test/callback", scope: "read", state: "s", codeChallenge: pkcePair().challenge, codeChallengeMethod: "S256" }, t.asGateway);
-        expect(again.consentRequired).toBe(true);
+        expect((await askWeb()).consentRemembered).toBe(false);
         expect((await adminFailure(ops.revokeUserConsent({ name: "users/alice/consents/web" }))).code).toBe(Code.NotFound);
         expect((await adminFailure(ops.revokeUserConsent({ name: "users/alice/grants/web" }))).violations[0]!.field).toBe("name");
         expect((await adminFailure(ops.listUserConsents({ parent: "users/nobody" }))).code).toBe(Code.NotFound);

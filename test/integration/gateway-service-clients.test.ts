@@ -272,6 +272,15 @@ describe("services calling services, through the gateway", () => {
     }
   });
 
+  it("RFC 8707 §2: client credentials and token exchange take one resource; a second is invalid_target, never silently dropped", async () => {
+    const body = new URLSearchParams({ grant_type: "client_credentials", client_id: "inventory", client_secret: SERVICE_SECRET, scope: "read" });
+    body.append("resource", "https://orders.test");
+    body.append("resource", "https://billing.test");
+    const response = await fetch(as.token_endpoint!, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: string }).error).toBe("invalid_target");
+  });
+
   it("Kubernetes: a projected service account token from the configured cluster is a client assertion; one from another issuer or key is refused", async () => {
     const form = (assertion: string) => ({ grant_type: "client_credentials", client_assertion_type: JWT_BEARER, client_assertion: assertion, scope: "read" });
     const accepted = await tokenRequest(form(await serviceAccountToken(clusterKey, CLUSTER)));

@@ -6,6 +6,7 @@ import { buildApp } from "../../gateway/app.js";
 import { createGatewayDeps } from "../../gateway/deps.js";
 import { createExtAuthzClient, envoyCheckRequest, type ExtAuthzClient } from "../support/ext-authz-client.js";
 import {
+  TABLE_MCP_RESOURCE,
   GUARD_DECISION_TABLE,
   sendRawRequest,
   startGuardDecisionFixture,
@@ -113,5 +114,21 @@ describe("the shared decision table through Envoy's ext_authz Check", () => {
     const metricsAfter = await (await fetch(`${url}/metrics`)).text();
     const count = (text: string) => guardOutcomeCount(text, c.expect.outcome);
     expect(count(metricsAfter) - count(metricsBefore), c.name).toBe(1);
+  });
+});
+
+describe("RFC 9728 behind Envoy", () => {
+  it("RFC 9728 §3: a Check for a protected resource's metadata path is answered with the document itself (status 200, CORS), as the gateway serves it", async () => {
+    const response = await client.check(envoyCheckRequest({ method: "GET", path: "/.well-known/oauth-protected-resource/mcp", host: "mcp.gatehouse.test", headers: {}, peer: "127.0.0.1" }));
+    expect(response.httpResponse.case).toBe("deniedResponse");
+    const denied = response.httpResponse.value as Extract<CheckResponse["httpResponse"], { case: "deniedResponse" }>["value"];
+    expect(denied.status?.code).toBe(200);
+    expect(denied.headers.find((h) => h.header?.key === "access-control-allow-origin")?.header?.value).toBe("*");
+    const document = JSON.parse(denied.body) as Record<string, unknown>;
+    expect(document).toEqual(await (await fetch(`${url}/.well-known/oauth-protected-resource/mcp`)).json());
+    expect(document).toMatchObject({ resource: TABLE_MCP_RESOURCE, bearer_methods_supported: ["header"] });
+    // A metadata path of no resource is the pipeline's 404, as for any path of the gateway's own.
+    const unknown = await client.check(envoyCheckRequest({ method: "GET", path: "/.well-known/oauth-protected-resource/nothing", host: "mcp.gatehouse.test", headers: {}, peer: "127.0.0.1" }));
+    expect((unknown.httpResponse.value as { status?: { code: number } }).status?.code).toBe(404);
   });
 });

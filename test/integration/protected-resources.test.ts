@@ -3,7 +3,8 @@ import type { Server } from "node:http";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDemoMcpServer } from "../../demo/demo-mcp-server.js";
-import { pkcePair, TEST_PASSWORD_HASH } from "../support/authz.js";
+import { basic, pkcePair, SECRETS, TEST_PASSWORD_HASH, WEB_REDIRECT } from "../support/authz.js";
+import { authorizeAt, signInAt, tenantSection } from "../support/tenants.js";
 import { UserAgent, signIn, formFields } from "../support/gateway-oauth-flow.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 
@@ -19,6 +20,8 @@ const REDIRECT = "https://mcp-client.test/callback";
 let stack: TestStack;
 let resourceA: string;
 let resourceB: string;
+/** The protected resource of the tenant acme only (issue 11: everything per tenant). */
+let acmeResource: string;
 const servers: Server[] = [];
 
 async function listen(server: Server): Promise<string> {
@@ -30,12 +33,15 @@ async function listen(server: Server): Promise<string> {
 beforeAll(async () => {
   const upstreamA = await listen(createDemoMcpServer({ path: "/mcp", name: "a" }));
   const upstreamB = await listen(createDemoMcpServer({ path: "/other-mcp", name: "b" }));
+  const upstreamAcme = await listen(createDemoMcpServer({ path: "/acme-mcp", name: "acme" }));
   stack = await startTestStack({
     redisUrl: inject("redisUrl"),
     patch: (file) => {
       const issuer = file.issuer as string;
       resourceA = `${issuer}/mcp`;
       resourceB = `${issuer}/other-mcp`;
+      acmeResource = `${issuer}/acme-mcp`;
+      file.tenants = [{ ...tenantSection("acme"), resources: [{ uri: acmeResource, name: "Acme MCP server" }] }];
       (file.scopes as unknown[]).push({ name: "mcp:tools", description: "Use the MCP tools" });
       (file.users as unknown[]).push({ username: "bob", subject: "user-bob", passwordHash: TEST_PASSWORD_HASH });
       (file.clients as unknown[]).push({ id: "mcp-client", name: "An MCP Client", type: "public", redirectUris: [REDIRECT], scopes: ["mcp:tools", "read"] });
@@ -47,6 +53,7 @@ beforeAll(async () => {
         { name: "mcp-a", path: "/mcp", scopes: ["mcp:tools"], resource: resourceA, upstream: upstreamA },
         { name: "mcp-b", path: "/other-mcp", scopes: ["mcp:tools"], resource: resourceB, upstream: upstreamB },
         { name: "api", path: "/api/**", scopes: ["read"], upstream: upstreamA },
+        { name: "acme-mcp", path: "/acme-mcp", scopes: ["read"], resource: acmeResource, tenants: ["acme"], upstream: upstreamAcme },
       ];
     },
   });
@@ -248,5 +255,47 @@ describe("RFC 8707 resource indicators", () => {
     const second = await agent.get(query(resourceB));
     expect(second.status).toBe(200);
     expect(await second.text()).toContain("MCP server B");
+  });
+});
+
+describe("per tenant (issue 11)", () => {
+  it("a tenant's resources are its own: its metadata names its issuer; the default tenant does not know them; tokens do not cross", async () => {
+    const metadata = (await (await fetch(`${stack.issuer}/.well-known/oauth-protected-resource/acme-mcp`)).json()) as Record<string, unknown>;
+    expect(metadata).toMatchObject({ resource: acmeResource, authorization_servers: [`${stack.issuer}/acme`], resource_name: "Acme MCP server" });
+
+    // The default tenant does not issue tokens for acme's resource.
+    const { location } = await authorize(await signedInAgent(), [acmeResource]);
+    expect(location.searchParams.get("error")).toBe("invalid_target");
+
+    // acme does, and acme's resource takes them; the default tenant's resource A does not.
+    const agent = new UserAgent(stack.issuer);
+    await signInAt(agent, "/acme");
+    const pkce = pkcePair();
+    const redirect = await authorizeAt(agent, "/acme", { response_type: "code", client_id: "web", redirect_uri: WEB_REDIRECT, scope: "read", state: "s", code_challenge: pkce.challenge, code_challenge_method: "S256", resource: acmeResource });
+    const exchanged = await fetch(`${stack.issuer}/acme/oauth2/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic("web", SECRETS.web).headers.authorization! },
+      body: new URLSearchParams({ grant_type: "authorization_code", code: redirect.searchParams.get("code")!, redirect_uri: WEB_REDIRECT, code_verifier: pkce.verifier, resource: acmeResource }),
+    });
+    const acmeToken = ((await exchanged.json()) as { access_token: string }).access_token;
+    expect(decodeJwt(acmeToken)).toMatchObject({ aud: acmeResource, iss: `${stack.issuer}/acme` });
+    const acmeCall = await callTool("/acme-mcp", acmeToken);
+    expect(acmeCall.status).toBe(200);
+    expect(((await acmeCall.json()) as { result: { structuredContent: Record<string, unknown> } }).result.structuredContent).toMatchObject({ subject: "user-alice", client: "web" });
+    expect((await callTool("/mcp", acmeToken)).status).toBe(401);
+    // The default tenant's token for its own resource is no token at acme's.
+    expect((await callTool("/acme-mcp", (await grant([resourceA])).access_token)).status).toBe(401);
+  });
+});
+
+describe("authorization server metadata (what an MCP client checks)", () => {
+  it("RFC 8414 and OpenID Connect Discovery: code_challenge_methods_supported with S256 at both locations, the tenant's too", async () => {
+    for (const path of ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server/acme", "/acme/.well-known/openid-configuration"]) {
+      const response = await fetch(`${stack.issuer}${path}`);
+      expect(response.status, path).toBe(200);
+      const document = (await response.json()) as { code_challenge_methods_supported: string[]; response_types_supported: string[] };
+      expect(document.code_challenge_methods_supported, path).toContain("S256");
+      expect(document.response_types_supported, path).toContain("code");
+    }
   });
 });

@@ -132,6 +132,17 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         expect((await s.store.grants.get(f.grantId))?.sid).toBe("sid-0123456789");
       });
 
+      it("RFC 8707: keep the grant's resources through rotations; a family without them reads back without them", async () => {
+        const f = family({ resources: ["https://a.example/mcp", "https://b.example/mcp"] });
+        await s.store.grants.create(f);
+        expect(await s.store.grants.get(f.grantId)).toEqual(f);
+        await s.store.grants.rotate(rotation(f, f.tokenHash));
+        expect((await s.store.grants.get(f.grantId))?.resources).toEqual(["https://a.example/mcp", "https://b.example/mcp"]);
+        const plain = family();
+        await s.store.grants.create(plain);
+        expect((await s.store.grants.get(plain.grantId))?.resources).toBeUndefined();
+      });
+
       it("rotate replaces the current token, once: the old one is then reuse and revokes the family", async () => {
         const f = family();
         await s.store.grants.create(f);
@@ -267,6 +278,82 @@ export function defineStoreContract(name: string, makeStore: () => Promise<Store
         await s.store.sessions.create(id, { subject: "user-alice", authTime: 1 }, 1);
         await s.advance(1_200);
         expect(await s.store.sessions.get(id)).toBeUndefined();
+      });
+    });
+
+    describe("issue 12: a subject's sessions, grants and state", () => {
+      it("sessions are indexed by subject: listed while live, all ended at once, each once under concurrency; others' untouched", async () => {
+        const alice = unique("subject-alice-");
+        const bob = unique("subject-bob-");
+        const [a1, a2, a3, b1] = [unique("s"), unique("s"), unique("s"), unique("s")];
+        await s.store.sessions.create(a1, { subject: alice, authTime: 1 }, 60);
+        await s.store.sessions.create(a2, { subject: alice, authTime: 2 }, 60);
+        await s.store.sessions.create(a3, { subject: alice, authTime: 3 }, 60);
+        await s.store.sessions.create(b1, { subject: bob, authTime: 4 }, 60);
+        const listed = await s.store.sessions.listOfSubject(alice);
+        expect(listed.map((x) => x.sessionHash).sort()).toEqual([a1, a2, a3].sort());
+        expect(listed.find((x) => x.sessionHash === a2)!.session).toEqual({ subject: alice, authTime: 2 });
+        // A session ended by logout is no longer listed, nor ended again.
+        await s.store.sessions.delete(a3);
+        expect((await s.store.sessions.listOfSubject(alice)).map((x) => x.sessionHash).sort()).toEqual([a1, a2].sort());
+        const ended = await Promise.all([s.store.sessions.deleteAllOfSubject(alice), s.store.sessions.deleteAllOfSubject(alice)]);
+        expect(ended.flat().sort()).toEqual([a1, a2].sort());
+        expect(await s.store.sessions.get(a1)).toBeUndefined();
+        expect(await s.store.sessions.get(a2)).toBeUndefined();
+        expect(await s.store.sessions.listOfSubject(alice)).toEqual([]);
+        expect(await s.store.sessions.get(b1)).toEqual({ subject: bob, authTime: 4 });
+        expect((await s.store.sessions.listOfSubject(bob)).map((x) => x.sessionHash)).toEqual([b1]);
+        // A session opened after the sweep is indexed anew.
+        const a4 = unique("s");
+        await s.store.sessions.create(a4, { subject: alice, authTime: 5 }, 60);
+        expect((await s.store.sessions.listOfSubject(alice)).map((x) => x.sessionHash)).toEqual([a4]);
+      });
+
+      it("an expired session is neither listed nor reported ended", async () => {
+        const subject = unique("subject-");
+        const id = unique("s");
+        await s.store.sessions.create(id, { subject, authTime: 1 }, 1);
+        await s.advance(1_200);
+        expect(await s.store.sessions.listOfSubject(subject)).toEqual([]);
+        expect(await s.store.sessions.deleteAllOfSubject(subject)).toEqual([]);
+      });
+
+      it("refresh families are indexed by subject: live ones listed (rotations included), revoked ones not", async () => {
+        const subject = unique("subject-");
+        const [f1, f2, f3] = [family({ subject }), family({ subject }), family({ subject })];
+        const other = family({ subject: unique("subject-") });
+        for (const f of [f1, f2, f3, other]) expect(await s.store.grants.create(f)).toBe(true);
+        expect((await s.store.grants.listOfSubject(subject)).map((f) => f.grantId).sort()).toEqual([f1, f2, f3].map((f) => f.grantId).sort());
+        const next = unique("n");
+        expect((await s.store.grants.rotate(rotation(f1, f1.tokenHash, 0, next))).kind).toBe("rotated");
+        await s.store.grants.revoke(f2.grantId, 60_000);
+        const listed = await s.store.grants.listOfSubject(subject);
+        expect(listed.map((f) => f.grantId).sort()).toEqual([f1, f3].map((f) => f.grantId).sort());
+        expect(listed.find((f) => f.grantId === f1.grantId)!.tokenHash).toBe(next);
+        expect((await s.store.grants.listOfSubject(other.subject)).map((f) => f.grantId)).toEqual([other.grantId]);
+        expect(await s.store.grants.listOfSubject(unique("nobody-"))).toEqual([]);
+      });
+
+      it("user state is stored by subject, replaced, deleted, and does not expire with the protocol's state", async () => {
+        const subject = unique("subject-");
+        expect(await s.store.userStates.get(subject)).toBeUndefined();
+        await s.store.userStates.put(subject, { disabled: true });
+        expect(await s.store.userStates.get(subject)).toEqual({ disabled: true });
+        await s.store.userStates.put(subject, { disabled: false, groups: ["staff", "ops"] });
+        expect(await s.store.userStates.get(subject)).toEqual({ disabled: false, groups: ["staff", "ops"] });
+        expect(await s.store.userStates.get(unique("subject-"))).toBeUndefined();
+        await s.advance(1_200);
+        expect(await s.store.userStates.get(subject)).toEqual({ disabled: false, groups: ["staff", "ops"] });
+        await s.store.userStates.delete(subject);
+        expect(await s.store.userStates.get(subject)).toBeUndefined();
+      });
+
+      it("the revocation feed carries a subject whose rights changed", async () => {
+        const received: Revocation[] = [];
+        const subscription = await s.store.revocationFeed.subscribe((r) => received.push(r), () => {});
+        await s.store.revocationFeed.announce({ subject: "user-alice" });
+        await expect.poll(() => received).toContainEqual({ subject: "user-alice" });
+        subscription.unsubscribe();
       });
     });
 

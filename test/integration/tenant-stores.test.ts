@@ -98,6 +98,16 @@ for (const [name, make] of [
       await acme.audit.append({ actor: "ops", action: "CreateScope", resource: "scopes/read" });
       expect(await globex.audit.list(undefined, 10)).toEqual([]);
       expect(await acme.audit.list(undefined, 10)).toHaveLength(1);
+      // Issue 12: a subject's index and state are its tenant's: alice of acme is not alice of globex.
+      await globex.sessions.create("s2", { subject: "alice", authTime: 2 }, 60);
+      expect((await acme.sessions.listOfSubject("alice")).map((x) => x.sessionHash)).toEqual(["s1"]);
+      expect(await acme.sessions.deleteAllOfSubject("alice")).toEqual(["s1"]);
+      expect(await globex.sessions.get("s2")).toEqual({ subject: "alice", authTime: 2 });
+      expect((await globex.grants.listOfSubject("alice"))).toEqual([]);
+      expect((await acme.grants.listOfSubject("alice")).map((f) => f.grantId)).toEqual(["g1"]);
+      await acme.userStates.put("alice", { disabled: true });
+      expect(await globex.userStates.get("alice")).toBeUndefined();
+      expect(await fallback.userStates.get("alice")).toBeUndefined();
     });
 
     it("a tenant's subscribers hear only its revocations; subscribeAll hears every tenant's, each with its tenant", async () => {

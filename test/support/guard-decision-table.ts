@@ -91,6 +91,8 @@ const TABLE_MCP_METADATA = "https://mcp.gatehouse.test/.well-known/oauth-protect
 /** The subject and client of the fixture's tokens, as the identity headers carry them. */
 export const TABLE_SUBJECT = "user-alice";
 export const TABLE_CLIENT = "web";
+/** Issue 12: the groups of the table's user. */
+export const TABLE_GROUPS = ["staff"];
 export const IDENTITY_HEADERS = { subject: "x-gatehouse-subject", client: "x-gatehouse-client", scope: "x-gatehouse-scope" } as const;
 const REALM = "decision-table";
 
@@ -110,6 +112,12 @@ export function decisionTableRoutes(upstream: string): Array<Record<string, unkn
     { name: "our-audience", path: "/api/mine/**", scopes: ["read"], upstream, audience: ["https://partner.example", TABLE_AUDIENCE] },
     { name: "mcp", path: "/mcp/**", scopes: ["read"], upstream, resource: TABLE_MCP_RESOURCE },
     { name: "mcp-admin", path: "/mcp-admin/**", scopes: ["admin"], upstream, resource: TABLE_MCP_RESOURCE },
+    // Issue 12: routes that require the resource owner's groups too; the table's user is in TABLE_GROUPS.
+    { name: "staff", methods: ["GET"], path: "/api/staff/**", scopes: ["read"], groups: ["staff"], upstream },
+    { name: "ops", methods: ["GET"], path: "/api/ops/**", scopes: ["read"], groups: ["ops"], upstream },
+    { name: "ops-problem", methods: ["GET"], path: "/api/ops-problem/**", scopes: ["read"], groups: ["ops"], upstream, errorStyle: "problem+json" },
+    { name: "ops-or-staff", methods: ["GET"], path: "/api/either/**", scopes: ["read"], groups: ["ops", "staff"], upstream },
+    { name: "ops-and-staff", methods: ["GET"], path: "/api/both/**", scopes: ["read"], groups: ["ops", "staff"], groupMode: "all", upstream },
   ];
 }
 
@@ -171,6 +179,8 @@ export const GUARD_DECISION_TABLE: readonly DecisionCase[] = [
   },
   { name: "a case-insensitive route in another letter case", kind: "allowed", request: get("/LOOSE/a/ITEMS", bearer("read")), expect: allowed("/LOOSE/a/ITEMS") },
   { name: "RFC 8707 §2: a protected resource's route takes a token issued for it (aud)", kind: "allowed", request: get("/mcp/tools", bearer("mcp")), expect: allowed("/mcp/tools") },
+  { name: "issue 12: the scope, and the resource owner in the route's group", kind: "allowed", request: get("/api/staff/x", bearer("read")), expect: allowed("/api/staff/x") },
+  { name: "issue 12: groupMode any: the resource owner in one of the route's groups", kind: "allowed", request: get("/api/either/x", bearer("read")), expect: allowed("/api/either/x") },
 
   // --- refusals ------------------------------------------------------------------------------------
   { name: "RFC 6750 §3.1: no token: 401 with a challenge and no error code", kind: "refusal", request: get("/api/notes/1"), expect: refused(401, undefined, "missing_token") },
@@ -189,6 +199,31 @@ export const GUARD_DECISION_TABLE: readonly DecisionCase[] = [
   { name: "a refresh token is not a bearer token", kind: "refusal", request: get("/api/notes/1", bearer("refresh")), expect: refused(401, "invalid_token", "invalid_token") },
   { name: "RFC 6750 §3.1 insufficient_scope: a live token without the scope", kind: "refusal", request: get("/api/notes/1", bearer("write")), expect: refused(403, "insufficient_scope", "insufficient_scope") },
   { name: "scopeMode all: one of two scopes is not enough", kind: "refusal", request: get("/api/report", bearer("read")), expect: refused(403, "insufficient_scope", "insufficient_scope") },
+  {
+    name: "issue 12: the scope, but the resource owner outside the route's group: 403 without an RFC 6750 code",
+    kind: "refusal",
+    request: get("/api/ops/x", bearer("read")),
+    expect: refused(403, undefined, "insufficient_rights"),
+  },
+  {
+    name: "issue 12: the same refusal on a problem+json route",
+    kind: "refusal",
+    request: get("/api/ops-problem/x", bearer("read")),
+    expect: refused(403, undefined, "insufficient_rights"),
+  },
+  { name: "issue 12: groupMode all: one of two groups is not enough", kind: "refusal", request: get("/api/both/x", bearer("read")), expect: refused(403, undefined, "insufficient_rights") },
+  {
+    name: "issue 12: in the route's group but without its scope is insufficient_scope (both must hold)",
+    kind: "refusal",
+    request: get("/api/staff/x", bearer("write")),
+    expect: refused(403, "insufficient_scope", "insufficient_scope"),
+  },
+  {
+    name: "issue 12: neither scope nor group: insufficient_scope, which the client can mend, is said first",
+    kind: "refusal",
+    request: get("/api/ops/x", bearer("write")),
+    expect: refused(403, "insufficient_scope", "insufficient_scope"),
+  },
   { name: "RFC 9068 §4: a token for another audience is invalid_token", kind: "refusal", request: get("/api/partner/x", bearer("read")), expect: refused(401, "invalid_token", "invalid_token") },
   {
     name: "RFC 9728 §5.1: no token at a protected resource: 401 naming its metadata and the scope",
@@ -366,6 +401,7 @@ export async function startGuardDecisionFixture(options: { redisUrl: string }): 
   const patch = (file: Record<string, unknown>) => {
     const clients = file.clients as Array<Record<string, unknown>>;
     clients.find((c) => c.id === "web")!.scopes = ["read", "write", "admin"];
+    (file.users as Array<Record<string, unknown>>).find((u) => u.username === "alice")!.groups = TABLE_GROUPS;
     file.requireHttps = false;
     (file.authz as Record<string, unknown>).audience = TABLE_AUDIENCE;
     file.routes = decisionTableRoutes(upstream.url);
@@ -433,16 +469,21 @@ export async function startGuardDecisionFixture(options: { redisUrl: string }): 
       if (e.challenge) {
         expect(observed.wwwAuthenticate, label).toMatch(new RegExp(`^Bearer realm="${REALM}"`));
         const params = Object.entries(e.challengeParams ?? {});
-        if (e.error === undefined && params.length === 0) expect(observed.wwwAuthenticate, label).toBe(`Bearer realm="${REALM}"`);
-        else if (e.error === undefined) expect(observed.wwwAuthenticate, label).not.toContain("error=");
-        else expect(observed.wwwAuthenticate, label).toContain(`error="${e.error}"`);
+        if (e.outcome === "missing_token" && e.error === undefined && params.length === 0) expect(observed.wwwAuthenticate, label).toBe(`Bearer realm="${REALM}"`);
+        else if (e.outcome === "missing_token" && e.error === undefined) expect(observed.wwwAuthenticate, label).not.toContain("error=");
+        else if (e.error === undefined) {
+          // Issue 12: missing rights: a challenge (RFC 6750 §3) with a description and no error code.
+          expect(observed.wwwAuthenticate, label).toMatch(new RegExp(`^Bearer realm="${REALM}", error_description="[^"]+"$`));
+        } else expect(observed.wwwAuthenticate, label).toContain(`error="${e.error}"`);
         for (const [name, value] of params) expect(observed.wwwAuthenticate, label).toContain(`${name}="${value}"`);
       } else {
         expect(observed.wwwAuthenticate, label).toBeUndefined();
       }
       if (e.status !== 200 && observed.body !== "") {
-        const body = JSON.parse(observed.body) as { error?: string };
+        const body = JSON.parse(observed.body) as { error?: string; error_description?: string; detail?: string };
         expect(body.error, label).toBe(e.error);
+        // A refusal for missing rights names no group (guard/authorize.ts).
+        if (e.outcome === "insufficient_rights") expect(body.error_description ?? body.detail, label).not.toMatch(/ops|staff/);
       }
       if (!e.identity) {
         expect(observed.upstream, `${label}: nothing may reach the upstream`).toBeUndefined();

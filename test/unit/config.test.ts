@@ -134,8 +134,8 @@ describe("parseAuthzConfig: a valid file", () => {
     expect([...config.scopes.keys()]).toEqual(["read", "write", "notes:read"]);
     expect(config.scopes.get("notes:read")).toEqual({ name: "notes:read", description: "Read notes" });
     expect([...config.users.values()]).toEqual([
-      { username: "alice", subject: "user-1", passwordHash: PASSWORD_HASH },
-      { username: "bob", subject: "bob", passwordHash: PASSWORD_HASH },
+      { username: "alice", subject: "user-1", passwordHash: PASSWORD_HASH, groups: [], disabled: false },
+      { username: "bob", subject: "bob", passwordHash: PASSWORD_HASH, groups: [], disabled: false },
     ]);
   });
 
@@ -423,6 +423,36 @@ describe("parseAuthzConfig: client rules", () => {
       ],
     });
     expect(problemsOf(text)).toEqual(['scopes[2].name: duplicate scope "read"', 'users[1].username: duplicate user "alice"']);
+  });
+
+  it("issue 12: users' groups and disabled, scopes' groups are read; group names must be slugs, listed once", () => {
+    const config = parseAuthzConfig(
+      yaml({
+        issuer: ISSUER,
+        scopes: [...SCOPES, { name: "admin", description: "Administer", groups: ["admins", "ops"] }],
+        users: [
+          { username: "alice", passwordHash: PASSWORD_HASH, groups: ["admins"] },
+          { username: "bob", passwordHash: PASSWORD_HASH, disabled: true },
+        ],
+      }),
+      {},
+    );
+    expect(config.scopes.get("admin")).toEqual({ name: "admin", description: "Administer", groups: ["admins", "ops"] });
+    expect(config.scopes.get("read")).toEqual({ name: "read", description: expect.any(String) });
+    expect(config.users.get("alice")).toMatchObject({ groups: ["admins"], disabled: false });
+    expect(config.users.get("bob")).toMatchObject({ groups: [], disabled: true });
+    const problems = problemsOf(
+      yaml({
+        issuer: ISSUER,
+        scopes: [...SCOPES, { name: "admin", description: "Administer", groups: [] }, { name: "audit", description: "Audit", groups: ["Auditors"] }],
+        users: [{ username: "alice", passwordHash: PASSWORD_HASH, groups: ["ops", "ops"] }],
+      }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^scopes\[\d\]\.groups: list at least one group/),
+      expect.stringMatching(/^scopes\[\d\]\.groups\[0\]: must be a group slug/),
+      expect.stringMatching(/^users\[0\]\.groups: a group is listed twice/),
+    ]);
   });
 
   it("a refresh token may not outlive its family", () => {

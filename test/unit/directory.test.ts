@@ -19,7 +19,7 @@ function client(id: string, name = id): Client {
     introspectAnyToken: false,
   };
 }
-const user = (username: string, subject: string): User => ({ username, subject, passwordHash: "scrypt$" });
+const user = (username: string, subject: string): User => ({ username, subject, passwordHash: "scrypt$", groups: [], disabled: false });
 const scope = (name: string, description = name): ScopeDefinition => ({ name, description });
 
 const configured = configurationSource({

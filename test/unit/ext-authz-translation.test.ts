@@ -207,6 +207,9 @@ describe("createExtAuthzCheck", () => {
       decide: () => {
         throw new Error("the pipeline must not be asked");
       },
+      protectedResourceMetadata: () => {
+        throw new Error("the pipeline must not be asked");
+      },
     });
     const response = responseOf(await check(decoded({ attributes: {} })));
     expect(response.status?.code).toBe(Code.InvalidArgument);

@@ -59,3 +59,20 @@ describe("gateway.guard.overrideHeaders", () => {
     expect(problemsOf(file({ overrideHeaders: ["X Original"] }))[0]).toMatch(/^gateway\.guard\.overrideHeaders\[0\]: must be a header field name/);
   });
 });
+
+describe("issue 12: routes[].groups and groupMode", () => {
+  it("are read (groupMode any by default); a route without groups requires none", () => {
+    expect(parse(file({}, { groups: ["staff", "ops"] })).routes[0]).toMatchObject({ groups: ["staff", "ops"], groupMode: "any" });
+    expect(parse(file({}, { groups: ["staff"], groupMode: "all" })).routes[0]).toMatchObject({ groups: ["staff"], groupMode: "all" });
+    expect(parse(file()).routes[0]).toMatchObject({ groups: [], groupMode: "any" });
+  });
+
+  it.each([
+    [{ groups: [] }, /^routes\[0\]\.groups: list at least one group/],
+    [{ groups: ["Staff"] }, /^routes\[0\]\.groups\[0\]: must be a group slug/],
+    [{ groups: ["staff", "staff"] }, /^routes\[0\]\.groups: a group is listed twice/],
+    [{ groups: ["staff"], groupMode: "some" }, /^routes\[0\]\.groupMode/],
+  ])("%j is refused at its path", (route, problem) => {
+    expect(problemsOf(file({}, route))[0]).toMatch(problem);
+  });
+});

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { parseGatewayConfig } from "../../gateway/config.js";
+import { parseAuthzConfig } from "../../services/authz/config.js";
 import { parseForm, FormError, REPEATABLE_PARAMETERS } from "../../gateway/parse-form.js";
 import { parseResumedAuthorizationRequest, serializeAuthorizationRequest } from "../../gateway/authorization-request.js";
 import { OAuthError } from "../../services/authz/oauth/errors.js";
@@ -138,5 +139,35 @@ describe("routes[].resource (RFC 9728)", () => {
         expect.stringMatching(/^routes\[1\]\.audience: a route with a resource/),
       ]),
     );
+  });
+});
+
+describe("resources in the authz service's configuration (RFC 8707: what clients may name)", () => {
+  const authzText = (document: Record<string, unknown>) => stringify({ issuer: "https://as.example", ...document });
+
+  it("the top level's and each tenant's resources become their policies' known resources, by URI", () => {
+    const config = parseAuthzConfig(
+      authzText({ resources: [{ uri: "https://mcp.example/mcp", name: "MCP" }], tenants: [{ name: "acme", resources: [{ uri: "https://acme.example/mcp" }] }] }),
+      {},
+    );
+    expect([...config.resources!.values()]).toEqual([{ uri: "https://mcp.example/mcp", name: "MCP" }]);
+    expect([...config.tenants.get("acme")!.resources!.values()]).toEqual([{ uri: "https://acme.example/mcp", name: "" }]);
+  });
+
+  it("refuses, at their paths, a URI with a fragment, plain http under requireHttps, and a duplicate", () => {
+    const problems = configErrorOf(() =>
+      parseAuthzConfig(
+        authzText({
+          resources: [{ uri: "https://mcp.example/mcp#x" }, { uri: "https://mcp.example/a" }, { uri: "https://mcp.example/a" }],
+          tenants: [{ name: "acme", resources: [{ uri: "http://acme.example/mcp" }] }],
+        }),
+        {},
+      ),
+    ).problems;
+    expect([...problems].sort()).toEqual([
+      expect.stringMatching(/^resources\[0\]\.uri: must not include a fragment/),
+      expect.stringMatching(/^resources\[2\]\.uri: duplicate resource/),
+      expect.stringMatching(/^tenants\[0\]\.resources\[0\]\.uri: must use https/),
+    ]);
   });
 });

@@ -50,6 +50,14 @@ export interface UserRightsCalls {
   rightsChanged(ctx: OAuthContext, subject: string, before: readonly string[], after: readonly string[]): Promise<void>;
   /** Whether the user is disabled now (the entry's flag or a run-time block). */
   isDisabled(ctx: OAuthContext, user: User): Promise<boolean>;
+  /** The user's live login sessions, by sid (never a session token). */
+  listSessions(ctx: OAuthContext, subject: string): Promise<ReadonlyArray<{ sid: string; authTime: number }>>;
+  /** Ends one session as a logout would; false when no live session of theirs has the sid. */
+  endSession(ctx: OAuthContext, subject: string, sid: string): Promise<boolean>;
+  /** The user's live grants (refresh token families). */
+  listGrants(ctx: OAuthContext, subject: string): Promise<ReadonlyArray<{ grantId: string; clientId: string; scopes: readonly string[]; authTime: number; familyExpiresAt: number }>>;
+  /** Revokes one grant of the user (refresh family and access tokens, announced); false when it is not a live grant of theirs. */
+  revokeGrant(ctx: OAuthContext, subject: string, grantId: string): Promise<boolean>;
 }
 
 export interface AdminApiDeps {
@@ -113,6 +121,22 @@ export interface UserView {
   createTime?: number | undefined;
   updateTime?: number | undefined;
   createdBy?: string | undefined;
+}
+
+export interface GrantView {
+  grantId: string;
+  clientId: string;
+  scopes: string[];
+  /** ms since the epoch. */
+  authTime: number;
+  /** When the refresh token family ends whatever the rotations, ms since the epoch. */
+  expireTime: number;
+}
+
+export interface SessionView {
+  sid: string;
+  authTime: number;
+  expireTime: number;
 }
 
 export interface ConsentView {
@@ -609,6 +633,49 @@ export function createAdminApi(deps: AdminApiDeps) {
       if (scopes.length === 0) throw notFound(resource);
       await tenant.ctx.store.consents.forget(user.subject, clientId);
       await audit(tenant, actor, "RevokeUserConsent", resource, { clientId, scopes: [...scopes].sort() }, undefined);
+    },
+
+    // ---- what a user holds: grants and sessions ----
+
+    async listUserGrants(tenant: AdminTenant, username: string, pageSize: number, pageToken: string): Promise<Page<GrantView>> {
+      const user = await requireUser(tenant, username);
+      const grants = (await deps.rights.listGrants(tenant.ctx, user.subject)).map((g) => ({
+        grantId: g.grantId,
+        clientId: g.clientId,
+        scopes: [...g.scopes],
+        authTime: g.authTime * 1000,
+        expireTime: g.familyExpiresAt,
+      }));
+      return pageOf(tenant, `users/${username}/grants`, grants, (g) => g.grantId, pageSize, pageToken);
+    },
+
+    /** Revokes one grant of the user: its refresh token family and every access token of it, announced to every gateway. */
+    async revokeUserGrant(tenant: AdminTenant, actor: string, username: string, grantId: string): Promise<void> {
+      const user = await requireUser(tenant, username);
+      const resource = `users/${username}/grants/${grantId}`;
+      const before = (await deps.rights.listGrants(tenant.ctx, user.subject)).find((g) => g.grantId === grantId);
+      if (before === undefined || !(await deps.rights.revokeGrant(tenant.ctx, user.subject, grantId))) throw notFound(resource);
+      await audit(tenant, actor, "RevokeUserGrant", resource, { grantId, clientId: before.clientId, scopes: [...before.scopes] }, undefined);
+    },
+
+    async listUserSessions(tenant: AdminTenant, username: string, pageSize: number, pageToken: string): Promise<Page<SessionView>> {
+      const user = await requireUser(tenant, username);
+      const sessions = (await deps.rights.listSessions(tenant.ctx, user.subject)).map((session) => ({
+        sid: session.sid,
+        authTime: session.authTime * 1000,
+        // Sessions live lifetimes.session from their login (oauth/login.ts).
+        expireTime: (session.authTime + tenant.ctx.policy.lifetimes.session) * 1000,
+      }));
+      return pageOf(tenant, `users/${username}/sessions`, sessions, (s) => s.sid, pageSize, pageToken);
+    },
+
+    /** Ends one login session of the user, as a logout does (its participants' revokeOnLogout, Back-Channel Logout). */
+    async endUserSession(tenant: AdminTenant, actor: string, username: string, sid: string): Promise<void> {
+      const user = await requireUser(tenant, username);
+      const resource = `users/${username}/sessions/${sid}`;
+      const before = (await deps.rights.listSessions(tenant.ctx, user.subject)).find((session) => session.sid === sid);
+      if (before === undefined || !(await deps.rights.endSession(tenant.ctx, user.subject, sid))) throw notFound(resource);
+      await audit(tenant, actor, "EndUserSession", resource, { sid, authTime: before.authTime * 1000 }, undefined);
     },
 
     // ---- audit trail ----

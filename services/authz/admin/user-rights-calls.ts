@@ -19,4 +19,12 @@ export const userRightsCalls: UserRightsCalls = {
   async isDisabled(_ctx: OAuthContext, user: User) {
     return (user as User & { disabled?: boolean }).disabled === true;
   },
+  listSessions: () => notMergedYet(),
+  endSession: () => notMergedYet(),
+  listGrants: () => notMergedYet(),
+  revokeGrant: () => notMergedYet(),
 };
+
+function notMergedYet(): never {
+  throw new AdminError("failed_precondition", "a user's sessions and grants need oauth/user-rights.ts (issue 12, rights), not merged yet");
+}

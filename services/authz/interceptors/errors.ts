@@ -32,6 +32,7 @@ const STATUS: Readonly<Record<OAuthErrorCode, Code>> = {
   unauthenticated_caller: Code.Unauthenticated,
   invalid_credentials: Code.Unauthenticated,
   too_many_attempts: Code.ResourceExhausted,
+  account_disabled: Code.PermissionDenied,
   unknown_tenant: Code.NotFound,
 };
 

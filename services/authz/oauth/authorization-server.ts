@@ -17,6 +17,7 @@ import { TOKEN_EXCHANGE_GRANT, type Client } from "./model.js";
 import { revoke } from "./revoke.js";
 import { hashSecret } from "./secrets.js";
 import { traced } from "./trace.js";
+import { blockUser, findUserRights, setUserGroups, unblockUser, userRightsChanged } from "./user-rights.js";
 
 /** Who is calling on behalf of a client, and from where (for failure limits). */
 export interface ClientCall {
@@ -93,7 +94,11 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       if (sessionToken === "") return undefined;
       const sessionHash = hashSecret(sessionToken);
       const session = await ctx.store.sessions.get(sessionHash);
-      return session === undefined ? undefined : { ...session, sid: sessionIdOf(sessionHash) };
+      if (session === undefined) return undefined;
+      // Issue 12: a blocked user's sessions are ended, and one that slipped past the block (opened while it was
+      // being written) is no session either.
+      if ((await findUserRights(ctx, session.subject))?.disabled === true) return undefined;
+      return { ...session, sid: sessionIdOf(sessionHash) };
     },
     /** OpenID Connect Core §5.3 (oauth/userinfo.ts). */
     userInfo: traced(ctx.trace, "oidc.userinfo", (accessToken: string) => userInfo(ctx, accessToken)),
@@ -125,6 +130,18 @@ export function createAuthorizationServer(ctx: OAuthContext) {
         tokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         tokenEndpointAuthSigningAlgValuesSupported: [...(ctx.policy.clientAssertions?.algorithms ?? ASYMMETRIC_ALGORITHMS)],
       };
+    },
+    /**
+     * Issue 12 (oauth/user-rights.ts): an administrator's operations on a
+     * user's rights and state, in this tenant. The AdminService calls these;
+     * they are not exposed to clients or the gateway.
+     */
+    users: {
+      blockUser: (subject: string) => blockUser(ctx, subject),
+      unblockUser: (subject: string) => unblockUser(ctx, subject),
+      setUserGroups: (subject: string, groups: readonly string[] | undefined) => setUserGroups(ctx, subject, groups),
+      userRightsChanged: (subject: string, before: readonly string[], after: readonly string[]) => userRightsChanged(ctx, subject, before, after),
+      findUserRights: (subject: string) => findUserRights(ctx, subject),
     },
     subscribeToRevocations: ctx.store.revocationFeed.subscribe.bind(ctx.store.revocationFeed),
     /**

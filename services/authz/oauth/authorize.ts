@@ -20,6 +20,7 @@ import {
 } from "./authentication-request.js";
 import { toSeconds } from "./clock.js";
 import { subjectFor } from "./subject-identifier.js";
+import { findUserRights, scopesBeyondRights } from "./current-rights.js";
 
 /** The parameters of an authorization request (RFC 6749 §4.1.1, §4.2.1; RFC 7636 §4.3). "" is omitted. */
 export interface AuthorizationRequest {
@@ -103,6 +104,8 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
   try {
     refuseRequestObjects(request.request ?? "", request.requestUri ?? "");
     parked = validate(ctx, client, redirectUri, request, knownScopes);
+    // Issue 12: a signed-in user is offered only the scopes their groups allow (before login nobody is known yet).
+    if (request.subject !== "") parked = { ...parked, scopes: await scopesWithinRights(ctx, request.subject, parked.scopes, knownScopes) };
     const prompt = parsePrompt(request.prompt ?? "");
     const maxAge = parseMaxAge(request.maxAge ?? "");
     checkDisplay(request.display ?? "");
@@ -183,6 +186,23 @@ function consentEntries(parked: ParkedRequest): string[] {
   return [...parked.scopes, ...(parked.resources ?? []).map((uri) => `resource ${uri}`)];
 }
 
+/**
+ * The requested scopes the resource owner may hold now (issue 12). When
+ * nothing is left the request ends: RFC 6749 §4.1.2.1 access_denied, "the
+ * resource owner or authorization server denied the request" (the gateway
+ * shows the user why before the client hears it).
+ */
+async function scopesWithinRights(ctx: OAuthContext, subject: string, scopes: readonly string[], knownScopes: ReadonlyMap<string, ScopeDefinition>): Promise<string[]> {
+  const rights = await findUserRights(ctx, subject);
+  if (rights?.disabled === true) throw new OAuthError("access_denied", "the resource owner's account is disabled");
+  // A subject the directory does not know has no groups.
+  const beyond = scopesBeyondRights(scopes, knownScopes, rights?.groups ?? []);
+  if (beyond.length === scopes.length) {
+    throw new OAuthError("access_denied", `the resource owner's account lacks the rights for what the client asked: ${beyond.join(" ")}`);
+  }
+  return scopes.filter((scope) => !beyond.includes(scope));
+}
+
 async function rememberedConsent(ctx: OAuthContext, subject: string, clientId: string, scopes: readonly string[]): Promise<boolean> {
   return subject !== "" && isSubsetOf(scopes, await ctx.store.consents.get(subject, clientId));
 }
@@ -244,6 +264,15 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
   if (!decision.approved) {
     return respond({ error: "access_denied", error_description: "the resource owner denied the request" });
   }
+  // Issue 12: decided on the user's rights now (they may have changed since the request was parked).
+  let scopes: string[];
+  try {
+    scopes = await scopesWithinRights(ctx, decision.subject, parked.scopes, await ctx.directory.scopes());
+  } catch (error) {
+    if (error instanceof OAuthError && error.code === "access_denied") return respond({ error: error.code, error_description: error.description });
+    throw error;
+  }
+  parked.scopes = scopes;
   if (decision.rememberConsent) {
     await store.consents.remember(decision.subject, client.id, consentEntries(parked), policy.lifetimes.consent);
   }

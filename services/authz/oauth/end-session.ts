@@ -116,6 +116,16 @@ export async function endSession(ctx: OAuthContext, sessionToken: string): Promi
   await endParticipation(ctx, sessionIdOf(sessionHash), session.subject);
 }
 
+/**
+ * Ends every login session of a subject (issue 12, blocking a user), each
+ * with what a logout of it does (endParticipation). Returns how many were live.
+ */
+export async function endSessionsOf(ctx: OAuthContext, subject: string): Promise<number> {
+  const ended = await ctx.store.sessions.deleteAllOfSubject(subject);
+  for (const sessionHash of ended) await endParticipation(ctx, sessionIdOf(sessionHash), subject);
+  return ended.length;
+}
+
 /** Sessions ended by expiry are announced in batches of this many per sweep. */
 const EXPIRY_BATCH = 100;
 

@@ -37,7 +37,9 @@ export type OAuthErrorCode =
   | "unknown_tenant"
   // gatehouse: login page and rate limits
   | "invalid_credentials"
-  | "too_many_attempts";
+  | "too_many_attempts"
+  // gatehouse (issue 12): the password was right, but the account is disabled
+  | "account_disabled";
 
 export interface OAuthErrorOptions {
   /**

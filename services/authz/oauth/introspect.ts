@@ -2,9 +2,32 @@ import type { OAuthContext } from "./context.js";
 import { toSeconds } from "./clock.js";
 import { OAuthError } from "./errors.js";
 import type { Client } from "./model.js";
-import { formatScope } from "./scope.js";
+import { formatScope, parseScope } from "./scope.js";
 import { hashSecret } from "./secrets.js";
 import { looksLikeJwt, parseRefreshToken, type Actor } from "./tokens.js";
+import { findUserRights, mayHoldScope, type UserRights } from "./current-rights.js";
+
+/**
+ * The resource owner of an access token, with their current rights; undefined
+ * for a token with no user behind it (a client credentials token, RFC 9068
+ * §2.2: `sub` is the client) or whose subject names no user.
+ */
+async function ownerRights(ctx: OAuthContext, claims: { sub: string; client_id: string; auth_time?: number; act?: unknown }): Promise<UserRights | undefined> {
+  if (claims.sub === claims.client_id && claims.auth_time === undefined && claims.act === undefined) return undefined;
+  return findUserRights(ctx, claims.sub);
+}
+
+/**
+ * The token's scopes that the user may still hold (issue 12): a scope limited
+ * to groups the user has left no longer opens anything, though the token
+ * names it. RFC 7662 §2.2 `scope` is what the server says the token is good
+ * for now.
+ */
+function currentScope(ctx: OAuthContext, scope: string, groups: readonly string[]): string {
+  const scopes = parseScope(scope);
+  const kept = scopes.filter((name) => mayHoldScope(ctx.policy.scopes.get(name), groups));
+  return kept.length === scopes.length ? scope : formatScope(kept);
+}
 
 /** An RFC 7662 §2.2 response. Inactive tokens carry nothing else (RFC 7662 §2.2). */
 export type Introspection =
@@ -24,6 +47,8 @@ export type Introspection =
       grantId: string;
       /** RFC 8693 §4.1; absent when nobody acts on the subject's behalf. */
       act?: Actor | undefined;
+      /** Issue 12: the resource owner's groups now (not at issue); empty for a token without a user. */
+      groups: readonly string[];
     };
 
 const INACTIVE: Introspection = { active: false };
@@ -51,11 +76,16 @@ export async function introspect(ctx: OAuthContext, caller: Client, token: strin
       return INACTIVE;
     }
     if (!mayRead(claims.client_id)) return INACTIVE;
-    if (await ctx.store.grants.isRevoked(claims.gid, claims.jti)) return INACTIVE;
+    // Both reads at once: the revocation markers and the resource owner's current state.
+    const [revoked, rights] = await Promise.all([ctx.store.grants.isRevoked(claims.gid, claims.jti), ownerRights(ctx, claims)]);
+    if (revoked) return INACTIVE;
+    // Issue 12: a disabled user's tokens are dead; the scopes and groups are the user's current ones.
+    if (rights?.disabled === true) return INACTIVE;
     return {
       active: true,
       tokenType: "Bearer",
-      scope: claims.scope,
+      scope: rights === undefined ? claims.scope : currentScope(ctx, claims.scope, rights.groups),
+      groups: rights?.groups ?? [],
       clientId: claims.client_id,
       sub: claims.sub,
       exp: claims.exp,
@@ -74,7 +104,10 @@ export async function introspect(ctx: OAuthContext, caller: Client, token: strin
   const family = await ctx.store.grants.get(refresh.grantId);
   if (family === undefined || family.tokenHash !== hashSecret(token) || !mayRead(family.clientId)) return INACTIVE;
   if (family.tokenExpiresAt <= ctx.clock()) return INACTIVE;
+  const rights = await findUserRights(ctx, family.subject);
+  if (rights?.disabled === true) return INACTIVE;
   return {
+    groups: rights?.groups ?? [],
     active: true,
     tokenType: "refresh_token",
     scope: formatScope(family.scopes),

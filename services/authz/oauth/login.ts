@@ -5,6 +5,7 @@ import { OAuthError } from "./errors.js";
 import { SECRET_BYTES } from "./issue-tokens.js";
 import { hashPassword, verifyPassword } from "./password.js";
 import { hashSecret } from "./secrets.js";
+import { findUserRights } from "./current-rights.js";
 
 export interface LoginAttempt {
   username: string;
@@ -37,7 +38,8 @@ const MAX_PASSWORD = 1024;
 /**
  * Creates the login check. An unknown user costs the same scrypt work as a
  * wrong password, and both answer the same invalid_credentials, so neither
- * timing nor wording tells which usernames exist.
+ * timing nor wording tells which usernames exist. A disabled user (issue 12)
+ * is told so (account_disabled) only after the password verified.
  */
 export function createLogin(ctx: OAuthContext, limiter: AttemptLimiter) {
   // Verified against when the username is unknown, to spend the same time.
@@ -62,6 +64,8 @@ export function createLogin(ctx: OAuthContext, limiter: AttemptLimiter) {
       throw new OAuthError("invalid_credentials", "the username or password is wrong");
     }
     await limiter.reset(keys[0]!.key);
+    // Issue 12: said only once the password has verified, so that it tells a password guesser nothing.
+    if ((await findUserRights(ctx, user.subject))?.disabled !== false) throw new OAuthError("account_disabled", "this account is disabled");
 
     const sessionToken = ctx.random(SECRET_BYTES);
     const authTime = toSeconds(ctx.clock());

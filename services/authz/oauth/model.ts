@@ -128,6 +128,13 @@ export interface ClientAssertionPolicy {
 export interface ScopeDefinition {
   name: string;
   description: string;
+  /**
+   * Issue 12: the groups whose members may be granted this scope (any one of
+   * them suffices); absent or empty: every user may. A user outside them is
+   * never offered the scope, and a refresh of a grant holding it fails once
+   * the user has left them (oauth/user-rights.ts).
+   */
+  groups?: readonly string[] | undefined;
 }
 
 /** A resource owner of the built-in login. */
@@ -139,6 +146,19 @@ export interface User {
   passwordHash: string;
   /** OpenID Connect Core §5.1 standard claims (name, email, ...); released by scope (§5.4). */
   claims?: StandardClaims | undefined;
+  /**
+   * Issue 12 (seed 001 stage 8, "the resource owner is authorized to access
+   * the requested resource"): the user's rights, as group slugs. They gate
+   * scopes (ScopeDefinition.groups) and the gateway's routes (routes[].groups).
+   * The store's user state may override them at run time (oauth/user-rights.ts).
+   */
+  groups: readonly string[];
+  /**
+   * A disabled user cannot sign in, refresh, or use a token (seed 003: "the
+   * user is not blocked"). The configuration's `true` cannot be lifted at run
+   * time; the store's user state can disable anyone (oauth/user-rights.ts).
+   */
+  disabled: boolean;
 }
 
 /** OpenID Connect Core §5.1.1 address claim. */

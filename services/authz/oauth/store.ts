@@ -28,6 +28,8 @@ export interface Store {
   readonly registry: RegistryStore;
   /** The admin API's audit trail, bounded (oauth/registry.ts). */
   readonly audit: AuditLog;
+  /** What an administrator changed about users at run time: blocks and groups (issue 12). */
+  readonly userStates: UserStateStore;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -154,9 +156,16 @@ export interface GrantStore {
   /**
    * Creates a family, unless its grant was already revoked (a replayed code
    * can revoke a grant before the winning exchange creates it). Returns
-   * whether it was created.
+   * whether it was created. The family is also indexed under its subject
+   * (listOfSubject) until it would end whatever the rotations.
    */
   create(family: RefreshFamily): Promise<boolean>;
+  /**
+   * Issue 12: the live families of one resource owner, so that blocking the
+   * user revokes every grant and an administrator can list them. The index
+   * may name families that ended since; they are left out (and forgotten).
+   */
+  listOfSubject(subject: string): Promise<RefreshFamily[]>;
   /** The live family, or undefined when it expired or was revoked. */
   get(grantId: string): Promise<RefreshFamily | undefined>;
   /**
@@ -182,8 +191,12 @@ export interface GrantStore {
   isRevoked(grantId: string, jti?: string): Promise<boolean>;
 }
 
-/** What a revocation announcement names. */
-export type Revocation = { readonly jti: string } | { readonly grantId: string };
+/**
+ * What a revocation announcement names: one access token, one grant, or
+ * (issue 12) one resource owner whose rights or state changed, whose cached
+ * introspections are all stale.
+ */
+export type Revocation = { readonly jti: string } | { readonly grantId: string } | { readonly subject: string };
 
 export interface RevocationSubscription {
   unsubscribe(): void;
@@ -214,9 +227,27 @@ export interface SessionParticipant {
   grantId: string;
 }
 
-/** Login sessions of resource owners, kept for the config's sessionTtl. */
+/** A live login session and the hash of its token (its handle in this store). */
+export interface StoredSession {
+  sessionHash: string;
+  session: Session;
+}
+
+/**
+ * Login sessions of resource owners, kept for the config's sessionTtl, and
+ * indexed by subject (issue 12: blocking a user ends every session of theirs).
+ */
 export interface SessionStore {
+  /** Creates the session and indexes it under its subject. */
   create(sessionHash: string, session: Session, ttlSeconds: number): Promise<void>;
+  /** The subject's live sessions; ended ones the index still names are left out (and forgotten). */
+  listOfSubject(subject: string): Promise<StoredSession[]>;
+  /**
+   * Ends every session of the subject and returns the hashes of those that
+   * were live. The index is taken atomically, so two concurrent calls end
+   * each session once; a session created meanwhile is indexed anew.
+   */
+  deleteAllOfSubject(subject: string): Promise<string[]>;
   get(sessionHash: string): Promise<Session | undefined>;
   delete(sessionHash: string): Promise<void>;
   /**
@@ -244,6 +275,29 @@ export interface SessionExpiry {
   expiresAt: number;
 }
 
+/**
+ * Issue 12: what an administrator set about a user at run time, on top of the
+ * directory's entry (oauth/user-rights.ts says which wins).
+ */
+export interface UserState {
+  /** Blocked (blockUser): no login, no refresh, no live token. */
+  disabled: boolean;
+  /** When present, the user's groups instead of the directory's. */
+  groups?: readonly string[] | undefined;
+}
+
+/**
+ * Users' run-time state, by subject. Unlike the protocol's state this is an
+ * administrator's decision, not a handle that expires: a record has no TTL
+ * (a block that lapsed by itself would unblock a user nobody unblocked).
+ */
+export interface UserStateStore {
+  get(subject: string): Promise<UserState | undefined>;
+  /** Replaces the record. */
+  put(subject: string, state: UserState): Promise<void>;
+  delete(subject: string): Promise<void>;
+}
+
 /** Remembered consent per (subject, client), kept for the config's consentTtl. */
 export interface ConsentStore {
   /** Adds scopes to what the subject has granted the client. */
@@ -252,7 +306,7 @@ export interface ConsentStore {
   /**
    * Issue 12: the subject's remembered consents, by client, so that an
    * administrator can list and revoke them. Indexed under the subject for as
-   * long as the latest consent lives; expired ones are left out (and forgotten).
+   * long as its longest-lived consent; expired ones are left out (and forgotten).
    */
   listOfSubject(subject: string): Promise<Array<{ clientId: string; scopes: string[] }>>;
   /** Forgets the subject's consent to the client: the next authorization request asks again. */

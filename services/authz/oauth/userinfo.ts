@@ -1,4 +1,5 @@
 import type { OAuthContext } from "./context.js";
+import { findUserRights } from "./current-rights.js";
 import { OAuthError } from "./errors.js";
 import { OPENID_SCOPE } from "./id-token.js";
 import { parseScope } from "./scope.js";
@@ -22,6 +23,8 @@ export async function userInfo(ctx: OAuthContext, accessToken: string): Promise<
     throw new OAuthError("invalid_token", "the access token is invalid or expired");
   }
   if (await ctx.store.grants.isRevoked(claims.gid, claims.jti)) throw new OAuthError("invalid_token", "the access token was revoked");
+  // Issue 12: a blocked user's tokens open nothing, UserInfo included.
+  if ((await findUserRights(ctx, claims.sub))?.disabled === true) throw new OAuthError("invalid_token", "the access token was revoked");
   const scopes = parseScope(claims.scope);
   if (!scopes.includes(OPENID_SCOPE)) throw new OAuthError("insufficient_scope", "the access token was not granted the openid scope");
   const client = await ctx.directory.findClient(claims.client_id);

@@ -150,8 +150,27 @@ export function createAdminService(options: AdminServiceOptions): ServiceImpl<ty
     enableUser: (request, context) =>
       call(context, async (tenant, actor) => ({ user: userMessage(await api.enableUser(tenant, actor, idOf(request.name, "users", "name"))) })),
 
-    listUserGrants: (_request, context) => call(context, async () => notYet("ListUserGrants")),
-    revokeUserGrant: (_request, context) => call(context, async () => notYet("RevokeUserGrant")),
+    listUserGrants: (request, context) =>
+      call(context, async (tenant) => {
+        const username = idOf(request.parent, "users", "parent");
+        const page = await api.listUserGrants(tenant, username, request.pageSize, request.pageToken);
+        return {
+          grants: page.items.map((g) => ({
+            name: `users/${username}/grants/${g.grantId}`,
+            clientId: g.clientId,
+            scopes: g.scopes,
+            authTime: timestampFromMs(g.authTime),
+            expireTime: timestampFromMs(g.expireTime),
+          })),
+          nextPageToken: page.nextPageToken,
+        };
+      }),
+    revokeUserGrant: (request, context) =>
+      call(context, async (tenant, actor) => {
+        const [username, grantId] = childOf(request.name, "grants");
+        await api.revokeUserGrant(tenant, actor, username, grantId);
+        return {};
+      }),
     listUserConsents: (request, context) =>
       call(context, async (tenant) => {
         const username = idOf(request.parent, "users", "parent");
@@ -164,8 +183,25 @@ export function createAdminService(options: AdminServiceOptions): ServiceImpl<ty
         await api.revokeUserConsent(tenant, actor, username, clientId);
         return {};
       }),
-    listUserSessions: (_request, context) => call(context, async () => notYet("ListUserSessions")),
-    endUserSession: (_request, context) => call(context, async () => notYet("EndUserSession")),
+    listUserSessions: (request, context) =>
+      call(context, async (tenant) => {
+        const username = idOf(request.parent, "users", "parent");
+        const page = await api.listUserSessions(tenant, username, request.pageSize, request.pageToken);
+        return {
+          sessions: page.items.map((session) => ({
+            name: `users/${username}/sessions/${session.sid}`,
+            authTime: timestampFromMs(session.authTime),
+            expireTime: timestampFromMs(session.expireTime),
+          })),
+          nextPageToken: page.nextPageToken,
+        };
+      }),
+    endUserSession: (request, context) =>
+      call(context, async (tenant, actor) => {
+        const [username, sid] = childOf(request.name, "sessions");
+        await api.endUserSession(tenant, actor, username, sid);
+        return {};
+      }),
 
     listAuditEvents: (request, context) =>
       call(context, async (tenant) => {
@@ -173,10 +209,6 @@ export function createAdminService(options: AdminServiceOptions): ServiceImpl<ty
         return { auditEvents: page.items.map(auditMessage), nextPageToken: page.nextPageToken };
       }),
   };
-}
-
-function notYet(method: string): never {
-  throw new ConnectError(`${method} is not available yet`, Code.Unimplemented);
 }
 
 /** The one mapping of AdminErrors to ConnectErrors (AIP-193). */

@@ -154,7 +154,12 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
           event: {
             case: "revocation",
             value: {
-              target: "jti" in revocation ? { case: "jti", value: revocation.jti } : { case: "grantId", value: revocation.grantId },
+              target:
+                "jti" in revocation
+                  ? { case: "jti", value: revocation.jti }
+                  : "grantId" in revocation
+                    ? { case: "grantId", value: revocation.grantId }
+                    : { case: "subject", value: revocation.subject },
               tenant: tenant === undefined || tenant === DEFAULT_TENANT ? "" : tenant,
             },
           },
@@ -204,5 +209,6 @@ function toIntrospectResponse(result: Introspection) {
     authTime: BigInt(result.authTime),
     grantId: result.grantId,
     act: result.act,
+    groups: [...result.groups],
   };
 }

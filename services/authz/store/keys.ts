@@ -25,6 +25,12 @@ export interface KeySchema {
   clientAssertion(clientId: string, jti: string): string;
   /** The pub/sub channel of revocation announcements. */
   revocationChannel: string;
+  /** Issue 12: the hashes of one subject's login sessions (a set). */
+  subjectSessions(subject: string): string;
+  /** Issue 12: the grant ids of one subject's refresh families (a set). */
+  subjectGrants(subject: string): string;
+  /** Issue 12: a user's run-time state (blocked, groups), by subject. */
+  userState(subject: string): string;
   /** The self-rotating signing keys of this key space (private keys sealed under the KEK). */
   signingKeySet: string;
   /** The claim to generate the key of one slot (a generation of the set). */
@@ -80,6 +86,9 @@ export function createKeySchema(basePrefix: string, tenant?: string): KeySchema 
     attempts: (key) => `${prefix}attempts:${part(key)}`,
     clientAssertion: (clientId, jti) => `${prefix}assertion:${part(clientId)}:${part(jti)}`,
     revocationChannel: `${basePrefix}revocations`,
+    subjectSessions: (subject) => `${prefix}subject-sessions:${part(subject)}`,
+    subjectGrants: (subject) => `${prefix}subject-grants:${part(subject)}`,
+    userState: (subject) => `${prefix}user-state:${part(subject)}`,
     signingKeySet: `${prefix}signing-keys`,
     signingKeyClaim: (slot) => `${prefix}signing-keys:claim:${part(slot)}`,
     registry: (collection) => {

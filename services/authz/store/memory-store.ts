@@ -12,6 +12,8 @@ import type {
   SessionExpiry,
   SessionParticipant,
   Store,
+  StoredSession,
+  UserState,
 } from "../oauth/store.js";
 import type { TenantStores } from "./tenant-stores.js";
 import { createMemoryAuditLog, createMemoryRegistry } from "./memory-registry.js";
@@ -69,6 +71,12 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
   const expiries: SessionExpiry[] = [];
 
   const get = <T>(key: string): T | undefined => table.get(key) as T | undefined;
+  /** Adds a member to an index set that lives as long as its longest-lived member may (issue 12). */
+  const index = (key: string, member: string, ttlMs: number) => {
+    const members = get<Set<string>>(key) ?? new Set<string>();
+    members.add(member);
+    table.set(key, members, Math.max(ttlMs, (table.expiresAt(key) ?? 0) - clock()));
+  };
 
   return {
     registry: createMemoryRegistry(),
@@ -100,8 +108,19 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
     grants: {
       async create(family) {
         if (table.has(`grant-revoked:${family.grantId}`)) return false;
+        index(`subject-grants:${family.subject}`, family.grantId, family.familyExpiresAt - clock());
         table.set(`grant:${family.grantId}`, { family: structuredClone(family), previous: undefined }, family.tokenExpiresAt - clock());
         return true;
+      },
+      async listOfSubject(subject) {
+        const members = get<Set<string>>(`subject-grants:${subject}`);
+        const families: RefreshFamily[] = [];
+        for (const grantId of [...(members ?? [])]) {
+          const entry = table.has(`grant-revoked:${grantId}`) ? undefined : get<GrantEntry>(`grant:${grantId}`);
+          if (entry === undefined) members!.delete(grantId);
+          else families.push(structuredClone(entry.family));
+        }
+        return families;
       },
       async get(grantId) {
         if (table.has(`grant-revoked:${grantId}`)) return undefined;
@@ -170,7 +189,28 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
 
     sessions: {
       async create(sessionHash, session, ttlSeconds) {
+        index(`subject-sessions:${session.subject}`, sessionHash, ttlSeconds * 1000);
         table.set(`session:${sessionHash}`, structuredClone(session), ttlSeconds * 1000);
+      },
+      async listOfSubject(subject) {
+        const members = get<Set<string>>(`subject-sessions:${subject}`);
+        const sessions: StoredSession[] = [];
+        for (const sessionHash of [...(members ?? [])]) {
+          const session = get<Session>(`session:${sessionHash}`);
+          if (session === undefined) members!.delete(sessionHash);
+          else sessions.push({ sessionHash, session: structuredClone(session) });
+        }
+        return sessions;
+      },
+      async deleteAllOfSubject(subject) {
+        const members = get<Set<string>>(`subject-sessions:${subject}`);
+        table.delete(`subject-sessions:${subject}`);
+        const ended: string[] = [];
+        for (const sessionHash of members ?? []) {
+          if (table.has(`session:${sessionHash}`)) ended.push(sessionHash);
+          table.delete(`session:${sessionHash}`);
+        }
+        return ended;
       },
       async get(sessionHash) {
         return structuredClone(get<Session>(`session:${sessionHash}`));
@@ -206,9 +246,10 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
         const key = `consent:${JSON.stringify([subject, clientId])}`;
         const granted = new Set([...(get<string[]>(key) ?? []), ...scopes]);
         table.set(key, [...granted], ttlSeconds * 1000);
-        // The subject's index lives as long as its latest consent (issue 12: listed by an administrator).
+        // The subject's index lives as long as its longest-lived consent (issue 12: listed by an administrator).
         const indexKey = `consents-of:${subject}`;
-        table.set(indexKey, [...new Set([...(get<string[]>(indexKey) ?? []), clientId])], ttlSeconds * 1000);
+        const indexTtl = Math.max(ttlSeconds * 1000, (table.expiresAt(indexKey) ?? 0) - clock());
+        table.set(indexKey, [...new Set([...(get<string[]>(indexKey) ?? []), clientId])], indexTtl);
       },
       async get(subject, clientId) {
         return [...(get<string[]>(`consent:${JSON.stringify([subject, clientId])}`) ?? [])];
@@ -241,6 +282,18 @@ function createTenantMemoryStore(clock: Clock, table: ExpiringMap, tenant: strin
         // An assertion already expired cannot be replayed either; remember it a moment all the same.
         table.set(key, true, Math.max(1, expiresAt - clock()));
         return true;
+      },
+    },
+
+    userStates: {
+      async get(subject) {
+        return structuredClone(get<UserState>(`user-state:${subject}`));
+      },
+      async put(subject, state) {
+        table.set(`user-state:${subject}`, structuredClone(state), Number.POSITIVE_INFINITY);
+      },
+      async delete(subject) {
+        table.delete(`user-state:${subject}`);
       },
     },
 

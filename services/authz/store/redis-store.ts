@@ -17,6 +17,8 @@ import type {
   Session,
   SessionExpiry,
   Store,
+  StoredSession,
+  UserState,
 } from "../oauth/store.js";
 import { checkNextGeneration, type SigningKeySet } from "../oauth/signing-key-store.js";
 
@@ -147,6 +149,8 @@ function createTenantRedisStore(
     grants: {
       create: (family) =>
         guard(async () => {
+          // Indexed first: a family that exists is always found by its subject (the index is another slot's key).
+          await addToIndex.run(client, [keys.subjectGrants(family.subject)], [family.grantId, family.familyExpiresAt - clock()]);
           const created = await durable(
             createFamily,
             [keys.family(family.grantId), keys.grantRevoked(family.grantId)],
@@ -192,6 +196,20 @@ function createTenantRedisStore(
           )) as [Rotation["kind"], string | undefined];
           return kind === "grace" ? { kind, sealedTokens: sealedTokens ?? "" } : { kind };
         }),
+      listOfSubject: (subject) =>
+        guard(async () => {
+          const key = keys.subjectGrants(subject);
+          const families: RefreshFamily[] = [];
+          const ended: string[] = [];
+          // One grant at a time: each family's keys are a slot of their own on a cluster.
+          for (const grantId of await client.smembers(key)) {
+            const fields = (await getFamily.run(client, [keys.family(grantId), keys.grantRevoked(grantId)], [])) as string[] | null;
+            if (fields === null || fields.length === 0) ended.push(grantId);
+            else families.push(parseFamily(grantId, fields));
+          }
+          if (ended.length > 0) await client.srem(key, ...ended);
+          return families;
+        }),
       wasRotatedOut: (grantId, tokenHash) => guard(async () => (await client.exists(keys.familyUsedToken(grantId, tokenHash))) > 0),
       revoke: (grantId, revokedTtlMs) =>
         guard(async () => {
@@ -228,7 +246,33 @@ function createTenantRedisStore(
     sessions: {
       create: (sessionHash, session, ttlSeconds) =>
         guard(async () => {
+          // Indexed first: a session that exists is always found by its subject (the index is another slot's key).
+          await addToIndex.run(client, [keys.subjectSessions(session.subject)], [sessionHash, ttlSeconds * 1000]);
           await durable(setWithTtl, [keys.session(sessionHash)], [JSON.stringify(session), ttlSeconds * 1000]);
+        }),
+      listOfSubject: (subject) =>
+        guard(async () => {
+          const key = keys.subjectSessions(subject);
+          const hashes = await client.smembers(key);
+          const sessions: StoredSession[] = [];
+          const ended: string[] = [];
+          for (const sessionHash of hashes) {
+            const value = await client.get(keys.session(sessionHash));
+            if (value === null) ended.push(sessionHash);
+            else sessions.push({ sessionHash, session: JSON.parse(value) as Session });
+          }
+          if (ended.length > 0) await client.srem(key, ...ended);
+          return sessions;
+        }),
+      deleteAllOfSubject: (subject) =>
+        guard(async () => {
+          // The index is taken in one step: of two concurrent calls, each session goes to one.
+          const hashes = (await durable(takeSet, [keys.subjectSessions(subject)], [])) as string[];
+          const ended: string[] = [];
+          for (const sessionHash of hashes) {
+            if (Number(await durable(deleteKey, [keys.session(sessionHash)], [])) > 0) ended.push(sessionHash);
+          }
+          return ended;
         }),
       get: (sessionHash) =>
         guard(async () => {
@@ -275,11 +319,8 @@ function createTenantRedisStore(
           if (scopes.length === 0) return;
           const key = keys.consent(subject, clientId);
           const index = keys.consentsOfSubject(subject);
-          // Two keys of two slots (on a cluster): two transactions. The index lives as long as the latest consent.
-          await Promise.all([
-            client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec(),
-            client.multi().sadd(index, clientId).pexpire(index, ttlSeconds * 1000).exec(),
-          ]);
+          // Two keys of two slots (on a cluster): two commands. The index lives as long as the longest-lived consent.
+          await Promise.all([client.multi().sadd(key, ...scopes).pexpire(key, ttlSeconds * 1000).exec(), indexMember.run(client, [index], [clientId, ttlSeconds * 1000])]);
         }),
       get: (subject, clientId) => guard(() => client.smembers(keys.consent(subject, clientId))),
       listOfSubject: (subject) =>
@@ -339,6 +380,23 @@ function createTenantRedisStore(
         guard(async () => (await durable(setIfAbsent, [keys.clientAssertion(clientId, jti)], [Math.max(1, expiresAt - clock())])) === 1),
     },
 
+    // Durable: a block lost to a failover would let a blocked user back in.
+    userStates: {
+      get: (subject) =>
+        guard(async () => {
+          const value = await client.get(keys.userState(subject));
+          return value === null ? undefined : (JSON.parse(value) as UserState);
+        }),
+      put: (subject, state) =>
+        guard(async () => {
+          await durable(setForever, [keys.userState(subject)], [JSON.stringify(state)]);
+        }),
+      delete: (subject) =>
+        guard(async () => {
+          await durable(deleteKey, [keys.userState(subject)], []);
+        }),
+    },
+
     ping: () =>
       guard(async () => {
         await client.ping();
@@ -371,8 +429,25 @@ const CONNECTED_REPLICAS = "return tonumber(string.match(redis.call('INFO', 'rep
 /** KEYS: one key. ARGV: value, ttl ms. SET as a script, so that it can run durably like the others. */
 const setWithTtl = defineScript(`return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])`);
 
+/** KEYS: a set. ARGV: member, ttl ms. Adds the member; the set's TTL only ever grows (a subject's index of consents). */
+const indexMember = defineScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`);
+
 /** KEYS: one key. */
 const deleteKey = defineScript(`return redis.call('DEL', KEYS[1])`);
+
+/** KEYS: one key. ARGV: value. An administrator's record: no TTL (store.ts UserStateStore). */
+const setForever = defineScript(`return redis.call('SET', KEYS[1], ARGV[1])`);
+
+/** KEYS: an index set. ARGV: member, ttl ms. Adds the member; the set's TTL only ever grows, to its longest-lived member's. */
+const addToIndex = defineScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[2]))) end
+return 1
+`);
 
 /** KEYS: a sorted set. ARGV: score, member, ttl ms. Adds the member; the set's TTL only ever grows. */
 const scheduleDue = defineScript(`

@@ -2,7 +2,7 @@ import type { Tracing } from "../../../startup/tracing.js";
 import type { Store } from "../oauth/store.js";
 
 /** The aggregates whose every operation is one Redis round trip or script (or one memory operation). */
-const AGGREGATES = ["requests", "codes", "grants", "sessions", "consents", "attempts", "clientAssertions", "audit"] as const;
+const AGGREGATES = ["requests", "codes", "grants", "sessions", "consents", "attempts", "clientAssertions", "audit", "userStates"] as const;
 
 /**
  * The store with a span around every operation (`store.codes.redeem`,

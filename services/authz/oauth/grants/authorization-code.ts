@@ -7,6 +7,7 @@ import { verifyCodeVerifier } from "../pkce.js";
 import { narrowResources } from "../resource.js";
 import { revokeGrant } from "../revoke.js";
 import { hashSecret } from "../secrets.js";
+import { verifyGrantRights } from "../current-rights.js";
 
 /** An access token request with grant_type=authorization_code (RFC 6749 §4.1.3), from an authenticated client. */
 export interface CodeExchange {
@@ -51,6 +52,8 @@ export async function exchangeCode(ctx: OAuthContext, client: Client, exchange: 
   verifyCodeVerifier(exchange.codeVerifier, grant.codeChallenge);
   // RFC 8707 §2.2: the token is for the grant's resources, or the ones of them the request names.
   const audience = narrowResources(exchange.resources ?? [], grant.resources);
+  // Issue 12: a user blocked (or stripped of a scope's groups) since the code was issued gets no tokens from it.
+  await verifyGrantRights(ctx, grant);
 
   const accessTokens = await issueAccessToken(ctx, grant, grant.scopes, audience === undefined ? {} : { audience });
   // OpenID Connect Core §3.1.3.3: the openid scope makes the response carry an ID Token.

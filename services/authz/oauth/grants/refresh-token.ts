@@ -8,6 +8,7 @@ import { narrowResources } from "../resource.js";
 import { resolveRefreshScope } from "../scope.js";
 import { hashSecret } from "../secrets.js";
 import { parseRefreshToken } from "../tokens.js";
+import { verifyGrantRights } from "../current-rights.js";
 
 /** An access token request with grant_type=refresh_token (RFC 6749 §6), from an authenticated client. */
 export interface RefreshGrant {
@@ -38,6 +39,9 @@ export async function refresh(ctx: OAuthContext, client: Client, request: Refres
   if (family === undefined) throw new OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked");
   // RFC 6749 §6: "validate the refresh token and ensure that it was issued to the authenticated client".
   if (family.clientId !== client.id) throw new OAuthError("invalid_grant", "the refresh token was issued to another client");
+  // Seed 003 (issue 12): "as long as ... the user is not blocked or its rights were changed": checked against the
+  // user's current state, whichever token of the family is presented; a grant beyond them is revoked.
+  await verifyGrantRights(ctx, family);
   const scopes = resolveRefreshScope(request.scope, family.scopes);
   // RFC 8707 §2.2: a refresh may ask for a token for some of the grant's resources (each one of them).
   const audience = narrowResources(request.resources ?? [], family.resources);

@@ -1,4 +1,5 @@
 import type { OAuthContext } from "../context.js";
+import { findUserRights } from "../current-rights.js";
 import { OAuthError } from "../errors.js";
 import { issueAccessToken, type TokenSet } from "../issue-tokens.js";
 import { TOKEN_EXCHANGE_GRANT, type Client } from "../model.js";
@@ -144,5 +145,7 @@ async function verifyPresentedToken(ctx: OAuthContext, token: string, parameter:
     throw new OAuthError("invalid_request", `${parameter} is invalid or expired, or was not issued by this server`);
   }
   if (await ctx.store.grants.isRevoked(claims.gid, claims.jti)) throw new OAuthError("invalid_request", `${parameter} has been revoked`);
+  // Issue 12: a blocked user's token is dead everywhere, exchanges included.
+  if ((await findUserRights(ctx, claims.sub))?.disabled === true) throw new OAuthError("invalid_request", `${parameter} has been revoked`);
   return claims;
 }
