@@ -30,6 +30,7 @@ COPY startup ./startup
 COPY services ./services
 COPY gateway ./gateway
 COPY all-in-one ./all-in-one
+COPY cli ./cli
 COPY scripts ./scripts
 RUN npm run build
 

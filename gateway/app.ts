@@ -1,3 +1,4 @@
+import { registrationRoutes } from "./plugins/registration-routes.js";
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
@@ -96,6 +97,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
       await app.register(openIdRoutes, { deps, routing });
       await app.register(endSessionRoutes, { deps, serviceCredential, routing });
       await app.register(pages, { deps, serviceCredential, routing });
+      await app.register(registrationRoutes, { deps, routing });
     }
   }
   await app.register(metrics, { metrics: deps.metrics, path: config.paths.metrics });

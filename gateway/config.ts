@@ -114,7 +114,9 @@ export type EndpointName =
   /** OpenID Connect Core 1.0 §5.3 UserInfo. */
   | "userinfo"
   /** OpenID Connect RP-Initiated Logout 1.0 §2 end_session_endpoint. */
-  | "endSession";
+  | "endSession"
+  /** RFC 7591 §3 client registration endpoint; RFC 7592 management at `{register}?client_id=...` (gateway/plugins/registration-routes.ts). */
+  | "register";
 
 export interface GuardConfig {
   /** RFC 6750 §3 realm. */
@@ -270,6 +272,7 @@ const DEFAULT_PATHS: Record<EndpointName, string> = {
   openidConfiguration: "/.well-known/openid-configuration",
   userinfo: "/oauth2/userinfo",
   endSession: "/oauth2/end-session",
+  register: "/oauth2/register",
 };
 
 const gatewaySchema = z.strictObject({

@@ -95,6 +95,9 @@ export function oauthFailureFromRpc(error: unknown, options: { usedBasic: boolea
       return { ...base, status: 429, error: "temporarily_unavailable" };
     case "server_error":
       return { ...base, status: 500 };
+    case "registration_not_supported":
+      // The tenant's registration policy is off: there is no registration endpoint (RFC 7591 §3).
+      return { status: 404, error: "not_found", description: "" };
     case "unknown_tenant":
       // A tenant removed at the authz service before this gateway reloaded: gone, as for the gateway's own 404.
       return { status: 404, error: "not_found", description: "no such tenant" };

@@ -58,5 +58,9 @@ export function buildServerMetadata(facts: GetMetadataResponse, issuer: string, 
     backchannel_logout_session_supported: true,
     // RFC 9207 §3: every authorization response carries iss.
     authorization_response_iss_parameter_supported: true,
+    // RFC 8414 §2 / RFC 7591 §3: only when the tenant's registration policy is not off.
+    ...(facts.registrationSupported ? { registration_endpoint: base + paths.register } : {}),
+    // draft-ietf-oauth-client-id-metadata-document §5: https client ids are fetched (the MCP authorization spec checks it).
+    ...(facts.clientIdMetadataDocumentSupported ? { client_id_metadata_document_supported: true } : {}),
   };
 }

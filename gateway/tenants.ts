@@ -23,7 +23,7 @@ export interface GatewayTenants {
 }
 
 /** The endpoints that exist per tenant under `/{tenant}`; health, metrics and the check endpoint are the process's. */
-export const TENANT_ENDPOINTS: readonly EndpointName[] = ["authorize", "consent", "token", "introspect", "revoke", "login", "logout", "jwks", "openidConfiguration", "userinfo", "endSession"];
+export const TENANT_ENDPOINTS: readonly EndpointName[] = ["authorize", "consent", "token", "introspect", "revoke", "login", "logout", "jwks", "openidConfiguration", "userinfo", "endSession", "register"];
 
 export function createGatewayTenants(config: Pick<GatewayConfig, "issuer" | "paths" | "tenants">): GatewayTenants {
   const names = new Set(config.tenants);

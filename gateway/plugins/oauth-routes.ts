@@ -161,6 +161,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
           action: tenant.base + paths.login,
           csrfToken: csrf.token("login", nonce),
           clientName: pending.clientName,
+          clientHost: pending.clientHost,
           authorizationRequest: serializeAuthorizationRequest(afterLogin(parameters)),
           // OpenID Connect Core §3.1.2.1 login_hint: pre-fills the user name.
           ...(parameters.login_hint === undefined || parameters.login_hint === "" ? {} : { username: parameters.login_hint }),
@@ -181,9 +182,12 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
         redirectUri: pending.redirectUri,
         subject: session.subject,
         userName: pending.userName,
+        clientSource: pending.clientSource,
+        clientHost: pending.clientHost,
+        logoUri: pending.logoUri,
         switchAccount: { action: tenant.base + paths.logout, csrfToken: csrf.token("logout", session.token), authorizationRequest: resume },
       });
-      return sendPage(reply, 200, page, formTargets);
+      return sendPage(reply, 200, page, formTargets, logoOrigin(pending.logoUri));
     },
   );
 
@@ -394,6 +398,17 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     return { callOptions: { headers }, usedBasic: authorization !== undefined && /^basic(?:\s|$)/i.test(authorization) };
   }
 };
+
+/** The CSP img-src of a client's logo: its https origin, or nothing. */
+function logoOrigin(logoUri: string): string[] {
+  if (logoUri === "") return [];
+  try {
+    const url = new URL(logoUri);
+    return url.protocol === "https:" && /^[A-Za-z0-9.:[\]-]+$/.test(url.host) ? [url.origin] : [];
+  } catch {
+    return [];
+  }
+}
 
 /** The metadata and JWKS documents take no parameters. */
 const NO_PARAMETERS = { type: "object", maxProperties: 0 } as const;

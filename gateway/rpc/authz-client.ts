@@ -4,6 +4,7 @@ import { CLIENT_ADDRESS_HEADER, SERVICE_CREDENTIAL_HEADER, TENANT_HEADER } from 
 import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
+import { RegistrationService } from "../../gen/gatehouse/v1/registration_service_pb.js";
 import type { GatewayConfig } from "../config.js";
 import { createConnectEsTransport } from "./connect-es-transport.js";
 import { createConnectUnaryTransport } from "./connect-unary-transport.js";
@@ -12,10 +13,12 @@ import { createFailoverTransport } from "./failover-transport.js";
 import { createTracingTransport } from "./tracing-transport.js";
 import { tracingOff, type Tracing } from "../../startup/tracing.js";
 
-/** The gateway's only RPC client: the authz service's two services, over one failover transport. */
+/** The gateway's only RPC client: the authz service's services, over one failover transport. */
 export interface AuthzClient {
   readonly authz: Client<typeof AuthorizationService>;
   readonly sessions: Client<typeof SessionService>;
+  /** RFC 7591 / RFC 7592 behind the registration endpoint. */
+  readonly registration: Client<typeof RegistrationService>;
   /** Call options that authenticate as the gateway's own client (Introspect, for the guard). */
   readonly asGatewayClient: { headers: Record<string, string> };
   /** Call options that pass the browser's address along. */
@@ -38,7 +41,7 @@ export interface AuthzClient {
  * server: a token request retried after the first replica had redeemed the
  * code would fail as a replay (and revoke the grant).
  */
-const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession"]);
+const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession", "GetClientRegistration"]);
 
 /** What a composition root may hand the client instead of the configured endpoints. */
 export interface AuthzClientOptions {
@@ -69,6 +72,7 @@ export function createAuthzClient(config: GatewayConfig["authz"], options: Authz
   return {
     authz: createClient(AuthorizationService, transport),
     sessions: createClient(SessionService, transport),
+    registration: createClient(RegistrationService, transport),
     asGatewayClient: { headers: { authorization: `Basic ${basic}` } },
     forBrowser: (address) => ({ headers: { [CLIENT_ADDRESS_HEADER]: address } }),
     tenantHeaders: (tenant): Record<string, string> => (tenant === DEFAULT_TENANT ? {} : { [TENANT_HEADER]: tenant }),

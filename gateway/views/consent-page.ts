@@ -18,6 +18,16 @@ export interface ConsentPageView {
   subject: string;
   /** The user's name (OpenID Connect claim `name`), to greet them; "" or absent: greeted by subject. */
   userName?: string;
+  /**
+   * Where the client comes from (issue 15): "" the configuration;
+   * "registration" (RFC 7591) or "metadata-document" (its client_id is the
+   * URL of its metadata document), both self-asserted.
+   */
+  clientSource?: string;
+  /** A metadata-document client's host: shown prominently (the draft's phishing warning). */
+  clientHost?: string;
+  /** RFC 7591 §2 logo_uri (an https URL), shown beside the name; the page's CSP allows its origin. */
+  logoUri?: string;
   /** "Use another account": signs out and resumes the authorization request. */
   switchAccount: { action: string; csrfToken: string; authorizationRequest: string };
 }
@@ -32,7 +42,9 @@ export function renderConsentPage(view: ConsentPageView): string {
   return renderPage({
     title: `Allow ${view.clientName}?`,
     body: html`<p class="greeting">Hello, ${view.userName === undefined || view.userName === "" ? view.subject : view.userName}</p>
+${view.logoUri === undefined || view.logoUri === "" ? undefined : html`<img class="logo" src="${view.logoUri}" alt="">`}
 <h1><strong>${view.clientName}</strong> wants to access your account</h1>
+${provenance(view)}
 <p class="muted">It is asking to:</p>
 <ul class="scopes">
 ${view.scopes.map((scope) => html`<li>${scope.description}<code>${scope.name}</code></li>`)}
@@ -61,6 +73,25 @@ ${(view.resources ?? []).map((resource) => html`<li>${resource.name === "" ? hos
 <button type="submit">Use another account</button>
 </form></div>`,
   });
+}
+
+/**
+ * What the page can say about who the client is. A metadata document's host
+ * is the one thing about it that is verified (it served the document over
+ * https); its name and logo are whatever the document says, so the host is
+ * shown large (draft-ietf-oauth-client-id-metadata-document, security
+ * considerations: "the authorization server SHOULD display the hostname of
+ * the client_id" to counter impersonation). A registered client's name is
+ * self-asserted too.
+ */
+function provenance(view: ConsentPageView) {
+  if (view.clientSource === "metadata-document" && view.clientHost !== undefined && view.clientHost !== "") {
+    return html`<p class="origin">This application is published by <strong>${view.clientHost}</strong><br><span class="muted">Its name and logo are what that site says. Continue only if you trust ${view.clientHost}.</span></p>`;
+  }
+  if (view.clientSource === "registration") {
+    return html`<p class="origin">This application registered itself. <span class="muted">Its name is not verified: continue only if you started this sign-in.</span></p>`;
+  }
+  return undefined;
 }
 
 function hostOf(uri: string): string {

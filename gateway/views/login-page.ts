@@ -7,6 +7,8 @@ export interface LoginPageView {
   csrfToken: string;
   /** The client the resource owner is signing in for, when the login is part of an authorization request. */
   clientName?: string;
+  /** A metadata-document client's host (issue 15): shown with its self-asserted name. */
+  clientHost?: string;
   /** The authorization request to resume after signing in (re-serialized parameters, see oauth-routes). */
   authorizationRequest?: string;
   /** Kept across a failed attempt so only the password is typed again. */
@@ -20,7 +22,7 @@ export function renderLoginPage(view: LoginPageView): string {
   return renderPage({
     title: "Sign in",
     body: html`<h1>Sign in</h1>
-${view.clientName === undefined ? html`<p class="muted">Use your account to continue.</p>` : html`<p class="muted">to continue to <strong>${view.clientName}</strong></p>`}
+${view.clientName === undefined ? html`<p class="muted">Use your account to continue.</p>` : html`<p class="muted">to continue to <strong>${view.clientName}</strong>${view.clientHost === undefined || view.clientHost === "" ? undefined : html` (published by <strong>${view.clientHost}</strong>)`}</p>`}
 ${view.problem === undefined ? undefined : html`<p class="alert" role="alert">${view.problem}</p>`}
 <form method="post" action="${view.action}">
 <input type="hidden" name="csrf_token" value="${view.csrfToken}">

@@ -37,10 +37,11 @@ ${page.body}
  * Referrer-Policy keeps authorization request parameters out of Referer
  * headers; no-store keeps pages with CSRF tokens out of caches.
  */
-export function pageHeaders(formTargets: readonly string[] = []): Record<string, string> {
+export function pageHeaders(formTargets: readonly string[] = [], imageSources: readonly string[] = []): Record<string, string> {
   const targets = ["'self'", ...new Set(formTargets)].join(" ");
+  const images = ["data:", ...new Set(imageSources)].join(" ");
   return {
-    "content-security-policy": `default-src 'none'; style-src ${STYLESHEET_HASH}; img-src data:; form-action ${targets}; frame-ancestors 'none'; base-uri 'none'`,
+    "content-security-policy": `default-src 'none'; style-src ${STYLESHEET_HASH}; img-src ${images}; form-action ${targets}; frame-ancestors 'none'; base-uri 'none'`,
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -51,8 +52,8 @@ export function pageHeaders(formTargets: readonly string[] = []): Record<string,
 }
 
 /** Sends a rendered page with its security headers. */
-export function sendPage(reply: FastifyReply, status: number, page: string, formTargets: readonly string[] = []): FastifyReply {
-  return reply.code(status).headers(pageHeaders(formTargets)).type("text/html; charset=utf-8").send(page);
+export function sendPage(reply: FastifyReply, status: number, page: string, formTargets: readonly string[] = [], imageSources: readonly string[] = []): FastifyReply {
+  return reply.code(status).headers(pageHeaders(formTargets, imageSources)).type("text/html; charset=utf-8").send(page);
 }
 
 /**

@@ -31,6 +31,9 @@ ul.scopes code{display:block;font-size:.8rem;color:var(--muted)}
 .who strong{display:inline-block;max-width:100%;vertical-align:bottom;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .who form button{flex:none;padding:.35rem .75rem;font-weight:400;font-size:.9rem;white-space:nowrap}
 code{font-size:.85em}
+.origin{border:2px solid var(--danger);background:var(--danger-bg);border-radius:8px;padding:.65rem .75rem;margin:1rem 0}
+.origin strong{font-size:1.15rem;word-break:break-all}
+img.logo{display:block;max-width:4rem;max-height:4rem;margin:0 0 .75rem}
 `.trim();
 
 /** CSP source expression that allows exactly STYLESHEET inline (CSP Level 3 §2.3.1 hash-source). */

@@ -36,6 +36,7 @@ import {
   serviceClientSchema,
   type FetchConfig,
 } from "./service-clients-config.js";
+import { buildRegistrationPolicy, registrationSchema } from "./registration-config.js";
 
 export { ConfigError } from "../../startup/config-error.js";
 export type { Environment } from "../../startup/environment.js";
@@ -332,6 +333,7 @@ const tenantSchema = z.strictObject({
   scopes: z.array(scopeSchema).default([]),
   clients: z.array(clientSchema).default([]),
   users: z.array(userSchema).default([]),
+  registration: registrationSchema,
 });
 
 const fileSchema = z.strictObject({
@@ -365,6 +367,7 @@ const fileSchema = z.strictObject({
   serviceAccountIssuers: z.array(serviceAccountIssuerSchema).default([]),
   resources: z.array(resourceSchema).default([]),
   tenants: z.array(tenantSchema).default([]),
+  registration: registrationSchema,
   // The gateway's sections: validated by the gateway.
   gateway: z.unknown().optional(),
   routes: z.unknown().optional(),
@@ -418,6 +421,7 @@ function salvage(raw: unknown): SalvagedFile {
     issuer: typeof record.issuer === "string" ? record.issuer : "https://issuer.invalid",
     requireHttps: section(shape.requireHttps, record.requireHttps),
     authz: section(shape.authz, record.authz),
+    registration: salvageSection(shape.registration, record.registration),
     lifetimes: section(shape.lifetimes, record.lifetimes),
     attempts: section(shape.attempts, record.attempts),
     scopes: salvageList(scopeSchema, record.scopes),
@@ -440,6 +444,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   const openid = buildOpenIdPolicy(file.authz.openid, resolve);
   const directoryContext = { requireHttps, resolve, serviceAccountIssuers, openid, pairwiseSaltConfigured: file.authz.openid?.pairwiseSalt !== undefined };
   const { scopes, clients, users } = buildDirectory(file, "", { ...directoryContext, audience: file.authz.audience ?? file.issuer }, problems);
+  const registration = buildRegistrationPolicy(file.registration, "registration", { scopes: new Set(scopes.keys()), resolve }, problems);
 
   const authz = file.authz;
   const redis =
@@ -482,6 +487,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       attempts: tenant.attempts ?? file.attempts,
       resources: buildResources(tenant.resources, `${at}.resources`, requireHttps, problems),
       signingKeys: buildSigningKeys(tenant.signingKeys, `${at}.signingKeys`, resolve),
+      registration: buildRegistrationPolicy(tenant.registration, `${at}.registration`, { scopes: new Set(directory.scopes.keys()), resolve }, problems),
     });
   });
 
@@ -512,6 +518,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
     tracing: tracingConfig(env, "gatehouse-authz", problems),
     clientAssertions: buildClientAssertionPolicy(authz.clientAssertions),
     serviceAccountIssuers,
+    registration,
     fetch: {
       ...FETCH_DEFAULTS,
       ...(authz.fetch ?? {}),

@@ -5,11 +5,15 @@ import { createAuthorizationServer, type AuthorizationServer } from "./oauth/aut
 import { systemClock, type Clock } from "./oauth/clock.js";
 import type { OAuthContext } from "./oauth/context.js";
 import { configurationSource, createDirectory } from "./oauth/directory.js";
+import { registeredClientSource } from "./oauth/registration.js";
+import { metadataDocumentSource } from "./oauth/client-metadata-document.js";
 import { registrySource } from "./oauth/registry.js";
 import { KeyRingError, type KeyRing } from "./oauth/key-ring.js";
 import { createEphemeralKeyEncryptionKey } from "./oauth/key-sealing.js";
 import { createPooledRandom, type RandomSource } from "./oauth/secrets.js";
 import { createRemoteJwksFetcher } from "./fetch/remote-jwks-fetcher.js";
+import { createClientMetadataDocumentFetcher } from "./fetch/client-metadata-document-fetcher.js";
+import type { LookupAddress } from "node:dns";
 import { createMemoryStores } from "./store/memory-store.js";
 import { createRedisClient, waitUntilReady } from "./store/redis-client.js";
 import { createRedisStores } from "./store/redis-store.js";
@@ -68,10 +72,17 @@ export interface DepsOverrides {
   clock?: Clock;
   random?: RandomSource;
   sleep?: (ms: number) => Promise<void>;
+  /** The DNS resolver of fetches on a client's say-so (fetch/safe-https-get.ts); tests answer as a rebinding name server would. */
+  resolveHost?: (hostname: string) => Promise<LookupAddress[]>;
 }
 
 /** How often expired sessions are looked for (their Back-Channel Logout is at most this late). */
 const SESSION_SWEEP_INTERVAL_MS = 15_000;
+/** How often registered clients unused for too long are deleted (lookups refuse them at once; this frees the store). */
+const REGISTRATION_SWEEP_INTERVAL_MS = 10 * 60_000;
+/** Registry entries looked at per page of a sweep, and at most this many pages per tenant per sweep. */
+const REGISTRATION_SWEEP_PAGE = 500;
+const REGISTRATION_SWEEP_PAGES = 20;
 
 /** The instrumentation scope of the authz service's spans. */
 export const AUTHZ_TRACER = "gatehouse-authz";
@@ -131,7 +142,15 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
    */
   const build = async (policy: AuthzConfig, previous?: ReadonlyMap<string, RunningTenant>) => {
     // Clients' jwks_uri and clusters' key sets: fetched safely, cached per configuration (shared by the tenants).
-    const remoteJwks = createRemoteJwksFetcher({ ...policy.fetch, ca: policy.fetch.trustedCa, clock });
+    const remoteJwks = createRemoteJwksFetcher({ ...policy.fetch, ca: policy.fetch.trustedCa, clock, resolve: overrides.resolveHost });
+    // Client ID Metadata Documents (issue 15): the same fetcher's guards, 5 KB, cached within the same bounds.
+    const metadataDocuments = createClientMetadataDocumentFetcher({
+      ...policy.fetch,
+      ca: policy.fetch.trustedCa,
+      clock,
+      resolve: overrides.resolveHost,
+      failureCacheSeconds: policy.fetch.refetchCooldownSeconds,
+    });
     // OpenID Connect Core §8.1: every tenant's pairwise clients with a sector_identifier_uri, checked before anything starts.
     await verifySectorIdentifierUris(policy);
     for (const tenant of policy.tenants.values()) await verifySectorIdentifierUris({ clients: tenant.clients, fetch: policy.fetch }, undefined, `tenants[name=${tenant.name}].`);
@@ -150,11 +169,14 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
           const keys = signing!.ring;
           checkIdTokenAlgorithms(tenantPolicy, keys, name);
           const tenantStore = name === DEFAULT_TENANT ? store : storeOf(name);
+          const sourceContext = { policy: tenantPolicy, store: tenantStore, clock, random, metadataDocuments };
           const ctx: OAuthContext = {
             policy: tenantPolicy,
             // The configuration's entries first: what the file declares cannot be shadowed at run time;
-            // then the registry's (admin API, dynamic registration), read from the store on every lookup.
-            directory: createDirectory([configurationSource(tenantPolicy), registrySource(tenantStore.registry)]),
+            // then the registry's (admin API), read from the store on every lookup; then clients that
+            // registered themselves (RFC 7591, in the registry, forgotten when unused); then https client
+            // ids (Client ID Metadata Documents).
+            directory: createDirectory([configurationSource(tenantPolicy), registrySource(tenantStore.registry), registeredClientSource(sourceContext), metadataDocumentSource(sourceContext)]),
             store: tenantStore,
             keys: tracing.enabled ? traceKeyRing(keys, tracing) : keys,
             clock,
@@ -163,6 +185,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
             trace: stepTracer,
             backChannelLogout,
             remoteJwks,
+            metadataDocuments,
           };
           tenants.set(name, { signing: signing!, keySource, server: createAuthorizationServer(ctx), ctx });
           issuers.set(tenantPolicy.issuer, name);
@@ -194,6 +217,21 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     }
   }, SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
+  // RFC 7591 clients unused for registration.unusedClientTtlSeconds: every replica sweeps (a delete is idempotent).
+  const registrationSweeper = setInterval(() => {
+    for (const [name, tenant] of current.tenants) {
+      if (!tenant.server.registration.enabled()) continue;
+      void (async () => {
+        let after: string | undefined;
+        for (let page = 0; page < REGISTRATION_SWEEP_PAGES; page++) {
+          const { next } = await tenant.server.registration.sweepUnused(after, REGISTRATION_SWEEP_PAGE);
+          if (next === undefined) return;
+          after = next;
+        }
+      })().catch((error: unknown) => log.warn({ err: error, tenant: name }, "sweeping unused registered clients failed; retried on the next sweep"));
+    }
+  }, REGISTRATION_SWEEP_INTERVAL_MS);
+  registrationSweeper.unref();
 
   return {
     log,
@@ -242,6 +280,7 @@ export async function createAuthzDeps(config: AuthzConfig, log: Logger, override
     },
     async close() {
       clearInterval(sweeper);
+      clearInterval(registrationSweeper);
       backChannelLogout.close();
       for (const tenant of current.tenants.values()) tenant.signing.close();
       await stores.close();

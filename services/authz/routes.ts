@@ -2,6 +2,8 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { AdminService } from "../../gen/gatehouse/v1/admin_service_pb.js";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
+import { RegistrationService } from "../../gen/gatehouse/v1/registration_service_pb.js";
+import { createRegistrationService } from "./rpc/registration-service.js";
 import { registration, type ServiceRegistration } from "./transport/connect-unary.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { AuthzDeps } from "./deps.js";
@@ -19,6 +21,7 @@ export function createServices(deps: AuthzDeps): ServiceRegistration[] {
   return [
     registration(AuthorizationService, createAuthorizationService({ ...check, tenants, heartbeatSeconds: () => deps.config.revocationHeartbeatSeconds })),
     registration(SessionService, createSessionService({ ...check, tenants })),
+    registration(RegistrationService, createRegistrationService({ ...check, tenants })),
     // Off (every call Unauthenticated) unless authz.admin.credentials lists one (issue 12).
     registration(
       AdminService,

@@ -1,9 +1,12 @@
+import { GROUP_NAME_RULE } from "../../startup/group-name.js";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ClientType, ManagedBy } from "../../gen/gatehouse/v1/admin_service_pb.js";
 import { ADMIN_SECRETS, adminClient, adminFailure, withAdminCredentials, type AdminClient } from "../support/admin.js";
-import { basic, failureOf, obtainCode, pkcePair, SECRETS, startTestAuthz, type TestAuthz } from "../support/authz.js";
+import { basic, failureOf, issueTokens, obtainCode, pkcePair, SECRETS, startTestAuthz, type TestAuthz } from "../support/authz.js";
 import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -295,7 +298,7 @@ for (const backend of ["memory", "redis"] as const) {
           { field: "user_id", description: "must be 1-256 characters without spaces, slashes or control characters" },
           { field: "user.subject", description: "must be 1-256 printable ASCII characters without spaces" },
           { field: "user.groups[2]", description: "duplicate of user.groups[1]" },
-          { field: "user.groups[0]", description: "must be a group slug: lower-case letters and digits, joined by single hyphens" },
+          { field: "user.groups[0]", description: GROUP_NAME_RULE },
           { field: "password", description: "must be at least 12 characters" },
         ]);
         expect((await adminFailure(ops.createUser({ userId: "alice" }))).code).toBe(Code.AlreadyExists);
@@ -304,6 +307,42 @@ for (const backend of ["memory", "redis"] as const) {
         expect((await adminFailure(ops.setUserPassword({ name: "users/alice", password: "a long new password" }))).code).toBe(Code.FailedPrecondition);
         expect((await adminFailure(ops.deleteUser({ name: "users/alice" }))).code).toBe(Code.FailedPrecondition);
         expect((await ops.getUser({ name: "users/alice" })).user).toMatchObject({ managedBy: ManagedBy.CONFIGURATION, subject: "user-alice" });
+      });
+    });
+
+    describe("issue 12: a user's sessions and grants, and blocking, through the rights core", () => {
+      it("sessions and grants are listed, one ended or revoked; DisableUser ends the rest, refuses login and refresh; EnableUser restores login, not grants; each audited", async () => {
+        const login = () => t.sessions.login({ username: "alice", password: "correct horse", clientAddress: "192.0.2.7" }, t.asGateway);
+        const [first, second] = [await login(), await login()];
+        const { sessions } = await ops.listUserSessions({ parent: "users/alice" });
+        expect(sessions.map((x) => x.name)).toEqual(expect.arrayContaining([`users/alice/sessions/${first.sid}`, `users/alice/sessions/${second.sid}`]));
+        await ops.endUserSession({ name: `users/alice/sessions/${first.sid}` });
+        expect((await t.sessions.getSession({ sessionToken: first.sessionToken }, t.asGateway)).active).toBe(false);
+        expect((await t.sessions.getSession({ sessionToken: second.sessionToken }, t.asGateway)).active).toBe(true);
+        expect((await adminFailure(ops.endUserSession({ name: `users/alice/sessions/${first.sid}` }))).code).toBe(Code.NotFound);
+
+        const [kept, revoked] = [await issueTokens(t, { scope: "read" }), await issueTokens(t, { scope: "read" })];
+        const grantOf = (refreshToken: string) => refreshToken.split(".")[0]!;
+        const { grants } = await ops.listUserGrants({ parent: "users/alice" });
+        expect(grants.map((g) => g.name)).toEqual(expect.arrayContaining([grantOf(kept.refreshToken), grantOf(revoked.refreshToken)].map((id) => `users/alice/grants/${id}`)));
+        expect(json(grants)).not.toContain(kept.refreshToken);
+        await ops.revokeUserGrant({ name: `users/alice/grants/${grantOf(revoked.refreshToken)}` });
+        expect((await failureOf(t.authz.refresh({ refreshToken: revoked.refreshToken }, basic("web", SECRETS.web)))).oauth?.error).toBe("invalid_grant");
+        expect((await t.authz.refresh({ refreshToken: kept.refreshToken }, basic("web", SECRETS.web))).token).toBeDefined();
+
+        const disabled = await ops.disableUser({ name: "users/alice" });
+        expect(disabled.user?.disabled).toBe(true);
+        expect((await t.sessions.getSession({ sessionToken: second.sessionToken }, t.asGateway)).active).toBe(false);
+        expect((await ops.listUserSessions({ parent: "users/alice" })).sessions).toEqual([]);
+        expect((await ops.listUserGrants({ parent: "users/alice" })).grants).toEqual([]);
+        expect((await failureOf(login())).oauth?.error).toBe("account_disabled");
+        expect((await ops.getUser({ name: "users/alice" })).user?.disabled).toBe(true);
+
+        const enabled = await ops.enableUser({ name: "users/alice" });
+        expect(enabled.user?.disabled).toBe(false);
+        expect((await login()).sid).not.toBe("");
+        const actions = (await ops.listAuditEvents({ resource: "users/alice" })).auditEvents.map((e) => e.action);
+        expect(actions).toEqual(expect.arrayContaining(["DisableUser", "EnableUser"]));
       });
     });
 
@@ -423,3 +462,33 @@ function writeSecretFile(value: string): string {
   writeFileSync(path, `${value}\n`);
   return path;
 }
+
+describe("audit events are logged as JSON by the authz service's logger", () => {
+  let t: TestAuthz;
+  const lines: Array<Record<string, unknown>> = [];
+  beforeAll(async () => {
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString("utf8").split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    t = await startTestAuthz({ patch, log: pino({ level: "info" }, stream) });
+  });
+  afterAll(() => t.close());
+
+  it("one line per change: who, what, before and after, when; never the secret or its digest", async () => {
+    const ops = adminClient(t.running.url, ADMIN_SECRETS.ops);
+    const { clientSecret } = await ops.createClient({ clientId: "logged", client: CODE_CLIENT("https://logged.test/cb") });
+    await ops.rotateClientSecret({ name: "clients/logged" });
+    const audit = lines.filter((line) => line.audit !== undefined).map((line) => line.audit as Record<string, unknown>);
+    expect(audit).toEqual([
+      expect.objectContaining({ actor: "ops", action: "CreateClient", resource: "clients/logged", tenant: "default", time: expect.any(Number), after: expect.objectContaining({ clientId: "logged", secretCount: 1 }) }),
+      expect.objectContaining({ actor: "ops", action: "RotateClientSecret", resource: "clients/logged", before: expect.objectContaining({ secretCount: 1 }) }),
+    ]);
+    expect(audit[0]!.before).toBeUndefined();
+    const text = JSON.stringify(lines);
+    expect(text).not.toContain(clientSecret);
+    expect(text).not.toMatch(/secretHashes/);
+  });
+});

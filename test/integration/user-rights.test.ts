@@ -3,7 +3,7 @@ import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { AuthorizationServer } from "../../services/authz/oauth/authorization-server.js";
 import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
-import { SECRETS, TEST_PASSWORD_HASH, WEB_REDIRECT, startTestAuthz, type TestAuthz } from "../support/authz.js";
+import { SECRETS, TEST_PASSWORD_HASH, WEB_REDIRECT, basic, pkcePair, startTestAuthz, type TestAuthz } from "../support/authz.js";
 import { startEchoUpstream, type EchoUpstream } from "../support/echo-upstream.js";
 import { UserAgent } from "../support/gateway-oauth-flow.js";
 import { freePort } from "../support/redis-server.js";
@@ -190,6 +190,43 @@ describe("issue 12: routes that require groups, at two gateways", () => {
   });
 });
 
+describe("issue 12: rights are read again when the resource owner decides", () => {
+  it("a scope whose group the user left after the request was parked is not granted; nothing left, or the user blocked: access_denied to the client", async () => {
+    const [replica] = replicas;
+    const pkce = pkcePair();
+    const park = async (scope: string) =>
+      (
+        await replica.authz.authorize(
+          { responseType: "code", clientId: "web", redirectUri: WEB_REDIRECT, scope, state: "st", codeChallenge: pkce.challenge, codeChallengeMethod: "S256", subject: "user-bob", authTime: 1n },
+          replica.asGateway,
+        )
+      ).requestId;
+    const decide = async (requestId: string) =>
+      new URL((await replica.authz.decide({ requestId, subject: "user-bob", authTime: 1n, approved: true }, replica.asGateway)).redirectUrl);
+
+    await users(replica).setUserGroups("user-bob", ["admins"]);
+    const both = await park("read admin");
+    const onlyAdmin = await park("admin");
+    await users(replica).setUserGroups("user-bob", undefined);
+    const narrowed = await decide(both);
+    const { token } = await replica.authz.exchangeCode({ code: narrowed.searchParams.get("code")!, redirectUri: WEB_REDIRECT, codeVerifier: pkce.verifier }, basic("web", SECRETS.web));
+    expect(token?.scope).toBe("read");
+    const denied = await decide(onlyAdmin);
+    expect(denied.searchParams.get("error")).toBe("access_denied");
+    expect(denied.searchParams.get("state")).toBe("st");
+
+    const beforeBlock = await park("read");
+    await users(replica).blockUser("user-bob");
+    try {
+      const blocked = await decide(beforeBlock);
+      expect(blocked.searchParams.get("error")).toBe("access_denied");
+      expect(blocked.searchParams.get("error_description")).toContain("disabled");
+    } finally {
+      await users(replica).unblockUser("user-bob");
+    }
+  });
+});
+
 describe("issue 12: blocking a user", () => {
   it("ends their sessions, kills their token at the other gateway within a second, makes refresh invalid_grant and the login page say disabled; tenant acme's alice is untouched; unblocking restores logins, not grants", async () => {
     const browsers = [await signedIn("alice", gateways[0]), await signedIn("alice", gateways[1])];
@@ -237,6 +274,34 @@ describe("issue 12: blocking a user", () => {
     expect((await signIn(new UserAgent(gateways[0].url), DEFAULT_TENANT, "alice")).status).toBe(303);
     expect((await refresh(gateways[0].url, DEFAULT_TENANT, tokens.refresh_token)).status).toBe(400);
     expect(await status(gateways[0], "/staff/x", tokens.access_token)).toBe(401);
+  });
+
+  it("an administrator lists a user's sessions and grants, ends one session and revokes one grant, at either replica", async () => {
+    const before = await users(replicas[0]).listSessions("user-bob");
+    const browser = await signedIn("bob", gateways[1]);
+    const tokens = await codeFlow(browser, DEFAULT_TENANT, "read");
+    const after = await users(replicas[1]).listSessions("user-bob");
+    const added = after.filter((s) => !before.some((b) => b.sid === s.sid));
+    expect(added).toHaveLength(1);
+    expect(added[0]!.sid).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    const grants = await users(replicas[0]).listGrants("user-bob");
+    // A refresh token is `{grantId}.{secret}` (oauth/tokens.ts): the grant this flow started.
+    const grantId = tokens.refresh_token.split(".")[0]!;
+    const grant = grants.find((g) => g.grantId === grantId)!;
+    expect(grant).toMatchObject({ clientId: "web", scopes: ["read"] });
+    expect(JSON.stringify(grants)).not.toContain(tokens.refresh_token);
+
+    expect(await users(replicas[0]).endSession("user-alice", added[0]!.sid)).toBe(false);
+    expect(await users(replicas[0]).endSession("user-bob", added[0]!.sid)).toBe(true);
+    expect(await (await browser.get("/login")).text()).toContain('name="password"');
+    expect((await users(replicas[1]).listSessions("user-bob")).map((s) => s.sid)).toEqual(before.map((s) => s.sid));
+
+    expect(await users(replicas[1]).revokeGrant("user-alice", grantId)).toBe(false);
+    expect(await users(replicas[1]).revokeGrant("user-bob", grantId)).toBe(true);
+    expect(await users(replicas[1]).revokeGrant("user-bob", grantId)).toBe(false);
+    expect((await refresh(gateways[0].url, DEFAULT_TENANT, tokens.refresh_token)).status).toBe(400);
+    expect((await users(replicas[0]).listGrants("user-bob")).map((g) => g.grantId)).not.toContain(grantId);
+    expect((await users(replicas[0]).listGrants("user-bob")).length).toBe(grants.length - 1);
   });
 
   it("a user the configuration disables cannot sign in, and stays disabled through unblock; an unknown subject is said so", async () => {

@@ -18,8 +18,12 @@ export interface LocalHttpsServer {
   close(): Promise<void>;
 }
 
-/** Starts one with `handler`; openssl makes its key and certificate, which close() removes. */
-export async function startLocalHttpsServer(name: string, handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<LocalHttpsServer> {
+/**
+ * Starts one with `handler`; openssl makes its key and certificate, which
+ * close() removes. `dnsNames` are added to the certificate, for tests whose
+ * resolver maps other names to this server.
+ */
+export async function startLocalHttpsServer(name: string, handler: (request: IncomingMessage, response: ServerResponse) => void, dnsNames: readonly string[] = []): Promise<LocalHttpsServer> {
   const dir = mkdtempSync(join(tmpdir(), `gatehouse-${name}-`));
   const keyFile = join(dir, "key.pem");
   const certificateFile = join(dir, "cert.pem");
@@ -27,7 +31,7 @@ export async function startLocalHttpsServer(name: string, handler: (request: Inc
     "openssl",
     [
       "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-subj", "/CN=localhost", "-addext", `subjectAltName=${["DNS:localhost", ...dnsNames.map((dns) => `DNS:${dns}`), "IP:127.0.0.1"].join(",")}`,
       "-keyout", keyFile, "-out", certificateFile,
     ],
     { stdio: "ignore" },

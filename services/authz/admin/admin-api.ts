@@ -48,6 +48,8 @@ export interface UserRightsCalls {
   block(ctx: OAuthContext, subject: string): Promise<void>;
   unblock(ctx: OAuthContext, subject: string): Promise<void>;
   rightsChanged(ctx: OAuthContext, subject: string, before: readonly string[], after: readonly string[]): Promise<void>;
+  /** The user's groups now (the entry's, or the run-time state's override). */
+  currentGroups(ctx: OAuthContext, user: User): Promise<readonly string[]>;
   /** Whether the user is disabled now (the entry's flag or a run-time block). */
   isDisabled(ctx: OAuthContext, user: User): Promise<boolean>;
   /** The user's live login sessions, by sid (never a session token). */
@@ -285,7 +287,7 @@ export function createAdminApi(deps: AdminApiDeps) {
   const userView = async (tenant: AdminTenant, user: User, stored?: StoredUser): Promise<UserView> => ({
     username: user.username,
     subject: user.subject,
-    groups: [...userGroups(user)],
+    groups: [...((await deps.rights.currentGroups(tenant.ctx, user)) ?? user.groups)],
     disabled: await deps.rights.isDisabled(tenant.ctx, user),
     managedBy: stored?.source ?? "configuration",
     ...(stored === undefined ? {} : { createTime: stored.createdAt, updateTime: stored.updatedAt, createdBy: stored.createdBy }),
@@ -555,9 +557,11 @@ export function createAdminApi(deps: AdminApiDeps) {
       groups.forEach((group, i) => violations.add(`user.groups[${i}]`, checkGroup(group)));
       refuseViolations(violations.list);
       if (tenant.ctx.policy.users.has(username)) throw managedByConfiguration(resource);
-      const { before, after } = await change(tenant.ctx.store.registry.users, username, resource, (current) => ({ ...current, groups: [...groups], updatedAt: tenant.ctx.clock() }));
+      const current = await tenant.ctx.store.registry.users.get(username);
+      const groupsBefore = current === undefined ? [] : await deps.rights.currentGroups(tenant.ctx, userOfStored(current));
+      const { before, after } = await change(tenant.ctx.store.registry.users, username, resource, (entry) => ({ ...entry, groups: [...groups], updatedAt: tenant.ctx.clock() }));
       // Every gateway drops what it cached of the user; a refresh beyond the new rights fails when it comes.
-      await deps.rights.rightsChanged(tenant.ctx, after.subject, before.groups, after.groups);
+      await deps.rights.rightsChanged(tenant.ctx, after.subject, groupsBefore, await deps.rights.currentGroups(tenant.ctx, userOfStored(after)));
       const view = await userView(tenant, userOfStored(after), after);
       await audit(tenant, actor, "UpdateUser", resource, await userView(tenant, userOfStored(before), before), view);
       return view;
@@ -691,11 +695,6 @@ export function createAdminApi(deps: AdminApiDeps) {
 }
 
 export type AdminApi = ReturnType<typeof createAdminApi>;
-
-/** The groups of a user (the model's field, issue 12). */
-function userGroups(user: User): readonly string[] {
-  return (user as User & { groups?: readonly string[] }).groups ?? [];
-}
 
 function scopeView(scope: ScopeDefinition | StoredScope, managedBy: ManagedBy): ScopeView {
   return { scope: scope.name, description: scope.description, managedBy };

@@ -1,5 +1,6 @@
 import type { FieldViolation } from "./admin-error.js";
 import { checkRegisteredRedirectUri } from "../oauth/redirect-uri.js";
+import { GROUP_NAME, GROUP_NAME_MAX_LENGTH, GROUP_NAME_RULE } from "../../../startup/group-name.js";
 
 /**
  * The admin API's checks of single fields: each returns the problem in
@@ -16,9 +17,6 @@ export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/;
 export const USERNAME = /^[^\s\p{Cc}/]{1,256}$/u;
 /** Subjects: printable ASCII (RFC 7519 `sub` is a StringOrURI; a narrower set keeps logs and keys plain). */
 export const SUBJECT = /^[\x21-\x7E]{1,256}$/;
-/** Group names: slugs (README, "Users, groups and blocking"). */
-export const GROUP_SLUG = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
-export const GROUP_MAX_LENGTH = 63;
 export const PASSWORD_MIN_LENGTH = 12;
 export const PASSWORD_MAX_LENGTH = 1_024;
 export const MAX_LIST_ENTRIES = 50;
@@ -60,9 +58,10 @@ export function checkSubject(subject: string): string | undefined {
   return SUBJECT.test(subject) ? undefined : "must be 1-256 printable ASCII characters without spaces";
 }
 
+/** Group names are slugs, spelled the same in both processes (startup/group-name.ts). */
 export function checkGroup(group: string): string | undefined {
-  if (group.length > GROUP_MAX_LENGTH) return `must be at most ${GROUP_MAX_LENGTH} characters`;
-  return GROUP_SLUG.test(group) ? undefined : "must be a group slug: lower-case letters and digits, joined by single hyphens";
+  if (group.length > GROUP_NAME_MAX_LENGTH) return `must be at most ${GROUP_NAME_MAX_LENGTH} characters`;
+  return GROUP_NAME.test(group) ? undefined : GROUP_NAME_RULE;
 }
 
 export function checkPassword(password: string): string | undefined {

@@ -23,6 +23,22 @@ export interface SafeGetOptions {
   allowPrivateHosts: readonly string[];
   /** Extra trusted CA certificates (PEM). */
   ca?: string | undefined;
+  /**
+   * The DNS resolver: every address of a host (node:dns lookup with `all`
+   * by default). A dependency so that tests can answer as a rebinding
+   * attacker's name server would. Called once per fetch: the connection is
+   * made to an address it returned and checked, never to a second answer.
+   */
+  resolve?: ((hostname: string) => Promise<LookupAddress[]>) | undefined;
+  /** The Accept header; default: JWK Set and JSON. */
+  accept?: string | undefined;
+}
+
+/** node:dns lookup of every address of `hostname`. */
+export function systemResolve(hostname: string): Promise<LookupAddress[]> {
+  return new Promise((resolve, reject) => {
+    dnsLookup(hostname, { all: true }, (error, addresses) => (error === null ? resolve(addresses) : reject(error)));
+  });
 }
 
 export interface SafeGetResponse {
@@ -92,14 +108,18 @@ export async function safeHttpsGet(url: string, options: SafeGetOptions): Promis
   if (isIP(host) !== 0 && !permitted(host)) throw new SafeGetError(`${host} is a private, loopback or link-local address`);
 
   // The resolver the socket uses: every address checked before one is connected to.
+  const resolveHost = options.resolve ?? systemResolve;
   const lookup: LookupFunction = (hostname, lookupOptions, callback) => {
-    dnsLookup(hostname, { ...lookupOptions, all: true }, (error, addresses: LookupAddress[]) => {
-      if (error !== null) return callback(error, "", 0);
-      const refused = addresses.find((entry) => !permitted(entry.address));
-      if (refused !== undefined) return callback(new SafeGetError(`${hostname} resolves to a private, loopback or link-local address`), "", 0);
-      if (lookupOptions.all === true) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
-      callback(null, addresses[0]!.address, addresses[0]!.family);
-    });
+    resolveHost(hostname).then(
+      (addresses) => {
+        if (addresses.length === 0) return callback(new SafeGetError(`${hostname} has no address`), "", 0);
+        const refused = addresses.find((entry) => !permitted(entry.address));
+        if (refused !== undefined) return callback(new SafeGetError(`${hostname} resolves to a private, loopback or link-local address`), "", 0);
+        if (lookupOptions.all === true) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+        callback(null, addresses[0]!.address, addresses[0]!.family);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, "", 0),
+    );
   };
 
   return new Promise<SafeGetResponse>((resolve, reject) => {
@@ -117,7 +137,7 @@ export async function safeHttpsGet(url: string, options: SafeGetOptions): Promis
       lookup,
       agent: false,
       ca: options.ca,
-      headers: { accept: "application/jwk-set+json, application/json", "user-agent": "gatehouse" },
+      headers: { accept: options.accept ?? "application/jwk-set+json, application/json", "user-agent": "gatehouse" },
     });
     req.on("socket", (socket: Socket) => {
       // After connecting, the peer's address is checked once more: the lookup above is not the only way to an address.

@@ -29,11 +29,14 @@ const STATUS: Readonly<Record<OAuthErrorCode, Code>> = {
   request_not_supported: Code.InvalidArgument,
   request_uri_not_supported: Code.InvalidArgument,
   invalid_target: Code.InvalidArgument,
+  invalid_redirect_uri: Code.InvalidArgument,
+  invalid_client_metadata: Code.InvalidArgument,
   unauthenticated_caller: Code.Unauthenticated,
   invalid_credentials: Code.Unauthenticated,
   too_many_attempts: Code.ResourceExhausted,
   account_disabled: Code.PermissionDenied,
   unknown_tenant: Code.NotFound,
+  registration_not_supported: Code.NotFound,
 };
 
 /**

@@ -15,9 +15,20 @@ import { userInfo } from "./userinfo.js";
 import { endExpiredSessions, endSession, planLogout, type LogoutRequest } from "./end-session.js";
 import { TOKEN_EXCHANGE_GRANT, type Client } from "./model.js";
 import { revoke } from "./revoke.js";
+import { createRegistration } from "./registration.js";
 import { hashSecret } from "./secrets.js";
 import { traced } from "./trace.js";
-import { blockUser, findUserRights, setUserGroups, unblockUser, userRightsChanged } from "./user-rights.js";
+import {
+  blockUser,
+  endUserSession,
+  findUserRights,
+  listUserGrants,
+  listUserSessions,
+  revokeUserGrant,
+  setUserGroups,
+  unblockUser,
+  userRightsChanged,
+} from "./user-rights.js";
 
 /** Who is calling on behalf of a client, and from where (for failure limits). */
 export interface ClientCall {
@@ -34,6 +45,7 @@ export interface ClientCall {
  */
 export function createAuthorizationServer(ctx: OAuthContext) {
   const limiter = createAttemptLimiter(ctx);
+  const registration = createRegistration(ctx);
 
   /**
    * Client authentication (oauth/client-auth.ts) with failures counted per
@@ -90,6 +102,8 @@ export function createAuthorizationServer(ctx: OAuthContext) {
     revoke: async (call: ClientCall, token: string, tokenTypeHint: string) => revokeToken(await authenticate(call), token, tokenTypeHint),
 
     login: createLogin(ctx, limiter),
+    /** RFC 7591 / RFC 7592 (oauth/registration.ts). */
+    registration,
     async getSession(sessionToken: string) {
       if (sessionToken === "") return undefined;
       const sessionHash = hashSecret(sessionToken);
@@ -129,6 +143,9 @@ export function createAuthorizationServer(ctx: OAuthContext) {
         // RFC 8414 §2 (and the same for introspection and revocation): private_key_jwt is always accepted from a client with keys.
         tokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         tokenEndpointAuthSigningAlgValuesSupported: [...(ctx.policy.clientAssertions?.algorithms ?? ASYMMETRIC_ALGORITHMS)],
+        // RFC 8414 §2 registration_endpoint (when the policy is not off) and the CIMD draft's client_id_metadata_document_supported.
+        registrationSupported: registration.enabled(),
+        clientIdMetadataDocumentSupported: ctx.policy.registration?.clientIdMetadataDocuments === true && ctx.metadataDocuments !== undefined,
       };
     },
     /**
@@ -142,6 +159,10 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       setUserGroups: (subject: string, groups: readonly string[] | undefined) => setUserGroups(ctx, subject, groups),
       userRightsChanged: (subject: string, before: readonly string[], after: readonly string[]) => userRightsChanged(ctx, subject, before, after),
       findUserRights: (subject: string) => findUserRights(ctx, subject),
+      listSessions: (subject: string) => listUserSessions(ctx, subject),
+      endSession: (subject: string, sid: string) => endUserSession(ctx, subject, sid),
+      listGrants: (subject: string) => listUserGrants(ctx, subject),
+      revokeGrant: (subject: string, grantId: string) => revokeUserGrant(ctx, subject, grantId),
     },
     subscribeToRevocations: ctx.store.revocationFeed.subscribe.bind(ctx.store.revocationFeed),
     /**

@@ -5,7 +5,7 @@ import { ID_BYTES, SECRET_BYTES, issueAccessToken } from "./issue-tokens.js";
 import type { Client, ProtectedResource, ScopeDefinition } from "./model.js";
 import { knownResources, resolveResourceIndicators } from "./resource.js";
 import { parseCodeChallenge } from "./pkce.js";
-import { matchRedirectUri } from "./redirect-uri.js";
+import { matchesLoopbackAnyPort, matchRedirectUri } from "./redirect-uri.js";
 import { isSubsetOf, resolveRequestedScopes } from "./scope.js";
 import { hashSecret } from "./secrets.js";
 import type { ParkedRequest } from "./store.js";
@@ -83,7 +83,7 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
   if (request.clientId === "") throw new OAuthError("invalid_request", "client_id is required");
   const client = await ctx.directory.findClient(request.clientId);
   if (client === undefined) throw new OAuthError("invalid_request", "unknown client_id");
-  const redirectUri = matchRedirectUri(client.redirectUris, request.redirectUri);
+  const redirectUri = matchRedirectUri(client.redirectUris, request.redirectUri, { loopbackAnyPort: client.loopbackRedirectAnyPort });
 
   // From here on the redirect URI is verified: errors go back to the client.
   const responseMode = request.responseType === "token" ? "fragment" : "query";
@@ -253,7 +253,7 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
   const parked = await store.requests.take(hashSecret(decision.requestId));
   if (parked === undefined) throw new OAuthError("invalid_request", "the authorization request expired or was already decided");
   const client = await ctx.directory.findClient(parked.clientId);
-  if (client === undefined || !client.redirectUris.includes(parked.redirectUri)) {
+  if (client === undefined || !isRegisteredRedirectUri(client, parked.redirectUri)) {
     // The configuration changed under the parked request: the redirect is no longer verified.
     throw new OAuthError("invalid_request", "the client or its redirect URI is no longer registered");
   }
@@ -314,4 +314,10 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
     policy.lifetimes.code,
   );
   return respond({ code });
+}
+
+/** The redirect URI is still the client's: exactly, or (RFC 8252 §7.3) a loopback one with another port. */
+function isRegisteredRedirectUri(client: Client, redirectUri: string): boolean {
+  if (client.redirectUris.includes(redirectUri)) return true;
+  return client.loopbackRedirectAnyPort === true && client.redirectUris.some((uri) => matchesLoopbackAnyPort(uri, redirectUri));
 }

@@ -1,4 +1,5 @@
 import type { BackChannelLogout } from "./back-channel-logout.js";
+import type { ClientMetadataDocuments } from "./metadata-documents.js";
 import type { Directory } from "./directory.js";
 import type { Store } from "./store.js";
 import type { Clock } from "./clock.js";
@@ -24,6 +25,8 @@ export interface OAuthContext {
   readonly remoteJwks?: RemoteJwks | undefined;
   /** Names the protocol's steps in traces; absent: nothing is traced (the default). */
   readonly trace?: StepTracer | undefined;
+  /** Fetches Client ID Metadata Documents (https client ids); absent: such ids are unknown clients. */
+  readonly metadataDocuments?: ClientMetadataDocuments | undefined;
   /** Delivers OpenID Connect Back-Channel Logout tokens; absent: none are sent. */
   readonly backChannelLogout?: BackChannelLogout | undefined;
 }

@@ -126,6 +126,21 @@ export async function endSessionsOf(ctx: OAuthContext, subject: string): Promise
   return ended.length;
 }
 
+/**
+ * Ends one login session of a subject, named by its sid (an administrator
+ * ending a session: the sid names it without opening it), with what a logout
+ * does. Returns whether it was live.
+ */
+export async function endSessionOf(ctx: OAuthContext, subject: string, sid: string): Promise<boolean> {
+  for (const { sessionHash } of await ctx.store.sessions.listOfSubject(subject)) {
+    if (sessionIdOf(sessionHash) !== sid) continue;
+    await ctx.store.sessions.delete(sessionHash);
+    await endParticipation(ctx, sid, subject);
+    return true;
+  }
+  return false;
+}
+
 /** Sessions ended by expiry are announced in batches of this many per sweep. */
 const EXPIRY_BATCH = 100;
 

@@ -29,10 +29,15 @@ export type OAuthErrorCode =
   | "consent_required"
   | "request_not_supported"
   | "request_uri_not_supported"
+  // RFC 7591 §3.2.2: a registration's redirect URIs or other metadata are refused
+  | "invalid_redirect_uri"
+  | "invalid_client_metadata"
   // RFC 8707 §2 and RFC 8693 §2.2.2: the requested resource or audience is not one the server issues tokens for
   | "invalid_target"
   // gatehouse: the gateway's service credential is missing or wrong
   | "unauthenticated_caller"
+  // gatehouse: the tenant's registration policy is off (RFC 7591 endpoint absent: 404)
+  | "registration_not_supported"
   // gatehouse: a call named a tenant that is not configured (issue 11)
   | "unknown_tenant"
   // gatehouse: login page and rate limits

@@ -25,6 +25,8 @@ async function ownerRights(ctx: OAuthContext, claims: { sub: string; client_id: 
  */
 function currentScope(ctx: OAuthContext, scope: string, groups: readonly string[]): string {
   const scopes = parseScope(scope);
+  // The configuration's scopes, not the directory's: only they can be limited to groups (the admin API's
+  // scopes have none), and introspection, the guard's hot path, is spared a store read of every scope.
   const kept = scopes.filter((name) => mayHoldScope(ctx.policy.scopes.get(name), groups));
   return kept.length === scopes.length ? scope : formatScope(kept);
 }

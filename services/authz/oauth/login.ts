@@ -5,7 +5,7 @@ import { OAuthError } from "./errors.js";
 import { SECRET_BYTES } from "./issue-tokens.js";
 import { hashPassword, verifyPassword } from "./password.js";
 import { hashSecret } from "./secrets.js";
-import { findUserRights } from "./current-rights.js";
+import { effectiveRights } from "./current-rights.js";
 
 export interface LoginAttempt {
   username: string;
@@ -65,7 +65,8 @@ export function createLogin(ctx: OAuthContext, limiter: AttemptLimiter) {
     }
     await limiter.reset(keys[0]!.key);
     // Issue 12: said only once the password has verified, so that it tells a password guesser nothing.
-    if ((await findUserRights(ctx, user.subject))?.disabled !== false) throw new OAuthError("account_disabled", "this account is disabled");
+    // The user found by name, with the store's state over it (not a second lookup by subject).
+    if (effectiveRights(user, await ctx.store.userStates.get(user.subject)).disabled) throw new OAuthError("account_disabled", "this account is disabled");
 
     const sessionToken = ctx.random(SECRET_BYTES);
     const authTime = toSeconds(ctx.clock());

@@ -61,6 +61,21 @@ export interface Client {
   revokeOnLogout?: boolean | undefined;
   /** The service-to-service settings (client credentials, private_key_jwt, token exchange); absent: none. */
   service?: ServiceClientPolicy | undefined;
+  /**
+   * How a client registered itself: RFC 7591 dynamic registration, or a
+   * Client ID Metadata Document whose URL is its id; absent: an operator
+   * registered it (the configuration, the admin API)
+   * (draft-ietf-oauth-client-id-metadata-document). The last two are
+   * self-asserted: the consent page says so, and their loopback redirect URIs
+   * match with any port (RFC 8252 §7.3).
+   */
+  selfRegistered?: "registration" | "metadata-document" | undefined;
+  /** RFC 8252 §7.3: a loopback redirect URI matches whatever port the request names (native apps' ephemeral ports). */
+  loopbackRedirectAnyPort?: boolean | undefined;
+  /** RFC 7591 §2 `logo_uri`, shown on the consent page. */
+  logoUri?: string | undefined;
+  /** RFC 7591 §2 `client_uri`. */
+  clientUri?: string | undefined;
 }
 
 /**
@@ -240,12 +255,38 @@ export interface ServerPolicy {
   clientAssertions?: ClientAssertionPolicy | undefined;
   /** Kubernetes clusters whose service account tokens are accepted as client assertions; absent: none. */
   serviceAccountIssuers?: readonly ServiceAccountIssuer[] | undefined;
+  /** How clients may register themselves (RFC 7591, Client ID Metadata Documents); absent: they may not. */
+  registration?: RegistrationPolicy | undefined;
   /**
    * The protected resources (RFC 8707 §2, RFC 9728) this server issues tokens
    * for, by canonical URI (the config's `resources`, per tenant); absent: none
    * besides `audience` and service clients' audiences.
    */
   resources?: ReadonlyMap<string, ProtectedResource> | undefined;
+}
+
+/**
+ * Per tenant: RFC 7591 dynamic client registration and Client ID Metadata
+ * Documents. `off` serves no registration endpoint; `initial-access-token`
+ * asks for one of the configured tokens (RFC 7591 §3, "initial access
+ * token"); `open` lets anyone register, rate-limited per address.
+ */
+export interface RegistrationPolicy {
+  mode: "off" | "initial-access-token" | "open";
+  /** SHA-256 digests (base64url) of the initial access tokens, compared in constant time. */
+  initialAccessTokenHashes: readonly string[];
+  /** Registrations per address per window (mode `open`), counted in the store across replicas. */
+  rateLimit: { max: number; windowSeconds: number };
+  /** A client may register with client_secret_basic / client_secret_post; else every registered client is public. */
+  allowConfidential: boolean;
+  /** The scopes a registered or metadata-document client may have; what it asks beyond them is dropped. */
+  scopes: readonly string[];
+  /** A registered client unused for this long is forgotten (Hydra's unbounded growth, ory/hydra#1574). */
+  unusedClientTtlSeconds: number;
+  /** Last use is written at most this often per client. */
+  touchIntervalSeconds: number;
+  /** draft-ietf-oauth-client-id-metadata-document: an https client_id is resolved by fetching it. */
+  clientIdMetadataDocuments: boolean;
 }
 
 /** A protected resource a client may name with RFC 8707 `resource` (an MCP server, an API). */

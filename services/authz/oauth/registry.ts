@@ -54,6 +54,11 @@ export interface StoredUser extends EntryMeta {
   /** scrypt$N$r$p$salt$hash (oauth/password.ts); "" until a password is set: no login. */
   passwordHash: string;
   groups: string[];
+  /**
+   * The entry's own flag (User.disabled): false for users the admin API
+   * creates. Blocking is the store's user state (oauth/user-rights.ts), laid
+   * over it, which works for the configuration's users too.
+   */
   disabled: boolean;
 }
 
@@ -128,7 +133,7 @@ export function compareIds(a: string, b: string): number {
 
 /** The core's User of a stored user. */
 export function userOfStored(stored: StoredUser): User {
-  return Object.assign({ username: stored.username, subject: stored.subject, passwordHash: stored.passwordHash }, { groups: [...stored.groups], disabled: stored.disabled }) as User;
+  return { username: stored.username, subject: stored.subject, passwordHash: stored.passwordHash, groups: [...stored.groups], disabled: stored.disabled };
 }
 
 /** Scopes read per round trip when the directory asks for all of them. */
@@ -144,7 +149,9 @@ export function registrySource(registry: RegistryStore): DirectorySource {
   return {
     findClient: async (clientId) => {
       const stored = await registry.clients.get(clientId);
-      return stored === undefined ? undefined : clientOfStored(stored);
+      // Clients that registered themselves (with their RFC 7591 record) are registration's to answer
+      // (oauth/registration.ts): they expire when unused.
+      return stored === undefined || "registration" in stored ? undefined : clientOfStored(stored);
     },
     findUser: async (username) => {
       const stored = await registry.users.get(username);

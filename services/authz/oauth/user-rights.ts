@@ -1,6 +1,7 @@
 import type { OAuthContext } from "./context.js";
 import { effectiveRights, groupChange, lookupUser } from "./current-rights.js";
-import { endSessionsOf } from "./end-session.js";
+import { endSessionOf, endSessionsOf } from "./end-session.js";
+import { sessionIdOf } from "./login.js";
 import { OAuthError } from "./errors.js";
 import { revokeGrant } from "./revoke.js";
 import type { UserState } from "./store.js";
@@ -27,7 +28,7 @@ export {
  * decision: authorization (what the consent page offers), code exchange,
  * refresh, introspection (what the guard gets) and login.
  *
- * Precedence (README, "Users, groups and blocking"): the directory's entry
+ * Precedence (README, "Users' rights: groups and blocking"): the directory's entry
  * (the configuration's users, then users created at run time) says who the
  * user is, their groups and whether the configuration disables them; the
  * store's user state (UserStateStore, written by blockUser / unblockUser /
@@ -144,4 +145,47 @@ export async function userRightsChanged(
   const change = groupChange(before, after);
   if (change.lost.length > 0 || change.gained.length > 0) await ctx.store.revocationFeed.announce({ subject });
   return change;
+}
+
+/** A login session as an administrator sees it: its public id (OpenID Connect `sid`), never its token. */
+export interface UserSession {
+  readonly sid: string;
+  /** Seconds since the epoch. */
+  readonly authTime: number;
+}
+
+/** The user's live login sessions (the store's per-subject index). */
+export async function listUserSessions(ctx: OAuthContext, subject: string): Promise<UserSession[]> {
+  const sessions = await ctx.store.sessions.listOfSubject(subject);
+  return sessions.map(({ sessionHash, session }) => ({ sid: sessionIdOf(sessionHash), authTime: session.authTime }));
+}
+
+/** Ends one of the user's sessions by its sid, as a logout would; false when no live session of theirs has it. */
+export function endUserSession(ctx: OAuthContext, subject: string, sid: string): Promise<boolean> {
+  return endSessionOf(ctx, subject, sid);
+}
+
+/** A grant (refresh family) as an administrator sees it: no token hash. */
+export interface UserGrant {
+  readonly grantId: string;
+  readonly clientId: string;
+  readonly scopes: readonly string[];
+  /** Seconds since the epoch. */
+  readonly authTime: number;
+  /** ms since the epoch: when the family ends whatever the rotations. */
+  readonly familyExpiresAt: number;
+}
+
+/** The user's live grants (the store's per-subject index of refresh families). */
+export async function listUserGrants(ctx: OAuthContext, subject: string): Promise<UserGrant[]> {
+  const families = await ctx.store.grants.listOfSubject(subject);
+  return families.map((f) => ({ grantId: f.grantId, clientId: f.clientId, scopes: f.scopes, authTime: f.authTime, familyExpiresAt: f.familyExpiresAt }));
+}
+
+/** Revokes one grant of the user (its refresh family and access tokens, announced); false when it is not a live grant of theirs. */
+export async function revokeUserGrant(ctx: OAuthContext, subject: string, grantId: string): Promise<boolean> {
+  const family = await ctx.store.grants.get(grantId);
+  if (family === undefined || family.subject !== subject) return false;
+  await revokeGrant(ctx, grantId);
+  return true;
 }

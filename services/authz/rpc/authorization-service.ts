@@ -62,6 +62,9 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
         loginRequired: pending.loginRequired,
         consentRequired: pending.consentRequired,
         userName: pending.userName,
+        clientSource: pending.client.selfRegistered ?? "",
+        logoUri: pending.client.logoUri ?? "",
+        clientHost: pending.client.selfRegistered === "metadata-document" ? new URL(pending.client.id).host : "",
         resources: pending.resources,
       };
     },
