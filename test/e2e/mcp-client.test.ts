@@ -23,7 +23,11 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
  * gateway's guard. Nothing in the client knows gatehouse: it starts from the
  * bare 401 and discovers the rest (RFC 9728 metadata, RFC 8414 metadata),
  * sends RFC 8707 `resource` as the MCP authorization spec asks, and the
- * browser signs in and consents at the gateway's pages.
+ * browser signs in and consents at the gateway's pages. The same flow runs
+ * three ways: with a client listed in the configuration, with RFC 7591
+ * dynamic registration, and with a Client ID Metadata Document (served by a
+ * local https server trusted through the development allow-list);
+ * mcp-client-registration.test.ts looks at the registration steps closer.
  *
  * Budgets: a flow is five pages and a dozen HTTP calls: 2 to 4 s on a quiet
  * two-core machine, 30 s quiet per test, scaled by TEST_TIME_SCALE.
