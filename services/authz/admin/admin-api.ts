@@ -622,7 +622,6 @@ export function createAdminApi(deps: AdminApiDeps) {
     },
 
 
-    audit,
 
     // ---- what a user holds: remembered consents ----
 
