@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { hashPassword, verifyPassword } from "../../services/authz/oauth/password.js";
+import { decoyPasswordHash, hashPassword, verifyPassword } from "../../services/authz/oauth/password.js";
+import { cryptoRandom } from "../../services/authz/oauth/secrets.js";
 
 /** A low cost, so the tests are fast; production uses N = 2^15. */
 const LOW_COST = { N: 1024, r: 8, p: 1 };
@@ -74,5 +75,22 @@ describe("verifyPassword", () => {
     ["N = 3·2^32 (not a power of two; wraps in 32-bit arithmetic)", `scrypt$12884901888$8$1$${salt}$${hash}`],
   ])("returns false, without throwing, for %s", async (_name, stored) => {
     await expect(verifyPassword(PASSWORD, stored)).resolves.toBe(false);
+  });
+});
+
+describe("decoyPasswordHash", () => {
+  it("has the shape of hashPassword's output at the default cost, so verifying against it runs the same scrypt (unknown users cost what wrong passwords cost)", async () => {
+    const decoy = decoyPasswordHash(cryptoRandom);
+    const real = await hashPassword(PASSWORD);
+    const shape = (encoded: string) => encoded.replace(/[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/, "<salt>$<hash>");
+    expect(shape(decoy)).toBe(shape(real));
+    expect(shape(decoy)).toBe("scrypt$32768$8$1$<salt>$<hash>");
+  });
+
+  it("matches no password, and differs from one server to the next", async () => {
+    const decoy = decoyPasswordHash(cryptoRandom, LOW_COST);
+    await expect(verifyPassword(PASSWORD, decoy)).resolves.toBe(false);
+    await expect(verifyPassword("", decoy)).resolves.toBe(false);
+    expect(decoyPasswordHash(cryptoRandom)).not.toBe(decoyPasswordHash(cryptoRandom));
   });
 });

@@ -3,7 +3,7 @@ import { toSeconds } from "./clock.js";
 import type { OAuthContext } from "./context.js";
 import { OAuthError } from "./errors.js";
 import { SECRET_BYTES } from "./issue-tokens.js";
-import { hashPassword, verifyPassword } from "./password.js";
+import { decoyPasswordHash, verifyPassword } from "./password.js";
 import { hashSecret } from "./secrets.js";
 import { effectiveRights } from "./current-rights.js";
 
@@ -43,7 +43,7 @@ const MAX_PASSWORD = 1024;
  */
 export function createLogin(ctx: OAuthContext, limiter: AttemptLimiter) {
   // Verified against when the username is unknown, to spend the same time.
-  const decoy = hashPassword("gatehouse decoy password");
+  const decoy = decoyPasswordHash(ctx.random);
 
   return async function login(attempt: LoginAttempt): Promise<OpenedSession> {
     if (attempt.username === "" || attempt.password === "") throw new OAuthError("invalid_request", "username and password are required");
@@ -58,7 +58,7 @@ export function createLogin(ctx: OAuthContext, limiter: AttemptLimiter) {
     await limiter.check(keys);
 
     const user = await ctx.directory.findUser(attempt.username);
-    const matched = await verifyPassword(attempt.password, user?.passwordHash ?? (await decoy));
+    const matched = await verifyPassword(attempt.password, user?.passwordHash ?? decoy);
     if (user === undefined || !matched) {
       await limiter.fail(keys);
       throw new OAuthError("invalid_credentials", "the username or password is wrong");
