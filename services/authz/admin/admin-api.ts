@@ -621,9 +621,6 @@ export function createAdminApi(deps: AdminApiDeps) {
       await audit(tenant, actor, "DeleteUser", resource, before, undefined);
     },
 
-
-    audit,
-
     // ---- what a user holds: remembered consents ----
 
     async listUserConsents(tenant: AdminTenant, username: string, pageSize: number, pageToken: string): Promise<Page<ConsentView>> {
