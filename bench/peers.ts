@@ -29,12 +29,20 @@
  *   BENCH_OPERATIONS                which operations (default: code,refresh,introspect)
  *   REDIS_URL                       a Redis to use; default: a redis-server started here
  *   BENCH_PROFILE=dir               write CPU profiles of every contender's processes to dir
+ *   BENCH_VARIANTS                  gatehouse variants to measure beside the defaults, comma-separated:
+ *                                   split-fastify, all-in-one-fastify (the endpoints through fastify only),
+ *                                   split-http1 (the gateway → authz hop over HTTP/1.1)
+ *   BENCH_CONTENDERS                which of split, all-in-one, peer to run (default all three)
+ *   BENCH_RATE                      offer every measured phase this many requests/s (open loop) instead of
+ *                                   as many as the connections carry: the contenders then do the same work
+ *                                   at the same pace, and their CPU per request compares fairly on a machine
+ *                                   whose other load moves the saturated rates (the summary's CPU column)
  */
 import { startRedisServer } from "../test/support/redis-server.js";
 import { predictThroughput } from "./lib/capacity-model.js";
 import { createPkcePair, type Contender, type RunningContender } from "./lib/contender.js";
 import { formatForeignLoad } from "./lib/foreign-load.js";
-import { gatehouseAllInOne, gatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
+import { GATEHOUSE_VARIANTS, gatehouseAllInOne, gatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
 import { formatCpuMs, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { oidcProviderPeer } from "./lib/oidc-provider-contender.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisCost } from "./lib/redis-stats.js";
@@ -43,6 +51,7 @@ import { BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const offeredRate = process.env.BENCH_RATE === undefined ? undefined : Number(process.env.BENCH_RATE);
 const wanted = new Set((process.env.BENCH_OPERATIONS ?? "code,refresh,introspect").split(","));
 /** The whole run's bound (issue 16: under 10 minutes). */
 const RUN_LIMIT_MS = 10 * 60_000;
@@ -56,7 +65,22 @@ const SINGLE_USE_BURST = 32;
  * (the two-process deployment, and all-in-one: gateway and authz core in one
  * process), each with its ratio to the peer.
  */
-const CONTENDERS: readonly Contender[] = [gatehouseTwoProcess, gatehouseAllInOne, oidcProviderPeer];
+const BASE_CONTENDERS: Readonly<Record<string, Contender>> = { split: gatehouseTwoProcess, "all-in-one": gatehouseAllInOne, peer: oidcProviderPeer };
+const CONTENDERS: readonly Contender[] = [
+  ...(process.env.BENCH_CONTENDERS ?? "split,all-in-one,peer").split(",").map((key) => {
+    const contender = BASE_CONTENDERS[key.trim()];
+    if (contender === undefined) throw new Error(`BENCH_CONTENDERS: unknown contender ${JSON.stringify(key)} (${Object.keys(BASE_CONTENDERS).join(", ")})`);
+    return contender;
+  }),
+  ...(process.env.BENCH_VARIANTS ?? "")
+    .split(",")
+    .filter((key) => key.trim() !== "")
+    .map((key) => {
+      const variant = GATEHOUSE_VARIANTS[key.trim()];
+      if (variant === undefined) throw new Error(`BENCH_VARIANTS: unknown variant ${JSON.stringify(key)} (${Object.keys(GATEHOUSE_VARIANTS).join(", ")})`);
+      return variant;
+    }),
+].sort((a, b) => (a.side === b.side ? 0 : a.side === "peer" ? 1 : -1));
 
 /** One flow as the load generator drives it against one contender. */
 interface Operation {
@@ -178,13 +202,14 @@ async function main(): Promise<void> {
   const probes: Array<{ operation: string; contender: string; result: LoadResult; redis: RedisCost }> = [];
 
   /** One phase of `operation` against `contender`, checked: errors fail the bench. */
-  const phase = async (operation: Operation, contender: Started, options: { seconds: number; connections: number; expected: number; label: string; maxRequests?: number }) => {
+  const phase = async (operation: Operation, contender: Started, options: { seconds: number; connections: number; expected: number; label: string; maxRequests?: number; rate?: number }) => {
     if (Date.now() + options.seconds * 1000 > deadline) throw new Error(`bench:peers would pass its ${RUN_LIMIT_MS / 60_000}-minute bound; lower BENCH_SECONDS or BENCH_ROUNDS`);
     const input = await operation.prepare(contender, options.expected);
     const { result, redis } = await measureRedis(stats, () =>
       runHttpLoad(`${operation.name}: ${contender.contender.name} ${options.label}`, {
         ...input,
         ...(options.maxRequests === undefined ? {} : { maxRequests: Math.min(input.maxRequests ?? Infinity, options.maxRequests) }),
+        ...(options.rate === undefined ? {} : { rate: options.rate }),
         connections: options.connections,
         seconds: options.seconds,
         headers: formHeaders,
@@ -243,7 +268,13 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       for (const operation of operations) {
         for (const contender of contenders) {
-          const { result, redis } = await phase(operation, contender, { seconds, connections, expected: codesFor(contender, seconds), label: `round ${round}` });
+          const { result, redis } = await phase(operation, contender, {
+            seconds,
+            connections,
+            expected: codesFor(contender, seconds),
+            label: `round ${round}`,
+            ...(offeredRate === undefined ? {} : { rate: offeredRate }),
+          });
           if (operation.key === "code") {
             contender.codeRate = Math.max(contender.codeRate, result.rps);
             if (result.seconds < seconds * 0.9) log(`note: ${contender.contender.name} used up its ${result.requests} codes in ${result.seconds} s`);
@@ -254,6 +285,7 @@ async function main(): Promise<void> {
       }
     }
     process.stdout.write(`\n${report(operations, contenders, measured, probes)}\n`);
+    if (offeredRate !== undefined) process.stdout.write(`\n(every measured phase was offered ${offeredRate} requests/s: compare the CPU column, not the rates)\n`);
     log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   } finally {
     for (const contender of contenders.reverse()) await contender.running.stop();
@@ -283,6 +315,7 @@ function report(
   ]);
 
   const peer = contenders.find((c) => c.contender.side === "peer")?.contender.name;
+  const processesOf = new Map(contenders.map((c) => [c.contender.name, c.running.processes]));
   const summary: string[][] = [];
   for (const operation of operations) {
     for (const { contender } of contenders) {
@@ -296,6 +329,9 @@ function report(
               return theirs === undefined ? [] : [m.result.rps / theirs.result.rps];
             })
           : [];
+      // CPU ms per request of the contender's own processes together (not Redis, not the load generator).
+      const own = Object.keys(processesOf.get(contender.name) ?? {});
+      const cpu = mine.map((m) => own.reduce((sum, name) => sum + (m.result.cpuMsPerRequest?.[name] ?? NaN), 0)).filter(Number.isFinite);
       summary.push([
         operation.name,
         contender.name,
@@ -303,6 +339,7 @@ function report(
         median(mine.map((m) => m.result.p50)).toFixed(1),
         median(mine.map((m) => m.result.p99)).toFixed(1),
         ratios.length === 0 ? "" : `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`,
+        cpu.length === 0 ? "-" : `${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)}–${Math.max(...cpu).toFixed(3)})`,
         `${Math.max(...mine.map((m) => m.result.foreign?.loadAverage ?? NaN)).toFixed(1)} / ${Math.max(...mine.map((m) => m.result.foreign?.otherCpuPercent ?? NaN)).toFixed(0)}%`,
       ]);
     }
@@ -316,7 +353,7 @@ function report(
     formatTable(["operation", "contender", "round", "req/s", "p50 ms", "p99 ms", "CPU per request", "Redis per request", "foreign load", "model: req/s, bound"], rounds, { left: 3 }),
     "",
     `Summary over ${Math.max(...measured.map((m) => m.round))} rounds (median, range); ratio = gatehouse ÷ ${peer ?? "peer"} in the same round:`,
-    formatTable(["operation", "contender", "req/s", "p50 ms", "p99 ms", "ratio", "max load / others"], summary, { left: 2 }),
+    formatTable(["operation", "contender", "req/s", "p50 ms", "p99 ms", "ratio", "CPU ms/request (own processes)", "max load / others"], summary, { left: 2 }),
     "",
     `Redis per flow at one request in flight (${PROBE_REQUESTS} requests; commands inside Lua scripts counted; a round trip is a read event at Redis):`,
     formatTable(["operation", "contender", "Redis per request"], redis, { left: 3 }),

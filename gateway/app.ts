@@ -11,6 +11,7 @@ import { metrics } from "./plugins/metrics.js";
 import { oauthErrorResponse, sendErrorResponse } from "./oauth-error-response.js";
 import { oauthErrors } from "./plugins/oauth-errors.js";
 import { oauthRoutes } from "./plugins/oauth-routes.js";
+import { leanTokenEndpoints } from "./plugins/lean-token-endpoints.js";
 import { openIdRoutes } from "./plugins/openid-routes.js";
 import { endSessionRoutes } from "./plugins/end-session-routes.js";
 import { pages } from "./plugins/pages.js";
@@ -87,7 +88,11 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     // The default tenant's endpoints at the configured paths; the named tenants' under /{tenant} (issue 11),
     // registered whatever tenants there are now, so that a reload can add the first one.
     app.decorateRequest("gatehouseTenant", null);
-    for (const routing of [defaultTenantRouting(deps), namedTenantRouting(deps)]) {
+    const routings = [defaultTenantRouting(deps), namedTenantRouting(deps)];
+    // The token and introspection endpoints beneath fastify too; with tracing on, fastify's hooks set up
+    // each request's span and trace context, so its routes serve them (plugins/lean-token-endpoints.ts).
+    if (config.leanEndpoints && !deps.tracing.enabled) await app.register(leanTokenEndpoints, { deps, routings, addRawEntry, requestIdOf });
+    for (const routing of routings) {
       await app.register(oauthRoutes, { deps, serviceCredential, routing });
       await app.register(openIdRoutes, { deps, routing });
       await app.register(endSessionRoutes, { deps, serviceCredential, routing });

@@ -49,12 +49,26 @@ export interface GatewayConfig {
      * measured faster), or "connect", connect-es's own. Both speak the same protocol; one suite tests both.
      */
     transport: "lean" | "connect";
+    /**
+     * The lean transport's HTTP version to the authz service: "2", one
+     * kept-alive h2c session per endpoint; "1.1", a pool of kept-alive
+     * HTTP/1.1 connections (README, Speed: measured against each other).
+     * Absent (a client built by hand): "2".
+     */
+    httpVersion?: "2" | "1.1";
   };
   paths: Readonly<Record<EndpointName, string>>;
   /** Addresses or CIDRs of proxies whose X-Forwarded-For/-Proto are believed. */
   trustedProxies: readonly string[];
   session: { cookieName: string };
   bodyLimitBytes: number;
+  /**
+   * The token and introspection endpoints served beneath fastify
+   * (plugins/lean-token-endpoints.ts), as the guard and the check endpoint
+   * are; false: through fastify's request cycle only (the same answers,
+   * more CPU per request). For comparing the two in a benchmark.
+   */
+  leanEndpoints: boolean;
   guard: GuardConfig;
   /** The route table: explicit routes first, then those compiled from scopes[].routes. */
   routes: readonly RouteConfig[];
@@ -271,11 +285,13 @@ const gatewaySchema = z.strictObject({
     clientSecret: secretRef,
     timeoutMs: z.number().int().min(100).max(30_000).default(2_000),
     transport: z.enum(["lean", "connect"]).default("lean"),
+    httpVersion: z.enum(["2", "1.1"]).default("2"),
   }),
   paths: z.strictObject(Object.fromEntries(Object.keys(DEFAULT_PATHS).map((k) => [k, path.optional()])) as Record<EndpointName, z.ZodOptional<typeof path>>).default({}),
   trustedProxies: z.array(z.string().min(1)).default([]),
   session: z.strictObject({ cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/).default("gatehouse_session") }).default({ cookieName: "gatehouse_session" }),
   bodyLimitBytes: z.number().int().min(1_024).max(1_048_576).default(16_384),
+  leanEndpoints: z.boolean().default(true),
   guard: z
     .strictObject({
       realm: z.string().regex(/^[^"\\]+$/, "must not contain quotes or backslashes").default("gatehouse"),
@@ -393,6 +409,7 @@ function salvage(raw: unknown): SalvagedFile {
       trustedProxies: part(shape.trustedProxies, "trustedProxies"),
       session: part(shape.session, "session"),
       bodyLimitBytes: part(shape.bodyLimitBytes, "bodyLimitBytes"),
+      leanEndpoints: part(shape.leanEndpoints, "leanEndpoints"),
       // An invalid guard section stands in with an upstream, so that routes do not also report a missing one.
       guard: guard.success ? guard.data : { ...shape.guard.parse(undefined), defaultUpstream: "http://upstream.invalid" },
       drainTimeoutMs: part(shape.drainTimeoutMs, "drainTimeoutMs"),
@@ -426,7 +443,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   }
 
   // Without a valid authz section (the schema said why), its secrets are not looked at.
-  const authz = g.authz ?? { endpoints, serviceCredential: undefined, clientId: "", clientSecret: undefined, timeoutMs: 0, transport: "lean" as const };
+  const authz = g.authz ?? { endpoints, serviceCredential: undefined, clientId: "", clientSecret: undefined, timeoutMs: 0, transport: "lean" as const, httpVersion: "2" as const };
   const config: GatewayConfig = {
     issuer: file.issuer,
     requireHttps: file.requireHttps,
@@ -438,11 +455,13 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       clientSecret: authz.clientSecret === undefined ? "" : resolveSecret(authz.clientSecret, "gateway.authz.clientSecret"),
       timeoutMs: authz.timeoutMs,
       transport: authz.transport,
+      httpVersion: authz.httpVersion,
     },
     paths: { ...DEFAULT_PATHS, ...Object.fromEntries(Object.entries(g.paths).filter(([, v]) => v !== undefined)) },
     trustedProxies: g.trustedProxies,
     session: g.session,
     bodyLimitBytes: g.bodyLimitBytes,
+    leanEndpoints: g.leanEndpoints,
     guard: {
       ...g.guard,
       unmatched: g.guard.unmatched === "deny" ? { kind: "deny" } : { kind: "passthrough", upstream: g.guard.unmatched.passthrough },

@@ -34,6 +34,12 @@ export interface TenantRouting {
   readonly metadataPath: string;
   /** The request's tenant; undefined: not a tenant now (answered 404). */
   resolve(request: FastifyRequest): TenantRoute | undefined;
+  /**
+   * The tenant a path's first segment names (the segment, for the named
+   * tenants' registration; ignored for the default tenant's); undefined: not
+   * a tenant now. For the endpoints served beneath fastify (plugins/lean-token-endpoints.ts).
+   */
+  routeOf(segment: string): TenantRoute | undefined;
 }
 
 export function defaultTenantRouting(deps: Pick<GatewayDeps, "config">): TenantRouting {
@@ -41,27 +47,28 @@ export function defaultTenantRouting(deps: Pick<GatewayDeps, "config">): TenantR
   // to another tenant, and /oauth2/introspect would answer for it.
   const rpcHeaders: Readonly<Record<string, string>> = Object.freeze({ [TENANT_HEADER]: DEFAULT_TENANT });
   const route: TenantRoute = Object.freeze({ name: DEFAULT_TENANT, base: "", issuer: deps.config.issuer.replace(/\/+$/, ""), rpcHeaders });
-  return { at: (path) => path, metadataPath: deps.config.paths.metadata, resolve: () => route };
+  return { at: (path) => path, metadataPath: deps.config.paths.metadata, resolve: () => route, routeOf: () => route };
 }
 
 /** The named tenants' registration; each tenant's TenantRoute is made once (bounded by the tenants ever configured). */
 export function namedTenantRouting(deps: Pick<GatewayDeps, "config" | "tenants" | "authz">): TenantRouting {
   const routes = new Map<string, TenantRoute>();
+  const routeOf = (name: string | undefined): TenantRoute | undefined => {
+    if (name === undefined || !deps.tenants().names.has(name)) return undefined;
+    let route = routes.get(name);
+    if (route === undefined) {
+      route = Object.freeze({ name, base: `/${name}`, issuer: deps.tenants().issuerOf(name), rpcHeaders: Object.freeze(deps.authz.tenantHeaders(name)) });
+      routes.set(name, route);
+    }
+    return route;
+  };
   return {
     // Only a slug is a tenant's segment (startup/tenant-name.ts): anything else (an empty segment, as in
     // //oauth2/token) is no route here and goes to the guard, which refuses it as it did before tenants.
     at: (path) => `/:tenant(${SLUG_PATTERN})${path}`,
     metadataPath: `${deps.config.paths.metadata}/:tenant(${SLUG_PATTERN})`,
-    resolve(request) {
-      const name = (request.params as { tenant?: string }).tenant;
-      if (name === undefined || !deps.tenants().names.has(name)) return undefined;
-      let route = routes.get(name);
-      if (route === undefined) {
-        route = Object.freeze({ name, base: `/${name}`, issuer: deps.tenants().issuerOf(name), rpcHeaders: Object.freeze(deps.authz.tenantHeaders(name)) });
-        routes.set(name, route);
-      }
-      return route;
-    },
+    resolve: (request) => routeOf((request.params as { tenant?: string }).tenant),
+    routeOf,
   };
 }
 

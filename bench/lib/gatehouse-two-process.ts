@@ -60,6 +60,8 @@ export async function startGatehouseTwoProcess(
     env?: Record<string, string>;
     /** Named tenants to configure besides the top level's (BENCH_TENANTS). */
     tenants?: number;
+    /** More of the gateway section (a variant: writeBenchStackConfig's `gateway`). */
+    gateway?: { authz?: Record<string, unknown> } & Record<string, unknown>;
   } = {},
 ): Promise<GatehouseTwoProcess> {
   const name = options.name ?? "peers";
@@ -76,6 +78,7 @@ export async function startGatehouseTwoProcess(
     gatewayPort,
     lifetimes: { code: setup.codeLifetimeSeconds },
     tenants: options.tenants ?? 0,
+    ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
   });
   const env = { GATEHOUSE_CONFIG: configFile, REDIS_URL: setup.redisUrl, LOG_LEVEL: "warn", ...setup.secrets.env, ...options.env };
   const profile = (process: string) =>
@@ -165,4 +168,29 @@ export const gatehouseTwoProcess: Contender = {
   name: "gatehouse (gateway + authz)",
   side: "gatehouse",
   start: (setup) => startGatehouseTwoProcess(setup),
+};
+
+/**
+ * Variants measured beside the defaults in the same run (bench:peers
+ * BENCH_VARIANTS): what a change is worth, before and after, on the same
+ * machine in the same minutes.
+ */
+export const GATEHOUSE_VARIANTS: Readonly<Record<string, Contender>> = {
+  // The token and introspection endpoints through fastify's request cycle only (before plugins/lean-token-endpoints.ts).
+  "split-fastify": {
+    name: "gatehouse split, endpoints through fastify",
+    side: "gatehouse",
+    start: (setup) => startGatehouseTwoProcess(setup, { name: "peers-split-fastify", gateway: { leanEndpoints: false } }),
+  },
+  "all-in-one-fastify": {
+    name: "gatehouse all-in-one, endpoints through fastify",
+    side: "gatehouse",
+    start: (setup) => startGatehouseTwoProcess(setup, { name: "peers-aio-fastify", mode: "all-in-one", gateway: { leanEndpoints: false } }),
+  },
+  // The gateway → authz hop over HTTP/1.1 keep-alive connections instead of one HTTP/2 session.
+  "split-http1": {
+    name: "gatehouse split, hop over HTTP/1.1",
+    side: "gatehouse",
+    start: (setup) => startGatehouseTwoProcess(setup, { name: "peers-split-http1", gateway: { authz: { httpVersion: "1.1" } } }),
+  },
 };

@@ -61,6 +61,8 @@ export function writeBenchStackConfig(options: {
   lifetimes?: Record<string, unknown>;
   /** Named tenants t0 … t{n-1} besides the top level's (issue 11), each with the client `web` and the same signing key. */
   tenants?: number;
+  /** More of the gateway section (a variant measured beside the default: `leanEndpoints: false`, `authz.httpVersion`). */
+  gateway?: { authz?: Record<string, unknown> } & Record<string, unknown>;
 }): string {
   const file = join(options.dir, `${options.name}.yaml`);
   writeFileSync(
@@ -128,8 +130,10 @@ export function writeBenchStackConfig(options: {
           serviceCredential: { env: "BENCH_SERVICE_CREDENTIAL" },
           clientId: "gatehouse-gateway",
           clientSecret: { env: "BENCH_GATEWAY_CLIENT_SECRET" },
+          ...options.gateway?.authz,
         },
         ...(options.guard === undefined ? {} : { guard: options.guard }),
+        ...Object.fromEntries(Object.entries(options.gateway ?? {}).filter(([key]) => key !== "authz")),
       },
       ...(options.routes === undefined ? {} : { routes: options.routes }),
       ...(options.tenants === undefined || options.tenants === 0

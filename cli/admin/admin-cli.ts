@@ -265,7 +265,7 @@ function printUser(run: Run, user: User | undefined): void {
 
 function printScope(run: Run, scope: Scope | undefined): void {
   if (run.json) return printJson(run, toJson(ScopeSchema, scope!));
-  run.io.out(renderTable(["SCOPE", "DESCRIPTION", "MANAGED BY"], [[scope!.scope, scope!.description, managed(scope!.managedBy)]]));
+  run.io.out(renderTable(["SCOPE", "DESCRIPTION", "GROUPS", "MANAGED BY"], [[scope!.scope, scope!.description, scope!.groups.join(","), managed(scope!.managedBy)]]));
 }
 
 async function readPassword(run: Run, values: Options, required: boolean): Promise<string> {
@@ -361,7 +361,7 @@ async function runCommand(command: string, args: readonly string[], values: Opti
       noMoreArgs(args, 0);
       const { items, nextPageToken, last } = await collect(values, (pageSize, pageToken) => client.listScopes({ pageSize, pageToken }), (r) => r.scopes);
       if (run.json) return printJson(run, toJson(ListScopesResponseSchema, { ...last, scopes: items, nextPageToken }));
-      io.out(renderTable(["SCOPE", "DESCRIPTION", "MANAGED BY"], items.map((s) => [s.scope, s.description, managed(s.managedBy)])));
+      io.out(renderTable(["SCOPE", "DESCRIPTION", "GROUPS", "MANAGED BY"], items.map((s) => [s.scope, s.description, s.groups.join(","), managed(s.managedBy)])));
       if (nextPageToken !== "") io.out(`next page: --page-token ${nextPageToken}\n`);
       return;
     }

@@ -366,6 +366,8 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
     // says what is meant, "the server understood the request but refuses to fulfill it"; the challenge
     // keeps only an error_description (RFC 6750 §3 asks for WWW-Authenticate whenever the token does not
     // enable access) and the body carries the same text in the route's style (README, "Users' rights").
+    // Not refuseAt: a protected resource's challenge would add the route's scope, and an MCP client would take
+    // that for a step-up it could make (RFC 9728 §5.1 scope challenge); no new token can mend missing rights.
     if (!authorizeGroups(rule, introspected.groups ?? NO_GROUPS)) {
       log.info({ reqId: request.requestId, ...request.logIds, route: route.name, subject: introspected.subject, required: rule.groups, groupMode: rule.groupMode ?? "any" }, "guard: the resource owner lacks the route's groups");
       return refuse(request, route.name, "insufficient_rights", { status: 403, description: INSUFFICIENT_RIGHTS_DESCRIPTION }, route.style);

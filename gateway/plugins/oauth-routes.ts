@@ -1,6 +1,6 @@
 import type { CallOptions } from "@connectrpc/connect";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
-import type { Actor, TokenSet } from "../../gen/gatehouse/v1/authorization_service_pb.js";
+import type { TokenSet } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import {
   afterLogin,
   AUTHORIZATION_REQUEST_PARAMETERS,
@@ -13,7 +13,7 @@ import { createCachedCall } from "../cached-call.js";
 import { createTenantBrowsers } from "../tenant-browser.js";
 import { createTenantHook, tenantOf, type TenantRoute, type TenantRouting } from "../tenant-routing.js";
 import type { GatewayDeps } from "../deps.js";
-import { acceptOnlyFormBodies, describeFormErrors, formSchema, GRANT_NAME, VSCHAR } from "../form-body.js";
+import { acceptOnlyFormBodies, describeFormErrors, formSchema } from "../form-body.js";
 import { parseForm, REPEATABLE_PARAMETERS } from "../parse-form.js";
 import { renderConsentPage } from "../views/consent-page.js";
 import { sendErrorPage } from "../views/error-page.js";
@@ -24,7 +24,19 @@ import { oauthFailureFromRpc } from "../oauth-error-response.js";
 import { createLoadShedHook } from "../load-shed.js";
 import { buildServerMetadata } from "../server-metadata.js";
 import { ENDPOINT_URL_HEADER } from "../../contract/metadata.js";
-import { CLIENT_ASSERTION_PARAMETERS, clientFields, OnlyOneResource, requestServiceGrant, SERVICE_GRANT_PARAMETERS } from "../service-grants.js";
+import { clientFields, OnlyOneResource } from "../service-grants.js";
+import {
+  ANY_ORIGIN,
+  introspectionResponseBody,
+  NO_STORE,
+  requestIntrospection,
+  requestToken,
+  TOKEN_OPERATION_PARAMETERS,
+  TOKEN_REQUEST_PARAMETERS,
+  TOKEN_REQUEST_REQUIRED,
+  tokenResponseBody,
+  UNSUPPORTED_GRANT_TYPE,
+} from "../token-endpoints.js";
 
 export interface OAuthRoutesOptions {
   deps: GatewayDeps;
@@ -34,47 +46,14 @@ export interface OAuthRoutesOptions {
   routing: TenantRouting;
 }
 
-/** RFC 6749 §5.1: "The authorization server MUST include the HTTP Cache-Control response header field with a value of no-store ... as well as the Pragma response header field with a value of no-cache". */
-const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
-/**
- * Endpoints a browser-based public client calls directly (token, revocation,
- * metadata, JWKS) allow any origin: they use no cookies or other ambient
- * credentials, so a cross-origin caller can do nothing it could not do from
- * its own server. Introspection (RFC 7662) is for resource servers only.
- */
-const ANY_ORIGIN = { "access-control-allow-origin": "*" } as const;
 /** Metadata and JWKS are read on every client start; the authz service is asked at most this often. */
 const PUBLIC_DOCUMENT_TTL_MS = 30_000;
 
-/** The token request's parameters (RFC 6749 §4.1.3, §6, §2.3.1; RFC 7636 §4.5), with their Appendix A syntax. */
-const TOKEN_REQUEST = formSchema(
-  {
-    grant_type: { pattern: GRANT_NAME, maxLength: 256 },
-    code: { pattern: VSCHAR, maxLength: 512 },
-    redirect_uri: { pattern: VSCHAR, maxLength: 2048 },
-    code_verifier: { pattern: VSCHAR, maxLength: 256 },
-    refresh_token: { pattern: VSCHAR, maxLength: 1024 },
-    // RFC 6749 §5.2 names a malformed scope invalid_scope: the authz service judges it.
-    scope: { maxLength: 1024 },
-    client_id: { pattern: VSCHAR, maxLength: 256 },
-    client_secret: { pattern: VSCHAR, maxLength: 512 },
-    ...CLIENT_ASSERTION_PARAMETERS,
-    ...SERVICE_GRANT_PARAMETERS,
-  },
-  { required: ["grant_type"], unknown: "ignore" },
-);
+/** The token request (token-endpoints.ts has its parameters, shared with the endpoint beneath fastify). */
+const TOKEN_REQUEST = formSchema(TOKEN_REQUEST_PARAMETERS, { required: TOKEN_REQUEST_REQUIRED, unknown: "ignore" });
 
-/** RFC 7662 §2.1 and RFC 7009 §2.1 requests (the token itself is checked by the authz service after client authentication). */
-const TOKEN_OPERATION_REQUEST = formSchema(
-  {
-    token: { pattern: VSCHAR, maxLength: 8192 },
-    token_type_hint: { pattern: GRANT_NAME, maxLength: 64 },
-    client_id: { pattern: VSCHAR, maxLength: 256 },
-    client_secret: { pattern: VSCHAR, maxLength: 512 },
-    ...CLIENT_ASSERTION_PARAMETERS,
-  },
-  { unknown: "ignore" },
-);
+/** RFC 7662 §2.1 and RFC 7009 §2.1 requests. */
+const TOKEN_OPERATION_REQUEST = formSchema(TOKEN_OPERATION_PARAMETERS, { unknown: "ignore" });
 
 /** The consent page's form (renderConsentPage). */
 const CONSENT_DECISION = formSchema(
@@ -318,58 +297,16 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       const form = fields as Partial<Record<string, string>>;
       const resources = (resource ?? []) as string[];
       const { callOptions, usedBasic } = clientCallOptions(request, tenantOf(request).issuer + paths.token);
-      let token: TokenSet | undefined;
+      let token: TokenSet | undefined | "unsupported";
       try {
-        switch (form.grant_type) {
-          case "authorization_code":
-            ({ token } = await authz.authz.exchangeCode(
-              {
-                code: form.code ?? "",
-                redirectUri: form.redirect_uri ?? "",
-                codeVerifier: form.code_verifier ?? "",
-                resource: resources,
-                ...clientFields(form),
-              },
-              callOptions,
-            ));
-            break;
-          case "refresh_token":
-            ({ token } = await authz.authz.refresh(
-              { refreshToken: form.refresh_token ?? "", scope: form.scope ?? "", resource: resources, ...clientFields(form) },
-              callOptions,
-            ));
-            break;
-          default: {
-            // client_credentials (RFC 6749 §4.4) and token exchange (RFC 8693).
-            const granted = await requestServiceGrant(authz.authz, form, resources, callOptions);
-            if (granted === undefined) {
-              return reply.sendOAuthError({
-                status: 400,
-                error: "unsupported_grant_type",
-                description: "grant_type must be authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:token-exchange",
-              });
-            }
-            ({ token } = granted);
-          }
-        }
+        token = await requestToken(authz.authz, form, resources, callOptions);
       } catch (error) {
         if (error instanceof OnlyOneResource) return reply.sendOAuthError({ status: 400, error: error.error, description: error.message });
         return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic }));
       }
+      if (token === "unsupported") return reply.sendOAuthError({ status: 400, error: "unsupported_grant_type", description: UNSUPPORTED_GRANT_TYPE });
       if (token === undefined) return reply.sendOAuthError({ status: 500, error: "server_error", description: "the authorization server returned no token" });
-      // RFC 6749 §5.1: the access token response, field names verbatim.
-      const body: Record<string, string | number> = {
-        access_token: token.accessToken,
-        token_type: token.tokenType,
-        expires_in: Number(token.expiresIn),
-      };
-      if (token.refreshToken !== "") body.refresh_token = token.refreshToken;
-      if (token.scope !== "") body.scope = token.scope;
-      // RFC 8693 §2.2.1.
-      if (token.issuedTokenType !== "") body.issued_token_type = token.issuedTokenType;
-      // OpenID Connect Core §3.1.3.3.
-      if (token.idToken !== "") body.id_token = token.idToken;
-      return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(JSON.stringify(body));
+      return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(tokenResponseBody(token));
     },
   );
 
@@ -382,36 +319,11 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
       const { callOptions, usedBasic } = clientCallOptions(request, tenantOf(request).issuer + paths.introspect);
       let result;
       try {
-        result = await authz.authz.introspect(
-          { token: form.token ?? "", tokenTypeHint: form.token_type_hint ?? "", ...clientFields(form) },
-          callOptions,
-        );
+        result = await requestIntrospection(authz.authz, form, callOptions);
       } catch (error) {
         return reply.sendOAuthError(oauthFailureFromRpc(error, { usedBasic }));
       }
-      // RFC 7662 §2.2: an inactive token is {"active": false} and nothing more.
-      const body: Record<string, unknown> = { active: result.active };
-      if (result.active) {
-        const put = (name: string, value: string | bigint) => {
-          if (value !== "" && value !== 0n) body[name] = typeof value === "bigint" ? Number(value) : value;
-        };
-        put("scope", result.scope);
-        put("client_id", result.clientId);
-        put("username", result.username);
-        put("token_type", result.tokenType);
-        put("exp", result.exp);
-        put("iat", result.iat);
-        put("sub", result.sub);
-        if (result.aud.length > 0) body.aud = result.aud.length === 1 ? result.aud[0] : [...result.aud];
-        put("iss", result.iss);
-        put("jti", result.jti);
-        put("auth_time", result.authTime);
-        // RFC 8693 §4.1: the delegation chain of an exchanged token.
-        if (result.act !== undefined) body.act = actorClaim(result.act);
-        // Issue 12: the resource owner's current groups (RFC 7662 §2.2 allows further members).
-        if (result.groups.length > 0) body.groups = [...result.groups];
-      }
-      return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(JSON.stringify(body));
+      return reply.code(200).headers(NO_STORE).type("application/json; charset=utf-8").send(introspectionResponseBody(result));
     },
   );
 
@@ -486,11 +398,6 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (app, {
     return { callOptions: { headers }, usedBasic: authorization !== undefined && /^basic(?:\s|$)/i.test(authorization) };
   }
 };
-
-/** RFC 8693 §4.1 `act` as JSON: `{sub, act: {sub, ...}}`, from the RPC's nested Actor. */
-function actorClaim(actor: Actor): Record<string, unknown> {
-  return actor.act === undefined ? { sub: actor.sub } : { sub: actor.sub, act: actorClaim(actor.act) };
-}
 
 /** The CSP img-src of a client's logo: its https origin, or nothing. */
 function logoOrigin(logoUri: string): string[] {

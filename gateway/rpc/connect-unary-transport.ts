@@ -1,3 +1,4 @@
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary } from "@bufbuild/protobuf";
 import { Code, ConnectError, appendHeaders, type Transport } from "@connectrpc/connect";
@@ -15,7 +16,19 @@ export interface ConnectUnaryTransportOptions {
   streams: Transport;
   /** HTTP/2 PING interval that notices a dead connection before a call needs it. */
   pingIntervalMs?: number;
+  /**
+   * "2" (default): every call a stream of one kept-alive HTTP/2 session (h2c,
+   * prior knowledge). "1.1": a pool of kept-alive HTTP/1.1 connections, one
+   * call at a time on each (the Connect protocol's unary call is the same
+   * over both: https://connectrpc.com/docs/protocol). Streams (`streams`) are
+   * not affected.
+   */
+  httpVersion?: "2" | "1.1";
 }
+
+/** The HTTP/1.1 pool: as many connections as calls in flight, up to this many; idle ones close well before the server's keep-alive timeout (65 s). */
+const HTTP1_MAX_SOCKETS = 512;
+const HTTP1_IDLE_TIMEOUT_MS = 30_000;
 
 /**
  * The Connect protocol's unary call (https://connectrpc.com/docs/protocol)
@@ -33,6 +46,52 @@ export interface ConnectUnaryTransportOptions {
  * the Node error is its cause.
  */
 export function createConnectUnaryTransport(options: ConnectUnaryTransportOptions): Transport {
+  const call = options.httpVersion === "1.1" ? createHttp1Sender(options.baseUrl) : createHttp2Sender(options);
+  return {
+    async unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0],
+      input: Parameters<Transport["unary"]>[4],
+    ) {
+      // As connect-es: undefined takes the default, zero or less means none.
+      const timeout = timeoutMs === undefined ? options.defaultTimeoutMs : timeoutMs <= 0 ? undefined : timeoutMs;
+      const requestHeaders: Record<string, string> = {
+        "content-type": "application/proto",
+        "connect-protocol-version": "1",
+        ...options.header,
+      };
+      if (timeout !== undefined) requestHeaders["connect-timeout-ms"] = String(Math.ceil(timeout));
+      new Headers(header).forEach((value, name) => (requestHeaders[name] = value));
+      const body = toBinary(method.input, create(method.input, input as never));
+
+      const { status, responseHeader, responseBody } = await call(`/${method.parent.typeName}/${method.name}`, requestHeaders, body, timeout, signal);
+      const validation = validateResponse(method.methodKind, true, status, responseHeader);
+      const [headerOut, trailerOut] = trailerDemux(responseHeader);
+      if (validation.isUnaryError) throw errorFromJsonBytes(responseBody, appendHeaders(headerOut, trailerOut), validation.unaryError);
+      return {
+        stream: false as const,
+        service: method.parent,
+        method,
+        header: headerOut,
+        message: fromBinary(method.output, responseBody),
+        trailer: trailerOut,
+      };
+    },
+    stream(method, signal, timeoutMs, header, input, contextValues) {
+      const withDefaults = new Headers(header);
+      for (const [name, value] of Object.entries(options.header)) withDefaults.set(name, value);
+      return options.streams.stream(method, signal, timeoutMs, withDefaults, input, contextValues);
+    },
+  };
+}
+
+/** Sends one unary call (its path, headers and body) and gives the raw response. */
+type Sender = (path: string, headers: Record<string, string>, body: Uint8Array, timeout: number | undefined, signal: AbortSignal | undefined) => Promise<RawResponse>;
+
+/** Calls as streams of one kept-alive HTTP/2 session, reopened when it goes away. */
+function createHttp2Sender(options: ConnectUnaryTransportOptions): Sender {
   let session: http2.ClientHttp2Session | undefined;
   const connect = () => {
     const created = http2.connect(options.baseUrl);
@@ -57,46 +116,7 @@ export function createConnectUnaryTransport(options: ConnectUnaryTransportOption
   };
   const current = () => (session !== undefined && !session.closed && !session.destroyed ? session : connect());
 
-  return {
-    async unary<I extends DescMessage, O extends DescMessage>(
-      method: DescMethodUnary<I, O>,
-      signal: AbortSignal | undefined,
-      timeoutMs: number | undefined,
-      header: ConstructorParameters<typeof Headers>[0],
-      input: Parameters<Transport["unary"]>[4],
-    ) {
-      // As connect-es: undefined takes the default, zero or less means none.
-      const timeout = timeoutMs === undefined ? options.defaultTimeoutMs : timeoutMs <= 0 ? undefined : timeoutMs;
-      const requestHeaders: http2.OutgoingHttpHeaders = {
-        ":method": "POST",
-        ":path": `/${method.parent.typeName}/${method.name}`,
-        "content-type": "application/proto",
-        "connect-protocol-version": "1",
-        ...options.header,
-      };
-      if (timeout !== undefined) requestHeaders["connect-timeout-ms"] = String(Math.ceil(timeout));
-      new Headers(header).forEach((value, name) => (requestHeaders[name] = value));
-      const body = toBinary(method.input, create(method.input, input as never));
-
-      const { status, responseHeader, responseBody } = await send(current, requestHeaders, body, timeout, signal);
-      const validation = validateResponse(method.methodKind, true, status, responseHeader);
-      const [headerOut, trailerOut] = trailerDemux(responseHeader);
-      if (validation.isUnaryError) throw errorFromJsonBytes(responseBody, appendHeaders(headerOut, trailerOut), validation.unaryError);
-      return {
-        stream: false as const,
-        service: method.parent,
-        method,
-        header: headerOut,
-        message: fromBinary(method.output, responseBody),
-        trailer: trailerOut,
-      };
-    },
-    stream(method, signal, timeoutMs, header, input, contextValues) {
-      const withDefaults = new Headers(header);
-      for (const [name, value] of Object.entries(options.header)) withDefaults.set(name, value);
-      return options.streams.stream(method, signal, timeoutMs, withDefaults, input, contextValues);
-    },
-  };
+  return (path, headers, body, timeout, signal) => send(current, { ":method": "POST", ":path": path, ...headers }, body, timeout, signal);
 }
 
 /** Sessions whose connection was established: before that, no byte of any request went out. */
@@ -184,4 +204,64 @@ function send(
     });
     stream.end(body);
   });
+}
+
+/**
+ * Calls over a pool of kept-alive HTTP/1.1 connections (Node's Agent, most
+ * recently used first). A call that failed before its connection was
+ * established never reached the server (a CallNotSentError, which the
+ * failover may send elsewhere); once a connection carries it, a failure may
+ * have been processed and is Unavailable, as for HTTP/2.
+ */
+function createHttp1Sender(baseUrl: string): Sender {
+  const base = new URL(baseUrl);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: HTTP1_MAX_SOCKETS, maxFreeSockets: HTTP1_MAX_SOCKETS, scheduling: "lifo", timeout: HTTP1_IDLE_TIMEOUT_MS });
+  const target = { protocol: base.protocol, hostname: base.hostname.replace(/^\[|\]$/g, ""), port: base.port === "" ? 80 : Number(base.port) };
+  return (path, headers, body, timeout, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(new ConnectError("the operation was aborted", Code.Canceled));
+      let connected = false;
+      let settled = false;
+      const request = http.request({ ...target, agent, method: "POST", path, headers: { ...headers, "content-length": String(body.byteLength) } });
+      const finish = (outcome: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        outcome();
+      };
+      const cancel = (error: ConnectError) =>
+        finish(() => {
+          request.destroy();
+          reject(error);
+        });
+      const timer = timeout === undefined ? undefined : setTimeout(() => cancel(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout);
+      const onAbort = () => cancel(new ConnectError("the operation was aborted", Code.Canceled));
+      signal?.addEventListener("abort", onAbort);
+      request.once("socket", (socket) => {
+        if (!socket.connecting) connected = true;
+        else socket.once("connect", () => (connected = true));
+      });
+      request.once("response", (response) => {
+        const responseHeader = new Headers();
+        const raw = response.rawHeaders;
+        for (let i = 0; i < raw.length; i += 2) responseHeader.append(raw[i]!, raw[i + 1]!);
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.once("end", () =>
+          finish(() => resolve({ status: response.statusCode ?? 0, responseHeader, responseBody: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) })),
+        );
+        response.once("error", (error) => finish(() => reject(new ConnectError(error.message, Code.Unavailable, undefined, undefined, error))));
+        // The connection went away in the middle of the response: it may have been processed.
+        response.once("close", () => {
+          if (!response.complete) finish(() => reject(new ConnectError("the connection closed before the whole response", Code.Unavailable)));
+        });
+      });
+      request.once("error", (error) =>
+        finish(() =>
+          reject(connected ? new ConnectError(error.message, Code.Unavailable, undefined, undefined, error) : new CallNotSentError(`the call was not sent: ${error.message}`, error)),
+        ),
+      );
+      request.end(body);
+    });
 }

@@ -1,4 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
@@ -9,6 +11,10 @@ import { freePort } from "../support/redis-server.js";
 import { scaledBudget } from "../support/scaled-budget.js";
 import { runAdminCli } from "../support/admin-cli.js";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { UnauthorizedError, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { OAuthClientInformationMixed, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
 
 /**
  * `npm start` as a newcomer meets it: scripts/start.ts with config/dev.yaml
@@ -142,6 +148,66 @@ describe("npm start", () => {
 });
 
 describe("npm start: the demo MCP server (issue 15)", () => {
+  it(
+    "README, \"Connecting an MCP client to the demo\": the official MCP SDK client registers itself, the demo user signs in, and whoami answers",
+    { timeout: scaledBudget(30_000) },
+    async () => {
+      // The MCP client application: a loopback redirect on a port of its own (RFC 8252 §7.3), and a store for the SDK.
+      const codes: string[] = [];
+      const callback = createServer((request, response) => {
+        const code = new URL(request.url ?? "/", "http://127.0.0.1").searchParams.get("code");
+        if (code !== null) codes.push(code);
+        response.writeHead(200, { "content-type": "text/plain" }).end("done");
+      });
+      await new Promise<void>((resolve) => callback.listen(0, "127.0.0.1", resolve));
+      const callbackUrl = `http://127.0.0.1:${(callback.address() as AddressInfo).port}/callback`;
+      const context = await browser.newContext();
+      context.setDefaultTimeout(scaledBudget(10_000));
+      let client: OAuthClientInformationMixed | undefined;
+      let tokens: OAuthTokens | undefined;
+      let verifier = "";
+      let consent = "";
+      const provider: OAuthClientProvider = {
+        redirectUrl: callbackUrl,
+        clientMetadata: { client_name: "README MCP Client", redirect_uris: [callbackUrl], grant_types: ["authorization_code", "refresh_token"], response_types: ["code"], token_endpoint_auth_method: "none" },
+        clientInformation: () => client,
+        saveClientInformation: (information) => void (client = information),
+        tokens: () => tokens,
+        saveTokens: (saved) => void (tokens = saved),
+        saveCodeVerifier: (saved) => void (verifier = saved),
+        codeVerifier: () => verifier,
+        redirectToAuthorization: async (url) => {
+          const page = await context.newPage();
+          await page.goto(url.href);
+          await page.getByLabel("Username").fill("demo");
+          await page.getByLabel("Password").fill("demo-password");
+          await page.getByRole("button", { name: "Sign in" }).click();
+          await page.getByRole("button", { name: "Allow" }).waitFor();
+          consent = (await page.textContent("main"))!;
+          await page.getByRole("button", { name: "Allow" }).click();
+          await page.waitForURL((target) => target.href.startsWith(callbackUrl));
+        },
+      };
+      try {
+        const serverUrl = new URL(`${issuer}/mcp`);
+        const first = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
+        await expect(new Client({ name: "readme", version: "1.0.0" }).connect(first)).rejects.toThrow(UnauthorizedError);
+        expect(consent).toContain("README MCP Client");
+        expect(consent).toContain("gatehouse demo MCP server");
+        expect(codes).toHaveLength(1);
+        await first.finishAuth(codes[0]!);
+        const mcp = new Client({ name: "readme", version: "1.0.0" });
+        await mcp.connect(new StreamableHTTPClientTransport(serverUrl, { authProvider: provider }));
+        const who = await mcp.callTool({ name: "whoami", arguments: {} });
+        expect(who.structuredContent).toEqual({ subject: "demo-user", client: client!.client_id, scope: ["mcp:tools"] });
+        await mcp.close();
+      } finally {
+        await context.close();
+        await new Promise((resolve) => callback.close(resolve));
+      }
+    },
+  );
+
   it("is printed, and answers as a protected resource: a 401 naming its metadata, and the metadata naming the issuer", async () => {
     expect(started.output()).toContain(`Demo MCP server:   ${issuer}/mcp`);
     const challenge = await fetch(`${issuer}/mcp`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });

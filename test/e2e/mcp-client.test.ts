@@ -8,6 +8,7 @@ import { decodeJwt } from "jose";
 import { chromium, type Browser, type BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDemoMcpServer } from "../../demo/demo-mcp-server.js";
+import { startLocalHttpsServer, type LocalHttpsServer } from "../support/local-https-server.js";
 import { freePort } from "../support/redis-server.js";
 import { scaledBudget } from "../support/scaled-budget.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
@@ -33,6 +34,9 @@ let browser: Browser;
 let mcpServer: Server;
 let callbackServer: Server;
 let callbackUrl: string;
+/** The MCP client's Client ID Metadata Document, on a local https server whose certificate the authz service trusts (development allow-list). */
+let documents: LocalHttpsServer;
+let clientMetadataUrl: string;
 /** The codes that reached the MCP client's redirect URI, as its own small web server received them. */
 const codes: string[] = [];
 
@@ -50,6 +54,13 @@ beforeAll(async () => {
     response.end(code === null ? "no code" : "Signed in. You can close this window.");
   });
   await new Promise<void>((resolve) => callbackServer.listen(callbackPort, "127.0.0.1", resolve));
+  documents = await startLocalHttpsServer("mcp-client-metadata", (request, response) => {
+    if (request.url !== "/mcp-client.json") return response.writeHead(404).end();
+    response
+      .writeHead(200, { "content-type": "application/json" })
+      .end(JSON.stringify({ client_id: clientMetadataUrl, client_name: "Test MCP Client", redirect_uris: [callbackUrl], grant_types: ["authorization_code", "refresh_token"], response_types: ["code"], token_endpoint_auth_method: "none" }));
+  });
+  clientMetadataUrl = `https://localhost:${documents.port}/mcp-client.json`;
 
   stack = await startTestStack({
     redisUrl: inject("redisUrl"),
@@ -58,6 +69,9 @@ beforeAll(async () => {
       (file.scopes as unknown[]).push({ name: "mcp:tools", description: "Use the tools of the demo MCP server" });
       // A client registered beforehand (the SDK's clientInformation()): public, PKCE, the loopback redirect URI.
       (file.clients as unknown[]).push({ id: "mcp-client", name: "Test MCP Client", type: "public", redirectUris: [callbackUrl], scopes: ["mcp:tools"] });
+      // Or the client registers itself: RFC 7591 (open, for the test) or a Client ID Metadata Document.
+      file.registration = { policy: "open", clientIdMetadataDocuments: true, scopes: ["mcp:tools"] };
+      (file.authz as Record<string, unknown>).fetch = { trustedCa: { file: documents.certificateFile }, allowPrivateHosts: ["localhost"] };
       file.resources = [{ uri: `${issuer}/mcp`, name: "Demo MCP server", scopes: ["mcp:tools"] }];
       file.routes = [{ name: "mcp", path: "/mcp", scopes: ["mcp:tools"], resource: `${issuer}/mcp`, upstream: mcpUpstream }];
     },
@@ -69,6 +83,7 @@ afterAll(async () => {
   await browser?.close();
   await stack?.close();
   for (const server of [mcpServer, callbackServer]) if (server !== undefined) await new Promise((resolve) => server.close(resolve));
+  await documents?.close();
 });
 
 /**
@@ -146,7 +161,7 @@ async function signInAndAllow(context: BrowserContext, url: URL): Promise<void> 
 }
 
 /** How the client gets its client_id: registered in the configuration beforehand, or by RFC 7591 dynamic registration. */
-type Registration = { kind: "pre-registered" } | { kind: "dynamic" };
+type Registration = { kind: "pre-registered" } | { kind: "dynamic" } | { kind: "metadata document" };
 
 /**
  * The whole flow with the SDK, as an MCP client application runs it: a bare
@@ -163,6 +178,8 @@ async function runOfficialClient(registration: Registration): Promise<void> {
     return fetch(input, init);
   };
   const provider = new BrowserClientProvider((url) => signInAndAllow(context, url), registration.kind === "pre-registered" ? { client_id: "mcp-client" } : undefined);
+  // SEP-991 in the SDK: with client_id_metadata_document_supported in the metadata, the URL is the client_id.
+  if (registration.kind === "metadata document") provider.clientMetadataUrl = clientMetadataUrl;
   const serverUrl = new URL(`${stack.issuer}/mcp`);
   const codesBefore = codes.length;
 
@@ -179,6 +196,10 @@ async function runOfficialClient(registration: Registration): Promise<void> {
     // RFC 7591: the SDK registered itself at the metadata's registration_endpoint.
     expect(requested[3]).toBe(`POST ${stack.issuer}/oauth2/register`);
     expect(clientId).not.toBe("mcp-client");
+  } else if (registration.kind === "metadata document") {
+    // No registration request: the client_id is the document's URL, which the authz service fetches.
+    expect(clientId).toBe(clientMetadataUrl);
+    expect(requested.some((line) => line.includes("/oauth2/register"))).toBe(false);
   } else {
     expect(clientId).toBe("mcp-client");
   }
@@ -241,5 +262,17 @@ describe("the official MCP client through the sidecar", () => {
     "MCP authorization 2025-11-25 with a client registered beforehand: from a bare 401 the SDK discovers the resource (RFC 9728) and the authorization server (RFC 8414), signs in with PKCE and resource (RFC 8707), calls the tool, refreshes, and is refused after revocation",
     { timeout: TEST_BUDGET_MS },
     () => runOfficialClient({ kind: "pre-registered" }),
+  );
+
+  it(
+    "RFC 7591: the SDK registers itself at the registration endpoint the metadata advertises, then the same flow",
+    { timeout: TEST_BUDGET_MS },
+    () => runOfficialClient({ kind: "dynamic" }),
+  );
+
+  it(
+    "Client ID Metadata Document: the SDK's client_id is its document's URL (client_id_metadata_document_supported), then the same flow",
+    { timeout: TEST_BUDGET_MS },
+    () => runOfficialClient({ kind: "metadata document" }),
   );
 });

@@ -27,6 +27,7 @@ const tenantSection = (name: string) => ({
 
 const patch = (file: Record<string, unknown>) => {
   withAdminCredentials(file);
+  (file.scopes as Array<Record<string, unknown>>).find((scope) => scope.name === "admin")!.groups = ["admins"];
   file.tenants = [tenantSection("acme")];
 };
 
@@ -235,6 +236,25 @@ for (const backend of ["memory", "redis"] as const) {
         const [event] = (await ops.listAuditEvents({ resource: `clients/${id}`, pageSize: 1 })).auditEvents;
         expect(event).toMatchObject({ action: "DeleteClient", actor: "ops", before: expect.objectContaining({ clientId: id }) });
         expect(event!.after).toBeUndefined();
+      });
+    });
+
+    describe("scopes", () => {
+      it("a scope the configuration limits to groups shows them; groups are output only (only the configuration limits a scope)", async () => {
+        expect((await ops.getScope({ name: "scopes/admin" })).scope).toMatchObject({ scope: "admin", groups: ["admins"], managedBy: ManagedBy.CONFIGURATION });
+        expect((await adminFailure(ops.createScope({ scopeId: `g-${backend}`, scope: { description: "d", groups: ["admins"] } }))).violations).toEqual([
+          { field: "scope.groups", description: "output only: a scope limited to groups is declared in the configuration (scopes[].groups)" },
+        ]);
+        const { scope } = await ops.createScope({ scopeId: `open-${backend}`, scope: { description: "Open to all" } });
+        expect(scope).toMatchObject({ groups: [], managedBy: ManagedBy.ADMIN });
+        expect((await adminFailure(ops.updateScope({ scope: { name: "scopes/read", description: "x" }, updateMask: { paths: ["description"] } }))).code).toBe(Code.FailedPrecondition);
+        expect((await adminFailure(ops.createScope({ scopeId: "read", scope: { description: "again" } }))).code).toBe(Code.AlreadyExists);
+        // A scope a stored client names cannot be deleted; once the client is gone it can.
+        await ops.createClient({ clientId: `uses-open-${backend}`, client: { ...CODE_CLIENT("https://o.test/cb"), scopes: [`open-${backend}`] } });
+        expect(await adminFailure(ops.deleteScope({ name: `scopes/open-${backend}` }))).toMatchObject({ code: Code.FailedPrecondition, message: `scopes/open-${backend} is in use by clients/uses-open-${backend}; remove it from that client first` });
+        await ops.deleteClient({ name: `clients/uses-open-${backend}` });
+        await ops.deleteScope({ name: `scopes/open-${backend}` });
+        expect((await adminFailure(ops.getScope({ name: `scopes/open-${backend}` }))).code).toBe(Code.NotFound);
       });
     });
 

@@ -138,6 +138,10 @@ describe("RFC 7592 management with the registration access token", () => {
     const created = (await (await register("", { redirect_uris: ["http://127.0.0.1/cb"], client_name: "First" })).json()) as Record<string, string>;
     const other = (await (await register("", { redirect_uris: ["http://127.0.0.1/cb"] })).json()) as Record<string, string>;
     const uri = created.registration_client_uri!;
+    // Management without naming the client is the client's error, in the RFC's shape.
+    const unnamed = await fetch(`${stack.issuer}/oauth2/register`, { headers: { authorization: `Bearer ${created.registration_access_token!}` } });
+    expect(unnamed.status).toBe(400);
+    expect(((await unnamed.json()) as { error: string }).error).toBe("invalid_request");
     expect(uri).toBe(`${stack.issuer}/oauth2/register?client_id=${encodeURIComponent(created.client_id!)}`);
     const as = (token: string) => ({ authorization: `Bearer ${token}` });
 

@@ -4,6 +4,7 @@ import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { decodeJwt } from "jose";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import { connect as netConnect } from "node:net";
 import { brotliDecompressSync, gunzipSync, gzipSync } from "node:zlib";
@@ -361,6 +362,56 @@ export function defineProtocolSuite(options: { fastPath: boolean }): void {
       });
     });
 
+    describe("the gateway's lean transport over HTTP/1.1, for its failover", () => {
+      it("a refused connection is a CallNotSentError: Unavailable, with ECONNREFUSED in its cause", async () => {
+        const failure = await createClient(AuthorizationService, leanOverHttp1(`http://127.0.0.1:${await freePort()}`))
+          .getMetadata({})
+          .catch((error: unknown) => error);
+        expect(failure).toBeInstanceOf(CallNotSentError);
+        expect((failure as ConnectError).code).toBe(Code.Unavailable);
+        expect(causeCodes(failure)).toContain("ECONNREFUSED");
+      });
+
+      it("a call the server took and then dropped is Unavailable and not a CallNotSentError: it may have happened", async () => {
+        await withH1Server(
+          (request) => request.resume().on("end", () => request.socket.destroy()),
+          async (url) => {
+            const failure = await createClient(AuthorizationService, leanOverHttp1(url)).getMetadata({}).catch((error: unknown) => error);
+            expect(failure).toBeInstanceOf(ConnectError);
+            expect((failure as ConnectError).code).toBe(Code.Unavailable);
+            expect(failure).not.toBeInstanceOf(CallNotSentError);
+          },
+        );
+      });
+
+      it("a call past its deadline on a server that never answers is DeadlineExceeded, and its connection is closed", async () => {
+        let closed = false;
+        await withH1Server(
+          (request) => request.socket.on("close", () => (closed = true)),
+          async (url) => {
+            const failure = await failureOf(createClient(AuthorizationService, leanOverHttp1(url)).getMetadata({}, { timeoutMs: 100 }));
+            expect(failure.code).toBe(Code.DeadlineExceeded);
+            await expect.poll(() => closed, { timeout: 10_000 }).toBe(true);
+          },
+        );
+      });
+
+      it("calls in turn reuse one kept-alive connection", async () => {
+        const sockets = new Set<string>();
+        await withH1Server(
+          (request, response) => {
+            sockets.add(`${request.socket.remotePort}`);
+            response.writeHead(200, { "content-type": "application/proto" }).end();
+          },
+          async (url) => {
+            const local = createClient(AuthorizationService, leanOverHttp1(url));
+            for (let i = 0; i < 3; i++) await local.getMetadata({});
+          },
+        );
+        expect(sockets.size).toBe(1);
+      });
+    });
+
     describe.each(GATEWAY_TRANSPORTS)("the gateway's $name transport, for its failover", (gateway) => {
       it("a refused connection is a CallNotSentError: Unavailable, with ECONNREFUSED in its cause", async () => {
         const failure = await createClient(AuthorizationService, gateway.transport(`http://127.0.0.1:${await freePort()}`))
@@ -474,7 +525,19 @@ const CLIENTS: ClientCase[] = [
   { name: "gRPC-Web over HTTP/1.1", transport: (baseUrl, extra) => createGrpcWebTransport({ baseUrl, httpVersion: "1.1", ...extra }), compression: true },
   { name: "gRPC-Web over h2c", transport: (baseUrl, extra) => createGrpcWebTransport({ baseUrl, httpVersion: "2", ...extra }), compression: true },
   ...gatewayTransports().map(({ name, transport }) => ({ name: `the gateway's ${name} transport`, transport, compression: false })),
+  { name: "the gateway's lean transport over HTTP/1.1", transport: (baseUrl) => leanOverHttp1(baseUrl), compression: false },
 ];
+
+/** The gateway's lean transport with `gateway.authz.httpVersion: "1.1"`. */
+function leanOverHttp1(baseUrl: string): Transport {
+  return createConnectUnaryTransport({
+    baseUrl,
+    defaultTimeoutMs: 5_000,
+    header: {},
+    httpVersion: "1.1",
+    streams: createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true }),
+  });
+}
 
 const GATEWAY_TRANSPORTS = gatewayTransports();
 
@@ -551,6 +614,19 @@ async function h2Request(
 }
 
 /** A bare HTTP/2 server on a random port whose streams `onStream` handles, for what a real replica never does on purpose. */
+/** A plain HTTP/1.1 server on a random port for `use`, closed afterwards with every connection. */
+async function withH1Server(onRequest: (request: http.IncomingMessage, response: http.ServerResponse) => void, use: (url: string) => Promise<void>): Promise<void> {
+  const server = http.createServer(onRequest);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    await use(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  } finally {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections(); // the client keeps idle connections open
+    await closed;
+  }
+}
+
 async function withH2Server(onStream: (stream: http2.ServerHttp2Stream) => void, use: (url: string) => Promise<void>): Promise<void> {
   const server = http2.createServer();
   const sessions = new Set<http2.ServerHttp2Session>();

@@ -110,6 +110,17 @@ function tokenRequest(gatewayUrl: string, tenant: string, fields: Record<string,
   });
 }
 
+/** RFC 7662 at a gateway's introspection endpoint, as the resource server (a client that may introspect any token). */
+async function introspectAt(gateway: GuardGateway, token: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`${gateway.url}/oauth2/introspect`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`resource-server:${SECRETS.resourceServer}`).toString("base64")}` },
+    body: new URLSearchParams({ token }).toString(),
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()) as Record<string, unknown>;
+}
+
 const refresh = (gatewayUrl: string, tenant: string, refreshToken: string) => tokenRequest(gatewayUrl, tenant, { grant_type: "refresh_token", refresh_token: refreshToken });
 const get = (gateway: GuardGateway, path: string, token: string) => fetch(`${gateway.url}${path}`, { headers: bearer(token) });
 const status = async (gateway: GuardGateway, path: string, token: string) => (await get(gateway, path, token)).status;
@@ -136,7 +147,10 @@ describe("issue 12: routes that require groups, at two gateways", () => {
     expect(await status(gateway, "/staff/x", alice.access_token)).toBe(200);
     expect(await gateway.metric("gatehouse_guard_cache_hits_total")).toBe(hits + 1);
 
+    // RFC 7662 JSON at either gateway: the groups are the user's as they are at the time of the call.
+    expect(await introspectAt(gateways[0], alice.access_token)).toMatchObject({ active: true, sub: "user-alice", groups: ["staff", "admins"] });
     expect(await users(replicas[0]).setUserGroups("user-alice", ["admins"])).toEqual({ kind: "changed", lost: ["staff"], gained: [] });
+    expect(await introspectAt(gateways[1], alice.access_token)).toMatchObject({ active: true, groups: ["admins"] });
     await waitFor(async () => (await status(gateway, "/staff/x", alice.access_token)) === 403, { budgetMs: 1_000, what: "the cached token refused at the other gateway" });
 
     await users(replicas[1]).setUserGroups("user-alice", undefined);
@@ -238,6 +252,7 @@ describe("issue 12: blocking a user", () => {
     expect((await users(replicas[0]).findUserRights("user-alice"))?.disabled).toBe(false);
 
     const outcome = await users(replicas[0]).blockUser("user-alice");
+    expect(await introspectAt(gateways[1], tokens.access_token)).toEqual({ active: false });
     expect(outcome).toMatchObject({ kind: "blocked", alreadyBlocked: false });
     if (outcome.kind !== "blocked") throw new Error("not blocked");
     expect(outcome.sessionsEnded).toBeGreaterThanOrEqual(2);

@@ -112,6 +112,8 @@ export interface ScopeView {
   scope: string;
   description: string;
   managedBy: ManagedBy;
+  /** The configuration's scopes[].groups; stored scopes have none. */
+  groups: string[];
 }
 
 export interface UserView {
@@ -456,10 +458,11 @@ export function createAdminApi(deps: AdminApiDeps) {
 
     // ---- scopes ----
 
-    async createScope(tenant: AdminTenant, actor: string, scopeId: string, description: string): Promise<ScopeView> {
+    async createScope(tenant: AdminTenant, actor: string, scopeId: string, description: string, groups: readonly string[] = []): Promise<ScopeView> {
       const violations = new Violations();
       violations.add("scope_id", checkScopeToken(scopeId));
       violations.add("scope.description", checkDescription(description));
+      if (groups.length > 0) violations.add("scope.groups", "output only: a scope limited to groups is declared in the configuration (scopes[].groups)");
       refuseViolations(violations.list);
       const resource = `scopes/${scopeId}`;
       if (tenant.ctx.policy.scopes.has(scopeId)) throw new AdminError("already_exists", `${resource} already exists (in the configuration file)`);
@@ -697,7 +700,7 @@ export function createAdminApi(deps: AdminApiDeps) {
 export type AdminApi = ReturnType<typeof createAdminApi>;
 
 function scopeView(scope: ScopeDefinition | StoredScope, managedBy: ManagedBy): ScopeView {
-  return { scope: scope.name, description: scope.description, managedBy };
+  return { scope: scope.name, description: scope.description, managedBy, groups: "groups" in scope && scope.groups !== undefined ? [...scope.groups] : [] };
 }
 
 function fieldsOfStored(stored: StoredClient): ClientFields {

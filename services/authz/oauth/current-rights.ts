@@ -19,7 +19,7 @@ export interface UserRights {
   readonly groups: readonly string[];
 }
 
-/** The precedence rule above, as a pure function. */
+/** The precedence of oauth/user-rights.ts (the entry's `disabled` or the state's; the state's groups, else the entry's), as a pure function. */
 export function effectiveRights(user: User, state: UserState | undefined): { disabled: boolean; groups: readonly string[] } {
   return { disabled: user.disabled || state?.disabled === true, groups: state?.groups ?? user.groups };
 }

@@ -105,7 +105,7 @@ export function createAdminService(options: AdminServiceOptions): ServiceImpl<ty
       }),
 
     createScope: (request, context) =>
-      call(context, async (tenant, actor) => ({ scope: scopeMessage(await api.createScope(tenant, actor, request.scopeId, request.scope?.description ?? "")) })),
+      call(context, async (tenant, actor) => ({ scope: scopeMessage(await api.createScope(tenant, actor, request.scopeId, request.scope?.description ?? "", request.scope?.groups ?? [])) })),
     getScope: (request, context) => call(context, async (tenant) => ({ scope: scopeMessage(await api.getScope(tenant, idOf(request.name, "scopes", "name"))) })),
     listScopes: (request, context) =>
       call(context, async (tenant) => {
@@ -302,7 +302,7 @@ function clientMessage(view: ClientView): MessageInitShape<typeof ClientSchema> 
 }
 
 function scopeMessage(view: ScopeView): MessageInitShape<typeof ScopeSchema> {
-  return { name: `scopes/${view.scope}`, scope: view.scope, description: view.description, managedBy: MANAGED_BY[view.managedBy] };
+  return { name: `scopes/${view.scope}`, scope: view.scope, description: view.description, managedBy: MANAGED_BY[view.managedBy], groups: view.groups };
 }
 
 function userMessage(view: UserView): MessageInitShape<typeof UserSchema> {

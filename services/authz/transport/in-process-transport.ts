@@ -81,7 +81,8 @@ export function createInProcessTransport(options: InProcessTransportOptions): Tr
         service: spec.method.parent,
         requestMethod: "POST",
         protocolName: "connect",
-        requestHeader: new Headers(header),
+        // A Headers object the caller built for this call is used as it is (the gateway's client builds one per call).
+        requestHeader: header instanceof Headers ? header : new Headers(header),
         responseHeader: new Headers(),
         responseTrailer: new Headers(),
         values: options.contextValues(),
