@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { stringify } from "yaml";
 import { createAuthzDeps, type AuthzDeps } from "../../services/authz/deps.js";
 import { createEphemeralKeyEncryptionKey, createKeyEncryptionKey, openPrivateJwk } from "../../services/authz/oauth/key-sealing.js";
+import { SUPPORTED_ALGORITHMS } from "../../services/authz/oauth/key-ring.js";
 import { createRotatingKeyRing } from "../../services/authz/oauth/rotating-key-ring.js";
 import { cryptoRandom } from "../../services/authz/oauth/secrets.js";
 import { createMemoryStore } from "../../services/authz/store/memory-store.js";
@@ -140,6 +141,32 @@ describe("keys that rotate themselves: unknown kids", () => {
     now += 1_000;
     await expect(ring.verify(await forged("forged-later"), now)).rejects.toThrow(/unknown signing key/);
     expect(reads - afterStart).toBe(2);
+    await store.close();
+  });
+});
+
+describe("keys that rotate themselves: every algorithm", () => {
+  it.each(SUPPORTED_ALGORITHMS)("%s: the replica that generates a key signs with it (its generated CryptoKeys), and a replica that opens it from the store verifies that token, and the other way round", async (algorithm) => {
+    const store = createMemoryStore({ clock });
+    const kek = createEphemeralKeyEncryptionKey();
+    const ring = () =>
+      createRotatingKeyRing({
+        store: store.signingKeys,
+        policy: { rotateEveryMs: HOUR, publishAheadMs: 600_000, accessTokenTtlMs: ACCESS_TOKEN_MS, retireMarginMs: 60_000 },
+        algorithm,
+        kek,
+        issuer: ISSUER,
+        clock,
+        random: cryptoRandom,
+        sleep: async () => {},
+      });
+    const generator = await ring();
+    const opener = await ring();
+    expect(opener.activeKid).toBe(generator.activeKid);
+    expect(generator.publicJwks.keys.map((k) => k.alg)).toEqual([algorithm]);
+    const claims = (jti: string) => buildAccessTokenClaims({ issuer: ISSUER, audience: ISSUER, subject: "user-alice", clientId: "web", scopes: ["read"], jti, grantId: "g", authTime: 1, now, ttlSeconds: 600 });
+    expect((await opener.verify(await generator.sign(claims("from-generator")), now)).jti).toBe("from-generator");
+    expect((await generator.verify(await opener.sign(claims("from-opener")), now)).jti).toBe("from-opener");
     await store.close();
   });
 });

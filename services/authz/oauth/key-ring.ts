@@ -111,10 +111,20 @@ export async function importRingKey(jwk: JWK): Promise<RingKey> {
   return { kid: jwk.kid!, alg: jwk.alg!, privateKey, publicKey: () => (publicKey ??= importJWK(publicJwk, jwk.alg) as Promise<CryptoKey>), publicJwk };
 }
 
-/** Generates a key pair for `alg`; returns the private JWK with kid and alg. */
-export async function generateSigningJwk(alg: SigningAlgorithm, kid: string): Promise<JWK> {
-  const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === "EdDSA" ? { crv: "Ed25519" } : {}) });
-  return { ...(await exportJWK(privateKey)), kid, alg };
+/**
+ * Generates a key pair for `alg` and returns it both as a ring key (the
+ * generated CryptoKeys themselves) and as the private JWK (with kid and alg)
+ * that is stored sealed. Importing the JWK back would cost a WebCrypto import
+ * per key, once per tenant at a first start (issue 11). The private
+ * CryptoKey is extractable, as it had to be to export the JWK; it never
+ * leaves the process but sealed.
+ */
+export async function generateRingKey(alg: SigningAlgorithm, kid: string): Promise<{ ringKey: RingKey; privateJwk: JWK }> {
+  const pair = await generateKeyPair(alg, { extractable: true, ...(alg === "EdDSA" ? { crv: "Ed25519" } : {}) });
+  const privateJwk: JWK = { ...(await exportJWK(pair.privateKey)), kid, alg };
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...publicFields } = privateJwk;
+  const publicKey = Promise.resolve(pair.publicKey);
+  return { ringKey: { kid, alg, privateKey: pair.privateKey, publicKey: () => publicKey, publicJwk: { ...publicFields, use: "sig" } }, privateJwk };
 }
 
 /** The keys as they stand at one instant: the signer, and every key that verifies and is published. */

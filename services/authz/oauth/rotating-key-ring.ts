@@ -1,6 +1,6 @@
 import type { Clock } from "./clock.js";
 import { StoreUnavailableError } from "./errors.js";
-import { buildKeyRing, createKeyView, generateSigningJwk, importRingKey, KeyRingError, type KeyRing, type KeyView, type RingKey, type SigningAlgorithm } from "./key-ring.js";
+import { buildKeyRing, createKeyView, generateRingKey, importRingKey, KeyRingError, type KeyRing, type KeyView, type RingKey, type SigningAlgorithm } from "./key-ring.js";
 import { applyRotationStep, keyPhases, keySetTtlMs, nextPhaseChange, planRotation, type RotationPolicy } from "./key-rotation.js";
 import { openPrivateJwk, sealPrivateJwk, type KeyEncryptionKey } from "./key-sealing.js";
 import type { RandomSource } from "./secrets.js";
@@ -115,8 +115,7 @@ export async function createRotatingKeyRing(options: RotatingKeyRingOptions): Pr
 
   const generate = async (activatesAt: number): Promise<StoredSigningKey> => {
     const kid = `${new Date(activatesAt).toISOString().slice(0, 10)}-${random(9)}`;
-    const privateJwk = await generateSigningJwk(options.algorithm, kid);
-    const ringKey = await importRingKey(privateJwk);
+    const { ringKey, privateJwk } = await generateRingKey(options.algorithm, kid);
     opened.set(kid, ringKey);
     return {
       kid,
