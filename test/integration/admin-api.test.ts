@@ -312,6 +312,23 @@ for (const backend of ["memory", "redis"] as const) {
         expect(trail).not.toMatch(/scrypt|password \d/);
       });
 
+      it("DeleteUser ends the user's sessions and refuses their login; the name is free again, and a user created with it starts enabled", async () => {
+        const username = `carol-${backend}`;
+        await ops.createUser({ userId: username, password: "carol's password 1" });
+        const login = () => t.sessions.login({ username, password: "carol's password 1", clientAddress: "192.0.2.3" }, t.asGateway);
+        const session = await login();
+        await ops.deleteUser({ name: `users/${username}` });
+        expect((await t.sessions.getSession({ sessionToken: session.sessionToken }, t.asGateway)).active).toBe(false);
+        expect((await failureOf(login())).code).toBe(Code.Unauthenticated);
+        expect((await adminFailure(ops.getUser({ name: `users/${username}` }))).code).toBe(Code.NotFound);
+        expect((await adminFailure(ops.deleteUser({ name: `users/${username}` }))).code).toBe(Code.NotFound);
+        const { user } = await ops.createUser({ userId: username, password: "carol's password 1" });
+        expect(user?.disabled).toBe(false);
+        expect((await login()).subject).toBe(username);
+        const actions = (await ops.listAuditEvents({ resource: `users/${username}` })).auditEvents.map((e) => e.action);
+        expect(actions).toEqual(expect.arrayContaining(["CreateUser", "DeleteUser"]));
+      });
+
       it("bad usernames, subjects, groups and passwords are named; the configuration's users are read-only", async () => {
         const failure = await adminFailure(ops.createUser({ userId: "has space", user: { subject: "s p", groups: ["Staff", "ok", "ok"] }, password: "short" }));
         expect(failure.violations).toEqual([

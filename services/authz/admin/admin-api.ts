@@ -616,8 +616,11 @@ export function createAdminApi(deps: AdminApiDeps) {
       const current = await tenant.ctx.store.registry.users.get(username);
       if (current === undefined) throw notFound(resource);
       const before = await userView(tenant, userOfStored(current), current);
+      // Blocking first ends the user's sessions and revokes their grants (with their access tokens) at every replica.
       await deps.rights.block(tenant.ctx, current.subject);
       if (!(await tenant.ctx.store.registry.users.delete(username, current.subject))) throw notFound(resource);
+      // The block has done its work; left behind, it would disable a user created later with the same subject.
+      await tenant.ctx.store.userStates.delete(current.subject);
       await audit(tenant, actor, "DeleteUser", resource, before, undefined);
     },
 
