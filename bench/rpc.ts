@@ -18,6 +18,11 @@
  *   BENCH_TENANTS=n             then the same phases against a service with n named tenants
  *                               (issue 11), each call in tenant i mod n (named in its metadata),
  *                               printed beside the single-tenant figures of the same run
+ *   BENCH_ROUNDS (default 1)    with BENCH_TENANTS: rounds alternating the two deployments
+ *                               (single, tenants, single, tenants, ...), then per phase the
+ *                               medians and the ratios tenants ÷ single of req/s and of the
+ *                               service's CPU per call: this host drifts by more than the 5 %
+ *                               bar between minutes, so one pass of each proves nothing
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { RefreshRequestSchema, RefreshResponseSchema } from "../gen/gatehouse/v1/authorization_service_pb.js";
@@ -28,6 +33,7 @@ import { benchTenantCount } from "./lib/stack-config.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
 const phases = new Set((process.env.BENCH_PHASES ?? "metadata,introspect,introspect-first-seen,exchange,refresh").split(","));
 
 async function main(): Promise<void> {
@@ -36,16 +42,20 @@ async function main(): Promise<void> {
   const tenantCount = benchTenantCount();
   const results: LoadResult[] = [];
   try {
-    for (const tenants of tenantCount === 0 ? [0] : [0, tenantCount]) {
-      // One deployment at a time: the two never share the machine.
-      const authz = await startBenchAuthz({ replicas: 1, redis: { url: redisUrl }, profileDir: process.env.BENCH_PROFILE, tenants });
-      try {
-        results.push(...(await runPhases(authz, tenants, ownRedis?.pid)));
-      } finally {
-        await authz.stop();
+    for (let round = 1; round <= (tenantCount === 0 ? 1 : rounds); round++) {
+      if (rounds > 1) log(`round ${round} of ${rounds}`);
+      for (const tenants of tenantCount === 0 ? [0] : [0, tenantCount]) {
+        // One deployment at a time: the two never share the machine.
+        const authz = await startBenchAuthz({ replicas: 1, redis: { url: redisUrl }, profileDir: process.env.BENCH_PROFILE, tenants });
+        try {
+          results.push(...(await runPhases(authz, tenants, ownRedis?.pid)));
+        } finally {
+          await authz.stop();
+        }
       }
     }
     process.stdout.write(`\n${formatResults(results)}\n`);
+    if (tenantCount > 0) process.stdout.write(`\n${formatTenantRatios(results, tenantCount)}\n`);
   } finally {
     await ownRedis?.stop();
   }
@@ -139,6 +149,35 @@ async function runPhases(authz: BenchAuthz, tenants: number, redisPid: number | 
     );
   }
   return results;
+}
+
+/**
+ * Per phase, over the rounds: the median req/s and service CPU per call of
+ * each deployment and the ratios tenants ÷ single (issue 11's bar: the
+ * tenants' run at most 5 % slower, i.e. req/s ratio ≥ 0.95, CPU ratio ≤ 1.05).
+ */
+function formatTenantRatios(results: readonly LoadResult[], tenants: number): string {
+  const suffix = ` [${tenants} tenants]`;
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const of = (name: string) => results.filter((r) => r.name === name);
+  const lines = [`medians over ${rounds} round(s), ${tenants} tenants ÷ single tenant (bar: req/s ≥ 0.95, CPU per call ≤ 1.05):`];
+  for (const name of new Set(results.map((r) => r.name).filter((n) => !n.endsWith(suffix)))) {
+    const single = of(name);
+    const many = of(name + suffix);
+    if (many.length === 0) continue;
+    const rps = [median(single.map((r) => r.rps)), median(many.map((r) => r.rps))];
+    const cpu = [median(single.map((r) => r.cpuMsPerRequest?.service ?? NaN)), median(many.map((r) => r.cpuMsPerRequest?.service ?? NaN))];
+    const perRound = many.map((r, i) => (r.rps / (single[i]?.rps ?? NaN)).toFixed(2)).join(", ");
+    lines.push(
+      `  ${name}: ${rps[0]!.toFixed(0)} → ${rps[1]!.toFixed(0)} req/s, ratio ${(rps[1]! / rps[0]!).toFixed(2)} (rounds ${perRound}); ` +
+        `CPU per call ${cpu[0]!.toFixed(3)} → ${cpu[1]!.toFixed(3)} ms, ratio ${(cpu[1]! / cpu[0]!).toFixed(2)}`,
+    );
+  }
+  return lines.join("\n");
 }
 
 function log(message: string): void {
