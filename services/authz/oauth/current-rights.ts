@@ -54,9 +54,10 @@ export async function lookupUser(ctx: OAuthContext, subject: string): Promise<Us
 /** The user's current rights, or undefined when no user has this subject. */
 export async function findUserRights(ctx: OAuthContext, subject: string): Promise<UserRights | undefined> {
   if (subject === "") return undefined;
-  const user = await lookupUser(ctx, subject);
+  // Both reads at once: one round trip to the store, not two, on every code exchange, refresh and introspection.
+  const [user, state] = await Promise.all([lookupUser(ctx, subject), ctx.store.userStates.get(subject)]);
   if (user === undefined) return undefined;
-  return { user, ...effectiveRights(user, await ctx.store.userStates.get(subject)) };
+  return { user, ...effectiveRights(user, state) };
 }
 
 /**
