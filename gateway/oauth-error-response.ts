@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServerResponse } from "node:http";
 import type { FastifyReply } from "fastify";
 import { OAuthErrorDetailSchema } from "../gen/gatehouse/v1/errors_pb.js";
+import { NO_STORE } from "./response-headers.js";
 
 /**
  * The gateway's error responses, built in one place: RFC 6749 §5.2 JSON (and
@@ -62,9 +63,6 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   503: "Service Unavailable",
   504: "Gateway Timeout",
 };
-
-/** RFC 6749 §5.1/§5.2: token endpoint responses are never cached. */
-const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
 
 /**
  * Maps a failed RPC to the OAuth response the RFC asks for. The status of each

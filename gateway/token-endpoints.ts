@@ -37,16 +37,6 @@ export const TOKEN_OPERATION_PARAMETERS: Readonly<Record<string, ParameterSyntax
   ...CLIENT_ASSERTION_PARAMETERS,
 };
 
-/** RFC 6749 §5.1: "The authorization server MUST include the HTTP Cache-Control response header field with a value of no-store ... as well as the Pragma response header field with a value of no-cache". */
-export const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
-/**
- * Endpoints a browser-based public client calls directly (token, revocation,
- * metadata, JWKS) allow any origin: they use no cookies or other ambient
- * credentials, so a cross-origin caller can do nothing it could not do from
- * its own server. Introspection (RFC 7662) is for resource servers only.
- */
-export const ANY_ORIGIN = { "access-control-allow-origin": "*" } as const;
-
 /** The description of the unsupported_grant_type error (RFC 6749 §5.2). */
 export const UNSUPPORTED_GRANT_TYPE = "grant_type must be authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:token-exchange";
 

@@ -11,9 +11,7 @@ import { OVERLOADED, oauthErrorResponse, oauthFailureFromRpc, writeErrorResponse
 import type { TenantRoute, TenantRouting } from "../tenant-routing.js";
 import { createTlsCheck } from "../tls-check.js";
 import {
-  ANY_ORIGIN,
   introspectionResponseBody,
-  NO_STORE,
   requestIntrospection,
   requestToken,
   TOKEN_OPERATION_PARAMETERS,
@@ -22,6 +20,7 @@ import {
   tokenResponseBody,
   UNSUPPORTED_GRANT_TYPE,
 } from "../token-endpoints.js";
+import { ANY_ORIGIN, NO_STORE } from "../response-headers.js";
 import { CLIENT_ADDRESS_HEADER, ENDPOINT_URL_HEADER } from "../../contract/metadata.js";
 import { logIdsOf } from "../../startup/tracing.js";
 

@@ -26,9 +26,7 @@ import { buildServerMetadata } from "../server-metadata.js";
 import { ENDPOINT_URL_HEADER } from "../../contract/metadata.js";
 import { clientFields, OnlyOneResource } from "../service-grants.js";
 import {
-  ANY_ORIGIN,
   introspectionResponseBody,
-  NO_STORE,
   requestIntrospection,
   requestToken,
   TOKEN_OPERATION_PARAMETERS,
@@ -37,6 +35,7 @@ import {
   tokenResponseBody,
   UNSUPPORTED_GRANT_TYPE,
 } from "../token-endpoints.js";
+import { allowAnyOrigin, NO_STORE } from "../response-headers.js";
 
 export interface OAuthRoutesOptions {
   deps: GatewayDeps;
@@ -414,6 +413,3 @@ function logoOrigin(logoUri: string): string[] {
 /** The metadata and JWKS documents take no parameters. */
 const NO_PARAMETERS = { type: "object", maxProperties: 0 } as const;
 
-async function allowAnyOrigin(_request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  reply.headers(ANY_ORIGIN);
-}

@@ -4,6 +4,7 @@ import { OAuthErrorDetailSchema } from "../../gen/gatehouse/v1/errors_pb.js";
 import type { GatewayDeps } from "../deps.js";
 import { acceptOnlyFormBodies, describeFormErrors, formSchema, VSCHAR } from "../form-body.js";
 import { createLoadShedHook } from "../load-shed.js";
+import { allowAnyOrigin } from "../response-headers.js";
 import type { BearerFailure } from "../oauth-error-response.js";
 import { oauthFailureFromRpc } from "../oauth-error-response.js";
 import { createTenantHook, tenantOf, type TenantRouting } from "../tenant-routing.js";
@@ -80,10 +81,6 @@ export const openIdRoutes: FastifyPluginAsync<OpenIdRoutesOptions> = async (app,
     answer(request, reply, (request.body as { access_token?: string } | undefined)?.access_token),
   );
 };
-
-async function allowAnyOrigin(_request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  reply.header("access-control-allow-origin", "*");
-}
 
 function bearer(realm: string, status: BearerFailure["status"], error: NonNullable<BearerFailure["error"]>, description: string): BearerFailure {
   return { status, error, description, realm, style: "rfc6750" };

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { WELL_KNOWN_PROTECTED_RESOURCE } from "../config.js";
 import type { GuardPipeline } from "../guard/pipeline.js";
 import { NOT_FOUND, sendErrorResponse } from "../oauth-error-response.js";
+import { ANY_ORIGIN } from "../response-headers.js";
 
 export interface ProtectedResourceMetadataOptions {
   /** The process's guard pipeline: its route table in force says which resources exist. */
@@ -15,9 +16,8 @@ const MAX_AGE_SECONDS = 60;
  * may read it (a browser-based MCP client fetches it cross-origin, with an
  * MCP-Protocol-Version header that needs a preflight).
  */
-const CORS = { "access-control-allow-origin": "*" } as const;
 const PREFLIGHT = {
-  ...CORS,
+  ...ANY_ORIGIN,
   "access-control-allow-methods": "GET, HEAD, OPTIONS",
   "access-control-allow-headers": "*",
   "access-control-max-age": "86400",
@@ -37,10 +37,10 @@ export const protectedResourceMetadata: FastifyPluginAsync<ProtectedResourceMeta
     const url = request.raw.url ?? "";
     const mark = url.indexOf("?");
     const document = pipeline.protectedResourceMetadata(mark === -1 ? url : url.slice(0, mark));
-    if (document === undefined) return sendErrorResponse(reply.headers(CORS), NOT_FOUND);
+    if (document === undefined) return sendErrorResponse(reply.headers(ANY_ORIGIN), NOT_FOUND);
     return reply
       .code(200)
-      .headers(CORS)
+      .headers(ANY_ORIGIN)
       .header("cache-control", `public, max-age=${MAX_AGE_SECONDS}`)
       .type("application/json; charset=utf-8")
       .send(JSON.stringify(document));

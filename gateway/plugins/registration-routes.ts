@@ -3,8 +3,9 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import type { ClientInformation } from "../../gen/gatehouse/v1/registration_service_pb.js";
 import type { GatewayDeps } from "../deps.js";
 import { createLoadShedHook } from "../load-shed.js";
-import { bearerFailureResponse, oauthFailureFromRpc, sendErrorResponse } from "../oauth-error-response.js";
+import { bearerFailureResponse, oauthErrorResponse, oauthFailureFromRpc, sendErrorResponse } from "../oauth-error-response.js";
 import { createTenantHook, tenantOf, type TenantRouting } from "../tenant-routing.js";
+import { ANY_ORIGIN, NO_STORE } from "../response-headers.js";
 
 export interface RegistrationRoutesOptions {
   deps: GatewayDeps;
@@ -12,15 +13,13 @@ export interface RegistrationRoutesOptions {
 }
 
 /** RFC 7591 §3.2.1 / RFC 7592 §3: client information carries secrets, never cached. */
-const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" } as const;
 /**
  * Browser-based clients (an MCP client in a web page) register from their
  * own origin: the endpoint uses no cookies or other ambient credentials, so
  * any origin may call it, and the preflight of a JSON POST is answered.
  */
-const CORS = { "access-control-allow-origin": "*" } as const;
 const PREFLIGHT = {
-  ...CORS,
+  ...ANY_ORIGIN,
   "access-control-allow-methods": "GET, POST, PUT, DELETE",
   "access-control-allow-headers": "authorization, content-type",
   "access-control-max-age": "600",
@@ -56,14 +55,14 @@ export const registrationRoutes: FastifyPluginAsync<RegistrationRoutesOptions> =
   app.addHook("onRequest", createLoadShedHook(deps.overload));
   app.addHook("onRequest", createTenantHook(routing));
   app.addHook("onSend", async (_request, reply) => {
-    reply.headers(CORS);
+    reply.headers(ANY_ORIGIN);
   });
 
   const callOptions = (request: FastifyRequest): CallOptions => ({ headers: { ...authz.forBrowser(request.ip).headers, ...tenantOf(request).rpcHeaders } });
   const registrationClientUri = (request: FastifyRequest, clientId: string) => `${tenantOf(request).issuer}${config.paths.register}?client_id=${encodeURIComponent(clientId)}`;
 
   const sendInformation = (request: FastifyRequest, reply: FastifyReply, status: 200 | 201, client: ClientInformation | undefined) => {
-    if (client === undefined) return reply.code(500).headers(NO_STORE).send({ error: "server_error" });
+    if (client === undefined) return sendErrorResponse(reply, oauthErrorResponse({ status: 500, error: "server_error", description: "the authorization server answered without the client" }));
     // RFC 7591 §3.2.1 and RFC 7592 §3: the registered metadata with the server's fields.
     const body: Record<string, unknown> = {
       client_id: client.clientId,

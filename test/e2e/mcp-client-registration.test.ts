@@ -1,13 +1,13 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { UnauthorizedError, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
 import { chromium, type Browser, type BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDemoMcpServer } from "../../demo/demo-mcp-server.js";
 import { startLocalHttpsServer, type LocalHttpsServer } from "../support/local-https-server.js";
+import { McpClientProvider } from "../support/mcp-client-provider.js";
 import { freePort } from "../support/redis-server.js";
 import { scaledBudget } from "../support/scaled-budget.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
@@ -73,46 +73,6 @@ afterAll(async () => {
   for (const server of [mcpServer, callbackServer]) if (server !== undefined) await new Promise((resolve) => server.close(resolve));
 });
 
-/** An MCP client application's store for the SDK: keeps what it is given; no OAuth logic of its own. */
-class SelfRegisteringProvider implements OAuthClientProvider {
-  #client: OAuthClientInformationMixed | undefined;
-  #tokens: OAuthTokens | undefined;
-  #verifier = "";
-
-  constructor(
-    readonly openBrowser: (url: URL) => Promise<void>,
-    readonly clientMetadataUrl?: string,
-  ) {}
-
-  get redirectUrl(): string {
-    return callbackUrl;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return { client_name: "Registered MCP Client", redirect_uris: [callbackUrl], grant_types: ["authorization_code", "refresh_token"], response_types: ["code"], token_endpoint_auth_method: "none" };
-  }
-  clientInformation() {
-    return this.#client;
-  }
-  saveClientInformation(information: OAuthClientInformationMixed) {
-    this.#client = information;
-  }
-  tokens() {
-    return this.#tokens;
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.#tokens = tokens;
-  }
-  async redirectToAuthorization(url: URL) {
-    await this.openBrowser(url);
-  }
-  saveCodeVerifier(verifier: string) {
-    this.#verifier = verifier;
-  }
-  codeVerifier() {
-    return this.#verifier;
-  }
-}
-
 /** Sign in as alice and allow; returns the consent page's text. */
 async function signInAndAllow(context: BrowserContext, url: URL, seen: string[]): Promise<void> {
   const page = await context.newPage();
@@ -128,7 +88,7 @@ async function signInAndAllow(context: BrowserContext, url: URL, seen: string[])
 }
 
 /** From a bare 401 to a tool call; returns what the SDK requested, the consent page's text and the tool's answer. */
-async function connectAndCall(provider: SelfRegisteringProvider, consentSeen: string[]) {
+async function connectAndCall(provider: McpClientProvider, consentSeen: string[]) {
   const requested: string[] = [];
   const recordingFetch: typeof fetch = (input, init) => {
     requested.push(`${init?.method ?? "GET"} ${input instanceof Request ? input.url : String(input)}`);
@@ -155,7 +115,7 @@ describe("the official MCP client registers itself", () => {
       const context = await browser.newContext();
       context.setDefaultTimeout(scaledBudget(10_000));
       const seen: string[] = [];
-      const provider = new SelfRegisteringProvider((url) => signInAndAllow(context, url, seen));
+      const provider = new McpClientProvider({ redirectUrl: callbackUrl, clientName: "Registered MCP Client", openBrowser: (url) => signInAndAllow(context, url, seen) });
       const { requested, consent, who } = await connectAndCall(provider, seen);
       expect(requested).toContain(`POST ${stack.issuer}/oauth2/register`);
       const clientId = provider.clientInformation()!.client_id;
@@ -175,7 +135,7 @@ describe("the official MCP client registers itself", () => {
       context.setDefaultTimeout(scaledBudget(10_000));
       const seen: string[] = [];
       const documentUrl = `${documents.base}/mcp-client.json`;
-      const provider = new SelfRegisteringProvider((url) => signInAndAllow(context, url, seen), documentUrl);
+      const provider = new McpClientProvider({ redirectUrl: callbackUrl, clientName: "Registered MCP Client", openBrowser: (url) => signInAndAllow(context, url, seen), clientMetadataUrl: documentUrl });
       const { requested, consent, who } = await connectAndCall(provider, seen);
       expect(requested).not.toContain(`POST ${stack.issuer}/oauth2/register`);
       expect(provider.clientInformation()!.client_id).toBe(documentUrl);

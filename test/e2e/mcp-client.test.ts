@@ -1,14 +1,14 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { auth, UnauthorizedError, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import { auth, UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
 import { decodeJwt } from "jose";
 import { chromium, type Browser, type BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDemoMcpServer } from "../../demo/demo-mcp-server.js";
 import { startLocalHttpsServer, type LocalHttpsServer } from "../support/local-https-server.js";
+import { McpClientProvider } from "../support/mcp-client-provider.js";
 import { freePort } from "../support/redis-server.js";
 import { scaledBudget } from "../support/scaled-budget.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
@@ -90,60 +90,6 @@ afterAll(async () => {
   await documents?.close();
 });
 
-/**
- * What an MCP client application keeps for the SDK: it stores and returns
- * what it is given, and sends the user's browser to the authorization URL.
- * No OAuth logic of its own.
- */
-class BrowserClientProvider implements OAuthClientProvider {
-  #client: OAuthClientInformationMixed | undefined;
-  #tokens: OAuthTokens | undefined;
-  #verifier = "";
-  readonly authorizationUrls: URL[] = [];
-  /** SEP-991: when set (an https URL), the SDK uses it as the client_id where the server supports metadata documents. */
-  clientMetadataUrl?: string;
-
-  constructor(
-    readonly openBrowser: (url: URL) => Promise<void>,
-    preRegistered?: OAuthClientInformationMixed,
-  ) {
-    this.#client = preRegistered;
-  }
-
-  get redirectUrl(): string {
-    return callbackUrl;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return { client_name: "Test MCP Client", redirect_uris: [callbackUrl], grant_types: ["authorization_code", "refresh_token"], response_types: ["code"], token_endpoint_auth_method: "none" };
-  }
-  clientInformation() {
-    return this.#client;
-  }
-  saveClientInformation(information: OAuthClientInformationMixed) {
-    this.#client = information;
-  }
-  tokens() {
-    return this.#tokens;
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.#tokens = tokens;
-  }
-  async redirectToAuthorization(url: URL) {
-    this.authorizationUrls.push(url);
-    await this.openBrowser(url);
-  }
-  saveCodeVerifier(verifier: string) {
-    this.#verifier = verifier;
-  }
-  codeVerifier() {
-    return this.#verifier;
-  }
-  invalidateCredentials(scope: "all" | "client" | "tokens" | "verifier" | "discovery") {
-    if (scope === "all" || scope === "tokens") this.#tokens = undefined;
-    if (scope === "all" || scope === "client") this.#client = undefined;
-  }
-}
-
 /** The browser's part: sign in as alice and allow, on the gateway's pages; the redirect lands at the callback server. */
 async function signInAndAllow(context: BrowserContext, url: URL): Promise<void> {
   const page = await context.newPage();
@@ -181,7 +127,12 @@ async function runOfficialClient(registration: Registration): Promise<void> {
     requested.push(`${init?.method ?? "GET"} ${input instanceof Request ? input.url : String(input)}`);
     return fetch(input, init);
   };
-  const provider = new BrowserClientProvider((url) => signInAndAllow(context, url), registration.kind === "pre-registered" ? { client_id: "mcp-client" } : undefined);
+  const provider = new McpClientProvider({
+    redirectUrl: callbackUrl,
+    clientName: "Test MCP Client",
+    openBrowser: (url) => signInAndAllow(context, url),
+    preRegistered: registration.kind === "pre-registered" ? { client_id: "mcp-client" } : undefined,
+  });
   // SEP-991 in the SDK: with client_id_metadata_document_supported in the metadata, the URL is the client_id.
   if (registration.kind === "metadata document") provider.clientMetadataUrl = clientMetadataUrl;
   const serverUrl = new URL(`${stack.issuer}/mcp`);
@@ -251,7 +202,7 @@ async function runOfficialClient(registration: Registration): Promise<void> {
     },
     { budgetMs: 2_000, what: "the guard to refuse the revoked access token" },
   );
-  const browserless = new BrowserClientProvider(async () => undefined, provider.clientInformation());
+  const browserless = new McpClientProvider({ redirectUrl: callbackUrl, clientName: "Test MCP Client", openBrowser: async () => undefined, preRegistered: provider.clientInformation() });
   browserless.saveTokens(refreshed);
   const afterRevocation = new Client({ name: "gatehouse-test", version: "1.0.0" });
   await expect(afterRevocation.connect(new StreamableHTTPClientTransport(serverUrl, { authProvider: browserless }))).rejects.toThrow(UnauthorizedError);
