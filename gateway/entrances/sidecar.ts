@@ -125,10 +125,6 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     { revocationGraceMs: 250 },
   );
   const webSockets = pipeline.watchConnections<Duplex>((socket, reason) => endWebSocket(socket, reason));
-  // One listener for every response (no closure per request): 'close' comes when it finished or the client left.
-  const unwatchResponse = function (this: ServerResponse) {
-    responses.delete(this);
-  };
 
   const endWebSocket = (socket: Duplex, reason: ConnectionEnd) => {
     log.info({ reason }, "guard: a WebSocket outlived its token; closed with 1008");
@@ -199,17 +195,18 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     if (upgrade !== undefined) {
       const { socket } = upgrade;
       openSockets.add(socket);
-      if (decision.principal !== undefined) webSockets.add(socket, decision.principal);
+      const watched = decision.principal === undefined ? undefined : webSockets.add(socket, decision.principal);
       socket.once("close", () => {
         openSockets.delete(socket);
-        webSockets.delete(socket);
+        if (watched !== undefined) webSockets.delete(watched);
       });
       proxy.ws(req, socket, upgrade.head, target, onFailure, (upstream) => upstreamSockets.set(socket, upstream));
       return;
     }
     if (decision.principal !== undefined) {
-      responses.add(res, decision.principal);
-      res.on("close", unwatchResponse);
+      // 'close' comes when the response finished or the client left.
+      const watched = responses.add(res, decision.principal);
+      res.once("close", () => responses.delete(watched));
     }
     proxy.web(req, res, target, onFailure);
   };

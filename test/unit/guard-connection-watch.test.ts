@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import fc from "fast-check";
 import { CLOCK_SKEW_GRACE_MS, createConnectionWatch, type ConnectionEnd, type ConnectionWatchControl } from "../../gateway/guard/connection-watch.js";
 import type { Principal } from "../../gateway/guard/introspection-cache.js";
 
@@ -63,8 +64,11 @@ describe("the connection watch", () => {
 
   it("a connection that ended by itself is forgotten; empty ids match nothing; after close nothing is ended", () => {
     const { watch, ended } = watching();
-    watch.add("a", principal("jti-1", "", 1_000));
-    watch.delete("a");
+    const a = watch.add("a", principal("jti-1", "", 1_000));
+    watch.delete(a);
+    watch.delete(a);
+    expect(a.handle).toBeUndefined();
+    expect(watch.size).toBe(0);
     expect(watch.revoked({ jti: "jti-1" })).toBe(0);
     watch.add("b", principal("", "", 1_000));
     expect(watch.revoked({ jti: "" })).toBe(0);
@@ -113,17 +117,63 @@ describe("revocationGraceMs (plain responses)", () => {
     let now = 0;
     const ended: Array<[string, ConnectionEnd]> = [];
     watch = createConnectionWatch<string>({ end: (handle, reason) => ended.push([handle, reason]), clock: () => now, sweepIntervalMs: 60_000, revocationGraceMs: 250 });
-    watch.add("in flight", principal("jti-1", "grant-1", 10_000));
+    const inFlight = watch.add("in flight", principal("jti-1", "grant-1", 10_000));
     watch.add("stream", principal("jti-1", "grant-1", 10_000));
     watch.add("other", principal("jti-2", "grant-2", 10_000));
     expect(watch.revoked({ jti: "jti-1" })).toBe(2);
     expect(ended).toEqual([]);
-    watch.delete("in flight");
+    watch.delete(inFlight);
     now = 249;
     expect(watch.sweep(now)).toBe(0);
     now = 250;
     expect(watch.sweep(now)).toBe(1);
     expect(ended).toEqual([["stream", "revoked"]]);
     expect(watch.size).toBe(1);
+  });
+});
+
+describe("the watch as a list", () => {
+  it("any order of adds, deletes and revocations leaves exactly the connections a set would hold", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant("add" as const), jti: fc.constantFrom("j1", "j2", "j3") }),
+            fc.record({ op: fc.constant("delete" as const), pick: fc.nat() }),
+            fc.record({ op: fc.constant("revoke" as const), jti: fc.constantFrom("j1", "j2", "j3") }),
+          ),
+          { maxLength: 60 },
+        ),
+        (ops) => {
+          const ended: string[] = [];
+          const w = createConnectionWatch<string>({ end: (handle) => ended.push(handle), clock: () => 0, sweepIntervalMs: 60_000 });
+          try {
+            const model = new Map<string, string>();
+            const entries: Array<ReturnType<typeof w.add>> = [];
+            let n = 0;
+            for (const step of ops) {
+              if (step.op === "add") {
+                const handle = `h${n++}`;
+                entries.push(w.add(handle, principal(step.jti, "g", 10_000)));
+                model.set(handle, step.jti);
+              } else if (step.op === "delete" && entries.length > 0) {
+                const entry = entries[step.pick % entries.length]!;
+                if (entry.handle !== undefined) model.delete(entry.handle);
+                w.delete(entry);
+              } else if (step.op === "revoke") {
+                const expected = [...model].filter(([, jti]) => jti === step.jti).map(([handle]) => handle);
+                ended.length = 0;
+                expect(w.revoked({ jti: step.jti })).toBe(expected.length);
+                expect(ended).toEqual(expected);
+                for (const handle of expected) model.delete(handle);
+              }
+              expect(w.size).toBe(model.size);
+            }
+          } finally {
+            w.close();
+          }
+        },
+      ),
+    );
   });
 });
