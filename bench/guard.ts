@@ -41,7 +41,7 @@
  *   BENCH_SECONDS (default 5)          measured seconds per phase (after 1 s of warm-up)
  *   BENCH_CONNECTIONS (default 10,50)  connections (calls in flight for e0/e1); each count runs every phase
  *   BENCH_PHASES                       which phases, across sections, e.g. "b,c,g0,g1" (default: all)
- *   BENCH_ROUNDS (default 1)           interleaved rounds; with more than one, medians too
+ *   BENCH_ROUNDS (default 1)           interleaved rounds, the even ones in reverse order; with more than one, medians too
  *   REDIS_URL                          a Redis to use; default: a redis-server started here
  *   BENCH_PROFILE=dir                  CPU profile of one gateway, its top functions printed:
  *   BENCH_PROFILE_TARGET               c (default), d, entrances, or b (the bare proxy, to compare)
@@ -308,7 +308,10 @@ async function main(): Promise<void> {
       for (const connections of connectionCounts) {
         for (const section of SECTIONS) {
           const sectionRuns: PhaseRun[] = [];
-          for (const key of section.keys) {
+          // Even rounds run a section's phases in reverse: whatever favours a position in the round
+          // (the load generator's own heap, the host's drift) then falls on each side alike.
+          const order = round % 2 === 0 ? [...section.keys].reverse() : section.keys;
+          for (const key of order) {
             const phase = phases.get(key);
             if (phase === undefined) continue;
             await phase.run(connections, WARM_UP_SECONDS);

@@ -30,10 +30,22 @@ export function matchCredential(presented: string | null, credentials: readonly 
   const digest = createHash("sha256").update(presented, "utf8").digest();
   let found: NamedSecret | undefined;
   for (const credential of credentials) {
-    const expected = createHash("sha256").update(credential.secret, "utf8").digest();
-    if (timingSafeEqual(digest, expected) && found === undefined) found = credential;
+    if (timingSafeEqual(digest, digestOf(credential)) && found === undefined) found = credential;
   }
   return found;
+}
+
+/**
+ * A configured credential's digest, made once: the credentials are the
+ * configuration's objects, alive until a reload replaces them, and every
+ * call compares against them (in the all-in-one process, several times a
+ * request).
+ */
+const digests = new WeakMap<NamedSecret, Buffer>();
+function digestOf(credential: NamedSecret): Buffer {
+  let digest = digests.get(credential);
+  if (digest === undefined) digests.set(credential, (digest = createHash("sha256").update(credential.secret, "utf8").digest()));
+  return digest;
 }
 
 /** True when the call carries one of the gateway's service credentials. */
