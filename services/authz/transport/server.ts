@@ -52,30 +52,35 @@ export function createRpcServer(handler: RpcHandler): RpcServer {
   let open = 0;
   const ended = () => void open--;
   /**
-   * HTTP/1.1 connections and how many of their requests are open. The h1
-   * server never listens (its connections are handed to it), so Node's own
-   * tracking, which closeIdleConnections() reads, is never set up: without
-   * this, a kept-alive idle client held a draining server for its whole grace.
+   * HTTP/1.1 connections, how many of their requests are open, and the
+   * latest of those. The h1 server never listens (its connections are handed
+   * to it), so Node's own tracking, which closeIdleConnections() reads, is
+   * never set up: without this, a kept-alive idle client held a draining
+   * server for its whole grace. One record per connection, updated in place:
+   * a collection that gained and lost an entry per request kept the responses
+   * alive through the young-generation collections (guard/connection-watch.ts).
    */
-  const h1Connections = new Map<net.Socket, number>();
-  const h1Responses = new Set<http.ServerResponse>();
+  const h1Connections = new Map<net.Socket, { open: number; latest: http.ServerResponse | undefined }>();
   let draining = false;
   const closeIdleH1 = () => {
-    for (const [socket, requests] of h1Connections) if (requests === 0) socket.destroy();
+    for (const [socket, connection] of h1Connections) if (connection.open === 0) socket.destroy();
   };
   h1.on("request", (request: http.IncomingMessage, response: http.ServerResponse) => {
     open++;
     const socket = request.socket;
-    h1Connections.set(socket, (h1Connections.get(socket) ?? 0) + 1);
+    const connection = h1Connections.get(socket);
+    if (connection !== undefined) {
+      connection.open++;
+      connection.latest = response;
+    }
     // While draining, the answer says the connection ends with it (RFC 9112 §9.6).
     if (draining) response.shouldKeepAlive = false;
-    h1Responses.add(response);
     response.once("close", () => {
       ended();
-      h1Responses.delete(response);
-      const requests = h1Connections.get(socket);
-      if (requests !== undefined) h1Connections.set(socket, requests - 1);
-      if (draining && requests === 1) socket.end();
+      if (connection === undefined) return;
+      connection.open--;
+      if (connection.latest === response) connection.latest = undefined;
+      if (draining && connection.open === 0) socket.end();
     });
   });
   h2.on("stream", (stream: http2.ServerHttp2Stream) => {
@@ -106,7 +111,7 @@ export function createRpcServer(handler: RpcHandler): RpcServer {
         // The HTTP/2 session reads the bytes already buffered, then takes the socket's handle itself.
         h2.emit("connection", socket);
       } else {
-        h1Connections.set(socket, 0);
+        h1Connections.set(socket, { open: 0, latest: undefined });
         socket.once("close", () => h1Connections.delete(socket));
         h1.emit("connection", socket);
         socket.resume();
@@ -131,7 +136,8 @@ export function createRpcServer(handler: RpcHandler): RpcServer {
     async close(graceMs) {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       draining = true;
-      for (const response of h1Responses) if (!response.headersSent) response.shouldKeepAlive = false;
+      // An answer not yet begun says the connection ends with it; responses pipelined before it finish first, in order.
+      for (const { latest } of h1Connections.values()) if (latest !== undefined && !latest.headersSent) latest.shouldKeepAlive = false;
       for (const session of sessions) session.close();
       closeIdleH1();
       const deadline = setTimeout(() => {
