@@ -1,4 +1,5 @@
-import { SignJWT, compactVerify, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from "jose";
+import { compactVerify, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoKey, type JWK } from "jose";
+import { createJwsSigner, type JwsSigner } from "./jws-sign.js";
 import type { AccessTokenClaims, IdTokenClaims, LogoutTokenClaims } from "./tokens.js";
 
 /** Algorithms a signing key may use; ES256 is the default (../shared/DESIGN.md, Tokens). */
@@ -164,6 +165,13 @@ export function buildKeyRing(options: {
 }): KeyRing {
   const { view, issuer, onUnknownKid } = options;
   const verified = new BoundedCache<AccessTokenClaims>(options.verifyCacheSize ?? 20_000);
+  /** Each key's signer, made at its first signature (keys live as long as the ring holds them). */
+  const signers = new WeakMap<RingKey, JwsSigner>();
+  const signerOf = (key: RingKey): JwsSigner => {
+    let signer = signers.get(key);
+    if (signer === undefined) signers.set(key, (signer = createJwsSigner(key.alg, key.privateKey)));
+    return signer;
+  };
   /** The key for ID Tokens of `alg`: the active one, or a published one of that algorithm. */
   const idTokenSigner = (alg: string): RingKey => {
     const { active, byKid } = view();
@@ -201,12 +209,12 @@ export function buildKeyRing(options: {
     async signIdToken(claims, alg) {
       const key = idTokenSigner(alg);
       // Core §2: an ID Token is a JWS; typ JWT, so that it is never mistaken for an at+jwt or a logout+jwt.
-      return new SignJWT(claims as unknown as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "JWT" }).sign(key.privateKey);
+      return signerOf(key)({ alg: key.alg, kid: key.kid, typ: "JWT" }, claims);
     },
 
     async signLogoutToken(claims, alg) {
       const key = idTokenSigner(alg);
-      return new SignJWT(claims as unknown as JWTPayload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "logout+jwt" }).sign(key.privateKey);
+      return signerOf(key)({ alg: key.alg, kid: key.kid, typ: "logout+jwt" }, claims);
     },
 
     async verifyIdTokenHint(token) {
@@ -225,11 +233,10 @@ export function buildKeyRing(options: {
       return claims as unknown as IdTokenClaims;
     },
 
-    sign(claims) {
+    async sign(claims) {
       const { active } = view();
-      return new SignJWT(claims as unknown as JWTPayload)
-        .setProtectedHeader({ alg: active.alg, kid: active.kid, typ: "at+jwt" })
-        .sign(active.privateKey);
+      // RFC 9068 §2.1: typ at+jwt.
+      return signerOf(active)({ alg: active.alg, kid: active.kid, typ: "at+jwt" }, claims);
     },
 
     async verify(token, now) {
