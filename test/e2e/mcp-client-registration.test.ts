@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
@@ -7,8 +7,7 @@ import { chromium, type Browser, type BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDemoMcpServer } from "../../demo/demo-mcp-server.js";
 import { startLocalHttpsServer, type LocalHttpsServer } from "../support/local-https-server.js";
-import { McpClientProvider } from "../support/mcp-client-provider.js";
-import { freePort } from "../support/redis-server.js";
+import { McpClientProvider, startRedirectReceiver, type RedirectReceiver } from "../support/mcp-client-provider.js";
 import { scaledBudget } from "../support/scaled-budget.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
@@ -28,23 +27,16 @@ const TEST_BUDGET_MS = scaledBudget(30_000);
 let stack: TestStack;
 let browser: Browser;
 let mcpServer: Server;
-let callbackServer: Server;
+let receiver: RedirectReceiver;
 let documents: LocalHttpsServer;
 let callbackUrl: string;
-const codes: string[] = [];
 
 beforeAll(async () => {
   mcpServer = createDemoMcpServer();
   await new Promise<void>((resolve) => mcpServer.listen(0, "127.0.0.1", resolve));
   const mcpUpstream = `http://127.0.0.1:${(mcpServer.address() as AddressInfo).port}`;
-  const callbackPort = await freePort();
-  callbackUrl = `http://127.0.0.1:${callbackPort}/callback`;
-  callbackServer = createServer((request, response) => {
-    const code = new URL(request.url ?? "/", callbackUrl).searchParams.get("code");
-    if (code !== null) codes.push(code);
-    response.writeHead(200, { "content-type": "text/plain" }).end("done");
-  });
-  await new Promise<void>((resolve) => callbackServer.listen(callbackPort, "127.0.0.1", resolve));
+  receiver = await startRedirectReceiver();
+  callbackUrl = receiver.url;
   documents = await startLocalHttpsServer("mcp-cimd", (request, response) => {
     if (request.url !== "/mcp-client.json") return response.writeHead(404).end();
     response.writeHead(200, { "content-type": "application/json" }).end(
@@ -70,7 +62,8 @@ afterAll(async () => {
   await browser?.close();
   await stack?.close();
   await documents?.close();
-  for (const server of [mcpServer, callbackServer]) if (server !== undefined) await new Promise((resolve) => server.close(resolve));
+  if (mcpServer !== undefined) await new Promise((resolve) => mcpServer.close(resolve));
+  await receiver?.close();
 });
 
 /** Sign in as alice and allow; returns the consent page's text. */
@@ -95,11 +88,11 @@ async function connectAndCall(provider: McpClientProvider, consentSeen: string[]
     return fetch(input, init);
   };
   const serverUrl = new URL(`${stack.issuer}/mcp`);
-  const before = codes.length;
+  const before = receiver.codes.length;
   const first = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider, fetch: recordingFetch });
   await expect(new Client({ name: "gatehouse-test", version: "1.0.0" }).connect(first)).rejects.toThrow(UnauthorizedError);
-  expect(codes).toHaveLength(before + 1);
-  await first.finishAuth(codes[before]!);
+  expect(receiver.codes).toHaveLength(before + 1);
+  await first.finishAuth(receiver.codes[before]!);
   const client = new Client({ name: "gatehouse-test", version: "1.0.0" });
   await client.connect(new StreamableHTTPClientTransport(serverUrl, { authProvider: provider, fetch: recordingFetch }));
   const who = await client.callTool({ name: "whoami", arguments: {} });

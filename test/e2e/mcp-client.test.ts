@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { auth, UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
@@ -8,8 +8,7 @@ import { chromium, type Browser, type BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDemoMcpServer } from "../../demo/demo-mcp-server.js";
 import { startLocalHttpsServer, type LocalHttpsServer } from "../support/local-https-server.js";
-import { McpClientProvider } from "../support/mcp-client-provider.js";
-import { freePort } from "../support/redis-server.js";
+import { McpClientProvider, startRedirectReceiver, type RedirectReceiver } from "../support/mcp-client-provider.js";
 import { scaledBudget } from "../support/scaled-budget.js";
 import { startTestStack, type TestStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
@@ -36,28 +35,18 @@ const TEST_BUDGET_MS = scaledBudget(30_000);
 let stack: TestStack;
 let browser: Browser;
 let mcpServer: Server;
-let callbackServer: Server;
+let receiver: RedirectReceiver;
 let callbackUrl: string;
 /** The MCP client's Client ID Metadata Document, on a local https server whose certificate the authz service trusts (development allow-list). */
 let documents: LocalHttpsServer;
 let clientMetadataUrl: string;
-/** The codes that reached the MCP client's redirect URI, as its own small web server received them. */
-const codes: string[] = [];
 
 beforeAll(async () => {
   mcpServer = createDemoMcpServer();
   await new Promise<void>((resolve) => mcpServer.listen(0, "127.0.0.1", resolve));
   const mcpUpstream = `http://127.0.0.1:${(mcpServer.address() as AddressInfo).port}`;
-  // The MCP client's redirect URI: a loopback web server of its own (RFC 8252 §7.3), which receives the code.
-  const callbackPort = await freePort();
-  callbackUrl = `http://127.0.0.1:${callbackPort}/callback`;
-  callbackServer = createServer((request, response) => {
-    const code = new URL(request.url ?? "/", callbackUrl).searchParams.get("code");
-    if (code !== null) codes.push(code);
-    response.writeHead(200, { "content-type": "text/plain" });
-    response.end(code === null ? "no code" : "Signed in. You can close this window.");
-  });
-  await new Promise<void>((resolve) => callbackServer.listen(callbackPort, "127.0.0.1", resolve));
+  receiver = await startRedirectReceiver();
+  callbackUrl = receiver.url;
   documents = await startLocalHttpsServer("mcp-client-metadata", (request, response) => {
     if (request.url !== "/mcp-client.json") return response.writeHead(404).end();
     response
@@ -86,7 +75,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await stack?.close();
-  for (const server of [mcpServer, callbackServer]) if (server !== undefined) await new Promise((resolve) => server.close(resolve));
+  if (mcpServer !== undefined) await new Promise((resolve) => mcpServer.close(resolve));
+  await receiver?.close();
   await documents?.close();
 });
 
@@ -136,7 +126,7 @@ async function runOfficialClient(registration: Registration): Promise<void> {
   // SEP-991 in the SDK: with client_id_metadata_document_supported in the metadata, the URL is the client_id.
   if (registration.kind === "metadata document") provider.clientMetadataUrl = clientMetadataUrl;
   const serverUrl = new URL(`${stack.issuer}/mcp`);
-  const codesBefore = codes.length;
+  const codesBefore = receiver.codes.length;
 
   // 1. A bare request: 401, then discovery, then the browser; the SDK stops at REDIRECT.
   const first = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider, fetch: recordingFetch });
@@ -165,10 +155,10 @@ async function runOfficialClient(registration: Registration): Promise<void> {
   expect(authorizationUrl.searchParams.get("resource")).toBe(`${stack.issuer}/mcp`);
   expect(authorizationUrl.searchParams.get("scope")).toBe("mcp:tools");
   expect(authorizationUrl.searchParams.get("code_challenge_method")).toBe("S256");
-  expect(codes).toHaveLength(codesBefore + 1);
+  expect(receiver.codes).toHaveLength(codesBefore + 1);
 
   // 2. The redirect's code, exchanged by the SDK (with the same resource).
-  await first.finishAuth(codes.at(-1)!);
+  await first.finishAuth(receiver.codes.at(-1)!);
   const accessToken = provider.tokens()!.access_token;
   expect(decodeJwt(accessToken)).toMatchObject({ aud: `${stack.issuer}/mcp`, client_id: clientId });
   expect(provider.tokens()!.refresh_token).toBeDefined();

@@ -1,5 +1,28 @@
+import { createServer } from "node:http";
 import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
+import { freePort } from "./redis-server.js";
+
+/** The MCP client application's redirect URI: a loopback web server of its own (RFC 8252 §7.3), which receives the code. */
+export interface RedirectReceiver {
+  readonly url: string;
+  /** Every code that reached it, in order. */
+  readonly codes: readonly string[];
+  close(): Promise<void>;
+}
+
+export async function startRedirectReceiver(): Promise<RedirectReceiver> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/callback`;
+  const codes: string[] = [];
+  const server = createServer((request, response) => {
+    const code = new URL(request.url ?? "/", url).searchParams.get("code");
+    if (code !== null) codes.push(code);
+    response.writeHead(200, { "content-type": "text/plain" }).end(code === null ? "no code" : "Signed in. You can close this window.");
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return { url, codes, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
 
 export interface McpClientProviderOptions {
   /** Where the authorization server sends the browser back (a loopback callback server of the test). */

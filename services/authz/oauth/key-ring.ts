@@ -209,12 +209,12 @@ export function buildKeyRing(options: {
     async signIdToken(claims, alg) {
       const key = idTokenSigner(alg);
       // Core §2: an ID Token is a JWS; typ JWT, so that it is never mistaken for an at+jwt or a logout+jwt.
-      return signerOf(key)({ alg: key.alg, kid: key.kid, typ: "JWT" }, claims);
+      return signerOf(key)({ kid: key.kid, typ: "JWT" }, claims);
     },
 
     async signLogoutToken(claims, alg) {
       const key = idTokenSigner(alg);
-      return signerOf(key)({ alg: key.alg, kid: key.kid, typ: "logout+jwt" }, claims);
+      return signerOf(key)({ kid: key.kid, typ: "logout+jwt" }, claims);
     },
 
     async verifyIdTokenHint(token) {
@@ -236,7 +236,7 @@ export function buildKeyRing(options: {
     async sign(claims) {
       const { active } = view();
       // RFC 9068 §2.1: typ at+jwt.
-      return signerOf(active)({ alg: active.alg, kid: active.kid, typ: "at+jwt" }, claims);
+      return signerOf(active)({ kid: active.kid, typ: "at+jwt" }, claims);
     },
 
     async verify(token, now) {
