@@ -47,6 +47,7 @@ import { formatCpuMs, formatTable, runHttpLoad, type HttpLoadOptions, type LoadR
 import { oidcProviderPeer } from "./lib/oidc-provider-contender.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisCost } from "./lib/redis-stats.js";
 import { BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
+import { median } from "./lib/median.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -365,12 +366,6 @@ function formatPrediction(result: LoadResult): string {
   if (result.cpuMsPerRequest === undefined || result.foreign === undefined) return "-";
   const prediction = predictThroughput(result.cpuMsPerRequest, result.foreign);
   return `${prediction.rps.toFixed(0)}/s, ${prediction.bound} (measured ${(result.rps / prediction.rps).toFixed(2)}×)`;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 function log(message: string): void {

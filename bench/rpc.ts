@@ -23,6 +23,12 @@
  *                               medians and the ratios tenants ÷ single of req/s and of the
  *                               service's CPU per call: this host drifts by more than the 5 %
  *                               bar between minutes, so one pass of each proves nothing
+ *   BENCH_INSTRUCTIONS=n        count instructions instead of time (lib/callgrind.ts): the service
+ *                               runs under valgrind's callgrind, and each phase is n calls to warm
+ *                               up, then n calls counted (BENCH_SECONDS is not used; concurrency
+ *                               8 unless BENCH_CONCURRENCY says otherwise). Prints instructions per
+ *                               call, and with BENCH_TENANTS their ratios, tenants ÷ single: the
+ *                               same figures whatever else the machine is doing.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { RefreshRequestSchema, RefreshResponseSchema } from "../gen/gatehouse/v1/authorization_service_pb.js";
@@ -30,9 +36,13 @@ import { startRedisServer } from "../test/support/redis-server.js";
 import { startBenchAuthz, type BenchAuthz, type BenchTenant } from "./lib/authz-fixture.js";
 import { formatResults, runLoad, type LoadResult } from "./lib/load.js";
 import { benchTenantCount } from "./lib/stack-config.js";
+import { median } from "./lib/median.js";
+import { countIdle, countedPhase, countedRequests, createCallgrind, formatCountedPhases, formatInstructions, WARM_UP_REQUESTS, type Callgrind, type CountedPhase } from "./lib/callgrind.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
+/** Calls per counted phase (BENCH_INSTRUCTIONS), or undefined: timed phases. */
+const countedCalls = countedRequests(process.env.BENCH_INSTRUCTIONS);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? (countedCalls === undefined ? 64 : 8));
 const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
 const phases = new Set((process.env.BENCH_PHASES ?? "metadata,introspect,introspect-first-seen,exchange,refresh").split(","));
 
@@ -41,18 +51,32 @@ async function main(): Promise<void> {
   const redisUrl = process.env.REDIS_URL ?? ownRedis!.url;
   const tenantCount = benchTenantCount();
   const results: LoadResult[] = [];
+  const counted: CountedPhase[] = [];
+  const callgrind = countedCalls === undefined ? undefined : createCallgrind();
   try {
     for (let round = 1; round <= (tenantCount === 0 ? 1 : rounds); round++) {
       if (rounds > 1) log(`round ${round} of ${rounds}`);
       for (const tenants of tenantCount === 0 ? [0] : [0, tenantCount]) {
         // One deployment at a time: the two never share the machine.
-        const authz = await startBenchAuthz({ replicas: 1, redis: { url: redisUrl }, profileDir: process.env.BENCH_PROFILE, tenants });
+        const authz = await startBenchAuthz({
+          replicas: 1,
+          redis: { url: redisUrl },
+          profileDir: process.env.BENCH_PROFILE,
+          tenants,
+          ...(callgrind === undefined ? {} : { wrapper: callgrind.wrapper }),
+        });
         try {
-          results.push(...(await runPhases(authz, tenants, ownRedis?.pid)));
+          const measure = callgrind === undefined ? timed(authz, ownRedis?.pid) : countedBy(callgrind, authz, tenants, counted);
+          results.push(...(await runPhases(authz, tenants, measure)));
+          if (callgrind !== undefined) await countBackground(callgrind, authz, tenants, counted);
         } finally {
           await authz.stop();
         }
       }
+    }
+    if (callgrind !== undefined) {
+      process.stdout.write(`\n${formatCountedPhases(counted, tenantCount)}\n`);
+      return;
     }
     process.stdout.write(`\n${formatResults(results)}\n`);
     if (tenantCount > 0) process.stdout.write(`\n${formatTenantRatios(results, tenantCount)}\n`);
@@ -61,14 +85,52 @@ async function main(): Promise<void> {
   }
 }
 
+/** How a phase is measured: `call` over and over, until `exhausted` (when given) says its inputs ran out. */
+type Measure = (name: string, call: (worker: number, iteration: number) => Promise<unknown>, exhausted?: () => boolean) => Promise<LoadResult>;
+
+/** By the clock: BENCH_SECONDS of calls, with req/s, p50/p99 and the CPU of each process. */
+function timed(authz: BenchAuthz, redisPid: number | undefined): Measure {
+  const cpu = { service: authz.replicas[0]!.child.pid, "load generator": process.pid, redis: redisPid };
+  return (name, call, exhausted) => runLoad(name, { concurrency, seconds, cpu, ...(exhausted === undefined ? {} : { stopWhen: exhausted }) }, call);
+}
+
+/** By instruction count: WARM_UP_REQUESTS × countedCalls calls to warm up, then countedCalls counted by callgrind. */
+function countedBy(callgrind: Callgrind, authz: BenchAuthz, tenants: number, counted: CountedPhase[]): Measure {
+  const pid = authz.replicas[0]!.child.pid!;
+  return async (name, call, exhausted) => {
+    const calls = countedCalls!;
+    const stretch = (label: string, calls: number) => {
+      let started = 0;
+      return runLoad(label, { concurrency, seconds: 3_600, stopWhen: () => started >= calls || exhausted?.() === true }, (worker, iteration) => {
+        started++;
+        return call(worker, iteration);
+      });
+    };
+    await stretch(`${name} (warm-up)`, WARM_UP_REQUESTS * calls);
+    let result: LoadResult | undefined;
+    const stretchCount = await callgrind.count([pid], async () => {
+      result = await stretch(name, calls);
+    });
+    if (result!.errors > 0) throw new Error(`${name}: ${result!.errors} of the counted calls failed (${result!.firstError}); their instructions would count as calls`);
+    counted.push(countedPhase(name.replace(` [${tenants} tenants]`, ""), "", tenants, result!.requests, { service: pid }, stretchCount));
+    log(`${name}: ${result!.requests} calls, ${formatInstructions(stretchCount.instructions[0]! / result!.requests)} instructions each (compiler and major GC left out)`);
+    return result!;
+  };
+}
+
+/** What the service does while no call arrives (see countIdle). */
+async function countBackground(callgrind: Callgrind, authz: BenchAuthz, tenants: number, counted: CountedPhase[]): Promise<void> {
+  counted.push(await countIdle(callgrind, "", { service: authz.replicas[0]!.child.pid! }, tenants));
+}
+
 /** Every phase against one deployment; with tenants, call i goes to tenant i mod n. */
-async function runPhases(authz: BenchAuthz, tenants: number, redisPid: number | undefined): Promise<LoadResult[]> {
+async function runPhases(authz: BenchAuthz, tenants: number, measure: Measure): Promise<LoadResult[]> {
   const label = (name: string) => (tenants === 0 ? name : `${name} [${tenants} tenants]`);
   const side: BenchTenant[] = tenants === 0 ? [authz.inTenant(undefined)] : Array.from({ length: tenants }, (_, i) => authz.inTenant(i));
   let turn = 0;
   const nextSide = () => side[turn++ % side.length]!;
-  const cpu = { service: authz.replicas[0]!.child.pid, "load generator": process.pid, redis: redisPid };
-  log(`authz service on :${authz.ports[0]}${tenants === 0 ? "" : `, ${tenants} tenants`}; ${concurrency} concurrent callers, ${seconds} s per phase`);
+  const perPhase = countedCalls === undefined ? `${seconds} s per phase` : `${countedCalls} calls counted per phase`;
+  log(`authz service on :${authz.ports[0]}${tenants === 0 ? "" : `, ${tenants} tenants`}; ${concurrency} concurrent callers, ${perPhase}`);
   const results: LoadResult[] = [];
 
   // Warm up connections, JIT and script caches.
@@ -76,7 +138,7 @@ async function runPhases(authz: BenchAuthz, tenants: number, redisPid: number | 
 
   if (phases.has("metadata")) {
     results.push(
-      await runLoad(label("GetMetadata (the RPC path alone)"), { concurrency, seconds, cpu }, (w, i) =>
+      await measure(label("GetMetadata (the RPC path alone)"), (w, i) =>
         authz.call("GetMetadata", new Uint8Array(), tenants === 0 ? {} : { "gatehouse-tenant": `t${(w * 7919 + i) % tenants}` }),
       ),
     );
@@ -90,7 +152,7 @@ async function runPhases(authz: BenchAuthz, tenants: number, redisPid: number | 
       return { body: authz.introspectBody((await tenant.issueTokens()).accessToken), headers: tenant.asResourceServer };
     });
     results.push(
-      await runLoad(label("Introspect (1,000 live tokens)"), { concurrency, seconds, cpu }, (w, i) => {
+      await measure(label("Introspect (1,000 live tokens)"), (w, i) => {
         const { body, headers } = calls[(w * 7919 + i) % calls.length]!;
         return authz.call("Introspect", body, headers);
       }),
@@ -101,33 +163,42 @@ async function runPhases(authz: BenchAuthz, tenants: number, redisPid: number | 
     // Tokens never seen before: a signature verification each.
     log("issuing tokens for the first-seen Introspect phase ...");
     const unseen: Array<{ body: Uint8Array; headers: Record<string, string> }> = [];
-    await runLoad("issue", { concurrency, seconds: 4 }, async () => {
+    const wantedUnseen = countedCalls === undefined ? Infinity : (WARM_UP_REQUESTS + 1) * countedCalls;
+    await runLoad("issue", { concurrency, seconds: countedCalls === undefined ? 4 : 3_600, stopWhen: () => unseen.length >= wantedUnseen }, async () => {
       const tenant = nextSide();
       unseen.push({ body: authz.introspectBody((await tenant.issueTokens()).accessToken), headers: tenant.asResourceServer });
     });
     let next = 0;
     results.push(
-      await runLoad(label("Introspect (each token first seen)"), { concurrency, seconds: 1, cpu, stopWhen: () => next >= unseen.length }, () => {
-        const { body, headers } = unseen[next++]!;
-        return authz.call("Introspect", body, headers);
-      }),
+      await measure(
+        label("Introspect (each token first seen)"),
+        () => {
+          const { body, headers } = unseen[next++]!;
+          return authz.call("Introspect", body, headers);
+        },
+        () => next >= unseen.length,
+      ),
     );
   }
 
   if (phases.has("exchange")) {
     log("minting codes for ExchangeCode ...");
     const codes: Array<{ code: string; headers: Record<string, string> }> = [];
-    const wanted = 5_000 * seconds;
-    await runLoad("mint", { concurrency, seconds: 60, stopWhen: () => codes.length >= wanted }, async () => {
+    const wanted = countedCalls === undefined ? 5_000 * seconds : (WARM_UP_REQUESTS + 1) * countedCalls;
+    await runLoad("mint", { concurrency, seconds: countedCalls === undefined ? 60 : 600, stopWhen: () => codes.length >= wanted }, async () => {
       const tenant = nextSide();
       codes.push({ code: await tenant.mintCode(), headers: tenant.asWeb });
     });
     let next = 0;
     results.push(
-      await runLoad(label("ExchangeCode"), { concurrency, seconds, cpu, stopWhen: () => next >= codes.length }, () => {
-        const { code, headers } = codes[next++]!;
-        return authz.call("ExchangeCode", authz.exchangeBody(code), headers);
-      }),
+      await measure(
+        label("ExchangeCode"),
+        () => {
+          const { code, headers } = codes[next++]!;
+          return authz.call("ExchangeCode", authz.exchangeBody(code), headers);
+        },
+        () => next >= codes.length,
+      ),
     );
   }
 
@@ -140,7 +211,7 @@ async function runPhases(authz: BenchAuthz, tenants: number, redisPid: number | 
       }),
     );
     results.push(
-      await runLoad(label("Refresh (rotation)"), { concurrency, seconds, cpu }, async (worker) => {
+      await measure(label("Refresh (rotation)"), async (worker) => {
         const family = families[worker]!;
         const body = toBinary(RefreshRequestSchema, create(RefreshRequestSchema, { refreshToken: family.token }));
         const { token } = fromBinary(RefreshResponseSchema, await authz.call("Refresh", body, family.headers));
@@ -158,11 +229,6 @@ async function runPhases(authz: BenchAuthz, tenants: number, redisPid: number | 
  */
 function formatTenantRatios(results: readonly LoadResult[], tenants: number): string {
   const suffix = ` [${tenants} tenants]`;
-  const median = (values: number[]) => {
-    const sorted = [...values].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  };
   const of = (name: string) => results.filter((r) => r.name === name);
   const lines = [`medians over ${rounds} round(s), ${tenants} tenants ÷ single tenant (bar: req/s ≥ 0.95, CPU per call ≤ 1.05):`];
   for (const name of new Set(results.map((r) => r.name).filter((n) => !n.endsWith(suffix)))) {

@@ -44,6 +44,13 @@
  *                                    requests spread round-robin over their token endpoints
  *                                    (/t{i}/oauth2/token), printed beside the single-tenant figures
  *                                    of the same run (the overload report runs single-tenant only)
+ *   BENCH_INSTRUCTIONS=n             count instructions instead of time (lib/callgrind.ts): every
+ *                                    gatehouse process runs under valgrind's callgrind, and the code
+ *                                    exchange and the refresh each get 5n requests to warm up, then
+ *                                    n counted, over 8 connections (BENCH_CONNECTIONS); prints
+ *                                    instructions per request per process, and with BENCH_TENANTS
+ *                                    their ratios, tenants ÷ single: the same figures whatever else
+ *                                    the machine is doing. BENCH_ROUNDS (default 1) repeats it.
  *
  * The overload report (README, "Overload"), for each mode: saturation is measured in the
  * run, as the rate where authorization_code throughput stops growing (short
@@ -64,9 +71,12 @@ import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats 
 import { SignJWT } from "jose";
 import { BENCH_DOWNSTREAM, BENCH_REDIRECT_URI, benchTenantCount, createBenchSecrets } from "./lib/stack-config.js";
 import { startOtlpSink, type OtlpSink } from "./lib/otlp-sink.js";
+import { countedPhase, countedRequests, countIdle, createCallgrind, formatCountedPhases, formatInstructions, WARM_UP_REQUESTS, type Callgrind, type CountedPhase } from "./lib/callgrind.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
+/** Requests per counted phase (BENCH_INSTRUCTIONS), or undefined: timed phases. */
+const countedCount = countedRequests(process.env.BENCH_INSTRUCTIONS);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? (countedCount === undefined ? 64 : 8));
 const modes = (process.env.BENCH_MODES ?? "split,all-in-one").split(",").map((mode) => mode.trim()) as GatehouseMode[];
 
 const redirectUri = BENCH_REDIRECT_URI;
@@ -81,6 +91,19 @@ async function main(): Promise<void> {
   const results: LoadResult[] = [];
   try {
     const tenantCount = benchTenantCount();
+    if (countedCount !== undefined) {
+      const callgrind = createCallgrind();
+      const counted: CountedPhase[] = [];
+      for (let round = 1; round <= Number(process.env.BENCH_ROUNDS ?? 1); round++) {
+        for (const mode of modes) {
+          for (const tenants of tenantCount === 0 ? [0] : [0, tenantCount]) {
+            counted.push(...(await countMode(callgrind, mode, countedCount, { redisUrl, secrets, headers, codeVerifier, codeChallenge, tenants })));
+          }
+        }
+      }
+      process.stdout.write(`\n${formatCountedPhases(counted, tenantCount)}\n`);
+      return;
+    }
     for (const mode of modes) {
       results.push(...(await runMode(mode, { redisUrl, ownRedisPid: ownRedis?.pid, secrets, headers, codeVerifier, codeChallenge, tenants: 0 })));
       if (tenantCount > 0) results.push(...(await runMode(mode, { redisUrl, ownRedisPid: ownRedis?.pid, secrets, headers, codeVerifier, codeChallenge, tenants: tenantCount })));
@@ -229,6 +252,85 @@ async function runMode(
     await stats?.close();
     await stack?.stop();
     await sink?.close();
+  }
+}
+
+/**
+ * BENCH_INSTRUCTIONS: the code exchange and the refresh against gatehouse
+ * deployed in `deployment` with every process under callgrind, each phase
+ * WARM_UP_REQUESTS × `count` requests uncounted, then `count` counted in
+ * every process; last, the processes' idle rate.
+ */
+async function countMode(
+  callgrind: Callgrind,
+  deployment: GatehouseMode,
+  count: number,
+  setup: { tenants: number; redisUrl: string; secrets: Awaited<ReturnType<typeof createBenchSecrets>>; headers: Record<string, string>; codeVerifier: string; codeChallenge: string },
+): Promise<CountedPhase[]> {
+  const { tenants, headers } = setup;
+  const mode = tenants === 0 ? deployment : `${deployment} ${tenants} tenants`;
+  const stack = await startGatehouseTwoProcess(
+    { redisUrl: setup.redisUrl, secrets: setup.secrets, redirectUri, codeVerifier: setup.codeVerifier, codeChallenge: setup.codeChallenge, codeLifetimeSeconds: 600 },
+    { name: `token-counted-${deployment}${tenants === 0 ? "" : `-${tenants}-tenants`}`, mode: deployment, tenants, wrapper: callgrind.wrapper },
+  );
+  try {
+    const processes = Object.fromEntries(Object.entries(stack.processes).filter((entry): entry is [string, number] => entry[1] !== undefined));
+    log(`${mode}: ${Object.entries(processes).map(([name, pid]) => `${name} pid ${pid}`).join(", ")} under callgrind; ${connections} connections, ${count} requests counted per phase`);
+    const counted: CountedPhase[] = [];
+    /** `requests` uncounted times WARM_UP_REQUESTS, then `requests` counted; `load` runs `n` of them. */
+    const phase = async (name: string, load: (label: string, n: number) => Promise<LoadResult>) => {
+      await load(`${mode} ${name} (warm-up)`, WARM_UP_REQUESTS * count);
+      let result: LoadResult | undefined;
+      const stretch = await callgrind.count(Object.values(processes), async () => {
+        result = await load(`${mode} ${name}`, count);
+      });
+      if (result!.errors > 0) throw new Error(`${mode} ${name}: ${result!.errors} of the counted requests failed (${result!.firstError})`);
+      counted.push(countedPhase(`${deployment} ${name}`, deployment, tenants, result!.requests, processes, stretch));
+      log(`${mode} ${name}: ${result!.requests} requests, ${stretch.instructions.map((n, i) => `${Object.keys(processes)[i]} ${formatInstructions(n / result!.requests)}`).join(", ")} instructions each`);
+    };
+    const exchangeBody = (code: string) => new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: redirectUri, code_verifier: setup.codeVerifier }).toString();
+    const codesFor = async (n: number) => (tenants === 0 ? (await stack.mintCodes(n)).map((code) => ({ code, tokenPath: "/oauth2/token" })) : stack.mintTenantCodes(n));
+
+    const codes = await codesFor((WARM_UP_REQUESTS + 1) * count);
+    let next = 0;
+    let current = codes[0]!;
+    await phase("token: authorization_code (PKCE, Basic)", (label, n) =>
+      runHttpLoad(label, {
+        url: stack.tokenUrl,
+        connections,
+        seconds: 3_600,
+        headers,
+        body: () => exchangeBody((current = codes[next++]!).code),
+        ...(tenants === 0 ? {} : { path: () => current.tokenPath }),
+        maxRequests: n,
+      }),
+    );
+
+    // One family per connection and as many again, chained as in the timed phase.
+    const families = await Promise.all(
+      (await codesFor(2 * connections)).map(async ({ code, tokenPath }) => {
+        const response = await fetch(`${stack.gatewayUrl}${tokenPath}`, { method: "POST", headers, body: exchangeBody(code) });
+        if (response.status !== 200) throw new Error(`token endpoint answered ${response.status}: ${await response.text()}`);
+        return { token: ((await response.json()) as { refresh_token: string }).refresh_token, tokenPath };
+      }),
+    );
+    let family = families[0]!;
+    await phase("token: refresh_token (rotation)", (label, n) =>
+      runHttpLoad(label, {
+        url: stack.tokenUrl,
+        connections,
+        seconds: 3_600,
+        headers,
+        body: () => new URLSearchParams({ grant_type: "refresh_token", refresh_token: (family = families.shift() ?? { token: "none-left", tokenPath: family.tokenPath }).token }).toString(),
+        path: (context) => (context.tokenPath = family.tokenPath),
+        onAccepted: (body, context) => families.push({ token: (JSON.parse(body) as { refresh_token: string }).refresh_token, tokenPath: context.tokenPath as string }),
+        maxRequests: n,
+      }),
+    );
+    counted.push(await countIdle(callgrind, deployment, processes, tenants));
+    return counted;
+  } finally {
+    await stack.stop();
   }
 }
 

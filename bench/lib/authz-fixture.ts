@@ -17,6 +17,7 @@ import {
 } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { hashSecret } from "../../services/authz/oauth/secrets.js";
 import { runNode, type RunningProcess } from "../../test/support/process.js";
+import { STRETCHED_OVERLOAD } from "./stack-config.js";
 import { freePort } from "../../test/support/redis-server.js";
 import { createConnectH2Client, type ConnectH2Client } from "./connect-h2.js";
 
@@ -60,7 +61,15 @@ export interface BenchTenant {
 
 const REDIRECT_URI = "https://bench.test/cb";
 
-export async function startBenchAuthz(options: { replicas: number; redis: BenchRedis; profileDir?: string; /** Named tenants t0 … t{n-1} (BENCH_TENANTS). */ tenants?: number }): Promise<BenchAuthz> {
+export async function startBenchAuthz(options: {
+  replicas: number;
+  redis: BenchRedis;
+  profileDir?: string;
+  /** Named tenants t0 … t{n-1} (BENCH_TENANTS). */
+  tenants?: number;
+  /** A command that runs each replica's node (callgrind, lib/callgrind.ts): it starts many times slower. */
+  wrapper?: readonly string[];
+}): Promise<BenchAuthz> {
   const tenantCount = options.tenants ?? 0;
   const secrets = { web: randomBytes(32).toString("base64url"), rs: randomBytes(32).toString("base64url"), service: randomBytes(32).toString("base64url") };
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
@@ -76,6 +85,8 @@ export async function startBenchAuthz(options: { replicas: number; redis: BenchR
         ...("cluster" in options.redis ? { redis: { cluster: options.redis.cluster } } : {}),
         serviceCredential: { env: "BENCH_SERVICE_CREDENTIAL" },
         signingKeys: { source: { env: "BENCH_SIGNING_KEYS" } },
+        // Under a wrapper (callgrind) every step takes tens of times longer: the deadlines stretch with it.
+        ...(options.wrapper === undefined ? {} : { overload: STRETCHED_OVERLOAD }),
       },
       lifetimes: { code: 600 },
       scopes: [{ name: "read", description: "Read" }],
@@ -106,6 +117,7 @@ export async function startBenchAuthz(options: { replicas: number; redis: BenchR
   const replicas = ports.map((port) =>
     runNode("dist/services/authz/main.js", {
       nodeArgs: options.profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`],
+      ...(options.wrapper === undefined ? {} : { wrapper: options.wrapper }),
       env: {
         GATEHOUSE_CONFIG: configFile,
         GATEHOUSE_AUTHZ_PORT: String(port),
@@ -116,7 +128,7 @@ export async function startBenchAuthz(options: { replicas: number; redis: BenchR
       },
     }),
   );
-  await Promise.all(ports.map((port) => waitForReady(port)));
+  await Promise.all(ports.map((port) => waitForReady(port, options.wrapper === undefined ? 30 : 600)));
 
   const clients: ConnectH2Client[] = ports.map((port) => createConnectH2Client(`http://127.0.0.1:${port}`, { sessions: 4 }));
   let turn = 0;
@@ -179,10 +191,10 @@ export async function startBenchAuthz(options: { replicas: number; redis: BenchR
   };
 }
 
-async function waitForReady(port: number): Promise<void> {
+async function waitForReady(port: number, seconds: number): Promise<void> {
   const client = createConnectH2Client(`http://127.0.0.1:${port}`, { sessions: 1 });
   try {
-    for (let i = 0; i < 300; i++) {
+    for (let i = 0; i < seconds * 10; i++) {
       try {
         await client.call("/gatehouse.v1.AuthorizationService/GetMetadata", toBinary(GetMetadataRequestSchema, create(GetMetadataRequestSchema)));
         return;

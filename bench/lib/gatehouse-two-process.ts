@@ -62,6 +62,8 @@ export async function startGatehouseTwoProcess(
     tenants?: number;
     /** More of the gateway section (a variant: writeBenchStackConfig's `gateway`). */
     gateway?: { authz?: Record<string, unknown> } & Record<string, unknown>;
+    /** A command that runs each process's node (callgrind, lib/callgrind.ts); the deadlines stretch with it. */
+    wrapper?: readonly string[];
   } = {},
 ): Promise<GatehouseTwoProcess> {
   const name = options.name ?? "peers";
@@ -79,11 +81,13 @@ export async function startGatehouseTwoProcess(
     lifetimes: { code: setup.codeLifetimeSeconds },
     tenants: options.tenants ?? 0,
     ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
+    stretchDeadlines: options.wrapper !== undefined,
   });
   const env = { GATEHOUSE_CONFIG: configFile, REDIS_URL: setup.redisUrl, LOG_LEVEL: "warn", ...setup.secrets.env, ...options.env };
   const profile = (process: string) =>
     setup.profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${setup.profileDir}`, `--cpu-prof-name=${name}-${process}.cpuprofile`];
-  const authz = allInOne ? undefined : runNode("dist/services/authz/main.js", { env, nodeArgs: profile("authz") });
+  const wrapped = options.wrapper === undefined ? {} : { wrapper: options.wrapper };
+  const authz = allInOne ? undefined : runNode("dist/services/authz/main.js", { env, nodeArgs: profile("authz"), ...wrapped });
   let gateway: RunningProcess | undefined;
   let rpc: ConnectH2Client | undefined;
   const stop = async () => {
@@ -94,10 +98,10 @@ export async function startGatehouseTwoProcess(
   };
   try {
     gateway = allInOne
-      ? runNode("dist/all-in-one/main.js", { env, nodeArgs: profile("all-in-one") })
-      : runNode("dist/gateway/main.js", { env, nodeArgs: profile("gateway") });
+      ? runNode("dist/all-in-one/main.js", { env, nodeArgs: profile("all-in-one"), ...wrapped })
+      : runNode("dist/gateway/main.js", { env, nodeArgs: profile("gateway"), ...wrapped });
     // Ready means the gateway answers and reaches the authz service (health plugin).
-    await waitForReady(`${gatewayUrl}/readyz`, () => `${authz?.output() ?? ""}${gateway?.output() ?? ""}`);
+    await waitForReady(`${gatewayUrl}/readyz`, () => `${authz?.output() ?? ""}${gateway?.output() ?? ""}`, options.wrapper === undefined ? undefined : 600_000);
     rpc = createConnectH2Client(`http://127.0.0.1:${authzPort}`, { sessions: 4 });
   } catch (error) {
     await stop();

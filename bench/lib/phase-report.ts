@@ -1,5 +1,6 @@
 import { formatForeignLoad } from "./foreign-load.js";
 import { formatTable, type LoadResult } from "./load.js";
+import { median } from "./median.js";
 
 /**
  * The printed side of a benchmark whose figures are each taken against a
@@ -100,13 +101,6 @@ export function formatRatios(runs: readonly PhaseRun[], specs: readonly RatioSpe
     );
   }
   return lines.join("\n");
-}
-
-function median(values: readonly number[]): number {
-  const sorted = values.filter((v) => !Number.isNaN(v)).sort((x, y) => x - y);
-  if (sorted.length === 0) return NaN;
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 /**

@@ -63,6 +63,8 @@ export function writeBenchStackConfig(options: {
   tenants?: number;
   /** More of the gateway section (a variant measured beside the default: `leanEndpoints: false`, `authz.httpVersion`). */
   gateway?: { authz?: Record<string, unknown> } & Record<string, unknown>;
+  /** The processes run under a wrapper (callgrind) and take tens of times longer per step: the deadlines stretch with them. */
+  stretchDeadlines?: boolean;
 }): string {
   const file = join(options.dir, `${options.name}.yaml`);
   writeFileSync(
@@ -76,6 +78,7 @@ export function writeBenchStackConfig(options: {
         keyPrefix: `bench-${options.name}-${Date.now()}:`,
         serviceCredential: { env: "BENCH_SERVICE_CREDENTIAL" },
         signingKeys: { source: { env: "BENCH_SIGNING_KEYS" } },
+        ...(options.stretchDeadlines === true ? { overload: STRETCHED_OVERLOAD } : {}),
       },
       ...(options.lifetimes === undefined ? {} : { lifetimes: options.lifetimes }),
       // openid: bench:token's OpenID Connect code exchange (an ID Token signed beside the access token).
@@ -130,6 +133,7 @@ export function writeBenchStackConfig(options: {
           serviceCredential: { env: "BENCH_SERVICE_CREDENTIAL" },
           clientId: "gatehouse-gateway",
           clientSecret: { env: "BENCH_GATEWAY_CLIENT_SECRET" },
+          ...(options.stretchDeadlines === true ? { timeoutMs: 30_000 } : {}),
           ...options.gateway?.authz,
         },
         ...(options.guard === undefined ? {} : { guard: options.guard }),
@@ -162,3 +166,9 @@ export function benchTenantCount(): number {
   if (!Number.isInteger(count) || count < 0 || count > 10_000) throw new Error("BENCH_TENANTS must be an integer from 0 to 10000");
   return count;
 }
+
+/**
+ * authz.overload for a service under callgrind (BENCH_INSTRUCTIONS): a Redis
+ * reply read 500 ms after it arrived is not a Redis timeout there.
+ */
+export const STRETCHED_OVERLOAD = { queueTimeoutMs: 30_000, defaultBudgetMs: 100_000, redisCommandTimeoutMs: 50_000 } as const;

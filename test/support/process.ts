@@ -20,7 +20,13 @@ export interface RunningProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-type RunOptions = { env?: Record<string, string | undefined>; args?: string[]; nodeArgs?: string[] };
+type RunOptions = {
+  env?: Record<string, string | undefined>;
+  args?: string[];
+  nodeArgs?: string[];
+  /** A command that runs node (e.g. valgrind's callgrind, bench/lib/callgrind.ts); its pid is then the child's. */
+  wrapper?: readonly string[];
+};
 
 /** Runs a TypeScript entry point of the repository as its own process (node --import tsx). */
 export function runTs(entry: string, options: RunOptions = {}): RunningProcess {
@@ -29,7 +35,9 @@ export function runTs(entry: string, options: RunOptions = {}): RunningProcess {
 
 /** Runs a JavaScript entry point (e.g. the build in dist/) as its own process, with plain node. */
 export function runNode(entry: string, options: RunOptions = {}): RunningProcess {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), entry, ...(options.args ?? [])], {
+  const argv = [process.execPath, ...(options.nodeArgs ?? []), entry, ...(options.args ?? [])];
+  const [command, ...args] = [...(options.wrapper ?? []), ...argv] as [string, ...string[]];
+  const child = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
