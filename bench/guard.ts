@@ -39,6 +39,13 @@
  * every other process); then the ratios with their bars (met/MISSED).
  *
  *   BENCH_SECONDS (default 5)          measured seconds per phase (after 1 s of warm-up)
+ *   BENCH_WARM_REQUESTS (default 100000)  requests each phase's server gets once, before the first
+ *                                      round, over 10 connections: V8 keeps compiling and
+ *                                      deoptimising a server's hot paths for its first 50,000-
+ *                                      100,000 requests (seen with --trace-opt: the sidecar at
+ *                                      200 µs of CPU per request in its first 5 s of load, 120 µs
+ *                                      from the 10th second on; the bare proxy 141 → 99 µs), and
+ *                                      a server runs for days: what is measured is the steady state
  *   BENCH_CONNECTIONS (default 10,50)  connections (calls in flight for e0/e1); each count runs every phase
  *   BENCH_PHASES                       which phases, across sections, e.g. "b,c,g0,g1" (default: all)
  *   BENCH_ROUNDS (default 1)           interleaved rounds, the even ones in reverse order; with more than one, medians too
@@ -46,9 +53,9 @@
  *   BENCH_PROFILE=dir                  CPU profile of one gateway, its top functions printed:
  *   BENCH_PROFILE_TARGET               c (default), d, entrances, or b (the bare proxy, to compare)
  *
- * The default run measures 26 phases of 6 s (2.6 minutes): about 3.5 minutes with
- * the build and start-up; the run stops with an error past its planned time
- * plus 2 minutes. If nginx
+ * The default run measures 26 phases of 6 s (2.6 minutes) after 11 warm-ups of
+ * 100,000 requests (10-20 s each): about 6 minutes with the build and start-up;
+ * the run stops with an error past its planned time plus 2 minutes. If nginx
  * is not installed, n0 and n1 are reported as not run, and the rest runs.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -71,6 +78,9 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
 const profileDir = process.env.BENCH_PROFILE;
 const profileTarget = process.env.BENCH_PROFILE_TARGET ?? "c";
 const WARM_UP_SECONDS = 1;
+const WARM_REQUESTS = Number(process.env.BENCH_WARM_REQUESTS ?? 100_000);
+/** The slowest warm-up rate planned for (ext_authz's Check, nginx + auth_request), requests per second. */
+const WARM_RATE_PLANNED = 3_000;
 /** Start-up, probes and shutdown on top of the planned phases, before the run is stopped as stuck. */
 const RUN_SLACK_MS = 120_000;
 const CHECK_PATH = "/.gatehouse/check";
@@ -114,6 +124,10 @@ interface Phase {
   readonly servers: readonly string[];
   /** One request; throws unless it is answered 200 (the Check: OK). */
   probe(): Promise<void>;
+  /** `requests` requests over 10 connections, not measured: the server's JIT settles (BENCH_WARM_REQUESTS). */
+  warm(requests: number): Promise<LoadResult>;
+  /** Offered a fixed rate: warmed by its closed-loop twin (the same server and path) when that runs too. */
+  readonly twin?: string;
   run(connections: number, seconds: number, cpu?: Record<string, number | undefined>): Promise<LoadResult>;
 }
 
@@ -134,7 +148,7 @@ async function main(): Promise<void> {
   const runnable = ALL_KEYS.filter((key) => wanted.has(key) && !notRun.has(key));
   /** Whether a process is needed: some phase that runs uses it. */
   const needs = (...keys: string[]) => keys.some((key) => runnable.includes(key));
-  const plannedMs = rounds * connectionCounts.length * runnable.length * (seconds + WARM_UP_SECONDS) * 1000;
+  const plannedMs = (rounds * connectionCounts.length * runnable.length * (seconds + WARM_UP_SECONDS) + (runnable.length * WARM_REQUESTS) / WARM_RATE_PLANNED) * 1000;
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`bench:guard: still running ${(plannedMs + RUN_SLACK_MS) / 1000} s after its start: stopped`)), plannedMs + RUN_SLACK_MS);
@@ -264,6 +278,8 @@ async function main(): Promise<void> {
         const response = await fetch(url, { headers });
         if (response.status !== 200) throw new Error(`(${key}) ${url} answered ${response.status}: ${(await response.text()).slice(0, 300)}`);
       },
+      warm: (requests) => runHttpLoad(`${name} (JIT warm-up)`, { url, method: "GET", connections: 10, seconds: 600, headers, maxRequests: requests }),
+      ...(openLoop ? { twin: key.slice(0, 1) } : {}),
       run(connections, phaseSeconds, cpu) {
         if (openLoop && fixedRate === undefined) throw new Error(`(${key}) needs phase b in the same run: its rate is half of b's`);
         const rate = openLoop ? { rate: fixedRate! } : {};
@@ -278,6 +294,10 @@ async function main(): Promise<void> {
         name,
         servers,
         probe: () => channel.call().catch((error: unknown) => Promise.reject(new Error(`(${key}) ${String(error)}`))),
+        warm: (requests) => {
+          let started = 0;
+          return runLoad(`${name} (JIT warm-up)`, { concurrency: 10, seconds: 600, stopWhen: () => started >= requests }, () => (started++, channel.call()));
+        },
         run: (connections, phaseSeconds, cpu) => runLoad(name, { concurrency: connections, seconds: phaseSeconds, ...(cpu === undefined ? {} : { cpu }) }, () => channel.call()),
       };
     };
@@ -301,6 +321,15 @@ async function main(): Promise<void> {
     const phases = new Map(runnable.map((key) => [key, define[key]!()]));
     // Each phase once, by condition, before anything is measured: the first Check and check also fill the caches.
     for (const phase of phases.values()) await phase.probe();
+    if (WARM_REQUESTS > 0) {
+      log(`JIT warm-up: ${WARM_REQUESTS} requests to each phase's server ...`);
+      for (const phase of phases.values()) {
+        if (phase.twin !== undefined && phases.has(phase.twin)) continue;
+        const warmed = await phase.warm(WARM_REQUESTS);
+        if (warmed.errors > 0) throw new Error(`(${phase.key}) ${warmed.errors} warm-up requests failed: ${warmed.firstError}`);
+        log(`  (${phase.key}) ${warmed.requests} requests in ${warmed.seconds.toFixed(1)} s`);
+      }
+    }
 
     log(`loopback; nginx 1 worker; processes: ${Object.entries(pids).map(([name, pid]) => `${name} ${pid}`).join(", ")}`);
     const runs: PhaseRun[] = [];

@@ -14,7 +14,9 @@ await app.register(async (scope) => {
   scope.route({
     method: scope.supportedMethods,
     url: "*",
-    onRequest: (request, reply, _done) => scope.upstreamProxy.web(request.raw, reply.raw, target, () => reply.code(502).send()),
+    // The caller's fields as they came (hop-by-hop ones included): no check, no rewrite.
+    onRequest: (request, reply, _done) =>
+      scope.upstreamProxy.web(request.raw, reply.raw, target, { path: request.raw.url ?? "/", headers: request.raw.rawHeaders }, () => reply.code(502).send()),
     handler: async () => undefined,
   });
 });

@@ -5,7 +5,7 @@ import type { Duplex } from "node:stream";
 import proxyAddr from "@fastify/proxy-addr";
 import type { Logger } from "pino";
 import type { GatewayConfig } from "../config.js";
-import { createUpstreamHeaders, type ForwardedFor } from "../guard/mutate.js";
+import { createUpstreamHeaders, headerObject, type ForwardedFor } from "../guard/mutate.js";
 import { UNMATCHED, type Allowance, type GuardDecision, type GuardPipeline } from "../guard/pipeline.js";
 import type { ConnectionEnd } from "../guard/connection-watch.js";
 import { normalizeTarget, type NormalizedTarget } from "../guard/rules.js";
@@ -171,28 +171,27 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     }
     // The client may have left while the token was checked.
     if (req.socket.destroyed) return;
-    req.headers = upstreamHeaders(req.headers, {
+    // W3C Trace Context: the upstream continues the gateway's span (tracing off: the caller's traceparent passes as sent).
+    const span = requestTracing.spanOf(req);
+    const headers = upstreamHeaders(req.headers, {
       setHeaders: decision.setHeaders,
       removeHeaders: decision.removeHeaders,
       forwarded: forwardedFor(req),
       requestId,
       websocket,
-    }) as IncomingMessage["headers"];
-    // W3C Trace Context: the upstream continues the gateway's span (tracing off: the caller's traceparent passes as sent).
-    const span = requestTracing.spanOf(req);
-    if (span !== undefined) {
-      req.headers.traceparent = traceparentOf(span);
-      const state = span.spanContext().traceState?.serialize();
-      if (state !== undefined && state !== "") req.headers.tracestate = state;
-    }
+      ...(span === undefined ? {} : { traceContext: { traceparent: traceparentOf(span), tracestate: span.spanContext().traceState?.serialize() } }),
+    });
     // The upstream gets the path that was checked, and the query as it came.
-    req.url = decision.path + decision.search;
+    const path = decision.path + decision.search;
     // RFC 9110 §10.1.1: the client waits for 100 (Continue) before it sends the body; only now is it let in.
     if (awaitingContinue.has(req)) res.writeContinue();
     const target = targetOf(decision.upstream);
     const onFailure = (failure: UpstreamFailure) => upstreamFailed(res, decision, failure, requestId, ids);
     const upgrade = websocket ? upgrades.get(req) : undefined;
     if (upgrade !== undefined) {
+      // http-proxy reads the handshake's target and fields from the request.
+      req.headers = headerObject(headers) as IncomingMessage["headers"];
+      req.url = path;
       const { socket } = upgrade;
       openSockets.add(socket);
       const watched = decision.principal === undefined ? undefined : webSockets.add(socket, decision.principal);
@@ -208,7 +207,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       const watched = responses.add(res, decision.principal);
       res.once("close", () => responses.delete(watched));
     }
-    proxy.web(req, res, target, onFailure);
+    proxy.web(req, res, target, { path, headers }, onFailure);
   };
 
   const serve = (req: IncomingMessage, res: ServerResponse, requestId: string, normalized?: NormalizedTarget) => {

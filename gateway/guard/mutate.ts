@@ -124,10 +124,16 @@ export interface UpstreamHeaderRequest {
   readonly requestId: string;
   /** A WebSocket handshake keeps `Connection: Upgrade` and `Upgrade: websocket`. */
   readonly websocket: boolean;
+  /** W3C Trace Context of the gateway's span, in place of the caller's (tracing on); absent: the caller's pass as sent. */
+  readonly traceContext?: { readonly traceparent: string; readonly tracestate: string | undefined };
 }
 
-/** Returns the headers for the upstream: a new object; the caller's is left as it was. */
-export type UpstreamHeaders = (headers: RequestHeaders, request: UpstreamHeaderRequest) => Record<string, string | readonly string[]>;
+/**
+ * Returns the header fields for the upstream as name/value pairs (what
+ * node:http writes as they are; a repeated field is repeated); the caller's
+ * headers are left as they were.
+ */
+export type UpstreamHeaders = (headers: RequestHeaders, request: UpstreamHeaderRequest) => string[];
 
 /**
  * RFC 9110 §7.6.1: hop-by-hop fields a proxy must not forward, and the ones
@@ -158,25 +164,38 @@ const FORWARDING = new Set(["forwarded", "x-forwarded-for", "x-forwarded-proto",
  */
 export function createUpstreamHeaders(): UpstreamHeaders {
   return (headers, request) => {
-    const out: Record<string, string | readonly string[]> = {};
+    const out: string[] = [];
     const connection = headers.connection;
     const listed = connection === undefined ? undefined : new Set(String(connection).toLowerCase().split(",").map((t) => t.trim()));
     const remove = request.removeHeaders;
+    const trace = request.traceContext;
     for (const name in headers) {
       const value = headers[name];
       if (value === undefined || HOP_BY_HOP.has(name) || FORWARDING.has(name) || listed?.has(name) === true || (remove.length > 0 && remove.includes(name))) continue;
-      out[name] = value;
+      if (trace !== undefined && (name === "traceparent" || name === "tracestate")) continue;
+      if (typeof value === "string") out.push(name, value);
+      else for (const one of value) out.push(name, one);
     }
-    if (request.websocket) {
-      out.connection = "Upgrade";
-      out.upgrade = "websocket";
-    }
+    if (request.websocket) out.push("connection", "Upgrade", "upgrade", "websocket");
     const set = request.setHeaders;
-    for (const name in set) out[name] = set[name]!;
-    out["x-forwarded-for"] = request.forwarded.for;
-    out["x-forwarded-proto"] = request.forwarded.proto;
-    out["x-forwarded-host"] = request.forwarded.host;
-    out["x-request-id"] = request.requestId;
+    for (const name in set) out.push(name, set[name]!);
+    if (trace !== undefined) {
+      out.push("traceparent", trace.traceparent);
+      if (trace.tracestate !== undefined && trace.tracestate !== "") out.push("tracestate", trace.tracestate);
+    }
+    out.push("x-forwarded-for", request.forwarded.for, "x-forwarded-proto", request.forwarded.proto, "x-forwarded-host", request.forwarded.host, "x-request-id", request.requestId);
     return out;
   };
+}
+
+/** Name/value pairs as an object (what http-proxy's WebSocket handshake reads from `req.headers`); a repeated field becomes a list. */
+export function headerObject(pairs: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = pairs[i]!;
+    const value = pairs[i + 1]!;
+    const seen = out[name];
+    out[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
+  }
+  return out;
 }

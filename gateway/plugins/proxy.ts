@@ -1,5 +1,5 @@
-import { Agent as HttpAgent, type ClientRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Duplex } from "node:stream";
 import { parse as parseUrl } from "node:url";
 import type { FastifyPluginAsync } from "fastify";
@@ -8,11 +8,18 @@ import httpProxy from "http-proxy";
 import type { UpstreamFailure, UpstreamProxy } from "../upstream.js";
 
 /**
- * The only user of `http-proxy`: streams a request to its upstream and the
- * response back, with no buffering on either side. Upstream connections are
- * kept alive (without keep-alive, a proxy spends most of its time on TCP
+ * The guard's proxy: streams a request to its upstream and the response
+ * back, with no buffering on either side. Upstream connections are kept
+ * alive (without keep-alive, a proxy spends most of its time on TCP
  * handshakes). The response's hop-by-hop fields are removed here; the
  * request's were removed by the guard (guard/mutate.ts).
+ *
+ * Requests go out through node:http directly, their header fields as the
+ * name/value list the guard built: Node then checks and writes each field
+ * once, where http-proxy copied them into an object and Node set them one by
+ * one (about a tenth of the sidecar's instructions per request, counted with
+ * callgrind). WebSocket handshakes, a few per connection, go through
+ * `http-proxy`, its only use.
  */
 
 declare module "fastify" {
@@ -49,6 +56,19 @@ function onUpstreamTimeout(this: ClientRequest): void {
   this.destroy(Object.assign(new Error("the upstream did not answer in time"), { code: TIMEOUT_CODE }));
 }
 
+/** The response head for the client, then the body, streamed. */
+function relayResponse(proxyRes: IncomingMessage, res: ServerResponse): void {
+  if (res.destroyed) {
+    proxyRes.destroy();
+    return;
+  }
+  res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, responseHeaders(proxyRes));
+  // An upstream that breaks off mid-body: cut the client off too, rather than end a truncated body cleanly.
+  proxyRes.once("error", () => res.destroy());
+  proxyRes.once("aborted", () => res.destroy());
+  proxyRes.pipe(res);
+}
+
 const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
   // The upstream timeout is the sockets' own: armed once per connection, not once per request.
   // A request emits 'timeout' when its socket has been silent that long (and an idle pooled socket is dropped).
@@ -56,15 +76,9 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
     http: new HttpAgent({ keepAlive: true, scheduling: "lifo", timeout: options.timeoutMs }),
     https: new HttpsAgent({ keepAlive: true, scheduling: "lifo", timeout: options.timeoutMs }),
   };
-  const server = httpProxy.createProxyServer({ xfwd: false, changeOrigin: false, selfHandleResponse: true, ws: false });
+  // WebSocket handshakes only (see the module comment).
+  const server = httpProxy.createProxyServer({ xfwd: false, changeOrigin: false, ws: false });
 
-  // Every proxied request: the upstream timeout, and giving up when the client leaves.
-  server.on("proxyReq", (proxyReq, _req, res) => {
-    proxyReq.once("timeout", onUpstreamTimeout);
-    res.once("close", () => {
-      if (!res.writableFinished) proxyReq.destroy();
-    });
-  });
   /** Handshakes whose caller wants the upstream socket (UpstreamProxy.ws's onOpen). */
   const wsOpen = new WeakMap<IncomingMessage, (upstream: Duplex) => void>();
   server.on("proxyReqWs", (proxyReq, req) => {
@@ -73,18 +87,6 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
     if (onOpen !== undefined) proxyReq.once("upgrade", (_res: IncomingMessage, upstream: Duplex) => onOpen(upstream));
   });
 
-  // selfHandleResponse: the response head is written here, without hop-by-hop fields.
-  server.on("proxyRes", (proxyRes, _req, res) => {
-    if (res.destroyed) {
-      proxyRes.destroy();
-      return;
-    }
-    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, responseHeaders(proxyRes));
-    // An upstream that breaks off mid-body: cut the client off too, rather than end a truncated body cleanly.
-    proxyRes.once("error", () => res.destroy());
-    proxyRes.once("aborted", () => res.destroy());
-    proxyRes.pipe(res);
-  });
   // Without a callback http-proxy would emit these; keep them from crashing the process.
   server.on("error", () => {});
   server.on("econnreset", () => {});
@@ -98,14 +100,50 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
   const upstreamProxy: UpstreamProxy = {
     target(url) {
       const parsed = parseUrl(url);
-      return { url, parsed, web: { target: parsed, agent: parsed.protocol === "https:" ? agents.https : agents.http }, ws: { target: parsed, agent: false } };
+      const secure = parsed.protocol === "https:";
+      return {
+        url,
+        parsed,
+        web: { origin: { protocol: parsed.protocol, hostname: parsed.hostname, port: parsed.port }, agent: secure ? agents.https : agents.http, secure },
+        // "http://up/base/" and "http://up/base" both put "/base" before the request's path.
+        basePath: (parsed.pathname ?? "/").replace(/\/+$/, ""),
+        ws: { target: parsed, agent: false },
+      };
     },
-    web(req, res, target, onFailure) {
-      server.web(req, res, target.web as httpProxy.ServerOptions, (error: NodeJS.ErrnoException) => {
+    web(req, res, target, outgoing, onFailure) {
+      let failed = false;
+      const fail = (error: NodeJS.ErrnoException) => {
+        if (failed) return;
+        failed = true;
+        // The client left first (its reset reached the upstream side): there is no one to answer.
+        if (req.socket.destroyed && error.code === "ECONNRESET") return;
         const responseStarted = res.headersSent;
         if (responseStarted) res.destroy();
         onFailure(failureOf(error, responseStarted));
+      };
+      let proxyReq: ClientRequest;
+      try {
+        proxyReq = (target.web.secure ? httpsRequest : httpRequest)({
+          ...target.web.origin,
+          agent: target.web.agent,
+          method: req.method,
+          path: target.basePath + outgoing.path,
+          headers: outgoing.headers as string[],
+        });
+      } catch (error) {
+        // Node refuses a field or path it cannot send (checked when the head is built).
+        fail(error as NodeJS.ErrnoException);
+        return;
+      }
+      proxyReq.once("timeout", onUpstreamTimeout);
+      proxyReq.on("error", fail);
+      req.on("error", fail);
+      // The client left before the answer was complete: the upstream request is given up.
+      res.once("close", () => {
+        if (!res.writableFinished) proxyReq.destroy();
       });
+      proxyReq.once("response", (proxyRes: IncomingMessage) => relayResponse(proxyRes, res));
+      req.pipe(proxyReq);
     },
     ws(req, socket, head, target, onFailure, onOpen) {
       if (onOpen !== undefined) wsOpen.set(req, onOpen);

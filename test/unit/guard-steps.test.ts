@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { extractBearer, headerValue, isB64Token, tokenHash } from "../../gateway/guard/authenticate.js";
 import { authorizeScopes, describeRequirement, requiredScope } from "../../gateway/guard/authorize.js";
 import { INACTIVE, cacheExpiry, createIntrospectionCache, type Principal } from "../../gateway/guard/introspection-cache.js";
-import { createIdentityMutation, createUpstreamHeaders } from "../../gateway/guard/mutate.js";
+import { createIdentityMutation, createUpstreamHeaders, headerObject } from "../../gateway/guard/mutate.js";
 
 /** The guard's pure steps after matching: bearer extraction, the cache, scope checks, header rewriting. */
 
@@ -186,7 +186,7 @@ describe("the header rewrite", () => {
   const upstream = createUpstreamHeaders();
   const forwarded = { for: "10.0.0.1", proto: "https", host: "api.test" };
   const rewrite = (headers: IncomingHttpHeaders, p: Principal | undefined, forwardAuthorization: boolean, websocket = false) =>
-    upstream(headers, { setHeaders: mutation.setHeaders(p), removeHeaders: mutation.removeHeaders(headers, forwardAuthorization), forwarded, requestId: "req-1", websocket });
+    headerObject(upstream(headers, { setHeaders: mutation.setHeaders(p), removeHeaders: mutation.removeHeaders(headers, forwardAuthorization), forwarded, requestId: "req-1", websocket }));
 
   it("removes the caller's identity, override, forwarding and hop-by-hop fields, then writes the verified ones", () => {
     const headers: IncomingHttpHeaders = {
@@ -225,6 +225,27 @@ describe("the header rewrite", () => {
     const out = rewrite(headers, undefined, true, true);
     expect(out).toMatchObject({ authorization: "Bearer t", connection: "Upgrade", upgrade: "websocket", "sec-websocket-key": "k" });
     expect(out["x-gatehouse-subject"]).toBeUndefined();
+  });
+
+  it("sends a repeated field once per value, in order, as node:http writes pairs", () => {
+    const pairs = upstream({ host: "api.test", "x-tag": ["a", "b"] } as IncomingHttpHeaders, {
+      setHeaders: {},
+      removeHeaders: [],
+      forwarded,
+      requestId: "req-1",
+      websocket: false,
+    });
+    expect(pairs.slice(0, 6)).toEqual(["host", "api.test", "x-tag", "a", "x-tag", "b"]);
+    expect(headerObject(pairs)["x-tag"]).toEqual(["a", "b"]);
+  });
+
+  it("puts the gateway's trace context in place of the caller's when tracing is on, and passes the caller's otherwise", () => {
+    const headers: IncomingHttpHeaders = { traceparent: "00-caller-01", tracestate: "caller=1" };
+    const base = { setHeaders: {}, removeHeaders: [], forwarded, requestId: "req-1", websocket: false };
+    expect(headerObject(upstream(headers, base))).toMatchObject({ traceparent: "00-caller-01", tracestate: "caller=1" });
+    const traced = headerObject(upstream(headers, { ...base, traceContext: { traceparent: "00-gateway-01", tracestate: undefined } }));
+    expect(traced.traceparent).toBe("00-gateway-01");
+    expect(traced.tracestate).toBeUndefined();
   });
 
   it("the pipeline lists only the request's own fields to remove; nothing extra is allocated for a plain request", () => {
