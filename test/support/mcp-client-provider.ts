@@ -1,7 +1,7 @@
 import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
-import { freePort } from "./redis-server.js";
 
 /** The MCP client application's redirect URI: a loopback web server of its own (RFC 8252 §7.3), which receives the code. */
 export interface RedirectReceiver {
@@ -12,16 +12,16 @@ export interface RedirectReceiver {
 }
 
 export async function startRedirectReceiver(): Promise<RedirectReceiver> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}/callback`;
   const codes: string[] = [];
   const server = createServer((request, response) => {
-    const code = new URL(request.url ?? "/", url).searchParams.get("code");
+    const code = new URL(request.url ?? "/", "http://127.0.0.1").searchParams.get("code");
     if (code !== null) codes.push(code);
     response.writeHead(200, { "content-type": "text/plain" }).end(code === null ? "no code" : "Signed in. You can close this window.");
   });
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  return { url, codes, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  // Port 0: the system picks a free port as it binds (a port probed first may be taken before the bind).
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/callback`, codes, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 export interface McpClientProviderOptions {
