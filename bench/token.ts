@@ -291,19 +291,15 @@ async function countMode(
     const exchangeBody = (code: string) => new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: redirectUri, code_verifier: setup.codeVerifier }).toString();
     const codesFor = async (n: number) => (tenants === 0 ? (await stack.mintCodes(n)).map((code) => ({ code, tokenPath: "/oauth2/token" })) : stack.mintTenantCodes(n));
 
+    /** n token requests, bounded by count, not time (under callgrind a request takes tens of times longer). */
+    const post = (label: string, n: number, request: Pick<HttpLoadOptions, "body" | "path" | "onAccepted">) =>
+      runHttpLoad(label, { url: stack.tokenUrl, connections, seconds: 3_600, headers, maxRequests: n, ...request });
+
     const codes = await codesFor((WARM_UP_REQUESTS + 1) * count);
     let next = 0;
     let current = codes[0]!;
     await phase("token: authorization_code (PKCE, Basic)", (label, n) =>
-      runHttpLoad(label, {
-        url: stack.tokenUrl,
-        connections,
-        seconds: 3_600,
-        headers,
-        body: () => exchangeBody((current = codes[next++]!).code),
-        ...(tenants === 0 ? {} : { path: () => current.tokenPath }),
-        maxRequests: n,
-      }),
+      post(label, n, { body: () => exchangeBody((current = codes[next++]!).code), ...(tenants === 0 ? {} : { path: () => current.tokenPath }) }),
     );
 
     // One family per connection and as many again, chained as in the timed phase.
@@ -316,15 +312,10 @@ async function countMode(
     );
     let family = families[0]!;
     await phase("token: refresh_token (rotation)", (label, n) =>
-      runHttpLoad(label, {
-        url: stack.tokenUrl,
-        connections,
-        seconds: 3_600,
-        headers,
+      post(label, n, {
         body: () => new URLSearchParams({ grant_type: "refresh_token", refresh_token: (family = families.shift() ?? { token: "none-left", tokenPath: family.tokenPath }).token }).toString(),
         path: (context) => (context.tokenPath = family.tokenPath),
         onAccepted: (body, context) => families.push({ token: (JSON.parse(body) as { refresh_token: string }).refresh_token, tokenPath: context.tokenPath as string }),
-        maxRequests: n,
       }),
     );
     counted.push(await countIdle(callgrind, deployment, processes, tenants));

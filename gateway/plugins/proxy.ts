@@ -128,7 +128,8 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
           agent: target.web.agent,
           method: req.method,
           path: target.basePath + outgoing.path,
-          headers: outgoing.headers as string[],
+          // Node adds no Host to a list of fields; an HTTP/1.0 caller may have sent none (RFC 9112 §3.2: an HTTP/1.1 request must).
+          headers: (req.headers.host === undefined ? [...outgoing.headers, "host", target.parsed.host ?? ""] : outgoing.headers) as string[],
         });
       } catch (error) {
         // Node refuses a field or path it cannot send (checked when the head is built).

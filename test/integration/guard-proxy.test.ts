@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { request as httpRequest, type IncomingMessage } from "node:http";
+import { connect } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import { startEchoUpstream, type EchoUpstream } from "../support/echo-upstream.js";
@@ -186,6 +187,20 @@ describe("upstream connections", () => {
       await response.arrayBuffer();
     }
     expect(s.upstream.connections - before).toBeLessThanOrEqual(2);
+  });
+
+  it("an HTTP/1.0 request without Host reaches the upstream with one (the upstream speaks HTTP/1.1, where Host is required)", async () => {
+    const url = new URL(s.gateway.url);
+    const socket = connect(Number(url.port), url.hostname);
+    socket.write(`GET /read/old-client HTTP/1.0\r\nAuthorization: Bearer ${read}\r\n\r\n`);
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      socket.on("data", (chunk: Buffer) => (text += chunk.toString("latin1")));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(s.upstream.last()?.headers.host).toBe(new URL(s.upstream.url).host);
   });
 });
 
