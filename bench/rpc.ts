@@ -37,7 +37,7 @@ import { startBenchAuthz, type BenchAuthz, type BenchTenant } from "./lib/authz-
 import { formatResults, runLoad, type LoadResult } from "./lib/load.js";
 import { benchTenantCount } from "./lib/stack-config.js";
 import { median } from "./lib/median.js";
-import { countIdle, countedPhase, countedRequests, createCallgrind, formatCountedPhases, formatInstructions, WARM_UP_REQUESTS, type Callgrind, type CountedPhase } from "./lib/callgrind.js";
+import { countIdle, countPhase, countedRequests, createCallgrind, formatCountedPhases, WARM_UP_REQUESTS, type Callgrind, type CountedPhase } from "./lib/callgrind.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 /** Calls per counted phase (BENCH_INSTRUCTIONS), or undefined: timed phases. */
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
         try {
           const measure = callgrind === undefined ? timed(authz, ownRedis?.pid) : countedBy(callgrind, authz, tenants, counted);
           results.push(...(await runPhases(authz, tenants, measure)));
-          if (callgrind !== undefined) await countBackground(callgrind, authz, tenants, counted);
+          if (callgrind !== undefined) counted.push(await countIdle(callgrind, "", { service: authz.replicas[0]!.child.pid! }, tenants));
         } finally {
           await authz.stop();
         }
@@ -85,42 +85,34 @@ async function main(): Promise<void> {
   }
 }
 
-/** How a phase is measured: `call` over and over, until `exhausted` (when given) says its inputs ran out. */
-type Measure = (name: string, call: (worker: number, iteration: number) => Promise<unknown>, exhausted?: () => boolean) => Promise<LoadResult>;
+/**
+ * How a phase is measured: `call` over and over, until `exhausted` (when
+ * given) says its inputs ran out; by the clock, for `phaseSeconds`.
+ */
+type Measure = (name: string, call: (worker: number, iteration: number) => Promise<unknown>, exhausted?: () => boolean, phaseSeconds?: number) => Promise<LoadResult>;
 
-/** By the clock: BENCH_SECONDS of calls, with req/s, p50/p99 and the CPU of each process. */
+/** By the clock: BENCH_SECONDS of calls (or the phase's own), with req/s, p50/p99 and the CPU of each process. */
 function timed(authz: BenchAuthz, redisPid: number | undefined): Measure {
   const cpu = { service: authz.replicas[0]!.child.pid, "load generator": process.pid, redis: redisPid };
-  return (name, call, exhausted) => runLoad(name, { concurrency, seconds, cpu, ...(exhausted === undefined ? {} : { stopWhen: exhausted }) }, call);
+  return (name, call, exhausted, phaseSeconds = seconds) =>
+    runLoad(name, { concurrency, seconds: phaseSeconds, cpu, ...(exhausted === undefined ? {} : { stopWhen: exhausted }) }, call);
 }
 
-/** By instruction count: WARM_UP_REQUESTS × countedCalls calls to warm up, then countedCalls counted by callgrind. */
+/** By instruction count (countPhase): the calls of a stretch bounded by number, not time. */
 function countedBy(callgrind: Callgrind, authz: BenchAuthz, tenants: number, counted: CountedPhase[]): Measure {
-  const pid = authz.replicas[0]!.child.pid!;
+  const processes = { service: authz.replicas[0]!.child.pid! };
   return async (name, call, exhausted) => {
-    const calls = countedCalls!;
-    const stretch = (label: string, calls: number) => {
+    let last: LoadResult | undefined;
+    const phase = await countPhase(callgrind, processes, { name: name.replace(` [${tenants} tenants]`, ""), deployment: "", tenants, label: name }, countedCalls!, async (label, requests) => {
       let started = 0;
-      return runLoad(label, { concurrency, seconds: 3_600, stopWhen: () => started >= calls || exhausted?.() === true }, (worker, iteration) => {
+      return (last = await runLoad(label, { concurrency, seconds: 3_600, stopWhen: () => started >= requests || exhausted?.() === true }, (worker, iteration) => {
         started++;
         return call(worker, iteration);
-      });
-    };
-    await stretch(`${name} (warm-up)`, WARM_UP_REQUESTS * calls);
-    let result: LoadResult | undefined;
-    const stretchCount = await callgrind.count([pid], async () => {
-      result = await stretch(name, calls);
+      }));
     });
-    if (result!.errors > 0) throw new Error(`${name}: ${result!.errors} of the counted calls failed (${result!.firstError}); their instructions would count as calls`);
-    counted.push(countedPhase(name.replace(` [${tenants} tenants]`, ""), "", tenants, result!.requests, { service: pid }, stretchCount));
-    log(`${name}: ${result!.requests} calls, ${formatInstructions(stretchCount.instructions[0]! / result!.requests)} instructions each (compiler and major GC left out)`);
-    return result!;
+    counted.push(phase);
+    return last!;
   };
-}
-
-/** What the service does while no call arrives (see countIdle). */
-async function countBackground(callgrind: Callgrind, authz: BenchAuthz, tenants: number, counted: CountedPhase[]): Promise<void> {
-  counted.push(await countIdle(callgrind, "", { service: authz.replicas[0]!.child.pid! }, tenants));
 }
 
 /** Every phase against one deployment; with tenants, call i goes to tenant i mod n. */
@@ -177,6 +169,7 @@ async function runPhases(authz: BenchAuthz, tenants: number, measure: Measure): 
           return authz.call("Introspect", body, headers);
         },
         () => next >= unseen.length,
+        1,
       ),
     );
   }

@@ -71,7 +71,7 @@ import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats 
 import { SignJWT } from "jose";
 import { BENCH_DOWNSTREAM, BENCH_REDIRECT_URI, benchTenantCount, createBenchSecrets } from "./lib/stack-config.js";
 import { startOtlpSink, type OtlpSink } from "./lib/otlp-sink.js";
-import { countedPhase, countedRequests, countIdle, createCallgrind, formatCountedPhases, formatInstructions, WARM_UP_REQUESTS, type Callgrind, type CountedPhase } from "./lib/callgrind.js";
+import { countedRequests, countIdle, countPhase, createCallgrind, formatCountedPhases, WARM_UP_REQUESTS, type Callgrind, type CountedPhase } from "./lib/callgrind.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 /** Requests per counted phase (BENCH_INSTRUCTIONS), or undefined: timed phases. */
@@ -277,17 +277,8 @@ async function countMode(
     const processes = Object.fromEntries(Object.entries(stack.processes).filter((entry): entry is [string, number] => entry[1] !== undefined));
     log(`${mode}: ${Object.entries(processes).map(([name, pid]) => `${name} pid ${pid}`).join(", ")} under callgrind; ${connections} connections, ${count} requests counted per phase`);
     const counted: CountedPhase[] = [];
-    /** `requests` uncounted times WARM_UP_REQUESTS, then `requests` counted; `load` runs `n` of them. */
-    const phase = async (name: string, load: (label: string, n: number) => Promise<LoadResult>) => {
-      await load(`${mode} ${name} (warm-up)`, WARM_UP_REQUESTS * count);
-      let result: LoadResult | undefined;
-      const stretch = await callgrind.count(Object.values(processes), async () => {
-        result = await load(`${mode} ${name}`, count);
-      });
-      if (result!.errors > 0) throw new Error(`${mode} ${name}: ${result!.errors} of the counted requests failed (${result!.firstError})`);
-      counted.push(countedPhase(`${deployment} ${name}`, deployment, tenants, result!.requests, processes, stretch));
-      log(`${mode} ${name}: ${result!.requests} requests, ${stretch.instructions.map((n, i) => `${Object.keys(processes)[i]} ${formatInstructions(n / result!.requests)}`).join(", ")} instructions each`);
-    };
+    const phase = async (name: string, load: (label: string, n: number) => Promise<LoadResult>) =>
+      counted.push(await countPhase(callgrind, processes, { name: `${deployment} ${name}`, deployment, tenants, label: `${mode} ${name}` }, count, load));
     const exchangeBody = (code: string) => new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: redirectUri, code_verifier: setup.codeVerifier }).toString();
     const codesFor = async (n: number) => (tenants === 0 ? (await stack.mintCodes(n)).map((code) => ({ code, tokenPath: "/oauth2/token" })) : stack.mintTenantCodes(n));
 

@@ -3,10 +3,11 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import type { LoadResult } from "./load.js";
 import { median } from "./median.js";
 
 /**
- * Instruction counts of one server process, from valgrind's callgrind: the
+ * Instruction counts of server processes, from valgrind's callgrind: the
  * cost of a request that the clock on a shared two-core host cannot give to
  * within a few per cent (between minutes this host drifts by more than
  * issue 11's 5 % bar; `valgrind --tool=callgrind` counts the same instructions
@@ -128,17 +129,6 @@ async function leftOutOf(dumpPath: string): Promise<{ compiler: number; majorGc:
   return { compiler: sum(LEFT_OUT.compiler), majorGc: sum(LEFT_OUT.majorGc) };
 }
 
-/** True when valgrind and callgrind_control are installed. */
-export async function callgrindAvailable(): Promise<boolean> {
-  try {
-    await run("valgrind", ["--version"]);
-    await run("callgrind_control", ["--version"]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Counted requests are preceded by this many times as many uncounted ones:
  * V8's optimising compiler (its own threads, counted too) must have settled,
@@ -186,7 +176,7 @@ export async function countIdle(callgrind: Callgrind, deployment: string, proces
 }
 
 /** A counted stretch as a phase's figures, per process name. */
-export function countedPhase(
+function countedPhase(
   name: string,
   deployment: string,
   tenants: number,
@@ -205,6 +195,32 @@ export function countedPhase(
     compiler: stretch.compiler.reduce((a, b) => a + b, 0),
     majorGc: stretch.majorGc.reduce((a, b) => a + b, 0),
   };
+}
+
+/**
+ * One phase counted in every process of `processes`: `load` runs
+ * WARM_UP_REQUESTS × n requests uncounted, then n counted. A counted request
+ * that failed would count as one served, so any failure fails the run.
+ */
+export async function countPhase(
+  callgrind: Callgrind,
+  processes: Readonly<Record<string, number>>,
+  phase: { name: string; deployment: string; tenants: number; label: string },
+  n: number,
+  load: (label: string, requests: number) => Promise<LoadResult>,
+): Promise<CountedPhase> {
+  await load(`${phase.label} (warm-up)`, WARM_UP_REQUESTS * n);
+  let result: LoadResult | undefined;
+  const stretch = await callgrind.count(Object.values(processes), async () => {
+    result = await load(phase.label, n);
+  });
+  if (result!.errors > 0) throw new Error(`${phase.label}: ${result!.errors} of the counted requests failed (${result!.firstError})`);
+  process.stderr.write(
+    `${phase.label}: ${result!.requests} requests, ${Object.keys(processes)
+      .map((name, i) => `${name} ${formatInstructions(stretch.instructions[i]! / result!.requests)}`)
+      .join(", ")} instructions each (compiler and major GC left out)\n`,
+  );
+  return countedPhase(phase.name, phase.deployment, phase.tenants, result!.requests, processes, stretch);
 }
 
 /**
@@ -245,6 +261,6 @@ export function formatCountedPhases(counted: readonly CountedPhase[], tenants: n
   return lines.join("\n");
 }
 
-export function formatInstructions(n: number): string {
+function formatInstructions(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(3)} M` : `${(n / 1e3).toFixed(1)} k`;
 }
