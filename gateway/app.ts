@@ -52,7 +52,7 @@ export async function buildApp(deps: GatewayDeps): Promise<FastifyInstance> {
     // Every log line of a request carries its trace id (request-tracing.ts); with tracing on, the request's span starts here.
     childLoggerFactory: (logger, bindings, options, rawReq) => {
       const ids = requestTracing.begin(rawReq as IncomingMessage);
-      return logger.child(ids === undefined ? bindings : { ...bindings, ...ids }, options);
+      return logger.child(ids === undefined ? bindings : Object.assign({}, bindings, ids), options);
     },
     // A URL fastify's router cannot decode is bad input like any other: the RFC's shape, not fastify's.
     frameworkErrors: (error, _request, reply) => {

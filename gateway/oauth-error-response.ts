@@ -85,14 +85,14 @@ export function oauthFailureFromRpc(error: unknown, options: { usedBasic: boolea
   const base = { error: detail.error, description: detail.errorDescription, redirectUrl: detail.redirectUrl || undefined, retryAfter };
   switch (detail.error) {
     case "invalid_client":
-      return options.usedBasic ? { ...base, status: 401, challenge: "Basic" } : { ...base, status: 400 };
+      return options.usedBasic ? Object.assign({}, base, { status: 401, challenge: "Basic" as const }) : Object.assign({}, base, { status: 400 });
     case "temporarily_unavailable":
-      return { ...base, status: 503, retryAfter: retryAfter ?? 1 };
+      return Object.assign({}, base, { status: 503, retryAfter: retryAfter ?? 1 });
     case "too_many_attempts":
       // No RFC 6749 code fits a rate limit; temporarily_unavailable is the closest and clients retry it.
-      return { ...base, status: 429, error: "temporarily_unavailable" };
+      return Object.assign({}, base, { status: 429, error: "temporarily_unavailable" });
     case "server_error":
-      return { ...base, status: 500 };
+      return Object.assign({}, base, { status: 500 });
     case "registration_not_supported":
       // The tenant's registration policy is off: there is no registration endpoint (RFC 7591 §3).
       return { status: 404, error: "not_found", description: "" };
@@ -103,7 +103,7 @@ export function oauthFailureFromRpc(error: unknown, options: { usedBasic: boolea
       // The gateway's own credential was refused: a deployment error, not the client's.
       return { status: 500, error: "server_error", description: "the gateway is not authorized at the authorization server" };
     default:
-      return { ...base, status: 400 };
+      return Object.assign({}, base, { status: 400 });
   }
 }
 
@@ -128,8 +128,8 @@ export interface ErrorResponse {
 
 /** RFC 6749 §5.2 JSON error (or the §4.1.2.1 redirect it names), with no-store. */
 export function oauthErrorResponse(failure: OAuthFailure): ErrorResponse {
-  if (failure.redirectUrl !== undefined) return { status: 302, headers: { ...NO_STORE, location: failure.redirectUrl }, body: "" };
-  const headers: Record<string, string> = { ...NO_STORE, "content-type": "application/json; charset=utf-8" };
+  if (failure.redirectUrl !== undefined) return { status: 302, headers: Object.assign({}, NO_STORE, { location: failure.redirectUrl }), body: "" };
+  const headers: Record<string, string> = Object.assign({}, NO_STORE, { "content-type": "application/json; charset=utf-8" });
   if (failure.challenge === "Basic") headers["www-authenticate"] = `Basic realm=${quote("gatehouse")}, charset="UTF-8"`;
   if (failure.retryAfter !== undefined) headers["retry-after"] = String(failure.retryAfter);
   const body = JSON.stringify({ error: failure.error, ...(failure.description === "" ? {} : { error_description: failure.description }) });
@@ -164,7 +164,7 @@ export function bearerFailureResponse(failure: BearerFailure): ErrorResponse {
   // says so, and a request without a token gets no error code at all (§3.1).
   const error = failure.error ?? BEARER_FAILURE_ERROR[failure.status];
   headers["content-type"] = "application/json; charset=utf-8";
-  return { status: failure.status, headers, body: JSON.stringify({ ...(error === undefined ? {} : { error }), error_description: detail }) };
+  return { status: failure.status, headers, body: JSON.stringify(error === undefined ? { error_description: detail } : { error, error_description: detail }) };
 }
 
 /** The gateway's 404 for a path nothing serves. */
@@ -182,7 +182,7 @@ export function sendErrorResponse(reply: FastifyReply, response: ErrorResponse):
 /** Writes an error response on a raw Node response: the guard's path beneath fastify, and fastify's frameworkErrors. */
 export function writeErrorResponse(res: ServerResponse, response: ErrorResponse): void {
   if (res.headersSent || res.destroyed) return;
-  res.writeHead(response.status, { ...response.headers, "content-length": String(Buffer.byteLength(response.body)) });
+  res.writeHead(response.status, Object.assign({}, response.headers, { "content-length": String(Buffer.byteLength(response.body)) }));
   res.end(response.body);
 }
 

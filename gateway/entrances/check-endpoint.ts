@@ -184,7 +184,7 @@ export function createCheckEntrance(options: CheckEntranceOptions): CheckEntranc
     const hasChallenge = Object.keys(refusal.headers).some((name) => name.toLowerCase() === "www-authenticate");
     if ((status === 401 || status === 403) && !hasChallenge) {
       const challenge = refuse(status, "invalid_request", "request refused").headers["www-authenticate"]!;
-      return { status, headers: { ...refusal.headers, "www-authenticate": challenge }, body: refusal.body };
+      return { status, headers: Object.assign({}, refusal.headers, { "www-authenticate": challenge }), body: refusal.body };
     }
     return { status, headers: refusal.headers, body: refusal.body };
   }

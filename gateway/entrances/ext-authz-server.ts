@@ -145,5 +145,5 @@ function reply(stream: http2.ServerHttp2Stream, message: Uint8Array): void {
 /** A call that ends without a message: status and message in the one HEADERS frame (PROTOCOL-HTTP2.md, Trailers-Only). */
 function trailersOnly(stream: http2.ServerHttp2Stream, code: Code, message: string, extra: Record<string, string> = {}): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
-  stream.respond({ ...RESPONSE_HEADERS, "grpc-status": String(code), "grpc-message": encodeURIComponent(message), ...extra }, { endStream: true });
+  stream.respond(Object.assign({}, RESPONSE_HEADERS, { "grpc-status": String(code), "grpc-message": encodeURIComponent(message) }, extra), { endStream: true });
 }

@@ -274,13 +274,13 @@ export function createGuardPipeline(deps: GuardPipelineDeps): GuardPipeline {
   const challengeOf = (route: Route, failure: Omit<BearerFailure, "realm" | "style">): Omit<BearerFailure, "realm" | "style"> => {
     const resource = route.config.resource;
     if (resource === undefined || (failure.status !== 401 && failure.status !== 403)) return failure;
-    return { ...failure, scope: failure.scope ?? requiredScope(route.config), resourceMetadata: resource.metadataUrl };
+    return Object.assign({}, failure, { scope: failure.scope ?? requiredScope(route.config), resourceMetadata: resource.metadataUrl });
   };
 
   const refuse = (request: GuardRequest, route: string, outcome: GuardOutcome, failure: Omit<BearerFailure, "realm" | "style">, style: Route["style"] = "rfc6750"): Refusal => {
     metrics.guardRequest(route, outcome);
     log.info({ reqId: request.requestId, ...request.logIds, route, outcome, status: failure.status, method: request.method, path: pathOf(request.target) }, "guard: refused");
-    const response = bearerFailureResponse({ ...failure, realm: guard.realm, style, ...(failure.status === 503 ? { retryAfter: 1 } : {}) });
+    const response = bearerFailureResponse(Object.assign({}, failure, { realm: guard.realm, style }, failure.status === 503 ? { retryAfter: 1 } : {}));
     return {
       kind: "refuse",
       route,

@@ -62,7 +62,7 @@ const plugin: FastifyPluginAsync<CheckEndpointOptions> = async (app, options) =>
     }
     if (cameOverTls !== undefined && !cameOverTls(req)) return writeErrorResponse(res, notOverTls);
     // The pipeline's log lines carry the check request's trace ids (request-tracing.ts).
-    const asked = ids === undefined ? description.request : { ...description.request, logIds: ids };
+    const asked = ids === undefined ? description.request : Object.assign({}, description.request, { logIds: ids });
     const fail = (error: unknown) => {
       // A bug must not become a pass (nor a hang): the proxy refuses on a 500.
       log.error({ reqId: requestId, ...ids, err: error }, "check: failed");

@@ -209,14 +209,14 @@ function readBody(req: IncomingMessage, bytes: number, then: (body: Buffer) => v
 
 function writeFailure(res: ServerResponse, cors: typeof ANY_ORIGIN | undefined, failure: OAuthFailure): void {
   const response = oauthErrorResponse(failure);
-  writeErrorResponse(res, cors === undefined ? response : { ...response, headers: { ...cors, ...response.headers } });
+  writeErrorResponse(res, cors === undefined ? response : Object.assign({}, response, { headers: Object.assign({}, cors, response.headers) }));
 }
 
 /** A 200 with the RFC's JSON: no-store (RFC 6749 §5.1), and CORS for the token endpoint. */
 function writeJson(res: ServerResponse, cors: typeof ANY_ORIGIN | undefined, body: string): void {
   if (res.headersSent || res.destroyed) return;
-  const headers: Record<string, string> = { ...NO_STORE, "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(body)) };
-  res.writeHead(200, cors === undefined ? headers : { ...cors, ...headers });
+  const headers: Record<string, string> = Object.assign({}, cors, NO_STORE, { "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(body)) });
+  res.writeHead(200, headers);
   res.end(body);
 }
 

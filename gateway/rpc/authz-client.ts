@@ -116,7 +116,7 @@ function withCallDefaults(transport: Transport, defaultTimeoutMs: number, header
     // The usual call names plain headers other than the defaults: one Headers, built once (each costs
     // several µs of WebIDL conversions, and this is on every call of the all-in-one process).
     if (own === undefined) return new Headers(header);
-    if (isPlainRecord(own) && Object.keys(own).every((name) => !defaults.has(name.toLowerCase()))) return new Headers({ ...header, ...own });
+    if (isPlainRecord(own) && Object.keys(own).every((name) => !defaults.has(name.toLowerCase()))) return new Headers(Object.assign({}, header, own));
     const headers = new Headers(header);
     new Headers(own).forEach((value, name) => headers.set(name, value));
     return headers;

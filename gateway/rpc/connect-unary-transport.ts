@@ -222,7 +222,7 @@ function createHttp1Sender(baseUrl: string): Sender {
       if (signal?.aborted) return reject(new ConnectError("the operation was aborted", Code.Canceled));
       let connected = false;
       let settled = false;
-      const request = http.request({ ...target, agent, method: "POST", path, headers: { ...headers, "content-length": String(body.byteLength) } });
+      const request = http.request(Object.assign({}, target, { agent, method: "POST", path, headers: Object.assign({}, headers, { "content-length": String(body.byteLength) }) }));
       const finish = (outcome: () => void) => {
         if (settled) return;
         settled = true;

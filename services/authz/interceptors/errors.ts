@@ -68,8 +68,7 @@ export function createErrorInterceptor(options: { log: Logger; reporter?: Overlo
       const response = await next(request);
       if (!response.stream) return response;
       const messages = response.message;
-      return {
-        ...response,
+      return Object.assign({}, response, {
         message: (async function* () {
           try {
             yield* messages;
@@ -77,7 +76,7 @@ export function createErrorInterceptor(options: { log: Logger; reporter?: Overlo
             throw toConnectError(error, request);
           }
         })(),
-      };
+      });
     } catch (error) {
       throw toConnectError(error, request);
     }

@@ -112,7 +112,7 @@ export function createAuthorizationServer(ctx: OAuthContext) {
       // Issue 12: a blocked user's sessions are ended, and one that slipped past the block (opened while it was
       // being written) is no session either.
       if ((await findUserRights(ctx, session.subject))?.disabled === true) return undefined;
-      return { ...session, sid: sessionIdOf(sessionHash) };
+      return Object.assign({}, session, { sid: sessionIdOf(sessionHash) });
     },
     /** OpenID Connect Core §5.3 (oauth/userinfo.ts). */
     userInfo: traced(ctx.trace, "oidc.userinfo", (accessToken: string) => userInfo(ctx, accessToken)),

@@ -110,7 +110,7 @@ export async function authorize(ctx: OAuthContext, request: AuthorizationRequest
     // Issue 12: a signed-in user is offered only the scopes their groups allow (before login nobody is known yet).
     if (request.subject !== "") {
       const requested = parked.scopes;
-      parked = { ...parked, scopes: await scopesWithinRights(ctx, request.subject, requested, knownScopes) };
+      parked = Object.assign({}, parked, { scopes: await scopesWithinRights(ctx, request.subject, requested, knownScopes) });
       withheld = requested.filter((scope) => !parked.scopes.includes(scope));
     }
     const prompt = parsePrompt(request.prompt ?? "");
@@ -267,7 +267,7 @@ export async function decide(ctx: OAuthContext, decision: Decision): Promise<str
   }
   const mode = parked.responseType === "token" ? "fragment" : "query";
   const respond = (params: Record<string, string | number | undefined>) =>
-    buildAuthorizationResponseUrl(parked.redirectUri, mode, { ...params, state: parked.state, iss: policy.issuer });
+    buildAuthorizationResponseUrl(parked.redirectUri, mode, Object.assign({}, params, { state: parked.state, iss: policy.issuer }));
 
   if (!decision.approved) {
     return respond({ error: "access_denied", error_description: "the resource owner denied the request" });

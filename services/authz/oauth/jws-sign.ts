@@ -38,7 +38,7 @@ export function createJwsSigner(alg: string, privateKey: CryptoKey | KeyObject):
   const input: SignKeyObjectInput = { key, ...parameters.options };
   return (protectedHeader, payload) => {
     // §5.1: BASE64URL(UTF8(JWS Protected Header)) || '.' || BASE64URL(JWS Payload), signed as ASCII.
-    const signingInput = `${encode(JSON.stringify({ ...protectedHeader, alg }))}.${encode(JSON.stringify(payload))}`;
+    const signingInput = `${encode(JSON.stringify(Object.assign({}, protectedHeader, { alg })))}.${encode(JSON.stringify(payload))}`;
     return `${signingInput}.${sign(parameters.digest, Buffer.from(signingInput, "ascii"), input).toString("base64url")}`;
   };
 }

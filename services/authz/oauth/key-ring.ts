@@ -107,7 +107,7 @@ export async function createKeyRing(options: {
 export async function importRingKey(jwk: JWK): Promise<RingKey> {
   const privateKey = (await importJWK(jwk, jwk.alg)) as CryptoKey;
   const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...publicFields } = jwk;
-  const publicJwk: JWK = { ...publicFields, use: "sig" };
+  const publicJwk: JWK = Object.assign({}, publicFields, { use: "sig" });
   let publicKey: Promise<CryptoKey> | undefined;
   return { kid: jwk.kid!, alg: jwk.alg!, privateKey, publicKey: () => (publicKey ??= importJWK(publicJwk, jwk.alg) as Promise<CryptoKey>), publicJwk };
 }
@@ -122,10 +122,10 @@ export async function importRingKey(jwk: JWK): Promise<RingKey> {
  */
 export async function generateRingKey(alg: SigningAlgorithm, kid: string): Promise<{ ringKey: RingKey; privateJwk: JWK }> {
   const pair = await generateKeyPair(alg, { extractable: true, ...(alg === "EdDSA" ? { crv: "Ed25519" } : {}) });
-  const privateJwk: JWK = { ...(await exportJWK(pair.privateKey)), kid, alg };
+  const privateJwk: JWK = Object.assign(await exportJWK(pair.privateKey), { kid, alg });
   const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...publicFields } = privateJwk;
   const publicKey = Promise.resolve(pair.publicKey);
-  return { ringKey: { kid, alg, privateKey: pair.privateKey, publicKey: () => publicKey, publicJwk: { ...publicFields, use: "sig" } }, privateJwk };
+  return { ringKey: { kid, alg, privateKey: pair.privateKey, publicKey: () => publicKey, publicJwk: Object.assign({}, publicFields, { use: "sig" }) }, privateJwk };
 }
 
 /** The keys as they stand at one instant: the signer, and every key that verifies and is published. */
@@ -147,7 +147,7 @@ export function createKeyView(keys: readonly RingKey[], active: RingKey): KeyVie
 export async function generateDevelopmentJwks(): Promise<string> {
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwk = await exportJWK(privateKey);
-  return JSON.stringify({ keys: [{ ...jwk, kid: `dev-${Date.now().toString(36)}`, alg: "ES256" }] });
+  return JSON.stringify({ keys: [Object.assign({}, jwk, { kid: `dev-${Date.now().toString(36)}`, alg: "ES256" })] });
 }
 
 /**

@@ -8,7 +8,7 @@ const DEFAULT_COST = { N: 2 ** 15, r: 8, p: 1 };
 
 function derive(password: string, salt: Buffer, cost: { N: number; r: number; p: number }, length: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    scrypt(password.normalize("NFC"), salt, length, { ...cost, maxmem: 256 * cost.N * cost.r * cost.p }, (error, key) =>
+    scrypt(password.normalize("NFC"), salt, length, Object.assign({}, cost, { maxmem: 256 * cost.N * cost.r * cost.p }), (error, key) =>
       error === null ? resolve(key) : reject(error),
     );
   });

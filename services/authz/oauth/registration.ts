@@ -93,17 +93,16 @@ export function createRegistration(ctx: RegistrationContext) {
   /** The registry entry of a client registered with `metadata` (plain JSON, as the registry keeps clients). */
   const entryOf = (clientId: string, metadata: ClientMetadata, secretHash: string | undefined, registration: RegistrationRecord, createdAt: number): RegisteredClient => {
     const { grantTypes, responseTypes, ...client } = clientFromMetadata(clientId, metadata, "registration", secretHash);
-    return {
-      ...client,
+    return Object.assign(client, {
       grantTypes: [...grantTypes],
       responseTypes: [...responseTypes],
       createdAt,
       updatedAt: ctx.clock(),
-      source: "registration",
+      source: "registration" as const,
       createdBy: "registration",
       revision: 1,
       registration,
-    };
+    });
   };
 
   /**
@@ -198,7 +197,7 @@ export function createRegistration(ctx: RegistrationContext) {
         clientSecret = ctx.random(SECRET_BYTES);
         secretHash = hashSecret(clientSecret);
       }
-      const updated = entryOf(record.id, metadata, secretHash, { ...record.registration, metadata }, record.createdAt);
+      const updated = entryOf(record.id, metadata, secretHash, Object.assign({}, record.registration, { metadata }), record.createdAt);
       const result = await clients().replace(record.id, record.revision, updated);
       if (result === "missing") throw new OAuthError("invalid_token", "the registration access token is not valid for this client");
       if (result === "conflict") throw new OAuthError("temporarily_unavailable", "the registration changed while it was updated; try again", { retryAfter: 1 });
@@ -224,7 +223,7 @@ export function createRegistration(ctx: RegistrationContext) {
       const now = ctx.clock();
       if (now - record.registration.lastUsedAt >= policy().touchIntervalSeconds * 1000) {
         // A concurrent touch or update wins: either records a use as recent as this one.
-        const touched: RegisteredClient = { ...record, registration: { ...record.registration, lastUsedAt: now } };
+        const touched: RegisteredClient = Object.assign({}, record, { registration: Object.assign({}, record.registration, { lastUsedAt: now }) });
         await clients().replace(record.id, record.revision, touched);
       }
       return clientFromMetadata(record.id, record.registration.metadata, "registration", record.secretHashes[0]);

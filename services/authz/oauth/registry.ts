@@ -65,7 +65,7 @@ export interface StoredUser extends EntryMeta {
 /** The core's Client of a stored record. */
 export function clientOfStored(stored: StoredClient): Client {
   const { createdAt: _c, updatedAt: _u, source: _s, createdBy: _b, revision: _r, ...client } = stored;
-  return { ...client, grantTypes: new Set(stored.grantTypes), responseTypes: new Set(stored.responseTypes) };
+  return Object.assign(client, { grantTypes: new Set(stored.grantTypes), responseTypes: new Set(stored.responseTypes) });
 }
 
 export type ReplaceResult = "replaced" | "conflict" | "missing";

@@ -67,7 +67,7 @@ export async function blockUser(ctx: OAuthContext, subject: string): Promise<Blo
   if (user === undefined) return { kind: "unknown_user" };
   const state = await ctx.store.userStates.get(subject);
   const alreadyBlocked = state?.disabled === true;
-  await ctx.store.userStates.put(subject, { ...state, disabled: true });
+  await ctx.store.userStates.put(subject, Object.assign({}, state, { disabled: true }));
   // Written first, announced second: an introspection the announcement evicts can only be answered inactive again.
   await ctx.store.revocationFeed.announce({ subject });
   const sessionsEnded = await endSessionsOf(ctx, subject);

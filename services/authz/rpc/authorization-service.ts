@@ -193,7 +193,7 @@ export function createAuthorizationService(options: AuthorizationServiceOptions)
 }
 
 function toTokenSet(token: TokenSet): MessageInitShape<typeof TokenSetSchema> {
-  return { ...token, expiresIn: BigInt(token.expiresIn), issuedTokenType: token.issuedTokenType ?? "" };
+  return Object.assign({}, token, { expiresIn: BigInt(token.expiresIn), issuedTokenType: token.issuedTokenType ?? "" });
 }
 
 function toIntrospectResponse(result: Introspection) {

@@ -17,7 +17,7 @@ export function createSessionService(options: CallerCheck & { tenants: TenantDir
         password: request.password,
         clientAddress: request.clientAddress !== "" ? request.clientAddress : clientAddress(context, options),
       });
-      return { ...session, authTime: BigInt(session.authTime), expiresIn: BigInt(session.expiresIn) };
+      return Object.assign({}, session, { authTime: BigInt(session.authTime), expiresIn: BigInt(session.expiresIn) });
     },
 
     async getSession(request, context) {

@@ -235,7 +235,7 @@ function createTenantRedisStore(
       announce: (revocation) =>
         guard(async () => {
           // The default tenant's announcements are as before tenants; another's name it.
-          await client.publish(keys.revocationChannel, JSON.stringify(tenant === undefined ? revocation : { ...revocation, tenant }));
+          await client.publish(keys.revocationChannel, JSON.stringify(tenant === undefined ? revocation : Object.assign({}, revocation, { tenant })));
         }),
       subscribe: (onRevocation, onBroken) =>
         subscriptions.add((revocation, from) => {

@@ -58,10 +58,9 @@ export async function exchangeCode(ctx: OAuthContext, client: Client, exchange: 
   const accessTokens = await issueAccessToken(ctx, grant, grant.scopes, audience === undefined ? {} : { audience });
   // OpenID Connect Core §3.1.3.3: the openid scope makes the response carry an ID Token.
   const tokens: TokenSet = grant.scopes.includes(OPENID_SCOPE)
-    ? {
-        ...accessTokens,
+    ? Object.assign({}, accessTokens, {
         idToken: await issueIdToken(ctx, client, { subject: grant.subject, authTime: grant.authTime, nonce: grant.nonce, sid: grant.sid }, accessTokens.accessToken),
-      }
+      })
     : accessTokens;
   if (!client.grantTypes.has("refresh_token")) return tokens;
 
@@ -84,5 +83,5 @@ export async function exchangeCode(ctx: OAuthContext, client: Client, exchange: 
     ...(grant.sid === undefined ? {} : { sid: grant.sid }),
     ...(grant.resources === undefined || grant.resources.length === 0 ? {} : { resources: grant.resources }),
   });
-  return { ...tokens, refreshToken: refresh.refreshToken };
+  return Object.assign({}, tokens, { refreshToken: refresh.refreshToken });
 }

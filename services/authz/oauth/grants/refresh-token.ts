@@ -65,13 +65,13 @@ export async function refresh(ctx: OAuthContext, client: Client, request: Refres
     ? await issueIdToken(ctx, client, { subject: family.subject, authTime: family.authTime, sid: family.sid }, tokens.accessToken)
     : "";
   const next = mintRefreshToken(ctx, grantId, family.familyExpiresAt);
-  const issued: TokenSet = { ...tokens, refreshToken: next.refreshToken, idToken };
+  const issued: TokenSet = Object.assign({}, tokens, { refreshToken: next.refreshToken, idToken });
   const rotation = await store.grants.rotate({
     grantId,
     presentedHash,
     nextHash: next.tokenHash,
     nextTokenExpiresAt: next.tokenExpiresAt,
-    sealedTokens: graceMs > 0 ? sealTokenPair({ ...issued, issuedAt: ctx.clock() }, request.refreshToken, grantId) : "",
+    sealedTokens: graceMs > 0 ? sealTokenPair(Object.assign({}, issued, { issuedAt: ctx.clock() }), request.refreshToken, grantId) : "",
     graceMs,
     revokedTtlMs,
   });

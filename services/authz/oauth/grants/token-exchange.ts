@@ -114,7 +114,7 @@ export async function exchangeToken(ctx: OAuthContext, client: Client, request: 
     { audience: targets, ttlSeconds, act },
   );
   // §2.2.1: issued_token_type is REQUIRED.
-  return { ...tokens, issuedTokenType: ACCESS_TOKEN_TYPE };
+  return Object.assign({}, tokens, { issuedTokenType: ACCESS_TOKEN_TYPE });
 }
 
 /** §4.1: "the current actor ... nested act claims ... the prior actors". */
