@@ -1,5 +1,5 @@
-import proxyAddr from "@fastify/proxy-addr";
 import type { IncomingMessage } from "node:http";
+import { compileTrustedProxies, type TrustedProxy } from "./trusted-proxies.js";
 
 /**
  * Seed 002 (Require HTTPS): did this request come over TLS? On a TLS socket,
@@ -9,11 +9,11 @@ import type { IncomingMessage } from "node:http";
  */
 export function createTlsCheck(options: { enabled: boolean; trustedProxies: readonly string[] }): ((request: IncomingMessage) => boolean) | undefined {
   if (!options.enabled) return undefined;
-  const trusted = proxyAddr.compile([...options.trustedProxies]);
+  const trusted = compileTrustedProxies(options.trustedProxies);
   return (request) => cameOverTls(request, trusted);
 }
 
-function cameOverTls(request: IncomingMessage, trusted: (address: string, hop: number) => boolean): boolean {
+function cameOverTls(request: IncomingMessage, trusted: TrustedProxy): boolean {
   const socket = request.socket as typeof request.socket & { encrypted?: boolean };
   if (socket.encrypted === true) return true;
   const peer = socket.remoteAddress ?? "";

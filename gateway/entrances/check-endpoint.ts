@@ -1,5 +1,6 @@
 import proxyAddr from "@fastify/proxy-addr";
 import { bearerFailureResponse, type ErrorResponse } from "../oauth-error-response.js";
+import { compileTrustedProxies } from "../trusted-proxies.js";
 import type { IdentityHeaderNames } from "../guard/mutate.js";
 import type { GuardDecision, GuardRequest, RequestHeaders } from "../guard/pipeline.js";
 
@@ -97,18 +98,7 @@ const DESCRIBING = new Set<string>([...NGINX, ...FORWARDED]);
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
 
 export function createCheckEntrance(options: CheckEntranceOptions): CheckEntrance {
-  const trusted = proxyAddr.compile([...options.trustedProxies]);
-  // The peers are the few proxies in front: whether one is trusted is remembered, not parsed
-  // (ipaddr.js) on every check. Bounded: a table that fills up is started afresh.
-  const peerTrust = new Map<string, boolean>();
-  const isTrustedPeer = (peer: string): boolean => {
-    let known = peerTrust.get(peer);
-    if (known === undefined) {
-      if (peerTrust.size >= TRUSTED_PEERS_REMEMBERED) peerTrust.clear();
-      peerTrust.set(peer, (known = trusted(peer, 0)));
-    }
-    return known;
-  };
+  const trusted = compileTrustedProxies(options.trustedProxies);
   const identity = [options.identityHeaders.subject, options.identityHeaders.client, options.identityHeaders.scope, options.identityHeaders.tenant ?? "X-Gatehouse-Tenant"].map((name) => name.toLowerCase());
 
   const refuse = (status: 401 | 403, error: "invalid_request" | "insufficient_scope", description: string): CheckAnswer =>
@@ -117,7 +107,7 @@ export function createCheckEntrance(options: CheckEntranceOptions): CheckEntranc
 
   return {
     describe(check) {
-      if (options.trustedProxies.length === 0 || check.peer === "" || !isTrustedPeer(check.peer)) {
+      if (options.trustedProxies.length === 0 || check.peer === "" || !trusted(check.peer, 0)) {
         return badDescription("the check endpoint answers only trusted proxies");
       }
       const counts = new Map<string, number>();
@@ -200,9 +190,6 @@ export function createCheckEntrance(options: CheckEntranceOptions): CheckEntranc
     return { status, headers: refusal.headers, body: refusal.body };
   }
 }
-
-/** How many peer addresses the check remembers as trusted or not. */
-const TRUSTED_PEERS_REMEMBERED = 1_024;
 
 /** One value of a field that must not be repeated; undefined when absent, empty or repeated. */
 function single(value: string | readonly string[] | undefined): string | undefined {

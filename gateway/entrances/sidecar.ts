@@ -8,10 +8,12 @@ import type { GatewayConfig } from "../config.js";
 import { createUpstreamHeaders, headerObject, type ForwardedFor } from "../guard/mutate.js";
 import { UNMATCHED, type Allowance, type GuardDecision, type GuardPipeline } from "../guard/pipeline.js";
 import type { ConnectionEnd } from "../guard/connection-watch.js";
+import { hasRequestBody } from "../guard/request-headers.js";
 import { normalizeTarget, type NormalizedTarget } from "../guard/rules.js";
 import type { GatewayMetrics } from "../metrics.js";
 import { bearerFailureResponse, oauthErrorResponse, writeErrorResponse } from "../oauth-error-response.js";
 import { createTlsCheck } from "../tls-check.js";
+import { compileTrustedProxies } from "../trusted-proxies.js";
 import { createRequestTracing, type RequestTracing } from "../request-tracing.js";
 import { traceparentOf, tracingOff } from "../../startup/tracing.js";
 import type { TraceIds } from "../../startup/trace-context.js";
@@ -95,7 +97,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   };
 
   const upstreamHeaders = createUpstreamHeaders();
-  const trust = proxyAddr.compile([...config.trustedProxies]);
+  const trust = compileTrustedProxies(config.trustedProxies);
   /** Where the request came from: X-Forwarded-* believed only from trusted proxies (as fastify's trustProxy reads them). */
   const forwardedFor = (req: IncomingMessage): ForwardedFor => {
     const socket = req.socket as Socket & { encrypted?: boolean };
@@ -219,7 +221,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const decideAndSettle = (req: IncomingMessage, res: ServerResponse, requestId: string, ids: TraceIds | undefined, normalized: NormalizedTarget | undefined) => {
     const upgrade = upgrades.get(req);
     const websocket = upgrade !== undefined && req.headers.upgrade?.toLowerCase() === "websocket";
-    if (upgrade !== undefined && (websocket ? req.method !== "GET" : hasBody(req))) {
+    if (upgrade !== undefined && (websocket ? req.method !== "GET" : hasRequestBody(req.headers))) {
       metrics.guardRequest(UNMATCHED, "bad_request");
       writeErrorResponse(res, bearerFailureResponse({ status: 400, error: "invalid_request", description: "unsupported protocol upgrade", realm, style: "rfc6750" }));
       return;
@@ -313,8 +315,3 @@ function pathOf(url: string | undefined): string {
   return q === -1 ? url : url.slice(0, q);
 }
 
-/** A request with a body: an upgrade request cannot forward one. */
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers["content-length"];
-  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
-}

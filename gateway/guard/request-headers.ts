@@ -10,3 +10,13 @@ export function headerString(headers: RequestHeaders, name: string): string | un
   const value = headers[name];
   return value === undefined || typeof value === "string" ? value : value.join(", ");
 }
+
+/**
+ * RFC 9112 §6.3: a request has a body when it says how the body is framed,
+ * by Transfer-Encoding or by a Content-Length other than zero; without
+ * either, none follows the head.
+ */
+export function hasRequestBody(headers: RequestHeaders): boolean {
+  const length = headers["content-length"];
+  return headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}

@@ -10,6 +10,7 @@ import { OnlyOneResource } from "../service-grants.js";
 import { OVERLOADED, oauthErrorResponse, oauthFailureFromRpc, writeErrorResponse, type OAuthFailure } from "../oauth-error-response.js";
 import type { TenantRoute, TenantRouting } from "../tenant-routing.js";
 import { createTlsCheck } from "../tls-check.js";
+import { compileTrustedProxies } from "../trusted-proxies.js";
 import {
   introspectionResponseBody,
   requestIntrospection,
@@ -59,7 +60,7 @@ const plugin: FastifyPluginAsync<LeanTokenEndpointsOptions> = async (app, { deps
   const { config, authz, overload } = deps;
   const log = app.log as unknown as Logger;
   const cameOverTls = createTlsCheck({ enabled: config.requireHttps, trustedProxies: config.trustedProxies });
-  const trust = config.trustedProxies.length > 0 ? proxyAddr.compile([...config.trustedProxies]) : undefined;
+  const trust = config.trustedProxies.length > 0 ? compileTrustedProxies(config.trustedProxies) : undefined;
   /** request.ip as fastify gives it: X-Forwarded-For only from trusted proxies. */
   const addressOf = (req: IncomingMessage) => (trust === undefined ? (req.socket.remoteAddress ?? "") : proxyAddr(req, trust));
   let closing = false;

@@ -5,6 +5,7 @@ import { parse as parseUrl } from "node:url";
 import type { FastifyPluginAsync } from "fastify";
 import fp from "fastify-plugin";
 import httpProxy from "http-proxy";
+import { hasRequestBody } from "../guard/request-headers.js";
 import type { UpstreamFailure, UpstreamProxy } from "../upstream.js";
 
 /**
@@ -58,12 +59,6 @@ function responseHeaders(proxyRes: IncomingMessage): string[] {
     out.push(raw[i]!, raw[i + 1]!);
   }
   return out;
-}
-
-/** No body follows the head (RFC 9112 §6.3): no Transfer-Encoding, and no Content-Length or zero. */
-function hasNoBody(req: IncomingMessage): boolean {
-  const length = req.headers["content-length"];
-  return req.headers["transfer-encoding"] === undefined && (length === undefined || length === "0");
 }
 
 function onUpstreamTimeout(this: ClientRequest): void {
@@ -164,10 +159,10 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
         if (!res.writableFinished) proxyReq.destroy();
       });
       proxyReq.once("response", (proxyRes: IncomingMessage) => relayResponse(proxyRes, res));
-      // RFC 9112 §6.3: a request with neither Content-Length nor Transfer-Encoding has no body; it goes out
-      // at once, without a pipe's listeners (node discards the empty request stream when the response ends).
-      if (hasNoBody(req)) proxyReq.end();
-      else req.pipe(proxyReq);
+      // A request without a body goes out at once, without a pipe's listeners (node discards the
+      // empty request stream when the response ends).
+      if (hasRequestBody(req.headers)) req.pipe(proxyReq);
+      else proxyReq.end();
     },
     ws(req, socket, head, target, onFailure, onOpen) {
       if (onOpen !== undefined) wsOpen.set(req, onOpen);
