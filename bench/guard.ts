@@ -10,8 +10,9 @@
  *   (c)  the sidecar with a cached token                             bar: c/b ≥ 0.85, p99 added ≤ 0.5 ms
  *   (d)  the sidecar with caching off (an Introspect RPC per request)
  * the sidecar at a fixed offered rate (open loop, half of what (b) carried in
- * the same round): the latency the guard adds at a load both can carry; at
- * saturation, p99 measures the queue, whose length follows from the rates:
+ * the same round, each request sent at its own time: lib/paced-load.ts): the
+ * latency the guard adds at a load both can carry; at saturation, p99
+ * measures the queue, whose length follows from the rates:
  *   (br) the bare http-proxy at that rate
  *   (cr) the sidecar, cached token, at that rate                     bar: p99 added ≤ 0.5 ms
  * the check endpoint (nginx auth_request, Traefik forwardAuth):
@@ -50,6 +51,9 @@
  *   BENCH_PHASES                       which phases, across sections, e.g. "b,c,g0,g1" (default: all)
  *   BENCH_ROUNDS (default 1)           interleaved rounds, the even ones in reverse order; with more than one, medians too
  *   REDIS_URL                          a Redis to use; default: a redis-server started here
+ *   BENCH_PIN (default 1)              0: no pinning; else the servers measured run on the last core and the
+ *                                      load generator, upstream, Redis and authz service on the first
+ *                                      (lib/pin-cores.ts: taskset, when installed)
  *   BENCH_PROFILE=dir                  CPU profile of one gateway, its top functions printed:
  *   BENCH_PROFILE_TARGET               c (default), d, entrances, or b (the bare proxy, to compare)
  *
@@ -68,6 +72,8 @@ import { freePort, startRedisServer } from "../test/support/redis-server.js";
 import { childPids } from "./lib/cpu.js";
 import { benchCheckRequest, extAuthzCheckCall, extAuthzGuardSection, grpcEchoCall, type CheckedCall } from "./lib/ext-authz.js";
 import { runHttpLoad, runLoad, type LoadResult } from "./lib/load.js";
+import { runPacedHttpLoad } from "./lib/paced-load.js";
+import { pinCores } from "./lib/pin-cores.js";
 import { formatMedians, formatPhaseTable, formatRatios, type PhaseRun, type RatioSpec } from "./lib/phase-report.js";
 import { issueBenchToken, waitForAuthz } from "./lib/stack-authz.js";
 import { createBenchSecrets, writeBenchStackConfig } from "./lib/stack-config.js";
@@ -76,6 +82,10 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const connectionCounts = (process.env.BENCH_CONNECTIONS ?? "10,50").split(",").map(Number);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
 const profileDir = process.env.BENCH_PROFILE;
+/** The servers measured on one core, the rest on the other (lib/pin-cores.ts); BENCH_PIN=0: the scheduler decides. */
+const pinned = process.env.BENCH_PIN !== "0";
+/** What drives or backs the servers measured: on the other core when pinned. */
+const LOAD_SIDE = new Set(["upstream", "authz", "redis", "load generator"]);
 const profileTarget = process.env.BENCH_PROFILE_TARGET ?? "c";
 const WARM_UP_SECONDS = 1;
 const WARM_REQUESTS = Number(process.env.BENCH_WARM_REQUESTS ?? 100_000);
@@ -267,6 +277,11 @@ async function main(): Promise<void> {
       "load generator": process.pid,
     };
     for (const [name, pid] of Object.entries(pids)) if (pid === undefined) delete pids[name];
+    if (pinned) {
+      const served = Object.fromEntries(Object.entries(pids).filter(([name]) => !LOAD_SIDE.has(name))) as Record<string, number>;
+      const others = Object.fromEntries(Object.entries(pids).filter(([name]) => LOAD_SIDE.has(name))) as Record<string, number>;
+      log(pinCores(served, others));
+    }
 
     /** The rate (br) and (cr) are offered: half of what (b) carried at this connection count, in this round. */
     let fixedRate: number | undefined;
@@ -282,8 +297,8 @@ async function main(): Promise<void> {
       ...(openLoop ? { twin: key.slice(0, 1) } : {}),
       run(connections, phaseSeconds, cpu) {
         if (openLoop && fixedRate === undefined) throw new Error(`(${key}) needs phase b in the same run: its rate is half of b's`);
-        const rate = openLoop ? { rate: fixedRate! } : {};
-        return runHttpLoad(name, { url, method: "GET", connections, seconds: phaseSeconds, headers, subMillisecond: true, ...rate, ...(cpu === undefined ? {} : { cpu }) });
+        if (openLoop) return runPacedHttpLoad(name, { url, connections, seconds: phaseSeconds, rate: fixedRate!, headers, ...(cpu === undefined ? {} : { cpu }) });
+        return runHttpLoad(name, { url, method: "GET", connections, seconds: phaseSeconds, headers, subMillisecond: true, ...(cpu === undefined ? {} : { cpu }) });
       },
     });
     const grpc = (key: string, name: string, servers: string[], open: () => CheckedCall): Phase => {
@@ -374,7 +389,8 @@ async function main(): Promise<void> {
         out(`\n${summariseProfile(profileDir)}`);
       }
     }
-    const failed = runs.filter((run) => run.result.errors > 0 || run.result.requests === 0);
+    // A paced phase that fell behind its pace measured a queue: it fails too (its firstError says so).
+    const failed = runs.filter((run) => run.result.errors > 0 || run.result.requests === 0 || run.result.firstError !== undefined);
     if (failed.length > 0) {
       process.exitCode = 1;
       out(`\nFAILED: ${failed.map((run) => `(${run.key}) at ${run.connections} connections: ${run.result.errors} errors${run.result.firstError === undefined ? "" : `, first: ${run.result.firstError}`}`).join("; ")}`);

@@ -61,10 +61,13 @@ export interface HttpLoadOptions {
    */
   subMillisecond?: boolean;
   /**
-   * Requests per second offered in all (open loop, autocannon's overallRate):
-   * the latency a server adds at a load it can carry, rather than the queue
-   * that builds at saturation. Without it, each connection sends its next
-   * request as soon as the last one is answered (closed loop).
+   * Requests per second offered in all (autocannon's overallRate): the same
+   * work for every contender, whose CPU per request then compares fairly.
+   * Not an even pace: autocannon gives each connection a quota per second,
+   * spent back to back from the start of the second, so latencies are the
+   * saturated queue's (for the latency at a pace, lib/paced-load.ts).
+   * Without it, each connection sends its next request as soon as the last
+   * one is answered (closed loop).
    */
   rate?: number;
 }
@@ -214,7 +217,8 @@ export async function runLoad(
 }
 
 /** The value below which a share `p` of the values lie (sorts them in place); NaN when there are none. */
-function percentile(values: number[], p: number): number {
+/** The p-quantile of `values` (sorted in place). */
+export function percentile(values: number[], p: number): number {
   values.sort((a, b) => a - b);
   return values[Math.min(values.length - 1, Math.floor(values.length * p))] ?? NaN;
 }
