@@ -1,6 +1,7 @@
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { CLIENT_ADDRESS_HEADER, SERVICE_CREDENTIAL_HEADER, TENANT_HEADER } from "../../contract/metadata.js";
+import { isFieldRecord } from "../../contract/metadata-headers.js";
 import { DEFAULT_TENANT } from "../../startup/tenant-name.js";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { SessionService } from "../../gen/gatehouse/v1/session_service_pb.js";
@@ -112,11 +113,12 @@ function createNetworkTransport(config: GatewayConfig["authz"], header: Record<s
  */
 function withCallDefaults(transport: Transport, defaultTimeoutMs: number, header: Record<string, string>): Transport {
   const defaults = new Set(Object.keys(header).map((name) => name.toLowerCase()));
-  const headersOf = (own: ConstructorParameters<typeof Headers>[0]) => {
-    // The usual call names plain headers other than the defaults: one Headers, built once (each costs
-    // several µs of WebIDL conversions, and this is on every call of the all-in-one process).
-    if (own === undefined) return new Headers(header);
-    if (isPlainRecord(own) && Object.keys(own).every((name) => !defaults.has(name.toLowerCase()))) return new Headers(Object.assign({}, header, own));
+  const headersOf = (own: ConstructorParameters<typeof Headers>[0]): ConstructorParameters<typeof Headers>[0] => {
+    // The usual call names plain headers other than the defaults: one plain record, no Headers (a Headers
+    // costs several µs of WebIDL conversions, and this is on every call). The transports read such a
+    // record as it is (contract/metadata-headers.ts), or as any HeadersInit.
+    if (own === undefined) return Object.assign({}, header);
+    if (isFieldRecord(own) && Object.keys(own).every((name) => !defaults.has(name.toLowerCase()))) return Object.assign({}, header, own);
     const headers = new Headers(header);
     new Headers(own).forEach((value, name) => headers.set(name, value));
     return headers;
@@ -129,9 +131,6 @@ function withCallDefaults(transport: Transport, defaultTimeoutMs: number, header
   };
 }
 
-function isPlainRecord(value: unknown): value is Record<string, string> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Headers);
-}
 
 /** RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding. */
 function formEncode(value: string): string {

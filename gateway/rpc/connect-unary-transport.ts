@@ -3,6 +3,7 @@ import * as http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary } from "@bufbuild/protobuf";
 import { Code, ConnectError, appendHeaders, type Transport } from "@connectrpc/connect";
 import { errorFromJsonBytes, trailerDemux, validateResponse } from "@connectrpc/connect/protocol-connect";
+import { isFieldRecord, isPlainMetadata } from "../../contract/metadata-headers.js";
 import { CallNotSentError } from "./call-not-sent-error.js";
 
 export interface ConnectUnaryTransportOptions {
@@ -63,7 +64,9 @@ export function createConnectUnaryTransport(options: ConnectUnaryTransportOption
         ...options.header,
       };
       if (timeout !== undefined) requestHeaders["connect-timeout-ms"] = String(Math.ceil(timeout));
-      new Headers(header).forEach((value, name) => (requestHeaders[name] = value));
+      // The gateway's client gives a plain record (contract/metadata-headers.ts): copied as it is, without a Headers.
+      if (isFieldRecord(header) && isPlainMetadata(header)) Object.assign(requestHeaders, header);
+      else new Headers(header).forEach((value, name) => (requestHeaders[name] = value));
       const body = toBinary(method.input, create(method.input, input as never));
 
       const { status, responseHeader, responseBody } = await call(`/${method.parent.typeName}/${method.name}`, requestHeaders, body, timeout, signal);

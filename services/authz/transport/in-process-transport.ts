@@ -11,6 +11,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { isFieldRecord, RecordHeaders } from "../../../contract/metadata-headers.js";
 import type { ServiceRegistration } from "./connect-unary.js";
 
 /**
@@ -81,8 +82,9 @@ export function createInProcessTransport(options: InProcessTransportOptions): Tr
         service: spec.method.parent,
         requestMethod: "POST",
         protocolName: "connect",
-        // A Headers object the caller built for this call is used as it is (the gateway's client builds one per call).
-        requestHeader: header instanceof Headers ? header : new Headers(header),
+        // A Headers object the caller built is used as it is; the plain record the gateway's client gives
+        // is read as it is too, without building a Headers (contract/metadata-headers.ts).
+        requestHeader: header instanceof Headers ? header : isFieldRecord(header) ? RecordHeaders.from(header) : new Headers(header),
         responseHeader: new Headers(),
         responseTrailer: new Headers(),
         values: options.contextValues(),
