@@ -75,7 +75,8 @@ describe("RecordHeaders", () => {
   });
 
   it("leaves every other record to a real Headers: upper-case names, values Headers would trim, invalid fields (TypeError as before)", () => {
-    for (const record of [{ Authorization: "x" }, { authorization: " padded " }, { authorization: "a\tb\t" }, { "x-y": "" }]) {
+    const records: Array<Record<string, string>> = [{ Authorization: "x" }, { authorization: " padded " }, { authorization: "a\tb\t" }, { "x-y": "" }];
+    for (const record of records) {
       const headers = RecordHeaders.from(record);
       expect([...headers]).toEqual([...new Headers(record)]);
     }

@@ -16,6 +16,7 @@ import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol
 import type * as http from "node:http";
 import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
+import { RecordHeaders } from "../../../contract/metadata-headers.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -263,20 +264,12 @@ function tooLarge(maxBytes: number): ConnectError {
 }
 
 function createContext(spec: MethodImplSpec, exchange: Exchange, values: ContextValues, signal: AbortSignal, deadline: number | undefined): HandlerContext {
-  const entries: Array<[string, string]> = [];
-  const raw = exchange.headers as Record<string, string | string[] | undefined>;
-  for (const name in raw) {
-    const value = raw[name];
-    if (value === undefined || name.charCodeAt(0) === 58 /* ":" pseudo-header */) continue;
-    if (Array.isArray(value)) for (const v of value) entries.push([name, v]);
-    else entries.push([name, value]);
-  }
   return {
     method: spec.method,
     service: spec.method.parent,
     requestMethod: "POST",
     protocolName: "connect",
-    requestHeader: new Headers(entries),
+    requestHeader: requestHeaderOf(exchange.headers as Record<string, string | string[] | undefined>),
     // The content type is written with the response (serveUnary); an error sets its own.
     responseHeader: new Headers(),
     responseTrailer: new Headers(),
@@ -285,4 +278,32 @@ function createContext(spec: MethodImplSpec, exchange: Exchange, values: Context
     timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
     signal,
   };
+}
+
+/**
+ * The call's request metadata as Headers, pseudo-headers left out. Node gives
+ * the fields as an object of lower-case names; when each has one value, that
+ * object is read as it is (RecordHeaders: no WebIDL conversion of every field
+ * of every call); a repeated field goes the long way, each value appended.
+ * Both give what `new Headers` of the fields gives (test/unit/metadata-headers.test.ts).
+ */
+function requestHeaderOf(raw: Record<string, string | string[] | undefined>): Headers {
+  const record: Record<string, string> = {};
+  let repeated = false;
+  for (const name in raw) {
+    const value = raw[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ":" pseudo-header */) continue;
+    // ("__proto__" would not become a field of a plain object: the long way too.)
+    if (typeof value === "string" && name !== "__proto__") record[name] = value;
+    else repeated = true;
+  }
+  if (!repeated) return RecordHeaders.from(record);
+  const entries: Array<[string, string]> = [];
+  for (const name in raw) {
+    const value = raw[name];
+    if (value === undefined || name.charCodeAt(0) === 58) continue;
+    if (Array.isArray(value)) for (const v of value) entries.push([name, v]);
+    else entries.push([name, value]);
+  }
+  return new Headers(entries);
 }
