@@ -96,7 +96,13 @@ export function parseBasicAuthorization(header: string | undefined): { clientId:
   }
 }
 
-/** application/x-www-form-urlencoded decoding of one value (RFC 6749 Appendix B). */
+/**
+ * application/x-www-form-urlencoded decoding of one value (RFC 6749 Appendix
+ * B). A value with neither `%` nor `+` (every generated client id and secret)
+ * is its own decoding: half the cost of parsing a Basic header, which every
+ * client authentication does.
+ */
 function formDecode(value: string): string {
+  if (value.indexOf("%") === -1 && value.indexOf("+") === -1) return value;
   return decodeURIComponent(value.replace(/\+/g, " "));
 }
