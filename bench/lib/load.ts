@@ -79,8 +79,7 @@ export interface HttpLoadOptions {
  * as served requests (req/s, CPU per request).
  */
 export async function runHttpLoad(name: string, options: HttpLoadOptions): Promise<LoadResult> {
-  const usage = options.cpu === undefined ? undefined : startCpuUsage(options.cpu);
-  const foreign = options.cpu === undefined ? undefined : startForeignLoad(options.cpu);
+  const measured = startMeasuring(options.cpu);
   const check = options.check ?? ((status: number, body: string) => (status === 200 ? undefined : `${status} ${body.slice(0, 300)}`));
   let sent = 0;
   let rejected = 0;
@@ -135,7 +134,6 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
   });
   // `sent` is in the result, not in its type.
   if (body === undefined) sent = (result.requests as { sent?: number }).sent ?? result.requests.total;
-  const used = usage?.();
   const ok = result["2xx"] - rejectedOk;
   const errors = rejectedOk + result.non2xx + result.errors + result.timeouts;
   const problems = [
@@ -153,13 +151,7 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
     p50: latencies === undefined ? result.latency.p50 : percentile(latencies, 0.5),
     p99: latencies === undefined ? result.latency.p99 : percentile(latencies, 0.99),
     ...(problems.length > 0 ? { firstError: problems.join("; ") } : {}),
-    ...(used === undefined
-      ? {}
-      : {
-          cpu: Object.fromEntries(Object.entries(used.cpuSeconds).map(([process, seconds]) => [process, (100 * seconds) / used.wallSeconds])),
-          cpuMsPerRequest: cpuMsPerRequest(used.cpuSeconds, ok),
-        }),
-    ...(foreign === undefined ? {} : { foreign: foreign() }),
+    ...measured(ok),
   };
 }
 
@@ -174,8 +166,7 @@ export async function runLoad(
   options: { concurrency: number; seconds: number; stopWhen?: () => boolean; cpu?: Record<string, number | undefined> },
   call: (worker: number, iteration: number) => Promise<unknown>,
 ): Promise<LoadResult> {
-  const usage = options.cpu === undefined ? undefined : startCpuUsage(options.cpu);
-  const foreign = options.cpu === undefined ? undefined : startForeignLoad(options.cpu);
+  const measured = startMeasuring(options.cpu);
   const latencies: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
@@ -196,7 +187,6 @@ export async function runLoad(
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
-  const used = usage?.();
   return {
     name,
     requests: latencies.length,
@@ -206,18 +196,30 @@ export async function runLoad(
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     firstError,
-    ...(used === undefined
-      ? {}
-      : {
-          cpu: Object.fromEntries(Object.entries(used.cpuSeconds).map(([process, seconds]) => [process, (100 * seconds) / used.wallSeconds])),
-          cpuMsPerRequest: cpuMsPerRequest(used.cpuSeconds, latencies.length),
-        }),
-    ...(foreign === undefined ? {} : { foreign: foreign() }),
+    ...measured(latencies.length),
+  };
+}
+
+/**
+ * Starts measuring, while a phase runs, the CPU of the named processes (name
+ * -> pid) and what else the machine does; the function it returns gives the
+ * result's share of it for `served` requests. Nothing to measure: nothing.
+ */
+export function startMeasuring(cpu: Record<string, number | undefined> | undefined): (served: number) => Pick<LoadResult, "cpu" | "cpuMsPerRequest" | "foreign"> {
+  if (cpu === undefined) return () => ({});
+  const usage = startCpuUsage(cpu);
+  const foreign = startForeignLoad(cpu);
+  return (served) => {
+    const used = usage();
+    return {
+      cpu: Object.fromEntries(Object.entries(used.cpuSeconds).map(([process, seconds]) => [process, (100 * seconds) / used.wallSeconds])),
+      cpuMsPerRequest: cpuMsPerRequest(used.cpuSeconds, served),
+      foreign: foreign(),
+    };
   };
 }
 
 /** The value below which a share `p` of the values lie (sorts them in place); NaN when there are none. */
-/** The p-quantile of `values` (sorted in place). */
 export function percentile(values: number[], p: number): number {
   values.sort((a, b) => a - b);
   return values[Math.min(values.length - 1, Math.floor(values.length * p))] ?? NaN;

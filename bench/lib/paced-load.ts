@@ -1,7 +1,5 @@
 import { Agent, request } from "node:http";
-import { cpuMsPerRequest, startCpuUsage } from "./cpu.js";
-import { startForeignLoad } from "./foreign-load.js";
-import { percentile, type LoadResult } from "./load.js";
+import { percentile, startMeasuring, type LoadResult } from "./load.js";
 
 /** One paced phase: GETs (or bodyless requests of `method`) to `url`, each sent at its own time. */
 export interface PacedLoadOptions {
@@ -49,8 +47,7 @@ export async function runPacedHttpLoad(name: string, options: PacedLoadOptions):
     method: options.method ?? "GET",
     headers: options.headers,
   };
-  const usage = options.cpu === undefined ? undefined : startCpuUsage(options.cpu);
-  const foreign = options.cpu === undefined ? undefined : startForeignLoad(options.cpu);
+  const measured = startMeasuring(options.cpu);
   const intervalMs = 1000 / options.rate;
   const total = Math.floor(options.rate * options.seconds);
   const latencies: number[] = [];
@@ -115,7 +112,6 @@ export async function runPacedHttpLoad(name: string, options: PacedLoadOptions):
   });
   const elapsed = (performance.now() - started) / 1000;
   agent.destroy();
-  const used = usage?.();
   const ok = latencies.length;
   const problems = [
     ...(errors > 0 ? [`${errors} errors, first: ${firstError}`] : []),
@@ -133,12 +129,6 @@ export async function runPacedHttpLoad(name: string, options: PacedLoadOptions):
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     ...(problems.length > 0 ? { firstError: problems.join("; ") } : {}),
-    ...(used === undefined
-      ? {}
-      : {
-          cpu: Object.fromEntries(Object.entries(used.cpuSeconds).map(([process, seconds]) => [process, (100 * seconds) / used.wallSeconds])),
-          cpuMsPerRequest: cpuMsPerRequest(used.cpuSeconds, ok),
-        }),
-    ...(foreign === undefined ? {} : { foreign: foreign() }),
+    ...measured(ok),
   };
 }
