@@ -3,7 +3,7 @@ import * as http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary } from "@bufbuild/protobuf";
 import { Code, ConnectError, appendHeaders, type Transport } from "@connectrpc/connect";
 import { errorFromJsonBytes, trailerDemux, validateResponse } from "@connectrpc/connect/protocol-connect";
-import { isFieldRecord, isPlainMetadata } from "../../contract/metadata-headers.js";
+import { isFieldRecord, isPlainMetadata, RecordHeaders } from "../../contract/metadata-headers.js";
 import { CallNotSentError } from "./call-not-sent-error.js";
 
 export interface ConnectUnaryTransportOptions {
@@ -69,9 +69,9 @@ export function createConnectUnaryTransport(options: ConnectUnaryTransportOption
       else new Headers(header).forEach((value, name) => (requestHeaders[name] = value));
       const body = toBinary(method.input, create(method.input, input as never));
 
-      const { status, responseHeader, responseBody } = await call(`/${method.parent.typeName}/${method.name}`, requestHeaders, body, timeout, signal);
-      const validation = validateResponse(method.methodKind, true, status, responseHeader);
-      const [headerOut, trailerOut] = trailerDemux(responseHeader);
+      const { status, responseFields, responseBody } = await call(`/${method.parent.typeName}/${method.name}`, requestHeaders, body, timeout, signal);
+      const [allFields, headerOut, trailerOut] = demuxTrailers(responseFields);
+      const validation = validateResponse(method.methodKind, true, status, allFields);
       if (validation.isUnaryError) throw errorFromJsonBytes(responseBody, appendHeaders(headerOut, trailerOut), validation.unaryError);
       return {
         stream: false as const,
@@ -127,7 +127,8 @@ const established = new WeakSet<http2.ClientHttp2Session>();
 
 interface RawResponse {
   status: number;
-  responseHeader: Headers;
+  /** The response's fields: a plain record of lower-case names when each came once, else a Headers. */
+  responseFields: Record<string, string> | Headers;
   responseBody: Uint8Array;
 }
 
@@ -175,14 +176,11 @@ function send(
     signal?.addEventListener("abort", onAbort);
 
     let status = 0;
-    const responseHeader = new Headers();
+    let responseFields: Record<string, string> | Headers = {};
     const chunks: Buffer[] = [];
     stream.on("response", (headers) => {
       status = Number(headers[":status"]);
-      for (const [name, value] of Object.entries(headers)) {
-        if (name.startsWith(":") || value === undefined) continue;
-        for (const v of Array.isArray(value) ? value : [String(value)]) responseHeader.append(name, v);
-      }
+      responseFields = fieldsOfHttp2(headers);
     });
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
     stream.on("end", () =>
@@ -190,7 +188,7 @@ function send(
         status === 0
           ? // The connection went away after the request went out and before any answer: it may have been processed.
             reject(new ConnectError("the connection closed before a response", Code.Unavailable))
-          : resolve({ status, responseHeader, responseBody: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }),
+          : resolve({ status, responseFields, responseBody: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }),
       ),
     );
     stream.on("error", (error) =>
@@ -246,13 +244,11 @@ function createHttp1Sender(baseUrl: string): Sender {
         else socket.once("connect", () => (connected = true));
       });
       request.once("response", (response) => {
-        const responseHeader = new Headers();
-        const raw = response.rawHeaders;
-        for (let i = 0; i < raw.length; i += 2) responseHeader.append(raw[i]!, raw[i + 1]!);
+        const responseFields = fieldsOfRaw(response.rawHeaders);
         const chunks: Buffer[] = [];
         response.on("data", (chunk: Buffer) => chunks.push(chunk));
         response.once("end", () =>
-          finish(() => resolve({ status: response.statusCode ?? 0, responseHeader, responseBody: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) })),
+          finish(() => resolve({ status: response.statusCode ?? 0, responseFields, responseBody: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) })),
         );
         response.once("error", (error) => finish(() => reject(new ConnectError(error.message, Code.Unavailable, undefined, undefined, error))));
         // The connection went away in the middle of the response: it may have been processed.
@@ -267,4 +263,62 @@ function createHttp1Sender(baseUrl: string): Sender {
       );
       request.end(body);
     });
+}
+
+/**
+ * The fields of an HTTP/2 response head, pseudo-headers left out: a plain
+ * record when each came once (Node gives lower-case names), else a Headers
+ * with every value appended.
+ */
+function fieldsOfHttp2(headers: http2.IncomingHttpHeaders): Record<string, string> | Headers {
+  const record: Record<string, string> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ":" pseudo-header */) continue;
+    // ("__proto__" would not become a field of a plain object: the long way too.)
+    if (typeof value !== "string" || name === "__proto__") return headersOfHttp2(headers);
+    record[name] = value;
+  }
+  return record;
+}
+
+function headersOfHttp2(headers: http2.IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [String(value)]) out.append(name, v);
+  }
+  return out;
+}
+
+/** The fields of an HTTP/1.1 response head (Node's raw name/value list): a plain record when each name came once, else a Headers. */
+function fieldsOfRaw(raw: readonly string[]): Record<string, string> | Headers {
+  const record: Record<string, string> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (Object.hasOwn(record, name) || name === "__proto__") {
+      const out = new Headers();
+      for (let j = 0; j < raw.length; j += 2) out.append(raw[j]!, raw[j + 1]!);
+      return out;
+    }
+    record[name] = raw[i + 1]!;
+  }
+  return record;
+}
+
+/**
+ * The response's fields, its header and its trailer (unary Connect sends
+ * trailers as `trailer-` fields): connect's trailerDemux, over a plain record
+ * without building Headers (each costs µs of WebIDL conversions;
+ * contract/metadata-headers.ts); a Headers goes to trailerDemux itself.
+ */
+function demuxTrailers(fields: Record<string, string> | Headers): [all: Headers, header: Headers, trailer: Headers] {
+  if (fields instanceof Headers) return [fields, ...trailerDemux(fields)];
+  const header: Record<string, string> = {};
+  const trailer: Record<string, string> = {};
+  for (const name of Object.keys(fields)) {
+    if (name.startsWith("trailer-")) trailer[name.substring(8)] = fields[name]!;
+    else header[name] = fields[name]!;
+  }
+  return [RecordHeaders.from(fields), RecordHeaders.from(header), RecordHeaders.from(trailer)];
 }

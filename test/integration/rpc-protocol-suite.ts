@@ -396,6 +396,28 @@ export function defineProtocolSuite(options: { fastPath: boolean }): void {
         );
       });
 
+      it("the answer's header fields reach the caller as header and trailer, a field sent twice combined as Headers combines it", async () => {
+        await withH1Server(
+          (request, response) => {
+            request.resume();
+            request.on("end", () => {
+              response.setHeader("x-twice", ["a", "b"]);
+              response.writeHead(200, { "content-type": "application/proto", "Trailer-X-Done": "yes" }).end();
+            });
+          },
+          async (url) => {
+            const header: Array<[string, string]> = [];
+            const trailer: Array<[string, string]> = [];
+            await createClient(AuthorizationService, leanOverHttp1(url)).getMetadata(
+              {},
+              { onHeader: (h) => h.forEach((v, k) => header.push([k, v])), onTrailer: (t) => t.forEach((v, k) => trailer.push([k, v])) },
+            );
+            expect(header).toEqual(expect.arrayContaining([["x-twice", "a, b"], ["content-type", "application/proto"]]));
+            expect(trailer).toEqual([["x-done", "yes"]]);
+          },
+        );
+      });
+
       it("calls in turn reuse one kept-alive connection", async () => {
         const sockets = new Set<string>();
         await withH1Server(
@@ -429,6 +451,39 @@ export function defineProtocolSuite(options: { fastPath: boolean }): void {
             const failure = await createClient(AuthorizationService, gateway.transport(url)).getMetadata({}).catch((error: unknown) => error);
             expect(failure).toBeInstanceOf(ConnectError);
             expect(failure instanceof CallNotSentError).toBe(gateway.name === "lean");
+          },
+        );
+      });
+
+      it.each([
+        ["each field once", false],
+        ["set-cookie twice", true],
+      ])("the answer's header fields reach the caller as header and trailer (Connect unary: `trailer-` fields): %s", async (_case, cookies) => {
+        await withH2Server(
+          (stream) => {
+            stream.resume();
+            stream.on("end", () => {
+              stream.respond({
+                ":status": 200,
+                "content-type": "application/proto",
+                "x-answer": "42",
+                "trailer-x-done": "yes",
+                ...(cookies ? { "set-cookie": ["a=1", "b=2"] } : {}),
+              });
+              stream.end();
+            });
+          },
+          async (url) => {
+            const header: Array<[string, string]> = [];
+            const trailer: Array<[string, string]> = [];
+            await createClient(AuthorizationService, gateway.transport(url)).getMetadata(
+              {},
+              { onHeader: (h) => h.forEach((v, k) => header.push([k, v])), onTrailer: (t) => t.forEach((v, k) => trailer.push([k, v])) },
+            );
+            expect(header).toEqual(expect.arrayContaining([["x-answer", "42"], ["content-type", "application/proto"]]));
+            if (cookies) expect(header).toEqual(expect.arrayContaining([["set-cookie", "a=1"], ["set-cookie", "b=2"]]));
+            expect(header.map(([k]) => k)).not.toContain("trailer-x-done");
+            expect(trailer).toEqual([["x-done", "yes"]]);
           },
         );
       });
