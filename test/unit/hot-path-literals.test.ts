@@ -33,6 +33,7 @@ const REQUEST_PATHS = [
   "gateway/oauth-error-response.ts",
   "gateway/token-endpoints.ts",
   "gateway/upstream.ts",
+  "contract/metadata-headers.ts",
   "services/authz/oauth",
   "services/authz/rpc/authorization-service.ts",
   "services/authz/rpc/caller.ts",
