@@ -35,6 +35,34 @@ export function isPlainMetadata(record: Readonly<Record<string, unknown>>): reco
 }
 
 /**
+ * A head's fields as Node gives them (an object of lower-case names, a list
+ * for a repeated field; pseudo-headers start with ":" and are left out) as
+ * metadata: a plain record when each field came once, else a Headers with
+ * every value appended, which is what `new Headers` of the fields gives.
+ */
+export function metadataOfNodeFields(fields: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> | Headers {
+  const record: Record<string, string> = {};
+  for (const name in fields) {
+    const value = fields[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ":" pseudo-header */) continue;
+    // ("__proto__" would not become a field of a plain object: the long way too.)
+    if (typeof value !== "string" || name === "__proto__") return headersOfNodeFields(fields);
+    record[name] = value;
+  }
+  return record;
+}
+
+function headersOfNodeFields(fields: Readonly<Record<string, string | string[] | undefined>>): Headers {
+  const headers = new Headers();
+  for (const name in fields) {
+    const value = fields[name];
+    if (value === undefined || name.charCodeAt(0) === 58) continue;
+    for (const v of Array.isArray(value) ? value : [String(value)]) headers.append(name, v);
+  }
+  return headers;
+}
+
+/**
  * A call's request headers over the plain record an in-process caller built
  * (all-in-one: the gateway's client), read without building a Fetch Headers:
  * `get` and `has` look the name up in the record; anything else (iteration,

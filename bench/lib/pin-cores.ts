@@ -20,10 +20,8 @@ export function pinCores(served: Readonly<Record<string, number>>, others: Reado
   const cores = cpus().length;
   if (cores < 2) return "not pinned (one core)";
   const last = cores - 1;
-  const pin = (core: number, pid: number) => spawnSync("taskset", ["-a", "-p", "-c", String(core), String(pid)], { stdio: "ignore" });
-  const first = Object.values(served)[0] ?? Object.values(others)[0];
-  if (first !== undefined && pin(last, first).status !== 0) return "not pinned (taskset failed or is not installed)";
-  for (const pid of Object.values(served)) pin(last, pid);
-  for (const pid of Object.values(others)) pin(0, pid);
+  const pin = (core: number, pid: number) => spawnSync("taskset", ["-a", "-p", "-c", String(core), String(pid)], { stdio: "ignore" }).status === 0;
+  const pinned = [...Object.values(served).map((pid) => pin(last, pid)), ...Object.values(others).map((pid) => pin(0, pid))];
+  if (!pinned.every(Boolean)) return "not pinned (taskset failed or is not installed)";
   return `pinned: ${Object.keys(served).join(", ")} on CPU ${last}; ${Object.keys(others).join(", ")} on CPU 0`;
 }

@@ -3,7 +3,7 @@ import * as http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary } from "@bufbuild/protobuf";
 import { Code, ConnectError, appendHeaders, type Transport } from "@connectrpc/connect";
 import { errorFromJsonBytes, trailerDemux, validateResponse } from "@connectrpc/connect/protocol-connect";
-import { isFieldRecord, isPlainMetadata, RecordHeaders } from "../../contract/metadata-headers.js";
+import { isFieldRecord, isPlainMetadata, metadataOfNodeFields, RecordHeaders } from "../../contract/metadata-headers.js";
 import { CallNotSentError } from "./call-not-sent-error.js";
 
 export interface ConnectUnaryTransportOptions {
@@ -180,7 +180,7 @@ function send(
     const chunks: Buffer[] = [];
     stream.on("response", (headers) => {
       status = Number(headers[":status"]);
-      responseFields = fieldsOfHttp2(headers);
+      responseFields = metadataOfNodeFields(headers);
     });
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
     stream.on("end", () =>
@@ -263,32 +263,6 @@ function createHttp1Sender(baseUrl: string): Sender {
       );
       request.end(body);
     });
-}
-
-/**
- * The fields of an HTTP/2 response head, pseudo-headers left out: a plain
- * record when each came once (Node gives lower-case names), else a Headers
- * with every value appended.
- */
-function fieldsOfHttp2(headers: http2.IncomingHttpHeaders): Record<string, string> | Headers {
-  const record: Record<string, string> = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || name.charCodeAt(0) === 58 /* ":" pseudo-header */) continue;
-    // ("__proto__" would not become a field of a plain object: the long way too.)
-    if (typeof value !== "string" || name === "__proto__") return headersOfHttp2(headers);
-    record[name] = value;
-  }
-  return record;
-}
-
-function headersOfHttp2(headers: http2.IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [String(value)]) out.append(name, v);
-  }
-  return out;
 }
 
 /** The fields of an HTTP/1.1 response head (Node's raw name/value list): a plain record when each name came once, else a Headers. */

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isFieldRecord, isPlainMetadata, RecordHeaders } from "../../contract/metadata-headers.js";
+import { isFieldRecord, isPlainMetadata, metadataOfNodeFields, RecordHeaders } from "../../contract/metadata-headers.js";
 
 // Call metadata as a plain record, read as Headers without building one (the all-in-one process's RPCs):
 // it must mean exactly what `new Headers(record)` means.
@@ -104,5 +104,14 @@ describe("isPlainMetadata and isFieldRecord", () => {
     expect(isFieldRecord([["a", "b"]])).toBe(false);
     expect(isFieldRecord(new Map([["a", "b"]]) as unknown as Record<string, string>)).toBe(false);
     expect(isFieldRecord(undefined)).toBe(false);
+  });
+});
+
+describe("metadataOfNodeFields", () => {
+  it("is a plain record of the fields when each came once, pseudo-headers left out; else the Headers new Headers gives", () => {
+    expect(metadataOfNodeFields({ ":status": "200", "content-type": "application/proto", "x-a": "1", absent: undefined })).toEqual({ "content-type": "application/proto", "x-a": "1" });
+    const repeated = metadataOfNodeFields({ ":path": "/x", "set-cookie": ["a=1", "b=2"], "x-a": "1" });
+    expect(repeated).toBeInstanceOf(Headers);
+    expect([...(repeated as Headers)]).toEqual([...new Headers([["set-cookie", "a=1"], ["set-cookie", "b=2"], ["x-a", "1"]])]);
   });
 });

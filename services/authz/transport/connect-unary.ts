@@ -16,7 +16,7 @@ import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol
 import type * as http from "node:http";
 import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
-import { RecordHeaders } from "../../../contract/metadata-headers.js";
+import { metadataOfNodeFields, RecordHeaders } from "../../../contract/metadata-headers.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -281,29 +281,11 @@ function createContext(spec: MethodImplSpec, exchange: Exchange, values: Context
 }
 
 /**
- * The call's request metadata as Headers, pseudo-headers left out. Node gives
- * the fields as an object of lower-case names; when each has one value, that
+ * The call's request metadata as Headers: when each field came once, Node's
  * object is read as it is (RecordHeaders: no WebIDL conversion of every field
- * of every call); a repeated field goes the long way, each value appended.
- * Both give what `new Headers` of the fields gives (test/unit/metadata-headers.test.ts).
+ * of every call); a repeated field goes the long way (metadataOfNodeFields).
  */
 function requestHeaderOf(raw: Record<string, string | string[] | undefined>): Headers {
-  const record: Record<string, string> = {};
-  let repeated = false;
-  for (const name in raw) {
-    const value = raw[name];
-    if (value === undefined || name.charCodeAt(0) === 58 /* ":" pseudo-header */) continue;
-    // ("__proto__" would not become a field of a plain object: the long way too.)
-    if (typeof value === "string" && name !== "__proto__") record[name] = value;
-    else repeated = true;
-  }
-  if (!repeated) return RecordHeaders.from(record);
-  const entries: Array<[string, string]> = [];
-  for (const name in raw) {
-    const value = raw[name];
-    if (value === undefined || name.charCodeAt(0) === 58) continue;
-    if (Array.isArray(value)) for (const v of value) entries.push([name, v]);
-    else entries.push([name, value]);
-  }
-  return new Headers(entries);
+  const fields = metadataOfNodeFields(raw);
+  return fields instanceof Headers ? fields : RecordHeaders.from(fields);
 }
