@@ -56,6 +56,11 @@ export interface GatewayConfig {
      * Absent (a client built by hand): "2".
      */
     httpVersion?: "2" | "1.1";
+    /**
+     * The calls of one turn of the event loop sent as one BatchService.CallBatch
+     * (rpc/batching-transport.ts; README, Speed). Absent (a client built by hand): true.
+     */
+    batchCalls?: boolean;
   };
   paths: Readonly<Record<EndpointName, string>>;
   /** Addresses or CIDRs of proxies whose X-Forwarded-For/-Proto are believed. */
@@ -286,6 +291,7 @@ const gatewaySchema = z.strictObject({
     timeoutMs: z.number().int().min(100).max(30_000).default(2_000),
     transport: z.enum(["lean", "connect"]).default("lean"),
     httpVersion: z.enum(["2", "1.1"]).default("2"),
+    batchCalls: z.boolean().default(true),
   }),
   paths: z.strictObject(Object.fromEntries(Object.keys(DEFAULT_PATHS).map((k) => [k, path.optional()])) as Record<EndpointName, z.ZodOptional<typeof path>>).default({}),
   trustedProxies: z.array(z.string().min(1)).default([]),
@@ -443,7 +449,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
   }
 
   // Without a valid authz section (the schema said why), its secrets are not looked at.
-  const authz = g.authz ?? { endpoints, serviceCredential: undefined, clientId: "", clientSecret: undefined, timeoutMs: 0, transport: "lean" as const, httpVersion: "2" as const };
+  const authz = g.authz ?? { endpoints, serviceCredential: undefined, clientId: "", clientSecret: undefined, timeoutMs: 0, transport: "lean" as const, httpVersion: "2" as const, batchCalls: true };
   const config: GatewayConfig = {
     issuer: file.issuer,
     requireHttps: file.requireHttps,
@@ -456,6 +462,7 @@ function buildConfig(file: SalvagedFile, env: Environment, problems: string[]): 
       timeoutMs: authz.timeoutMs,
       transport: authz.transport,
       httpVersion: authz.httpVersion,
+      batchCalls: authz.batchCalls,
     },
     paths: { ...DEFAULT_PATHS, ...Object.fromEntries(Object.entries(g.paths).filter(([, v]) => v !== undefined)) },
     trustedProxies: g.trustedProxies,

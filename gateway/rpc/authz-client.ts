@@ -1,3 +1,4 @@
+import type { DescMethodUnary } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { CLIENT_ADDRESS_HEADER, SERVICE_CREDENTIAL_HEADER, TENANT_HEADER } from "../../contract/metadata.js";
@@ -10,6 +11,7 @@ import type { GatewayConfig } from "../config.js";
 import { createConnectEsTransport } from "./connect-es-transport.js";
 import { createConnectUnaryTransport } from "./connect-unary-transport.js";
 import { observeDeadlines } from "./deadline-observer.js";
+import { createBatchingTransport } from "./batching-transport.js";
 import { createFailoverTransport } from "./failover-transport.js";
 import { createTracingTransport } from "./tracing-transport.js";
 import { tracingOff, type Tracing } from "../../startup/tracing.js";
@@ -43,6 +45,11 @@ export interface AuthzClient {
  * code would fail as a replay (and revoke the grant).
  */
 const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession", "GetClientRegistration"]);
+
+/** What the authz service serves batched (services/authz/transport/call-batch.ts): AuthorizationService's unary calls. */
+function isBatchable(method: DescMethodUnary): boolean {
+  return method.parent.typeName === AuthorizationService.typeName;
+}
 
 /** What a composition root may hand the client instead of the configured endpoints. */
 export interface AuthzClientOptions {
@@ -89,8 +96,8 @@ export function createAuthzClient(config: GatewayConfig["authz"], options: Authz
 function createNetworkTransport(config: GatewayConfig["authz"], header: Record<string, string>): Transport {
   // Ping idle HTTP/2 sessions so a dead replica is noticed before a request needs it.
   const pingIntervalMs = 10_000;
-  const transports = config.endpoints.map(
-    (baseUrl): Transport =>
+  const transports = config.endpoints.map((baseUrl): Transport => {
+    const transport =
       config.transport === "connect"
         ? createConnectEsTransport({ baseUrl, defaultTimeoutMs: config.timeoutMs, header, pingIntervalMs })
         : createConnectUnaryTransport({
@@ -101,8 +108,11 @@ function createNetworkTransport(config: GatewayConfig["authz"], header: Record<s
             httpVersion: config.httpVersion,
             // connect-es carries the one stream, WatchRevocations.
             streams: createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, pingIntervalMs, pingTimeoutMs: 2_000 }),
-          }),
-  );
+          });
+    // Per endpoint, below the failover: a batch goes to one replica, and each of its calls that failed as
+    // not sent (or, if idempotent, on an unavailable replica) is sent again as itself to the next.
+    return config.batchCalls === false ? transport : createBatchingTransport(transport, { defaultTimeoutMs: config.timeoutMs, batchable: isBatchable });
+  });
   return createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));
 }
 

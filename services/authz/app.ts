@@ -13,7 +13,9 @@ import { createOverloadInterceptor } from "./interceptors/overload.js";
 import { createAuthzMetrics, type AuthzMetrics, type AuthzOverloadKind } from "./metrics.js";
 import { createConcurrencyLimiter } from "../../startup/concurrency-limiter.js";
 import { createOverloadReporter, type OverloadReporter } from "../../startup/overload-reporter.js";
-import { createConnectUnaryHandler } from "./transport/connect-unary.js";
+import { createConnectUnaryHandler, registration, type ServiceRegistration } from "./transport/connect-unary.js";
+import { createBatchService } from "./transport/call-batch.js";
+import { BatchService } from "../../gen/gatehouse/v1/batch_service_pb.js";
 import { createInProcessTransport, IN_PROCESS_PEER, type InProcessKind } from "./transport/in-process-transport.js";
 import { createRoutes, createServices } from "./routes.js";
 import { kPeerAddress } from "./rpc/caller.js";
@@ -105,7 +107,16 @@ export async function createAuthzService(config: AuthzConfig, log: Logger, overr
     deps,
     inProcessTransport: (kind = "direct") =>
       createInProcessTransport({ kind, services, interceptors, contextValues: () => contextValues(IN_PROCESS_PEER), shutdownSignal: shutdown.signal }),
-    listen: () => listen(config, deps, { services, interceptors, contextValues, shutdown, metrics, reporter }),
+    // Over the network, calls may also come batched (transport/call-batch.ts: the gateway's hop under load).
+    listen: () =>
+      listen(config, deps, {
+        services: [...services, registration(BatchService, createBatchService({ services, interceptors, contextValues }))],
+        interceptors,
+        contextValues,
+        shutdown,
+        metrics,
+        reporter,
+      }),
     close: release,
   };
 }
@@ -119,7 +130,7 @@ async function listen(
   config: AuthzConfig,
   deps: AuthzDeps,
   { services, interceptors, contextValues, shutdown, metrics, reporter }: {
-    services: ReturnType<typeof createServices>;
+    services: readonly ServiceRegistration[];
     interceptors: Interceptor[];
     contextValues: (remoteAddress: string) => ContextValues;
     shutdown: AbortController;

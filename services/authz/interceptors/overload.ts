@@ -1,6 +1,7 @@
 import { Code, type Interceptor } from "@connectrpc/connect";
 import type { ConcurrencyLimiter } from "../../../startup/concurrency-limiter.js";
 import type { OverloadReporter } from "../../../startup/overload-reporter.js";
+import { BatchService } from "../../../gen/gatehouse/v1/batch_service_pb.js";
 import { OAuthError } from "../oauth/errors.js";
 import type { AuthzOverloadKind } from "../metrics.js";
 import { connectErrorOf } from "./errors.js";
@@ -32,7 +33,8 @@ const RETRY_AFTER_SECONDS = 1;
  *   says why (counted and logged as kind deadline). The handler's slot is
  *   held until it really ends: a call given up on still occupies the core.
  *
- * Streams (WatchRevocations) live as long as their subscriber and take no slot.
+ * Streams (WatchRevocations) live as long as their subscriber and take no slot;
+ * nor does a CallBatch, whose calls each take one.
  * Outermost: a shed call costs no per-call log line (the reporter's line is rate-limited).
  */
 export function createOverloadInterceptor(options: {
@@ -42,7 +44,9 @@ export function createOverloadInterceptor(options: {
 }): Interceptor {
   const { limiter, budget, reporter } = options;
   return (next) => async (request) => {
-    if (request.stream) return next(request);
+    // A batch takes no slot: each of its calls takes its own (transport/call-batch.ts), and a batch that
+    // held one while its calls waited for theirs could hold them all.
+    if (request.stream || request.method === BatchService.method.callBatch) return next(request);
     const started = performance.now();
     const propagated = propagatedTimeoutMs(request.header);
     // A tenth of a short deadline, at most marginMs of a long one: a 300 ms caller still gets 270 ms of work.

@@ -10,9 +10,9 @@ import {
   type Transport,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { isFieldRecord, RecordHeaders } from "../../../contract/metadata-headers.js";
 import type { ServiceRegistration } from "./connect-unary.js";
+import { invokeUnary } from "./invoke-unary.js";
 
 /**
  * How a caller in the same process reaches the authz service's handlers:
@@ -92,45 +92,15 @@ export function createInProcessTransport(options: InProcessTransportOptions): Tr
         timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
         signal: signal ?? options.shutdownSignal,
       };
-      if (signal?.aborted === true) throw ConnectError.from(signal.reason, Code.Canceled);
-      const invocation = invokeUnaryImplementation(spec, context, create(method.input, input) as never, options.interceptors);
-      let timer: NodeJS.Timeout | undefined;
-      let onAbort: (() => void) | undefined;
-      try {
-        const message =
-          deadline === undefined && signal === undefined
-            ? await invocation
-            : await Promise.race([
-                invocation,
-                new Promise<never>((_, reject) => {
-                  // The caller's deadline: deadline_exceeded when it passes, as the servers answer.
-                  if (deadline !== undefined) {
-                    timer = setTimeout(() => reject(new ConnectError("the operation timed out", Code.DeadlineExceeded)), Math.max(0, deadline - Date.now()));
-                  }
-                  if (signal !== undefined) {
-                    onAbort = () => reject(ConnectError.from(signal.reason, Code.Canceled));
-                    signal.addEventListener("abort", onAbort, { once: true });
-                  }
-                }),
-              ]);
-        return {
-          stream: false,
-          service: method.parent,
-          method,
-          header: context.responseHeader,
-          message: message as UnaryResponse<I, O>["message"],
-          trailer: context.responseTrailer,
-        };
-      } catch (error) {
-        const connectError = ConnectError.from(error, Code.Internal);
-        // Over the wire an error's metadata is the response's headers and trailers (Connect protocol); so here.
-        context.responseHeader.forEach((value, key) => connectError.metadata.append(key, value));
-        context.responseTrailer.forEach((value, key) => connectError.metadata.append(key, value));
-        throw connectError;
-      } finally {
-        clearTimeout(timer);
-        if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
-      }
+      const message = await invokeUnary(spec, context, create(method.input, input), options.interceptors, deadline, signal);
+      return {
+        stream: false,
+        service: method.parent,
+        method,
+        header: context.responseHeader,
+        message: message as UnaryResponse<I, O>["message"],
+        trailer: context.responseTrailer,
+      };
     },
     stream: (method, signal, timeoutMs, header, input, contextValues) => router.stream(method, signal, timeoutMs, header, input, contextValues),
   };

@@ -1,0 +1,248 @@
+import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ContextValues, type Transport, type UnaryResponse } from "@connectrpc/connect";
+import { isFieldRecord, metadataOfFields, type MetadataField } from "../../contract/metadata-headers.js";
+import { BatchService, type BatchedCallSchema, type BatchedResult } from "../../gen/gatehouse/v1/batch_service_pb.js";
+
+export interface BatchingTransportOptions {
+  /** Deadline of a call that names none (as connect-es: undefined takes it, zero or less is none). */
+  defaultTimeoutMs: number;
+  /** The calls that may go in a batch (the authz service serves AuthorizationService's unary methods batched). */
+  batchable: (method: DescMethodUnary) => boolean;
+}
+
+/** What one CallBatch carries at most: the server's limit (services/authz/transport/call-batch.ts MAX_BATCH_CALLS), */
+export const MAX_BATCH_CALLS = 64;
+/** and bytes well within the server's readMaxBytes (64 KiB): a call larger than a batch's share goes alone. */
+const MAX_BATCH_BYTES = 48 * 1024;
+/** A field's share of the batch beside its name and value (tags and lengths). */
+const FIELD_OVERHEAD_BYTES = 8;
+
+/**
+ * Sends the calls that come in one turn of the event loop together, as one
+ * BatchService.CallBatch (proto/gatehouse/v1/batch_service.proto), and gives
+ * each caller its own answer, as the transport below would have given it: the
+ * same message, or a ConnectError with the same code, message, details and
+ * metadata. A call that comes alone goes alone, through `inner` as it is, so
+ * an idle gateway's calls are what they were.
+ *
+ * Why: on the gateway's hop each call was an HTTP/2 stream, and the frames,
+ * headers, buffers and bookkeeping of a stream cost more CPU on both sides
+ * than introspecting the token did (README, Speed). Under load the calls the
+ * gateway makes in one turn of its event loop (every request that arrived in
+ * one poll) share one stream instead. Nothing waits for a batch to fill: the
+ * turn's calls go at its end (setImmediate), so no call waits longer than the
+ * turn it came in.
+ *
+ * Each call keeps its own deadline (the batch's is the longest, and a call
+ * whose deadline is earlier is given up on here when it passes) and its own
+ * signal (a cancelled call is answered Canceled at once; the server still
+ * serves it, as a call whose cancellation had not reached it yet). A batch
+ * that fails as a whole fails each of its calls with that error, so a failover
+ * above sees a call that was not sent (CallNotSentError) or an unavailable
+ * replica as it would have. A server that does not know CallBatch (an older
+ * authz service: Unimplemented) gets the calls alone, then and from then on.
+ */
+export function createBatchingTransport(inner: Transport, options: BatchingTransportOptions): Transport {
+  let waiting: PendingCall[] = [];
+  let supported = true;
+
+  const flush = () => {
+    const calls = waiting;
+    waiting = [];
+    if (calls.length === 1) return sendAlone(calls[0]!);
+    let batch: PendingCall[] = [];
+    let bytes = 0;
+    for (const call of calls) {
+      if (batch.length === MAX_BATCH_CALLS || bytes + call.bytes > MAX_BATCH_BYTES) {
+        sendBatch(batch);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(call);
+      bytes += call.bytes;
+    }
+    if (batch.length === 1) sendAlone(batch[0]!);
+    else sendBatch(batch);
+  };
+
+  const sendAlone = (call: PendingCall) => {
+    if (call.settled) return;
+    const timeoutMs = call.deadline === undefined ? 0 : Math.max(1, call.deadline - Date.now());
+    inner.unary(call.method, call.signal, timeoutMs, call.header, call.input, call.contextValues).then(
+      (response) => settle(call, response, undefined),
+      (error: unknown) => settle(call, undefined, error),
+    );
+  };
+
+  const sendBatch = (calls: PendingCall[]) => {
+    const live = calls.filter((call) => !call.settled);
+    if (live.length < 2) return live.forEach(sendAlone);
+    const now = Date.now();
+    // The batch lasts as long as its longest call; one without a deadline makes it none (0).
+    let longest = 0;
+    for (const call of live) {
+      if (call.deadline === undefined) {
+        longest = Infinity;
+        break;
+      }
+      longest = Math.max(longest, call.deadline - now);
+    }
+    const batchTimeoutMs = longest === Infinity ? 0 : Math.max(1, Math.ceil(longest));
+    const wire = live.map(
+      (call): MessageInitShape<typeof BatchedCallSchema> => ({
+        procedure: call.procedure,
+        header: call.fields,
+        request: call.request,
+        timeoutMs: call.deadline === undefined ? 0 : Math.max(1, Math.ceil(call.deadline - now)),
+      }),
+    );
+    // A call whose deadline comes before the batch's is given up on when it passes, as it would be alone.
+    for (const call of live) {
+      if (call.deadline !== undefined && (batchTimeoutMs === 0 || call.deadline < now + batchTimeoutMs - 1)) {
+        call.timer = setTimeout(() => settle(call, undefined, new ConnectError("the operation timed out", Code.DeadlineExceeded)), Math.max(0, call.deadline - now));
+      }
+    }
+    inner.unary(BatchService.method.callBatch, undefined, batchTimeoutMs, {}, { calls: wire }).then(
+      ({ message }) => {
+        if (message.results.length !== live.length) {
+          const error = new ConnectError(`the batch of ${live.length} calls was answered with ${message.results.length} results`, Code.Internal);
+          return live.forEach((call) => settle(call, undefined, error));
+        }
+        live.forEach((call, i) => answer(call, message.results[i]!));
+      },
+      (error: unknown) => {
+        if (error instanceof ConnectError && error.code === Code.Unimplemented) {
+          // No call of the batch was served: each goes alone, now and from now on.
+          supported = false;
+          for (const call of live) {
+            clearTimeout(call.timer);
+            sendAlone(call);
+          }
+          return;
+        }
+        live.forEach((call) => settle(call, undefined, error));
+      },
+    );
+  };
+
+  return {
+    unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0],
+      input: Parameters<Transport["unary"]>[4],
+      contextValues?: ContextValues,
+    ): Promise<UnaryResponse<I, O>> {
+      const fields = supported && options.batchable(method as unknown as DescMethodUnary) ? fieldsOfHeader(header) : undefined;
+      if (fields === undefined) return inner.unary(method, signal, timeoutMs, header, input as never, contextValues);
+      if (signal?.aborted) return Promise.reject(new ConnectError("the operation was aborted", Code.Canceled));
+      const request = toBinary(method.input, create(method.input, input as never));
+      let bytes = request.byteLength + FIELD_OVERHEAD_BYTES;
+      for (const field of fields) bytes += field.name.length + field.value.length + FIELD_OVERHEAD_BYTES;
+      if (bytes > MAX_BATCH_BYTES) return inner.unary(method, signal, timeoutMs, header, input as never, contextValues);
+      // As connect-es: undefined takes the default, zero or less means none.
+      const timeout = timeoutMs === undefined ? options.defaultTimeoutMs : timeoutMs <= 0 ? undefined : timeoutMs;
+      return new Promise<UnaryResponse<I, O>>((resolve, reject) => {
+        const call: PendingCall = {
+          method: method as unknown as DescMethodUnary,
+          procedure: `/${method.parent.typeName}/${method.name}`,
+          signal,
+          deadline: timeout === undefined ? undefined : Date.now() + timeout,
+          header,
+          fields,
+          input,
+          contextValues,
+          request,
+          bytes,
+          resolve: resolve as PendingCall["resolve"],
+          reject,
+          settled: false,
+          timer: undefined,
+          onAbort: undefined,
+        };
+        if (signal !== undefined) {
+          call.onAbort = () => settle(call, undefined, new ConnectError("the operation was aborted", Code.Canceled));
+          signal.addEventListener("abort", call.onAbort, { once: true });
+        }
+        if (waiting.push(call) === 1) setImmediate(flush);
+      });
+    },
+    stream: (method, signal, timeoutMs, header, input, contextValues) => inner.stream(method, signal, timeoutMs, header, input, contextValues),
+  };
+}
+
+/** A call waiting for its turn's batch, then for its answer. */
+interface PendingCall {
+  readonly method: DescMethodUnary;
+  readonly procedure: string;
+  readonly signal: AbortSignal | undefined;
+  /** Date.now() when it is given up on; undefined: never. */
+  readonly deadline: number | undefined;
+  /** As the caller gave them: a call that goes alone is sent as it came. */
+  readonly header: ConstructorParameters<typeof Headers>[0];
+  readonly fields: MetadataField[];
+  readonly input: Parameters<Transport["unary"]>[4];
+  readonly contextValues: ContextValues | undefined;
+  readonly request: Uint8Array;
+  /** Its share of the batch's bytes. */
+  readonly bytes: number;
+  readonly resolve: (response: UnaryResponse<DescMessage, DescMessage>) => void;
+  readonly reject: (error: unknown) => void;
+  settled: boolean;
+  timer: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/** Answers a call once: whatever comes after (a late answer to a call given up on) is dropped. */
+function settle(call: PendingCall, response: UnaryResponse<DescMessage, DescMessage> | undefined, error: unknown): void {
+  if (call.settled) return;
+  call.settled = true;
+  clearTimeout(call.timer);
+  if (call.onAbort !== undefined) call.signal?.removeEventListener("abort", call.onAbort);
+  if (response !== undefined) call.resolve(response);
+  else call.reject(error);
+}
+
+/** One call's result from the batch's answer, as the transport below would have given it alone. */
+function answer(call: PendingCall, result: BatchedResult): void {
+  const { method } = call;
+  try {
+    switch (result.outcome.case) {
+      case "response":
+        return settle(
+          call,
+          {
+            stream: false,
+            service: method.parent,
+            method,
+            header: metadataOfFields(result.header),
+            message: fromBinary(method.output, result.outcome.value),
+            trailer: metadataOfFields(result.trailer),
+          },
+          undefined,
+        );
+      case "error": {
+        const status = result.outcome.value;
+        const code = status.code in Code && status.code !== 0 ? (status.code as Code) : Code.Unknown;
+        const error = new ConnectError(status.message, code, metadataOfFields([...result.header, ...result.trailer]));
+        // As connect's errorFromJson gives them: the type's full name and the encoded message, decoded by findDetails.
+        for (const detail of status.details) error.details.push({ type: detail.typeUrl.slice(detail.typeUrl.lastIndexOf("/") + 1), value: detail.value });
+        return settle(call, undefined, error);
+      }
+      default:
+        return settle(call, undefined, new ConnectError("the batch answered a call with neither a response nor an error", Code.Internal));
+    }
+  } catch (error) {
+    settle(call, undefined, new ConnectError(`cannot read the batch's answer to ${call.procedure}: ${error instanceof Error ? error.message : String(error)}`, Code.Internal));
+  }
+}
+
+/** A call's metadata as fields, when it is the plain record the gateway's client gives; undefined: it goes alone. */
+function fieldsOfHeader(header: ConstructorParameters<typeof Headers>[0]): MetadataField[] | undefined {
+  if (header === undefined) return [];
+  if (!isFieldRecord(header)) return undefined;
+  const fields: MetadataField[] = [];
+  for (const name of Object.keys(header)) fields.push({ name, value: header[name]! });
+  return fields;
+}
