@@ -138,36 +138,14 @@ function method(value: (...args: never[]) => unknown): PropertyDescriptor {
   return { value, writable: true, configurable: true, enumerable: false };
 }
 
-/** One metadata field as gatehouse.v1.MetadataEntry carries it (a batched call's metadata). */
-export interface MetadataField {
-  readonly name: string;
-  readonly value: string;
-}
-
 /**
- * Metadata sent as a list of fields (proto/gatehouse/v1/batch_service.proto)
- * as Headers: read as a plain record (RecordHeaders) when each name came once
- * and every field is plain, else a Headers with every field appended, which
- * refuses an invalid one as `new Headers` would (TypeError).
+ * Headers as the record a batched call's metadata map carries
+ * (proto/gatehouse/v1/batch_service.proto): every name once, a repeated
+ * field's values joined as Headers joins them. Read back with
+ * RecordHeaders.from.
  */
-export function metadataOfFields(fields: readonly MetadataField[]): Headers {
+export function recordOfMetadata(headers: Headers): Record<string, string> {
   const record: Record<string, string> = {};
-  for (const { name, value } of fields) {
-    if (Object.hasOwn(record, name) || name === "__proto__") return headersOfFields(fields);
-    record[name] = value;
-  }
-  return RecordHeaders.from(record);
-}
-
-function headersOfFields(fields: readonly MetadataField[]): Headers {
-  const headers = new Headers();
-  for (const { name, value } of fields) headers.append(name, value);
-  return headers;
-}
-
-/** Headers as a list of fields, in their iteration order (a repeated field once per value, Set-Cookie apart). */
-export function fieldsOfMetadata(headers: Headers): MetadataField[] {
-  const fields: MetadataField[] = [];
-  headers.forEach((value, name) => fields.push({ name, value }));
-  return fields;
+  headers.forEach((value, name) => (record[name] = value));
+  return record;
 }

@@ -1,4 +1,3 @@
-import type { DescMethodUnary } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { CLIENT_ADDRESS_HEADER, SERVICE_CREDENTIAL_HEADER, TENANT_HEADER } from "../../contract/metadata.js";
@@ -45,11 +44,6 @@ export interface AuthzClient {
  * code would fail as a replay (and revoke the grant).
  */
 const IDEMPOTENT = new Set(["Introspect", "GetJwks", "GetMetadata", "GetSession", "GetClientRegistration"]);
-
-/** What the authz service serves batched (services/authz/transport/call-batch.ts): AuthorizationService's unary calls. */
-function isBatchable(method: DescMethodUnary): boolean {
-  return method.parent.typeName === AuthorizationService.typeName;
-}
 
 /** What a composition root may hand the client instead of the configured endpoints. */
 export interface AuthzClientOptions {
@@ -111,7 +105,7 @@ function createNetworkTransport(config: GatewayConfig["authz"], header: Record<s
           });
     // Per endpoint, below the failover: a batch goes to one replica, and each of its calls that failed as
     // not sent (or, if idempotent, on an unavailable replica) is sent again as itself to the next.
-    return config.batchCalls === false ? transport : createBatchingTransport(transport, { defaultTimeoutMs: config.timeoutMs, batchable: isBatchable });
+    return config.batchCalls === false ? transport : createBatchingTransport(transport, { defaultTimeoutMs: config.timeoutMs });
   });
   return createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));
 }

@@ -1,20 +1,17 @@
-import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type Transport, type UnaryResponse } from "@connectrpc/connect";
-import { isFieldRecord, metadataOfFields, type MetadataField } from "../../contract/metadata-headers.js";
+import { BATCHED_BY_METHOD, MAX_BATCH_CALLS, type BatchedMethod } from "../../contract/batched-calls.js";
+import { isFieldRecord, isPlainMetadata, RecordHeaders } from "../../contract/metadata-headers.js";
 import { BatchService, type BatchedCallSchema, type BatchedResult } from "../../gen/gatehouse/v1/batch_service_pb.js";
 
 export interface BatchingTransportOptions {
   /** Deadline of a call that names none (as connect-es: undefined takes it, zero or less is none). */
   defaultTimeoutMs: number;
-  /** The calls that may go in a batch (the authz service serves AuthorizationService's unary methods batched). */
-  batchable: (method: DescMethodUnary) => boolean;
 }
 
-/** What one CallBatch carries at most: the server's limit (services/authz/transport/call-batch.ts MAX_BATCH_CALLS), */
-export const MAX_BATCH_CALLS = 64;
-/** and bytes well within the server's readMaxBytes (64 KiB): a call larger than a batch's share goes alone. */
+/** What one CallBatch carries at most: MAX_BATCH_CALLS calls, and bytes well within the server's readMaxBytes (64 KiB), as estimated (estimatedBytes): a larger call goes alone. */
 const MAX_BATCH_BYTES = 48 * 1024;
-/** A field's share of the batch beside its name and value (tags and lengths). */
+/** A field's share of the batch beside its text (tag, length, map entry). */
 const FIELD_OVERHEAD_BYTES = 8;
 
 /**
@@ -23,13 +20,17 @@ const FIELD_OVERHEAD_BYTES = 8;
  * each caller its own answer, as the transport below would have given it: the
  * same message, or a ConnectError with the same code, message, details and
  * metadata. A call that comes alone goes alone, through `inner` as it is, so
- * an idle gateway's calls are what they were.
+ * an idle gateway's calls are what they were; so do the calls the batch has
+ * no place for (only AuthorizationService's unary calls, contract/batched-calls.ts)
+ * and a call whose metadata is not a plain record.
  *
  * Why: on the gateway's hop each call was an HTTP/2 stream, and the frames,
  * headers, buffers and bookkeeping of a stream cost more CPU on both sides
  * than introspecting the token did (README, Speed). Under load the calls the
  * gateway makes in one turn of its event loop (every request that arrived in
- * one poll) share one stream instead. Nothing waits for a batch to fill: the
+ * one poll) share one stream instead, and are encoded and parsed in one pass
+ * (a protobuf-es message encoding allocates its buffers anew each time: about
+ * 3-5 µs for an IntrospectRequest alone). Nothing waits for a batch to fill: the
  * turn's calls go at its end (setImmediate), so no call waits longer than the
  * turn it came in.
  *
@@ -90,10 +91,9 @@ export function createBatchingTransport(inner: Transport, options: BatchingTrans
     const batchTimeoutMs = longest === Infinity ? 0 : Math.max(1, Math.ceil(longest));
     const wire = live.map(
       (call): MessageInitShape<typeof BatchedCallSchema> => ({
-        procedure: call.procedure,
         header: call.fields,
-        request: call.request,
         timeoutMs: call.deadline === undefined ? 0 : Math.max(1, Math.ceil(call.deadline - now)),
+        request: { case: call.batched.requestCase, value: call.input } as MessageInitShape<typeof BatchedCallSchema>["request"],
       }),
     );
     // A call whose deadline comes before the batch's is given up on when it passes, as it would be alone.
@@ -134,26 +134,24 @@ export function createBatchingTransport(inner: Transport, options: BatchingTrans
       input: Parameters<Transport["unary"]>[4],
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
-      const fields = supported && options.batchable(method as unknown as DescMethodUnary) ? fieldsOfHeader(header) : undefined;
-      if (fields === undefined) return inner.unary(method, signal, timeoutMs, header, input as never, contextValues);
+      const batched = supported ? BATCHED_BY_METHOD.get(method as unknown as DescMethodUnary) : undefined;
+      const fields = batched === undefined ? undefined : recordOfHeader(header);
+      if (batched === undefined || fields === undefined) return inner.unary(method, signal, timeoutMs, header, input as never, contextValues);
       if (signal?.aborted) return Promise.reject(new ConnectError("the operation was aborted", Code.Canceled));
-      const request = toBinary(method.input, create(method.input, input as never));
-      let bytes = request.byteLength + FIELD_OVERHEAD_BYTES;
-      for (const field of fields) bytes += field.name.length + field.value.length + FIELD_OVERHEAD_BYTES;
+      const bytes = estimatedBytes(fields, 0) + estimatedBytes(input, 0);
       if (bytes > MAX_BATCH_BYTES) return inner.unary(method, signal, timeoutMs, header, input as never, contextValues);
       // As connect-es: undefined takes the default, zero or less means none.
       const timeout = timeoutMs === undefined ? options.defaultTimeoutMs : timeoutMs <= 0 ? undefined : timeoutMs;
       return new Promise<UnaryResponse<I, O>>((resolve, reject) => {
         const call: PendingCall = {
           method: method as unknown as DescMethodUnary,
-          procedure: `/${method.parent.typeName}/${method.name}`,
+          batched,
           signal,
           deadline: timeout === undefined ? undefined : Date.now() + timeout,
           header,
           fields,
           input,
           contextValues,
-          request,
           bytes,
           resolve: resolve as PendingCall["resolve"],
           reject,
@@ -175,16 +173,15 @@ export function createBatchingTransport(inner: Transport, options: BatchingTrans
 /** A call waiting for its turn's batch, then for its answer. */
 interface PendingCall {
   readonly method: DescMethodUnary;
-  readonly procedure: string;
+  readonly batched: BatchedMethod;
   readonly signal: AbortSignal | undefined;
   /** Date.now() when it is given up on; undefined: never. */
   readonly deadline: number | undefined;
   /** As the caller gave them: a call that goes alone is sent as it came. */
   readonly header: ConstructorParameters<typeof Headers>[0];
-  readonly fields: MetadataField[];
+  readonly fields: Record<string, string>;
   readonly input: Parameters<Transport["unary"]>[4];
   readonly contextValues: ContextValues | undefined;
-  readonly request: Uint8Array;
   /** Its share of the batch's bytes. */
   readonly bytes: number;
   readonly resolve: (response: UnaryResponse<DescMessage, DescMessage>) => void;
@@ -206,43 +203,55 @@ function settle(call: PendingCall, response: UnaryResponse<DescMessage, DescMess
 
 /** One call's result from the batch's answer, as the transport below would have given it alone. */
 function answer(call: PendingCall, result: BatchedResult): void {
-  const { method } = call;
-  try {
-    switch (result.outcome.case) {
-      case "response":
-        return settle(
-          call,
-          {
-            stream: false,
-            service: method.parent,
-            method,
-            header: metadataOfFields(result.header),
-            message: fromBinary(method.output, result.outcome.value),
-            trailer: metadataOfFields(result.trailer),
-          },
-          undefined,
-        );
-      case "error": {
-        const status = result.outcome.value;
-        const code = status.code in Code && status.code !== 0 ? (status.code as Code) : Code.Unknown;
-        const error = new ConnectError(status.message, code, metadataOfFields([...result.header, ...result.trailer]));
-        // As connect's errorFromJson gives them: the type's full name and the encoded message, decoded by findDetails.
-        for (const detail of status.details) error.details.push({ type: detail.typeUrl.slice(detail.typeUrl.lastIndexOf("/") + 1), value: detail.value });
-        return settle(call, undefined, error);
-      }
-      default:
-        return settle(call, undefined, new ConnectError("the batch answered a call with neither a response nor an error", Code.Internal));
-    }
-  } catch (error) {
-    settle(call, undefined, new ConnectError(`cannot read the batch's answer to ${call.procedure}: ${error instanceof Error ? error.message : String(error)}`, Code.Internal));
+  const { method, batched } = call;
+  const { outcome } = result;
+  if (outcome.case === "error") {
+    const status = outcome.value;
+    const code = status.code in Code && status.code !== 0 ? (status.code as Code) : Code.Unknown;
+    const error = new ConnectError(status.message, code, RecordHeaders.from(Object.assign({}, result.header, result.trailer)));
+    // As connect's errorFromJson gives them: the type's full name and the encoded message, decoded by findDetails.
+    for (const detail of status.details) error.details.push({ type: detail.typeUrl.slice(detail.typeUrl.lastIndexOf("/") + 1), value: detail.value });
+    return settle(call, undefined, error);
   }
+  if (outcome.case !== batched.responseCase) {
+    return settle(call, undefined, new ConnectError(`the batch answered ${method.name} with ${outcome.case ?? "nothing"}`, Code.Internal));
+  }
+  settle(
+    call,
+    {
+      stream: false,
+      service: method.parent,
+      method,
+      header: RecordHeaders.from(result.header),
+      message: outcome.value,
+      trailer: RecordHeaders.from(result.trailer),
+    },
+    undefined,
+  );
 }
 
-/** A call's metadata as fields, when it is the plain record the gateway's client gives; undefined: it goes alone. */
-function fieldsOfHeader(header: ConstructorParameters<typeof Headers>[0]): MetadataField[] | undefined {
-  if (header === undefined) return [];
-  if (!isFieldRecord(header)) return undefined;
-  const fields: MetadataField[] = [];
-  for (const name of Object.keys(header)) fields.push({ name, value: header[name]! });
-  return fields;
+/** A call's metadata as the batch's map carries it, when it is a plain record (the gateway's client gives one); undefined: it goes alone. */
+function recordOfHeader(header: ConstructorParameters<typeof Headers>[0]): Record<string, string> | undefined {
+  if (header === undefined) return {};
+  return isFieldRecord(header) && isPlainMetadata(header) ? header : undefined;
 }
+
+/**
+ * An upper bound of what a call adds to the batch's encoding: its strings
+ * (a UTF-16 unit is at most 3 bytes of UTF-8, ASCII one) and bytes, and a
+ * few bytes for each field, its nested messages' fields included.
+ */
+function estimatedBytes(value: unknown, depth: number): number {
+  if (typeof value === "string") return (NOT_ASCII.test(value) ? value.length * 3 : value.length) + FIELD_OVERHEAD_BYTES;
+  if (value instanceof Uint8Array) return value.byteLength + FIELD_OVERHEAD_BYTES;
+  if (typeof value !== "object" || value === null) return FIELD_OVERHEAD_BYTES + 8;
+  // Deeper than a call's messages nest (an actor chain is bounded by the authz service): count it as too large.
+  if (depth > 8) return MAX_BATCH_BYTES + 1;
+  let bytes = FIELD_OVERHEAD_BYTES;
+  for (const key of Object.keys(value)) {
+    if (key !== "$typeName") bytes += key.length + estimatedBytes((value as Record<string, unknown>)[key], depth + 1);
+  }
+  return bytes;
+}
+
+const NOT_ASCII = /[^\x00-\x7f]/;

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { AuthorizeRequest, AuthorizeResponse, ClientCredentialsRequest, ClientCredentialsResponse, DecideRequest, DecideResponse, ExchangeCodeRequest, ExchangeCodeResponse, ExchangeTokenRequest, ExchangeTokenResponse, GetJwksRequest, GetJwksResponse, GetMetadataRequest, GetMetadataResponse, GetUserInfoRequest, GetUserInfoResponse, IntrospectRequest, IntrospectResponse, RefreshRequest, RefreshResponse, RevokeRequest, RevokeResponse } from "./authorization_service_pb.js";
+import { file_gatehouse_v1_authorization_service } from "./authorization_service_pb.js";
 import type { Status } from "../../google/rpc/status_pb.js";
 import { file_google_rpc_status } from "../../google/rpc/status_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gatehouse/v1/batch_service.proto.
  */
 export const file_gatehouse_v1_batch_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBnYXRlaG91c2UvdjEvYmF0Y2hfc2VydmljZS5wcm90bxIMZ2F0ZWhvdXNlLnYxIjwKEENhbGxCYXRjaFJlcXVlc3QSKAoFY2FsbHMYASADKAsyGS5nYXRlaG91c2UudjEuQmF0Y2hlZENhbGwicgoLQmF0Y2hlZENhbGwSEQoJcHJvY2VkdXJlGAEgASgJEisKBmhlYWRlchgCIAMoCzIbLmdhdGVob3VzZS52MS5NZXRhZGF0YUVudHJ5Eg8KB3JlcXVlc3QYAyABKAwSEgoKdGltZW91dF9tcxgEIAEoDSIsCg1NZXRhZGF0YUVudHJ5EgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkiQQoRQ2FsbEJhdGNoUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmdhdGVob3VzZS52MS5CYXRjaGVkUmVzdWx0Iq4BCg1CYXRjaGVkUmVzdWx0EhIKCHJlc3BvbnNlGAEgASgMSAASIwoFZXJyb3IYAiABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAEisKBmhlYWRlchgDIAMoCzIbLmdhdGVob3VzZS52MS5NZXRhZGF0YUVudHJ5EiwKB3RyYWlsZXIYBCADKAsyGy5nYXRlaG91c2UudjEuTWV0YWRhdGFFbnRyeUIJCgdvdXRjb21lMlwKDEJhdGNoU2VydmljZRJMCglDYWxsQmF0Y2gSHi5nYXRlaG91c2UudjEuQ2FsbEJhdGNoUmVxdWVzdBofLmdhdGVob3VzZS52MS5DYWxsQmF0Y2hSZXNwb25zZWIGcHJvdG8z", [file_google_rpc_status]);
+  fileDesc("CiBnYXRlaG91c2UvdjEvYmF0Y2hfc2VydmljZS5wcm90bxIMZ2F0ZWhvdXNlLnYxIjwKEENhbGxCYXRjaFJlcXVlc3QSKAoFY2FsbHMYASADKAsyGS5nYXRlaG91c2UudjEuQmF0Y2hlZENhbGwi9AUKC0JhdGNoZWRDYWxsEjUKBmhlYWRlchgBIAMoCzIlLmdhdGVob3VzZS52MS5CYXRjaGVkQ2FsbC5IZWFkZXJFbnRyeRISCgp0aW1lb3V0X21zGAIgASgNEjMKCWF1dGhvcml6ZRgKIAEoCzIeLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXF1ZXN0SAASLQoGZGVjaWRlGAsgASgLMhsuZ2F0ZWhvdXNlLnYxLkRlY2lkZVJlcXVlc3RIABI6Cg1leGNoYW5nZV9jb2RlGAwgASgLMiEuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlQ29kZVJlcXVlc3RIABIvCgdyZWZyZXNoGA0gASgLMhwuZ2F0ZWhvdXNlLnYxLlJlZnJlc2hSZXF1ZXN0SAASNQoKaW50cm9zcGVjdBgOIAEoCzIfLmdhdGVob3VzZS52MS5JbnRyb3NwZWN0UmVxdWVzdEgAEi0KBnJldm9rZRgPIAEoCzIbLmdhdGVob3VzZS52MS5SZXZva2VSZXF1ZXN0SAASMAoIZ2V0X2p3a3MYECABKAsyHC5nYXRlaG91c2UudjEuR2V0Sndrc1JlcXVlc3RIABI4CgxnZXRfbWV0YWRhdGEYESABKAsyIC5nYXRlaG91c2UudjEuR2V0TWV0YWRhdGFSZXF1ZXN0SAASRAoSY2xpZW50X2NyZWRlbnRpYWxzGBIgASgLMiYuZ2F0ZWhvdXNlLnYxLkNsaWVudENyZWRlbnRpYWxzUmVxdWVzdEgAEjwKDmV4Y2hhbmdlX3Rva2VuGBMgASgLMiIuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlVG9rZW5SZXF1ZXN0SAASOQoNZ2V0X3VzZXJfaW5mbxgUIAEoCzIgLmdhdGVob3VzZS52MS5HZXRVc2VySW5mb1JlcXVlc3RIABotCgtIZWFkZXJFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB3JlcXVlc3QiQQoRQ2FsbEJhdGNoUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmdhdGVob3VzZS52MS5CYXRjaGVkUmVzdWx0Iv8GCg1CYXRjaGVkUmVzdWx0EjcKBmhlYWRlchgBIAMoCzInLmdhdGVob3VzZS52MS5CYXRjaGVkUmVzdWx0LkhlYWRlckVudHJ5EjkKB3RyYWlsZXIYAiADKAsyKC5nYXRlaG91c2UudjEuQmF0Y2hlZFJlc3VsdC5UcmFpbGVyRW50cnkSIwoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAEjQKCWF1dGhvcml6ZRgKIAEoCzIfLmdhdGVob3VzZS52MS5BdXRob3JpemVSZXNwb25zZUgAEi4KBmRlY2lkZRgLIAEoCzIcLmdhdGVob3VzZS52MS5EZWNpZGVSZXNwb25zZUgAEjsKDWV4Y2hhbmdlX2NvZGUYDCABKAsyIi5nYXRlaG91c2UudjEuRXhjaGFuZ2VDb2RlUmVzcG9uc2VIABIwCgdyZWZyZXNoGA0gASgLMh0uZ2F0ZWhvdXNlLnYxLlJlZnJlc2hSZXNwb25zZUgAEjYKCmludHJvc3BlY3QYDiABKAsyIC5nYXRlaG91c2UudjEuSW50cm9zcGVjdFJlc3BvbnNlSAASLgoGcmV2b2tlGA8gASgLMhwuZ2F0ZWhvdXNlLnYxLlJldm9rZVJlc3BvbnNlSAASMQoIZ2V0X2p3a3MYECABKAsyHS5nYXRlaG91c2UudjEuR2V0Sndrc1Jlc3BvbnNlSAASOQoMZ2V0X21ldGFkYXRhGBEgASgLMiEuZ2F0ZWhvdXNlLnYxLkdldE1ldGFkYXRhUmVzcG9uc2VIABJFChJjbGllbnRfY3JlZGVudGlhbHMYEiABKAsyJy5nYXRlaG91c2UudjEuQ2xpZW50Q3JlZGVudGlhbHNSZXNwb25zZUgAEj0KDmV4Y2hhbmdlX3Rva2VuGBMgASgLMiMuZ2F0ZWhvdXNlLnYxLkV4Y2hhbmdlVG9rZW5SZXNwb25zZUgAEjoKDWdldF91c2VyX2luZm8YFCABKAsyIS5nYXRlaG91c2UudjEuR2V0VXNlckluZm9SZXNwb25zZUgAGi0KC0hlYWRlckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMVHJhaWxlckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHb3V0Y29tZTJcCgxCYXRjaFNlcnZpY2USTAoJQ2FsbEJhdGNoEh4uZ2F0ZWhvdXNlLnYxLkNhbGxCYXRjaFJlcXVlc3QaHy5nYXRlaG91c2UudjEuQ2FsbEJhdGNoUmVzcG9uc2ViBnByb3RvMw", [file_gatehouse_v1_authorization_service, file_google_rpc_status]);
 
 /**
  * CallBatchRequest is at most 64 calls.
@@ -34,39 +36,101 @@ export const CallBatchRequestSchema: GenMessage<CallBatchRequest> = /*@__PURE__*
   messageDesc(file_gatehouse_v1_batch_service, 0);
 
 /**
- * BatchedCall is one unary call as the Connect protocol would send it.
+ * BatchedCall is one unary call of AuthorizationService: its metadata, its
+ * deadline, and its request, whose type names the method (introspect: the
+ * Introspect call). The calls are messages of the batch, not bytes inside
+ * it, so that a batch is encoded and parsed in one pass (and reads as JSON).
  *
  * @generated from message gatehouse.v1.BatchedCall
  */
 export type BatchedCall = Message<"gatehouse.v1.BatchedCall"> & {
   /**
-   * The procedure: "/gatehouse.v1.AuthorizationService/Introspect". Only
-   * AuthorizationService's unary methods are served in a batch.
+   * The call's metadata, as its request headers would be (lower-case names).
    *
-   * @generated from field: string procedure = 1;
+   * @generated from field: map<string, string> header = 1;
    */
-  procedure: string;
-
-  /**
-   * The call's metadata (lower-case names), as its request headers would be.
-   *
-   * @generated from field: repeated gatehouse.v1.MetadataEntry header = 2;
-   */
-  header: MetadataEntry[];
-
-  /**
-   * The request message, binary protobuf.
-   *
-   * @generated from field: bytes request = 3;
-   */
-  request: Uint8Array;
+  header: { [key: string]: string };
 
   /**
    * The call's deadline, as connect-timeout-ms: 0 means none.
    *
-   * @generated from field: uint32 timeout_ms = 4;
+   * @generated from field: uint32 timeout_ms = 2;
    */
   timeoutMs: number;
+
+  /**
+   * The request; a call without one (or with one this server does not know)
+   * is answered Unimplemented.
+   *
+   * @generated from oneof gatehouse.v1.BatchedCall.request
+   */
+  request: {
+    /**
+     * @generated from field: gatehouse.v1.AuthorizeRequest authorize = 10;
+     */
+    value: AuthorizeRequest;
+    case: "authorize";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.DecideRequest decide = 11;
+     */
+    value: DecideRequest;
+    case: "decide";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.ExchangeCodeRequest exchange_code = 12;
+     */
+    value: ExchangeCodeRequest;
+    case: "exchangeCode";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.RefreshRequest refresh = 13;
+     */
+    value: RefreshRequest;
+    case: "refresh";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.IntrospectRequest introspect = 14;
+     */
+    value: IntrospectRequest;
+    case: "introspect";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.RevokeRequest revoke = 15;
+     */
+    value: RevokeRequest;
+    case: "revoke";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.GetJwksRequest get_jwks = 16;
+     */
+    value: GetJwksRequest;
+    case: "getJwks";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.GetMetadataRequest get_metadata = 17;
+     */
+    value: GetMetadataRequest;
+    case: "getMetadata";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.ClientCredentialsRequest client_credentials = 18;
+     */
+    value: ClientCredentialsRequest;
+    case: "clientCredentials";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.ExchangeTokenRequest exchange_token = 19;
+     */
+    value: ExchangeTokenRequest;
+    case: "exchangeToken";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.GetUserInfoRequest get_user_info = 20;
+     */
+    value: GetUserInfoRequest;
+    case: "getUserInfo";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -75,30 +139,6 @@ export type BatchedCall = Message<"gatehouse.v1.BatchedCall"> & {
  */
 export const BatchedCallSchema: GenMessage<BatchedCall> = /*@__PURE__*/
   messageDesc(file_gatehouse_v1_batch_service, 1);
-
-/**
- * MetadataEntry is one metadata field; a name may repeat.
- *
- * @generated from message gatehouse.v1.MetadataEntry
- */
-export type MetadataEntry = Message<"gatehouse.v1.MetadataEntry"> & {
-  /**
-   * @generated from field: string name = 1;
-   */
-  name: string;
-
-  /**
-   * @generated from field: string value = 2;
-   */
-  value: string;
-};
-
-/**
- * Describes the message gatehouse.v1.MetadataEntry.
- * Use `create(MetadataEntrySchema)` to create a new message.
- */
-export const MetadataEntrySchema: GenMessage<MetadataEntry> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_batch_service, 2);
 
 /**
  * CallBatchResponse answers the calls in the order they came.
@@ -117,50 +157,108 @@ export type CallBatchResponse = Message<"gatehouse.v1.CallBatchResponse"> & {
  * Use `create(CallBatchResponseSchema)` to create a new message.
  */
 export const CallBatchResponseSchema: GenMessage<CallBatchResponse> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_batch_service, 3);
+  messageDesc(file_gatehouse_v1_batch_service, 2);
 
 /**
- * BatchedResult is one call's answer: its response message or its error, and
- * the metadata its handler set.
+ * BatchedResult is one call's answer: its response, of the method's response
+ * type, or its error, and the metadata its handler set.
  *
  * @generated from message gatehouse.v1.BatchedResult
  */
 export type BatchedResult = Message<"gatehouse.v1.BatchedResult"> & {
   /**
-   * @generated from oneof gatehouse.v1.BatchedResult.outcome
-   */
-  outcome: {
-    /**
-     * The response message, binary protobuf.
-     *
-     * @generated from field: bytes response = 1;
-     */
-    value: Uint8Array;
-    case: "response";
-  } | {
-    /**
-     * The error, as gRPC's Status: the Connect code's number, the message,
-     * and the details (gatehouse.v1.OAuthErrorDetail) as Any.
-     *
-     * @generated from field: google.rpc.Status error = 2;
-     */
-    value: Status;
-    case: "error";
-  } | { case: undefined; value?: undefined };
-
-  /**
    * Response headers; for an error, its metadata.
    *
-   * @generated from field: repeated gatehouse.v1.MetadataEntry header = 3;
+   * @generated from field: map<string, string> header = 1;
    */
-  header: MetadataEntry[];
+  header: { [key: string]: string };
 
   /**
    * Response trailers.
    *
-   * @generated from field: repeated gatehouse.v1.MetadataEntry trailer = 4;
+   * @generated from field: map<string, string> trailer = 2;
    */
-  trailer: MetadataEntry[];
+  trailer: { [key: string]: string };
+
+  /**
+   * @generated from oneof gatehouse.v1.BatchedResult.outcome
+   */
+  outcome: {
+    /**
+     * The error, as gRPC's Status: the Connect code's number, the message,
+     * and the details (gatehouse.v1.OAuthErrorDetail) as Any.
+     *
+     * @generated from field: google.rpc.Status error = 3;
+     */
+    value: Status;
+    case: "error";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.AuthorizeResponse authorize = 10;
+     */
+    value: AuthorizeResponse;
+    case: "authorize";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.DecideResponse decide = 11;
+     */
+    value: DecideResponse;
+    case: "decide";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.ExchangeCodeResponse exchange_code = 12;
+     */
+    value: ExchangeCodeResponse;
+    case: "exchangeCode";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.RefreshResponse refresh = 13;
+     */
+    value: RefreshResponse;
+    case: "refresh";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.IntrospectResponse introspect = 14;
+     */
+    value: IntrospectResponse;
+    case: "introspect";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.RevokeResponse revoke = 15;
+     */
+    value: RevokeResponse;
+    case: "revoke";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.GetJwksResponse get_jwks = 16;
+     */
+    value: GetJwksResponse;
+    case: "getJwks";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.GetMetadataResponse get_metadata = 17;
+     */
+    value: GetMetadataResponse;
+    case: "getMetadata";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.ClientCredentialsResponse client_credentials = 18;
+     */
+    value: ClientCredentialsResponse;
+    case: "clientCredentials";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.ExchangeTokenResponse exchange_token = 19;
+     */
+    value: ExchangeTokenResponse;
+    case: "exchangeToken";
+  } | {
+    /**
+     * @generated from field: gatehouse.v1.GetUserInfoResponse get_user_info = 20;
+     */
+    value: GetUserInfoResponse;
+    case: "getUserInfo";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -168,7 +266,7 @@ export type BatchedResult = Message<"gatehouse.v1.BatchedResult"> & {
  * Use `create(BatchedResultSchema)` to create a new message.
  */
 export const BatchedResultSchema: GenMessage<BatchedResult> = /*@__PURE__*/
-  messageDesc(file_gatehouse_v1_batch_service, 4);
+  messageDesc(file_gatehouse_v1_batch_service, 3);
 
 /**
  * BatchService carries several unary calls of AuthorizationService in one
@@ -191,8 +289,8 @@ export const BatchedResultSchema: GenMessage<BatchedResult> = /*@__PURE__*/
 export const BatchService: GenService<{
   /**
    * CallBatch serves each call and answers each, in order. A call it cannot
-   * serve (an unknown procedure, a message that does not parse) gets its own
-   * error; the batch as a whole fails only when it is malformed.
+   * serve (no request, or one it does not know) gets its own error; the
+   * batch as a whole fails only when it is malformed.
    *
    * @generated from rpc gatehouse.v1.BatchService.CallBatch
    */

@@ -1,27 +1,26 @@
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec, type ServiceImpl } from "@connectrpc/connect";
-import { fieldsOfMetadata, metadataOfFields } from "../../../contract/metadata-headers.js";
+import { BATCHED_BY_REQUEST_CASE, MAX_BATCH_CALLS } from "../../../contract/batched-calls.js";
+import { recordOfMetadata, RecordHeaders } from "../../../contract/metadata-headers.js";
 import { SERVICE_CREDENTIAL_HEADER } from "../../../contract/metadata.js";
-import { AuthorizationService } from "../../../gen/gatehouse/v1/authorization_service_pb.js";
-import { BatchedResultSchema, BatchService, type BatchedCall, type BatchedResult } from "../../../gen/gatehouse/v1/batch_service_pb.js";
+import { BatchService, type BatchedCall, type BatchedResultSchema } from "../../../gen/gatehouse/v1/batch_service_pb.js";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
 import { OAuthError } from "../oauth/errors.js";
 import { kPeerAddress } from "../rpc/caller.js";
 import type { ServiceRegistration } from "./connect-unary.js";
 import { invokeUnary } from "./invoke-unary.js";
 
-/** The most calls one CallBatch may carry (proto/gatehouse/v1/batch_service.proto); the gateway sends at most this many. */
-export const MAX_BATCH_CALLS = 64;
-
 export interface CallBatchOptions {
-  /** The services whose calls a batch may carry: only AuthorizationService's unary methods are taken from them. */
+  /** The services whose calls a batch may carry: AuthorizationService's unary methods are taken from them. */
   services: readonly ServiceRegistration[];
   /** The server's interceptors, which every call of a batch runs through as it would alone. */
   interceptors: Interceptor[];
   /** A call's context values, from the address the batch came from. */
   contextValues: (remoteAddress: string) => ContextValues;
 }
+
+type Result = MessageInitShape<typeof BatchedResultSchema>;
 
 /**
  * BatchService: the calls of a batch, each served as if it had come alone
@@ -34,10 +33,9 @@ export interface CallBatchOptions {
  * call's.
  */
 export function createBatchService(options: CallBatchOptions): ServiceImpl<typeof BatchService> {
-  const methods = new Map<string, MethodImplSpec & { kind: "unary" }>();
+  const specs = new Map<string, MethodImplSpec & { kind: "unary" }>();
   for (const { spec: service } of options.services) {
-    if (service.service.typeName !== AuthorizationService.typeName) continue;
-    for (const spec of Object.values(service.methods)) if (spec.kind === "unary") methods.set(`/${service.service.typeName}/${spec.method.name}`, spec);
+    for (const spec of Object.values(service.methods)) if (spec.kind === "unary") specs.set(`${service.service.typeName}/${spec.method.name}`, spec);
   }
   return {
     async callBatch(request, context) {
@@ -54,37 +52,38 @@ export function createBatchService(options: CallBatchOptions): ServiceImpl<typeo
     },
   };
 
-  async function serve(call: BatchedCall, batch: Batch): Promise<BatchedResult> {
-    const spec = methods.get(call.procedure);
-    if (spec === undefined) return failure(new ConnectError(`${call.procedure} is not served in a batch`, Code.Unimplemented));
+  async function serve(call: BatchedCall, batch: Batch): Promise<Result> {
+    const batched = call.request.case === undefined ? undefined : BATCHED_BY_REQUEST_CASE.get(call.request.case);
+    const { method } = batched ?? {};
+    const spec = method === undefined ? undefined : specs.get(`${method.parent.typeName}/${method.name}`);
+    if (batched === undefined || spec === undefined) return failure(new ConnectError("the call names no request this server serves in a batch", Code.Unimplemented));
     const deadline = call.timeoutMs === 0 ? undefined : Date.now() + call.timeoutMs;
-    let context: HandlerContext;
-    let input: MessageShape<DescMessage>;
+    let requestHeader: Headers;
     try {
-      context = {
-        method: spec.method,
-        service: spec.method.parent,
-        requestMethod: "POST",
-        protocolName: "connect",
-        requestHeader: requestHeaderOf(call, batch),
-        responseHeader: new Headers(),
-        responseTrailer: new Headers(),
-        values: options.contextValues(batch.peer),
-        url: batch.origin + call.procedure,
-        timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
-        signal: batch.signal,
-      };
-      input = fromBinary(spec.method.input, call.request);
+      requestHeader = requestHeaderOf(call, batch);
     } catch (error) {
-      return failure(new ConnectError(`cannot read the call to ${call.procedure}: ${error instanceof Error ? error.message : String(error)}`, Code.InvalidArgument));
+      return failure(new ConnectError(`the call's metadata is malformed: ${error instanceof Error ? error.message : String(error)}`, Code.InvalidArgument));
     }
+    const context: HandlerContext = {
+      method: spec.method,
+      service: spec.method.parent,
+      requestMethod: "POST",
+      protocolName: "connect",
+      requestHeader,
+      responseHeader: new Headers(),
+      responseTrailer: new Headers(),
+      values: options.contextValues(batch.peer),
+      url: `${batch.origin}/${spec.method.parent.typeName}/${spec.method.name}`,
+      timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
+      signal: batch.signal,
+    };
     try {
-      const output = await invokeUnary(spec, context, input, options.interceptors, deadline, undefined);
-      return create(BatchedResultSchema, {
-        outcome: { case: "response", value: toBinary(spec.method.output, output) },
-        header: fieldsOfMetadata(context.responseHeader),
-        trailer: fieldsOfMetadata(context.responseTrailer),
-      });
+      const output = await invokeUnary(spec, context, call.request.value as MessageShape<DescMessage>, options.interceptors, deadline, undefined);
+      return {
+        header: recordOfMetadata(context.responseHeader),
+        trailer: recordOfMetadata(context.responseTrailer),
+        outcome: { case: batched.responseCase, value: output } as Result["outcome"],
+      };
     } catch (error) {
       return failure(ConnectError.from(error, Code.Internal));
     }
@@ -102,32 +101,33 @@ interface Batch {
  * The call's metadata as its request header: its own fields, with the
  * batch's service credential in place of any it names (the caller is the
  * batch's), and its deadline as connect-timeout-ms, where the interceptors
- * read a caller's deadline (interceptors/overload.ts).
+ * read a caller's deadline (interceptors/overload.ts). Malformed metadata
+ * throws (TypeError), as `new Headers` would.
  */
 function requestHeaderOf(call: BatchedCall, batch: Batch): Headers {
-  let fields = call.header;
-  if (fields.some(({ name }) => name.toLowerCase() === SERVICE_CREDENTIAL_HEADER || name.toLowerCase() === TIMEOUT_HEADER)) {
-    fields = fields.filter(({ name }) => name.toLowerCase() !== SERVICE_CREDENTIAL_HEADER && name.toLowerCase() !== TIMEOUT_HEADER);
+  const record: Record<string, string> = {};
+  for (const name of Object.keys(call.header)) {
+    const lower = name.toLowerCase();
+    if (lower !== SERVICE_CREDENTIAL_HEADER && lower !== TIMEOUT_HEADER) record[name] = call.header[name]!;
   }
-  const extra = [];
-  if (batch.credential !== null) extra.push({ name: SERVICE_CREDENTIAL_HEADER, value: batch.credential });
-  if (call.timeoutMs !== 0) extra.push({ name: TIMEOUT_HEADER, value: String(call.timeoutMs) });
-  return metadataOfFields(extra.length === 0 ? fields : [...fields, ...extra]);
+  if (batch.credential !== null) record[SERVICE_CREDENTIAL_HEADER] = batch.credential;
+  if (call.timeoutMs !== 0) record[TIMEOUT_HEADER] = String(call.timeoutMs);
+  return RecordHeaders.from(record);
 }
 
 const TIMEOUT_HEADER = "connect-timeout-ms";
 
 /** A failed call's result: gRPC's Status (the Connect code's number, the message, the details as Any) and the error's metadata. */
-function failure(error: ConnectError): BatchedResult {
+function failure(error: ConnectError): Result {
   const details = error.details.map((detail) =>
     "desc" in detail
       ? anyPack(detail.desc, create(detail.desc, detail.value))
       : create(AnySchema, { typeUrl: `${TYPE_URL_PREFIX}${detail.type}`, value: detail.value }),
   );
-  return create(BatchedResultSchema, {
+  return {
+    header: recordOfMetadata(error.metadata),
     outcome: { case: "error", value: create(StatusSchema, { code: error.code, message: error.rawMessage, details }) },
-    header: fieldsOfMetadata(error.metadata),
-  });
+  };
 }
 
 const TYPE_URL_PREFIX = "type.googleapis.com/";
