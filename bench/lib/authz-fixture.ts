@@ -17,7 +17,7 @@ import {
 } from "../../gen/gatehouse/v1/authorization_service_pb.js";
 import { hashSecret } from "../../services/authz/oauth/secrets.js";
 import { runNode, type RunningProcess } from "../../test/support/process.js";
-import { STRETCHED_OVERLOAD } from "./stack-config.js";
+import { BENCH_SUBJECT, benchUser, STRETCHED_OVERLOAD } from "./stack-config.js";
 import { freePort } from "../../test/support/redis-server.js";
 import { createConnectH2Client, type ConnectH2Client } from "./connect-h2.js";
 
@@ -90,6 +90,7 @@ export async function startBenchAuthz(options: {
       },
       lifetimes: { code: 600 },
       scopes: [{ name: "read", description: "Read" }],
+      users: [benchUser()],
       clients: [
         { id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(secrets.web)}`], redirectUris: [REDIRECT_URI], scopes: ["read"] },
         { id: "rs", name: "Resource server", type: "confidential", secretHashes: [`sha256:${hashSecret(secrets.rs)}`], grantTypes: [], responseTypes: [], introspectAnyToken: true },
@@ -155,7 +156,7 @@ export async function startBenchAuthz(options: {
     const web = named(asWeb);
     const mint = async () => {
       const { requestId } = fromBinary(AuthorizeResponseSchema, await call("Authorize", authorizeBody, named(asGateway)));
-      const decision = toBinary(DecideRequestSchema, create(DecideRequestSchema, { requestId, subject: "bench-user", authTime: 1n, approved: true }));
+      const decision = toBinary(DecideRequestSchema, create(DecideRequestSchema, { requestId, subject: BENCH_SUBJECT, authTime: 1n, approved: true }));
       const { redirectUrl } = fromBinary(DecideResponseSchema, await call("Decide", decision, named(asGateway)));
       return new URL(redirectUrl).searchParams.get("code")!;
     };

@@ -13,7 +13,7 @@ import { freePort } from "../../test/support/redis-server.js";
 import { createConnectH2Client, type ConnectH2Client } from "./connect-h2.js";
 import { waitForReady, type Contender, type ContenderSetup, type RunningContender } from "./contender.js";
 import { runLoad } from "./load.js";
-import { benchTenant, writeBenchStackConfig } from "./stack-config.js";
+import { BENCH_SUBJECT, benchTenant, writeBenchStackConfig } from "./stack-config.js";
 
 /** A running two-process gatehouse: the contender's face plus what bench:token needs of it. */
 export interface GatehouseTwoProcess extends RunningContender {
@@ -131,7 +131,7 @@ export async function startGatehouseTwoProcess(
     if (!bodies.has(scope)) bodies.set(scope, authorizeBody(scope));
     const headers = tenant === undefined ? asGateway : { ...asGateway, "gatehouse-tenant": tenant };
     const { requestId } = fromBinary(AuthorizeResponseSchema, await client.call(path("Authorize"), bodies.get(scope)!, headers));
-    const decision = toBinary(DecideRequestSchema, create(DecideRequestSchema, { requestId, subject: "bench-user", authTime: 1n, approved: true }));
+    const decision = toBinary(DecideRequestSchema, create(DecideRequestSchema, { requestId, subject: BENCH_SUBJECT, authTime: 1n, approved: true }));
     const { redirectUrl } = fromBinary(DecideResponseSchema, await client.call(path("Decide"), decision, headers));
     return new URL(redirectUrl).searchParams.get("code")!;
   };

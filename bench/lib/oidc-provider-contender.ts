@@ -5,6 +5,7 @@ import { runTs } from "../../test/support/process.js";
 import { freePort } from "../../test/support/redis-server.js";
 import { waitForReady, type Contender, type ContenderSetup, type RunningContender } from "./contender.js";
 import { runLoad } from "./load.js";
+import { BENCH_SUBJECT } from "./stack-config.js";
 import { createOidcProviderConfiguration, type OidcProviderBenchOptions } from "./oidc-provider-config.js";
 import { createOidcProviderRedisAdapter } from "./oidc-provider-redis-adapter.js";
 
@@ -53,11 +54,11 @@ export async function startOidcProvider(setup: ContenderSetup): Promise<RunningC
     if (client === undefined) throw new Error("oidc-provider does not know the client web");
     /** One grant and one code on it, as an approved authorization request leaves them. */
     const mintCode = async () => {
-      const grant = new minter.Grant({ accountId: "bench-user", clientId: "web" });
+      const grant = new minter.Grant({ accountId: BENCH_SUBJECT, clientId: "web" });
       grant.addOIDCScope("read");
       const grantId = await grant.save();
       return new minter.AuthorizationCode({
-        accountId: "bench-user",
+        accountId: BENCH_SUBJECT,
         authTime: Math.floor(Date.now() / 1000),
         client,
         grantId,

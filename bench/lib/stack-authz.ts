@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AuthorizationService } from "../../gen/gatehouse/v1/authorization_service_pb.js";
-import { BENCH_REDIRECT_URI, type BenchSecrets } from "./stack-config.js";
+import { BENCH_REDIRECT_URI, BENCH_SUBJECT, type BenchSecrets } from "./stack-config.js";
 
 /**
  * The benchmark stack's authz service as its callers see it
@@ -39,7 +39,7 @@ export async function issueBenchToken(authzUrl: string, secrets: BenchSecrets): 
     { responseType: "code", clientId: "web", redirectUri: BENCH_REDIRECT_URI, scope: "read", codeChallenge: challenge, codeChallengeMethod: "S256" },
     asGateway,
   );
-  const { redirectUrl } = await authz.decide({ requestId, subject: "bench-user", authTime: 1n, approved: true }, asGateway);
+  const { redirectUrl } = await authz.decide({ requestId, subject: BENCH_SUBJECT, authTime: 1n, approved: true }, asGateway);
   const code = new URL(redirectUrl).searchParams.get("code")!;
   const { token } = await authz.exchangeCode(
     { code, redirectUri: BENCH_REDIRECT_URI, codeVerifier: verifier },

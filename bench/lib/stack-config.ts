@@ -22,6 +22,20 @@ export interface BenchSecrets {
 }
 
 export const BENCH_REDIRECT_URI = "https://bench.test/cb";
+/**
+ * The resource owner of every benchmark's tokens: a user of the
+ * configuration, as a token's subject is once a user signed in (the peer's
+ * accountId is the same name, its findAccount a function that reads
+ * nothing). Before 2026-12-03 it named no user at all, and every code
+ * exchange, refresh and introspection also asked the registry in Redis for a
+ * user of that subject and found none (README, Speed, "Third session").
+ */
+export const BENCH_SUBJECT = "bench-user";
+
+/** The configuration's entry for BENCH_SUBJECT: nobody signs in as it (its password hash matches no known password). */
+export function benchUser(): Record<string, unknown> {
+  return { username: BENCH_SUBJECT, subject: BENCH_SUBJECT, passwordHash: `scrypt$16384$8$1$${randomBytes(16).toString("base64url")}$${randomBytes(32).toString("base64url")}` };
+}
 /** The audience of the service tokens bench:token issues (client credentials, token exchange). */
 export const BENCH_DOWNSTREAM = "https://downstream.bench.test";
 
@@ -83,6 +97,7 @@ export function writeBenchStackConfig(options: {
       ...(options.lifetimes === undefined ? {} : { lifetimes: options.lifetimes }),
       // openid: bench:token's OpenID Connect code exchange (an ID Token signed beside the access token).
       scopes: [{ name: "read", description: "Read" }, { name: "openid", description: "Sign in" }],
+      users: [benchUser()],
       clients: [
         {
           id: "web",
