@@ -31,7 +31,8 @@
  *   BENCH_PROFILE=dir               write CPU profiles of every contender's processes to dir
  *   BENCH_VARIANTS                  gatehouse variants to measure beside the defaults, comma-separated:
  *                                   split-fastify, all-in-one-fastify (the endpoints through fastify only),
- *                                   split-http1 (the gateway → authz hop over HTTP/1.1)
+ *                                   split-http1 (the gateway → authz hop over HTTP/1.1),
+ *                                   split-unbatched (every call of the hop alone: gateway.authz.batchCalls false)
  *   BENCH_CONTENDERS                which of split, all-in-one, peer to run (default all three)
  *   BENCH_RATE                      offer every measured phase this many requests/s (open loop) instead of
  *                                   as many as the connections carry: the contenders then do the same work
@@ -40,7 +41,7 @@
  */
 import { startRedisServer } from "../test/support/redis-server.js";
 import { predictThroughput } from "./lib/capacity-model.js";
-import { createPkcePair, type Contender, type RunningContender } from "./lib/contender.js";
+import { createPkcePair, type Contender, type HopCalls, type RunningContender } from "./lib/contender.js";
 import { formatForeignLoad } from "./lib/foreign-load.js";
 import { GATEHOUSE_VARIANTS, gatehouseAllInOne, gatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
 import { formatCpuMs, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
@@ -110,6 +111,16 @@ interface Measured {
   readonly round: number;
   readonly result: LoadResult;
   readonly redis: RedisCost;
+}
+
+/** The gateway's calls to the authz service during a phase: how many went in batches, and the mean batch (rpc/batching-transport.ts). */
+function formatHop(before: HopCalls, after: HopCalls): string {
+  const alone = after.alone - before.alone;
+  const batched = after.batched - before.batched;
+  const batches = after.batches - before.batches;
+  const calls = alone + batched;
+  if (calls === 0) return "";
+  return `; hop: ${((100 * batched) / calls).toFixed(0)} % of ${calls} calls batched, ${batches === 0 ? "no batches" : `${(batched / batches).toFixed(1)} calls per batch`}`;
 }
 
 async function main(): Promise<void> {
@@ -208,6 +219,7 @@ async function main(): Promise<void> {
   const phase = async (operation: Operation, contender: Started, options: { seconds: number; connections: number; expected: number; label: string; maxRequests?: number; rate?: number }) => {
     if (Date.now() + options.seconds * 1000 > deadline) throw new Error(`bench:peers would pass its ${RUN_LIMIT_MS / 60_000}-minute bound; lower BENCH_SECONDS or BENCH_ROUNDS`);
     const input = await operation.prepare(contender, options.expected);
+    const hopBefore = await contender.running.hopCalls?.();
     const { result, redis } = await measureRedis(stats, () =>
       runHttpLoad(`${operation.name}: ${contender.contender.name} ${options.label}`, {
         ...input,
@@ -222,7 +234,8 @@ async function main(): Promise<void> {
     if (result.errors > 0) {
       throw new Error(`${contender.contender.name} answered errors in ${operation.name} (${options.label}): ${result.errors} errors of ${result.requests + result.errors}; ${result.firstError}`);
     }
-    return { result, redis };
+    const hopAfter = await contender.running.hopCalls?.();
+    return { result, redis, hop: hopBefore === undefined || hopAfter === undefined ? "" : formatHop(hopBefore, hopAfter) };
   };
   // Twice the best rate seen so far; before any, a rate above what any contender reached here, so that the
   // first round measures the server and not the codes minted for it (it used to be capped at 2,000 codes).
@@ -274,7 +287,7 @@ async function main(): Promise<void> {
       for (const operation of operations) {
         for (const contender of contenders) {
           const expected = codesFor(contender, seconds);
-          const { result, redis } = await phase(operation, contender, {
+          const { result, redis, hop } = await phase(operation, contender, {
             seconds,
             connections,
             expected,
@@ -287,7 +300,7 @@ async function main(): Promise<void> {
             if ((result.sent ?? 0) >= expected) log(`note: ${contender.contender.name} used up its codes (${result.sent} sent): the rate is a floor`);
           }
           measured.push({ operation: operation.name, contender: contender.contender.name, side: contender.contender.side, round, result, redis });
-          log(`${operation.name}, ${contender.contender.name}, round ${round}: ${result.rps.toFixed(0)}/s, p99 ${result.p99} ms`);
+          log(`${operation.name}, ${contender.contender.name}, round ${round}: ${result.rps.toFixed(0)}/s, p99 ${result.p99} ms${hop}`);
         }
       }
     }

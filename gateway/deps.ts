@@ -79,6 +79,7 @@ export function createGatewayDeps(config: GatewayConfig, log: Logger, overrides:
     ...(overrides.transport === undefined ? {} : { transport: overrides.transport }),
     onDeadline: (procedure) => reporter.report("rpc_deadline", { procedure, timeoutMs: config.authz.timeoutMs }),
     tracing,
+    onSend: metrics.authzCalls,
   });
   let routes = config.routes;
   let tenants = createGatewayTenants(config);

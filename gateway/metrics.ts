@@ -51,6 +51,8 @@ export interface GatewayMetrics {
   /** Requests holding a slot of the endpoints' limit and requests queued for one, read at scrape time. */
   load(read: () => { inFlight: number; queued: number }): void;
   readonly revocationFeed: { up(live: boolean): void; revocation(kind: "jti" | "grant_id" | "subject"): void; reconnect(): void };
+  /** Calls to the authz service that went out alone (1) or in a batch of `calls` (rpc/batching-transport.ts). */
+  authzCalls(calls: number): void;
 }
 
 export function createGatewayMetrics(): GatewayMetrics {
@@ -131,6 +133,29 @@ export function createGatewayMetrics(): GatewayMetrics {
     registers: [registry],
   });
 
+  // The hop to the authz service (rpc/batching-transport.ts): calls sent alone and in batches, and the batches.
+  const hop = { alone: 0, batched: 0, batches: 0 };
+  new Counter({
+    name: "gatehouse_gateway_authz_calls_total",
+    help: "Calls to the authz service that the batching transport sent alone or in a CallBatch (sent: alone, batched).",
+    labelNames: ["sent"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.labels("alone").inc(hop.alone);
+      this.labels("batched").inc(hop.batched);
+    },
+  });
+  new Counter({
+    name: "gatehouse_gateway_authz_batches_total",
+    help: "CallBatch RPCs sent to the authz service; batched calls / batches is the mean batch.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(hop.batches);
+    },
+  });
+
   const overload = new Counter({
     name: "gatehouse_gateway_overload_total",
     help: "Requests the gateway shed at its endpoints' concurrency limit (kind shed), and RPCs to the authz service that outlived their deadline (rpc_deadline).",
@@ -178,6 +203,13 @@ export function createGatewayMetrics(): GatewayMetrics {
     introspected: (seconds, outcome) => introspection.labels(outcome).observe(seconds),
     cacheSize(read) {
       readCacheSize = read;
+    },
+    authzCalls(calls) {
+      if (calls === 1) hop.alone++;
+      else {
+        hop.batched += calls;
+        hop.batches++;
+      }
     },
     revocationFeed: {
       up: (live) => feedUp.set(live ? 1 : 0),

@@ -29,7 +29,16 @@ export interface RunningContender {
   readonly processes: Readonly<Record<string, number | undefined>>;
   /** `count` fresh, redeemable authorization codes for `web`, bound to the setup's PKCE challenge and redirect URI. */
   mintCodes(count: number): Promise<string[]>;
+  /** gatehouse split: the gateway's calls to the authz service so far, sent alone and batched, and the batches (its /metrics). */
+  hopCalls?(): Promise<HopCalls>;
   stop(): Promise<void>;
+}
+
+/** The gateway's counters of its calls to the authz service (gatehouse_gateway_authz_calls_total, _batches_total). */
+export interface HopCalls {
+  readonly alone: number;
+  readonly batched: number;
+  readonly batches: number;
 }
 
 /**

@@ -11,7 +11,7 @@ import {
 import { runNode, type RunningProcess } from "../../test/support/process.js";
 import { freePort } from "../../test/support/redis-server.js";
 import { createConnectH2Client, type ConnectH2Client } from "./connect-h2.js";
-import { waitForReady, type Contender, type ContenderSetup, type RunningContender } from "./contender.js";
+import { waitForReady, type Contender, type ContenderSetup, type HopCalls, type RunningContender } from "./contender.js";
 import { runLoad } from "./load.js";
 import { BENCH_SUBJECT, benchTenant, writeBenchStackConfig } from "./stack-config.js";
 
@@ -145,6 +145,7 @@ export async function startGatehouseTwoProcess(
     authzPort,
     gatewayPort,
     output: () => `${authz?.output() ?? ""}${gateway!.output()}`,
+    ...(allInOne ? {} : { hopCalls: () => readHopCalls(`${gatewayUrl}/metrics`) }),
     async mintCodes(count, scope = "read") {
       const codes: string[] = [];
       const minted = await runLoad("mint", { concurrency: 64, seconds: 120, stopWhen: () => codes.length >= count }, async () => void codes.push(await mintCode(scope)));
@@ -164,6 +165,17 @@ export async function startGatehouseTwoProcess(
       return codes.slice(0, count);
     },
     stop,
+  };
+}
+
+/** The gateway's counters of its calls to the authz service, from its Prometheus text. */
+async function readHopCalls(metricsUrl: string): Promise<HopCalls> {
+  const text = await (await fetch(metricsUrl)).text();
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
+  return {
+    alone: value(/^gatehouse_gateway_authz_calls_total\{sent="alone"\} (\S+)$/m),
+    batched: value(/^gatehouse_gateway_authz_calls_total\{sent="batched"\} (\S+)$/m),
+    batches: value(/^gatehouse_gateway_authz_batches_total (\S+)$/m),
   };
 }
 
@@ -190,6 +202,12 @@ export const GATEHOUSE_VARIANTS: Readonly<Record<string, Contender>> = {
     name: "gatehouse all-in-one, endpoints through fastify",
     side: "gatehouse",
     start: (setup) => startGatehouseTwoProcess(setup, { name: "peers-aio-fastify", mode: "all-in-one", gateway: { leanEndpoints: false } }),
+  },
+  // Every call of the gateway → authz hop alone, as before BatchService (gateway.authz.batchCalls: false).
+  "split-unbatched": {
+    name: "gatehouse split, calls not batched",
+    side: "gatehouse",
+    start: (setup) => startGatehouseTwoProcess(setup, { name: "peers-split-unbatched", gateway: { authz: { batchCalls: false } } }),
   },
   // The gateway → authz hop over HTTP/1.1 keep-alive connections instead of one HTTP/2 session.
   "split-http1": {

@@ -58,6 +58,8 @@ export interface AuthzClientOptions {
   onDeadline?: (procedure: string) => void;
   /** With tracing on, every call made for a traced request carries its trace (rpc/tracing-transport.ts). */
   tracing?: Tracing;
+  /** Told of every batchable call sent alone (1) and of every batch (its calls) (rpc/batching-transport.ts). */
+  onSend?: (calls: number) => void;
 }
 
 /** The client over the configured endpoints (lean or connect-es, with failover), or over the Transport given. */
@@ -65,7 +67,8 @@ export function createAuthzClient(config: GatewayConfig["authz"], options: Authz
   // A guard-only gateway (a sidecar) has no service credential: it calls only
   // Introspect and WatchRevocations, as its own client.
   const header: Record<string, string> = config.serviceCredential === undefined ? {} : { [SERVICE_CREDENTIAL_HEADER]: config.serviceCredential };
-  const base = options.transport === undefined ? createNetworkTransport(config, header) : withCallDefaults(options.transport, config.timeoutMs, header);
+  const base =
+    options.transport === undefined ? createNetworkTransport(config, header, options.onSend) : withCallDefaults(options.transport, config.timeoutMs, header);
   const observed = options.onDeadline === undefined ? base : observeDeadlines(base, options.onDeadline);
   // Outside the failover: one client span per call, whichever replica answers it (a deadline ends it as an error).
   const tracing = options.tracing ?? tracingOff;
@@ -87,7 +90,7 @@ export function createAuthzClient(config: GatewayConfig["authz"], options: Authz
 }
 
 /** The configured endpoints, each over the configured transport, behind one failover. */
-function createNetworkTransport(config: GatewayConfig["authz"], header: Record<string, string>): Transport {
+function createNetworkTransport(config: GatewayConfig["authz"], header: Record<string, string>, onSend?: (calls: number) => void): Transport {
   // Ping idle HTTP/2 sessions so a dead replica is noticed before a request needs it.
   const pingIntervalMs = 10_000;
   const transports = config.endpoints.map((baseUrl): Transport => {
@@ -105,7 +108,7 @@ function createNetworkTransport(config: GatewayConfig["authz"], header: Record<s
           });
     // Per endpoint, below the failover: a batch goes to one replica, and each of its calls that failed as
     // not sent (or, if idempotent, on an unavailable replica) is sent again as itself to the next.
-    return config.batchCalls === false ? transport : createBatchingTransport(transport, { defaultTimeoutMs: config.timeoutMs });
+    return config.batchCalls === false ? transport : createBatchingTransport(transport, { defaultTimeoutMs: config.timeoutMs, ...(onSend === undefined ? {} : { onSend }) });
   });
   return createFailoverTransport(transports, (method) => IDEMPOTENT.has(method.name));
 }

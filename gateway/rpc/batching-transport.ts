@@ -7,6 +7,8 @@ import { BatchService, type BatchedCallSchema, type BatchedResult } from "../../
 export interface BatchingTransportOptions {
   /** Deadline of a call that names none (as connect-es: undefined takes it, zero or less is none). */
   defaultTimeoutMs: number;
+  /** Told of every batchable call sent alone (1) and of every batch (its calls): the gateway's metrics. */
+  onSend?: (calls: number) => void;
 }
 
 /** What one CallBatch carries at most: MAX_BATCH_CALLS calls, and bytes well within the server's readMaxBytes (64 KiB), as estimated (estimatedBytes): a larger call goes alone. */
@@ -68,6 +70,7 @@ export function createBatchingTransport(inner: Transport, options: BatchingTrans
 
   const sendAlone = (call: PendingCall) => {
     if (call.settled) return;
+    options.onSend?.(1);
     const timeoutMs = call.deadline === undefined ? 0 : Math.max(1, call.deadline - Date.now());
     inner.unary(call.method, call.signal, timeoutMs, call.header, call.input, call.contextValues).then(
       (response) => settle(call, response, undefined),
@@ -102,6 +105,7 @@ export function createBatchingTransport(inner: Transport, options: BatchingTrans
         call.timer = setTimeout(() => settle(call, undefined, new ConnectError("the operation timed out", Code.DeadlineExceeded)), Math.max(0, call.deadline - now));
       }
     }
+    options.onSend?.(live.length);
     inner.unary(BatchService.method.callBatch, undefined, batchTimeoutMs, {}, { calls: wire }).then(
       ({ message }) => {
         if (message.results.length !== live.length) {

@@ -268,6 +268,12 @@ describe("through the gateway (gateway.authz.batchCalls, on by default)", () => 
         batches = procedures.filter((procedure) => procedure === "CallBatch").length;
       }
       expect(batches).toBeGreaterThan(0);
+      // The gateway counts what it sent (gatehouse_gateway_authz_calls_total, _batches_total).
+      const metrics = await stack.gateway.deps.metrics.registry.metrics();
+      const batched = Number(/^gatehouse_gateway_authz_calls_total\{sent="batched"\} (\d+)$/m.exec(metrics)?.[1]);
+      const sentBatches = Number(/^gatehouse_gateway_authz_batches_total (\d+)$/m.exec(metrics)?.[1]);
+      expect(sentBatches).toBeGreaterThan(0);
+      expect(batched).toBeGreaterThanOrEqual(2 * sentBatches);
     } finally {
       await stack.close();
     }
