@@ -9,6 +9,8 @@ export interface BatchingTransportOptions {
   defaultTimeoutMs: number;
   /** Told of every batchable call sent alone (1) and of every batch (its calls): the gateway's metrics. */
   onSend?: (calls: number) => void;
+  /** How long calls go alone after a server did not know CallBatch (default a minute: a rolling upgrade is over by then). */
+  retryBatchesAfterMs?: number;
 }
 
 /** What one CallBatch carries at most: MAX_BATCH_CALLS calls, and bytes well within the server's readMaxBytes (64 KiB), as estimated (estimatedBytes): a larger call goes alone. */
@@ -43,11 +45,13 @@ const FIELD_OVERHEAD_BYTES = 8;
  * that fails as a whole fails each of its calls with that error, so a failover
  * above sees a call that was not sent (CallNotSentError) or an unavailable
  * replica as it would have. A server that does not know CallBatch (an older
- * authz service: Unimplemented) gets the calls alone, then and from then on.
+ * authz service: Unimplemented) gets the calls alone, then and for a minute
+ * (a rolling upgrade), after which a batch is tried again.
  */
 export function createBatchingTransport(inner: Transport, options: BatchingTransportOptions): Transport {
   let waiting: PendingCall[] = [];
-  let supported = true;
+  /** Date.now() from which batches are sent again, after a server answered CallBatch with Unimplemented. */
+  let unsupportedUntil = 0;
 
   const flush = () => {
     const calls = waiting;
@@ -117,7 +121,7 @@ export function createBatchingTransport(inner: Transport, options: BatchingTrans
       (error: unknown) => {
         if (error instanceof ConnectError && error.code === Code.Unimplemented) {
           // No call of the batch was served: each goes alone, now and from now on.
-          supported = false;
+          unsupportedUntil = Date.now() + (options.retryBatchesAfterMs ?? 60_000);
           for (const call of live) {
             clearTimeout(call.timer);
             sendAlone(call);
@@ -138,7 +142,7 @@ export function createBatchingTransport(inner: Transport, options: BatchingTrans
       input: Parameters<Transport["unary"]>[4],
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
-      const batched = supported ? BATCHED_BY_METHOD.get(method as unknown as DescMethodUnary) : undefined;
+      const batched = unsupportedUntil === 0 || Date.now() >= unsupportedUntil ? BATCHED_BY_METHOD.get(method as unknown as DescMethodUnary) : undefined;
       const fields = batched === undefined ? undefined : recordOfHeader(header);
       if (batched === undefined || fields === undefined) return inner.unary(method, signal, timeoutMs, header, input as never, contextValues);
       if (signal?.aborted) return Promise.reject(new ConnectError("the operation was aborted", Code.Canceled));
