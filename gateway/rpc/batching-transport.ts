@@ -120,7 +120,7 @@ export function createBatchingTransport(inner: Transport, options: BatchingTrans
       },
       (error: unknown) => {
         if (error instanceof ConnectError && error.code === Code.Unimplemented) {
-          // No call of the batch was served: each goes alone, now and from now on.
+          // No call of the batch was served: each goes alone, and the next calls too for a while.
           unsupportedUntil = Date.now() + (options.retryBatchesAfterMs ?? 60_000);
           for (const call of live) {
             clearTimeout(call.timer);

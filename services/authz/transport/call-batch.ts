@@ -54,8 +54,7 @@ export function createBatchService(options: CallBatchOptions): ServiceImpl<typeo
 
   async function serve(call: BatchedCall, batch: Batch): Promise<Result> {
     const batched = call.request.case === undefined ? undefined : BATCHED_BY_REQUEST_CASE.get(call.request.case);
-    const { method } = batched ?? {};
-    const spec = method === undefined ? undefined : specs.get(`${method.parent.typeName}/${method.name}`);
+    const spec = batched === undefined ? undefined : specs.get(`${batched.method.parent.typeName}/${batched.method.name}`);
     if (batched === undefined || spec === undefined) return failure(new ConnectError("the call names no request this server serves in a batch", Code.Unimplemented));
     const deadline = call.timeoutMs === 0 ? undefined : Date.now() + call.timeoutMs;
     let requestHeader: Headers;
