@@ -29,7 +29,8 @@ export function isFieldRecord(init: ConstructorParameters<typeof Headers>[0]): i
 export function isPlainMetadata(record: Readonly<Record<string, unknown>>): record is Readonly<Record<string, string>> {
   for (const name of Object.keys(record)) {
     const value = record[name];
-    if (typeof value !== "string" || !LOWER_CASE_TOKEN.test(name) || !PLAIN_VALUE.test(value)) return false;
+    // ("__proto__" is a token, but `new Headers(record)` drops a field of that name: the long way.)
+    if (typeof value !== "string" || !LOWER_CASE_TOKEN.test(name) || !PLAIN_VALUE.test(value) || name === "__proto__") return false;
   }
   return true;
 }
@@ -139,13 +140,27 @@ function method(value: (...args: never[]) => unknown): PropertyDescriptor {
 }
 
 /**
+ * A batched call's metadata map (proto/gatehouse/v1/batch_service.proto) as
+ * Headers: read as it is (RecordHeaders) when it is plain, else a Headers
+ * with every field appended, which refuses an invalid one (TypeError) and,
+ * unlike `new Headers(record)`, keeps a field named "__proto__".
+ */
+export function metadataOfRecord(record: Readonly<Record<string, string>>): Headers {
+  if (isPlainMetadata(record)) return RecordHeaders.from(record);
+  const headers = new Headers();
+  for (const name of Object.keys(record)) headers.append(name, record[name]!);
+  return headers;
+}
+
+/**
  * Headers as the record a batched call's metadata map carries
  * (proto/gatehouse/v1/batch_service.proto): every name once, a repeated
  * field's values joined as Headers joins them. Read back with
- * RecordHeaders.from.
+ * metadataOfRecord.
  */
 export function recordOfMetadata(headers: Headers): Record<string, string> {
-  const record: Record<string, string> = {};
+  // Without a prototype: a field named "__proto__" is a field like any other.
+  const record: Record<string, string> = Object.create(null) as Record<string, string>;
   headers.forEach((value, name) => (record[name] = value));
   return record;
 }

@@ -1,7 +1,7 @@
 import type { DescMessage, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { BATCHED_BY_METHOD, MAX_BATCH_CALLS, type BatchedMethod } from "../../contract/batched-calls.js";
-import { isFieldRecord, isPlainMetadata, RecordHeaders } from "../../contract/metadata-headers.js";
+import { isFieldRecord, isPlainMetadata, metadataOfRecord } from "../../contract/metadata-headers.js";
 import { BatchService, type BatchedCallSchema, type BatchedResult } from "../../gen/gatehouse/v1/batch_service_pb.js";
 
 export interface BatchingTransportOptions {
@@ -216,7 +216,7 @@ function answer(call: PendingCall, result: BatchedResult): void {
   if (outcome.case === "error") {
     const status = outcome.value;
     const code = status.code in Code && status.code !== 0 ? (status.code as Code) : Code.Unknown;
-    const error = new ConnectError(status.message, code, RecordHeaders.from(Object.assign({}, result.header, result.trailer)));
+    const error = new ConnectError(status.message, code, metadataOfRecord(Object.assign(Object.create(null) as Record<string, string>, result.header, result.trailer)));
     // As connect's errorFromJson gives them: the type's full name and the encoded message, decoded by findDetails.
     for (const detail of status.details) error.details.push({ type: detail.typeUrl.slice(detail.typeUrl.lastIndexOf("/") + 1), value: detail.value });
     return settle(call, undefined, error);
@@ -230,9 +230,9 @@ function answer(call: PendingCall, result: BatchedResult): void {
       stream: false,
       service: method.parent,
       method,
-      header: RecordHeaders.from(result.header),
+      header: metadataOfRecord(result.header),
       message: outcome.value,
-      trailer: RecordHeaders.from(result.trailer),
+      trailer: metadataOfRecord(result.trailer),
     },
     undefined,
   );

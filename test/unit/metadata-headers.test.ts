@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isFieldRecord, isPlainMetadata, metadataOfNodeFields, recordOfMetadata, RecordHeaders } from "../../contract/metadata-headers.js";
+import { isFieldRecord, isPlainMetadata, metadataOfNodeFields, metadataOfRecord, recordOfMetadata, RecordHeaders } from "../../contract/metadata-headers.js";
 
 // Call metadata as a plain record, read as Headers without building one (the all-in-one process's RPCs):
 // it must mean exactly what `new Headers(record)` means.
@@ -116,14 +116,34 @@ describe("metadataOfNodeFields", () => {
   });
 });
 
-describe("recordOfMetadata (a batched call's metadata map, proto/gatehouse/v1/batch_service.proto)", () => {
-  it("reads back through RecordHeaders.from as the same metadata, a repeated field's values joined as Headers joins them", () => {
+describe("recordOfMetadata and metadataOfRecord (a batched call's metadata map, proto/gatehouse/v1/batch_service.proto)", () => {
+  it("read back as the same metadata, a repeated field's values joined as Headers joins them (a field named __proto__ too)", () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(name, value), { maxLength: 8 }), (fields) => {
         const headers = new Headers();
         for (const [n, v] of fields) headers.append(n, v);
-        expect([...RecordHeaders.from(recordOfMetadata(headers))]).toEqual([...headers]);
+        expect([...metadataOfRecord(recordOfMetadata(headers))]).toEqual([...headers]);
       }),
     );
+  });
+});
+
+describe("a field named __proto__ (found by the properties above, now asked every run)", () => {
+  const withProto = () => {
+    const record: Record<string, string> = {};
+    Object.defineProperty(record, "__proto__", { value: "x", enumerable: true, writable: true, configurable: true });
+    record.a = "1";
+    return record;
+  };
+
+  it("RecordHeaders.from means what new Headers(record) means, which drops it", () => {
+    expect([...RecordHeaders.from(withProto())]).toEqual([...new Headers(withProto())]);
+  });
+
+  it("metadataOfRecord keeps it, as a Headers it is appended to keeps it", () => {
+    const expected = new Headers();
+    expected.append("__proto__", "x");
+    expected.append("a", "1");
+    expect([...metadataOfRecord(withProto())]).toEqual([...expected]);
   });
 });

@@ -2,7 +2,7 @@ import { create, type DescMessage, type MessageInitShape, type MessageShape } fr
 import { anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec, type ServiceImpl } from "@connectrpc/connect";
 import { BATCHED_BY_REQUEST_CASE, MAX_BATCH_CALLS } from "../../../contract/batched-calls.js";
-import { recordOfMetadata, RecordHeaders } from "../../../contract/metadata-headers.js";
+import { metadataOfRecord, recordOfMetadata } from "../../../contract/metadata-headers.js";
 import { SERVICE_CREDENTIAL_HEADER } from "../../../contract/metadata.js";
 import { BatchService, type BatchedCall, type BatchedResultSchema } from "../../../gen/gatehouse/v1/batch_service_pb.js";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
@@ -104,14 +104,15 @@ interface Batch {
  * throws (TypeError), as `new Headers` would.
  */
 function requestHeaderOf(call: BatchedCall, batch: Batch): Headers {
-  const record: Record<string, string> = {};
+  // Without a prototype: a field named "__proto__" is a field like any other.
+  const record: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const name of Object.keys(call.header)) {
     const lower = name.toLowerCase();
     if (lower !== SERVICE_CREDENTIAL_HEADER && lower !== TIMEOUT_HEADER) record[name] = call.header[name]!;
   }
   if (batch.credential !== null) record[SERVICE_CREDENTIAL_HEADER] = batch.credential;
   if (call.timeoutMs !== 0) record[TIMEOUT_HEADER] = String(call.timeoutMs);
-  return RecordHeaders.from(record);
+  return metadataOfRecord(record);
 }
 
 const TIMEOUT_HEADER = "connect-timeout-ms";
