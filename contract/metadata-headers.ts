@@ -63,6 +63,9 @@ function headersOfNodeFields(fields: Readonly<Record<string, string | string[] |
   return headers;
 }
 
+/** A RecordHeaders over a record already found plain (set by the class, whose constructor is private). */
+let wrapPlain: (record: Readonly<Record<string, string>>) => Headers;
+
 /**
  * A call's request headers over the plain record an in-process caller built
  * (all-in-one: the gateway's client), read without building a Fetch Headers:
@@ -104,6 +107,7 @@ export class RecordHeaders extends Headers {
   // The Fetch methods, put on the prototype here: TypeScript declares them as properties of Headers, so
   // a class body cannot override them, and only code inside the class can read #record.
   static {
+    wrapPlain = (record) => new RecordHeaders(record);
     const filled =
       <A extends unknown[], R>(method: (this: Headers, ...args: A) => R) =>
       function (this: RecordHeaders, ...args: A): R {
@@ -146,7 +150,7 @@ function method(value: (...args: never[]) => unknown): PropertyDescriptor {
  * unlike `new Headers(record)`, keeps a field named "__proto__".
  */
 export function metadataOfRecord(record: Readonly<Record<string, string>>): Headers {
-  if (isPlainMetadata(record)) return RecordHeaders.from(record);
+  if (isPlainMetadata(record)) return wrapPlain(record);
   const headers = new Headers();
   for (const name of Object.keys(record)) headers.append(name, record[name]!);
   return headers;

@@ -138,7 +138,6 @@ function withCallDefaults(transport: Transport, defaultTimeoutMs: number, header
   };
 }
 
-
 /** RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding. */
 function formEncode(value: string): string {
   return encodeURIComponent(value).replace(/%20/g, "+");
