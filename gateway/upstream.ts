@@ -9,7 +9,7 @@ export interface UpstreamTarget {
   readonly url: string;
   readonly parsed: UrlWithStringQuery;
   /** Where a request goes and through which pooled connections, built once. */
-  readonly web: { readonly origin: Pick<RequestOptions, "protocol" | "hostname" | "port">; readonly agent: HttpAgent; readonly secure: boolean };
+  readonly web: { readonly origin: Pick<RequestOptions, "protocol" | "hostname" | "port">; readonly agent: HttpAgent };
   /** The upstream URL's own path, prefixed to every request's ("" for none). */
   readonly basePath: string;
   /** The http-proxy options of a WebSocket handshake (http-proxy would parse a string target on every request). */

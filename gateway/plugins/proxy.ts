@@ -1,5 +1,4 @@
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { parse as parseUrl } from "node:url";
 import type { FastifyPluginAsync } from "fastify";
@@ -7,13 +6,15 @@ import fp from "fastify-plugin";
 import httpProxy from "http-proxy";
 import { hasRequestBody } from "../guard/request-headers.js";
 import type { UpstreamFailure, UpstreamProxy } from "../upstream.js";
+import { createUpstreamPool, type UpstreamPool } from "../upstream-pool.js";
 
 /**
  * The guard's proxy: streams a request to its upstream and the response
  * back, with no buffering on either side. Upstream connections are kept
- * alive (without keep-alive, a proxy spends most of its time on TCP
- * handshakes). The response's hop-by-hop fields are removed here; the
- * request's were removed by the guard (guard/mutate.ts).
+ * alive, one pool per origin (upstream-pool.ts; without keep-alive, a proxy
+ * spends most of its time on TCP handshakes). The response's hop-by-hop
+ * fields are removed here; the request's were removed by the guard
+ * (guard/mutate.ts).
  *
  * Requests go out through node:http directly, their header fields as the
  * name/value list the guard built: Node then checks and writes each field
@@ -79,11 +80,14 @@ function relayResponse(proxyRes: IncomingMessage, res: ServerResponse): void {
 }
 
 const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
-  // The upstream timeout is the sockets' own: armed once per connection, not once per request.
-  // A request emits 'timeout' when its socket has been silent that long (and an idle pooled socket is dropped).
-  const agents = {
-    http: new HttpAgent({ keepAlive: true, scheduling: "lifo", timeout: options.timeoutMs }),
-    https: new HttpsAgent({ keepAlive: true, scheduling: "lifo", timeout: options.timeoutMs }),
+  // The upstream timeout is the connections' own: armed once per connection, not once per request.
+  // A request emits 'timeout' when its connection has been silent that long (and an idle one is closed).
+  const pools = new Map<string, UpstreamPool>();
+  const poolOf = (protocol: string, hostname: string, port: number): UpstreamPool => {
+    const origin = `${protocol}//${hostname}:${port}`;
+    let pool = pools.get(origin);
+    if (pool === undefined) pools.set(origin, (pool = createUpstreamPool({ secure: protocol === "https:", hostname, port }, { timeoutMs: options.timeoutMs })));
+    return pool;
   };
   // WebSocket handshakes only (see the module comment).
   const server = httpProxy.createProxyServer({ xfwd: false, changeOrigin: false, ws: false });
@@ -110,10 +114,13 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
     target(url) {
       const parsed = parseUrl(url);
       const secure = parsed.protocol === "https:";
+      // url.parse gives an IPv6 address without its brackets, as a socket wants it.
+      const hostname = parsed.hostname ?? "";
+      const port = parsed.port === null || parsed.port === "" ? (secure ? 443 : 80) : Number(parsed.port);
       return {
         url,
         parsed,
-        web: { origin: { protocol: parsed.protocol, hostname: parsed.hostname, port: parsed.port }, agent: secure ? agents.https : agents.http, secure },
+        web: { origin: { protocol: parsed.protocol, hostname: parsed.hostname, port: parsed.port }, agent: poolOf(parsed.protocol ?? "http:", hostname, port).agent },
         // "http://up/base/" and "http://up/base" both put "/base" before the request's path.
         basePath: (parsed.pathname ?? "/").replace(/\/+$/, ""),
         ws: { target: parsed, agent: false },
@@ -136,7 +143,8 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
         // The options are written out, not spread from `origin`: with `{ ...origin, ... }` (V8 in Node 20)
         // every request's objects outlived two young-generation collections, about 600 bytes a request
         // promoted to the old generation (--trace-gc-nvp: 280 KB per scavenge) and collected by mark-compacts.
-        proxyReq = (target.web.secure ? httpsRequest : httpRequest)({
+        // The pool's connections speak TLS to an https origin: node:http writes HTTP/1.1 over them either way.
+        proxyReq = httpRequest({
           protocol: origin.protocol,
           hostname: origin.hostname,
           port: origin.port,
@@ -176,8 +184,7 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
   app.decorate("upstreamProxy", upstreamProxy);
   app.addHook("onClose", async () => {
     server.close();
-    agents.http.destroy();
-    agents.https.destroy();
+    for (const pool of pools.values()) pool.destroy();
   });
 };
 
