@@ -18,6 +18,8 @@ export interface PhaseRun {
   readonly round: number;
   /** The processes that serve the phase (keys of the result's CPU figures). */
   readonly servers: readonly string[];
+  /** Servers of phases measured at the same time (their CPU per request is their own phase's, not this one's). */
+  readonly beside?: readonly string[];
   readonly result: LoadResult;
 }
 
@@ -67,7 +69,8 @@ export function formatPhaseTable(runs: readonly PhaseRun[]): string {
   const errors = runs.filter((run) => run.result.firstError !== undefined).map((run) => `  ${run.key}: ${run.result.firstError}`);
   const processes = runs.map((run) => {
     const busy = Object.entries(run.result.cpu ?? {}).filter(([, pct]) => pct >= 1);
-    return `  ${run.key}: ${busy.map(([who, pct]) => `${who} ${pct.toFixed(0)}% (${micros(cpuMicros(run, who))} µs/req)`).join(", ")}`;
+    const perRequest = (who: string) => (run.beside?.includes(who) === true ? "its own phase's" : `${micros(cpuMicros(run, who))} µs/req`);
+    return `  ${run.key}: ${busy.map(([who, pct]) => `${who} ${pct.toFixed(0)}% (${perRequest(who)})`).join(", ")}`;
   });
   return [formatTable(header, rows, { left: 1 }), ...errors, "  CPU of each process over 1% of one core, and its µs per request:", ...processes].join("\n");
 }
