@@ -115,8 +115,6 @@ const SECTIONS = [
   { name: "ext_authz", keys: ["e0", "e1"] },
 ] as const;
 const ALL_KEYS: readonly string[] = SECTIONS.flatMap((section) => section.keys);
-/** Sections whose phases run at the same time, each with its own connections (see "side by side" above). */
-const TOGETHER: ReadonlySet<string> = new Set(SECTIONS.filter((section) => "together" in section).map((section) => section.name));
 
 /** The figures of issue 10 (and issue 16's sidecar bar), each against its baseline in the same round. */
 const RATIOS: readonly RatioSpec[] = [
@@ -380,7 +378,8 @@ async function main(): Promise<void> {
           // (the load generator's own heap, the host's drift) then falls on each side alike.
           const order = round % 2 === 0 ? [...section.keys].reverse() : section.keys;
           const selected = order.flatMap((key) => (phases.has(key) ? [[key, phases.get(key)!] as const] : []));
-          if (TOGETHER.has(section.name)) {
+          // A section marked `together` runs its phases at the same time, each with its own connections (see "side by side" above).
+          if ("together" in section) {
             // Warmed and measured at the same time; each one's CPU per request is its own (the others serve beside it).
             await Promise.all(selected.map(([, phase]) => phase.run(connections, WARM_UP_SECONDS)));
             const results = await Promise.all(selected.map(([, phase]) => phase.run(connections, seconds, pids)));

@@ -58,9 +58,10 @@ export interface UpstreamPool {
 }
 
 /**
- * RFC 9112 §9.3 leaves an idle connection's life to the server; a server may
- * say how long it keeps one (the Keep-Alive header's `timeout`, seconds).
- * A connection is reused only up to a second before that, as http.Agent does,
+ * RFC 9112 §9.5: a server times out an inactive connection when it chooses
+ * and may close it at any time. Many say when, in the `timeout` (seconds) of
+ * the HTTP/1.0-era Keep-Alive field (RFC 2068 §19.7.1.1, not in RFC 9112). A
+ * connection is reused only up to a second before that, as http.Agent does,
  * so that a request and the server's close do not cross on the wire.
  */
 const KEEP_ALIVE_MARGIN_MS = 1_000;
@@ -122,14 +123,10 @@ export function createUpstreamPool(origin: UpstreamOrigin, options: UpstreamPool
     const connection = connections.get(socket);
     const request = connection?.request as (ClientRequest & { readonly res: IncomingMessage | null }) | undefined;
     // node:http keeps the response on `res` (http.Agent reads the hint there too; the field is not in Node's types).
-    const response = request?.res;
-    if (connection === undefined || request === undefined || response === null || response === undefined || !request.shouldKeepAlive || socket.destroyed || !socket.writable || idle.length >= maxIdle) {
-      forget(socket);
-      socket.destroy();
-      return;
-    }
-    const hintMs = keepAliveHintMs(response.rawHeaders);
-    if (hintMs !== undefined && hintMs <= KEEP_ALIVE_MARGIN_MS) {
+    const response = request?.res ?? undefined;
+    const hintMs = response === undefined ? undefined : keepAliveHintMs(response.rawHeaders);
+    const reusable = connection !== undefined && response !== undefined && request?.shouldKeepAlive === true && !socket.destroyed && socket.writable && idle.length < maxIdle;
+    if (!reusable || (hintMs !== undefined && hintMs <= KEEP_ALIVE_MARGIN_MS)) {
       forget(socket);
       socket.destroy();
       return;
@@ -148,20 +145,21 @@ export function createUpstreamPool(origin: UpstreamOrigin, options: UpstreamPool
     protocol: origin.secure ? "https:" : "http:",
     defaultPort: origin.secure ? 443 : 80,
     addRequest(request: ClientRequest): void {
-      let socket = idle.pop();
-      while (socket !== undefined && (socket.destroyed || !socket.writable || now() >= connections.get(socket)!.reusableUntil)) {
+      let socket: Socket | undefined;
+      while ((socket = idle.pop()) !== undefined) {
+        const connection = connections.get(socket)!;
+        if (!socket.destroyed && socket.writable && (connection.reusableUntil === Infinity || now() < connection.reusableUntil)) {
+          connection.request = request;
+          request.reusedSocket = true;
+          socket.ref();
+          request.onSocket(socket);
+          return;
+        }
         forget(socket);
         socket.destroy();
-        socket = idle.pop();
       }
-      if (socket === undefined) {
-        socket = open();
-        connections.set(socket, { request, reusableUntil: Infinity });
-      } else {
-        connections.get(socket)!.request = request;
-        request.reusedSocket = true;
-        socket.ref();
-      }
+      socket = open();
+      connections.set(socket, { request, reusableUntil: Infinity });
       request.onSocket(socket);
     },
   };

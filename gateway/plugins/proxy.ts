@@ -6,7 +6,7 @@ import fp from "fastify-plugin";
 import httpProxy from "http-proxy";
 import { hasRequestBody } from "../guard/request-headers.js";
 import type { UpstreamFailure, UpstreamProxy } from "../upstream.js";
-import { createUpstreamPool, type UpstreamPool } from "../upstream-pool.js";
+import { createUpstreamPool, type UpstreamOrigin, type UpstreamPool } from "../upstream-pool.js";
 
 /**
  * The guard's proxy: streams a request to its upstream and the response
@@ -83,10 +83,10 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
   // The upstream timeout is the connections' own: armed once per connection, not once per request.
   // A request emits 'timeout' when its connection has been silent that long (and an idle one is closed).
   const pools = new Map<string, UpstreamPool>();
-  const poolOf = (protocol: string, hostname: string, port: number): UpstreamPool => {
-    const origin = `${protocol}//${hostname}:${port}`;
-    let pool = pools.get(origin);
-    if (pool === undefined) pools.set(origin, (pool = createUpstreamPool({ secure: protocol === "https:", hostname, port }, { timeoutMs: options.timeoutMs })));
+  const poolOf = (origin: UpstreamOrigin): UpstreamPool => {
+    const key = `${origin.secure ? "https" : "http"}://${origin.hostname}:${origin.port}`;
+    let pool = pools.get(key);
+    if (pool === undefined) pools.set(key, (pool = createUpstreamPool(origin, { timeoutMs: options.timeoutMs })));
     return pool;
   };
   // WebSocket handshakes only (see the module comment).
@@ -115,12 +115,11 @@ const plugin: FastifyPluginAsync<ProxyOptions> = async (app, options) => {
       const parsed = parseUrl(url);
       const secure = parsed.protocol === "https:";
       // url.parse gives an IPv6 address without its brackets, as a socket wants it.
-      const hostname = parsed.hostname ?? "";
-      const port = parsed.port === null || parsed.port === "" ? (secure ? 443 : 80) : Number(parsed.port);
+      const pool = poolOf({ secure, hostname: parsed.hostname ?? "", port: parsed.port === null || parsed.port === "" ? (secure ? 443 : 80) : Number(parsed.port) });
       return {
         url,
         parsed,
-        web: { origin: { protocol: parsed.protocol, hostname: parsed.hostname, port: parsed.port }, agent: poolOf(parsed.protocol ?? "http:", hostname, port).agent },
+        web: { origin: { protocol: parsed.protocol, hostname: parsed.hostname, port: parsed.port }, agent: pool.agent },
         // "http://up/base/" and "http://up/base" both put "/base" before the request's path.
         basePath: (parsed.pathname ?? "/").replace(/\/+$/, ""),
         ws: { target: parsed, agent: false },
