@@ -3,7 +3,7 @@
  * with one load generator and the same settings (issue 16). Each contender
  * gets the same client `web` (client_secret_basic, the same secret), redirect
  * URI, PKCE S256 verifier, signing key and Redis, and is driven over HTTP/1.1
- * by autocannon (keep-alive connections, one request in flight each):
+ * by one load generator (BENCH_LOAD; keep-alive connections, one request in flight each):
  *
  *   authorization_code   POST token endpoint; each request redeems one code
  *                        minted beforehand for that server, with PKCE and Basic
@@ -34,6 +34,10 @@
  *                                   split-http1 (the gateway → authz hop over HTTP/1.1),
  *                                   split-unbatched (every call of the hop alone: gateway.authz.batchCalls false)
  *   BENCH_CONTENDERS                which of split, all-in-one, peer to run (default all three)
+ *   BENCH_LOAD                      the load generator: lean (default; lib/lean-http-load.ts) or autocannon;
+ *                                   both check every answer. On two cores the generator shares the machine
+ *                                   with the contenders, and autocannon's CPU per request (about 0.05 ms)
+ *                                   comes out of the cores the two-process deployment would use
  *   BENCH_RATE                      offer every measured phase this many requests/s (open loop) instead of
  *                                   as many as the connections carry: the contenders then do the same work
  *                                   at the same pace, and their CPU per request compares fairly on a machine
@@ -44,7 +48,7 @@ import { predictThroughput } from "./lib/capacity-model.js";
 import { createPkcePair, type Contender, type HopCalls, type RunningContender } from "./lib/contender.js";
 import { formatForeignLoad } from "./lib/foreign-load.js";
 import { GATEHOUSE_VARIANTS, gatehouseAllInOne, gatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
-import { formatCpuMs, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
+import { formatCpuMs, formatTable, loadGeneratorOf, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { oidcProviderPeer } from "./lib/oidc-provider-contender.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisCost } from "./lib/redis-stats.js";
 import { BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
@@ -54,6 +58,10 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const offeredRate = process.env.BENCH_RATE === undefined ? undefined : Number(process.env.BENCH_RATE);
+// The lean generator leaves the two-process deployment the cores autocannon took from it (lib/lean-http-load.ts);
+// an offered rate needs autocannon's.
+const generator = loadGeneratorOf(process.env.BENCH_LOAD, offeredRate === undefined ? "lean" : "autocannon");
+if (generator === "lean" && offeredRate !== undefined) throw new Error("BENCH_RATE needs BENCH_LOAD=autocannon: the lean generator runs closed loop only");
 const wanted = new Set((process.env.BENCH_OPERATIONS ?? "code,refresh,introspect").split(","));
 /** The whole run's bound (issue 16: under 10 minutes). */
 const RUN_LIMIT_MS = 10 * 60_000;
@@ -228,6 +236,7 @@ async function main(): Promise<void> {
         connections: options.connections,
         seconds: options.seconds,
         headers: formHeaders,
+        generator,
         cpu: { ...contender.running.processes, ...shared },
       }),
     );
@@ -247,7 +256,7 @@ async function main(): Promise<void> {
       contenders.push({ contender, running, codeRate: 0 });
       log(`${contender.name}: started (${Object.entries(running.processes).map(([name, pid]) => `${name} pid ${pid}`).join(", ")})`);
     }
-    log(`Redis ${redisUrl}; ${connections} connections, ${seconds} s per phase, ${rounds} rounds; loopback only`);
+    log(`Redis ${redisUrl}; ${connections} connections, ${seconds} s per phase, ${rounds} rounds; load generator ${generator}; loopback only`);
 
     // A peer whose code or refresh token could be redeemed twice would be measured doing less than
     // gatehouse does: check the single use under a concurrent burst before measuring anything.
@@ -296,11 +305,12 @@ async function main(): Promise<void> {
           });
           if (operation.key === "code") {
             contender.codeRate = Math.max(contender.codeRate, result.rps);
-            // autocannon's phase lasts its seconds even when the codes run out: a phase that sent every code is a floor.
-            if ((result.sent ?? 0) >= expected) log(`note: ${contender.contender.name} used up its codes (${result.sent} sent): the rate is a floor`);
+            // autocannon's phase lasts its seconds even when the codes run out: a phase that sent every code is a floor
+            // (the lean generator's phase ends with the last answer, so its rate is the rate).
+            if (generator === "autocannon" && (result.sent ?? 0) >= expected) log(`note: ${contender.contender.name} used up its codes (${result.sent} sent): the rate is a floor`);
           }
           measured.push({ operation: operation.name, contender: contender.contender.name, side: contender.contender.side, round, result, redis });
-          log(`${operation.name}, ${contender.contender.name}, round ${round}: ${result.rps.toFixed(0)}/s, p99 ${result.p99} ms${hop}`);
+          log(`${operation.name}, ${contender.contender.name}, round ${round}: ${result.rps.toFixed(0)}/s, p99 ${result.p99.toFixed(1)} ms${hop}`);
         }
       }
     }

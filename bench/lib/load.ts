@@ -1,6 +1,7 @@
 import autocannon from "autocannon";
 import { cpuMsPerRequest, startCpuUsage } from "./cpu.js";
 import { formatForeignLoad, startForeignLoad, type ForeignLoad } from "./foreign-load.js";
+import { runLeanHttpLoad } from "./lean-http-load.js";
 
 /**
  * Closed-loop load: `concurrency` callers each run `call` back to back until
@@ -70,6 +71,21 @@ export interface HttpLoadOptions {
    * one is answered (closed loop).
    */
   rate?: number;
+  /**
+   * Which generator drives the phase: autocannon (the default), or the lean
+   * one on bare sockets (lib/lean-http-load.ts), which costs a fraction of
+   * autocannon's CPU per request; closed loop only (no `rate`).
+   */
+  generator?: LoadGenerator;
+}
+
+export type LoadGenerator = "autocannon" | "lean";
+
+/** BENCH_LOAD as a generator's name, checked. */
+export function loadGeneratorOf(value: string | undefined, fallback: LoadGenerator): LoadGenerator {
+  if (value === undefined || value === "") return fallback;
+  if (value === "autocannon" || value === "lean") return value;
+  throw new Error(`BENCH_LOAD: unknown load generator ${JSON.stringify(value)} (autocannon, lean)`);
 }
 
 /**
@@ -79,6 +95,7 @@ export interface HttpLoadOptions {
  * as served requests (req/s, CPU per request).
  */
 export async function runHttpLoad(name: string, options: HttpLoadOptions): Promise<LoadResult> {
+  if (options.generator === "lean") return runLeanPhase(name, options);
   const measured = startMeasuring(options.cpu);
   const check = options.check ?? ((status: number, body: string) => (status === 200 ? undefined : `${status} ${body.slice(0, 300)}`));
   let sent = 0;
@@ -150,6 +167,53 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
     rps: ok / result.duration,
     p50: latencies === undefined ? result.latency.p50 : percentile(latencies, 0.5),
     p99: latencies === undefined ? result.latency.p99 : percentile(latencies, 0.99),
+    ...(problems.length > 0 ? { firstError: problems.join("; ") } : {}),
+    ...measured(ok),
+  };
+}
+
+/** runHttpLoad's phase on the lean generator: the same checks, counts and measures. */
+async function runLeanPhase(name: string, options: HttpLoadOptions): Promise<LoadResult> {
+  if (options.rate !== undefined) throw new Error("the lean load generator runs closed loop only: no rate");
+  const measured = startMeasuring(options.cpu);
+  const check = options.check ?? ((status: number, body: string) => (status === 200 ? undefined : `${status} ${body.slice(0, 300)}`));
+  const latencies: number[] = [];
+  let rejected = 0;
+  let firstRejection: string | undefined;
+  const result = await runLeanHttpLoad({
+    url: options.url,
+    connections: options.connections,
+    seconds: options.seconds,
+    method: options.method ?? "POST",
+    headers: options.headers,
+    ...(options.body === undefined ? {} : { body: options.body }),
+    ...(options.path === undefined ? {} : { path: options.path }),
+    ...(options.maxRequests === undefined ? {} : { maxRequests: options.maxRequests }),
+    onAnswer: (status, body, context, ms) => {
+      const problem = check(status, body);
+      if (problem === undefined) {
+        latencies.push(ms);
+        options.onAccepted?.(body, context);
+        return;
+      }
+      rejected++;
+      firstRejection ??= problem;
+    },
+  });
+  const ok = latencies.length;
+  const problems = [
+    ...(rejected > 0 ? [`${rejected} rejected answers, first: ${firstRejection}`] : []),
+    ...(result.errors > 0 ? [`${result.errors} connection errors, first: ${result.firstError}`] : []),
+  ];
+  return {
+    name,
+    requests: ok,
+    sent: result.sent,
+    errors: rejected + result.errors,
+    seconds: result.seconds,
+    rps: ok / result.seconds,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
     ...(problems.length > 0 ? { firstError: problems.join("; ") } : {}),
     ...measured(ok),
   };
