@@ -180,7 +180,7 @@ export function createUpstreamPool(origin: UpstreamOrigin, options: UpstreamPool
   };
 }
 
-/** The Keep-Alive `timeout` a response announced (RFC 9112 §9.3; the field is in Node's raw name/value list), in ms. */
+/** The Keep-Alive `timeout` a response announced (see KEEP_ALIVE_MARGIN_MS; the field is in Node's raw name/value list), in ms. */
 export function keepAliveHintMs(rawHeaders: readonly string[]): number | undefined {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;

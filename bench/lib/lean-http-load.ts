@@ -58,8 +58,7 @@ export function runLeanHttpLoad(options: LeanLoadOptions): Promise<LeanLoadResul
   const head = Object.entries({ host: url.host, ...options.headers })
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join("");
-  const fixedBody = options.body === undefined ? "" : undefined;
-  const fixedRequest = fixedBody === undefined || options.path !== undefined ? undefined : requestText(options.method, defaultPath, head, fixedBody);
+  const fixedRequest = options.body === undefined && options.path === undefined ? requestText(options.method, defaultPath, head, "") : undefined;
 
   let sent = 0;
   let answered = 0;
@@ -97,7 +96,12 @@ export function runLeanHttpLoad(options: LeanLoadOptions): Promise<LeanLoadResul
       const sendNext = () => {
         if (!canSend()) return socket.destroy();
         sent++;
-        const text = fixedRequest ?? requestText(options.method, options.path === undefined ? defaultPath : options.path(context), head, fixedBody ?? options.body!());
+        let text = fixedRequest;
+        if (text === undefined) {
+          // The body first, then the path (its callback may read what the body's did).
+          const body = options.body?.() ?? "";
+          text = requestText(options.method, options.path?.(context) ?? defaultPath, head, body);
+        }
         inFlight = true;
         sentAt = performance.now();
         socket.write(text);
@@ -193,9 +197,10 @@ function unchunk(bytes: Buffer, start: number, status: number, close: boolean): 
     if (!Number.isFinite(size) || size < 0) return "a malformed chunk size";
     at = lineEnd + 2;
     if (size === 0) {
-      const trailerEnd = bytes.indexOf("\r\n", at) === at ? at + 2 : bytes.indexOf(HEAD_END, at) === -1 ? -1 : bytes.indexOf(HEAD_END, at) + 4;
-      if (trailerEnd === -1) return undefined;
-      return { status, body: Buffer.concat(parts).toString("utf8"), close, rest: bytes.subarray(trailerEnd) };
+      // The trailer section (fields or none) ends with an empty line: the first CRLF CRLF from the end of the last chunk's line.
+      const blank = bytes.indexOf(HEAD_END, at - 2);
+      if (blank === -1) return undefined;
+      return { status, body: Buffer.concat(parts).toString("utf8"), close, rest: bytes.subarray(blank + 4) };
     }
     if (bytes.length < at + size + 2) return undefined;
     parts.push(bytes.subarray(at, at + size));

@@ -97,7 +97,7 @@ export function loadGeneratorOf(value: string | undefined, fallback: LoadGenerat
 export async function runHttpLoad(name: string, options: HttpLoadOptions): Promise<LoadResult> {
   if (options.generator === "lean") return runLeanPhase(name, options);
   const measured = startMeasuring(options.cpu);
-  const check = options.check ?? ((status: number, body: string) => (status === 200 ? undefined : `${status} ${body.slice(0, 300)}`));
+  const check = options.check ?? acceptOnly200;
   let sent = 0;
   let rejected = 0;
   let rejectedOk = 0;
@@ -172,11 +172,16 @@ export async function runHttpLoad(name: string, options: HttpLoadOptions): Promi
   };
 }
 
+/** HttpLoadOptions' default check: anything but 200 is wrong. */
+function acceptOnly200(status: number, body: string): string | undefined {
+  return status === 200 ? undefined : `${status} ${body.slice(0, 300)}`;
+}
+
 /** runHttpLoad's phase on the lean generator: the same checks, counts and measures. */
 async function runLeanPhase(name: string, options: HttpLoadOptions): Promise<LoadResult> {
   if (options.rate !== undefined) throw new Error("the lean load generator runs closed loop only: no rate");
   const measured = startMeasuring(options.cpu);
-  const check = options.check ?? ((status: number, body: string) => (status === 200 ? undefined : `${status} ${body.slice(0, 300)}`));
+  const check = options.check ?? acceptOnly200;
   const latencies: number[] = [];
   let rejected = 0;
   let firstRejection: string | undefined;

@@ -1,7 +1,7 @@
-import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescMethod, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec, type ServiceImpl } from "@connectrpc/connect";
-import { BATCHED_BY_REQUEST_CASE, MAX_BATCH_CALLS } from "../../../contract/batched-calls.js";
+import { BATCHED_BY_REQUEST_CASE, MAX_BATCH_CALLS, type BatchedMethod } from "../../../contract/batched-calls.js";
 import { metadataOfRecord, recordOfMetadata } from "../../../contract/metadata-headers.js";
 import { SERVICE_CREDENTIAL_HEADER } from "../../../contract/metadata.js";
 import { BatchService, type BatchedCall, type BatchedResultSchema } from "../../../gen/gatehouse/v1/batch_service_pb.js";
@@ -33,9 +33,15 @@ type Result = MessageInitShape<typeof BatchedResultSchema>;
  * call's.
  */
 export function createBatchService(options: CallBatchOptions): ServiceImpl<typeof BatchService> {
-  const specs = new Map<string, MethodImplSpec & { kind: "unary" }>();
+  // Once, not per call: what each request case of a batch is served by.
+  const specs = new Map<DescMethod, MethodImplSpec & { kind: "unary" }>();
   for (const { spec: service } of options.services) {
-    for (const spec of Object.values(service.methods)) if (spec.kind === "unary") specs.set(`${service.service.typeName}/${spec.method.name}`, spec);
+    for (const spec of Object.values(service.methods)) if (spec.kind === "unary") specs.set(spec.method, spec);
+  }
+  const served = new Map<string, Served>();
+  for (const [requestCase, batched] of BATCHED_BY_REQUEST_CASE) {
+    const spec = specs.get(batched.method);
+    if (spec !== undefined) served.set(requestCase, { batched, spec, path: `/${batched.method.parent.typeName}/${batched.method.name}` });
   }
   return {
     async callBatch(request, context) {
@@ -53,9 +59,9 @@ export function createBatchService(options: CallBatchOptions): ServiceImpl<typeo
   };
 
   async function serve(call: BatchedCall, batch: Batch): Promise<Result> {
-    const batched = call.request.case === undefined ? undefined : BATCHED_BY_REQUEST_CASE.get(call.request.case);
-    const spec = batched === undefined ? undefined : specs.get(`${batched.method.parent.typeName}/${batched.method.name}`);
-    if (batched === undefined || spec === undefined) return failure(new ConnectError("the call names no request this server serves in a batch", Code.Unimplemented));
+    const servedBy = call.request.case === undefined ? undefined : served.get(call.request.case);
+    if (servedBy === undefined) return failure(new ConnectError("the call names no request this server serves in a batch", Code.Unimplemented));
+    const { batched, spec, path } = servedBy;
     const deadline = call.timeoutMs === 0 ? undefined : Date.now() + call.timeoutMs;
     let requestHeader: Headers;
     try {
@@ -72,7 +78,7 @@ export function createBatchService(options: CallBatchOptions): ServiceImpl<typeo
       responseHeader: new Headers(),
       responseTrailer: new Headers(),
       values: options.contextValues(batch.peer),
-      url: `${batch.origin}/${spec.method.parent.typeName}/${spec.method.name}`,
+      url: batch.origin + path,
       timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
       signal: batch.signal,
     };
@@ -87,6 +93,14 @@ export function createBatchService(options: CallBatchOptions): ServiceImpl<typeo
       return failure(ConnectError.from(error, Code.Internal));
     }
   }
+}
+
+/** A request case of a batch, and what serves it. */
+interface Served {
+  readonly batched: BatchedMethod;
+  readonly spec: MethodImplSpec & { kind: "unary" };
+  /** Its procedure's path, as the call's URL would have it alone. */
+  readonly path: string;
 }
 
 interface Batch {
