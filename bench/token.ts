@@ -46,7 +46,8 @@
  *                                    of the same run (the overload report runs single-tenant only)
  *   BENCH_INSTRUCTIONS=n             count instructions instead of time (lib/callgrind.ts): every
  *                                    gatehouse process runs under valgrind's callgrind, and the code
- *                                    exchange and the refresh each get 5n requests to warm up, then
+ *                                    exchange, the refresh and introspection (RFC 7662, of live access
+ *                                    tokens) each get 5n requests to warm up, then
  *                                    n counted, over 8 connections (BENCH_CONNECTIONS); prints
  *                                    instructions per request per process, and with BENCH_TENANTS
  *                                    their ratios, tenants ÷ single: the same figures whatever else
@@ -256,7 +257,7 @@ async function runMode(
 }
 
 /**
- * BENCH_INSTRUCTIONS: the code exchange and the refresh against gatehouse
+ * BENCH_INSTRUCTIONS: the code exchange, the refresh and introspection against gatehouse
  * deployed in `deployment` with every process under callgrind, each phase
  * WARM_UP_REQUESTS × `count` requests uncounted, then `count` counted in
  * every process; last, the processes' idle rate.
@@ -283,7 +284,7 @@ async function countMode(
     const codesFor = async (n: number) => (tenants === 0 ? (await stack.mintCodes(n)).map((code) => ({ code, tokenPath: "/oauth2/token" })) : stack.mintTenantCodes(n));
 
     /** n token requests, bounded by count, not time (under callgrind a request takes tens of times longer). */
-    const post = (label: string, n: number, request: Pick<HttpLoadOptions, "body" | "path" | "onAccepted">) =>
+    const post = (label: string, n: number, request: Pick<HttpLoadOptions, "body" | "path" | "onAccepted" | "check">) =>
       runHttpLoad(label, { url: stack.tokenUrl, connections, seconds: 3_600, headers, maxRequests: n, ...request });
 
     const codes = await codesFor((WARM_UP_REQUESTS + 1) * count);
@@ -307,6 +308,23 @@ async function countMode(
         body: () => new URLSearchParams({ grant_type: "refresh_token", refresh_token: (family = families.shift() ?? { token: "none-left", tokenPath: family.tokenPath }).token }).toString(),
         path: (context) => (context.tokenPath = family.tokenPath),
         onAccepted: (body, context) => families.push({ token: (JSON.parse(body) as { refresh_token: string }).refresh_token, tokenPath: context.tokenPath as string }),
+      }),
+    );
+    // RFC 7662 introspection of live access tokens, as the guard and resource servers call it (issue 16).
+    const accessTokens = await Promise.all(
+      (await codesFor(connections)).map(async ({ code, tokenPath }) => {
+        const response = await fetch(`${stack.gatewayUrl}${tokenPath}`, { method: "POST", headers, body: exchangeBody(code) });
+        if (response.status !== 200) throw new Error(`token endpoint answered ${response.status}: ${await response.text()}`);
+        return { token: ((await response.json()) as { access_token: string }).access_token, introspectPath: tokenPath.replace(/\/token$/, "/introspect") };
+      }),
+    );
+    let introspected = 0;
+    let target = accessTokens[0]!;
+    await phase("introspection (RFC 7662)", (label, n) =>
+      post(label, n, {
+        body: () => new URLSearchParams({ token: (target = accessTokens[introspected++ % accessTokens.length]!).token, token_type_hint: "access_token" }).toString(),
+        path: () => target.introspectPath,
+        check: (status, body) => (status === 200 && (JSON.parse(body) as { active?: unknown }).active === true ? undefined : `${status} ${body.slice(0, 300)}`),
       }),
     );
     counted.push(await countIdle(callgrind, deployment, processes, tenants));

@@ -17,7 +17,7 @@ import { createConnectUnaryHandler, registration, type ServiceRegistration } fro
 import { createBatchService } from "./transport/call-batch.js";
 import { BatchService } from "../../gen/gatehouse/v1/batch_service_pb.js";
 import { createInProcessTransport, IN_PROCESS_PEER, type InProcessKind } from "./transport/in-process-transport.js";
-import { createRoutes, createServices } from "./routes.js";
+import { callerCheckOf, createRoutes, createServices } from "./routes.js";
 import { kPeerAddress } from "./rpc/caller.js";
 import { createProbeHandler } from "./probes.js";
 import { createConnectNodeHandler, createRpcServer } from "./transport/server.js";
@@ -110,7 +110,7 @@ export async function createAuthzService(config: AuthzConfig, log: Logger, overr
     // Over the network, calls may also come batched (transport/call-batch.ts: the gateway's hop under load).
     listen: () =>
       listen(config, deps, {
-        services: [...services, registration(BatchService, createBatchService({ services, interceptors, contextValues }))],
+        services: [...services, registration(BatchService, createBatchService({ services, interceptors, contextValues, callerCheck: callerCheckOf(deps) }))],
         interceptors,
         contextValues,
         shutdown,

@@ -7,6 +7,7 @@ import { createRegistrationService } from "./rpc/registration-service.js";
 import { registration, type ServiceRegistration } from "./transport/connect-unary.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { AuthzDeps } from "./deps.js";
+import type { CallerCheck } from "./rpc/caller.js";
 import { createAdminApi } from "./admin/admin-api.js";
 import { userRightsCalls } from "./admin/user-rights-calls.js";
 import { createAdminService } from "./rpc/admin-service.js";
@@ -14,9 +15,14 @@ import { createAuthorizationService } from "./rpc/authorization-service.js";
 import { createHealthService } from "./rpc/health-service.js";
 import { createSessionService } from "./rpc/session-service.js";
 
+/** Who the gateway is: its credentials in force (a reload may change them). */
+export function callerCheckOf(deps: AuthzDeps): CallerCheck {
+  return { serviceCredentials: () => deps.config.serviceCredentials };
+}
+
 /** The services the authz process serves. */
 export function createServices(deps: AuthzDeps): ServiceRegistration[] {
-  const check = { serviceCredentials: () => deps.config.serviceCredentials };
+  const check = callerCheckOf(deps);
   const tenants = { server: deps.tenantServer, ofIssuer: deps.tenantOfIssuer, subscribeAll: deps.stores.subscribeAll };
   return [
     registration(AuthorizationService, createAuthorizationService({ ...check, tenants, heartbeatSeconds: () => deps.config.revocationHeartbeatSeconds })),

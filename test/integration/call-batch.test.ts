@@ -229,7 +229,7 @@ describe("the batching transport against other servers (connect's router, in mem
 
   it("each call keeps its own deadline: one that passes is deadline_exceeded, the batch's other call is answered", async () => {
     const services = [registration(AuthorizationService, introspection as ServiceImpl<typeof AuthorizationService>)];
-    const batchService = createBatchService({ services, interceptors: [], contextValues: (peer) => createContextValues().set(kPeerAddress, peer) });
+    const batchService = createBatchService({ services, interceptors: [], contextValues: (peer) => createContextValues().set(kPeerAddress, peer), callerCheck: { serviceCredentials: () => [] } });
     const { transport, seen } = observed(
       createRouterTransport(({ service }) => {
         service(AuthorizationService, introspection);

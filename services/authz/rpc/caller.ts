@@ -49,9 +49,21 @@ function digestOf(credential: NamedSecret): Buffer {
   return digest;
 }
 
+/**
+ * Whether a transport has checked the call's service credential already, and
+ * the answer: a batch's credential is every one of its calls' (transport/call-batch.ts),
+ * so it is checked once for all of them. Unset, isGateway checks the call's own header.
+ */
+export const kServiceCredentialChecked = createContextKey<boolean | undefined>(undefined, { description: "service credential checked" });
+
 /** True when the call carries one of the gateway's service credentials. */
 export function isGateway(context: HandlerContext, check: CallerCheck): boolean {
-  return matchCredential(context.requestHeader.get(SERVICE_CREDENTIAL_HEADER), check.serviceCredentials()) !== undefined;
+  return context.values.get(kServiceCredentialChecked) ?? isServiceCredential(context.requestHeader.get(SERVICE_CREDENTIAL_HEADER), check);
+}
+
+/** True when `presented` is one of the gateway's service credentials in force. */
+export function isServiceCredential(presented: string | null, check: CallerCheck): boolean {
+  return matchCredential(presented, check.serviceCredentials()) !== undefined;
 }
 
 /** Gateway-only RPCs assert who the resource owner is; anyone else is refused (../shared/DESIGN.md). */

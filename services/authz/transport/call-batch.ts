@@ -7,7 +7,7 @@ import { SERVICE_CREDENTIAL_HEADER } from "../../../contract/metadata.js";
 import { BatchService, type BatchedCall, type BatchedResultSchema } from "../../../gen/gatehouse/v1/batch_service_pb.js";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
 import { OAuthError } from "../oauth/errors.js";
-import { kPeerAddress } from "../rpc/caller.js";
+import { isServiceCredential, kPeerAddress, kServiceCredentialChecked, type CallerCheck } from "../rpc/caller.js";
 import type { ServiceRegistration } from "./connect-unary.js";
 import { invokeUnary } from "./invoke-unary.js";
 
@@ -18,6 +18,8 @@ export interface CallBatchOptions {
   interceptors: Interceptor[];
   /** A call's context values, from the address the batch came from. */
   contextValues: (remoteAddress: string) => ContextValues;
+  /** The gateway's credentials in force: a batch's is checked once, for all its calls. */
+  callerCheck: CallerCheck;
 }
 
 type Result = MessageInitShape<typeof BatchedResultSchema>;
@@ -46,8 +48,11 @@ export function createBatchService(options: CallBatchOptions): ServiceImpl<typeo
   return {
     async callBatch(request, context) {
       if (request.calls.length > MAX_BATCH_CALLS) throw new OAuthError("invalid_request", `a batch holds at most ${MAX_BATCH_CALLS} calls`);
+      const credential = context.requestHeader.get(SERVICE_CREDENTIAL_HEADER);
       const batch: Batch = {
-        credential: context.requestHeader.get(SERVICE_CREDENTIAL_HEADER),
+        credential,
+        // Once per batch, not per call: a SHA-256 and a constant-time comparison per credential (rpc/caller.ts).
+        fromGateway: isServiceCredential(credential, options.callerCheck),
         peer: context.values.get(kPeerAddress),
         // The URL a call alone would have had: the batch's, with the call's procedure for its path.
         origin: originOf(context.url),
@@ -77,7 +82,7 @@ export function createBatchService(options: CallBatchOptions): ServiceImpl<typeo
       requestHeader,
       responseHeader: new Headers(),
       responseTrailer: new Headers(),
-      values: options.contextValues(batch.peer),
+      values: options.contextValues(batch.peer).set(kServiceCredentialChecked, batch.fromGateway),
       url: batch.origin + path,
       timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
       signal: batch.signal,
@@ -105,6 +110,8 @@ interface Served {
 
 interface Batch {
   readonly credential: string | null;
+  /** Whether `credential` is one of the gateway's, checked once for the batch's calls. */
+  readonly fromGateway: boolean;
   readonly peer: string;
   readonly origin: string;
   readonly signal: AbortSignal;
