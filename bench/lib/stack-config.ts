@@ -163,6 +163,9 @@ export function writeBenchStackConfig(options: {
               signingKeys: { source: { env: "BENCH_SIGNING_KEYS" } },
               scopes: [{ name: "read", description: "Read" }],
               clients: [{ id: "web", name: "Web", type: "confidential", secretHashes: [`sha256:${hashSecret(options.secrets.web)}`], redirectUris: [BENCH_REDIRECT_URI], scopes: ["read"] }],
+              // The top level's user too: a subject no tenant configures is looked up in the store on every
+              // code exchange, refresh and introspection, which the single tenant's run does not do.
+              users: [benchUser()],
             })),
           }),
     }),
