@@ -42,3 +42,11 @@ export const ENDPOINT_URL_HEADER = "gatehouse-endpoint-url";
  * or the gateway's service credential) are checked in that tenant only.
  */
 export const TENANT_HEADER = "gatehouse-tenant";
+
+/**
+ * A Connect unary call's deadline, in milliseconds (the Connect protocol's
+ * Connect-Timeout-Ms; gRPC's is grpc-timeout). The gateway's lean transport
+ * sends it, and the authz service's fast path, its batch service and its
+ * overload interceptor read it: one name for all of them.
+ */
+export const CONNECT_TIMEOUT_HEADER = "connect-timeout-ms";

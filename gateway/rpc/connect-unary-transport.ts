@@ -4,6 +4,7 @@ import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary } 
 import { Code, ConnectError, appendHeaders, type Transport } from "@connectrpc/connect";
 import { errorFromJsonBytes, trailerDemux, validateResponse } from "@connectrpc/connect/protocol-connect";
 import { isFieldRecord, isPlainMetadata, metadataOfNodeFields, RecordHeaders } from "../../contract/metadata-headers.js";
+import { CONNECT_TIMEOUT_HEADER } from "../../contract/metadata.js";
 import { CallNotSentError } from "./call-not-sent-error.js";
 
 export interface ConnectUnaryTransportOptions {
@@ -63,7 +64,7 @@ export function createConnectUnaryTransport(options: ConnectUnaryTransportOption
         "connect-protocol-version": "1",
         ...options.header,
       };
-      if (timeout !== undefined) requestHeaders["connect-timeout-ms"] = String(Math.ceil(timeout));
+      if (timeout !== undefined) requestHeaders[CONNECT_TIMEOUT_HEADER] = String(Math.ceil(timeout));
       // The gateway's client gives a plain record (contract/metadata-headers.ts): copied as it is, without a Headers.
       if (isFieldRecord(header) && isPlainMetadata(header)) Object.assign(requestHeaders, header);
       else new Headers(header).forEach((value, name) => (requestHeaders[name] = value));

@@ -5,6 +5,7 @@ import { BatchService } from "../../../gen/gatehouse/v1/batch_service_pb.js";
 import { OAuthError } from "../oauth/errors.js";
 import type { AuthzOverloadKind } from "../metrics.js";
 import { connectErrorOf } from "./errors.js";
+import { CONNECT_TIMEOUT_HEADER } from "../../../contract/metadata.js";
 
 export interface CallBudget {
   /** Given up this long (at most a tenth of the deadline) before the caller's propagated deadline, so the caller still gets the answer in time. */
@@ -96,7 +97,7 @@ const GRPC_UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000
 
 /** The caller's deadline as it travelled: Connect's connect-timeout-ms, or gRPC's grpc-timeout. */
 export function propagatedTimeoutMs(header: Headers): number | undefined {
-  const connect = header.get("connect-timeout-ms");
+  const connect = header.get(CONNECT_TIMEOUT_HEADER);
   if (connect !== null && /^\d{1,10}$/.test(connect)) return Number(connect);
   const grpc = header.get("grpc-timeout");
   const match = grpc === null ? null : /^(\d{1,8})([HMSmun])$/.exec(grpc);

@@ -3,7 +3,7 @@ import { anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec, type ServiceImpl } from "@connectrpc/connect";
 import { BATCHED_BY_REQUEST_CASE, MAX_BATCH_CALLS, type BatchedMethod } from "../../../contract/batched-calls.js";
 import { metadataOfRecord, recordOfMetadata } from "../../../contract/metadata-headers.js";
-import { SERVICE_CREDENTIAL_HEADER } from "../../../contract/metadata.js";
+import { CONNECT_TIMEOUT_HEADER, SERVICE_CREDENTIAL_HEADER } from "../../../contract/metadata.js";
 import { BatchService, type BatchedCall, type BatchedResultSchema } from "../../../gen/gatehouse/v1/batch_service_pb.js";
 import { StatusSchema } from "../../../gen/google/rpc/status_pb.js";
 import { OAuthError } from "../oauth/errors.js";
@@ -129,14 +129,12 @@ function requestHeaderOf(call: BatchedCall, batch: Batch): Headers {
   const record: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const name of Object.keys(call.header)) {
     const lower = name.toLowerCase();
-    if (lower !== SERVICE_CREDENTIAL_HEADER && lower !== TIMEOUT_HEADER) record[name] = call.header[name]!;
+    if (lower !== SERVICE_CREDENTIAL_HEADER && lower !== CONNECT_TIMEOUT_HEADER) record[name] = call.header[name]!;
   }
   if (batch.credential !== null) record[SERVICE_CREDENTIAL_HEADER] = batch.credential;
-  if (call.timeoutMs !== 0) record[TIMEOUT_HEADER] = String(call.timeoutMs);
+  if (call.timeoutMs !== 0) record[CONNECT_TIMEOUT_HEADER] = String(call.timeoutMs);
   return metadataOfRecord(record);
 }
-
-const TIMEOUT_HEADER = "connect-timeout-ms";
 
 /** A failed call's result: gRPC's Status (the Connect code's number, the message, the details as Any) and the error's metadata. */
 function failure(error: ConnectError): Result {

@@ -17,6 +17,7 @@ import type * as http from "node:http";
 import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { metadataOfNodeFields, RecordHeaders } from "../../../contract/metadata-headers.js";
+import { CONNECT_TIMEOUT_HEADER } from "../../../contract/metadata.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -105,7 +106,7 @@ export function createConnectUnaryHandler(options: ConnectUnaryOptions): Connect
       (contentType !== PROTO && contentType !== JSON_TYPE) ||
       (headers["content-encoding"] !== undefined && headers["content-encoding"] !== "identity") ||
       // A malformed timeout is connect-node's to refuse, in its words.
-      (headers["connect-timeout-ms"] !== undefined && !TIMEOUT.test(headers["connect-timeout-ms"] as string))
+      (headers[CONNECT_TIMEOUT_HEADER] !== undefined && !TIMEOUT.test(headers[CONNECT_TIMEOUT_HEADER] as string))
     ) {
       return undefined;
     }
@@ -175,7 +176,7 @@ function exchangeOfStream(stream: http2.ServerHttp2Stream, headers: http2.Incomi
 
 async function serveUnary(spec: MethodImplSpec & { kind: "unary" }, exchange: Exchange, options: ConnectUnaryOptions): Promise<void> {
   const binary = exchange.headers["content-type"] === PROTO;
-  const timeout = exchange.headers["connect-timeout-ms"] as string | undefined;
+  const timeout = exchange.headers[CONNECT_TIMEOUT_HEADER] as string | undefined;
   const deadline = timeout === undefined ? undefined : Date.now() + Number(timeout);
   const context = createContext(spec, exchange, options.contextValues(exchange.remoteAddress), options.shutdownSignal, deadline);
   let status = 200;
