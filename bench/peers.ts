@@ -48,7 +48,7 @@ import { predictThroughput } from "./lib/capacity-model.js";
 import { createPkcePair, type Contender, type HopCalls, type RunningContender } from "./lib/contender.js";
 import { formatForeignLoad } from "./lib/foreign-load.js";
 import { GATEHOUSE_VARIANTS, gatehouseAllInOne, gatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
-import { formatCpuMs, formatTable, loadGeneratorOf, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
+import { acceptActiveIntrospection, formatCpuMs, formatTable, loadGeneratorOf, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { oidcProviderPeer } from "./lib/oidc-provider-contender.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisCost } from "./lib/redis-stats.js";
 import { BENCH_REDIRECT_URI, createBenchSecrets } from "./lib/stack-config.js";
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
         return {
           url: running.introspectUrl,
           body: () => new URLSearchParams({ token: tokens[next++ % tokens.length]!, token_type_hint: "access_token" }).toString(),
-          check: (status, body) => (status === 200 && (JSON.parse(body) as { active?: unknown }).active === true ? undefined : `${status} ${body.slice(0, 300)}`),
+          check: acceptActiveIntrospection,
         };
       },
     },

@@ -67,7 +67,7 @@
 import { startRedisServer } from "../test/support/redis-server.js";
 import { createPkcePair } from "./lib/contender.js";
 import { startGatehouseTwoProcess, type GatehouseMode, type GatehouseTwoProcess } from "./lib/gatehouse-two-process.js";
-import { formatResults, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
+import { acceptActiveIntrospection, formatResults, formatTable, runHttpLoad, type HttpLoadOptions, type LoadResult } from "./lib/load.js";
 import { createRedisStats, formatRedisPerRequest, measureRedis, type RedisStats } from "./lib/redis-stats.js";
 import { SignJWT } from "jose";
 import { BENCH_DOWNSTREAM, BENCH_REDIRECT_URI, benchTenantCount, createBenchSecrets } from "./lib/stack-config.js";
@@ -157,11 +157,7 @@ async function runMode(
     const redis = (stats = createRedisStats(redisUrl));
     const exchangeBody = (code: string) =>
       new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: redirectUri, code_verifier: codeVerifier }).toString();
-    const exchangeOnce = async (code: string, tokenPath = "/oauth2/token") => {
-      const response = await fetch(`${gateway.gatewayUrl}${tokenPath}`, { method: "POST", headers, body: exchangeBody(code) });
-      if (response.status !== 200) throw new Error(`token endpoint answered ${response.status}: ${await response.text()}`);
-      return (await response.json()) as { refresh_token: string; access_token: string };
-    };
+    const exchangeOnce = (code: string, tokenPath?: string) => redeemCode(gateway.gatewayUrl, headers, exchangeBody(code), tokenPath);
 
     const pids: Record<string, number | undefined> = { ...gateway.processes, redis: ownRedisPid, "load generator": process.pid };
     log(`${mode}: ${Object.entries(gateway.processes).map(([name, pid]) => `${name} pid ${pid}`).join(", ")}; gateway on :${gateway.gatewayPort}, RPC on :${gateway.authzPort}, Redis ${redisUrl}`);
@@ -282,6 +278,7 @@ async function countMode(
       counted.push(await countPhase(callgrind, processes, { name: `${deployment} ${name}`, deployment, tenants, label: `${mode} ${name}` }, count, load));
     const exchangeBody = (code: string) => new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: redirectUri, code_verifier: setup.codeVerifier }).toString();
     const codesFor = async (n: number) => (tenants === 0 ? (await stack.mintCodes(n)).map((code) => ({ code, tokenPath: "/oauth2/token" })) : stack.mintTenantCodes(n));
+    const exchangeOnce = (code: string, tokenPath: string) => redeemCode(stack.gatewayUrl, headers, exchangeBody(code), tokenPath);
 
     /** n token requests, bounded by count, not time (under callgrind a request takes tens of times longer). */
     const post = (label: string, n: number, request: Pick<HttpLoadOptions, "body" | "path" | "onAccepted" | "check">) =>
@@ -296,11 +293,7 @@ async function countMode(
 
     // One family per connection and as many again, chained as in the timed phase.
     const families = await Promise.all(
-      (await codesFor(2 * connections)).map(async ({ code, tokenPath }) => {
-        const response = await fetch(`${stack.gatewayUrl}${tokenPath}`, { method: "POST", headers, body: exchangeBody(code) });
-        if (response.status !== 200) throw new Error(`token endpoint answered ${response.status}: ${await response.text()}`);
-        return { token: ((await response.json()) as { refresh_token: string }).refresh_token, tokenPath };
-      }),
+      (await codesFor(2 * connections)).map(async ({ code, tokenPath }) => ({ token: (await exchangeOnce(code, tokenPath)).refresh_token, tokenPath })),
     );
     let family = families[0]!;
     await phase("token: refresh_token (rotation)", (label, n) =>
@@ -312,11 +305,10 @@ async function countMode(
     );
     // RFC 7662 introspection of live access tokens, as the guard and resource servers call it (issue 16).
     const accessTokens = await Promise.all(
-      (await codesFor(connections)).map(async ({ code, tokenPath }) => {
-        const response = await fetch(`${stack.gatewayUrl}${tokenPath}`, { method: "POST", headers, body: exchangeBody(code) });
-        if (response.status !== 200) throw new Error(`token endpoint answered ${response.status}: ${await response.text()}`);
-        return { token: ((await response.json()) as { access_token: string }).access_token, introspectPath: tokenPath.replace(/\/token$/, "/introspect") };
-      }),
+      (await codesFor(connections)).map(async ({ code, tokenPath }) => ({
+        token: (await exchangeOnce(code, tokenPath)).access_token,
+        introspectPath: tokenPath.replace(/\/token$/, "/introspect"),
+      })),
     );
     let introspected = 0;
     let target = accessTokens[0]!;
@@ -324,7 +316,7 @@ async function countMode(
       post(label, n, {
         body: () => new URLSearchParams({ token: (target = accessTokens[introspected++ % accessTokens.length]!).token, token_type_hint: "access_token" }).toString(),
         path: () => target.introspectPath,
-        check: (status, body) => (status === 200 && (JSON.parse(body) as { active?: unknown }).active === true ? undefined : `${status} ${body.slice(0, 300)}`),
+        check: acceptActiveIntrospection,
       }),
     );
     counted.push(await countIdle(callgrind, deployment, processes, tenants));
@@ -332,6 +324,13 @@ async function countMode(
   } finally {
     await stack.stop();
   }
+}
+
+/** Redeems one code at the gateway's token endpoint, outside the measured phases: the token response. */
+async function redeemCode(gatewayUrl: string, headers: Record<string, string>, body: string, tokenPath = "/oauth2/token"): Promise<{ refresh_token: string; access_token: string }> {
+  const response = await fetch(`${gatewayUrl}${tokenPath}`, { method: "POST", headers, body });
+  if (response.status !== 200) throw new Error(`token endpoint answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as { refresh_token: string; access_token: string };
 }
 
 type Hammer = (name: string, phase: Pick<HttpLoadOptions, "seconds" | "body" | "maxRequests" | "connections" | "check" | "rate">) => Promise<LoadResult>;

@@ -177,6 +177,11 @@ function acceptOnly200(status: number, body: string): string | undefined {
   return status === 200 ? undefined : `${status} ${body.slice(0, 300)}`;
 }
 
+/** The check of an introspection phase whose tokens are all live: a 200 that says `active: true` (RFC 7662 §2.2). */
+export function acceptActiveIntrospection(status: number, body: string): string | undefined {
+  return status === 200 && (JSON.parse(body) as { active?: unknown }).active === true ? undefined : `${status} ${body.slice(0, 300)}`;
+}
+
 /** runHttpLoad's phase on the lean generator: the same checks, counts and measures. */
 async function runLeanPhase(name: string, options: HttpLoadOptions): Promise<LoadResult> {
   if (options.rate !== undefined) throw new Error("the lean load generator runs closed loop only: no rate");
